@@ -1,0 +1,3 @@
+//! Config errors with file:line:column.
+#[derive(Debug)]
+pub struct ConfigError;

@@ -1,0 +1,140 @@
+//! Configuration: TOML text -> [`raw::RawConfig`] (serde, unknown fields refused) ->
+//! [`validate`] -> the typed, immutable [`Config`] that the workers run on.
+//!
+//! Everything after validation is typed: addresses are `SocketAddr`, times are `Duration`,
+//! references between sections are resolved to indices ([`ClusterId`]). Errors carry the file,
+//! line, column and the path of the offending field (`clusters[2].endpoints[0]`).
+//!
+//! This module owns parsing and validation only; the route table it produces is compiled by
+//! [`crate::router`], and nothing here touches sockets.
+
+pub mod duration;
+pub mod error;
+pub mod raw;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use error::ConfigError;
+
+use crate::router::RouteTable;
+
+/// The configuration embedded in the binary: `ringway` with no arguments serves this.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config.toml");
+
+/// Index of a cluster in [`Config::clusters`].
+pub type ClusterId = usize;
+
+/// A validated configuration. Built once per load or reload, then shared read-only.
+#[derive(Debug)]
+pub struct Config {
+    /// Worker threads (one monoio runtime each, pinned to a core).
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub drain_timeout: Duration,
+    /// The admin listener; `None` disables the admin API.
+    pub admin: Option<AdminConfig>,
+    pub listeners: Vec<ListenerConfig>,
+    pub clusters: Vec<ClusterConfig>,
+    /// The raw configuration as parsed, for `/config_dump`.
+    pub raw: raw::RawConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug)]
+pub struct ListenerConfig {
+    /// Unique name; the stats prefix (`listener.<name>.`, `http.<name>.`).
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: ListenerProtocol,
+    /// Virtual hosts and routes for this listener (HTTP listeners).
+    pub routes: RouteTable,
+    pub http: HttpOptions,
+    pub access_log: Option<AccessLogConfig>,
+    /// Accept at most this many connections at once per worker; `None` means unlimited.
+    pub max_connections_per_worker: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerProtocol {
+    Http,
+}
+
+/// Downstream HTTP connection options (Envoy's HttpConnectionManager fields where they match).
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Time allowed from the first byte of a request until its head is complete (408 after).
+    pub request_header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Longest request line (method + target + version) before 414.
+    pub max_request_line_bytes: usize,
+    /// Largest request head (request line + headers) before 431.
+    pub max_request_headers_bytes: usize,
+    /// Most header fields in one request before 431.
+    pub max_request_headers_count: usize,
+    /// Add `x-forwarded-for` (append the peer address) and `x-forwarded-proto`.
+    pub use_forwarded_headers: bool,
+    /// Generate `x-request-id` when the request has none.
+    pub generate_request_id: bool,
+    /// Value of the `via` header to add to requests and responses; `None` adds none.
+    pub via: Option<String>,
+    /// Server name sent in locally generated responses.
+    pub server_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLogConfig {
+    /// `None` means standard output.
+    pub path: Option<PathBuf>,
+    pub format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// Envoy's default text format.
+    Default,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+    pub lb: LbPolicy,
+    pub connect_timeout: Duration,
+    /// Pooled upstream connections idle longer than this are closed.
+    pub idle_timeout: Duration,
+    /// Per-worker cap on upstream connections to this cluster; `None` means unlimited.
+    pub max_connections_per_worker: Option<u32>,
+    /// Per-worker cap on idle connections kept in the pool, per endpoint.
+    pub max_idle_per_endpoint: usize,
+    pub protocol: UpstreamProtocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: SocketAddr,
+    /// Relative weight (1..=128), used by every LB policy.
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    /// Power of two choices over active requests.
+    LeastRequest,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+}

@@ -1,0 +1,3 @@
+//! serde layer of the config.
+#[derive(Debug)]
+pub struct RawConfig;

@@ -1,0 +1,11 @@
+//! ringway's engine: workers, listeners, filters, router, clusters, upstream pools, stats, admin.
+//!
+//! Data path: `listener` (one SO_REUSEPORT socket per worker) -> `proxy` (HTTP connection
+//! manager: codec, filters, router) -> `cluster` (load balancing) -> `upstream` (per-core pools).
+//! Workers share nothing but the immutable config snapshot and the atomics in `stats`.
+
+pub mod access_log;
+pub mod admin;
+pub mod config;
+pub mod router;
+pub mod stats;

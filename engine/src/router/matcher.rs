@@ -1,0 +1,3 @@
+//! Route matchers.
+#[derive(Debug)]
+pub(crate) struct RouteMatch;

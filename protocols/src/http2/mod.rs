@@ -1,0 +1,4 @@
+//! HTTP/2 (RFC 9113) frames and connection state machines, and HPACK (RFC 7541).
+
+pub mod frame;
+pub mod hpack;

@@ -1,0 +1,1 @@
+//! TLS record peeking: read SNI and ALPN from a ClientHello without terminating TLS.
