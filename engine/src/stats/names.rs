@@ -1,0 +1,114 @@
+//! Every stat set ringway exports, in one file: names (Envoy's where the concept matches),
+//! kinds and help text. Scopes and prefixes are assigned by [`super::Store`]; histograms are
+//! listed on the scope types there.
+
+stats! {
+    /// `server.*`: process-wide stats written by the workers.
+    pub struct ServerStats {
+        total_connections: Gauge "downstream connections open on all listeners",
+        downstream_cx_overload_reject: Counter "downstream connections refused by overload protection",
+        config_updates_total: Counter "configuration snapshots picked up by workers",
+    }
+}
+
+stats! {
+    /// `listener.<name>.*`: accept-side stats of one listener.
+    pub struct ListenerStats {
+        downstream_cx_total: Counter "downstream connections accepted",
+        downstream_cx_active: Gauge "downstream connections open",
+        downstream_cx_destroy: Counter "downstream connections closed",
+        downstream_cx_overflow: Counter "downstream connections refused because the listener's connection limit was reached",
+        downstream_cx_accept_error: Counter "accept() calls that failed (e.g. out of file descriptors)",
+        downstream_pre_cx_timeout: Counter "connections closed before the first request byte (PROXY protocol / TLS handshake timeout)",
+    }
+}
+
+stats! {
+    /// `http.<name>.*`: the HTTP connection manager of one listener.
+    pub struct HttpStats {
+        downstream_cx_total: Counter "HTTP connections opened",
+        downstream_cx_active: Gauge "HTTP connections open",
+        downstream_cx_http1_total: Counter "HTTP/1.1 connections opened",
+        downstream_cx_http1_active: Gauge "HTTP/1.1 connections open",
+        downstream_cx_destroy: Counter "HTTP connections closed",
+        downstream_cx_destroy_remote: Counter "HTTP connections closed by the client",
+        downstream_cx_destroy_local: Counter "HTTP connections closed by ringway",
+        downstream_cx_rx_bytes_total: Counter "bytes received from clients",
+        downstream_cx_tx_bytes_total: Counter "bytes sent to clients",
+        downstream_cx_idle_timeout: Counter "keep-alive connections closed by the idle timeout",
+        downstream_cx_drain_close: Counter "connections closed because of draining (Connection: close sent)",
+        downstream_cx_protocol_error: Counter "connections closed after a protocol error",
+        downstream_cx_upgrades_total: Counter "connections upgraded (WebSocket and other Upgrade tunnels)",
+        downstream_cx_upgrades_active: Gauge "upgraded connections open",
+        downstream_rq_total: Counter "requests received",
+        downstream_rq_http1_total: Counter "HTTP/1.1 requests received",
+        downstream_rq_active: Gauge "requests in progress",
+        downstream_rq_completed: Counter "requests that received a complete response",
+        downstream_rq_1xx: Counter "responses with a 1xx status (final responses only)",
+        downstream_rq_2xx: Counter "responses with a 2xx status",
+        downstream_rq_3xx: Counter "responses with a 3xx status",
+        downstream_rq_4xx: Counter "responses with a 4xx status",
+        downstream_rq_5xx: Counter "responses with a 5xx status",
+        downstream_rq_timeout: Counter "requests answered 408 because the head did not arrive in time",
+        downstream_rq_rx_reset: Counter "requests abandoned because the client went away mid-request",
+        downstream_rq_tx_reset: Counter "responses cut short by ringway (upstream reset after headers were sent)",
+        downstream_rq_too_large: Counter "requests refused for size (413, 414, 431)",
+        downstream_rq_bad: Counter "requests refused as malformed (400, 501, 505)",
+        downstream_rq_ws_on_non_ws_route: Counter "upgrade requests on a route that does not allow them",
+        no_route: Counter "requests with no matching route (404)",
+        no_cluster: Counter "requests routed to a cluster that does not exist (503)",
+        rq_direct_response: Counter "requests answered with a direct response",
+        rq_redirect: Counter "requests answered with a redirect",
+    }
+}
+
+stats! {
+    /// `cluster.<name>.*`: upstream stats of one cluster.
+    pub struct ClusterStats {
+        upstream_cx_total: Counter "upstream connections opened",
+        upstream_cx_active: Gauge "upstream connections open",
+        upstream_cx_http1_total: Counter "HTTP/1.1 upstream connections opened",
+        upstream_cx_connect_fail: Counter "upstream connection attempts that failed",
+        upstream_cx_connect_timeout: Counter "upstream connection attempts that timed out",
+        upstream_cx_destroy: Counter "upstream connections closed",
+        upstream_cx_destroy_local: Counter "upstream connections closed by ringway",
+        upstream_cx_destroy_remote: Counter "upstream connections closed by the upstream",
+        upstream_cx_idle_timeout: Counter "pooled upstream connections closed by the idle timeout",
+        upstream_cx_overflow: Counter "times the cluster's connection limit was reached",
+        upstream_cx_protocol_error: Counter "upstream connections closed after a protocol error",
+        upstream_cx_rx_bytes_total: Counter "bytes received from upstreams",
+        upstream_cx_tx_bytes_total: Counter "bytes sent to upstreams",
+        upstream_cx_pool_reuse: Counter "requests sent on a pooled (reused) connection",
+        upstream_rq_total: Counter "requests sent upstream",
+        upstream_rq_active: Gauge "upstream requests in flight",
+        upstream_rq_completed: Counter "upstream requests that received a complete response",
+        upstream_rq_1xx: Counter "upstream responses with a 1xx status (final responses only)",
+        upstream_rq_2xx: Counter "upstream responses with a 2xx status",
+        upstream_rq_3xx: Counter "upstream responses with a 3xx status",
+        upstream_rq_4xx: Counter "upstream responses with a 4xx status",
+        upstream_rq_5xx: Counter "upstream responses with a 5xx status",
+        upstream_rq_timeout: Counter "upstream requests that timed out (504)",
+        upstream_rq_rx_reset: Counter "upstream requests reset by the upstream",
+        upstream_rq_tx_reset: Counter "upstream requests reset by ringway (client went away)",
+        upstream_rq_retry: Counter "requests retried (e.g. on a reused connection the upstream had closed)",
+        upstream_rq_pending_overflow: Counter "requests refused because no upstream connection could be had (503, UO)",
+        upstream_rq_pending_active: Gauge "requests waiting for an upstream connection",
+        upstream_cx_none_healthy: Counter "requests with no healthy endpoint to send to (503, UH)",
+        membership_total: Gauge "endpoints in the cluster",
+        membership_healthy: Gauge "endpoints in the cluster currently healthy",
+    }
+}
+
+stats! {
+    /// One endpoint of a cluster; shown by `/clusters` (not in `/stats`, to bound cardinality).
+    pub struct EndpointStats {
+        cx_total: Counter "connections opened to this endpoint",
+        cx_active: Gauge "connections open to this endpoint",
+        cx_connect_fail: Counter "failed connection attempts to this endpoint",
+        rq_total: Counter "requests sent to this endpoint",
+        rq_active: Gauge "requests in flight to this endpoint",
+        rq_success: Counter "requests to this endpoint answered with a non-5xx status",
+        rq_error: Counter "requests to this endpoint that failed or were answered with a 5xx status",
+        rq_timeout: Counter "requests to this endpoint that timed out",
+    }
+}
