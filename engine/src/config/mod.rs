@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, FieldError};
+pub use validate::{load_file, parse_str, validate};
 
 use crate::router::RouteTable;
 

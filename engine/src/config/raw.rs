@@ -1,3 +1,439 @@
-//! serde layer of the config.
-#[derive(Debug)]
-pub struct RawConfig;
+//! The serde layer of the config: the TOML schema exactly as users write it.
+//!
+//! Every table refuses unknown fields; optional settings are `Option`s whose defaults live in
+//! [`super::validate`] (`DEFAULT_*`). Nothing here is checked beyond TOML types: addresses,
+//! durations, names and references are plain strings until [`super::validate`] turns them into
+//! a [`super::Config`]. `Serialize` exists so `/config_dump` can print the config as JSON.
+//! The schema is documented field by field in `docs/config.md`.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `"auto"` or a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<RawWorkers>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<String>,
+    /// `[admin]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<RawAdmin>,
+    /// `[[listeners]]`.
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    /// `[[clusters]]`.
+    #[serde(default)]
+    pub clusters: Vec<RawCluster>,
+}
+
+/// `workers = "auto"` or `workers = 4`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RawWorkers {
+    /// A number as written (range-checked by validation).
+    Count(i64),
+    /// A word; only `"auto"` is valid.
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawWorkers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawWorkers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\" or a number of workers")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawWorkers, E> {
+                Ok(RawWorkers::Count(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawWorkers, E> {
+                Ok(RawWorkers::Count(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawWorkers, E> {
+                Ok(RawWorkers::Word(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `false` turns the admin API off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `ip:port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// Unique, `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// `ip:port`.
+    pub address: String,
+    /// Only `"http"` today.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<RawListenerProtocol>,
+    /// Per-worker connection cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_worker: Option<u32>,
+    /// `{ path, format }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<RawAccessLog>,
+    /// `[listeners.http]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<RawHttpOptions>,
+    /// `[[listeners.virtual_hosts]]`.
+    #[serde(default)]
+    pub virtual_hosts: Vec<RawVirtualHost>,
+}
+
+/// Listener protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawListenerProtocol {
+    /// HTTP/1.1.
+    Http,
+}
+
+/// `access_log = { path, format }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// File to append to; absent or `"-"` is standard output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `default` or `json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<RawAccessLogFormat>,
+}
+
+/// Access log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAccessLogFormat {
+    /// Envoy's default text format.
+    Default,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[listeners.http]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpOptions {
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_header_timeout: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_line_bytes: Option<u32>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_headers_bytes: Option<u32>,
+    /// Count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_headers_count: Option<u32>,
+    /// Add `x-forwarded-for` / `x-forwarded-proto`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_forwarded_headers: Option<bool>,
+    /// Add `x-request-id` when missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate_request_id: Option<bool>,
+    /// `Via` value; absent adds none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// Server name in local replies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// `[[listeners.virtual_hosts]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVirtualHost {
+    /// Unique within the listener.
+    pub name: String,
+    /// `"api.example.com"`, `"host:port"`, `"*.example.com"` or `"*"`.
+    pub domains: Vec<String>,
+    /// `[[listeners.virtual_hosts.routes]]`, first match wins.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// `[[listeners.virtual_hosts.routes]]`: exactly one of `prefix|path|regex` and exactly one of
+/// `cluster|weighted_clusters|redirect|direct_response`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Name for stats/logs; default `<virtual host>/<index>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Path prefix match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Exact path match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Whole-path regex match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Header matchers, all must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<RawHeaderMatch>,
+    /// Query parameter matchers, all must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<RawQueryMatch>,
+    /// Path comparison case sensitivity (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_sensitive: Option<bool>,
+    /// Forward to this cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Split between clusters by weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weighted_clusters: Option<Vec<RawWeightedCluster>>,
+    /// Answer with a redirect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RawRedirect>,
+    /// Answer locally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<RawDirectResponse>,
+    /// Duration string; `"0s"` disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Replacement for the matched prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<String>,
+    /// Headers added to the upstream request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_add: Vec<RawHeaderToAdd>,
+    /// Header names removed from the upstream request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_remove: Vec<String>,
+    /// Headers added to the downstream response.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<RawHeaderToAdd>,
+    /// Header names removed from the downstream response.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+/// `{ name, exact | prefix | suffix | regex | present, invert }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderMatch {
+    /// Header name.
+    pub name: String,
+    /// Value equals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Value starts with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Value ends with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    /// Whole value matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Header is (true) / is not (false) present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+    /// Negate the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invert: Option<bool>,
+}
+
+/// `{ name, exact | prefix | regex | present }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueryMatch {
+    /// Parameter name (raw, not percent-decoded).
+    pub name: String,
+    /// Value equals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Value starts with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Whole value matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Parameter is (true) / is not (false) present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+}
+
+/// `{ cluster, weight }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeightedCluster {
+    /// Cluster name.
+    pub cluster: String,
+    /// Relative weight, > 0.
+    pub weight: u32,
+}
+
+/// `{ scheme, host, path, status, strip_query }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    /// Replacement scheme.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Replacement authority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Replacement path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// 301 (default), 302, 303, 307 or 308.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Drop the request's query string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip_query: Option<bool>,
+}
+
+/// `{ status, body }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectResponse {
+    /// 100..=599.
+    pub status: u16,
+    /// Response body; default empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// `{ name, value, append }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderToAdd {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+    /// Add beside existing fields (default true) or replace them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append: Option<bool>,
+}
+
+/// `[[clusters]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Unique, `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// At least one.
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+    /// Load-balancing policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb: Option<RawLbPolicy>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Per-worker connection cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_worker: Option<u32>,
+    /// Per-worker idle connections kept per endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_idle_per_endpoint: Option<u32>,
+    /// Only `"http1"` today.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<RawUpstreamProtocol>,
+}
+
+/// Load-balancing policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLbPolicy {
+    /// Weighted round robin.
+    RoundRobin,
+    /// Power of two choices.
+    LeastRequest,
+    /// Weighted random.
+    Random,
+}
+
+/// Upstream protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawUpstreamProtocol {
+    /// HTTP/1.1.
+    Http1,
+}
+
+/// An endpoint: `"ip:port"` or `{ address = "ip:port", weight = 3 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RawEndpoint {
+    /// `"ip:port"`, weight 1.
+    Address(String),
+    /// `{ address, weight }`.
+    Weighted(RawWeightedEndpoint),
+}
+
+/// `{ address, weight }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeightedEndpoint {
+    /// `ip:port`.
+    pub address: String,
+    /// 1..=128, default 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+impl RawEndpoint {
+    /// The address as written.
+    pub fn address(&self) -> &str {
+        match self {
+            Self::Address(a) => a,
+            Self::Weighted(w) => &w.address,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEndpoint {
+    // Hand-written instead of `untagged` so a bad table keeps serde's precise message
+    // (unknown field, missing address) and location.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEndpoint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"ip:port\" or { address = \"ip:port\", weight = N }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoint, E> {
+                Ok(RawEndpoint::Address(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEndpoint, A::Error> {
+                RawWeightedEndpoint::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawEndpoint::Weighted)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

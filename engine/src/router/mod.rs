@@ -29,6 +29,12 @@ pub trait RequestInfo {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     pub(crate) virtual_hosts: Vec<VirtualHost>,
+    /// Lowercase exact domains (possibly with `:port`) -> index in `virtual_hosts`.
+    pub(crate) exact_domains: Vec<(Box<[u8]>, usize)>,
+    /// `*.suffix` domains stored as `.suffix`, longest first -> index in `virtual_hosts`.
+    pub(crate) suffix_domains: Vec<(Box<[u8]>, usize)>,
+    /// The vhost with domain `*`.
+    pub(crate) any_domain: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -93,4 +99,142 @@ pub struct Redirect {
     pub strip_query: bool,
 }
 
+mod compile;
 pub mod matcher;
+#[cfg(test)]
+mod tests;
+
+pub use compile::REGEX_SIZE_LIMIT;
+pub(crate) use compile::compile_routes;
+
+impl RouteTable {
+    /// The route for `req`: the virtual host chosen by [`Self::virtual_host`], then its first
+    /// route whose matchers all hold. `None` means no vhost or no route matched (404 `NR`).
+    /// Allocates nothing.
+    pub fn route<R: RequestInfo + ?Sized>(&self, req: &R) -> Option<&Route> {
+        self.virtual_host(req.authority())?
+            .routes
+            .iter()
+            .find(|r| r.matcher.matches(req))
+    }
+
+    /// The virtual host for an authority (Envoy's order): an exact domain equal to the whole
+    /// authority (so `host:port` domains work), then an exact domain equal to the authority
+    /// without its `:port`, then the longest `*.suffix` whose `*` covers at least one
+    /// character, then `*`. Comparison ignores ASCII case.
+    pub fn virtual_host(&self, authority: &[u8]) -> Option<&VirtualHost> {
+        let host = strip_port(authority);
+        let exact = |name: &[u8]| {
+            self.exact_domains
+                .iter()
+                .find(|(d, _)| d.eq_ignore_ascii_case(name))
+                .map(|&(_, i)| i)
+        };
+        let index = exact(authority)
+            .or_else(|| {
+                (host.len() != authority.len())
+                    .then(|| exact(host))
+                    .flatten()
+            })
+            .or_else(|| {
+                self.suffix_domains
+                    .iter()
+                    .find(|(suffix, _)| {
+                        host.len() > suffix.len()
+                            && host
+                                .get(host.len() - suffix.len()..)
+                                .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+                    })
+                    .map(|&(_, i)| i)
+            })
+            .or(self.any_domain)?;
+        self.virtual_hosts.get(index)
+    }
+
+    /// The virtual hosts, in configuration order.
+    pub fn virtual_hosts(&self) -> &[VirtualHost] {
+        &self.virtual_hosts
+    }
+}
+
+/// `host:port` -> `host`, `[v6]:port` -> `[v6]`; anything else unchanged.
+fn strip_port(authority: &[u8]) -> &[u8] {
+    let Some(colon) = authority.iter().rposition(|&b| b == b':') else {
+        return authority;
+    };
+    let (host, port) = authority.split_at(colon);
+    let port_ok = port.len() > 1 && port.iter().skip(1).all(u8::is_ascii_digit);
+    // A bare IPv6 address has colons but no brackets: leave it alone.
+    let host_ok = !host.contains(&b':') || (host.starts_with(b"[") && host.ends_with(b"]"));
+    if port_ok && host_ok { host } else { authority }
+}
+
+impl Route {
+    /// The path to send upstream: with `prefix_rewrite`, the matched prefix (its length; the
+    /// match may have ignored case) is replaced; otherwise `path` unchanged. Writes into `dst`
+    /// (cleared first) and returns `true` when it rewrote, `false` when `path` stays as is.
+    pub fn rewrite_path(&self, path: &[u8], dst: &mut Vec<u8>) -> bool {
+        let (Some(rewrite), matcher::PathMatch::Prefix { value, .. }) =
+            (&self.prefix_rewrite, &self.matcher.path)
+        else {
+            return false;
+        };
+        let Some(rest) = path.get(value.len()..) else {
+            return false;
+        };
+        dst.clear();
+        dst.extend_from_slice(rewrite);
+        dst.extend_from_slice(rest);
+        true
+    }
+}
+
+impl WeightedClusters {
+    /// The cluster whose cumulative weight range contains `random % total`. Deterministic:
+    /// the caller brings the randomness (a per-worker PRNG, or a hash for stickiness).
+    pub fn pick(&self, random: u32) -> ClusterId {
+        let r = random % self.total.max(1);
+        let i = self
+            .entries
+            .partition_point(|&(_, cumulative)| cumulative <= r);
+        self.entries
+            .get(i)
+            .or_else(|| self.entries.last())
+            .map_or(0, |&(cluster, _)| cluster)
+    }
+
+    /// `(cluster, weight)` pairs in configuration order.
+    pub fn clusters(&self) -> impl Iterator<Item = (ClusterId, u32)> + '_ {
+        let mut previous = 0;
+        self.entries.iter().map(move |&(cluster, cumulative)| {
+            let weight = cumulative - previous;
+            previous = cumulative;
+            (cluster, weight)
+        })
+    }
+}
+
+impl Redirect {
+    /// Writes the `Location` value, `scheme://host/path?query`, into `dst` (appending).
+    ///
+    /// Configured parts replace the request's: `scheme` (else `request_scheme`), `host` (else
+    /// the request authority, port included), `path` (else the request path). The request
+    /// query is kept unless `strip_query` is set or the configured path carries its own `?`.
+    pub fn location<R: RequestInfo + ?Sized>(
+        &self,
+        req: &R,
+        request_scheme: &[u8],
+        dst: &mut Vec<u8>,
+    ) {
+        dst.extend_from_slice(self.scheme.as_deref().unwrap_or(request_scheme));
+        dst.extend_from_slice(b"://");
+        dst.extend_from_slice(self.host.as_deref().unwrap_or_else(|| req.authority()));
+        let path = self.path.as_deref().unwrap_or_else(|| req.path());
+        dst.extend_from_slice(path);
+        let query = req.query();
+        if !self.strip_query && !query.is_empty() && !path.contains(&b'?') {
+            dst.push(b'?');
+            dst.extend_from_slice(query);
+        }
+    }
+}
