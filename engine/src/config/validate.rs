@@ -405,3 +405,767 @@ pub(crate) fn check_header_value(value: &str, at: &str) -> Result<(), FieldError
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_CONFIG;
+    use crate::router::Action;
+
+    /// The error for `text`, as (line, column, path, reason), and its Display.
+    fn err(text: &str) -> (usize, usize, String, String) {
+        match parse_str(text, "t.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(ConfigError::Invalid {
+                origin,
+                line,
+                column,
+                path,
+                reason,
+            }) => {
+                assert_eq!(origin, "t.toml");
+                (line, column, path, reason)
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+
+    /// Asserts the error is at `line` with the path and a reason containing `reason`.
+    #[track_caller]
+    fn assert_err(text: &str, line: usize, path: &str, reason: &str) {
+        let (l, _, p, r) = err(text);
+        assert_eq!((l, p.as_str()), (line, path), "reason: {r}\n{text}");
+        assert!(r.contains(reason), "{r:?} does not contain {reason:?}");
+    }
+
+    const LISTENER: &str = "[[listeners]]\nname = \"l\"\naddress = \"127.0.0.1:8080\"\n";
+    const CLUSTER: &str = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9000\"]\n";
+
+    /// A listener with one `*` vhost whose single route body is `route` (lines 6.. of text).
+    fn with_route(route: &str) -> String {
+        format!(
+            "{LISTENER}[[listeners.virtual_hosts]]\nname = \"v\"\ndomains = [\"*\"]\n\
+             [[listeners.virtual_hosts.routes]]\n{route}\n{CLUSTER}"
+        )
+    }
+    const R: &str = "listeners[0].virtual_hosts[0].routes[0]";
+
+    #[test]
+    fn default_config_parses_and_serves_a_direct_response() {
+        let cfg = parse_str(DEFAULT_CONFIG, "<embedded>").unwrap();
+        assert!(cfg.workers >= 1);
+        assert_eq!(cfg.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(
+            cfg.admin.unwrap().address,
+            "127.0.0.1:9901".parse().unwrap()
+        );
+        let l = &cfg.listeners[0];
+        assert_eq!(l.name, "http");
+        assert_eq!(l.address, "127.0.0.1:8080".parse().unwrap());
+        let vh = l.routes.virtual_host(b"anything").unwrap();
+        match &vh.routes[0].action {
+            Action::DirectResponse { status, body } => {
+                assert_eq!(*status, 200);
+                assert_eq!(body.as_ref(), b"ringway is running\n");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(cfg.clusters.is_empty());
+    }
+
+    #[test]
+    fn empty_config_gets_defaults() {
+        let cfg = parse_str("", "t.toml").unwrap();
+        assert_eq!(
+            cfg.admin.unwrap().address,
+            DEFAULT_ADMIN_ADDRESS.parse().unwrap()
+        );
+        assert!(cfg.listeners.is_empty());
+        let cfg = parse_str("[admin]\nenabled = false\n", "t.toml").unwrap();
+        assert!(cfg.admin.is_none());
+    }
+
+    #[test]
+    fn full_schema_example_parses_with_values() {
+        let text = r#"
+workers = 4
+drain_timeout = "5s"
+[admin]
+address = "127.0.0.1:19901"
+[[listeners]]
+name = "http"
+address = "[::1]:8080"
+protocol = "http"
+max_connections_per_worker = 10000
+access_log = { path = "/var/log/ringway.log", format = "json" }
+  [listeners.http]
+  request_header_timeout = "2s"
+  idle_timeout = "1m"
+  max_request_line_bytes = 4096
+  max_request_headers_bytes = 32768
+  max_request_headers_count = 50
+  use_forwarded_headers = false
+  generate_request_id = false
+  via = "1.1 ringway"
+  server_name = "edge"
+  [[listeners.virtual_hosts]]
+  name = "backend"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    name = "api"
+    prefix = "/"
+    headers = [ { name = "x-canary", exact = "1" } ]
+    query = [ { name = "debug", exact = "1" } ]
+    case_sensitive = true
+    cluster = "backend"
+    timeout = "15s"
+    prefix_rewrite = "/v2/"
+    request_headers_to_add = [ { name = "x-env", value = "prod", append = true } ]
+    request_headers_to_remove = ["x-debug"]
+    response_headers_to_add = [ { name = "x-served-by", value = "ringway", append = false } ]
+    response_headers_to_remove = ["server"]
+[[clusters]]
+name = "backend"
+endpoints = ["127.0.0.1:8081", { address = "127.0.0.1:8082", weight = 3 }]
+lb = "least_request"
+connect_timeout = "250ms"
+idle_timeout = "90s"
+max_connections_per_worker = 1024
+max_idle_per_endpoint = 8
+protocol = "http1"
+"#;
+        let cfg = parse_str(text, "t.toml").unwrap();
+        assert_eq!(cfg.workers, 4);
+        assert_eq!(cfg.drain_timeout, Duration::from_secs(5));
+        let l = &cfg.listeners[0];
+        assert_eq!(l.address, "[::1]:8080".parse().unwrap());
+        assert_eq!(l.max_connections_per_worker, Some(10000));
+        let log = l.access_log.as_ref().unwrap();
+        assert_eq!(log.path.as_deref(), Some(Path::new("/var/log/ringway.log")));
+        assert_eq!(log.format, AccessLogFormat::Json);
+        assert_eq!(l.http.request_header_timeout, Duration::from_secs(2));
+        assert_eq!(l.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(l.http.max_request_line_bytes, 4096);
+        assert_eq!(l.http.max_request_headers_bytes, 32768);
+        assert_eq!(l.http.max_request_headers_count, 50);
+        assert!(!l.http.use_forwarded_headers);
+        assert!(!l.http.generate_request_id);
+        assert_eq!(l.http.via.as_deref(), Some("1.1 ringway"));
+        assert_eq!(l.http.server_name, "edge");
+        let c = &cfg.clusters[0];
+        assert_eq!(c.endpoints[1].weight, 3);
+        assert_eq!(c.endpoints[0].weight, 1);
+        assert_eq!(c.lb, LbPolicy::LeastRequest);
+        assert_eq!(c.connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.max_connections_per_worker, Some(1024));
+        assert_eq!(c.max_idle_per_endpoint, 8);
+        // The raw config round-trips to JSON for /config_dump.
+        let json = serde_json::to_value(&cfg.raw).unwrap();
+        assert_eq!(json["clusters"][0]["endpoints"][1]["weight"], 3);
+        assert_eq!(json["clusters"][0]["endpoints"][0], "127.0.0.1:8081");
+        assert_eq!(json["workers"], 4);
+        assert_eq!(
+            json["listeners"][0]["virtual_hosts"][0]["routes"][0]["prefix"],
+            "/"
+        );
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = parse_str(&format!("{LISTENER}{CLUSTER}access_log = {{}}\n"), "t");
+        // access_log is a listener field: placed after [[clusters]] it is a cluster field.
+        assert!(cfg.is_err());
+        let cfg = parse_str(
+            &format!("{LISTENER}access_log = {{ path = \"-\" }}\n{CLUSTER}"),
+            "t",
+        )
+        .unwrap();
+        let l = &cfg.listeners[0];
+        assert_eq!(l.protocol, ListenerProtocol::Http);
+        assert!(l.access_log.as_ref().unwrap().path.is_none());
+        assert_eq!(
+            l.access_log.as_ref().unwrap().format,
+            AccessLogFormat::Default
+        );
+        assert_eq!(l.max_connections_per_worker, None);
+        assert_eq!(
+            l.http.request_header_timeout,
+            DEFAULT_REQUEST_HEADER_TIMEOUT
+        );
+        assert_eq!(l.http.max_request_headers_bytes, 65536);
+        assert!(l.http.use_forwarded_headers && l.http.generate_request_id);
+        assert_eq!(l.http.via, None);
+        assert_eq!(l.http.server_name, "ringway");
+        let c = &cfg.clusters[0];
+        assert_eq!(c.lb, LbPolicy::RoundRobin);
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT);
+        assert_eq!(c.max_connections_per_worker, None);
+        assert_eq!(c.max_idle_per_endpoint, 64);
+        assert_eq!(c.protocol, UpstreamProtocol::Http1);
+    }
+
+    #[test]
+    fn display_points_at_file_line_column_and_path() {
+        let text = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1\"]\n";
+        let e = parse_str(text, "config.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "config.toml:3:29: clusters[0].endpoints[1]: invalid socket address \"127.0.0.1\""
+            ),
+            "{e}"
+        );
+        assert!(e.contains("hostnames are not supported"), "{e}");
+    }
+
+    #[test]
+    fn hostname_endpoint_says_hostnames_unsupported() {
+        let text = "[[clusters]]\nname = \"c\"\nendpoints = [{ address = \"backend:80\" }]\n";
+        let (line, col, path, reason) = err(text);
+        assert_eq!((line, col), (3, 26));
+        assert_eq!(path, "clusters[0].endpoints[0].address");
+        assert!(
+            reason.contains("hostnames are not supported yet"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_location() {
+        let (line, col, path, reason) = err("workers = 1\nworkerz = 2\n");
+        assert_eq!((line, col, path.as_str()), (2, 1, "workerz"));
+        assert!(reason.contains("unknown field `workerz`"), "{reason}");
+
+        let text = format!("{LISTENER}  adress = \"x\"\n");
+        let (line, col, path, reason) = err(&text);
+        assert_eq!((line, col), (4, 3));
+        assert_eq!(path, "listeners[0].adress");
+        assert!(reason.contains("unknown field `adress`"), "{reason}");
+
+        let text = with_route(
+            "prefix = \"/\"\ncluster = \"c\"\nheaders = [{ name = \"a\", exakt = \"1\" }]",
+        );
+        let (line, _, path, reason) = err(&text);
+        assert_eq!(line, 10);
+        assert_eq!(path, format!("{R}.headers[0].exakt"));
+        assert!(reason.contains("unknown field `exakt`"), "{reason}");
+
+        let text =
+            "[[clusters]]\nname = \"c\"\nendpoints = [{ address = \"127.0.0.1:1\", wieght = 2 }]\n";
+        let (line, _, path, reason) = err(text);
+        assert_eq!(
+            (line, path.as_str()),
+            (3, "clusters[0].endpoints[0].wieght")
+        );
+        assert!(reason.contains("unknown field `wieght`"), "{reason}");
+
+        let (line, _, path, reason) = err("[admin]\nenabled = true\nport = 1\n");
+        assert_eq!((line, path.as_str()), (3, "admin.port"));
+        assert!(reason.contains("unknown field"), "{reason}");
+    }
+
+    #[test]
+    fn serde_type_errors_have_location() {
+        let (line, col, path, reason) = err("workers = 1\ndrain_timeout = 30\n");
+        assert_eq!((line, col, path.as_str()), (2, 17, "drain_timeout"));
+        assert!(reason.contains("string"), "{reason}");
+        let text = format!("{CLUSTER}lb = \"fastest\"\n");
+        let (line, _, path, reason) = err(&text);
+        assert_eq!((line, path.as_str()), (4, "clusters[0].lb"));
+        assert!(reason.contains("unknown variant `fastest`"), "{reason}");
+        // A missing required field points at the table's header.
+        let (line, col, path, reason) = err("[[listeners]]\nname = \"l\"\n");
+        assert_eq!((line, col, path.as_str()), (1, 1, "listeners[0]"));
+        assert!(reason.contains("missing field `address`"), "{reason}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_have_location() {
+        let (line, col, _, reason) = err("workers = 1\nadmin = [\n");
+        assert_eq!(line, 2, "{reason} col {col}");
+        let (line, col, _, _) = err("a = \"unterminated\n");
+        assert_eq!((line, col >= 1), (1, true));
+    }
+
+    #[test]
+    fn workers_bounds() {
+        assert_eq!(parse_str("workers = 3", "t").unwrap().workers, 3);
+        assert!(parse_str("workers = \"auto\"", "t").unwrap().workers >= 1);
+        assert_err("workers = 0", 1, "workers", "must be 1..=1024");
+        assert_err("\nworkers = 1025", 2, "workers", "must be 1..=1024");
+        assert_err("workers = -1", 1, "workers", "must be 1..=1024");
+        assert_err("workers = \"all\"", 1, "workers", "expected \"auto\"");
+        let (_, col, _, _) = err("workers = 0");
+        assert_eq!(col, 11);
+    }
+
+    #[test]
+    fn durations_are_checked() {
+        assert_err(
+            "drain_timeout = \"30\"",
+            1,
+            "drain_timeout",
+            "invalid duration \"30\"",
+        );
+        assert_err(
+            &format!("{CLUSTER}connect_timeout = \"5 s\""),
+            4,
+            "clusters[0].connect_timeout",
+            "invalid duration",
+        );
+        assert_err(
+            &format!("{CLUSTER}connect_timeout = \"0s\""),
+            4,
+            "clusters[0].connect_timeout",
+            "greater than 0s",
+        );
+        assert_err(
+            &format!("{LISTENER}[listeners.http]\nidle_timeout = \"1d\"\n"),
+            5,
+            "listeners[0].http.idle_timeout",
+            "unknown unit",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\ncluster = \"c\"\ntimeout = \"fast\""),
+            10,
+            &format!("{R}.timeout"),
+            "invalid duration \"fast\"",
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let two_listeners =
+            format!("{LISTENER}[[listeners]]\nname = \"l\"\naddress = \"127.0.0.1:8081\"\n");
+        assert_err(
+            &two_listeners,
+            5,
+            "listeners[1].name",
+            "duplicate listener name \"l\"",
+        );
+        let (_, col, _, _) = err(&two_listeners);
+        assert_eq!(col, 8);
+        assert_err(
+            &format!("{CLUSTER}{CLUSTER}"),
+            5,
+            "clusters[1].name",
+            "duplicate cluster name \"c\" (also clusters[0])",
+        );
+        assert_err(
+            "[[clusters]]\nname = \"a b\"\nendpoints = [\"127.0.0.1:1\"]",
+            2,
+            "clusters[0].name",
+            "invalid name \"a b\"",
+        );
+        assert_err(
+            "[[listeners]]\nname = \"\"\naddress = \"127.0.0.1:1\"",
+            2,
+            "listeners[0].name",
+            "invalid name",
+        );
+        let vhosts = format!(
+            "{LISTENER}[[listeners.virtual_hosts]]\nname = \"v\"\ndomains = [\"a\"]\n\
+             [[listeners.virtual_hosts]]\nname = \"v\"\ndomains = [\"b\"]\n"
+        );
+        assert_err(
+            &vhosts,
+            8,
+            "listeners[0].virtual_hosts[1].name",
+            "duplicate virtual host name \"v\"",
+        );
+    }
+
+    #[test]
+    fn listener_addresses_are_unique_and_parse() {
+        let dup = format!("{LISTENER}[[listeners]]\nname = \"m\"\naddress = \"127.0.0.1:8080\"\n");
+        assert_err(
+            &dup,
+            6,
+            "listeners[1].address",
+            "already used by listeners[0].address",
+        );
+        assert_err(
+            "[[listeners]]\nname = \"l\"\naddress = \"127.0.0.1:9901\"\n",
+            3,
+            "listeners[0].address",
+            "already used by admin.address",
+        );
+        assert_err(
+            "[[listeners]]\nname = \"l\"\naddress = \"localhost:80\"\n",
+            3,
+            "listeners[0].address",
+            "hostnames are not supported yet",
+        );
+        assert_err(
+            "[admin]\naddress = \"9901\"\n",
+            2,
+            "admin.address",
+            "invalid socket address \"9901\"",
+        );
+    }
+
+    #[test]
+    fn clusters_need_endpoints_with_sane_weights() {
+        assert_err(
+            "[[clusters]]\nname = \"c\"\n",
+            1,
+            "clusters[0].endpoints",
+            "at least one endpoint",
+        );
+        assert_err(
+            "[[clusters]]\nname = \"c\"\nendpoints = []\n",
+            3,
+            "clusters[0].endpoints",
+            "at least one endpoint",
+        );
+        assert_err(
+            "[[clusters]]\nname = \"c\"\nendpoints = [{ address = \"127.0.0.1:1\", weight = 0 }]\n",
+            3,
+            "clusters[0].endpoints[0].weight",
+            "weight must be 1..=128, not 0",
+        );
+        assert_err(
+            "[[clusters]]\nname = \"c\"\nendpoints = [{ address = \"127.0.0.1:1\", weight = 129 }]\n",
+            3,
+            "clusters[0].endpoints[0].weight",
+            "not 129",
+        );
+        assert_err(
+            &format!("{CLUSTER}max_connections_per_worker = 0\n"),
+            4,
+            "clusters[0].max_connections_per_worker",
+            "greater than 0",
+        );
+    }
+
+    #[test]
+    fn route_cluster_references_must_exist() {
+        assert_err(
+            &with_route("prefix = \"/\"\ncluster = \"nope\""),
+            9,
+            &format!("{R}.cluster"),
+            "unknown cluster \"nope\"",
+        );
+        let (_, col, _, _) = err(&with_route("prefix = \"/\"\ncluster = \"nope\""));
+        assert_eq!(col, 11);
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\nweighted_clusters = [{ cluster = \"c\", weight = 1 }, { cluster = \"x\", weight = 1 }]",
+            ),
+            9,
+            &format!("{R}.weighted_clusters[1].cluster"),
+            "unknown cluster \"x\"",
+        );
+    }
+
+    #[test]
+    fn weighted_clusters_need_positive_weights() {
+        assert_err(
+            &with_route("prefix = \"/\"\nweighted_clusters = [{ cluster = \"c\", weight = 0 }]"),
+            9,
+            &format!("{R}.weighted_clusters[0].weight"),
+            "greater than 0",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\nweighted_clusters = []"),
+            9,
+            &format!("{R}.weighted_clusters"),
+            "at least one cluster",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\nweighted_clusters = [{ cluster = \"c\", weight = 4294967295 }, { cluster = \"c\", weight = 1 }]",
+            ),
+            9,
+            &format!("{R}.weighted_clusters[1].weight"),
+            "overflows",
+        );
+    }
+
+    #[test]
+    fn routes_need_exactly_one_match_and_one_action() {
+        assert_err(
+            &with_route("cluster = \"c\""),
+            7,
+            R,
+            "exactly one of `prefix`, `path` or `regex`",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\npath = \"/a\"\ncluster = \"c\""),
+            7,
+            R,
+            "exactly one of `prefix`, `path` or `regex`",
+        );
+        assert_err(
+            &with_route("prefix = \"/\""),
+            7,
+            R,
+            "exactly one of `cluster`",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\ncluster = \"c\"\ndirect_response = { status = 200 }"),
+            7,
+            R,
+            "exactly one of `cluster`",
+        );
+        assert_err(
+            &with_route("prefix = \"api\"\ncluster = \"c\""),
+            8,
+            &format!("{R}.prefix"),
+            "must start with `/`",
+        );
+        assert_err(
+            &with_route("path = \"/a\"\ncluster = \"c\"\nprefix_rewrite = \"/b\""),
+            10,
+            &format!("{R}.prefix_rewrite"),
+            "needs a `prefix` match",
+        );
+    }
+
+    #[test]
+    fn regexes_compile_within_limits() {
+        assert_err(
+            &with_route("regex = \"/a(\"\ncluster = \"c\""),
+            8,
+            &format!("{R}.regex"),
+            "invalid regex \"/a(\"",
+        );
+        assert_err(
+            &with_route("regex = \"(a{1000}){1000}\"\ncluster = \"c\""),
+            8,
+            &format!("{R}.regex"),
+            "regex too large",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nheaders = [{ name = \"x\", regex = \"[\" }]",
+            ),
+            10,
+            &format!("{R}.headers[0].regex"),
+            "invalid regex \"[\"",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nquery = [{ name = \"x\", regex = \"*\" }]",
+            ),
+            10,
+            &format!("{R}.query[0].regex"),
+            "invalid regex",
+        );
+    }
+
+    #[test]
+    fn matchers_need_exactly_one_kind() {
+        assert_err(
+            &with_route("prefix = \"/\"\ncluster = \"c\"\nheaders = [{ name = \"x\" }]"),
+            10,
+            &format!("{R}.headers[0]"),
+            "exactly one of `exact`, `prefix`, `suffix`, `regex` or `present`",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nheaders = [{ name = \"x\", exact = \"1\", present = true }]",
+            ),
+            10,
+            &format!("{R}.headers[0]"),
+            "exactly one of",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nquery = [{ name = \"q\", exact = \"1\", prefix = \"1\" }]",
+            ),
+            10,
+            &format!("{R}.query[0]"),
+            "exactly one of `exact`, `prefix`, `regex` or `present`",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nquery = [{ name = \"\", present = true }]",
+            ),
+            10,
+            &format!("{R}.query[0].name"),
+            "invalid query parameter name",
+        );
+    }
+
+    #[test]
+    fn header_names_are_tokens_and_values_clean() {
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nheaders = [{ name = \"bad name\", present = true }]",
+            ),
+            10,
+            &format!("{R}.headers[0].name"),
+            "invalid header name \"bad name\"",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nrequest_headers_to_add = [{ name = \"x:y\", value = \"1\" }]",
+            ),
+            10,
+            &format!("{R}.request_headers_to_add[0].name"),
+            "must be a token",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nresponse_headers_to_add = [{ name = \"x\", value = \"a\\r\\nb: c\" }]",
+            ),
+            10,
+            &format!("{R}.response_headers_to_add[0].value"),
+            "CR, LF and NUL are not allowed",
+        );
+        assert_err(
+            &with_route(
+                "prefix = \"/\"\ncluster = \"c\"\nresponse_headers_to_remove = [\"ok\", \"\"]",
+            ),
+            10,
+            &format!("{R}.response_headers_to_remove[1]"),
+            "invalid header name",
+        );
+        assert_err(
+            &format!("{LISTENER}[listeners.http]\nvia = \"a\\u0000b\"\n"),
+            5,
+            "listeners[0].http.via",
+            "not allowed",
+        );
+    }
+
+    #[test]
+    fn redirect_and_direct_response_statuses() {
+        assert_err(
+            &with_route("prefix = \"/\"\nredirect = { path = \"/x\", status = 200 }"),
+            9,
+            &format!("{R}.redirect.status"),
+            "301, 302, 303, 307 or 308, not 200",
+        );
+        for ok in [301, 302, 303, 307, 308] {
+            let text = with_route(&format!("prefix = \"/\"\nredirect = {{ status = {ok} }}"));
+            assert!(parse_str(&text, "t").is_ok(), "{ok}");
+        }
+        assert_err(
+            &with_route("prefix = \"/\"\ndirect_response = { status = 600 }"),
+            9,
+            &format!("{R}.direct_response.status"),
+            "100..=599, not 600",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\ndirect_response = { status = 99 }"),
+            9,
+            &format!("{R}.direct_response.status"),
+            "not 99",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\nredirect = { scheme = \"ht tp\" }"),
+            9,
+            &format!("{R}.redirect.scheme"),
+            "invalid scheme",
+        );
+        assert_err(
+            &with_route("prefix = \"/\"\nredirect = { path = \"x\" }"),
+            9,
+            &format!("{R}.redirect.path"),
+            "must start with `/`",
+        );
+    }
+
+    #[test]
+    fn domains_wildcards_and_uniqueness() {
+        let vhost = |domains: &str| {
+            format!("{LISTENER}[[listeners.virtual_hosts]]\nname = \"v\"\ndomains = {domains}\n")
+        };
+        for ok in ["[\"*\"]", "[\"*.example.com\", \"example.com:8080\"]"] {
+            assert!(parse_str(&vhost(ok), "t").is_ok(), "{ok}");
+        }
+        for bad in [
+            "[\"a*.example.com\"]",
+            "[\"*example.com\"]",
+            "[\"*.\"]",
+            "[\"api.*\"]",
+            "[\"*.*.com\"]",
+        ] {
+            assert_err(
+                &vhost(bad),
+                6,
+                "listeners[0].virtual_hosts[0].domains[0]",
+                "`*` is only allowed as the whole domain or as a `*.` prefix",
+            );
+        }
+        assert_err(
+            &vhost("[]"),
+            6,
+            "listeners[0].virtual_hosts[0].domains",
+            "at least one domain",
+        );
+        assert_err(
+            &vhost("[\"\"]"),
+            6,
+            "listeners[0].virtual_hosts[0].domains[0]",
+            "empty domain",
+        );
+        let two = format!(
+            "{LISTENER}[[listeners.virtual_hosts]]\nname = \"a\"\ndomains = [\"x.com\"]\n\
+             [[listeners.virtual_hosts]]\nname = \"b\"\ndomains = [\"*\", \"X.com\"]\n"
+        );
+        assert_err(
+            &two,
+            9,
+            "listeners[0].virtual_hosts[1].domains[1]",
+            "duplicate domain \"X.com\" in this listener (also listeners[0].virtual_hosts[0].domains[0])",
+        );
+        let (_, col, _, _) = err(&two);
+        assert_eq!(col, 17);
+    }
+
+    #[test]
+    fn http_limits_must_be_positive() {
+        assert_err(
+            &format!("{LISTENER}[listeners.http]\nmax_request_headers_count = 0\n"),
+            5,
+            "listeners[0].http.max_request_headers_count",
+            "greater than 0",
+        );
+        assert_err(
+            &format!("{LISTENER}max_connections_per_worker = 0\n"),
+            4,
+            "listeners[0].max_connections_per_worker",
+            "greater than 0",
+        );
+    }
+
+    #[test]
+    fn load_file_reads_and_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("ringway-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, DEFAULT_CONFIG).unwrap();
+        assert_eq!(load_file(&good).unwrap().listeners.len(), 1);
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "workers = 0\n").unwrap();
+        let e = load_file(&bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:1:11: workers: must be 1..=1024 or \"auto\", not 0",
+                bad.display()
+            )
+        );
+        let missing = dir.join("missing.toml");
+        let e = load_file(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot read {}: ", missing.display())),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn validate_without_text_reports_the_path() {
+        let raw = RawConfig {
+            workers: Some(RawWorkers::Count(0)),
+            ..RawConfig::default()
+        };
+        let e = validate(raw).unwrap_err();
+        assert_eq!(e.path, "workers");
+    }
+}
