@@ -1,5 +1,5 @@
 //! Configuration: TOML text -> [`raw::RawConfig`] (serde, unknown fields refused) ->
-//! [`validate`] -> the typed, immutable [`Config`] that the workers run on.
+//! [`validate()`] -> the typed, immutable [`Config`] that the workers run on.
 //!
 //! Everything after validation is typed: addresses are `SocketAddr`, times are `Duration`,
 //! references between sections are resolved to indices ([`ClusterId`]). Errors carry the file,

@@ -1,9 +1,10 @@
 //! The serde layer of the config: the TOML schema exactly as users write it.
 //!
 //! Every table refuses unknown fields; optional settings are `Option`s whose defaults live in
-//! [`super::validate`] (`DEFAULT_*`). Nothing here is checked beyond TOML types: addresses,
-//! durations, names and references are plain strings until [`super::validate`] turns them into
-//! a [`super::Config`]. `Serialize` exists so `/config_dump` can print the config as JSON.
+//! [`validate`](mod@super::validate) (`DEFAULT_*`). Nothing here is checked beyond TOML types:
+//! addresses, durations, names and references are plain strings until [`super::validate()`]
+//! turns them into a [`super::Config`]. `Serialize` exists so `/config_dump` can print the
+//! config as JSON.
 //! The schema is documented field by field in `docs/config.md`.
 
 use std::fmt;
