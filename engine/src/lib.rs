@@ -9,3 +9,11 @@ pub mod admin;
 pub mod config;
 pub mod router;
 pub mod stats;
+pub mod server;
+
+mod cluster;
+mod listener;
+mod proxy;
+mod worker;
+
+pub use server::{Handle, IoDriver, StartError, StartOptions, start};

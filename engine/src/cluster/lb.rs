@@ -1,0 +1,171 @@
+//! Load-balancing policies over one cluster's endpoints, per worker.
+//!
+//! Each worker balances with its own state (cursor, active-request counts): no shared cache
+//! lines. Weighted round robin is precomputed into a smooth schedule (nginx's algorithm) so a
+//! pick is O(1); least request is power-of-two-choices on `weight / (active + 1)`; random is
+//! weighted by cumulative weights.
+
+use std::cell::Cell;
+
+use crate::config::{Endpoint, LbPolicy};
+use crate::worker::rng;
+
+/// Longest precomputed round-robin schedule; beyond it weights are scaled down.
+const MAX_SCHEDULE: usize = 1 << 16;
+
+#[derive(Debug)]
+pub(crate) struct Balancer {
+    policy: LbPolicy,
+    weights: Vec<u32>,
+    /// Smooth weighted round-robin order of endpoint indices.
+    schedule: Vec<u32>,
+    cursor: Cell<usize>,
+    /// Cumulative weights for weighted random.
+    cumulative: Vec<u32>,
+}
+
+impl Balancer {
+    pub(crate) fn new(policy: LbPolicy, endpoints: &[Endpoint]) -> Self {
+        let weights: Vec<u32> = endpoints.iter().map(|e| e.weight.max(1)).collect();
+        let schedule = if policy == LbPolicy::RoundRobin {
+            smooth_schedule(&weights)
+        } else {
+            Vec::new()
+        };
+        let mut total = 0;
+        let cumulative = weights
+            .iter()
+            .map(|w| {
+                total += w;
+                total
+            })
+            .collect();
+        // Start every worker at a different place so they do not all hit endpoint 0 first.
+        let cursor = if schedule.is_empty() {
+            0
+        } else {
+            rng::below(schedule.len() as u32) as usize
+        };
+        Self { policy, weights, schedule, cursor: Cell::new(cursor), cumulative }
+    }
+
+    /// Pick an endpoint index; `active(i)` is this worker's in-flight request count for `i`.
+    /// `None` only when the cluster has no endpoints.
+    pub(crate) fn pick(&self, active: impl Fn(usize) -> u32) -> Option<usize> {
+        let n = self.weights.len();
+        if n <= 1 {
+            return (n == 1).then_some(0);
+        }
+        match self.policy {
+            LbPolicy::RoundRobin => {
+                let c = self.cursor.get();
+                self.cursor.set(if c + 1 == self.schedule.len() { 0 } else { c + 1 });
+                self.schedule.get(c).map(|&i| i as usize)
+            }
+            LbPolicy::Random => Some(self.weighted_random()),
+            LbPolicy::LeastRequest => {
+                let a = rng::below(n as u32) as usize;
+                let mut b = rng::below(n as u32 - 1) as usize;
+                if b >= a {
+                    b += 1;
+                }
+                // Higher weight / (active + 1) wins; compare by cross-multiplication.
+                let score = |i: usize| u64::from(self.weights[i]);
+                let (wa, wb) = (score(a), score(b));
+                let (aa, ab) = (u64::from(active(a)) + 1, u64::from(active(b)) + 1);
+                Some(if wa * ab >= wb * aa { a } else { b })
+            }
+        }
+    }
+
+    fn weighted_random(&self) -> usize {
+        let total = self.cumulative.last().copied().unwrap_or(1);
+        let r = rng::below(total);
+        self.cumulative.partition_point(|&c| c <= r)
+    }
+}
+
+/// nginx's smooth weighted round robin, unrolled into one period of the schedule.
+fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
+    let mut weights = weights.to_vec();
+    let mut total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    while total as usize > MAX_SCHEDULE {
+        for w in &mut weights {
+            *w = (*w / 2).max(1);
+        }
+        total = weights.iter().map(|&w| u64::from(w)).sum();
+    }
+    let mut current = vec![0i64; weights.len()];
+    let mut out = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for (i, &w) in weights.iter().enumerate() {
+            current[i] += i64::from(w);
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total as i64;
+        out.push(best as u32);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eps(weights: &[u32]) -> Vec<Endpoint> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Endpoint {
+                address: format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                weight: w,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smooth_schedule_interleaves_by_weight() {
+        assert_eq!(smooth_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(smooth_schedule(&[1, 1]), vec![0, 1]);
+    }
+
+    #[test]
+    fn round_robin_honours_weights_exactly_per_period() {
+        let b = Balancer::new(LbPolicy::RoundRobin, &eps(&[3, 1]));
+        let mut counts = [0; 2];
+        for _ in 0..400 {
+            counts[b.pick(|_| 0).unwrap()] += 1;
+        }
+        assert_eq!(counts, [300, 100]);
+    }
+
+    #[test]
+    fn random_is_weighted() {
+        let b = Balancer::new(LbPolicy::Random, &eps(&[1, 9]));
+        let mut counts = [0; 2];
+        for _ in 0..20_000 {
+            counts[b.pick(|_| 0).unwrap()] += 1;
+        }
+        assert!((16_000..20_000).contains(&counts[1]), "{counts:?}");
+    }
+
+    #[test]
+    fn least_request_avoids_busy_endpoint() {
+        let b = Balancer::new(LbPolicy::LeastRequest, &eps(&[1, 1, 1]));
+        let mut counts = [0; 3];
+        for _ in 0..3_000 {
+            counts[b.pick(|i| if i == 0 { 100 } else { 0 }).unwrap()] += 1;
+        }
+        assert_eq!(counts[0], 0, "{counts:?}");
+        assert!(counts[1] > 1000 && counts[2] > 1000, "{counts:?}");
+    }
+
+    #[test]
+    fn single_and_empty() {
+        assert_eq!(Balancer::new(LbPolicy::Random, &eps(&[1])).pick(|_| 0), Some(0));
+        assert_eq!(Balancer::new(LbPolicy::RoundRobin, &[]).pick(|_| 0), None);
+    }
+}

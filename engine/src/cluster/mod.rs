@@ -1,0 +1,271 @@
+//! A cluster as one worker sees it: its endpoints, this worker's load-balancer state and this
+//! worker's pool of upstream connections (shared-nothing: no other worker touches them).
+//!
+//! Pooled connections are kept per endpoint, most recently used first, and expire after the
+//! cluster's idle timeout (checked on checkout and by the worker's periodic sweep).
+
+pub(crate) mod lb;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use crate::config::ClusterConfig;
+use crate::server::ClusterShared;
+use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
+
+/// One worker's view of a cluster.
+pub(crate) struct ClusterLocal {
+    core: usize,
+    shared: Arc<ClusterShared>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: Option<u32>,
+    max_idle: usize,
+    balancer: lb::Balancer,
+    pub(crate) endpoints: Vec<EndpointLocal>,
+    /// Upstream connections this worker holds open to the cluster (pooled or in use).
+    open: Cell<u32>,
+    pub(crate) rq_time: LocalHistogram,
+    connect_time: LocalHistogram,
+}
+
+pub(crate) struct EndpointLocal {
+    pub(crate) address: SocketAddr,
+    /// Requests this worker has in flight to the endpoint (least-request input).
+    pub(crate) active: Cell<u32>,
+    idle: RefCell<Vec<Idle>>,
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// An upstream connection checked out of the pool. Dropping it closes the connection;
+/// [`ClusterLocal::release`] puts it back for reuse.
+pub(crate) struct Upstream {
+    pub(crate) stream: TcpStream,
+    pub(crate) endpoint: usize,
+    /// Came from the pool (may have been closed by the peer while idle).
+    pub(crate) reused: bool,
+    guard: OpenGuard,
+}
+
+/// Why no connection could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectError {
+    /// The per-worker connection limit is reached.
+    Overflow,
+    Refused,
+    Timeout,
+}
+
+impl ClusterLocal {
+    pub(crate) fn new(cfg: &ClusterConfig, shared: Arc<ClusterShared>, core: usize) -> Self {
+        let endpoints = cfg
+            .endpoints
+            .iter()
+            .map(|e| EndpointLocal {
+                address: e.address,
+                active: Cell::new(0),
+                idle: RefCell::new(Vec::new()),
+            })
+            .collect();
+        let rq_time = shared.scope.upstream_rq_time.local();
+        let connect_time = shared.scope.upstream_cx_connect_ms.local();
+        Self {
+            core,
+            connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_connections: cfg.max_connections_per_worker,
+            max_idle: cfg.max_idle_per_endpoint,
+            balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
+            endpoints,
+            open: Cell::new(0),
+            rq_time,
+            connect_time,
+            shared,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> &ClusterStats {
+        self.shared.scope.stats.core(self.core)
+    }
+
+    pub(crate) fn endpoint_stats(&self, i: usize) -> &EndpointStats {
+        self.shared.endpoints[i].core(self.core)
+    }
+
+    /// Choose an endpoint for a new request.
+    pub(crate) fn pick(&self) -> Option<usize> {
+        self.balancer.pick(|i| self.endpoints[i].active.get())
+    }
+
+    /// A pooled connection to endpoint `ep` if a fresh one is idle, else a new connection.
+    pub(crate) async fn checkout(self: &Rc<Self>, ep: usize) -> Result<Upstream, ConnectError> {
+        let now = Instant::now();
+        let endpoint = &self.endpoints[ep];
+        loop {
+            let idle = endpoint.idle.borrow_mut().pop();
+            let Some(idle) = idle else { break };
+            if now.duration_since(idle.since) < self.idle_timeout {
+                return Ok(self.wrap(idle.stream, ep, true));
+            }
+            self.stats().upstream_cx_idle_timeout.inc();
+            self.closed(ep);
+        }
+        if self.max_connections.is_some_and(|max| self.open.get() >= max) {
+            self.stats().upstream_cx_overflow.inc();
+            return Err(ConnectError::Overflow);
+        }
+        let stats = self.stats();
+        stats.upstream_cx_total.inc();
+        let started = Instant::now();
+        let connect = TcpStream::connect_addr(endpoint.address);
+        let stream = match monoio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                stats.upstream_cx_connect_fail.inc();
+                log::debug!("connect to {} failed: {e}", endpoint.address);
+                return Err(ConnectError::Refused);
+            }
+            Err(_) => {
+                stats.upstream_cx_connect_fail.inc();
+                stats.upstream_cx_connect_timeout.inc();
+                return Err(ConnectError::Timeout);
+            }
+        };
+        self.connect_time.record(started.elapsed().as_millis() as u64);
+        let _ = stream.set_nodelay(true);
+        self.open.set(self.open.get() + 1);
+        stats.upstream_cx_active.inc();
+        self.endpoint_stats(ep).cx_active.inc();
+        Ok(self.wrap(stream, ep, false))
+    }
+
+    fn wrap(self: &Rc<Self>, stream: TcpStream, endpoint: usize, reused: bool) -> Upstream {
+        let guard = OpenGuard { cluster: self.clone(), endpoint, armed: true };
+        Upstream { stream, endpoint, reused, guard }
+    }
+
+    /// Return a connection whose last exchange ended cleanly, for reuse.
+    pub(crate) fn release(&self, up: Upstream) {
+        let ep = up.endpoint;
+        let stream = up.into_stream();
+        let mut idle = self.endpoints[ep].idle.borrow_mut();
+        if idle.len() >= self.max_idle {
+            drop(idle);
+            drop(stream);
+            self.closed(ep);
+            return;
+        }
+        idle.push(Idle { stream, since: Instant::now() });
+    }
+
+    /// Close pooled connections idle for longer than the idle timeout.
+    pub(crate) fn sweep(&self, now: Instant) {
+        for (ep, endpoint) in self.endpoints.iter().enumerate() {
+            let mut expired = 0;
+            endpoint.idle.borrow_mut().retain(|i| {
+                let keep = now.duration_since(i.since) < self.idle_timeout;
+                expired += usize::from(!keep);
+                keep
+            });
+            for _ in 0..expired {
+                self.stats().upstream_cx_idle_timeout.inc();
+                self.closed(ep);
+            }
+        }
+    }
+
+    /// Drop every pooled connection (the worker is draining or the cluster was replaced).
+    pub(crate) fn close_idle(&self) {
+        for (ep, endpoint) in self.endpoints.iter().enumerate() {
+            let n = endpoint.idle.borrow_mut().drain(..).count();
+            for _ in 0..n {
+                self.closed(ep);
+            }
+        }
+    }
+
+    fn closed(&self, ep: usize) {
+        self.open.set(self.open.get().saturating_sub(1));
+        let stats = self.stats();
+        stats.upstream_cx_active.dec();
+        stats.upstream_cx_destroy.inc();
+        self.endpoint_stats(ep).cx_active.dec();
+    }
+
+    pub(crate) fn flush(&self) {
+        self.rq_time.flush();
+        self.connect_time.flush();
+    }
+}
+
+impl Upstream {
+    pub(crate) fn cluster(&self) -> &Rc<ClusterLocal> {
+        &self.guard.cluster
+    }
+
+    /// Split into the stream and the lease that keeps the connection accounted for.
+    pub(crate) fn into_parts(self) -> (TcpStream, Lease) {
+        let Self { stream, endpoint, reused, guard } = self;
+        (stream, Lease { endpoint, reused, guard })
+    }
+
+    pub(crate) fn from_parts(stream: TcpStream, lease: Lease) -> Self {
+        let Lease { endpoint, reused, guard } = lease;
+        Self { stream, endpoint, reused, guard }
+    }
+
+    /// Take the stream out for pooling; the connection stays counted as open.
+    fn into_stream(self) -> TcpStream {
+        let Self { stream, guard, .. } = self;
+        guard.disarm();
+        stream
+    }
+}
+
+/// An [`Upstream`] without its stream, while the stream is split for concurrent use.
+pub(crate) struct Lease {
+    endpoint: usize,
+    reused: bool,
+    guard: OpenGuard,
+}
+
+/// Runs the close accounting when an [`Upstream`] is dropped instead of pooled.
+struct OpenGuard {
+    cluster: Rc<ClusterLocal>,
+    endpoint: usize,
+    armed: bool,
+}
+
+impl OpenGuard {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cluster.closed(self.endpoint);
+        }
+    }
+}
+
+impl From<ConnectError> for io::ErrorKind {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Overflow => Self::WouldBlock,
+            ConnectError::Refused => Self::ConnectionRefused,
+            ConnectError::Timeout => Self::TimedOut,
+        }
+    }
+}

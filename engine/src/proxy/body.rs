@@ -1,0 +1,239 @@
+//! Streaming a message body from one connection to the other, re-framed for the next hop.
+//!
+//! The decoder yields `Bytes` slices of the read buffer. Small pieces are gathered in an
+//! output buffer (so a head and a small body leave in one write); large pieces are written
+//! straight from the read buffer without a copy. Memory stays bounded by the buffer sizes
+//! whatever the body length.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
+
+use crate::proxy::head::OutFraming;
+use crate::worker::buffers;
+
+/// Pieces at least this large are written without copying them into the output buffer.
+const WRITE_THROUGH: usize = 8 * 1024;
+/// Flush the output buffer once it holds this much.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+
+/// Which side a body transfer failed on.
+#[derive(Debug)]
+pub(crate) enum PumpError {
+    /// Reading the source failed, timed out, or it closed mid-body.
+    Source(io::ErrorKind),
+    /// The source sent invalid framing.
+    Framing(#[allow(dead_code)] BodyError),
+    /// Writing to the destination failed.
+    Sink(#[allow(dead_code)] io::ErrorKind),
+}
+
+/// Read more bytes into `buf`. `Ok(0)` is end of stream. A deadline turns into `TimedOut`.
+pub(crate) async fn read_into<R: AsyncReadRent>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    buffers::reserve_for_read(buf);
+    let owned = std::mem::take(buf);
+    let (res, owned) = match deadline {
+        Some(d) => {
+            let d = monoio::time::Instant::from_std(d);
+            match monoio::time::timeout_at(d, io.read(owned)).await {
+                Ok(r) => r,
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+            }
+        }
+        None => io.read(owned).await,
+    };
+    *buf = owned;
+    res
+}
+
+/// Write all of `data`.
+pub(crate) async fn write_bytes<W: AsyncWriteRent>(io: &mut W, data: Bytes) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    io.write_all(data).await.0.map(|_| ())
+}
+
+/// Write out and empty `out`, keeping its remaining capacity for reuse.
+pub(crate) async fn flush_out<W: AsyncWriteRent>(io: &mut W, out: &mut BytesMut) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    write_bytes(io, out.split().freeze()).await
+}
+
+/// Frame one piece of body data into `out` for the outgoing side.
+fn frame_into(out: &mut BytesMut, data: &[u8], framing: OutFraming) {
+    if framing == OutFraming::Chunked {
+        encode::chunk_head(out, data.len());
+        out.extend_from_slice(data);
+        out.extend_from_slice(encode::CHUNK_END);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+fn frame_end(out: &mut BytesMut, trailers: Option<&[u8]>, framing: OutFraming) {
+    if framing != OutFraming::Chunked {
+        return;
+    }
+    match trailers {
+        Some(t) => {
+            out.extend_from_slice(b"0\r\n");
+            out.extend_from_slice(t);
+            out.extend_from_slice(b"\r\n");
+        }
+        None => out.extend_from_slice(encode::LAST_CHUNK),
+    }
+}
+
+/// Move the body bytes already in `buf` into `out`, framed. Returns `true` when the body
+/// ended within `buf`. Never reads or writes a socket.
+pub(crate) fn fill(
+    decoder: &mut BodyDecoder,
+    buf: &mut BytesMut,
+    out: &mut BytesMut,
+    framing: OutFraming,
+    moved: &mut u64,
+) -> Result<bool, BodyError> {
+    if decoder.is_done() {
+        return Ok(true);
+    }
+    loop {
+        match decoder.decode(buf)? {
+            BodyEvent::Data(d) => {
+                *moved += d.len() as u64;
+                frame_into(out, &d, framing);
+            }
+            BodyEvent::Trailers(t) => {
+                frame_end(out, Some(&t), framing);
+                // The decoder reports End next; the last chunk is already written.
+                return Ok(finish_after_trailers(decoder, buf)?);
+            }
+            BodyEvent::End => {
+                frame_end(out, None, framing);
+                return Ok(true);
+            }
+            BodyEvent::NeedMore => return Ok(false),
+        }
+    }
+}
+
+fn finish_after_trailers(decoder: &mut BodyDecoder, buf: &mut BytesMut) -> Result<bool, BodyError> {
+    match decoder.decode(buf)? {
+        BodyEvent::End => Ok(true),
+        _ => Ok(decoder.is_done()),
+    }
+}
+
+/// Stream the rest of a body from `src` to `dst`. `out` may hold bytes to send first (a head,
+/// the start of the body); it is flushed before the first read. Each read waits at most
+/// `idle` for bytes. Returns when the body is complete and written.
+#[allow(clippy::too_many_arguments)] // reason: one call per direction; a struct would only rename these
+pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
+    src: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut BodyDecoder,
+    dst: &mut W,
+    out: &mut BytesMut,
+    framing: OutFraming,
+    idle: Duration,
+    moved: &mut u64,
+) -> Result<(), PumpError> {
+    let sink = |e: io::Error| PumpError::Sink(e.kind());
+    loop {
+        if decoder.is_done() {
+            return flush_out(dst, out).await.map_err(sink);
+        }
+        match decoder.decode(buf).map_err(PumpError::Framing)? {
+            BodyEvent::Data(d) => {
+                *moved += d.len() as u64;
+                if d.len() >= WRITE_THROUGH && framing != OutFraming::Chunked {
+                    flush_out(dst, out).await.map_err(sink)?;
+                    write_bytes(dst, d).await.map_err(sink)?;
+                } else {
+                    frame_into(out, &d, framing);
+                    if out.len() >= OUT_HIGH_WATER {
+                        flush_out(dst, out).await.map_err(sink)?;
+                    }
+                }
+            }
+            BodyEvent::Trailers(t) => {
+                frame_end(out, Some(&t), framing);
+                finish_after_trailers(decoder, buf).map_err(PumpError::Framing)?;
+                return flush_out(dst, out).await.map_err(sink);
+            }
+            BodyEvent::End => {
+                frame_end(out, None, framing);
+                return flush_out(dst, out).await.map_err(sink);
+            }
+            BodyEvent::NeedMore => {
+                flush_out(dst, out).await.map_err(sink)?;
+                let deadline = Instant::now() + idle;
+                match read_into(src, buf, Some(deadline)).await {
+                    Ok(0) => {
+                        decoder.eof().map_err(PumpError::Framing)?;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(PumpError::Source(e.kind())),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::http1::BodyFraming;
+
+    #[test]
+    fn fill_rechunks_a_complete_chunked_body() {
+        let mut dec = BodyDecoder::new(BodyFraming::Chunked);
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nNEXT"[..]);
+        let mut out = BytesMut::new();
+        let mut n = 0;
+        assert!(fill(&mut dec, &mut buf, &mut out, OutFraming::Chunked, &mut n).unwrap());
+        assert_eq!(&out[..], b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+        assert_eq!(n, 5);
+        assert_eq!(&buf[..], b"NEXT", "pipelined bytes stay in the buffer");
+    }
+
+    #[test]
+    fn fill_stops_at_content_length() {
+        let mut dec = BodyDecoder::new(BodyFraming::Length(4));
+        let mut buf = BytesMut::from(&b"abcdGET"[..]);
+        let mut out = BytesMut::new();
+        let mut n = 0;
+        assert!(fill(&mut dec, &mut buf, &mut out, OutFraming::AsIs, &mut n).unwrap());
+        assert_eq!(&out[..], b"abcd");
+        assert_eq!(&buf[..], b"GET");
+    }
+
+    #[test]
+    fn fill_reports_partial_body() {
+        let mut dec = BodyDecoder::new(BodyFraming::Length(10));
+        let mut buf = BytesMut::from(&b"abc"[..]);
+        let mut out = BytesMut::new();
+        let mut n = 0;
+        assert!(!fill(&mut dec, &mut buf, &mut out, OutFraming::AsIs, &mut n).unwrap());
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn trailers_are_forwarded_on_chunked() {
+        let mut dec = BodyDecoder::new(BodyFraming::Chunked);
+        let mut buf = BytesMut::from(&b"1\r\na\r\n0\r\nx-sum: 1\r\n\r\n"[..]);
+        let mut out = BytesMut::new();
+        let mut n = 0;
+        assert!(fill(&mut dec, &mut buf, &mut out, OutFraming::Chunked, &mut n).unwrap());
+        assert_eq!(&out[..], b"1\r\na\r\n0\r\nx-sum: 1\r\n\r\n");
+    }
+}

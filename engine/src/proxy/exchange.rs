@@ -1,0 +1,653 @@
+//! One request/response exchange on a downstream HTTP/1 connection: read the head, route it,
+//! answer locally or forward it to an upstream, relay the response, log and count it.
+//!
+//! Bodies stream in both directions. When the request body is already complete in the read
+//! buffer (the common case) the exchange is sequential: write, then relay. Otherwise the
+//! request body and the response are relayed concurrently, so an upstream that answers early
+//! or echoes while it reads never deadlocks against us.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
+use protocols::http1::{
+    self, BodyDecoder, BodyFraming, Limits, RequestHead, ResponseHead, Version,
+};
+
+use crate::access_log::{Entry, ResponseFlags};
+use crate::cluster::{ClusterLocal, ConnectError, Upstream};
+use crate::config::{ClusterId, HttpOptions, ListenerConfig};
+use crate::proxy::body::{self, PumpError, read_into};
+use crate::proxy::fault::Fault;
+use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
+use crate::proxy::reply::LocalReply;
+use crate::proxy::{Downstream, tunnel};
+use crate::router::{Action, Route};
+use crate::worker::{Local, ListenerLocal, Worker, buffers, rng};
+
+/// The outcome of one exchange for the downstream connection.
+pub(crate) enum Next {
+    KeepAlive(Downstream),
+    Close,
+}
+
+/// What the access log and stats need to know about an exchange.
+struct Record {
+    start: Instant,
+    status: u16,
+    flags: ResponseFlags,
+    bytes_received: u64,
+    bytes_sent: u64,
+    upstream: Option<SocketAddr>,
+    upstream_time: Option<Duration>,
+}
+
+/// Serve one request from `conn`. The caller has seen the connection become readable.
+pub(crate) async fn handle(worker: &Worker, local: &Rc<Local>, li: usize, mut conn: Downstream) -> Next {
+    let cfg = local.listener_config(li);
+    let ll = &local.listeners[li];
+    let opts = &cfg.http;
+    let start = Instant::now();
+    if conn.buf.capacity() == 0 {
+        conn.buf = buffers::take();
+    }
+    let limits = Limits {
+        max_request_line: opts.max_request_line_bytes,
+        max_head: opts.max_request_headers_bytes,
+        max_headers: opts.max_request_headers_count,
+    };
+    let header_deadline = start + opts.request_header_timeout;
+    let head = loop {
+        match http1::parse_request(&mut conn.buf, &limits) {
+            Ok(Some(h)) => break h,
+            Ok(None) => {}
+            Err(e) => {
+                let status = e.status();
+                let http = ll.http();
+                http.downstream_rq_bad.inc();
+                if matches!(status, 414 | 431) {
+                    http.downstream_rq_too_large.inc();
+                }
+                count_status(ll, status);
+                let body = format!("{e}\n");
+                let mut reply = LocalReply::new(status, body.as_bytes());
+                reply.close = true;
+                let mut out = BytesMut::with_capacity(256);
+                reply.write(&mut out, opts);
+                let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
+                return Next::Close;
+            }
+        }
+        match read_into(&mut conn.stream, &mut conn.buf, Some(header_deadline)).await {
+            Ok(0) => {
+                if !conn.buf.is_empty() {
+                    ll.http().downstream_rq_rx_reset.inc();
+                }
+                return Next::Close;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let http = ll.http();
+                if conn.buf.is_empty() {
+                    // A connection that became readable but sent nothing: just close it.
+                    return Next::Close;
+                }
+                http.downstream_rq_timeout.inc();
+                count_status(ll, 408);
+                let mut reply = LocalReply::new(408, b"request header timeout\n");
+                reply.close = true;
+                let mut out = BytesMut::with_capacity(256);
+                reply.write(&mut out, opts);
+                let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
+                return Next::Close;
+            }
+            Err(_) => return Next::Close,
+        }
+    };
+
+    let http = ll.http();
+    http.downstream_rq_total.inc();
+    http.downstream_rq_http1_total.inc();
+    http.downstream_rq_active.inc();
+    let start_time = SystemTime::now();
+    let mut ex = Exchange {
+        worker,
+        local,
+        cfg,
+        ll,
+        head,
+        rec: Record {
+            start,
+            status: 0,
+            flags: ResponseFlags::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            upstream: None,
+            upstream_time: None,
+        },
+        request_id: None,
+        route_name: "",
+        peer: conn.peer,
+    };
+    let next = ex.run(conn).await;
+    http.downstream_rq_active.dec();
+    if ex.rec.status != 0 {
+        count_status(ll, ex.rec.status);
+    } else {
+        ll.http().downstream_rq_rx_reset.inc();
+    }
+    ll.rq_time.record(ex.rec.start.elapsed().as_micros() as u64);
+    if let Some(log) = &ll.access_log {
+        ex.log(log, start_time);
+    }
+    next
+}
+
+fn count_status(ll: &ListenerLocal, status: u16) {
+    let http = ll.http();
+    match status / 100 {
+        1 => http.downstream_rq_1xx.inc(),
+        2 => http.downstream_rq_2xx.inc(),
+        3 => http.downstream_rq_3xx.inc(),
+        4 => http.downstream_rq_4xx.inc(),
+        _ => http.downstream_rq_5xx.inc(),
+    }
+}
+
+struct Exchange<'a> {
+    worker: &'a Worker,
+    local: &'a Rc<Local>,
+    cfg: &'a ListenerConfig,
+    ll: &'a ListenerLocal,
+    head: RequestHead,
+    rec: Record,
+    /// Generated when the request had none.
+    request_id: Option<[u8; 36]>,
+    route_name: &'a str,
+    peer: SocketAddr,
+}
+
+/// How the upstream part of an exchange ended.
+enum Relayed {
+    /// Response complete. `upstream_reusable`: the upstream connection may serve another request.
+    Done { upstream_reusable: bool, downstream_keep_alive: bool },
+    /// 101 Switching Protocols was relayed; both connections now carry the tunnel.
+    Upgraded,
+    /// Failed before any response byte went downstream: answer locally.
+    Fault(Fault),
+    /// Failed after the response started (or the client went away): close.
+    Broken(ResponseFlags),
+}
+
+impl<'a> Exchange<'a> {
+    fn opts(&self) -> &'a HttpOptions {
+        &self.cfg.http
+    }
+
+    fn keep_alive_wanted(&self) -> bool {
+        self.head.is_keep_alive() && !self.worker.drain.is_draining()
+    }
+
+    async fn run(&mut self, conn: Downstream) -> Next {
+        if self.head.is_connect() {
+            return self.reply_local(conn, LocalReply::new(501, b"CONNECT is not supported\n")).await;
+        }
+        if self.opts().generate_request_id && self.head.header(b"x-request-id").is_none() {
+            let mut id = [0u8; 36];
+            rng::uuid_v4(&mut id);
+            self.request_id = Some(id);
+        }
+        let cfg: &'a ListenerConfig = self.cfg;
+        let Some(route) = cfg.routes.route(&self.head) else {
+            self.ll.http().no_route.inc();
+            return self.reply_fault(conn, Fault::NoRoute, None).await;
+        };
+        self.route_name = &route.name;
+        match &route.action {
+            Action::DirectResponse { status, body } => {
+                self.ll.http().rq_direct_response.inc();
+                let mut reply = LocalReply::new(*status, body);
+                reply.extra = &route.response_headers_to_add;
+                self.reply_local(conn, reply).await
+            }
+            Action::Redirect(r) => {
+                self.ll.http().rq_redirect.inc();
+                let mut location = Vec::with_capacity(128);
+                r.location(&self.head, b"http", &mut location);
+                let mut reply = LocalReply::new(r.status, b"");
+                reply.location = Some(&location);
+                reply.extra = &route.response_headers_to_add;
+                self.reply_local(conn, reply).await
+            }
+            Action::Cluster(id) => self.forward(conn, route, *id).await,
+            Action::WeightedClusters(w) => {
+                let id = w.pick(rng::next_u64() as u32);
+                self.forward(conn, route, id).await
+            }
+        }
+    }
+
+    /// Send a locally generated response. The connection stays open only when no request body
+    /// is left unread and the client wants keep-alive.
+    async fn reply_local(&mut self, mut conn: Downstream, mut reply: LocalReply<'_>) -> Next {
+        let body_pending = self.head.framing() != BodyFraming::None;
+        let keep = self.keep_alive_wanted() && !body_pending;
+        reply.close = !keep;
+        reply.keep_alive_10 = keep && self.head.version() == Version::Http10;
+        reply.head_only = self.head.is_head();
+        let mut out = BytesMut::with_capacity(256 + reply.body.len());
+        let body_len = reply.write(&mut out, self.opts());
+        self.rec.status = reply.status;
+        match body::write_bytes(&mut conn.stream, out.freeze()).await {
+            Ok(()) => {
+                self.rec.bytes_sent = body_len as u64;
+                if keep { Next::KeepAlive(conn) } else { Next::Close }
+            }
+            Err(_) => {
+                self.rec.flags |= ResponseFlags::DC;
+                Next::Close
+            }
+        }
+    }
+
+    async fn reply_fault(&mut self, conn: Downstream, fault: Fault, route: Option<&Route>) -> Next {
+        self.rec.flags |= fault.flag();
+        let mut reply = LocalReply::new(fault.status(), fault.body());
+        if let Some(r) = route {
+            reply.extra = &r.response_headers_to_add;
+        }
+        self.reply_local(conn, reply).await
+    }
+
+    /// Forward to a cluster: pick an endpoint, get a connection, relay.
+    async fn forward(&mut self, conn: Downstream, route: &'a Route, id: ClusterId) -> Next {
+        let cluster = self.local.clusters[id].clone();
+        let Some(ep) = cluster.pick() else {
+            return self.reply_fault(conn, Fault::NoHealthyUpstream, Some(route)).await;
+        };
+        let stats = cluster.stats();
+        stats.upstream_rq_total.inc();
+        stats.upstream_rq_active.inc();
+        let ep_stats = cluster.endpoint_stats(ep);
+        ep_stats.rq_total.inc();
+        ep_stats.rq_active.inc();
+        let endpoint = &cluster.endpoints[ep];
+        endpoint.active.set(endpoint.active.get() + 1);
+        self.rec.upstream = Some(endpoint.address);
+        let started = Instant::now();
+
+        let next = self.forward_to(conn, route, &cluster, ep).await;
+
+        endpoint.active.set(endpoint.active.get() - 1);
+        stats.upstream_rq_active.dec();
+        ep_stats.rq_active.dec();
+        let elapsed = started.elapsed();
+        cluster.rq_time.record(elapsed.as_micros() as u64);
+        self.rec.upstream_time = Some(elapsed);
+        match self.rec.status / 100 {
+            1 => stats.upstream_rq_1xx.inc(),
+            2 => stats.upstream_rq_2xx.inc(),
+            3 => stats.upstream_rq_3xx.inc(),
+            4 => stats.upstream_rq_4xx.inc(),
+            5 => stats.upstream_rq_5xx.inc(),
+            _ => {}
+        }
+        if self.rec.status >= 500 || self.rec.status == 0 {
+            ep_stats.rq_error.inc();
+        }
+        next
+    }
+
+    async fn forward_to(
+        &mut self,
+        mut conn: Downstream,
+        route: &'a Route,
+        cluster: &Rc<ClusterLocal>,
+        ep: usize,
+    ) -> Next {
+        let opts = self.opts();
+        let req_framing = self.head.framing();
+        let upgrade = self.head.upgrade().filter(|_| req_framing == BodyFraming::None);
+        let out_framing = match req_framing {
+            BodyFraming::Chunked => OutFraming::Chunked,
+            _ => OutFraming::AsIs,
+        };
+        // The upstream request: head plus whatever body is already buffered.
+        let mut out = buffers::take();
+        let request_id = self.request_id;
+        head::write_request(
+            &mut out,
+            &self.head,
+            &RequestRewrite {
+                route,
+                opts,
+                peer: conn.peer,
+                framing: out_framing,
+                upgrade,
+                request_id: request_id.as_ref(),
+            },
+        );
+        let mut decoder = BodyDecoder::new(req_framing);
+        let body_complete =
+            match body::fill(&mut decoder, &mut conn.buf, &mut out, out_framing, &mut self.rec.bytes_received) {
+                Ok(done) => done,
+                Err(_) => {
+                    self.rec.flags |= ResponseFlags::DPE;
+                    return self.reply_local(conn, LocalReply::new(400, b"invalid request body\n")).await;
+                }
+            };
+        let request_bytes = out.split().freeze();
+        buffers::give_back(out);
+        let timeout = route.timeout;
+
+        // A request that is wholly in memory can be replayed once on a fresh connection when
+        // a pooled connection turns out to have been closed by the upstream while idle.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut up = match cluster.checkout(ep).await {
+                Ok(up) => up,
+                Err(e) => {
+                    let fault = match e {
+                        ConnectError::Overflow => Fault::Overflow,
+                        ConnectError::Refused => Fault::ConnectFailure,
+                        ConnectError::Timeout => Fault::ConnectTimeout,
+                    };
+                    return self.reply_fault(conn, fault, Some(route)).await;
+                }
+            };
+            let mut upbuf = BytesMut::new();
+            if body_complete {
+                let written = body::write_bytes(&mut up.stream, request_bytes.clone()).await;
+                let relayed = match written {
+                    Ok(()) => {
+                        let deadline = timeout.map(|t| Instant::now() + t);
+                        self.relay(&mut up.stream, &mut upbuf, &mut conn.stream, route, deadline, &mut false).await
+                    }
+                    Err(_) => Relayed::Fault(Fault::UpstreamReset),
+                };
+                if matches!(relayed, Relayed::Fault(Fault::UpstreamReset)) && up.reused && attempt == 1 {
+                    cluster.stats().upstream_rq_retry.inc();
+                    continue;
+                }
+                return self.finish(conn, up, upbuf, relayed, route).await;
+            }
+            return self
+                .forward_streaming(conn, up, upbuf, request_bytes, decoder, out_framing, route)
+                .await;
+        }
+    }
+
+    /// The request body is still arriving: send it and relay the response at the same time.
+    #[allow(clippy::too_many_arguments)] // reason: the pieces of one exchange, moved in once
+    async fn forward_streaming(
+        &mut self,
+        conn: Downstream,
+        up: Upstream,
+        mut upbuf: BytesMut,
+        first: bytes::Bytes,
+        mut decoder: BodyDecoder,
+        framing: OutFraming,
+        route: &'a Route,
+    ) -> Next {
+        let Downstream { stream, mut buf, peer } = conn;
+        let (upstream, lease) = up.into_parts();
+        let (mut dr, mut dw) = stream.into_split();
+        let (mut ur, mut uw) = upstream.into_split();
+        let idle = self.opts().idle_timeout;
+        let deadline = route.timeout.map(|t| Instant::now() + t);
+        let mut received = 0u64;
+        let mut head_sent = false;
+        let (body_result, relayed) = {
+            let send_body = async {
+                body::write_bytes(&mut uw, first).await.map_err(|e| PumpError::Sink(e.kind()))?;
+                let mut out = BytesMut::new();
+                body::pump(&mut dr, &mut buf, &mut decoder, &mut uw, &mut out, framing, idle, &mut received)
+                    .await
+            };
+            let relay = self.relay(&mut ur, &mut upbuf, &mut dw, route, deadline, &mut head_sent);
+            let mut send_body = std::pin::pin!(send_body);
+            let mut relay = std::pin::pin!(relay);
+            let mut body_result = None;
+            let relayed = loop {
+                monoio::select! {
+                    r = &mut send_body, if body_result.is_none() => {
+                        let client_gone = matches!(r, Err(PumpError::Source(_) | PumpError::Framing(_)));
+                        body_result = Some(r);
+                        if client_gone {
+                            break Relayed::Broken(ResponseFlags::DC);
+                        }
+                    }
+                    r = &mut relay => break r,
+                }
+            };
+            (body_result, relayed)
+        };
+        self.rec.bytes_received += received;
+        let body_done = matches!(body_result, Some(Ok(())));
+        let (Ok(stream), Ok(upstream)) = (dr.reunite(dw), ur.reunite(uw)) else {
+            return Next::Close;
+        };
+        let conn = Downstream { stream, buf, peer };
+        let up = Upstream::from_parts(upstream, lease);
+        let relayed = match relayed {
+            Relayed::Done { upstream_reusable, downstream_keep_alive } => Relayed::Done {
+                upstream_reusable: upstream_reusable && body_done,
+                downstream_keep_alive: downstream_keep_alive && body_done,
+            },
+            Relayed::Broken(f) if matches!(body_result, Some(Err(PumpError::Framing(_)))) => {
+                Relayed::Broken(f | ResponseFlags::DPE)
+            }
+            other => other,
+        };
+        if head_sent || !matches!(relayed, Relayed::Fault(_)) {
+            return self.finish(conn, up, upbuf, relayed, route).await;
+        }
+        // Nothing was sent downstream yet: the client gets a local error, then we close.
+        drop(up);
+        let Relayed::Fault(fault) = relayed else { return Next::Close };
+        self.rec.flags |= fault.flag();
+        let mut reply = LocalReply::new(fault.status(), fault.body());
+        reply.close = true;
+        let mut conn = conn;
+        let mut out = BytesMut::with_capacity(256);
+        reply.write(&mut out, self.opts());
+        self.rec.status = fault.status();
+        let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
+        Next::Close
+    }
+
+    /// Settle both connections after the upstream part ended.
+    async fn finish(
+        &mut self,
+        conn: Downstream,
+        up: Upstream,
+        upbuf: BytesMut,
+        relayed: Relayed,
+        route: &'a Route,
+    ) -> Next {
+        match relayed {
+            Relayed::Done { upstream_reusable, downstream_keep_alive } => {
+                if upstream_reusable && upbuf.is_empty() {
+                    up.cluster().clone().release(up);
+                }
+                buffers::give_back(upbuf);
+                if downstream_keep_alive { Next::KeepAlive(conn) } else { Next::Close }
+            }
+            Relayed::Upgraded => {
+                let cluster = up.cluster().clone();
+                let stats = self.ll.http();
+                stats.downstream_cx_upgrades_total.inc();
+                stats.downstream_cx_upgrades_active.inc();
+                let idle = self.opts().idle_timeout;
+                let Downstream { stream, buf, .. } = conn;
+                let (upstream, lease) = up.into_parts();
+                let (rx, tx) = tunnel::run(stream, buf, upstream, upbuf, idle).await;
+                self.rec.bytes_received += rx;
+                self.rec.bytes_sent += tx;
+                drop(lease);
+                drop(cluster);
+                stats.downstream_cx_upgrades_active.dec();
+                Next::Close
+            }
+            Relayed::Fault(fault) => {
+                if fault == Fault::UpstreamProtocol {
+                    up.cluster().stats().upstream_cx_protocol_error.inc();
+                }
+                if fault == Fault::UpstreamTimeout {
+                    up.cluster().stats().upstream_rq_timeout.inc();
+                }
+                drop(up);
+                self.reply_fault(conn, fault, Some(route)).await
+            }
+            Relayed::Broken(flags) => {
+                self.rec.flags |= flags;
+                Next::Close
+            }
+        }
+    }
+
+    /// Read the upstream response and relay it downstream: interim 1xx, the head, the body.
+    async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
+        &mut self,
+        up: &mut R,
+        upbuf: &mut BytesMut,
+        down: &mut W,
+        route: &'a Route,
+        deadline: Option<Instant>,
+        head_sent: &mut bool,
+    ) -> Relayed {
+        if upbuf.capacity() == 0 {
+            *upbuf = buffers::take();
+        }
+        let limits = Limits::default();
+        let is_head = self.head.is_head();
+        let resp: ResponseHead = loop {
+            match http1::parse_response(upbuf, is_head, &limits) {
+                Ok(Some(r)) if r.status() == 101 => {
+                    if self.head.upgrade().is_none() {
+                        return Relayed::Fault(Fault::UpstreamProtocol);
+                    }
+                    break r;
+                }
+                Ok(Some(r)) if r.is_informational() => {
+                    // 100 Continue was answered by us; other interim responses pass through.
+                    if r.status() != 100 {
+                        if body::write_bytes(down, r.raw().clone()).await.is_err() {
+                            return Relayed::Broken(ResponseFlags::DC);
+                        }
+                    }
+                    continue;
+                }
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(_) => return Relayed::Fault(Fault::UpstreamProtocol),
+            }
+            match read_into(up, upbuf, deadline).await {
+                Ok(0) => return Relayed::Fault(Fault::UpstreamReset),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Relayed::Fault(Fault::UpstreamTimeout);
+                }
+                Err(_) => return Relayed::Fault(Fault::UpstreamReset),
+            }
+        };
+        let status = resp.status();
+        self.rec.status = status;
+        let upgrade = status == 101;
+        let down_10 = self.head.version() == Version::Http10;
+        let resp_framing = resp.framing();
+        let out_framing = match resp_framing {
+            BodyFraming::Chunked if !down_10 => OutFraming::Chunked,
+            BodyFraming::Close if !down_10 => OutFraming::Chunked,
+            BodyFraming::Close | BodyFraming::Chunked => OutFraming::Close,
+            BodyFraming::None | BodyFraming::Length(_) => OutFraming::AsIs,
+        };
+        let keep = self.keep_alive_wanted() && out_framing != OutFraming::Close && !upgrade;
+        let upstream_reusable = resp.is_keep_alive() && resp_framing != BodyFraming::Close && !upgrade;
+        let mut out = BytesMut::with_capacity(upbuf.len().min(64 * 1024) + 512);
+        head::write_response(
+            &mut out,
+            &resp,
+            &ResponseRewrite {
+                route: Some(route),
+                opts: self.opts(),
+                framing: out_framing,
+                close: !keep,
+                keep_alive_10: keep && down_10,
+                upgrade,
+            },
+        );
+        *head_sent = true;
+        if upgrade {
+            return match body::flush_out(down, &mut out).await {
+                Ok(()) => Relayed::Upgraded,
+                Err(_) => Relayed::Broken(ResponseFlags::DC),
+            };
+        }
+        let mut decoder = BodyDecoder::new(resp_framing);
+        let idle = self.opts().idle_timeout;
+        let mut sent = 0;
+        let result =
+            body::pump(up, upbuf, &mut decoder, down, &mut out, out_framing, idle, &mut sent).await;
+        self.rec.bytes_sent += sent;
+        match result {
+            Ok(()) => Relayed::Done { upstream_reusable, downstream_keep_alive: keep },
+            Err(PumpError::Sink(_)) => Relayed::Broken(ResponseFlags::DC),
+            Err(PumpError::Source(k)) if k == std::io::ErrorKind::TimedOut => {
+                Relayed::Broken(ResponseFlags::UT)
+            }
+            Err(PumpError::Source(_)) => Relayed::Broken(ResponseFlags::UC),
+            Err(PumpError::Framing(_)) => Relayed::Broken(ResponseFlags::UPE),
+        }
+    }
+
+    fn log(&self, writer: &crate::access_log::AccessLogWriter, start: SystemTime) {
+        let h = &self.head;
+        writer.log(&Entry {
+            start,
+            method: h.method(),
+            path: h.target(),
+            protocol: match h.version() {
+                Version::Http10 => "HTTP/1.0",
+                Version::Http11 => "HTTP/1.1",
+            },
+            status: self.rec.status,
+            flags: self.rec.flags,
+            bytes_received: self.rec.bytes_received,
+            bytes_sent: self.rec.bytes_sent,
+            duration: self.rec.start.elapsed(),
+            upstream_service_time: self.rec.upstream_time,
+            forwarded_for: h.header(b"x-forwarded-for"),
+            user_agent: h.header(b"user-agent"),
+            request_id: match &self.request_id {
+                Some(id) => Some(&id[..]),
+                None => h.header(b"x-request-id"),
+            },
+            authority: h.authority(),
+            upstream_host: self.rec.upstream,
+            downstream_remote: self.peer,
+            route_name: self.route_name,
+        });
+    }
+}
+
+impl crate::router::RequestInfo for RequestHead {
+    fn authority(&self) -> &[u8] {
+        RequestHead::authority(self)
+    }
+    fn path(&self) -> &[u8] {
+        RequestHead::path(self)
+    }
+    fn query(&self) -> &[u8] {
+        RequestHead::query(self)
+    }
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        RequestHead::header(self, name)
+    }
+    fn method(&self) -> &[u8] {
+        RequestHead::method(self)
+    }
+}

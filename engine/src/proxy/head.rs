@@ -1,0 +1,236 @@
+//! Rewriting heads on their way through: hop-by-hop fields dropped (RFC 9110 7.6.1), framing
+//! re-declared for the next hop, forwarding fields and route header changes applied.
+//!
+//! Heads are written straight into the outgoing buffer; nothing is collected per header.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use protocols::http1::{RequestHead, ResponseHead, encode};
+
+use crate::config::HttpOptions;
+use crate::router::{HeaderToAdd, Route};
+
+/// Fields that describe one connection, never forwarded (besides those `Connection` names).
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"te",
+        b"upgrade",
+        b"expect",
+    ];
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+fn listed(names: &[bytes::Bytes], name: &[u8]) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn replaced(adds: &[HeaderToAdd], name: &[u8]) -> bool {
+    adds.iter().any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
+}
+
+/// How the body of a message is framed on the outgoing side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutFraming {
+    /// No body, or `Content-Length` passed through unchanged.
+    AsIs,
+    Chunked,
+    /// Body runs until the connection closes (HTTP/1.0 downstreams).
+    Close,
+}
+
+/// Everything the upstream request head depends on besides the request itself.
+pub(crate) struct RequestRewrite<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) opts: &'a HttpOptions,
+    pub(crate) peer: SocketAddr,
+    pub(crate) framing: OutFraming,
+    pub(crate) upgrade: Option<&'a [u8]>,
+    /// Set when the request had no `x-request-id` and one was generated.
+    pub(crate) request_id: Option<&'a [u8; 36]>,
+}
+
+/// Write the head to send upstream for `req`.
+pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestRewrite<'_>) {
+    let route = rw.route;
+    write_request_line(dst, req, route);
+    let xff_last = if rw.opts.use_forwarded_headers {
+        req.headers().enumerate().filter(|(_, (n, _))| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(i, _)| i).last()
+    } else {
+        None
+    };
+    let mut has_host = false;
+    for (i, (name, value)) in req.headers().enumerate() {
+        if is_hop_by_hop(name)
+            || req.connection_tokens().any(|t| t.eq_ignore_ascii_case(name))
+            || listed(&route.request_headers_to_remove, name)
+            || replaced(&route.request_headers_to_add, name)
+        {
+            continue;
+        }
+        if rw.opts.use_forwarded_headers && name.eq_ignore_ascii_case(b"x-forwarded-proto") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"host") {
+            has_host = true;
+            // Absolute-form: the target's authority wins over Host (RFC 9112 3.2.2).
+            encode::header(dst, b"host", req.authority());
+            continue;
+        }
+        if Some(i) == xff_last {
+            dst.extend_from_slice(name);
+            dst.extend_from_slice(b": ");
+            dst.extend_from_slice(value);
+            dst.extend_from_slice(b", ");
+            write_ip(dst, rw.peer);
+            dst.extend_from_slice(b"\r\n");
+            continue;
+        }
+        encode::header(dst, name, value);
+    }
+    if !has_host && !req.authority().is_empty() {
+        encode::header(dst, b"host", req.authority());
+    }
+    if rw.opts.use_forwarded_headers {
+        if xff_last.is_none() {
+            dst.extend_from_slice(b"x-forwarded-for: ");
+            write_ip(dst, rw.peer);
+            dst.extend_from_slice(b"\r\n");
+        }
+        encode::header(dst, b"x-forwarded-proto", b"http");
+    }
+    if let Some(id) = rw.request_id {
+        encode::header(dst, b"x-request-id", id);
+    }
+    if let Some(via) = &rw.opts.via {
+        write_via(dst, via);
+    }
+    match rw.framing {
+        OutFraming::Chunked => encode::header(dst, b"transfer-encoding", b"chunked"),
+        OutFraming::AsIs | OutFraming::Close => {}
+    }
+    if let Some(proto) = rw.upgrade {
+        encode::header(dst, b"connection", b"upgrade");
+        encode::header(dst, b"upgrade", proto);
+    }
+    write_adds(dst, &route.request_headers_to_add);
+    encode::end_head(dst);
+}
+
+fn write_request_line(dst: &mut BytesMut, req: &RequestHead, route: &Route) {
+    dst.extend_from_slice(req.method());
+    dst.extend_from_slice(b" ");
+    let path = req.path();
+    let mut rewritten = Vec::new();
+    if route.prefix_rewrite.is_some() && route.rewrite_path(path, &mut rewritten) {
+        dst.extend_from_slice(&rewritten);
+    } else {
+        dst.extend_from_slice(path);
+    }
+    let query = req.query();
+    if !query.is_empty() {
+        dst.extend_from_slice(b"?");
+        dst.extend_from_slice(query);
+    }
+    dst.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
+/// Everything the downstream response head depends on besides the response itself.
+pub(crate) struct ResponseRewrite<'a> {
+    pub(crate) route: Option<&'a Route>,
+    pub(crate) opts: &'a HttpOptions,
+    pub(crate) framing: OutFraming,
+    /// Ask the client to close (we will close after this response).
+    pub(crate) close: bool,
+    /// The client is HTTP/1.0 and keeps the connection alive: say so explicitly.
+    pub(crate) keep_alive_10: bool,
+    /// 101 Switching Protocols: keep `Upgrade` and `Connection: upgrade`.
+    pub(crate) upgrade: bool,
+}
+
+/// Write the head to send downstream for the upstream response `resp`.
+pub(crate) fn write_response(dst: &mut BytesMut, resp: &ResponseHead, rw: &ResponseRewrite<'_>) {
+    encode::status_line(dst, resp.status(), resp.reason());
+    let (removes, adds): (&[bytes::Bytes], &[HeaderToAdd]) = match rw.route {
+        Some(r) => (&r.response_headers_to_remove, &r.response_headers_to_add),
+        None => (&[], &[]),
+    };
+    let mut upgrade_value = None;
+    for (name, value) in resp.headers() {
+        if rw.upgrade && name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade_value = Some(value);
+            continue;
+        }
+        if is_hop_by_hop(name)
+            || resp.connection_tokens().any(|t| t.eq_ignore_ascii_case(name))
+            || listed(removes, name)
+            || replaced(adds, name)
+        {
+            continue;
+        }
+        encode::header(dst, name, value);
+    }
+    if let Some(via) = &rw.opts.via {
+        write_via(dst, via);
+    }
+    if rw.framing == OutFraming::Chunked {
+        encode::header(dst, b"transfer-encoding", b"chunked");
+    }
+    if rw.upgrade {
+        encode::header(dst, b"connection", b"upgrade");
+        if let Some(v) = upgrade_value {
+            encode::header(dst, b"upgrade", v);
+        }
+    } else if rw.close {
+        encode::header(dst, b"connection", b"close");
+    } else if rw.keep_alive_10 {
+        encode::header(dst, b"connection", b"keep-alive");
+    }
+    write_adds(dst, adds);
+    encode::end_head(dst);
+}
+
+fn write_adds(dst: &mut BytesMut, adds: &[HeaderToAdd]) {
+    for h in adds {
+        encode::header(dst, &h.name, &h.value);
+    }
+}
+
+fn write_via(dst: &mut BytesMut, via: &str) {
+    dst.extend_from_slice(b"via: 1.1 ");
+    dst.extend_from_slice(via.as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+fn write_ip(dst: &mut BytesMut, peer: SocketAddr) {
+    let mut w = dst.writer();
+    let _ = write!(w, "{}", peer.ip());
+}
+
+use bytes::BufMut as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_names_are_case_insensitive() {
+        assert!(is_hop_by_hop(b"Connection"));
+        assert!(is_hop_by_hop(b"TRANSFER-ENCODING"));
+        assert!(!is_hop_by_hop(b"content-length"));
+        assert!(!is_hop_by_hop(b"trailer"));
+    }
+
+    #[test]
+    fn ip_is_written_without_port() {
+        let mut b = BytesMut::new();
+        write_ip(&mut b, "[::1]:9000".parse().unwrap());
+        write_ip(&mut b, "10.0.0.1:80".parse().unwrap());
+        assert_eq!(&b[..], b"::110.0.0.1");
+    }
+}

@@ -1,0 +1,79 @@
+//! Per-core pool of read buffers.
+//!
+//! An idle connection holds no buffer: it waits for readiness, takes a buffer from this pool
+//! when bytes arrive and gives it back when its request is done. The pool is thread-local (one
+//! per worker), so taking and returning a buffer is a `Vec` push/pop with no atomics.
+
+use std::cell::RefCell;
+
+use bytes::BytesMut;
+
+/// Capacity of a pooled read buffer: large enough for nearly every request head and a small
+/// body in one read.
+pub(crate) const BUF_SIZE: usize = 16 * 1024;
+/// Buffers kept per worker; more are freed back to the allocator.
+const POOL_MAX: usize = 1024;
+
+thread_local! {
+    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with at least [`BUF_SIZE`] bytes of capacity.
+pub(crate) fn take() -> BytesMut {
+    POOL.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(BUF_SIZE))
+}
+
+/// Return a buffer. It is pooled only when empty and its whole allocation is reclaimable
+/// (no `Bytes` split from it is still alive); otherwise it is simply dropped.
+pub(crate) fn give_back(mut buf: BytesMut) {
+    if !buf.is_empty() {
+        return;
+    }
+    if !buf.try_reclaim(BUF_SIZE) || buf.capacity() > 4 * BUF_SIZE {
+        return;
+    }
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_MAX {
+            p.push(buf);
+        }
+    });
+}
+
+/// Make sure `buf` has room for a read of a useful size.
+pub(crate) fn reserve_for_read(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(BUF_SIZE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reclaimed_buffer_is_reused() {
+        let mut b = take();
+        let ptr = b.as_ptr();
+        b.extend_from_slice(b"hello");
+        let frozen = b.split_to(5).freeze();
+        drop(frozen);
+        give_back(b);
+        let again = take();
+        assert_eq!(again.as_ptr(), ptr);
+        assert!(again.capacity() >= BUF_SIZE);
+    }
+
+    #[test]
+    fn buffer_with_live_slice_is_not_pooled() {
+        let mut b = take();
+        b.extend_from_slice(b"hello");
+        let frozen = b.split_to(5).freeze();
+        give_back(b);
+        let other = take();
+        // The pool could not have handed back memory `frozen` still uses.
+        assert_ne!(other.as_ptr(), frozen.as_ptr());
+        assert_eq!(&frozen[..], b"hello");
+    }
+}

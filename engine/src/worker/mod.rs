@@ -1,0 +1,268 @@
+//! A worker: one thread, one monoio runtime (io_uring, or epoll where io_uring is refused),
+//! pinned to one core. It owns its listening sockets, its connections and its upstream pools;
+//! it shares only the config snapshot and the stats atomics with other threads.
+
+pub(crate) mod buffers;
+pub(crate) mod drain;
+pub(crate) mod rng;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use monoio::net::{TcpListener, TcpStream};
+
+use crate::access_log::AccessLogWriter;
+use crate::cluster::ClusterLocal;
+use crate::config::ListenerConfig;
+use crate::server::{IoDriver, ListenerShared, Shared, Snapshot};
+use crate::stats::{HttpStats, ListenerStats, LocalHistogram};
+
+/// How often a worker flushes histograms and access logs and sweeps idle upstream connections.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a worker looks at the process-wide drain flag.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// io_uring submission queue size.
+const RING_ENTRIES: u32 = 4096;
+
+/// Entry point of a worker thread.
+pub(crate) fn run(
+    index: usize,
+    core: Option<core_affinity::CoreId>,
+    driver: IoDriver,
+    shared: Arc<Shared>,
+    sockets: Vec<(usize, std::net::TcpListener)>,
+) {
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core) {
+            log::warn!("worker {index}: could not pin to core {}", core.id);
+        }
+    }
+    let main = worker_main(index, shared, sockets);
+    let use_uring = match driver {
+        IoDriver::Legacy => false,
+        IoDriver::IoUring => true,
+        IoDriver::Auto => monoio::utils::detect_uring(),
+    };
+    if use_uring {
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(RING_ENTRIES)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                log::info!("worker {index}: io_uring driver");
+                return rt.block_on(main);
+            }
+            Err(e) if driver == IoDriver::IoUring => {
+                log::error!("worker {index}: io_uring unavailable: {e}");
+                return;
+            }
+            Err(e) => log::warn!("worker {index}: io_uring unavailable ({e}), using epoll"),
+        }
+    }
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build() {
+        Ok(mut rt) => {
+            log::info!("worker {index}: epoll (legacy) driver");
+            rt.block_on(main)
+        }
+        Err(e) => log::error!("worker {index}: cannot build runtime: {e}"),
+    }
+}
+
+/// Per-worker state shared by all of this worker's tasks.
+pub(crate) struct Worker {
+    pub(crate) core: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) drain: drain::Drain,
+    local: RefCell<Rc<Local>>,
+    generation: Cell<u64>,
+    pub(crate) connections: Cell<usize>,
+}
+
+/// One worker's instance of a snapshot: stats slots, histograms, access-log writer, pools.
+/// Requests hold an `Rc<Local>`, so a request finishes on the snapshot it started with.
+pub(crate) struct Local {
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) listeners: Vec<ListenerLocal>,
+    pub(crate) clusters: Vec<Rc<ClusterLocal>>,
+}
+
+pub(crate) struct ListenerLocal {
+    core: usize,
+    shared: Arc<ListenerShared>,
+    pub(crate) rq_time: LocalHistogram,
+    pub(crate) access_log: Option<AccessLogWriter>,
+}
+
+impl ListenerLocal {
+    pub(crate) fn shared(&self) -> &Arc<ListenerShared> {
+        &self.shared
+    }
+
+    pub(crate) fn stats(&self) -> &ListenerStats {
+        self.shared.stats.core(self.core)
+    }
+
+    pub(crate) fn http(&self) -> &HttpStats {
+        self.shared.http.stats.core(self.core)
+    }
+}
+
+impl Local {
+    fn new(snapshot: Arc<Snapshot>, core: usize) -> Self {
+        let listeners = snapshot
+            .listeners
+            .iter()
+            .map(|l| ListenerLocal {
+                core,
+                rq_time: l.http.downstream_rq_time.local(),
+                access_log: l.access_log.as_ref().map(|a| a.writer()),
+                shared: l.clone(),
+            })
+            .collect();
+        let clusters = snapshot
+            .config
+            .clusters
+            .iter()
+            .zip(&snapshot.clusters)
+            .map(|(cfg, shared)| Rc::new(ClusterLocal::new(cfg, shared.clone(), core)))
+            .collect();
+        Self { snapshot, listeners, clusters }
+    }
+
+    pub(crate) fn listener_config(&self, i: usize) -> &ListenerConfig {
+        &self.snapshot.config.listeners[i]
+    }
+
+    fn flush(&self) {
+        for l in &self.listeners {
+            l.rq_time.flush();
+            if let Some(a) = &l.access_log {
+                a.flush();
+            }
+        }
+        for c in &self.clusters {
+            c.flush();
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.flush();
+        for c in &self.clusters {
+            c.close_idle();
+        }
+    }
+}
+
+impl Worker {
+    /// The newest snapshot, built for this worker on first use after a publish.
+    pub(crate) fn local(&self) -> Rc<Local> {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation != self.generation.get() {
+            let snapshot = self.shared.snapshot.load_full();
+            let fresh = Rc::new(Local::new(snapshot, self.core));
+            let old = self.local.replace(fresh);
+            old.flush();
+            self.generation.set(generation);
+        }
+        self.local.borrow().clone()
+    }
+}
+
+async fn worker_main(
+    core: usize,
+    shared: Arc<Shared>,
+    sockets: Vec<(usize, std::net::TcpListener)>,
+) {
+    let generation = shared.generation.load(Ordering::Acquire);
+    let local = Rc::new(Local::new(shared.snapshot.load_full(), core));
+    let worker = Rc::new(Worker {
+        core,
+        shared,
+        drain: drain::Drain::new(),
+        local: RefCell::new(local),
+        generation: Cell::new(generation),
+        connections: Cell::new(0),
+    });
+    for (index, socket) in sockets {
+        match TcpListener::from_std(socket) {
+            Ok(l) => {
+                monoio::spawn(accept_loop(worker.clone(), index, l));
+            }
+            Err(e) => log::error!("worker {core}: cannot adopt listener socket: {e}"),
+        }
+    }
+    monoio::spawn(housekeeping(worker.clone()));
+
+    while !worker.shared.is_draining() {
+        monoio::time::sleep(DRAIN_POLL).await;
+    }
+    worker.drain.fire();
+    let drain_timeout = worker.local().snapshot.config.drain_timeout;
+    let deadline = Instant::now() + drain_timeout;
+    while worker.connections.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(DRAIN_POLL).await;
+    }
+    if worker.connections.get() > 0 {
+        log::warn!(
+            "worker {core}: drain timeout, closing {} connections",
+            worker.connections.get()
+        );
+    }
+    worker.local().flush();
+}
+
+async fn accept_loop(worker: Rc<Worker>, index: usize, listener: TcpListener) {
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = worker.drain.wait() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off briefly instead of spinning.
+                log::warn!("accept failed: {e}");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let local = worker.local();
+        let limit = local.listener_config(index).max_connections_per_worker;
+        if limit.is_some_and(|max| worker.connections.get() >= max as usize) {
+            local.listeners[index].stats().downstream_cx_overflow.inc();
+            drop(stream);
+            continue;
+        }
+        drop(local);
+        crate::listener::tune_accepted(&stream);
+        worker.connections.set(worker.connections.get() + 1);
+        monoio::spawn(connection(worker.clone(), index, stream, peer));
+    }
+}
+
+async fn connection(worker: Rc<Worker>, index: usize, stream: TcpStream, peer: SocketAddr) {
+    crate::proxy::serve(&worker, index, stream, peer).await;
+    worker.connections.set(worker.connections.get() - 1);
+}
+
+async fn housekeeping(worker: Rc<Worker>) {
+    loop {
+        monoio::select! {
+            _ = monoio::time::sleep(HOUSEKEEPING_INTERVAL) => {}
+            _ = worker.drain.wait() => break,
+        }
+        let local = worker.local();
+        local.flush();
+        let now = Instant::now();
+        for c in &local.clusters {
+            c.sweep(now);
+        }
+    }
+}
