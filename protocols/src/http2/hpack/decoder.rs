@@ -1,0 +1,233 @@
+//! The HPACK decoder (RFC 7541 §3, §5, §6) and the RFC 9113 §8.2.1 field checks.
+//!
+//! Owns the peer-to-us dynamic table and turns one complete header block into fields. It does
+//! not reassemble CONTINUATION frames, and it does not judge names or values (uppercase names,
+//! pseudo-headers): that is a stream error the caller decides with [`is_valid_name`] and
+//! [`is_valid_value`], not a compression error.
+
+use bytes::{Bytes, BytesMut};
+
+use super::table::{DynamicTable, ENTRY_OVERHEAD, STATIC_LEN, static_get};
+use super::{DEFAULT_TABLE_SIZE, Error, huffman};
+
+/// Continuation octets allowed after a full prefix: 5 x 7 bits covers 2^32 - 1 (§5.1).
+const MAX_CONTINUATION: usize = 5;
+
+/// Decodes header blocks from one peer, keeping the dynamic table in step with its encoder.
+#[derive(Debug)]
+pub struct Decoder {
+    table: DynamicTable,
+    /// Our `SETTINGS_HEADER_TABLE_SIZE`: the ceiling for the peer's size updates.
+    max_allowed: usize,
+}
+
+impl Decoder {
+    /// A decoder for a connection whose `SETTINGS_HEADER_TABLE_SIZE` is `max_table_size`.
+    ///
+    /// The table itself starts at the protocol's initial 4096 octets (RFC 9113 §6.5.2), as the
+    /// peer's encoder does, and changes only when the peer signals a size update (§4.2), which
+    /// must not exceed `max_table_size`.
+    pub fn new(max_table_size: usize) -> Self {
+        Self {
+            table: DynamicTable::new(DEFAULT_TABLE_SIZE),
+            max_allowed: max_table_size,
+        }
+    }
+
+    /// Changes our `SETTINGS_HEADER_TABLE_SIZE` (call when the peer acknowledges it). Later size
+    /// updates above `n` are refused. The table keeps its current size until the peer's encoder
+    /// signals the change, as §4.2 requires it to.
+    pub fn set_max_table_size(&mut self, n: usize) {
+        self.max_allowed = n;
+    }
+
+    /// The dynamic table, for tests.
+    #[cfg(test)]
+    pub(crate) fn table(&self) -> &DynamicTable {
+        &self.table
+    }
+
+    /// Decodes one complete header block, calling `f(name, value, sensitive)` per field in
+    /// order; `sensitive` is set for a literal never indexed (§6.2.3), which a proxy must
+    /// forward the same way.
+    ///
+    /// Names and values are zero-copy slices of `src` when sent as plain literals, static
+    /// strings for static-table references, shared slices of the dynamic table for dynamic
+    /// references, and slices of one per-block buffer when Huffman coded.
+    ///
+    /// Once the header list size (the sum of name + value + 32 per field) exceeds
+    /// `max_list_size`, `f` is no longer called; the rest of the block is still decoded so the
+    /// dynamic table stays in sync, and the result is [`Error::HeaderListTooLarge`] unless a
+    /// compression error comes first. The work is bounded by the size of `src` whatever the
+    /// fields expand to: references to the table are not copied. On any error the fields
+    /// already passed to `f` must be discarded.
+    pub fn decode(
+        &mut self,
+        src: &Bytes,
+        max_list_size: usize,
+        mut f: impl FnMut(Bytes, Bytes, bool),
+    ) -> Result<(), Error> {
+        let buf: &[u8] = src;
+        let mut pos = 0;
+        let mut list_size = 0usize;
+        let mut too_large = false;
+        let mut at_start = true;
+        let mut scratch = BytesMut::new();
+        let mut emit = |name: Bytes, value: Bytes, sensitive: bool| {
+            list_size = list_size.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);
+            too_large |= list_size > max_list_size;
+            if !too_large {
+                f(name, value, sensitive);
+            }
+        };
+        while let Some(&first) = buf.get(pos) {
+            if first & 0x80 != 0 {
+                // §6.1 Indexed Header Field.
+                let index = decode_int(buf, &mut pos, 7)?;
+                if index <= STATIC_LEN {
+                    let (name, value) = static_get(index).ok_or(Error::InvalidIndex)?;
+                    emit(Bytes::from_static(name), Bytes::from_static(value), false);
+                } else {
+                    let entry = self
+                        .table
+                        .get(index - STATIC_LEN - 1)
+                        .ok_or(Error::InvalidIndex)?;
+                    emit(entry.name.clone(), entry.value.clone(), false);
+                }
+            } else if first & 0x40 != 0 {
+                // §6.2.1 Literal Header Field with Incremental Indexing.
+                let (name, value) = self.literal(src, &mut pos, 6, &mut scratch)?;
+                self.table.insert(&name, &value, |_, _| {});
+                emit(name, value, false);
+            } else if first & 0x20 != 0 {
+                // §6.3 Dynamic Table Size Update.
+                // §4.2: "This dynamic table size update MUST occur at the beginning of the
+                // first header block following the change to the dynamic table size."
+                if !at_start {
+                    return Err(Error::TableSizeUpdateNotAtStart);
+                }
+                let size = decode_int(buf, &mut pos, 5)?;
+                // §6.3: "The new maximum size MUST be lower than or equal to the limit
+                // determined by the protocol using HPACK."
+                if size > self.max_allowed {
+                    return Err(Error::TableSizeUpdateTooLarge);
+                }
+                self.table.set_max_size(size, |_, _| {});
+                continue;
+            } else {
+                // §6.2.2 Literal Header Field without Indexing (0000), §6.2.3 Never Indexed (0001).
+                let never_indexed = first & 0x10 != 0;
+                let (name, value) = self.literal(src, &mut pos, 4, &mut scratch)?;
+                emit(name, value, never_indexed);
+            }
+            at_start = false;
+        }
+        if too_large {
+            Err(Error::HeaderListTooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads a literal representation's name (indexed or literal) and value (§6.2).
+    fn literal(
+        &self,
+        src: &Bytes,
+        pos: &mut usize,
+        prefix: u8,
+        scratch: &mut BytesMut,
+    ) -> Result<(Bytes, Bytes), Error> {
+        let index = decode_int(src, pos, prefix)?;
+        let name = if index == 0 {
+            read_string(src, pos, scratch)?
+        } else if index <= STATIC_LEN {
+            let (name, _) = static_get(index).ok_or(Error::InvalidIndex)?;
+            Bytes::from_static(name)
+        } else {
+            let entry = self
+                .table
+                .get(index - STATIC_LEN - 1)
+                .ok_or(Error::InvalidIndex)?;
+            entry.name.clone()
+        };
+        let value = read_string(src, pos, scratch)?;
+        Ok((name, value))
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_TABLE_SIZE)
+    }
+}
+
+/// Decodes a prefixed integer (§5.1) whose first octet is `src[*pos]`, using its low `prefix`
+/// bits, and advances `pos` past it.
+///
+/// Refuses values above 2^32 - 1 and more than 5 continuation octets, so that a stream of
+/// `0x80` octets cannot make the decoder loop or overflow.
+pub(crate) fn decode_int(src: &[u8], pos: &mut usize, prefix: u8) -> Result<usize, Error> {
+    let mask = u8::MAX >> (8 - prefix);
+    let first = *src.get(*pos).ok_or(Error::Truncated)?;
+    *pos += 1;
+    let mut value = u64::from(first & mask);
+    if value < u64::from(mask) {
+        return Ok(value as usize);
+    }
+    for i in 0..MAX_CONTINUATION {
+        let b = *src.get(*pos).ok_or(Error::Truncated)?;
+        *pos += 1;
+        value += u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return match u32::try_from(value) {
+                Ok(v) => usize::try_from(v).map_err(|_| Error::IntegerOverflow),
+                Err(_) => Err(Error::IntegerOverflow),
+            };
+        }
+    }
+    Err(Error::IntegerOverflow)
+}
+
+/// Reads a string literal (§5.2) at `src[*pos]`: a zero-copy slice of `src` when plain, or
+/// Huffman-decoded into `scratch` and split off. `scratch` grows at most once per block: the
+/// first time it is short it reserves room for the whole rest of the block decoded.
+fn read_string(src: &Bytes, pos: &mut usize, scratch: &mut BytesMut) -> Result<Bytes, Error> {
+    let huffman_coded = src.get(*pos).ok_or(Error::Truncated)? & 0x80 != 0;
+    let len = decode_int(src, pos, 7)?;
+    let start = *pos;
+    let end = start.checked_add(len).ok_or(Error::Truncated)?;
+    let raw = src.get(start..end).ok_or(Error::Truncated)?;
+    *pos = end;
+    if !huffman_coded {
+        return Ok(src.slice(start..end));
+    }
+    let max_decoded = len * 8 / 5;
+    if scratch.capacity() < max_decoded {
+        scratch.reserve((src.len() - start) * 8 / 5);
+    }
+    huffman::decode(raw, scratch)?;
+    Ok(scratch.split().freeze())
+}
+
+/// Whether `name` is a valid HTTP/2 field name (RFC 9113 §8.2.1): non-empty, no octet in
+/// 0x00-0x20, 0x41-0x5a (uppercase) or 0x7f-0xff, and no colon except one leading colon of a
+/// pseudo-header (which must have more after it).
+pub fn is_valid_name(name: &[u8]) -> bool {
+    let rest = match name {
+        [b':', rest @ ..] => rest,
+        _ => name,
+    };
+    !rest.is_empty()
+        && rest
+            .iter()
+            .all(|&b| matches!(b, 0x21..=0x40 | 0x5b..=0x7e) && b != b':')
+}
+
+/// Whether `value` is a valid HTTP/2 field value (RFC 9113 §8.2.1): no NUL, CR or LF, and no
+/// leading or trailing space or tab.
+pub fn is_valid_value(value: &[u8]) -> bool {
+    let edge_ok = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t'));
+    edge_ok(value.first())
+        && edge_ok(value.last())
+        && !value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))
+}
