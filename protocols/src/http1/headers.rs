@@ -1,0 +1,464 @@
+//! Shared head machinery for requests and responses: line-ending and size scan of a head,
+//! field-line checks on top of `httparse`, offset spans, and the framing summary (Content-Length,
+//! Transfer-Encoding, Connection, Host, Expect, Upgrade).
+//!
+//! Does not: parse start lines (see `request.rs`, `response.rs`) or decode bodies (`body.rs`).
+//! Spec: RFC 9112 sections 2.2 (line endings, whitespace), 5 (field syntax, obs-fold),
+//! 6.1-6.3 (Transfer-Encoding, Content-Length, message body length); RFC 9110 section 7.6.1
+//! (Connection) and 7.2 (Host).
+
+/// Body framing decided from the head (RFC 9112 section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body follows the head.
+    None,
+    /// Exactly this many bytes of body follow.
+    Length(u64),
+    /// A chunked body follows (RFC 9112 section 7.1).
+    Chunked,
+    /// Responses only: the body runs until the server closes the connection.
+    Close,
+}
+
+/// A byte range into a head's raw bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Span {
+    /// The span of `part`, which must be a sub-slice of `base`.
+    pub(crate) fn of(base: &[u8], part: &[u8]) -> Option<Self> {
+        let start = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        if end > base.len() {
+            return None;
+        }
+        Some(Self {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+
+    /// The bytes of this span in `raw` (empty if out of range, which cannot happen for spans
+    /// made by [`Span::of`] over the same bytes).
+    pub(crate) fn get(self, raw: &[u8]) -> &[u8] {
+        raw.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// One field line: name as sent, value trimmed of OWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    pub(crate) name: Span,
+    pub(crate) value: Span,
+}
+
+/// A head-level problem shared by requests and responses; each side maps it to its own error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    TooLarge,
+    TooManyFields,
+    BareLf,
+    BareCr,
+    ObsFold,
+    HeaderName,
+    HeaderValue,
+    ContentLength,
+    TransferEncoding,
+}
+
+/// Where a complete head ends and how many field lines it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeadScan {
+    /// Head length including the final CRLFCRLF.
+    pub(crate) len: usize,
+    /// Number of field lines (start line and final empty line excluded).
+    pub(crate) fields: usize,
+}
+
+/// Scans `buf` (which starts with the start line) for the end of the head.
+///
+/// RFC 9112 section 2.2: a bare CR is rejected, and we reject a bare LF too (the RFC allows
+/// accepting it; smuggling defences are simpler if every hop agrees on CRLF only). Section 5.2:
+/// a field line starting with SP/HTAB is obs-fold (or whitespace after the start line, 2.2) and
+/// is rejected. Limits are enforced as soon as the buffered bytes already exceed them.
+pub(crate) fn scan_head(
+    buf: &[u8],
+    max_head: usize,
+    max_fields: usize,
+) -> Result<Option<HeadScan>, HeadError> {
+    let window = buf.get(..max_head).unwrap_or(buf);
+    let mut fields = 0usize;
+    let mut line_start = 0usize;
+    let mut i = 0usize;
+    while let Some(&b) = window.get(i) {
+        match b {
+            b'\r' => {
+                let Some(&next) = window.get(i + 1) else {
+                    break;
+                };
+                if next != b'\n' {
+                    return Err(HeadError::BareCr);
+                }
+                if line_start != 0 {
+                    if i == line_start {
+                        return Ok(Some(HeadScan { len: i + 2, fields }));
+                    }
+                    if matches!(window.get(line_start), Some(b' ' | b'\t')) {
+                        return Err(HeadError::ObsFold);
+                    }
+                    fields += 1;
+                    if fields > max_fields {
+                        return Err(HeadError::TooManyFields);
+                    }
+                }
+                i += 2;
+                line_start = i;
+            }
+            b'\n' => return Err(HeadError::BareLf),
+            _ => i += 1,
+        }
+    }
+    // An incomplete line already starting with whitespace is obs-fold whatever follows.
+    if line_start != 0 && matches!(window.get(line_start), Some(b' ' | b'\t')) {
+        return Err(HeadError::ObsFold);
+    }
+    if buf.len() >= max_head {
+        return Err(HeadError::TooLarge);
+    }
+    Ok(None)
+}
+
+/// RFC 9110 section 5.6.2: `tchar`.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// RFC 9110 section 5.6.2: `token = 1*tchar`.
+pub(crate) fn is_token(v: &[u8]) -> bool {
+    !v.is_empty() && v.iter().all(|&b| is_tchar(b))
+}
+
+/// RFC 9110 section 5.5: field-value bytes are HTAB, SP, VCHAR or obs-text.
+pub(crate) fn is_field_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= b' ' && b != 0x7f)
+}
+
+/// Trims optional whitespace (SP / HTAB) from both ends.
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// Validates one `field-name ":" OWS field-value OWS` line (no CRLF), as used for trailers.
+pub(crate) fn is_valid_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (name, value) = line.split_at(colon);
+    is_token(name) && value.iter().skip(1).all(|&b| is_field_value_byte(b))
+}
+
+/// The transfer codings we can forward before the final `chunked` (RFC 9110 section 18.6 registry).
+fn is_known_coding(c: &[u8]) -> bool {
+    [
+        &b"gzip"[..],
+        b"deflate",
+        b"compress",
+        b"x-gzip",
+        b"x-compress",
+    ]
+    .iter()
+    .any(|k| c.eq_ignore_ascii_case(k))
+}
+
+/// What the Transfer-Encoding list says about framing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum TransferCoding {
+    /// No Transfer-Encoding field.
+    #[default]
+    Absent,
+    /// The final coding is `chunked`; `unknown` if an earlier coding is not a registered one.
+    Chunked { unknown: bool },
+    /// The final coding is not `chunked` (`unknown` if any coding is not a registered one).
+    NotChunked { unknown: bool },
+}
+
+/// Accumulates Transfer-Encoding elements across all its field lines, in order.
+#[derive(Clone, Copy, Debug, Default)]
+struct TeState {
+    present: bool,
+    chunked_seen: bool,
+    last_chunked: bool,
+    unknown: bool,
+}
+
+impl TeState {
+    /// RFC 9112 section 6.1: `transfer-coding` list. We are stricter than the ABNF on purpose:
+    /// empty elements, parameters, quoted strings, `chunked` twice or not last are refused,
+    /// since those are the classic smuggling obfuscations.
+    fn add(&mut self, value: &[u8]) -> Result<(), HeadError> {
+        self.present = true;
+        for element in value.split(|&b| b == b',') {
+            let coding = trim_ows(element);
+            if !is_token(coding) {
+                return Err(HeadError::TransferEncoding);
+            }
+            if self.chunked_seen {
+                // RFC 9112 section 6.1: a sender MUST NOT apply chunked more than once, and
+                // chunked MUST be the final coding of a request.
+                return Err(HeadError::TransferEncoding);
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.chunked_seen = true;
+                self.last_chunked = true;
+            } else {
+                self.last_chunked = false;
+                if !is_known_coding(coding) {
+                    self.unknown = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn result(self) -> TransferCoding {
+        if !self.present {
+            TransferCoding::Absent
+        } else if self.last_chunked {
+            TransferCoding::Chunked {
+                unknown: self.unknown,
+            }
+        } else {
+            TransferCoding::NotChunked {
+                unknown: self.unknown,
+            }
+        }
+    }
+}
+
+/// RFC 9110 section 8.6: `Content-Length = 1*DIGIT`; a list is tolerated here only so the caller
+/// can decide about duplicates.
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Facts about the fields that framing, connection management and routing need.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Summary {
+    /// The first Content-Length value.
+    pub(crate) content_length: Option<u64>,
+    /// How many Content-Length values were seen (list elements count separately).
+    pub(crate) content_length_count: u32,
+    /// Whether the Content-Length values differ.
+    pub(crate) content_length_differs: bool,
+    pub(crate) transfer_coding: TransferCoding,
+    pub(crate) host: Option<Span>,
+    pub(crate) host_count: u32,
+    pub(crate) connection_close: bool,
+    pub(crate) connection_keep_alive: bool,
+    pub(crate) connection_upgrade: bool,
+    pub(crate) expect_continue: bool,
+    pub(crate) upgrade: Option<Span>,
+}
+
+/// Converts `httparse` headers into spans over `raw` and builds the [`Summary`].
+pub(crate) fn collect_fields(
+    raw: &[u8],
+    parsed: &[httparse::Header<'_>],
+) -> Result<(Vec<Field>, Summary), HeadError> {
+    let mut fields = Vec::with_capacity(parsed.len());
+    let mut s = Summary::default();
+    let mut te = TeState::default();
+    for h in parsed {
+        let name = h.name.as_bytes();
+        // httparse checks tchar and the colon; we also refuse an empty name.
+        if !is_token(name) {
+            return Err(HeadError::HeaderName);
+        }
+        let value = trim_ows(h.value);
+        if !value.iter().all(|&b| is_field_value_byte(b)) {
+            return Err(HeadError::HeaderValue);
+        }
+        let (Some(name_span), Some(value_span)) = (Span::of(raw, name), Span::of(raw, value))
+        else {
+            return Err(HeadError::HeaderValue);
+        };
+        fields.push(Field {
+            name: name_span,
+            value: value_span,
+        });
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for element in value.split(|&b| b == b',') {
+                let n = parse_content_length(trim_ows(element)).ok_or(HeadError::ContentLength)?;
+                match s.content_length {
+                    Some(first) if first != n => s.content_length_differs = true,
+                    Some(_) => {}
+                    None => s.content_length = Some(n),
+                }
+                s.content_length_count = s.content_length_count.saturating_add(1);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te.add(value)?;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            s.host_count = s.host_count.saturating_add(1);
+            if s.host.is_none() {
+                s.host = Some(value_span);
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in list_elements(value) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    s.connection_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    s.connection_keep_alive = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    s.connection_upgrade = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if value.eq_ignore_ascii_case(b"100-continue") {
+                s.expect_continue = true;
+            }
+        } else if name.eq_ignore_ascii_case(b"upgrade") && s.upgrade.is_none() {
+            s.upgrade = Some(value_span);
+        }
+    }
+    s.transfer_coding = te.result();
+    Ok((fields, s))
+}
+
+/// The non-empty, OWS-trimmed elements of a comma-separated list value.
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// Fields in order as `(name, value)` slices of `raw`.
+pub(crate) fn iter_fields<'a>(
+    raw: &'a [u8],
+    fields: &'a [Field],
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    fields
+        .iter()
+        .map(move |f| (f.name.get(raw), f.value.get(raw)))
+}
+
+/// The first value whose name equals `lowercase_name` ASCII case-insensitively.
+pub(crate) fn find_field<'a>(
+    raw: &'a [u8],
+    fields: &'a [Field],
+    lowercase_name: &[u8],
+) -> Option<&'a [u8]> {
+    iter_fields(raw, fields)
+        .find(|(n, _)| n.eq_ignore_ascii_case(lowercase_name))
+        .map(|(_, v)| v)
+}
+
+/// Tokens of every Connection field, in order.
+pub(crate) fn connection_tokens<'a>(
+    raw: &'a [u8],
+    fields: &'a [Field],
+) -> impl Iterator<Item = &'a [u8]> {
+    iter_fields(raw, fields)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| list_elements(v))
+}
+
+/// RFC 3986 section 3.2.2 `reg-name` bytes (unreserved, pct-encoded, sub-delims).
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+}
+
+/// RFC 9110 section 7.2 / RFC 3986 section 3.2: `uri-host [ ":" port ]` with a non-empty host,
+/// no userinfo; `require_port` for CONNECT's authority-form (RFC 9112 section 3.2.3).
+pub(crate) fn is_valid_authority(v: &[u8], require_port: bool) -> bool {
+    let (host_ok, port) = if let [b'[', rest @ ..] = v {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let (literal, after) = rest.split_at(close);
+        let ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        match after {
+            [b']'] => (ok, None),
+            [b']', b':', port @ ..] => (ok, Some(port)),
+            _ => return false,
+        }
+    } else {
+        let (host, port) = match v.iter().rposition(|&b| b == b':') {
+            Some(i) => {
+                let (h, p) = v.split_at(i);
+                (h, p.get(1..))
+            }
+            None => (v, None),
+        };
+        (
+            !host.is_empty() && host.iter().all(|&b| is_reg_name_byte(b)),
+            port,
+        )
+    };
+    let port_ok = match port {
+        None => !require_port,
+        Some(p) => {
+            (!p.is_empty() || !require_port) && p.len() <= 5 && p.iter().all(u8::is_ascii_digit)
+        }
+    };
+    host_ok && port_ok
+}

@@ -1,0 +1,460 @@
+//! Request head parsing (RFC 9112 sections 2-3, 5-6): request line, target forms, Host and the
+//! request's body framing, with the strictness a proxy needs to refuse every smuggling shape.
+//!
+//! Owns: [`parse_request`] and [`RequestHead`]. Does not: decode the body (see `BodyDecoder`),
+//! normalise or percent-decode the path, or rewrite any field.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::headers::{
+    self, BodyFraming, Field, HeadError, Span, Summary, TransferCoding, is_token,
+    is_valid_authority,
+};
+use super::{Limits, RequestError, Version, is_version_shaped};
+
+/// Header slots kept on the stack; heads with more field lines use one heap array.
+const STACK_HEADERS: usize = 64;
+
+/// Which of the four request-target forms (RFC 9112 section 3.2) was used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetForm {
+    Origin,
+    Absolute,
+    Authority,
+    Asterisk,
+}
+
+/// A parsed request head: the raw bytes of the whole head (request line to the final CRLFCRLF)
+/// plus offsets into them. Accessors return slices of [`RequestHead::raw`]; nothing is copied.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    raw: Bytes,
+    method: Span,
+    target: Span,
+    /// `None`: absolute-form with an empty path, which means `/`.
+    path: Option<Span>,
+    query: Span,
+    authority: Span,
+    form: TargetForm,
+    version: Version,
+    fields: Vec<Field>,
+    framing: BodyFraming,
+    keep_alive: bool,
+    expect_continue: bool,
+    upgrade: Option<Span>,
+}
+
+impl RequestHead {
+    /// The method as sent (case-sensitive, RFC 9110 section 9.1).
+    pub fn method(&self) -> &[u8] {
+        self.method.get(&self.raw)
+    }
+
+    /// Whether the method is `HEAD` (its response has no body).
+    pub fn is_head(&self) -> bool {
+        self.method() == b"HEAD"
+    }
+
+    /// Whether the method is `CONNECT` (the target is an authority, a 2xx makes a tunnel).
+    pub fn is_connect(&self) -> bool {
+        self.method() == b"CONNECT"
+    }
+
+    /// The request target as sent.
+    pub fn target(&self) -> &[u8] {
+        self.target.get(&self.raw)
+    }
+
+    /// The path without the query: as sent for origin-form, `/` for an absolute-form target with
+    /// an empty path, `*` for asterisk-form and empty for CONNECT's authority-form.
+    pub fn path(&self) -> &[u8] {
+        match self.path {
+            Some(span) => span.get(&self.raw),
+            None => b"/",
+        }
+    }
+
+    /// The query without the `?`, empty if there is none.
+    pub fn query(&self) -> &[u8] {
+        self.query.get(&self.raw)
+    }
+
+    /// The authority of an absolute-form or authority-form target if present (RFC 9112 section
+    /// 3.2.2: it wins over Host), else the Host value (empty for HTTP/1.0 without Host).
+    pub fn authority(&self) -> &[u8] {
+        self.authority.get(&self.raw)
+    }
+
+    /// Whether the target was in absolute-form (`http://host/path`), as sent to a forward proxy.
+    pub fn is_absolute_form(&self) -> bool {
+        self.form == TargetForm::Absolute
+    }
+
+    /// Whether the target was `*` (asterisk-form, OPTIONS only).
+    pub fn is_asterisk_form(&self) -> bool {
+        self.form == TargetForm::Asterisk
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The fields in order: names as sent, values trimmed of OWS.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        headers::iter_fields(&self.raw, &self.fields)
+    }
+
+    /// The number of field lines.
+    pub fn header_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The first value of the field named `lowercase_name` (matched ASCII case-insensitively).
+    pub fn header(&self, lowercase_name: &[u8]) -> Option<&[u8]> {
+        headers::find_field(&self.raw, &self.fields, lowercase_name)
+    }
+
+    /// The body framing: `None`, `Length` or `Chunked` (a request is never close-delimited).
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// Whether the connection may carry another request after this one (RFC 9112 section 9.3):
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn is_keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Whether an HTTP/1.1 request carries `Expect: 100-continue` (RFC 9110 section 10.1.1).
+    pub fn expects_continue(&self) -> bool {
+        self.expect_continue
+    }
+
+    /// The Upgrade value when an HTTP/1.1 request's Connection lists `upgrade` (RFC 9110
+    /// section 7.8); an HTTP/1.0 Upgrade is ignored as the RFC requires.
+    pub fn upgrade(&self) -> Option<&[u8]> {
+        self.upgrade.map(|s| s.get(&self.raw))
+    }
+
+    /// The tokens of every Connection field: hop-by-hop field names a proxy must strip (RFC 9110
+    /// section 7.6.1), plus `close` / `keep-alive` / `upgrade`.
+    pub fn connection_tokens(&self) -> impl Iterator<Item = &[u8]> {
+        headers::connection_tokens(&self.raw, &self.fields)
+    }
+
+    /// The whole head as received, from the request line to the final CRLFCRLF.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+}
+
+impl From<HeadError> for RequestError {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::TooLarge => Self::HeadTooLarge,
+            HeadError::TooManyFields => Self::TooManyHeaders,
+            HeadError::BareLf => Self::BareLf,
+            HeadError::BareCr => Self::BareCr,
+            HeadError::ObsFold => Self::ObsFold,
+            HeadError::HeaderName => Self::InvalidHeaderName,
+            HeadError::HeaderValue => Self::InvalidHeaderValue,
+            HeadError::ContentLength => Self::InvalidContentLength,
+            HeadError::TransferEncoding => Self::InvalidTransferEncoding,
+        }
+    }
+}
+
+/// Parse one request head from the front of `src`.
+///
+/// `Ok(None)`: more bytes are needed; errors come early when the buffered bytes already break a
+/// limit or a rule. Leading empty lines (CRLF) before the request line are consumed and ignored
+/// (RFC 9112 section 2.2), even when `Ok(None)` is returned. On success the head's bytes are split
+/// off `src` (zero copy) and any following bytes (body, pipelined requests) stay in `src`.
+pub fn parse_request(
+    src: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<RequestHead>, RequestError> {
+    // RFC 9112 section 2.2: a server SHOULD ignore at least one empty line (CRLF) received prior
+    // to the request-line.
+    loop {
+        match (src.first(), src.get(1)) {
+            (Some(b'\r'), Some(b'\n')) => src.advance(2),
+            (Some(b'\r'), None) | (None, _) => return Ok(None),
+            (Some(b'\r'), Some(_)) => return Err(RequestError::BareCr),
+            (Some(b'\n'), _) => return Err(RequestError::BareLf),
+            _ => break,
+        }
+    }
+    let Some(parsed) = parse_in_place(src, limits)? else {
+        return Ok(None);
+    };
+    let raw = src.split_to(parsed.len).freeze();
+    Ok(Some(RequestHead { raw, ..parsed.head }))
+}
+
+/// A head parsed over the borrowed buffer, waiting for its bytes to be split off.
+struct Parsed {
+    len: usize,
+    head: RequestHead,
+}
+
+fn parse_in_place(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, RequestError> {
+    // RFC 9112 section 3: the request line. 414 as soon as it is longer than allowed, even
+    // before its CRLF arrives.
+    let line_window = limits.max_request_line.saturating_add(2);
+    let lf = buf
+        .get(..line_window)
+        .unwrap_or(buf)
+        .iter()
+        .position(|&b| b == b'\n');
+    if lf.is_none() && buf.len() >= line_window {
+        return Err(RequestError::RequestLineTooLong);
+    }
+    let scan = headers::scan_head(buf, limits.max_head, limits.max_headers)?;
+    let Some(lf) = lf else {
+        return Ok(None);
+    };
+    // scan_head has checked every LF up to here is preceded by CR.
+    let line = buf.get(..lf.saturating_sub(1)).unwrap_or_default();
+    if line.len() > limits.max_request_line {
+        return Err(RequestError::RequestLineTooLong);
+    }
+    let (method, target, version) = split_request_line(line)?;
+    let t = parse_target(buf, method, target)?;
+    let Some(scan) = scan else {
+        return Ok(None);
+    };
+    let head_bytes = buf.get(..scan.len).unwrap_or_default();
+
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [httparse::Header<'_>] = if scan.fields <= STACK_HEADERS {
+        stack.get_mut(..scan.fields).unwrap_or_default()
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; scan.fields];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(head_bytes) {
+        Ok(httparse::Status::Complete(n)) if n == scan.len => {}
+        Ok(_) => return Err(RequestError::InvalidRequestLine),
+        Err(e) => return Err(map_httparse(e)),
+    }
+    let (fields, summary) = headers::collect_fields(head_bytes, req.headers)?;
+
+    let method_span = span(head_bytes, method)?;
+    let target_span = span(head_bytes, target)?;
+    let authority = check_host(head_bytes, version, &summary, t.authority)?;
+    let framing = request_framing(version, &summary)?;
+    let keep_alive = match version {
+        Version::Http11 => !summary.connection_close,
+        Version::Http10 => summary.connection_keep_alive && !summary.connection_close,
+    };
+    let http11 = version == Version::Http11;
+    Ok(Some(Parsed {
+        len: scan.len,
+        head: RequestHead {
+            raw: Bytes::new(),
+            method: method_span,
+            target: target_span,
+            path: t.path,
+            query: t.query,
+            authority,
+            form: t.form,
+            version,
+            fields,
+            framing,
+            keep_alive,
+            expect_continue: http11 && summary.expect_continue,
+            upgrade: if http11 && summary.connection_upgrade {
+                summary.upgrade
+            } else {
+                None
+            },
+        },
+    }))
+}
+
+fn span(base: &[u8], part: &[u8]) -> Result<Span, RequestError> {
+    Span::of(base, part).ok_or(RequestError::InvalidRequestLine)
+}
+
+fn map_httparse(e: httparse::Error) -> RequestError {
+    match e {
+        httparse::Error::HeaderName => RequestError::InvalidHeaderName,
+        httparse::Error::HeaderValue => RequestError::InvalidHeaderValue,
+        httparse::Error::Token => RequestError::InvalidMethod,
+        httparse::Error::Version => RequestError::InvalidVersion,
+        httparse::Error::TooManyHeaders => RequestError::TooManyHeaders,
+        httparse::Error::NewLine | httparse::Error::Status => RequestError::InvalidRequestLine,
+    }
+}
+
+/// RFC 9112 section 3: `request-line = method SP request-target SP HTTP-version`, single SP.
+fn split_request_line(line: &[u8]) -> Result<(&[u8], &[u8], Version), RequestError> {
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(RequestError::InvalidRequestLine);
+    };
+    if method.is_empty() || target.is_empty() || version.contains(&b' ') {
+        return Err(RequestError::InvalidRequestLine);
+    }
+    // RFC 9110 section 9.1: method = token.
+    if !is_token(method) {
+        return Err(RequestError::InvalidMethod);
+    }
+    // RFC 9112 section 2.3: HTTP-version = "HTTP" "/" DIGIT "." DIGIT; we serve 1.0 and 1.1.
+    let version = match Version::from_bytes(version) {
+        Some(v) => v,
+        None if is_version_shaped(version) => return Err(RequestError::UnsupportedVersion),
+        None => return Err(RequestError::InvalidVersion),
+    };
+    Ok((method, target, version))
+}
+
+struct Target {
+    form: TargetForm,
+    path: Option<Span>,
+    query: Span,
+    authority: Option<Span>,
+}
+
+/// RFC 9112 section 3.2: origin-form, absolute-form (http/https), authority-form (CONNECT only)
+/// and asterisk-form (OPTIONS only). Bytes must be visible ASCII; no fragment is allowed.
+fn parse_target(base: &[u8], method: &[u8], target: &[u8]) -> Result<Target, RequestError> {
+    let bad = RequestError::InvalidTarget;
+    if !target.iter().all(|&b| (0x21..=0x7e).contains(&b)) || target.contains(&b'#') {
+        return Err(bad);
+    }
+    let sp = |part: &[u8]| Span::of(base, part).ok_or(bad);
+    if method == b"CONNECT" {
+        // RFC 9112 section 3.2.3: authority-form is only used for CONNECT, which uses only it.
+        if !is_valid_authority(target, true) {
+            return Err(bad);
+        }
+        return Ok(Target {
+            form: TargetForm::Authority,
+            path: Some(Span::default()),
+            query: Span::default(),
+            authority: Some(sp(target)?),
+        });
+    }
+    if target.first() == Some(&b'/') {
+        let (path, query) = split_query(target);
+        return Ok(Target {
+            form: TargetForm::Origin,
+            path: Some(sp(path)?),
+            query: query.map(sp).transpose()?.unwrap_or_default(),
+            authority: None,
+        });
+    }
+    if target == b"*" {
+        // RFC 9112 section 3.2.4: asterisk-form is only used for a server-wide OPTIONS.
+        if method != b"OPTIONS" {
+            return Err(bad);
+        }
+        return Ok(Target {
+            form: TargetForm::Asterisk,
+            path: Some(sp(target)?),
+            query: Span::default(),
+            authority: None,
+        });
+    }
+    // RFC 9112 section 3.2.2: absolute-form = absolute-URI; we proxy http and https only.
+    let rest = strip_prefix_ci(target, b"http://")
+        .or_else(|| strip_prefix_ci(target, b"https://"))
+        .ok_or(bad)?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let (authority, path_query) = rest.split_at(end);
+    // RFC 9110 section 4.2.1: an http URI has a non-empty host and no userinfo we would honour.
+    if !is_valid_authority(authority, false) {
+        return Err(bad);
+    }
+    let (path, query) = split_query(path_query);
+    Ok(Target {
+        form: TargetForm::Absolute,
+        path: if path.is_empty() {
+            None
+        } else {
+            Some(sp(path)?)
+        },
+        query: query.map(sp).transpose()?.unwrap_or_default(),
+        authority: Some(sp(authority)?),
+    })
+}
+
+fn split_query(v: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match v.iter().position(|&b| b == b'?') {
+        Some(i) => {
+            let (path, q) = v.split_at(i);
+            (path, q.get(1..))
+        }
+        None => (v, None),
+    }
+}
+
+fn strip_prefix_ci<'a>(v: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let (head, rest) = v.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
+}
+
+/// RFC 9112 section 3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with
+/// more than one Host, or with an invalid Host. The target's authority, when there is one, wins.
+fn check_host(
+    base: &[u8],
+    version: Version,
+    s: &Summary,
+    target_authority: Option<Span>,
+) -> Result<Span, RequestError> {
+    if s.host_count > 1 {
+        return Err(RequestError::DuplicateHost);
+    }
+    let host = match s.host {
+        Some(span) => {
+            let v = span.get(base);
+            // An empty Host is allowed when the target URI has no authority (RFC 9110 7.2).
+            if !v.is_empty() && !is_valid_authority(v, false) {
+                return Err(RequestError::InvalidHost);
+            }
+            span
+        }
+        None if version == Version::Http11 => return Err(RequestError::MissingHost),
+        None => Span::default(),
+    };
+    Ok(target_authority.unwrap_or(host))
+}
+
+/// RFC 9112 section 6.3 for requests: Transfer-Encoding (chunked last) > Content-Length > none.
+fn request_framing(version: Version, s: &Summary) -> Result<BodyFraming, RequestError> {
+    if let TransferCoding::Chunked { unknown } | TransferCoding::NotChunked { unknown } =
+        s.transfer_coding
+    {
+        // RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+        if version == Version::Http10 {
+            return Err(RequestError::TransferEncodingInHttp10);
+        }
+        // RFC 9112 section 6.1: a server MAY reject a request with both; a proxy must not
+        // forward both. We reject, closing the smuggling shape outright.
+        if s.content_length_count > 0 {
+            return Err(RequestError::TeAndContentLength);
+        }
+        // RFC 9112 section 6.1: a coding the server does not understand -> 501; section 6.3:
+        // chunked not final -> length unknown, refuse.
+        return match s.transfer_coding {
+            TransferCoding::Chunked { .. } if !unknown => Ok(BodyFraming::Chunked),
+            _ => Err(RequestError::UnsupportedTransferCoding),
+        };
+    }
+    match s.content_length {
+        // RFC 9112 section 6.3: several Content-Length values (even equal ones, or "5, 5") are
+        // refused in requests; the RFC allows collapsing equal values, we do not.
+        Some(_) if s.content_length_count > 1 => Err(RequestError::DuplicateContentLength),
+        Some(n) => Ok(BodyFraming::Length(n)),
+        None => Ok(BodyFraming::None),
+    }
+}
