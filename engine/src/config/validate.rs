@@ -474,6 +474,16 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_parses() {
+        let doc = include_str!("../../../docs/config.md");
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + doc[start..].find("```").unwrap();
+        let cfg = parse_str(&doc[start..end], "docs/config.md").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.listeners[0].name, "http");
+        assert_eq!(cfg.clusters[0].endpoints.len(), 2);
+    }
+
+    #[test]
     fn empty_config_gets_defaults() {
         let cfg = parse_str("", "t.toml").unwrap();
         assert_eq!(
