@@ -155,12 +155,14 @@ impl HistogramSnapshot {
         self.sum_us as f64 / 1000.0
     }
 
-    /// The value at quantile `q` (0.0..=1.0) in milliseconds; `None` when empty.
+    /// The value at quantile `q` (0.0..=1.0) in milliseconds (the middle of its 1 % bucket);
+    /// `None` when empty.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
         if self.hist.is_empty() {
             return None;
         }
-        Some(self.hist.value_at_quantile(q) as f64 / 1000.0)
+        let v = self.hist.median_equivalent(self.hist.value_at_quantile(q));
+        Some(v as f64 / 1000.0)
     }
 
     /// Cumulative counts for each of [`PROMETHEUS_BUCKETS_MS`] (the `+Inf` bucket is
