@@ -483,6 +483,31 @@ mod tests {
         assert_eq!(cfg.clusters[0].endpoints.len(), 2);
     }
 
+    /// Bad config text of any shape is an error, never a panic: every truncation of the
+    /// documented example and every single-character replacement of the default config.
+    #[test]
+    fn mangled_text_never_panics() {
+        let doc = include_str!("../../../docs/config.md");
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &doc[start..start + doc[start..].find("```").unwrap()];
+        let mut errors = 0;
+        for (i, _) in example.char_indices() {
+            if let Err(e) = parse_str(&example[..i], "t") {
+                let text = e.to_string();
+                assert!(text.starts_with("t:"), "{text}");
+                errors += 1;
+            }
+        }
+        assert!(errors > 100);
+        for (i, c) in DEFAULT_CONFIG.char_indices() {
+            for replacement in ["\"", "]", "[", "=", "\n", "é", "*", ""] {
+                let mut text = DEFAULT_CONFIG.to_owned();
+                text.replace_range(i..i + c.len_utf8(), replacement);
+                let _ = parse_str(&text, "t");
+            }
+        }
+    }
+
     #[test]
     fn empty_config_gets_defaults() {
         let cfg = parse_str("", "t.toml").unwrap();
