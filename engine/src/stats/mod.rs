@@ -2,7 +2,7 @@
 //!
 //! Owns the stat primitives ([`Counter`], [`Gauge`], [`Histogram`]), the per-core layout
 //! ([`PerCore`]: one cache-line-padded slot per worker, written only by that worker with
-//! `Relaxed` atomics, summed by readers), the [`stats!`] macro that defines a stat set once
+//! `Relaxed` atomics, summed by readers), the `stats!` macro that defines a stat set once
 //! (field, name, help, kind), every stat set ringway exports ([`names`]) and the renderers for
 //! the admin API (Envoy's `/stats` text and JSON, Prometheus text exposition 0.0.4).
 //!
@@ -136,7 +136,7 @@ pub struct StatDesc {
     pub kind: Kind,
 }
 
-/// A set of stats defined by [`stats!`]: its descriptors and a way to read one slot's values.
+/// A set of stats defined by the crate-internal `stats!` macro: its descriptors and a way to read one slot's values.
 pub trait StatSet: Default + Send + Sync + 'static {
     /// Every stat in declaration order.
     const DESCS: &'static [StatDesc];
