@@ -4,10 +4,10 @@
 //! [`encoded_len`]. It does not decide whether a string is worth coding (the encoder does) and
 //! does not read the length prefix of a string literal (the decoder does).
 //!
-//! Decoding is table driven: a 64-bit bit buffer, one lookup in a 1024-entry table for every code
-//! of up to 10 bits (all of the common header characters), and for the rare longer codes a walk
-//! over the code lengths 11..=30 using the canonical order of the code. All tables are built at
-//! compile time from [`ENCODE_TABLE`].
+//! Decoding is table driven: a 64-bit bit buffer and one lookup per 11 bits in a 2048-entry table
+//! that yields up to two symbols at once (every code of up to 11 bits, which covers the common
+//! header characters); for the rare longer codes a walk over the code lengths 12..=30 using the
+//! canonical order of the code. All tables are built at compile time from [`ENCODE_TABLE`].
 
 use bytes::{BufMut, BytesMut};
 
@@ -277,14 +277,16 @@ pub const ENCODE_TABLE: [(u32, u8); 257] = [
 
 /// The end-of-string symbol, which must never appear in decoded data (§5.2).
 const EOS: u16 = 256;
-/// Codes up to this many bits are decoded by one table lookup.
-const FAST_BITS: u32 = 10;
+/// Bits looked up at once; codes up to this long are decoded by the table.
+const FAST_BITS: u32 = 11;
 /// The longest code (EOS and three rare bytes).
 const MAX_LEN: usize = 30;
 
-/// `symbol | length << 9` for each `FAST_BITS`-bit prefix that starts with a code of at most
-/// `FAST_BITS` bits; 0 when the prefix starts a longer code.
-static FAST: [u16; 1 << FAST_BITS] = build_fast();
+/// One entry per `FAST_BITS`-bit prefix: the first symbol (bits 0..8), a second symbol when its
+/// code also fits in the prefix (8..16), the first code's length (16..21), the length of both
+/// codes (21..26) and the number of symbols, 0..=2 (26..28). 0 symbols: the prefix starts a
+/// code longer than `FAST_BITS`.
+static FAST: [u32; 1 << FAST_BITS] = build_fast();
 
 /// Canonical decoding data for codes longer than `FAST_BITS`.
 struct Canonical {
@@ -304,22 +306,43 @@ static CANONICAL: Canonical = build_canonical();
     clippy::indexing_slicing,
     reason = "const evaluation: an out-of-bounds index is a compile error, not a runtime panic"
 )]
-const fn build_fast() -> [u16; 1 << FAST_BITS] {
-    let mut table = [0u16; 1 << FAST_BITS];
-    let mut sym = 0;
-    while sym < ENCODE_TABLE.len() {
-        let (code, len) = ENCODE_TABLE[sym];
-        let len = len as u32;
-        if len <= FAST_BITS {
-            let spare = FAST_BITS - len;
-            let base = (code << spare) as usize;
+const fn build_fast() -> [u32; 1 << FAST_BITS] {
+    let mut table = [0u32; 1 << FAST_BITS];
+    let mut first = 0;
+    while first < 256 {
+        let (code1, len1) = ENCODE_TABLE[first];
+        let len1 = len1 as u32;
+        if len1 <= FAST_BITS {
+            let spare1 = FAST_BITS - len1;
+            let base1 = (code1 << spare1) as usize;
+            let one = first as u32 | len1 << 16 | len1 << 21 | 1 << 26;
             let mut i = 0;
-            while i < 1 << spare {
-                table[base + i] = sym as u16 | (len as u16) << 9;
+            while i < 1 << spare1 {
+                table[base1 + i] = one;
                 i += 1;
             }
+            let mut second = 0;
+            while second < 256 {
+                let (code2, len2) = ENCODE_TABLE[second];
+                let len2 = len2 as u32;
+                if len2 <= spare1 {
+                    let spare2 = spare1 - len2;
+                    let base2 = base1 | (code2 << spare2) as usize;
+                    let two = first as u32
+                        | (second as u32) << 8
+                        | len1 << 16
+                        | (len1 + len2) << 21
+                        | 2 << 26;
+                    let mut j = 0;
+                    while j < 1 << spare2 {
+                        table[base2 + j] = two;
+                        j += 1;
+                    }
+                }
+                second += 1;
+            }
         }
-        sym += 1;
+        first += 1;
     }
     table
 }
@@ -416,8 +439,8 @@ pub fn encode(src: &[u8], dst: &mut BytesMut) {
 /// or when the data contains EOS (§5.2); `dst` is then left as it was.
 pub fn decode(src: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
     let start = dst.len();
-    // Every code is at least 5 bits long.
-    dst.resize(start + src.len() * 8 / 5, 0);
+    // Every code is at least 5 bits long; one octet of slack for the two-symbol writes.
+    dst.resize(start + src.len() * 8 / 5 + 1, 0);
     let n = match dst.get_mut(start..) {
         Some(out) => decode_into(src, out),
         None => Err(Error::InvalidHuffman),
@@ -434,7 +457,8 @@ pub fn decode(src: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
     }
 }
 
-/// Decodes `src` into `out` (at least `src.len() * 8 / 5` long), returning the length written.
+/// Decodes `src` into `out` (at least `src.len() * 8 / 5 + 1` long), returning the length
+/// written.
 fn decode_into(src: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     // The top `bits` bits of `acc` are undecoded input. Bits below them are either zero or
     // the input that follows, so reloading them with OR is harmless.
@@ -458,17 +482,33 @@ fn decode_into(src: &[u8], out: &mut [u8]) -> Result<usize, Error> {
                 }
             }
         }
-        if bits == 0 {
-            return Ok(n);
-        }
-        // While input remains, `bits >= 56`, enough for any code; so a code longer than `bits`
-        // means the input ended inside it: that must be padding.
-        let fast = FAST
+        // While input remains, `bits >= 32`, enough for any code; so a code longer than `bits`
+        // means the input ended inside it, which must be padding.
+        let entry = FAST
             .get((acc >> (64 - FAST_BITS)) as usize)
             .copied()
             .unwrap_or(0);
-        let (sym, len) = if fast != 0 {
-            (fast & 0x1ff, u32::from(fast >> 9))
+        let symbols = entry >> 26;
+        if bits >= FAST_BITS && symbols != 0 {
+            // Both symbols are written; the second only counts when there is one.
+            let Some([a, b]) = out.get_mut(n..).and_then(|s| s.first_chunk_mut::<2>()) else {
+                return Err(Error::InvalidHuffman);
+            };
+            *a = entry as u8;
+            *b = (entry >> 8) as u8;
+            n += symbols as usize;
+            let len = (entry >> 21) & 0x1f;
+            acc <<= len;
+            bits -= len;
+            continue;
+        }
+        if bits == 0 {
+            return Ok(n);
+        }
+        let (sym, len) = if symbols != 0 {
+            // The tail: take only the first symbol, which the zero bits below `bits` cannot
+            // have changed (prefix code); its length says whether it is really there.
+            ((entry & 0xff) as u16, (entry >> 16) & 0x1f)
         } else {
             decode_long(acc, bits)
         };
