@@ -37,33 +37,44 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The admin listener; `None` disables the admin API.
     pub admin: Option<AdminConfig>,
+    /// HTTP listeners, in configuration order.
     pub listeners: Vec<ListenerConfig>,
+    /// Upstream clusters; a [`ClusterId`] indexes this list.
     pub clusters: Vec<ClusterConfig>,
     /// The raw configuration as parsed, for `/config_dump`.
     pub raw: raw::RawConfig,
 }
 
+/// The admin API listener.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
+    /// Where the admin API listens.
     pub address: SocketAddr,
 }
 
+/// One listening socket (bound per worker with SO_REUSEPORT) and its routes.
 #[derive(Debug)]
 pub struct ListenerConfig {
     /// Unique name; the stats prefix (`listener.<name>.`, `http.<name>.`).
     pub name: String,
+    /// Where to listen.
     pub address: SocketAddr,
+    /// What is spoken on accepted connections.
     pub protocol: ListenerProtocol,
     /// Virtual hosts and routes for this listener (HTTP listeners).
     pub routes: RouteTable,
+    /// Downstream HTTP options.
     pub http: HttpOptions,
+    /// `None`: no access log.
     pub access_log: Option<AccessLogConfig>,
     /// Accept at most this many connections at once per worker; `None` means unlimited.
     pub max_connections_per_worker: Option<u32>,
 }
 
+/// Protocols a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerProtocol {
+    /// HTTP/1.1.
     Http,
 }
 
@@ -90,13 +101,16 @@ pub struct HttpOptions {
     pub server_name: String,
 }
 
+/// Where and how a listener logs requests.
 #[derive(Debug, Clone)]
 pub struct AccessLogConfig {
     /// `None` means standard output.
     pub path: Option<PathBuf>,
+    /// Line format.
     pub format: AccessLogFormat,
 }
 
+/// Access log line formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessLogFormat {
     /// Envoy's default text format.
@@ -105,11 +119,16 @@ pub enum AccessLogFormat {
     Json,
 }
 
+/// A set of upstream endpoints with a load-balancing policy.
 #[derive(Debug)]
 pub struct ClusterConfig {
+    /// Unique name; the stats prefix (`cluster.<name>.`).
     pub name: String,
+    /// At least one.
     pub endpoints: Vec<Endpoint>,
+    /// How endpoints are chosen.
     pub lb: LbPolicy,
+    /// Upstream TCP connect timeout (non-zero).
     pub connect_timeout: Duration,
     /// Pooled upstream connections idle longer than this are closed.
     pub idle_timeout: Duration,
@@ -117,25 +136,33 @@ pub struct ClusterConfig {
     pub max_connections_per_worker: Option<u32>,
     /// Per-worker cap on idle connections kept in the pool, per endpoint.
     pub max_idle_per_endpoint: usize,
+    /// Upstream protocol.
     pub protocol: UpstreamProtocol,
 }
 
+/// One upstream address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoint {
+    /// `ip:port` to connect to.
     pub address: SocketAddr,
     /// Relative weight (1..=128), used by every LB policy.
     pub weight: u32,
 }
 
+/// Load-balancing policies (all respect endpoint weights).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LbPolicy {
+    /// Weighted round robin.
     RoundRobin,
     /// Power of two choices over active requests.
     LeastRequest,
+    /// Weighted random.
     Random,
 }
 
+/// Upstream protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProtocol {
+    /// HTTP/1.1.
     Http1,
 }

@@ -37,9 +37,12 @@ pub struct RouteTable {
     pub(crate) any_domain: Option<usize>,
 }
 
+/// A set of domains and the routes tried for requests to them.
 #[derive(Debug)]
 pub struct VirtualHost {
+    /// Unique within the listener.
     pub name: String,
+    /// Tried in order; the first match wins.
     pub routes: Vec<Route>,
 }
 
@@ -48,12 +51,15 @@ pub struct VirtualHost {
 pub struct Route {
     /// `virtual_host/index` or the route's configured name; used in stats and logs.
     pub name: String,
+    /// What to do with a matching request.
     pub action: Action,
     /// Whole-request timeout (until the response head... and body are complete); `None` disables.
     pub timeout: Option<Duration>,
+    /// Added to the upstream request.
     pub request_headers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names.
     pub request_headers_to_remove: Vec<Bytes>,
+    /// Added to the downstream response.
     pub response_headers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names.
     pub response_headers_to_remove: Vec<Bytes>,
@@ -62,23 +68,36 @@ pub struct Route {
     pub(crate) matcher: matcher::RouteMatch,
 }
 
+/// A header to add to a request or response.
 #[derive(Debug, Clone)]
 pub struct HeaderToAdd {
     /// Lowercase name.
     pub name: Bytes,
+    /// Value (no CR, LF or NUL).
     pub value: Bytes,
     /// `true`: add beside existing fields of that name; `false`: replace them.
     pub append: bool,
 }
 
+/// What a route does with a request.
 #[derive(Debug)]
 pub enum Action {
+    /// Forward to this cluster.
     Cluster(ClusterId),
+    /// Forward to one of several clusters, by weight ([`WeightedClusters::pick`]).
     WeightedClusters(WeightedClusters),
+    /// Answer with a redirect ([`Redirect::location`]).
     Redirect(Redirect),
-    DirectResponse { status: u16, body: Bytes },
+    /// Answer locally with this status and body.
+    DirectResponse {
+        /// 100..=599.
+        status: u16,
+        /// Response body.
+        body: Bytes,
+    },
 }
 
+/// Clusters with weights; see [`WeightedClusters::pick`].
 #[derive(Debug)]
 pub struct WeightedClusters {
     /// `(cluster, cumulative weight)`, ascending.
@@ -86,6 +105,7 @@ pub struct WeightedClusters {
     pub(crate) total: u32,
 }
 
+/// A redirect answer; see [`Redirect::location`].
 #[derive(Debug)]
 pub struct Redirect {
     /// `None` keeps the request's scheme.
@@ -96,6 +116,7 @@ pub struct Redirect {
     pub path: Option<Bytes>,
     /// 301, 302, 303, 307 or 308.
     pub status: u16,
+    /// Drop the request's query string.
     pub strip_query: bool,
 }
 
