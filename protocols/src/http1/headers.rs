@@ -7,6 +7,8 @@
 //! 6.1-6.3 (Transfer-Encoding, Content-Length, message body length); RFC 9110 section 7.6.1
 //! (Connection) and 7.2 (Host).
 
+use super::Limits;
+
 /// Body framing decided from the head (RFC 9112 section 6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -59,6 +61,7 @@ pub(crate) struct Field {
 /// A head-level problem shared by requests and responses; each side maps it to its own error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HeadError {
+    StartLineTooLong,
     TooLarge,
     TooManyFields,
     BareLf,
@@ -79,54 +82,100 @@ pub(crate) struct HeadScan {
     pub(crate) fields: usize,
 }
 
-/// Scans `buf` (which starts with the start line) for the end of the head.
+/// How far a head scan got; lets a later call over the same (grown) buffer resume instead of
+/// rescanning, so a head trickling in byte by byte costs O(n), not O(n^2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScanState {
+    /// Next byte to examine.
+    pos: usize,
+    /// Start of the line `pos` is in.
+    line_start: usize,
+    /// Complete field lines seen.
+    fields: usize,
+    /// Index of the CR ending the start line, once that line is complete.
+    start_line_end: Option<usize>,
+}
+
+impl ScanState {
+    /// Index of the CR ending the start line, once that line is complete.
+    pub(crate) fn start_line_end(&self) -> Option<usize> {
+        self.start_line_end
+    }
+}
+
+/// Scans `buf` (which starts with the start line) for the end of the head, resuming from `st`.
 ///
 /// RFC 9112 section 2.2: a bare CR is rejected, and we reject a bare LF too (the RFC allows
 /// accepting it; smuggling defences are simpler if every hop agrees on CRLF only). Section 5.2:
 /// a field line starting with SP/HTAB is obs-fold (or whitespace after the start line, 2.2) and
 /// is rejected. Limits are enforced as soon as the buffered bytes already exceed them.
+///
+/// Every check is made in byte order and only looks at bytes up to the position it judges, so
+/// the verdict is the same however the input was split across calls.
 pub(crate) fn scan_head(
     buf: &[u8],
-    max_head: usize,
-    max_fields: usize,
+    limits: &Limits,
+    max_start_line: usize,
+    st: &mut ScanState,
 ) -> Result<Option<HeadScan>, HeadError> {
-    let window = buf.get(..max_head).unwrap_or(buf);
-    let mut fields = 0usize;
-    let mut line_start = 0usize;
-    let mut i = 0usize;
-    while let Some(&b) = window.get(i) {
-        match b {
-            b'\r' => {
-                let Some(&next) = window.get(i + 1) else {
-                    break;
-                };
-                if next != b'\n' {
-                    return Err(HeadError::BareCr);
-                }
-                if line_start != 0 {
-                    if i == line_start {
-                        return Ok(Some(HeadScan { len: i + 2, fields }));
-                    }
-                    if matches!(window.get(line_start), Some(b' ' | b'\t')) {
-                        return Err(HeadError::ObsFold);
-                    }
-                    fields += 1;
-                    if fields > max_fields {
-                        return Err(HeadError::TooManyFields);
-                    }
-                }
-                i += 2;
-                line_start = i;
-            }
-            b'\n' => return Err(HeadError::BareLf),
-            _ => i += 1,
+    if st.pos > buf.len() {
+        // The caller consumed bytes since the last call: start over.
+        *st = ScanState::default();
+    }
+    let max_fields = limits.max_headers;
+    // While the start line is incomplete, look no further than its longest allowed end.
+    let line_limit = max_start_line.saturating_add(2);
+    let limit = |st: &ScanState| match st.start_line_end {
+        None => limits.max_head.min(line_limit),
+        Some(_) => limits.max_head,
+    };
+    loop {
+        let window = buf.get(..limit(st)).unwrap_or(buf);
+        let rest = window.get(st.pos..).unwrap_or_default();
+        let Some(skip) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            st.pos = window.len();
+            break;
+        };
+        let i = st.pos + skip;
+        st.pos = i;
+        if rest.get(skip) == Some(&b'\n') {
+            return Err(HeadError::BareLf);
         }
+        let Some(&next) = window.get(i + 1) else {
+            break;
+        };
+        if next != b'\n' {
+            return Err(HeadError::BareCr);
+        }
+        if st.start_line_end.is_none() {
+            st.start_line_end = Some(i);
+        } else {
+            if i == st.line_start {
+                return Ok(Some(HeadScan {
+                    len: i + 2,
+                    fields: st.fields,
+                }));
+            }
+            if matches!(window.get(st.line_start), Some(b' ' | b'\t')) {
+                return Err(HeadError::ObsFold);
+            }
+            st.fields += 1;
+            if st.fields > max_fields {
+                return Err(HeadError::TooManyFields);
+            }
+        }
+        st.pos = i + 2;
+        st.line_start = st.pos;
     }
     // An incomplete line already starting with whitespace is obs-fold whatever follows.
-    if line_start != 0 && matches!(window.get(line_start), Some(b' ' | b'\t')) {
+    let window = buf.get(..limit(st)).unwrap_or(buf);
+    if st.start_line_end.is_some() && matches!(window.get(st.line_start), Some(b' ' | b'\t')) {
         return Err(HeadError::ObsFold);
     }
-    if buf.len() >= max_head {
+    if buf.len() >= limit(st) {
+        if st.start_line_end.is_none() && line_limit < limits.max_head {
+            return Err(HeadError::StartLineTooLong);
+        }
         return Err(HeadError::TooLarge);
     }
     Ok(None)

@@ -21,8 +21,8 @@ mod tests;
 pub use body::{BodyDecoder, BodyEvent, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::{BodyError, RequestError, ResponseError};
 pub use headers::BodyFraming;
-pub use request::{RequestHead, parse_request};
-pub use response::{MethodKind, ResponseHead, parse_response, parse_response_for};
+pub use request::{RequestHead, RequestParser, parse_request};
+pub use response::{MethodKind, ResponseHead, ResponseParser, parse_response, parse_response_for};
 
 /// Default longest request line in bytes (without CRLF); longer gets 414.
 pub const DEFAULT_MAX_REQUEST_LINE: usize = 8192;

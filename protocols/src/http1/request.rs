@@ -7,7 +7,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::headers::{
-    self, BodyFraming, Field, HeadError, Span, Summary, TransferCoding, is_token,
+    self, BodyFraming, Field, HeadError, ScanState, Span, Summary, TransferCoding, is_token,
     is_valid_authority,
 };
 use super::{Limits, RequestError, Version, is_version_shaped};
@@ -152,6 +152,7 @@ impl RequestHead {
 impl From<HeadError> for RequestError {
     fn from(e: HeadError) -> Self {
         match e {
+            HeadError::StartLineTooLong => Self::RequestLineTooLong,
             HeadError::TooLarge => Self::HeadTooLarge,
             HeadError::TooManyFields => Self::TooManyHeaders,
             HeadError::BareLf => Self::BareLf,
@@ -171,26 +172,62 @@ impl From<HeadError> for RequestError {
 /// limit or a rule. Leading empty lines (CRLF) before the request line are consumed and ignored
 /// (RFC 9112 section 2.2), even when `Ok(None)` is returned. On success the head's bytes are split
 /// off `src` (zero copy) and any following bytes (body, pipelined requests) stay in `src`.
+///
+/// Each call rescans the buffered head; a connection should prefer [`RequestParser`], which
+/// resumes where the last call stopped.
 pub fn parse_request(
     src: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<RequestHead>, RequestError> {
-    // RFC 9112 section 2.2: a server SHOULD ignore at least one empty line (CRLF) received prior
-    // to the request-line.
-    loop {
-        match (src.first(), src.get(1)) {
-            (Some(b'\r'), Some(b'\n')) => src.advance(2),
-            (Some(b'\r'), None) | (None, _) => return Ok(None),
-            (Some(b'\r'), Some(_)) => return Err(RequestError::BareCr),
-            (Some(b'\n'), _) => return Err(RequestError::BareLf),
-            _ => break,
-        }
+    RequestParser::new().parse(src, limits)
+}
+
+/// Incremental form of [`parse_request`]: remembers how far the head was scanned, so a head that
+/// arrives in many small reads is scanned once (a slowloris costs O(n), not O(n^2)).
+///
+/// Between calls the caller may only append to `src`; after a head is returned (or an error) the
+/// parser is ready for the next head on the same connection.
+#[derive(Clone, Debug, Default)]
+pub struct RequestParser {
+    scan: ScanState,
+}
+
+impl RequestParser {
+    /// A parser at the start of a head.
+    pub fn new() -> Self {
+        Self::default()
     }
-    let Some(parsed) = parse_in_place(src, limits)? else {
-        return Ok(None);
-    };
-    let raw = src.split_to(parsed.len).freeze();
-    Ok(Some(RequestHead { raw, ..parsed.head }))
+
+    /// Same contract and result as [`parse_request`].
+    pub fn parse(
+        &mut self,
+        src: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<RequestHead>, RequestError> {
+        // RFC 9112 section 2.2: a server SHOULD ignore at least one empty line (CRLF) received
+        // prior to the request-line.
+        loop {
+            match (src.first(), src.get(1)) {
+                (Some(b'\r'), Some(b'\n')) => {
+                    src.advance(2);
+                    self.scan = ScanState::default();
+                }
+                (Some(b'\r'), None) | (None, _) => return Ok(None),
+                (Some(b'\r'), Some(_)) => return Err(RequestError::BareCr),
+                (Some(b'\n'), _) => return Err(RequestError::BareLf),
+                _ => break,
+            }
+        }
+        let parsed = parse_in_place(src, limits, &mut self.scan);
+        if !matches!(parsed, Ok(None)) {
+            self.scan = ScanState::default();
+        }
+        let Some(parsed) = parsed? else {
+            return Ok(None);
+        };
+        let raw = src.split_to(parsed.len).freeze();
+        Ok(Some(RequestHead { raw, ..parsed.head }))
+    }
 }
 
 /// A head parsed over the borrowed buffer, waiting for its bytes to be split off.
@@ -199,30 +236,27 @@ struct Parsed {
     head: RequestHead,
 }
 
-fn parse_in_place(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, RequestError> {
+fn parse_in_place(
+    buf: &[u8],
+    limits: &Limits,
+    st: &mut ScanState,
+) -> Result<Option<Parsed>, RequestError> {
     // RFC 9112 section 3: the request line. 414 as soon as it is longer than allowed, even
-    // before its CRLF arrives.
-    let line_window = limits.max_request_line.saturating_add(2);
-    let lf = buf
-        .get(..line_window)
-        .unwrap_or(buf)
-        .iter()
-        .position(|&b| b == b'\n');
-    if lf.is_none() && buf.len() >= line_window {
-        return Err(RequestError::RequestLineTooLong);
-    }
-    let scan = headers::scan_head(buf, limits.max_head, limits.max_headers)?;
-    let Some(lf) = lf else {
+    // before its CRLF arrives (scan_head reports it).
+    let scan = headers::scan_head(buf, limits, limits.max_request_line, st);
+    let Some(line_end) = st.start_line_end() else {
+        scan?;
         return Ok(None);
     };
-    // scan_head has checked every LF up to here is preceded by CR.
-    let line = buf.get(..lf.saturating_sub(1)).unwrap_or_default();
+    let line = buf.get(..line_end).unwrap_or_default();
     if line.len() > limits.max_request_line {
         return Err(RequestError::RequestLineTooLong);
     }
+    // The request line is judged before later lines, so the verdict does not depend on how
+    // the bytes were split across reads.
     let (method, target, version) = split_request_line(line)?;
     let t = parse_target(buf, method, target)?;
-    let Some(scan) = scan else {
+    let Some(scan) = scan? else {
         return Ok(None);
     };
     let head_bytes = buf.get(..scan.len).unwrap_or_default();

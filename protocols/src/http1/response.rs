@@ -6,7 +6,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::headers::{self, BodyFraming, Field, HeadError, Span, Summary, TransferCoding};
+use super::headers::{
+    self, BodyFraming, Field, HeadError, ScanState, Span, Summary, TransferCoding,
+};
 use super::{Limits, ResponseError, Version};
 
 /// Header slots kept on the stack; heads with more field lines use one heap array.
@@ -103,6 +105,7 @@ impl ResponseHead {
 impl From<HeadError> for ResponseError {
     fn from(e: HeadError) -> Self {
         match e {
+            HeadError::StartLineTooLong => Self::HeadTooLarge,
             HeadError::TooLarge => Self::HeadTooLarge,
             HeadError::TooManyFields => Self::TooManyHeaders,
             HeadError::BareLf => Self::BareLf,
@@ -141,33 +144,61 @@ pub fn parse_response_for(
     method: MethodKind,
     limits: &Limits,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    let Some((len, head)) = parse_in_place(src, method, limits)? else {
-        return Ok(None);
-    };
-    let raw = src.split_to(len).freeze();
-    Ok(Some(ResponseHead { raw, ..head }))
+    ResponseParser::new().parse(src, method, limits)
+}
+
+/// Incremental form of [`parse_response_for`]: remembers how far the head was scanned, so a head
+/// that arrives in many small reads is scanned once.
+///
+/// Between calls the caller may only append to `src`; after a head is returned (or an error) the
+/// parser is ready for the next head (e.g. the final response after a 1xx).
+#[derive(Clone, Debug, Default)]
+pub struct ResponseParser {
+    scan: ScanState,
+}
+
+impl ResponseParser {
+    /// A parser at the start of a head.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Same contract and result as [`parse_response_for`].
+    pub fn parse(
+        &mut self,
+        src: &mut BytesMut,
+        method: MethodKind,
+        limits: &Limits,
+    ) -> Result<Option<ResponseHead>, ResponseError> {
+        let parsed = parse_in_place(src, method, limits, &mut self.scan);
+        if !matches!(parsed, Ok(None)) {
+            self.scan = ScanState::default();
+        }
+        let Some((len, head)) = parsed? else {
+            return Ok(None);
+        };
+        let raw = src.split_to(len).freeze();
+        Ok(Some(ResponseHead { raw, ..head }))
+    }
 }
 
 fn parse_in_place(
     buf: &[u8],
     method: MethodKind,
     limits: &Limits,
+    st: &mut ScanState,
 ) -> Result<Option<(usize, ResponseHead)>, ResponseError> {
-    let scan = headers::scan_head(buf, limits.max_head, limits.max_headers)?;
+    let scan = headers::scan_head(buf, limits, limits.max_head, st);
     // Check the status line as soon as it is complete, before the rest of the head.
-    if let Some(lf) = buf.iter().position(|&b| b == b'\n') {
-        parse_status_line(buf.get(..lf.saturating_sub(1)).unwrap_or_default())?;
-    }
-    let Some(scan) = scan else {
+    let Some(line_end) = st.start_line_end() else {
+        scan?;
+        return Ok(None);
+    };
+    let (version, status, reason) = parse_status_line(buf.get(..line_end).unwrap_or_default())?;
+    let Some(scan) = scan? else {
         return Ok(None);
     };
     let head_bytes = buf.get(..scan.len).unwrap_or_default();
-    let line_end = head_bytes
-        .iter()
-        .position(|&b| b == b'\r')
-        .unwrap_or_default();
-    let (version, status, reason) =
-        parse_status_line(head_bytes.get(..line_end).unwrap_or_default())?;
 
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;

@@ -43,11 +43,11 @@ fn post_with(fields: &[&str]) -> Vec<u8> {
 // Requests: refusals, one per rule, each with its status.
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn request_refusals_map_to_the_right_error_and_status() {
+/// One refusal per RFC 9112 rule: (name, input, error, status).
+fn request_refusal_cases() -> Vec<(&'static str, Vec<u8>, RequestError, u16)> {
     use RequestError as E;
     let h = |fields: &[&str]| post_with(fields);
-    let cases: Vec<(&str, Vec<u8>, E, u16)> = vec![
+    vec![
         // RFC 9110 8.6 / RFC 9112 6.3: Content-Length = 1*DIGIT, one value.
         (
             "cl plus sign",
@@ -551,7 +551,12 @@ fn request_refusals_map_to_the_right_error_and_status() {
             E::InvalidTarget,
             400,
         ),
-    ];
+    ]
+}
+
+#[test]
+fn request_refusals_map_to_the_right_error_and_status() {
+    let cases = request_refusal_cases();
     for (name, input, want, status) in &cases {
         match req(input) {
             Err(got) => {
@@ -562,6 +567,58 @@ fn request_refusals_map_to_the_right_error_and_status() {
             other => panic!("{name}: expected {want:?}, got {other:?}"),
         }
     }
+}
+
+/// Feeds `input` one byte at a time through one [`RequestParser`]; returns the first verdict.
+fn req_trickled(input: &[u8]) -> Result<Option<RequestHead>, RequestError> {
+    let mut parser = RequestParser::new();
+    let mut buf = BytesMut::new();
+    for &b in input {
+        buf.extend_from_slice(&[b]);
+        if let Some(h) = parser.parse(&mut buf, &Limits::default())? {
+            return Ok(Some(h));
+        }
+    }
+    Ok(None)
+}
+
+#[test]
+fn incremental_parser_gives_the_same_refusals_byte_by_byte() {
+    for (name, input, want, _) in request_refusal_cases() {
+        assert_eq!(req_trickled(&input).err(), Some(want), "{name}");
+    }
+}
+
+#[test]
+fn incremental_parser_parses_pipelined_heads_in_turn() {
+    let input = b"\r\nGET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nxyGET /c HTTP/1.0\r\n\r\n";
+    let mut parser = RequestParser::new();
+    let mut body: Option<BodyDecoder> = None;
+    let mut buf = BytesMut::new();
+    let mut seen = Vec::new();
+    for &b in input {
+        buf.extend_from_slice(&[b]);
+        loop {
+            if let Some(dec) = body.as_mut() {
+                match dec.decode(&mut buf).unwrap() {
+                    BodyEvent::Data(d) => seen.push(d.to_vec()),
+                    BodyEvent::End => body = None,
+                    BodyEvent::NeedMore => break,
+                    BodyEvent::Trailers(_) => unreachable!(),
+                }
+                continue;
+            }
+            match parser.parse(&mut buf, &Limits::default()).unwrap() {
+                Some(h) => {
+                    seen.push([h.method(), b" ", h.path()].concat());
+                    body = Some(BodyDecoder::new(h.framing()));
+                }
+                None => break,
+            }
+        }
+    }
+    let want: Vec<&[u8]> = vec![b"GET /a", b"POST /b", b"x", b"y", b"GET /c"];
+    assert_eq!(seen, want);
 }
 
 #[test]
@@ -1521,10 +1578,11 @@ fn field_value() -> impl Strategy<Value = String> {
 }
 
 fn feed_request(bytes: &[u8], step: usize) -> (RequestHead, BytesMut) {
+    let mut parser = RequestParser::new();
     let mut buf = BytesMut::new();
     let mut fed = 0;
     loop {
-        if let Some(h) = parse_request(&mut buf, &Limits::default()).unwrap() {
+        if let Some(h) = parser.parse(&mut buf, &Limits::default()).unwrap() {
             buf.extend_from_slice(&bytes[fed..]);
             return (h, buf);
         }
@@ -1609,10 +1667,11 @@ proptest! {
         encode::header(&mut dst, b"Content-Length", &len);
         encode::end_head(&mut dst);
         dst.extend_from_slice(&body);
+        let mut parser = ResponseParser::new();
         let mut buf = BytesMut::new();
         let mut fed = 0;
         let h = loop {
-            if let Some(h) = parse_response(&mut buf, false, &Limits::default()).unwrap() {
+            if let Some(h) = parser.parse(&mut buf, MethodKind::Other, &Limits::default()).unwrap() {
                 buf.extend_from_slice(&dst[fed..]);
                 break h;
             }
@@ -1679,6 +1738,35 @@ proptest! {
                 let mut dec = BodyDecoder::new(h.framing());
                 while let Ok(BodyEvent::Data(_) | BodyEvent::Trailers(_)) = dec.decode(&mut buf) {}
             }
+        }
+    }
+
+    #[test]
+    fn incremental_and_one_shot_agree_on_mutated_requests(
+        pos in 0usize..120,
+        byte in any::<u8>(),
+        step in 1usize..17,
+    ) {
+        let template: &[u8] = b"\r\nPOST http://a.example:80/p?q HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\nConnection: upgrade, x\r\nUpgrade: ws\r\n\r\n";
+        let mut m = template.to_vec();
+        if let Some(b) = m.get_mut(pos % template.len()) {
+            *b = byte;
+        }
+        let limits = Limits { max_request_line: 40, max_head: 120, max_headers: 3 };
+        let one_shot = parse_request(&mut BytesMut::from(&m[..]), &limits);
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut incremental = Ok(None);
+        for piece in m.chunks(step) {
+            buf.extend_from_slice(piece);
+            incremental = parser.parse(&mut buf, &limits);
+            if !matches!(incremental, Ok(None)) {
+                break;
+            }
+        }
+        match (one_shot, incremental) {
+            (Ok(Some(a)), Ok(Some(b))) => prop_assert_eq!(a.raw(), b.raw()),
+            (a, b) => prop_assert_eq!(a.map(|h| h.map(|h| h.raw().clone())), b.map(|h| h.map(|h| h.raw().clone()))),
         }
     }
 }
