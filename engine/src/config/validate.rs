@@ -151,7 +151,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             ));
         }
         let listener = listener(l, &at, &cluster_ids)?;
-        if let Some(first) = addresses.insert(listener.address, format!("{at}.address")) {
+        // Port 0 asks the kernel for a free port, so two of them never collide.
+        let fixed_port = listener.address.port() != 0;
+        if let Some(first) = addresses
+            .insert(listener.address, format!("{at}.address"))
+            .filter(|_| fixed_port)
+        {
             return Err(FieldError::new(
                 format!("{at}.address"),
                 format!("address {} is already used by {first}", listener.address),
@@ -1131,6 +1136,13 @@ protocol = "http1"
             6,
             "listeners[0].virtual_hosts[0].domains",
             "at least one domain",
+        );
+        let long = format!("[\"{}\"]", "a".repeat(321));
+        assert_err(
+            &vhost(&long),
+            6,
+            "listeners[0].virtual_hosts[0].domains[0]",
+            "domain longer than 320 bytes",
         );
         assert_err(
             &vhost("[\"\"]"),

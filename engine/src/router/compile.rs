@@ -23,6 +23,9 @@ use crate::config::validate::{
 /// Upper bound on a compiled regex (bytes of program), against pathological patterns.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
+/// Longest domain accepted in `domains` (a DNS name is at most 253 characters, plus `:port`).
+pub const MAX_DOMAIN_LEN: usize = 320;
+
 /// Builds the route table of one listener. `at` is the listener's path (`listeners[0]`).
 pub(crate) fn compile_routes(
     vhosts: &[RawVirtualHost],
@@ -66,7 +69,7 @@ pub(crate) fn compile_routes(
             } else if let Some(suffix) = lower.strip_prefix('*') {
                 table.suffix_domains.push((suffix.as_bytes().into(), vi));
             } else {
-                table.exact_domains.push((lower.as_bytes().into(), vi));
+                table.exact_domains.insert(lower.as_bytes().into(), vi);
             }
         }
         let mut routes = Vec::with_capacity(vh.routes.len());
@@ -94,6 +97,9 @@ pub(crate) fn compile_routes(
 fn check_domain(domain: &str) -> Result<(), String> {
     if domain.is_empty() {
         return Err("empty domain".into());
+    }
+    if domain.len() > MAX_DOMAIN_LEN {
+        return Err(format!("domain longer than {MAX_DOMAIN_LEN} bytes"));
     }
     if domain
         .bytes()

@@ -4,6 +4,7 @@
 //! clusters resolved to [`ClusterId`]s) and is immutable afterwards; matching allocates nothing.
 //! This module decides *where* a request goes; it does not touch the request or any socket.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +31,7 @@ pub trait RequestInfo {
 pub struct RouteTable {
     pub(crate) virtual_hosts: Vec<VirtualHost>,
     /// Lowercase exact domains (possibly with `:port`) -> index in `virtual_hosts`.
-    pub(crate) exact_domains: Vec<(Box<[u8]>, usize)>,
+    pub(crate) exact_domains: HashMap<Box<[u8]>, usize>,
     /// `*.suffix` domains stored as `.suffix`, longest first -> index in `virtual_hosts`.
     pub(crate) suffix_domains: Vec<(Box<[u8]>, usize)>,
     /// The vhost with domain `*`.
@@ -125,8 +126,8 @@ pub mod matcher;
 #[cfg(test)]
 mod tests;
 
-pub use compile::REGEX_SIZE_LIMIT;
 pub(crate) use compile::compile_routes;
+pub use compile::{MAX_DOMAIN_LEN, REGEX_SIZE_LIMIT};
 
 impl RouteTable {
     /// The route for `req`: the virtual host chosen by [`Self::virtual_host`], then its first
@@ -146,10 +147,15 @@ impl RouteTable {
     pub fn virtual_host(&self, authority: &[u8]) -> Option<&VirtualHost> {
         let host = strip_port(authority);
         let exact = |name: &[u8]| {
-            self.exact_domains
-                .iter()
-                .find(|(d, _)| d.eq_ignore_ascii_case(name))
-                .map(|&(_, i)| i)
+            if self.exact_domains.is_empty() {
+                return None;
+            }
+            // Lowercase into a stack buffer; longer names cannot equal a configured domain.
+            let mut buf = [0u8; MAX_DOMAIN_LEN];
+            let lower = buf.get_mut(..name.len())?;
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            self.exact_domains.get(&*lower).copied()
         };
         let index = exact(authority)
             .or_else(|| {

@@ -120,6 +120,10 @@ domains = ["api.example.com:8443"]
     assert_eq!(vhost_name(&cfg, ".com"), Some("any"));
     assert_eq!(vhost_name(&cfg, "localhost"), Some("any"));
     assert_eq!(vhost_name(&cfg, ""), Some("any"));
+    let long = format!("{}.example.com", "a".repeat(1000));
+    assert_eq!(vhost_name(&cfg, &long), Some("long"));
+    let long = "b".repeat(MAX_DOMAIN_LEN + 1);
+    assert_eq!(vhost_name(&cfg, &long), Some("any"));
 }
 
 #[test]
