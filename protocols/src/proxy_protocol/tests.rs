@@ -130,7 +130,7 @@ fn v1_errors() {
         (b"proxy TCP4", Error::BadSignature),
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", Error::V1BadLineEnd),
         (b"PROXY TCP4 1.2.3.4\rX", Error::V1BadLineEnd),
-        (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\r\n", Error::V1BadPort),
+        (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\r\n", Error::V1BadLineEnd),
         (b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n", Error::V1BadProtocol),
         (b"PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n", Error::V1BadProtocol),
         (b"PROXY UNKNOWNX\r\n", Error::V1BadProtocol),
@@ -166,6 +166,26 @@ fn v1_errors() {
         assert_eq!(parse(&mut buf), Err(err), "{}", wire.escape_ascii());
         assert_eq!(&buf[..], wire, "an error must not consume");
     }
+}
+
+/// Fuzzing regression (proxy_protocol target): a CR not followed by LF inside an `UNKNOWN`
+/// line was accepted on the whole input but refused on a prefix of it.
+#[test]
+fn v1_bare_cr_after_unknown_is_refused() {
+    let wire = b"PROXY UNKNOWN fnff:ffff 6\rJ\r\n";
+    assert_eq!(parse_all(wire), Err(Error::V1BadLineEnd));
+    for n in 0..wire.len() {
+        assert!(
+            matches!(parse_all(&wire[..n]), Ok(None) | Err(Error::V1BadLineEnd)),
+            "{n}"
+        );
+    }
+    assert_eq!(parse_all(b"PROXY UNKNOWN\n"), Err(Error::V1BadLineEnd));
+    assert_eq!(
+        parse_all(b"PROXY UNKNOWN a\nb\r\n"),
+        Err(Error::V1BadLineEnd)
+    );
+    assert_eq!(parse_all(b"PROXY UNKNOWN \r"), Ok(None));
 }
 
 #[test]

@@ -15,28 +15,29 @@ use super::{Addresses, Command, Error, Header, V1_MAX_LEN, V1_PREFIX};
 /// `"PROXY "`.
 pub(super) fn parse(src: &mut BytesMut) -> Result<Option<Header>, Error> {
     let window = src.get(..src.len().min(V1_MAX_LEN)).unwrap_or_default();
-    let Some(lf) = window.iter().position(|&b| b == b'\n') else {
-        // Spec 2.1: "a CR followed by a LF"; a CR followed by anything else is already fatal.
-        let bare_cr = window
-            .iter()
-            .zip(src.iter().skip(1))
-            .any(|(&a, &b)| a == b'\r' && b != b'\n');
-        if bare_cr {
-            return Err(Error::V1BadLineEnd);
-        }
-        // Spec 2.1: "the receiver ... knows it can stop reading after 107 bytes".
+    // Spec 2.1: the line ends at the first CR, which must be followed by LF. A CR anywhere
+    // else, or a bare LF, is refused even after `UNKNOWN` (whose text is otherwise ignored).
+    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
+        // "the receiver ... knows it can stop reading after 107 bytes".
         return if src.len() >= V1_MAX_LEN {
             Err(Error::V1TooLong)
         } else {
             Ok(None)
         };
     };
-    let Some(line) = lf.checked_sub(1).and_then(|cr| {
-        let line = window.get(..cr)?;
-        (window.get(cr) == Some(&b'\r')).then_some(line)
-    }) else {
+    if window.get(cr) == Some(&b'\n') {
         return Err(Error::V1BadLineEnd);
-    };
+    }
+    let lf = cr + 1;
+    if lf >= V1_MAX_LEN {
+        return Err(Error::V1TooLong);
+    }
+    match src.get(lf) {
+        None => return Ok(None),
+        Some(b'\n') => {}
+        Some(_) => return Err(Error::V1BadLineEnd),
+    }
+    let line = window.get(..cr).unwrap_or_default();
     let addresses = parse_line(line)?;
     let _ = src.split_to(lf + 1);
     Ok(Some(Header {
