@@ -31,13 +31,29 @@ pub enum BodyEvent {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Length { remaining: u64 },
-    Close { eof: bool },
-    ChunkSize,
-    ChunkData { remaining: u64 },
+    Length {
+        remaining: u64,
+    },
+    Close {
+        eof: bool,
+    },
+    /// `scanned`: bytes of the size line already searched for its end.
+    ChunkSize {
+        scanned: usize,
+    },
+    ChunkData {
+        remaining: u64,
+    },
     ChunkDataCrlf,
-    Trailers,
+    Trailers(TrailerScan),
     Done,
+}
+
+/// Resumable position in a trailer section not yet complete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct TrailerScan {
+    pos: usize,
+    line_start: usize,
 }
 
 /// Sans-IO body decoder for one message. Feed it the bytes that follow the head.
@@ -52,7 +68,7 @@ impl BodyDecoder {
         let state = match framing {
             BodyFraming::None | BodyFraming::Length(0) => State::Done,
             BodyFraming::Length(n) => State::Length { remaining: n },
-            BodyFraming::Chunked => State::ChunkSize,
+            BodyFraming::Chunked => State::ChunkSize { scanned: 0 },
             BodyFraming::Close => State::Close { eof: false },
         };
         Self { state }
@@ -104,13 +120,15 @@ impl BodyDecoder {
                     }
                     return Ok(BodyEvent::NeedMore);
                 }
-                State::ChunkSize => {
-                    let Some((consumed, size)) = chunk_size_line(src)? else {
+                State::ChunkSize { mut scanned } => {
+                    let line = chunk_size_line(src, &mut scanned);
+                    self.state = State::ChunkSize { scanned };
+                    let Some((consumed, size)) = line? else {
                         return Ok(BodyEvent::NeedMore);
                     };
                     src.advance(consumed);
                     self.state = if size == 0 {
-                        State::Trailers
+                        State::Trailers(TrailerScan::default())
                     } else {
                         State::ChunkData { remaining: size }
                     };
@@ -132,13 +150,15 @@ impl BodyDecoder {
                     (None, _) | (Some(b'\r'), None) => return Ok(BodyEvent::NeedMore),
                     (Some(b'\r'), Some(b'\n')) => {
                         src.advance(2);
-                        self.state = State::ChunkSize;
+                        self.state = State::ChunkSize { scanned: 0 };
                     }
                     // RFC 9112 section 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF.
                     _ => return Err(BodyError::MissingChunkCrlf),
                 },
-                State::Trailers => {
-                    let Some(block) = trailer_section(src)? else {
+                State::Trailers(mut scan) => {
+                    let section = trailer_section(src, &mut scan);
+                    self.state = State::Trailers(scan);
+                    let Some(block) = section? else {
                         return Ok(BodyEvent::NeedMore);
                     };
                     self.state = State::Done;
@@ -161,36 +181,37 @@ fn take(remaining: u64, available: usize) -> usize {
 }
 
 /// Parses a complete chunk-size line at the front of `src`: `Some((bytes incl. CRLF, size))`.
-fn chunk_size_line(src: &[u8]) -> Result<Option<(usize, u64)>, BodyError> {
+///
+/// `scanned` is how much of the line earlier calls already searched for its end (resumed, so a
+/// trickled line costs O(n)). Checks run in byte order (first byte, then line ending, then the
+/// grammar of the complete line), so the verdict does not depend on how the input was split.
+fn chunk_size_line(src: &[u8], scanned: &mut usize) -> Result<Option<(usize, u64)>, BodyError> {
+    if src.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+        return Err(BodyError::InvalidChunkSize);
+    }
     let window = src.get(..MAX_CHUNK_LINE).unwrap_or(src);
-    let Some(lf) = window.iter().position(|&b| b == b'\n') else {
-        // Fail early on what can already be judged.
-        if src.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
-            return Err(BodyError::InvalidChunkSize);
-        }
-        if window
-            .iter()
-            .position(|&b| b == b'\r')
-            .is_some_and(|cr| cr + 1 < window.len())
-        {
-            return Err(BodyError::BareCr);
-        }
+    let rest = window.get(*scanned..).unwrap_or_default();
+    let Some(skip) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+        *scanned = window.len();
         if src.len() >= MAX_CHUNK_LINE {
             return Err(BodyError::ChunkLineTooLong);
         }
         return Ok(None);
     };
-    let Some((line, [b'\r', ..])) = lf.checked_sub(1).map(|i| window.split_at(i)) else {
+    let cr = *scanned + skip;
+    *scanned = cr;
+    if rest.get(skip) == Some(&b'\n') {
         return Err(BodyError::BareLf);
-    };
-    if line.contains(&b'\r') {
-        return Err(BodyError::BareCr);
     }
+    match window.get(cr + 1) {
+        Some(b'\n') => {}
+        Some(_) => return Err(BodyError::BareCr),
+        None if src.len() >= MAX_CHUNK_LINE => return Err(BodyError::ChunkLineTooLong),
+        None => return Ok(None),
+    }
+    let line = window.get(..cr).unwrap_or_default();
     // RFC 9112 section 7.1: chunk-size = 1*HEXDIG. More than 16 digits cannot fit a u64.
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return Err(BodyError::InvalidChunkSize);
-    }
     if digits > 16 {
         return Err(BodyError::ChunkSizeOverflow);
     }
@@ -199,7 +220,7 @@ fn chunk_size_line(src: &[u8]) -> Result<Option<(usize, u64)>, BodyError> {
         .iter()
         .fold(0u64, |n, &b| (n << 4) | u64::from(hex_value(b)));
     check_extensions(ext)?;
-    Ok(Some((lf + 1, size)))
+    Ok(Some((cr + 2, size)))
 }
 
 fn hex_value(b: u8) -> u8 {
@@ -269,33 +290,34 @@ fn skip_value(v: &[u8]) -> Result<&[u8], BodyError> {
 
 /// Finds the end of the trailer section at the front of `src` (RFC 9112 section 7.1.2):
 /// `Some(n)` where `src[..n]` are the field lines (each with its CRLF) and `src[n..n + 2]` is
-/// the final CRLF. Each field line is validated; obs-fold is refused.
-fn trailer_section(src: &[u8]) -> Result<Option<usize>, BodyError> {
+/// the final CRLF. Each field line is validated; obs-fold is refused. `st` resumes the scan.
+fn trailer_section(src: &[u8], st: &mut TrailerScan) -> Result<Option<usize>, BodyError> {
     let window = src.get(..MAX_TRAILERS).unwrap_or(src);
-    let mut line_start = 0usize;
-    let mut i = 0usize;
-    while let Some(&b) = window.get(i) {
-        match b {
-            b'\r' => {
-                let Some(&next) = window.get(i + 1) else {
-                    break;
-                };
-                if next != b'\n' {
-                    return Err(BodyError::BareCr);
-                }
-                if i == line_start {
-                    return Ok(Some(line_start));
-                }
-                let line = window.get(line_start..i).unwrap_or_default();
-                if !is_valid_field_line(line) {
-                    return Err(BodyError::InvalidTrailer);
-                }
-                i += 2;
-                line_start = i;
-            }
-            b'\n' => return Err(BodyError::BareLf),
-            _ => i += 1,
+    loop {
+        let rest = window.get(st.pos..).unwrap_or_default();
+        let Some(skip) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            st.pos = window.len();
+            break;
+        };
+        let i = st.pos + skip;
+        st.pos = i;
+        if rest.get(skip) == Some(&b'\n') {
+            return Err(BodyError::BareLf);
         }
+        match window.get(i + 1) {
+            Some(b'\n') => {}
+            Some(_) => return Err(BodyError::BareCr),
+            None => break,
+        }
+        if i == st.line_start {
+            return Ok(Some(i));
+        }
+        let line = window.get(st.line_start..i).unwrap_or_default();
+        if !is_valid_field_line(line) {
+            return Err(BodyError::InvalidTrailer);
+        }
+        st.pos = i + 2;
+        st.line_start = st.pos;
     }
     if src.len() >= MAX_TRAILERS {
         return Err(BodyError::TrailersTooLarge);

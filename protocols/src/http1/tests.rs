@@ -1769,4 +1769,20 @@ proptest! {
             (a, b) => prop_assert_eq!(a.map(|h| h.map(|h| h.raw().clone())), b.map(|h| h.map(|h| h.raw().clone()))),
         }
     }
+
+    #[test]
+    fn chunked_verdict_does_not_depend_on_splits(
+        pos in 0usize..80,
+        byte in prop_oneof![Just(b'\r'), Just(b'\n'), Just(b' '), Just(b';'), Just(b'"'), Just(b'z'), any::<u8>()],
+        step in 1usize..9,
+    ) {
+        let template: &[u8] = b"5;a=b;c=\"d\\\"e\"\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nT: v\r\nU:w\r\n\r\n";
+        let mut m = template.to_vec();
+        if let Some(b) = m.get_mut(pos % template.len()) {
+            *b = byte;
+        }
+        let whole = decode_all(BodyFraming::Chunked, &m, m.len());
+        let split = decode_all(BodyFraming::Chunked, &m, step);
+        prop_assert_eq!(whole, split);
+    }
 }
