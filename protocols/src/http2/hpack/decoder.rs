@@ -201,9 +201,9 @@ fn read_string(src: &Bytes, pos: &mut usize, scratch: &mut BytesMut) -> Result<B
     if !huffman_coded {
         return Ok(src.slice(start..end));
     }
-    let max_decoded = len * 8 / 5;
-    if scratch.capacity() < max_decoded {
-        scratch.reserve((src.len() - start) * 8 / 5);
+    // `huffman::decode` needs up to 8/5 of its input plus one octet of slack.
+    if scratch.capacity() < len * 8 / 5 + 1 {
+        scratch.reserve((src.len() - start) * 8 / 5 + 1);
     }
     huffman::decode(raw, scratch)?;
     Ok(scratch.split().freeze())

@@ -14,7 +14,7 @@ pub(crate) const ENTRY_OVERHEAD: usize = 32;
 pub(crate) const STATIC_LEN: usize = 61;
 
 /// RFC 7541 Appendix A: the static table; index `i` (1-based) is `STATIC_TABLE[i - 1]`.
-pub(crate) const STATIC_TABLE: [(&[u8], &[u8]); STATIC_LEN] = [
+pub(crate) static STATIC_TABLE: [(&[u8], &[u8]); STATIC_LEN] = [
     (b":authority", b""),                   // 1
     (b":method", b"GET"),                   // 2
     (b":method", b"POST"),                  // 3

@@ -855,6 +855,28 @@ fn rfc7541_6_2_plain_literals_are_zero_copy_slices() {
 }
 
 #[test]
+fn rfc7541_5_2_huffman_strings_of_a_block_share_one_buffer() {
+    // `:method: GET`, then C.4.3's last field (Huffman-coded name and value): decoded back to
+    // back into the block's one scratch allocation.
+    let src = Bytes::from(unhex(
+        "82 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+    ));
+    let mut got = Vec::new();
+    let mut dec = Decoder::new(4096);
+    dec.decode(&src, usize::MAX, |n, v, _| got.push((n, v)))
+        .unwrap();
+    let (name, value) = got.pop().unwrap();
+    assert_eq!(
+        (&name[..], &value[..]),
+        (&b"custom-key"[..], &b"custom-value"[..])
+    );
+    assert_eq!(name.as_ptr_range().end, value.as_ptr());
+    // Static references point into the static table: no allocation.
+    let static_method = super::table::STATIC_TABLE[1].0;
+    assert_eq!(got[0].0.as_ptr(), static_method.as_ptr());
+}
+
+#[test]
 fn rfc7541_6_2_3_sensitive_fields_are_never_indexed() {
     let mut enc = Encoder::new();
     let mut dec = Decoder::new(4096);
