@@ -872,7 +872,7 @@ fn rfc7541_5_2_huffman_strings_of_a_block_share_one_buffer() {
     );
     assert_eq!(name.as_ptr_range().end, value.as_ptr());
     // Static references point into the static table: no allocation.
-    let static_method = super::table::STATIC_TABLE[1].0;
+    let static_method = table::STATIC_TABLE[1].0;
     assert_eq!(got[0].0.as_ptr(), static_method.as_ptr());
 }
 
