@@ -50,8 +50,8 @@ pub enum Role {
 pub struct Config {
     /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise and enforce.
     pub max_concurrent_streams: u32,
-    /// SETTINGS_INITIAL_WINDOW_SIZE we advertise: each stream's receive window. Keep it at or
-    /// above 65 535: the peer may use the default before it sees our SETTINGS.
+    /// SETTINGS_INITIAL_WINDOW_SIZE we advertise: each stream's receive window (65 535 applies
+    /// until the peer acknowledges our SETTINGS).
     pub initial_window_size: u32,
     /// Receive window of the whole connection (raised from 65 535 by a WINDOW_UPDATE).
     pub connection_window_size: u32,
@@ -553,7 +553,7 @@ impl Connection {
                                 && self.settings_received
                                 && e.kind != frame::ErrorKind::SelfDependency =>
                         {
-                            self.stream_error(id, e.reason);
+                            self.peer_fault(id, e.reason)?;
                         }
                         _ if !self.settings_received && e.stream.is_some() => {
                             return Err(self.fail(Reason::PROTOCOL_ERROR, kind));
@@ -715,8 +715,7 @@ impl Connection {
             self.resets_in_window = 0;
         }
         if too_large {
-            self.stream_error(id, Reason::PROTOCOL_ERROR);
-            return Ok(());
+            return self.peer_fault(id, Reason::PROTOCOL_ERROR);
         }
         // Section 5.1.2: "An endpoint that receives a HEADERS frame that causes its advertised
         // concurrent stream limit to be exceeded MUST treat this as a stream error of type
@@ -727,19 +726,17 @@ impl Connection {
             return Ok(());
         }
         let Ok(info) = validate::check(&fields, Section::Request) else {
-            self.malformed(id);
-            return Ok(());
+            return self.malformed(id);
         };
         // Section 8.1.1: a content-length that does not match the DATA frames is malformed.
         if end_stream && info.content_length.is_some_and(|n| n != 0) {
-            self.malformed(id);
-            return Ok(());
+            return self.malformed(id);
         }
         let mut s = Stream::new(
             id,
             true,
             self.peer.initial_window_size,
-            self.config.initial_window_size,
+            self.local_initial_window(),
         );
         s.headers_received = true;
         s.recv_closed = end_stream;
@@ -773,12 +770,10 @@ impl Connection {
         // than WINDOW_UPDATE, PRIORITY, or RST_STREAM, for a stream that is in this state, it
         // MUST respond with a stream error of type STREAM_CLOSED."
         if s.recv_closed {
-            self.stream_error(id, Reason::STREAM_CLOSED);
-            return Ok(());
+            return self.peer_fault(id, Reason::STREAM_CLOSED);
         }
         if too_large {
-            self.stream_error(id, Reason::PROTOCOL_ERROR);
-            return Ok(());
+            return self.peer_fault(id, Reason::PROTOCOL_ERROR);
         }
         let section = if s.headers_received || s.peer_initiated {
             Section::Trailers
@@ -786,8 +781,7 @@ impl Connection {
             Section::Response
         };
         let Ok(info) = validate::check(&fields, section) else {
-            self.malformed(id);
-            return Ok(());
+            return self.malformed(id);
         };
         let event = match section {
             Section::Response => {
@@ -796,8 +790,7 @@ impl Connection {
                     // Section 8.1: an informational response cannot end the stream; section
                     // 8.6: 101 is not used in HTTP/2.
                     if end_stream || status == 101 {
-                        self.malformed(id);
-                        return Ok(());
+                        return self.malformed(id);
                     }
                     self.events.push_back(Event::Headers {
                         stream: id,
@@ -825,15 +818,13 @@ impl Connection {
             _ => {
                 // Section 8.1: the trailer section's HEADERS frame "MUST" carry END_STREAM.
                 if !end_stream {
-                    self.malformed(id);
-                    return Ok(());
+                    return self.malformed(id);
                 }
                 Event::Trailers { stream: id, fields }
             }
         };
         if end_stream && !self.content_length_ok(key, true) {
-            self.malformed(id);
-            return Ok(());
+            return self.malformed(id);
         }
         self.events.push_back(event);
         if end_stream {
@@ -902,8 +893,7 @@ impl Connection {
         };
         if let Some(reason) = reject {
             self.release_conn(flow);
-            self.stream_error(id, reason);
-            return Ok(());
+            return self.peer_fault(id, reason);
         }
         s.recv_window -= i64::from(flow);
         s.received += u64::from(len);
@@ -914,8 +904,7 @@ impl Connection {
         }
         if !self.content_length_ok(key, d.end_stream) {
             self.release_conn(len);
-            self.malformed(id);
-            return Ok(());
+            return self.malformed(id);
         }
         self.events.push_back(Event::Data {
             stream: id,
@@ -936,10 +925,7 @@ impl Connection {
             Some((_, true)) => Ok(()),
             // Section 5.1 closed: frames after END_STREAM or RST_STREAM from the peer are
             // STREAM_CLOSED errors; answered as a stream error.
-            Some((_, false)) => {
-                self.stream_error(id, Reason::STREAM_CLOSED);
-                Ok(())
-            }
+            Some((_, false)) => self.peer_fault(id, Reason::STREAM_CLOSED),
             // Section 5.1.1: "The identifier of a newly established stream MUST be numerically
             // greater than all streams that the initiating endpoint has opened or reserved.
             // ... An endpoint that receives an unexpected stream identifier MUST respond with a
@@ -947,10 +933,7 @@ impl Connection {
             None if is_headers => {
                 Err(self.fail(Reason::PROTOCOL_ERROR, ConnErrorKind::BadStreamId))
             }
-            None => {
-                self.stream_error(id, Reason::STREAM_CLOSED);
-                Ok(())
-            }
+            None => self.peer_fault(id, Reason::STREAM_CLOSED),
         }
     }
 
@@ -990,6 +973,14 @@ impl Connection {
 
     fn recv_settings(&mut self, s: &frame::Settings) -> Result<(), ConnError> {
         if s.ack {
+            // Section 6.9.2: our SETTINGS_INITIAL_WINDOW_SIZE applies from the ACK on; a
+            // smaller value than the default shrinks the windows of streams opened before it.
+            if !self.local_settings_acked && self.config.initial_window_size < DEFAULT_WINDOW {
+                let delta = i64::from(DEFAULT_WINDOW - self.config.initial_window_size);
+                for (_, st) in &mut self.streams {
+                    st.recv_window -= delta;
+                }
+            }
             self.local_settings_acked = true;
             return Ok(());
         }
@@ -1122,8 +1113,7 @@ impl Connection {
         }
         if s.send_window + inc > i64::from(MAX_WINDOW_SIZE) {
             self.counters.flow_control_errors += 1;
-            self.stream_error(w.stream_id, Reason::FLOW_CONTROL_ERROR);
-            return Ok(());
+            return self.peer_fault(w.stream_id, Reason::FLOW_CONTROL_ERROR);
         }
         s.send_window += inc;
         self.events.push_back(Event::WindowOpened(w.stream_id));
@@ -1154,7 +1144,7 @@ impl Connection {
             id,
             false,
             self.peer.initial_window_size,
-            self.config.initial_window_size,
+            self.local_initial_window(),
         ));
         Ok(id)
     }
@@ -1332,6 +1322,16 @@ impl Connection {
         }
     }
 
+    /// The receive window a new stream starts with: the peer may use the default until it
+    /// acknowledges our SETTINGS.
+    fn local_initial_window(&self) -> u32 {
+        if self.local_settings_acked {
+            self.config.initial_window_size
+        } else {
+            self.config.initial_window_size.max(DEFAULT_WINDOW)
+        }
+    }
+
     fn check_open(&self) -> Result<(), SendError> {
         if self.error.is_some() {
             return Err(SendError::Closed);
@@ -1407,11 +1407,23 @@ impl Connection {
         }
     }
 
-    fn malformed(&mut self, id: StreamId) {
+    fn malformed(&mut self, id: StreamId) -> Result<(), ConnError> {
         self.counters.malformed += 1;
         // Section 8.1.1: "Malformed requests or responses that are detected MUST be treated as
         // a stream error of type PROTOCOL_ERROR."
-        self.stream_error(id, Reason::PROTOCOL_ERROR);
+        self.peer_fault(id, Reason::PROTOCOL_ERROR)
+    }
+
+    /// A stream error the peer caused. Such resets share the rapid-reset budget, so a peer
+    /// cannot make us reset streams cheaply instead of resetting them itself ("MadeYouReset").
+    fn peer_fault(&mut self, id: StreamId, reason: Reason) -> Result<(), ConnError> {
+        self.stream_error(id, reason);
+        self.resets_in_window += 1;
+        if self.resets_in_window > self.config.max_rapid_resets {
+            self.counters.rapid_reset += 1;
+            return Err(self.fail(Reason::ENHANCE_YOUR_CALM, ConnErrorKind::RapidReset));
+        }
+        Ok(())
     }
 
     /// Section 5.4.2: answer a stream error with RST_STREAM; the application hears of it if it

@@ -469,6 +469,7 @@ fn server_with(config: Config) -> Connection {
     let mut s = Connection::new(Role::Server, config);
     let mut input = BytesMut::from(&PREFACE[..]);
     frame::Settings::default().encode(&mut input);
+    frame::Settings::ack().encode(&mut input);
     s.handle_bytes(&mut input).unwrap();
     let mut sink = BytesMut::new();
     s.poll_transmit(&mut sink);
@@ -982,6 +983,52 @@ fn sec6_9_data_beyond_connection_window() {
     s.handle_bytes(&mut input).unwrap();
     let e = expect_conn_error(&mut s, data(1, &[0; 1], false), Reason::FLOW_CONTROL_ERROR);
     assert_eq!(e.kind, ConnErrorKind::FlowControl);
+}
+
+#[test]
+fn sec6_9_2_small_initial_window_applies_after_ack() {
+    let cfg = Config {
+        initial_window_size: 100,
+        ..Config::default()
+    };
+    let mut s = Connection::new(Role::Server, cfg);
+    let mut e = hpack::Encoder::new();
+    let mut input = BytesMut::from(&PREFACE[..]);
+    frame::Settings::default().encode(&mut input);
+    // Before the client acknowledges our SETTINGS it may use the default 65 535 window.
+    input.extend_from_slice(&headers(&mut e, 1, POST, false));
+    input.extend_from_slice(&data(1, &[0; 1000], false));
+    s.handle_bytes(&mut input).unwrap();
+    assert!(
+        !sent(&mut s)
+            .iter()
+            .any(|f| matches!(f, Frame::RstStream(_)))
+    );
+    // After the ACK the window is 100 - 1000 + 65 535 - 65 535 < 0: no more DATA fits.
+    let mut input = enc(frame::Settings::ack());
+    input.extend_from_slice(&data(1, &[0; 1], false));
+    expect_stream_error(&mut s, input, 1, Reason::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn mitigation_peer_caused_resets_count_as_rapid_reset() {
+    let mut s = server_with(Config {
+        max_rapid_resets: 3,
+        ..Config::default()
+    });
+    let mut e = hpack::Encoder::new();
+    let mut input = BytesMut::new();
+    // Each stream is malformed (DATA beyond content-length), so we reset it ourselves.
+    for i in 0..4u32 {
+        let id = 2 * i + 1;
+        let mut f = POST.to_vec();
+        f.push(("content-length", "0"));
+        input.extend_from_slice(&headers(&mut e, id, &f, false));
+        input.extend_from_slice(&data(id, b"x", false));
+    }
+    let err = expect_conn_error(&mut s, input, Reason::ENHANCE_YOUR_CALM);
+    assert_eq!(err.kind, ConnErrorKind::RapidReset);
+    assert_eq!(s.counters().malformed, 4);
 }
 
 #[test]
