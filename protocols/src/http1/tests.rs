@@ -1052,6 +1052,16 @@ fn response_refusals() {
             b"HTTP/1.1 200 OK\r\nX: a\0\r\n\r\n",
             E::InvalidHeaderValue,
         ),
+        (
+            "empty line before status line",
+            b"\r\nHTTP/1.1 200 OK\r\n\r\n",
+            E::InvalidStatusLine,
+        ),
+        (
+            "header line without colon",
+            b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+            E::InvalidHeaderName,
+        ),
     ];
     for (name, input, want) in cases {
         match resp(input, MethodKind::Other) {
@@ -1143,6 +1153,20 @@ fn response_framing_by_method_and_status() {
             b"HTTP/1.1 200 Connection Established\r\n\r\n",
             MethodKind::Connect,
             F::None,
+            true,
+        ),
+        (
+            "connect 200 ignores framing fields",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            MethodKind::Connect,
+            F::None,
+            true,
+        ),
+        (
+            "unknown coding before chunked",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-custom, chunked\r\n\r\n",
+            MethodKind::Other,
+            F::Chunked,
             true,
         ),
         (
@@ -1784,5 +1808,33 @@ proptest! {
         let whole = decode_all(BodyFraming::Chunked, &m, m.len());
         let split = decode_all(BodyFraming::Chunked, &m, step);
         prop_assert_eq!(whole, split);
+    }
+
+    #[test]
+    fn incremental_and_one_shot_agree_on_mutated_responses(
+        pos in 0usize..90,
+        byte in any::<u8>(),
+        step in 1usize..17,
+    ) {
+        let template: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\nConnection: keep-alive\r\n\r\n";
+        let mut m = template.to_vec();
+        if let Some(b) = m.get_mut(pos % template.len()) {
+            *b = byte;
+        }
+        let limits = Limits { max_request_line: 40, max_head: 80, max_headers: 2 };
+        let one_shot = parse_response(&mut BytesMut::from(&m[..]), false, &limits)
+            .map(|h| h.map(|h| (h.raw().clone(), h.framing())));
+        let mut parser = ResponseParser::new();
+        let mut buf = BytesMut::new();
+        let mut incremental = Ok(None);
+        for piece in m.chunks(step) {
+            buf.extend_from_slice(piece);
+            incremental = parser.parse(&mut buf, MethodKind::Other, &limits);
+            if !matches!(incremental, Ok(None)) {
+                break;
+            }
+        }
+        let incremental = incremental.map(|h| h.map(|h| (h.raw().clone(), h.framing())));
+        prop_assert_eq!(one_shot, incremental);
     }
 }
