@@ -9,6 +9,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
@@ -38,18 +39,20 @@ pub(crate) async fn read_into<R: AsyncReadRent>(
     deadline: Option<Instant>,
 ) -> io::Result<usize> {
     buffers::reserve_for_read(buf);
-    let owned = std::mem::take(buf);
-    let (res, owned) = match deadline {
+    // monoio reads at the buffer's start; a slice over the spare capacity appends instead.
+    let start = buf.len();
+    let spare = std::mem::take(buf).slice_mut(start..);
+    let (res, spare) = match deadline {
         Some(d) => {
             let d = monoio::time::Instant::from_std(d);
-            match monoio::time::timeout_at(d, io.read(owned)).await {
+            match monoio::time::timeout_at(d, io.read(spare)).await {
                 Ok(r) => r,
                 Err(_) => return Err(io::ErrorKind::TimedOut.into()),
             }
         }
-        None => io.read(owned).await,
+        None => io.read(spare).await,
     };
-    *buf = owned;
+    *buf = spare.into_inner();
     res
 }
 

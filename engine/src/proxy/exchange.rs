@@ -25,7 +25,7 @@ use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
 use crate::proxy::reply::LocalReply;
 use crate::proxy::{Downstream, tunnel};
 use crate::router::{Action, Route};
-use crate::worker::{Local, ListenerLocal, Worker, buffers, rng};
+use crate::worker::{ListenerLocal, Local, Worker, buffers, rng};
 
 /// The outcome of one exchange for the downstream connection.
 pub(crate) enum Next {
@@ -45,7 +45,12 @@ struct Record {
 }
 
 /// Serve one request from `conn`. The caller has seen the connection become readable.
-pub(crate) async fn handle(worker: &Worker, local: &Rc<Local>, li: usize, mut conn: Downstream) -> Next {
+pub(crate) async fn handle(
+    worker: &Worker,
+    local: &Rc<Local>,
+    li: usize,
+    mut conn: Downstream,
+) -> Next {
     let cfg = local.listener_config(li);
     let ll = &local.listeners[li];
     let opts = &cfg.http;
@@ -172,7 +177,10 @@ struct Exchange<'a> {
 /// How the upstream part of an exchange ended.
 enum Relayed {
     /// Response complete. `upstream_reusable`: the upstream connection may serve another request.
-    Done { upstream_reusable: bool, downstream_keep_alive: bool },
+    Done {
+        upstream_reusable: bool,
+        downstream_keep_alive: bool,
+    },
     /// 101 Switching Protocols was relayed; both connections now carry the tunnel.
     Upgraded,
     /// Failed before any response byte went downstream: answer locally.
@@ -192,7 +200,9 @@ impl<'a> Exchange<'a> {
 
     async fn run(&mut self, conn: Downstream) -> Next {
         if self.head.is_connect() {
-            return self.reply_local(conn, LocalReply::new(501, b"CONNECT is not supported\n")).await;
+            return self
+                .reply_local(conn, LocalReply::new(501, b"CONNECT is not supported\n"))
+                .await;
         }
         if self.opts().generate_request_id && self.head.header(b"x-request-id").is_none() {
             let mut id = [0u8; 36];
@@ -243,7 +253,11 @@ impl<'a> Exchange<'a> {
         match body::write_bytes(&mut conn.stream, out.freeze()).await {
             Ok(()) => {
                 self.rec.bytes_sent = body_len as u64;
-                if keep { Next::KeepAlive(conn) } else { Next::Close }
+                if keep {
+                    Next::KeepAlive(conn)
+                } else {
+                    Next::Close
+                }
             }
             Err(_) => {
                 self.rec.flags |= ResponseFlags::DC;
@@ -265,7 +279,9 @@ impl<'a> Exchange<'a> {
     async fn forward(&mut self, conn: Downstream, route: &'a Route, id: ClusterId) -> Next {
         let cluster = self.local.clusters[id].clone();
         let Some(ep) = cluster.pick() else {
-            return self.reply_fault(conn, Fault::NoHealthyUpstream, Some(route)).await;
+            return self
+                .reply_fault(conn, Fault::NoHealthyUpstream, Some(route))
+                .await;
         };
         let stats = cluster.stats();
         stats.upstream_rq_total.inc();
@@ -309,7 +325,10 @@ impl<'a> Exchange<'a> {
     ) -> Next {
         let opts = self.opts();
         let req_framing = self.head.framing();
-        let upgrade = self.head.upgrade().filter(|_| req_framing == BodyFraming::None);
+        let upgrade = self
+            .head
+            .upgrade()
+            .filter(|_| req_framing == BodyFraming::None);
         let out_framing = match req_framing {
             BodyFraming::Chunked => OutFraming::Chunked,
             _ => OutFraming::AsIs,
@@ -329,15 +348,31 @@ impl<'a> Exchange<'a> {
                 request_id: request_id.as_ref(),
             },
         );
+        // Like Envoy and nginx, answer `Expect: 100-continue` ourselves (the field is not
+        // forwarded) so the client sends its body while we connect upstream.
+        if self.head.expects_continue() && req_framing != BodyFraming::None && conn.buf.is_empty() {
+            let go_on = bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if body::write_bytes(&mut conn.stream, go_on).await.is_err() {
+                self.rec.flags |= ResponseFlags::DC;
+                return Next::Close;
+            }
+        }
         let mut decoder = BodyDecoder::new(req_framing);
-        let body_complete =
-            match body::fill(&mut decoder, &mut conn.buf, &mut out, out_framing, &mut self.rec.bytes_received) {
-                Ok(done) => done,
-                Err(_) => {
-                    self.rec.flags |= ResponseFlags::DPE;
-                    return self.reply_local(conn, LocalReply::new(400, b"invalid request body\n")).await;
-                }
-            };
+        let body_complete = match body::fill(
+            &mut decoder,
+            &mut conn.buf,
+            &mut out,
+            out_framing,
+            &mut self.rec.bytes_received,
+        ) {
+            Ok(done) => done,
+            Err(_) => {
+                self.rec.flags |= ResponseFlags::DPE;
+                return self
+                    .reply_local(conn, LocalReply::new(400, b"invalid request body\n"))
+                    .await;
+            }
+        };
         let request_bytes = out.split().freeze();
         buffers::give_back(out);
         let timeout = route.timeout;
@@ -364,11 +399,22 @@ impl<'a> Exchange<'a> {
                 let relayed = match written {
                     Ok(()) => {
                         let deadline = timeout.map(|t| Instant::now() + t);
-                        self.relay(&mut up.stream, &mut upbuf, &mut conn.stream, route, deadline, &mut false).await
+                        self.relay(
+                            &mut up.stream,
+                            &mut upbuf,
+                            &mut conn.stream,
+                            route,
+                            deadline,
+                            &mut false,
+                        )
+                        .await
                     }
                     Err(_) => Relayed::Fault(Fault::UpstreamReset),
                 };
-                if matches!(relayed, Relayed::Fault(Fault::UpstreamReset)) && up.reused && attempt == 1 {
+                if matches!(relayed, Relayed::Fault(Fault::UpstreamReset))
+                    && up.reused
+                    && attempt == 1
+                {
                     cluster.stats().upstream_rq_retry.inc();
                     continue;
                 }
@@ -392,7 +438,11 @@ impl<'a> Exchange<'a> {
         framing: OutFraming,
         route: &'a Route,
     ) -> Next {
-        let Downstream { stream, mut buf, peer } = conn;
+        let Downstream {
+            stream,
+            mut buf,
+            peer,
+        } = conn;
         let (upstream, lease) = up.into_parts();
         let (mut dr, mut dw) = stream.into_split();
         let (mut ur, mut uw) = upstream.into_split();
@@ -402,12 +452,30 @@ impl<'a> Exchange<'a> {
         let mut head_sent = false;
         let (body_result, relayed) = {
             let send_body = async {
-                body::write_bytes(&mut uw, first).await.map_err(|e| PumpError::Sink(e.kind()))?;
-                let mut out = BytesMut::new();
-                body::pump(&mut dr, &mut buf, &mut decoder, &mut uw, &mut out, framing, idle, &mut received)
+                body::write_bytes(&mut uw, first)
                     .await
+                    .map_err(|e| PumpError::Sink(e.kind()))?;
+                let mut out = BytesMut::new();
+                body::pump(
+                    &mut dr,
+                    &mut buf,
+                    &mut decoder,
+                    &mut uw,
+                    &mut out,
+                    framing,
+                    idle,
+                    &mut received,
+                )
+                .await
             };
-            let relay = self.relay(&mut ur, &mut upbuf, &mut dw, route, deadline, &mut head_sent);
+            let relay = self.relay(
+                &mut ur,
+                &mut upbuf,
+                &mut dw,
+                route,
+                deadline,
+                &mut head_sent,
+            );
             let mut send_body = std::pin::pin!(send_body);
             let mut relay = std::pin::pin!(relay);
             let mut body_result = None;
@@ -433,7 +501,10 @@ impl<'a> Exchange<'a> {
         let conn = Downstream { stream, buf, peer };
         let up = Upstream::from_parts(upstream, lease);
         let relayed = match relayed {
-            Relayed::Done { upstream_reusable, downstream_keep_alive } => Relayed::Done {
+            Relayed::Done {
+                upstream_reusable,
+                downstream_keep_alive,
+            } => Relayed::Done {
                 upstream_reusable: upstream_reusable && body_done,
                 downstream_keep_alive: downstream_keep_alive && body_done,
             },
@@ -447,7 +518,9 @@ impl<'a> Exchange<'a> {
         }
         // Nothing was sent downstream yet: the client gets a local error, then we close.
         drop(up);
-        let Relayed::Fault(fault) = relayed else { return Next::Close };
+        let Relayed::Fault(fault) = relayed else {
+            return Next::Close;
+        };
         self.rec.flags |= fault.flag();
         let mut reply = LocalReply::new(fault.status(), fault.body());
         reply.close = true;
@@ -469,12 +542,19 @@ impl<'a> Exchange<'a> {
         route: &'a Route,
     ) -> Next {
         match relayed {
-            Relayed::Done { upstream_reusable, downstream_keep_alive } => {
+            Relayed::Done {
+                upstream_reusable,
+                downstream_keep_alive,
+            } => {
                 if upstream_reusable && upbuf.is_empty() {
                     up.cluster().clone().release(up);
                 }
                 buffers::give_back(upbuf);
-                if downstream_keep_alive { Next::KeepAlive(conn) } else { Next::Close }
+                if downstream_keep_alive {
+                    Next::KeepAlive(conn)
+                } else {
+                    Next::Close
+                }
             }
             Relayed::Upgraded => {
                 let cluster = up.cluster().clone();
@@ -566,7 +646,8 @@ impl<'a> Exchange<'a> {
             BodyFraming::None | BodyFraming::Length(_) => OutFraming::AsIs,
         };
         let keep = self.keep_alive_wanted() && out_framing != OutFraming::Close && !upgrade;
-        let upstream_reusable = resp.is_keep_alive() && resp_framing != BodyFraming::Close && !upgrade;
+        let upstream_reusable =
+            resp.is_keep_alive() && resp_framing != BodyFraming::Close && !upgrade;
         let mut out = BytesMut::with_capacity(upbuf.len().min(64 * 1024) + 512);
         head::write_response(
             &mut out,
@@ -590,11 +671,23 @@ impl<'a> Exchange<'a> {
         let mut decoder = BodyDecoder::new(resp_framing);
         let idle = self.opts().idle_timeout;
         let mut sent = 0;
-        let result =
-            body::pump(up, upbuf, &mut decoder, down, &mut out, out_framing, idle, &mut sent).await;
+        let result = body::pump(
+            up,
+            upbuf,
+            &mut decoder,
+            down,
+            &mut out,
+            out_framing,
+            idle,
+            &mut sent,
+        )
+        .await;
         self.rec.bytes_sent += sent;
         match result {
-            Ok(()) => Relayed::Done { upstream_reusable, downstream_keep_alive: keep },
+            Ok(()) => Relayed::Done {
+                upstream_reusable,
+                downstream_keep_alive: keep,
+            },
             Err(PumpError::Sink(_)) => Relayed::Broken(ResponseFlags::DC),
             Err(PumpError::Source(k)) if k == std::io::ErrorKind::TimedOut => {
                 Relayed::Broken(ResponseFlags::UT)

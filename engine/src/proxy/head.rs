@@ -31,7 +31,8 @@ fn listed(names: &[bytes::Bytes], name: &[u8]) -> bool {
 }
 
 fn replaced(adds: &[HeaderToAdd], name: &[u8]) -> bool {
-    adds.iter().any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
+    adds.iter()
+        .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
 }
 
 /// How the body of a message is framed on the outgoing side.
@@ -60,14 +61,20 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
     let route = rw.route;
     write_request_line(dst, req, route);
     let xff_last = if rw.opts.use_forwarded_headers {
-        req.headers().enumerate().filter(|(_, (n, _))| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(i, _)| i).last()
+        req.headers()
+            .enumerate()
+            .filter(|(_, (n, _))| n.eq_ignore_ascii_case(b"x-forwarded-for"))
+            .map(|(i, _)| i)
+            .last()
     } else {
         None
     };
     let mut has_host = false;
     for (i, (name, value)) in req.headers().enumerate() {
         if is_hop_by_hop(name)
-            || req.connection_tokens().any(|t| t.eq_ignore_ascii_case(name))
+            || req
+                .connection_tokens()
+                .any(|t| t.eq_ignore_ascii_case(name))
             || listed(&route.request_headers_to_remove, name)
             || replaced(&route.request_headers_to_add, name)
         {
@@ -167,7 +174,9 @@ pub(crate) fn write_response(dst: &mut BytesMut, resp: &ResponseHead, rw: &Respo
             continue;
         }
         if is_hop_by_hop(name)
-            || resp.connection_tokens().any(|t| t.eq_ignore_ascii_case(name))
+            || resp
+                .connection_tokens()
+                .any(|t| t.eq_ignore_ascii_case(name))
             || listed(removes, name)
             || replaced(adds, name)
         {

@@ -40,7 +40,11 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, stream: TcpStream, pee
     http.downstream_cx_active.inc();
     http.downstream_cx_http1_total.inc();
 
-    let mut conn = Downstream { stream, buf: BytesMut::new(), peer };
+    let mut conn = Downstream {
+        stream,
+        buf: BytesMut::new(),
+        peer,
+    };
     loop {
         if conn.buf.is_empty() {
             buffers::give_back(std::mem::take(&mut conn.buf));

@@ -41,7 +41,11 @@ impl<'a> LocalReply<'a> {
             encode::header(dst, b"location", loc);
         }
         let mut len = itoa::Buffer::new();
-        encode::header(dst, b"content-length", len.format(self.body.len()).as_bytes());
+        encode::header(
+            dst,
+            b"content-length",
+            len.format(self.body.len()).as_bytes(),
+        );
         if !self.body.is_empty() {
             encode::header(dst, b"content-type", self.content_type);
         }

@@ -1,0 +1,193 @@
+//! HTTP/1.1 proxying end to end: hyper client -> ringway -> hyper backend, on loopback.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::Request;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_post_with_content_length() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let client = client();
+    let url = format!("http://{}/hello?x=1", proxy.addr());
+
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-method"], "GET");
+    assert_eq!(resp.headers()["x-echo-uri"], "/hello?x=1");
+    assert!(
+        resp.headers().contains_key("x-echo-h-x-request-id"),
+        "request id generated"
+    );
+    assert_eq!(resp.headers()["x-echo-h-x-forwarded-for"], "127.0.0.1");
+    assert_eq!(resp.headers()["x-echo-h-x-forwarded-proto"], "http");
+
+    let req = Request::post(&url)
+        .header("content-type", "text/plain")
+        .body(body("ping"))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-method"], "POST");
+    assert_eq!(resp.headers()["x-echo-h-content-length"], "4");
+    assert_eq!(read_body(resp).await, "ping");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_request_body_is_streamed_and_rechunked() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    // A chunked body in several writes, sent raw so the framing is exactly what we say.
+    let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(b"6\r\n world\r\n0\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("x-echo-h-transfer-encoding: chunked"),
+        "{text}"
+    );
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    assert_eq!(dechunk(body), "hello world", "{text}");
+}
+
+/// Decode a complete chunked body (test helper; trusts its input).
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = s.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size, 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_reuses_upstream_connections() {
+    let backend = Backend::fixed(200, "ok");
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let client = client();
+    let url: hyper::Uri = format!("http://{}/", proxy.addr()).parse().unwrap();
+    for _ in 0..50 {
+        let resp = client.get(url.clone()).await.unwrap();
+        assert_eq!(read_body(resp).await, "ok");
+    }
+    assert_eq!(backend.request_count(), 50);
+    // Requests were sequential: each worker needs at most one upstream connection.
+    assert!(
+        backend.connection_count() <= 2,
+        "{} upstream connections",
+        backend.connection_count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_body_both_ways_streams() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let client = client();
+    let size = 64 * 1024 * 1024;
+    let chunk = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+    let stream = futures_util::stream::iter(
+        (0..size / chunk.len())
+            .map(move |_| Ok::<_, hyper::Error>(hyper::body::Frame::data(chunk.clone()))),
+    );
+    let body = http_body_util::StreamBody::new(stream).boxed();
+    let req = Request::post(format!("http://{}/big", proxy.addr()))
+        .body(body)
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut total = 0usize;
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.unwrap();
+        if let Some(d) = frame.data_ref() {
+            assert!(d.iter().all(|&b| b == b'x'));
+            total += d.len();
+        }
+    }
+    assert_eq!(total, size);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let resp = raw_exchange(
+        proxy.addr(),
+        b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&resp);
+    let one = text.find("x-echo-uri: /one").expect("one");
+    let two = text.find("x-echo-uri: /two").expect("two");
+    let three = text.find("x-echo-uri: /three").expect("three");
+    assert!(one < two && two < three, "{text}");
+}
+
+#[test]
+fn head_204_304_have_no_body() {
+    let backend = Backend::start(|req: Request<hyper::body::Incoming>| async move {
+        match req.uri().path() {
+            "/204" => full(204, ""),
+            "/304" => full(304, ""),
+            _ => full(200, "twelve bytes"),
+        }
+    });
+    let proxy = Proxy::start(&one_route(backend.addr));
+    // All three on one connection: a stray body byte would corrupt the next response.
+    let resp = raw_exchange(
+        proxy.addr(),
+        b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&resp);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "204", "304", "200"], "{text}");
+    assert!(
+        text.contains("content-length: 12"),
+        "HEAD keeps the length: {text}"
+    );
+    assert!(text.ends_with("twelve bytes"), "{text}");
+    assert_eq!(text.matches("twelve bytes").count(), 1, "{text}");
+}
+
+#[test]
+fn expect_100_continue_is_answered() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"PUT /u HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s.write_all(b"hello").unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("hello"), "{text}");
+    assert!(
+        !text.contains("x-echo-h-expect"),
+        "Expect is not forwarded: {text}"
+    );
+}
