@@ -1420,3 +1420,138 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn mitigation_hpack_bomb_indexed_references() {
+    let mut s = server();
+    // RFC 7541 by hand: a literal with incremental indexing inserts a 3 000 octet value
+    // (section 6.2.1), then nine one-octet references to dynamic index 62 (section 6.1)
+    // each decode to 3 KB: 30 KB from a 3 KB block.
+    let mut blk = vec![0x82, 0x87, 0x84, 0x40, 6];
+    blk.extend_from_slice(b"x-bomb");
+    blk.extend_from_slice(&[0x7f, 0xb9, 0x16]); // 127 + 2873 = 3000
+    blk.extend_from_slice(&[b'a'; 3000]);
+    blk.extend_from_slice(&[0xbe; 9]);
+    assert!(blk.len() < 3100);
+    let mut input = BytesMut::new();
+    Headers::new(StreamId::new(1), Bytes::from(blk), true).encode(&mut input);
+    // Stream 3 references the entry once: 3 KB fits the 16 KiB list limit.
+    Headers::new(
+        StreamId::new(3),
+        Bytes::from_static(&[0x82, 0x87, 0x84, 0xbe]),
+        true,
+    )
+    .encode(&mut input);
+    expect_stream_error(&mut s, input, 1, Reason::PROTOCOL_ERROR);
+    assert_eq!(s.counters().header_list_too_large, 1);
+    // HPACK stayed in sync: stream 3 decodes, with the indexed field.
+    let ev = events(&mut s);
+    let [Event::Headers { stream, fields, .. }] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*stream, StreamId::new(3));
+    assert_eq!(fields[3].0, "x-bomb");
+    assert_eq!(fields[3].1.len(), 3000);
+}
+
+/// Runs `bodies.len()` concurrent POSTs with echo responses through a pair and checks every
+/// byte arrives, whatever the windows and frame sizes.
+fn echo_exchange(bodies: &[usize], window: u32, conn_window: u32, frame_size: u32) {
+    let cfg = Config {
+        initial_window_size: window,
+        connection_window_size: conn_window,
+        max_frame_size: frame_size,
+        ..Config::default()
+    };
+    let mut p = Pair::new(cfg, cfg);
+    let mut pending: Vec<(StreamId, Bytes)> = Vec::new();
+    for &n in bodies {
+        let id = p.client.open_stream().unwrap();
+        p.client.send_headers(id, fields(POST), false).unwrap();
+        pending.push((id, body(n)));
+    }
+    let expect: HashMap<StreamId, Bytes> = pending.iter().cloned().collect();
+    let mut server_got: HashMap<StreamId, Vec<u8>> = HashMap::new();
+    let mut replies: Vec<(StreamId, Bytes)> = Vec::new();
+    let mut client_got: HashMap<StreamId, Vec<u8>> = HashMap::new();
+    let mut done = 0;
+    for _ in 0..100_000 {
+        for (id, rest) in &mut pending {
+            if !rest.is_empty() || p.client.stream_state(*id) == Some(StreamState::Open) {
+                p.client.send_data(*id, rest, true).unwrap();
+            }
+        }
+        pending.retain(|(id, _)| p.client.stream_state(*id) == Some(StreamState::Open));
+        for (id, rest) in &mut replies {
+            p.server.send_data(*id, rest, true).unwrap();
+        }
+        replies.retain(|(_, rest)| !rest.is_empty());
+        p.step();
+        while let Some(e) = p.server_events.pop_front() {
+            if let Event::Data {
+                stream,
+                data,
+                end_stream,
+            } = e
+            {
+                server_got
+                    .entry(stream)
+                    .or_default()
+                    .extend_from_slice(&data);
+                p.server.release_capacity(stream, data.len() as u32);
+                if end_stream {
+                    p.server
+                        .send_headers(stream, fields(&[(":status", "200")]), false)
+                        .unwrap();
+                    let echo = Bytes::from(server_got.remove(&stream).unwrap_or_default());
+                    let mut echo2 = echo.clone();
+                    p.server.send_data(stream, &mut echo2, true).unwrap();
+                    if !echo2.is_empty() {
+                        replies.push((stream, echo2));
+                    }
+                }
+            }
+        }
+        while let Some(e) = p.client_events.pop_front() {
+            match e {
+                Event::Data {
+                    stream,
+                    data,
+                    end_stream,
+                } => {
+                    client_got
+                        .entry(stream)
+                        .or_default()
+                        .extend_from_slice(&data);
+                    p.client.release_capacity(stream, data.len() as u32);
+                    if end_stream {
+                        assert_eq!(&client_got[&stream][..], &expect[&stream][..]);
+                        done += 1;
+                    }
+                }
+                Event::Headers { .. } | Event::WindowOpened(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        if done == bodies.len() {
+            assert_eq!(p.client.active_streams(), 0);
+            assert_eq!(p.server.active_streams(), 0);
+            return;
+        }
+    }
+    panic!("stalled: {done} of {} done", bodies.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_pair_echo_never_stalls_or_corrupts(
+        bodies in proptest::collection::vec(0usize..200_000, 1..6),
+        window in prop_oneof![Just(DEFAULT_WINDOW), 65_535u32..300_000],
+        conn_window in prop_oneof![Just(DEFAULT_WINDOW), 65_535u32..1_000_000],
+        frame_size in prop_oneof![Just(16_384u32), 16_384u32..100_000],
+    ) {
+        echo_exchange(&bodies, window, conn_window, frame_size);
+    }
+}
