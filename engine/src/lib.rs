@@ -8,8 +8,8 @@ pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod router;
-pub mod stats;
 pub mod server;
+pub mod stats;
 
 mod cluster;
 mod listener;

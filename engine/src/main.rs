@@ -27,11 +27,21 @@ struct Cli {
     check: bool,
 
     /// Quick mode: listen here and proxy everything to --upstream, no file needed.
-    #[arg(long, value_name = "ADDR", requires = "upstream", conflicts_with = "config")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "upstream",
+        conflicts_with = "config"
+    )]
     listen: Option<String>,
 
     /// Quick mode: upstream endpoints, comma separated (round robin).
-    #[arg(long, value_name = "ADDR[,ADDR]", requires = "listen", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "ADDR[,ADDR]",
+        requires = "listen",
+        value_delimiter = ','
+    )]
     upstream: Vec<String>,
 
     /// Worker threads (overrides the file's `workers`).
@@ -57,7 +67,10 @@ fn main() -> ExitCode {
 /// The configuration text and the name errors should mention.
 fn config_source(cli: &Cli) -> anyhow::Result<(String, String)> {
     if let Some(listen) = &cli.listen {
-        return Ok((quick_config(listen, &cli.upstream, cli.admin.as_deref()), "<command line>".into()));
+        return Ok((
+            quick_config(listen, &cli.upstream, cli.admin.as_deref()),
+            "<command line>".into(),
+        ));
     }
     match &cli.config {
         Some(path) => {
@@ -65,7 +78,10 @@ fn config_source(cli: &Cli) -> anyhow::Result<(String, String)> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Ok((text, path.display().to_string()))
         }
-        None => Ok((config::DEFAULT_CONFIG.to_owned(), "<embedded config.toml>".into())),
+        None => Ok((
+            config::DEFAULT_CONFIG.to_owned(),
+            "<embedded config.toml>".into(),
+        )),
     }
 }
 
@@ -73,7 +89,10 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     let (text, origin) = config_source(cli)?;
     let mut cfg = config::parse_str(&text, &origin).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(n) = cli.workers {
-        anyhow::ensure!((1..=config::validate::MAX_WORKERS).contains(&n), "--workers must be 1..=1024");
+        anyhow::ensure!(
+            (1..=config::validate::MAX_WORKERS).contains(&n),
+            "--workers must be 1..=1024"
+        );
         cfg.workers = n;
     }
     Ok(cfg)
@@ -105,7 +124,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("cannot install signal handlers")?;
     let workers = cfg.workers;
-    let handle = engine::start(cfg, StartOptions { driver: IoDriver::from_env(), ..Default::default() })?;
+    let handle = engine::start(
+        cfg,
+        StartOptions {
+            driver: IoDriver::from_env(),
+            ..Default::default()
+        },
+    )?;
     for (name, addr) in handle.listeners() {
         println!("ringway: listener {name} on http://{addr}");
     }

@@ -90,11 +90,19 @@ impl Snapshot {
             .map(|c| {
                 Arc::new(ClusterShared {
                     scope: stats.cluster(&c.name),
-                    endpoints: c.endpoints.iter().map(|e| stats.endpoint(&c.name, e.address)).collect(),
+                    endpoints: c
+                        .endpoints
+                        .iter()
+                        .map(|e| stats.endpoint(&c.name, e.address))
+                        .collect(),
                 })
             })
             .collect();
-        Ok(Self { config, listeners, clusters })
+        Ok(Self {
+            config,
+            listeners,
+            clusters,
+        })
     }
 }
 
@@ -116,9 +124,16 @@ impl Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {address} (listener {name}): {source}")]
-    Bind { name: String, address: SocketAddr, source: std::io::Error },
+    Bind {
+        name: String,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the admin server on {address}: {source}")]
-    Admin { address: SocketAddr, source: std::io::Error },
+    Admin {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open access log: {0}")]
     AccessLog(std::io::Error),
     #[error("cannot start worker thread: {0}")]
@@ -145,9 +160,12 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
         (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
-        let (sockets, addr) = listener::bind_reuseport(l.address, workers).map_err(|source| {
-            StartError::Bind { name: l.name.clone(), address: l.address, source }
-        })?;
+        let (sockets, addr) =
+            listener::bind_reuseport(l.address, workers).map_err(|source| StartError::Bind {
+                name: l.name.clone(),
+                address: l.address,
+                source,
+            })?;
         for (w, s) in sockets.into_iter().enumerate() {
             per_worker[w].push((i, s));
         }
@@ -163,8 +181,10 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
     });
     let admin = match &config.admin {
         Some(a) => Some(
-            admin::spawn(a.address, admin_state.clone())
-                .map_err(|source| StartError::Admin { address: a.address, source })?,
+            admin::spawn(a.address, admin_state.clone()).map_err(|source| StartError::Admin {
+                address: a.address,
+                source,
+            })?,
         ),
         None => None,
     };
@@ -186,7 +206,12 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
             .map_err(StartError::Thread)?;
         handles.push(handle);
     }
-    Ok(Handle { listeners: bound, admin, shared, workers: handles })
+    Ok(Handle {
+        listeners: bound,
+        admin,
+        shared,
+        workers: handles,
+    })
 }
 
 impl Handle {
@@ -197,7 +222,10 @@ impl Handle {
 
     /// The bound address of the listener with this name.
     pub fn listener(&self, name: &str) -> Option<SocketAddr> {
-        self.listeners.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
     }
 
     pub fn admin(&self) -> Option<SocketAddr> {
@@ -216,8 +244,9 @@ impl Handle {
                 .zip(&config.listeners)
                 .all(|(a, b)| a.name == b.name && a.address == b.address);
         if !same_listeners {
-            return Err("listeners changed: adding, removing or moving a listener needs a restart"
-                .into());
+            return Err(
+                "listeners changed: adding, removing or moving a listener needs a restart".into(),
+            );
         }
         if config.workers != old.config.workers {
             return Err("workers changed: changing the worker count needs a restart".into());

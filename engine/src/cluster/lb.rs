@@ -46,7 +46,13 @@ impl Balancer {
         } else {
             rng::below(schedule.len() as u32) as usize
         };
-        Self { policy, weights, schedule, cursor: Cell::new(cursor), cumulative }
+        Self {
+            policy,
+            weights,
+            schedule,
+            cursor: Cell::new(cursor),
+            cumulative,
+        }
     }
 
     /// Pick an endpoint index; `active(i)` is this worker's in-flight request count for `i`.
@@ -59,7 +65,11 @@ impl Balancer {
         match self.policy {
             LbPolicy::RoundRobin => {
                 let c = self.cursor.get();
-                self.cursor.set(if c + 1 == self.schedule.len() { 0 } else { c + 1 });
+                self.cursor.set(if c + 1 == self.schedule.len() {
+                    0
+                } else {
+                    c + 1
+                });
                 self.schedule.get(c).map(|&i| i as usize)
             }
             LbPolicy::Random => Some(self.weighted_random()),
@@ -165,7 +175,10 @@ mod tests {
 
     #[test]
     fn single_and_empty() {
-        assert_eq!(Balancer::new(LbPolicy::Random, &eps(&[1])).pick(|_| 0), Some(0));
+        assert_eq!(
+            Balancer::new(LbPolicy::Random, &eps(&[1])).pick(|_| 0),
+            Some(0)
+        );
         assert_eq!(Balancer::new(LbPolicy::RoundRobin, &[]).pick(|_| 0), None);
     }
 }

@@ -120,7 +120,10 @@ impl ClusterLocal {
             self.stats().upstream_cx_idle_timeout.inc();
             self.closed(ep);
         }
-        if self.max_connections.is_some_and(|max| self.open.get() >= max) {
+        if self
+            .max_connections
+            .is_some_and(|max| self.open.get() >= max)
+        {
             self.stats().upstream_cx_overflow.inc();
             return Err(ConnectError::Overflow);
         }
@@ -141,7 +144,8 @@ impl ClusterLocal {
                 return Err(ConnectError::Timeout);
             }
         };
-        self.connect_time.record(started.elapsed().as_millis() as u64);
+        self.connect_time
+            .record(started.elapsed().as_millis() as u64);
         let _ = stream.set_nodelay(true);
         self.open.set(self.open.get() + 1);
         stats.upstream_cx_active.inc();
@@ -150,8 +154,17 @@ impl ClusterLocal {
     }
 
     fn wrap(self: &Rc<Self>, stream: TcpStream, endpoint: usize, reused: bool) -> Upstream {
-        let guard = OpenGuard { cluster: self.clone(), endpoint, armed: true };
-        Upstream { stream, endpoint, reused, guard }
+        let guard = OpenGuard {
+            cluster: self.clone(),
+            endpoint,
+            armed: true,
+        };
+        Upstream {
+            stream,
+            endpoint,
+            reused,
+            guard,
+        }
     }
 
     /// Return a connection whose last exchange ended cleanly, for reuse.
@@ -165,7 +178,10 @@ impl ClusterLocal {
             self.closed(ep);
             return;
         }
-        idle.push(Idle { stream, since: Instant::now() });
+        idle.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
     }
 
     /// Close pooled connections idle for longer than the idle timeout.
@@ -215,13 +231,34 @@ impl Upstream {
 
     /// Split into the stream and the lease that keeps the connection accounted for.
     pub(crate) fn into_parts(self) -> (TcpStream, Lease) {
-        let Self { stream, endpoint, reused, guard } = self;
-        (stream, Lease { endpoint, reused, guard })
+        let Self {
+            stream,
+            endpoint,
+            reused,
+            guard,
+        } = self;
+        (
+            stream,
+            Lease {
+                endpoint,
+                reused,
+                guard,
+            },
+        )
     }
 
     pub(crate) fn from_parts(stream: TcpStream, lease: Lease) -> Self {
-        let Lease { endpoint, reused, guard } = lease;
-        Self { stream, endpoint, reused, guard }
+        let Lease {
+            endpoint,
+            reused,
+            guard,
+        } = lease;
+        Self {
+            stream,
+            endpoint,
+            reused,
+            guard,
+        }
     }
 
     /// Take the stream out for pooling; the connection stays counted as open.

@@ -42,7 +42,10 @@ impl Drain {
 
     /// Completes once [`Drain::fire`] has been called.
     pub(crate) fn wait(&self) -> Wait {
-        Wait { drain: self.clone(), key: None }
+        Wait {
+            drain: self.clone(),
+            key: None,
+        }
     }
 }
 

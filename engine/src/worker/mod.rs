@@ -64,7 +64,10 @@ pub(crate) fn run(
             Err(e) => log::warn!("worker {index}: io_uring unavailable ({e}), using epoll"),
         }
     }
-    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build() {
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
         Ok(mut rt) => {
             log::info!("worker {index}: epoll (legacy) driver");
             rt.block_on(main)
@@ -131,7 +134,11 @@ impl Local {
             .zip(&snapshot.clusters)
             .map(|(cfg, shared)| Rc::new(ClusterLocal::new(cfg, shared.clone(), core)))
             .collect();
-        Self { snapshot, listeners, clusters }
+        Self {
+            snapshot,
+            listeners,
+            clusters,
+        }
     }
 
     pub(crate) fn listener_config(&self, i: usize) -> &ListenerConfig {
