@@ -33,6 +33,8 @@ use validate::Section;
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The initial flow-control window of every stream and the connection (section 6.9.2).
 pub const DEFAULT_WINDOW: u32 = 65_535;
+/// DATA payloads at least this long are queued without copying.
+pub const ZERO_COPY_MIN: usize = 1024;
 /// How many closed stream ids are remembered to tell "closed" from "reset by us".
 const RECENTLY_CLOSED: usize = 256;
 
@@ -367,7 +369,10 @@ pub struct Connection {
     continuation: Option<Partial>,
     decoder: hpack::Decoder,
     encoder: hpack::Encoder,
+    /// Frames being built.
     out: BytesMut,
+    /// Finished pieces in wire order: sealed `out` runs and DATA payloads shared, not copied.
+    queue: VecDeque<Bytes>,
     events: VecDeque<Event>,
     pending_acks: u32,
     goaway_sent: Option<StreamId>,
@@ -410,6 +415,7 @@ impl Connection {
             decoder: hpack::Decoder::new(config.header_table_size as usize),
             encoder: hpack::Encoder::new(),
             out: BytesMut::with_capacity(128),
+            queue: VecDeque::new(),
             events: VecDeque::new(),
             pending_acks: 0,
             goaway_sent: None,
@@ -494,22 +500,70 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// Moves every queued frame into `dst`; returns the number of octets added.
+    /// Moves every queued frame into `dst` (copying); returns the number of octets added.
     pub fn poll_transmit(&mut self, dst: &mut BytesMut) -> usize {
-        let n = self.out.len();
-        if dst.is_empty() {
-            std::mem::swap(dst, &mut self.out);
-        } else {
-            dst.extend_from_slice(&self.out);
-            self.out.clear();
-        }
         self.pending_acks = 0;
+        if self.queue.is_empty() && dst.is_empty() {
+            std::mem::swap(dst, &mut self.out);
+            return dst.len();
+        }
+        self.seal();
+        let mut n = 0;
+        for piece in self.queue.drain(..) {
+            n += piece.len();
+            dst.extend_from_slice(&piece);
+        }
+        n
+    }
+
+    /// Moves every queued frame into `dst` as pieces for a vectored write; large DATA payloads
+    /// are slices of the caller's `Bytes`, never copied. Returns the number of octets added.
+    pub fn poll_transmit_vectored(&mut self, dst: &mut Vec<Bytes>) -> usize {
+        self.pending_acks = 0;
+        self.seal();
+        let mut n = 0;
+        for piece in self.queue.drain(..) {
+            n += piece.len();
+            dst.push(piece);
+        }
         n
     }
 
     /// True when [`Self::poll_transmit`] has bytes to hand out.
     pub fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || !self.queue.is_empty()
+    }
+
+    fn seal(&mut self) {
+        if !self.out.is_empty() {
+            self.queue.push_back(self.out.split().freeze());
+        }
+    }
+
+    /// Queues DATA frames for `data`, each at most the peer's maximum frame size. Payloads of
+    /// at least [`ZERO_COPY_MIN`] octets are queued as slices of `data`.
+    fn queue_data(&mut self, stream: StreamId, data: Bytes, end_stream: bool) {
+        let max = self.peer.max_frame_size as usize;
+        if data.len() < ZERO_COPY_MIN {
+            Data::encode_split(
+                stream,
+                &data,
+                end_stream,
+                self.peer.max_frame_size,
+                &mut self.out,
+            );
+            return;
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let chunk = rest.split_to(rest.len().min(max));
+            let fin = end_stream && rest.is_empty();
+            let fl = if fin { frame::flags::END_STREAM } else { 0 };
+            let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            frame::Head::new(frame::Kind::Data, fl, stream, len).encode(&mut self.out);
+            self.seal();
+            self.queue.push_back(chunk);
+        }
     }
 
     // ------------------------------------------------------------------ input
@@ -919,6 +973,10 @@ impl Connection {
 
     /// HEADERS or DATA for a stream that is closed.
     fn recv_on_closed(&mut self, id: StreamId, is_headers: bool) -> Result<(), ConnError> {
+        // Section 6.8: after our GOAWAY, frames on peer streams above its last id are ignored.
+        if self.is_peer_id(id) && self.goaway_sent.is_some_and(|last| id > last) {
+            return Ok(());
+        }
         match self.recently_closed.iter().find(|(c, _)| *c == id) {
             // Section 5.1 closed: "An endpoint MUST ignore frames that it receives on closed
             // streams after it has sent a RST_STREAM frame."
@@ -933,7 +991,11 @@ impl Connection {
             None if is_headers => {
                 Err(self.fail(Reason::PROTOCOL_ERROR, ConnErrorKind::BadStreamId))
             }
-            None => self.peer_fault(id, Reason::STREAM_CLOSED),
+            // Closed too long ago to know how: answer, but do not blame the peer for it.
+            None => {
+                self.stream_error(id, Reason::STREAM_CLOSED);
+                Ok(())
+            }
         }
     }
 
@@ -1237,7 +1299,7 @@ impl Connection {
         let n64 = i64::try_from(n).unwrap_or(i64::MAX);
         s.send_window -= n64;
         self.conn_send_window -= n64;
-        Data::encode_split(stream, &chunk, fin, self.peer.max_frame_size, &mut self.out);
+        self.queue_data(stream, chunk, fin);
         if fin {
             self.close_send(key);
         }

@@ -1374,6 +1374,28 @@ fn mitigation_empty_data_flood() {
 }
 
 #[test]
+fn sec6_8_frames_on_streams_above_our_goaway_are_ignored() {
+    let mut s = server();
+    let mut e = hpack::Encoder::new();
+    let mut input = headers(&mut e, 1, POST, false);
+    s.handle_bytes(&mut input).unwrap();
+    s.go_away(Reason::NO_ERROR);
+    assert!(
+        matches!(sent(&mut s).as_slice(), [Frame::GoAway(g)] if g.last_stream_id == StreamId::new(1))
+    );
+    let mut late = headers(&mut e, 3, POST, false);
+    late.extend_from_slice(&data(3, b"ignored", true));
+    late.extend_from_slice(&data(1, b"kept", true));
+    s.handle_bytes(&mut late).unwrap();
+    assert!(sent(&mut s).is_empty());
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(
+        matches!(&ev[1], Event::Data { stream, end_stream: true, .. } if *stream == StreamId::new(1))
+    );
+}
+
+#[test]
 fn goaway_with_error_closes() {
     let mut s = server();
     s.go_away(Reason::INTERNAL_ERROR);
@@ -1554,4 +1576,45 @@ proptest! {
     ) {
         echo_exchange(&bodies, window, conn_window, frame_size);
     }
+}
+
+#[test]
+fn vectored_transmit_shares_data_payloads() {
+    let mut c = client();
+    let id = c.open_stream().unwrap();
+    c.send_headers(id, fields(POST), false).unwrap();
+    let payload = body(40_000);
+    let mut rest = payload.clone();
+    assert_eq!(c.send_data(id, &mut rest, true).unwrap(), 40_000);
+    c.ping([9; 8]);
+    let mut pieces = Vec::new();
+    let n = c.poll_transmit_vectored(&mut pieces);
+    assert!(!c.wants_write());
+    let range = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
+    let shared: usize = pieces
+        .iter()
+        .filter(|p| range.contains(&(p.as_ptr() as usize)))
+        .map(Bytes::len)
+        .sum();
+    assert_eq!(
+        shared, 40_000,
+        "every DATA payload is a slice of the caller's buffer"
+    );
+    let mut wire = BytesMut::new();
+    for p in &pieces {
+        wire.extend_from_slice(p);
+    }
+    assert_eq!(wire.len(), n);
+    let mut frames = Vec::new();
+    while let Some(f) = frame::decode(&mut wire, frame::MAX_MAX_FRAME_SIZE).unwrap() {
+        frames.push(f);
+    }
+    let mut got = Vec::new();
+    for f in &frames[1..4] {
+        let Frame::Data(d) = f else { panic!("{f:?}") };
+        got.extend_from_slice(&d.data);
+    }
+    assert_eq!(got, payload);
+    assert!(matches!(&frames[3], Frame::Data(d) if d.end_stream));
+    assert_eq!(frames[4], Frame::Ping(Ping::new([9; 8])));
 }
