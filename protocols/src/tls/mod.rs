@@ -14,7 +14,9 @@
 //!
 //! Two entry points: [`peek_client_hello`] borrows from the caller's buffer and returns
 //! [`Error::Fragmented`] for a ClientHello split across records; [`peek_client_hello_owned`]
-//! handles both shapes and copies only the split case.
+//! handles both shapes and copies only the split case. Both decide from the first byte that a
+//! connection is not TLS ([`Error::NotHandshake`]), so a protocol sniffer can use them as is.
+//! Record versions below 0x0301 (SSL 3.0) and SSLv2-compatible hellos are refused.
 
 #[cfg(test)]
 mod tests;
