@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use protocols::http1::{
-    self, BodyDecoder, BodyFraming, Limits, RequestHead, ResponseHead, Version,
+    self, BodyDecoder, BodyFraming, Limits, MethodKind, RequestHead, ResponseHead, Version,
 };
 
 use crate::access_log::{Entry, ResponseFlags};
@@ -64,8 +64,10 @@ pub(crate) async fn handle(
         max_headers: opts.max_request_headers_count,
     };
     let header_deadline = start + opts.request_header_timeout;
+    // Incremental: a head arriving in many small reads is scanned once, not once per read.
+    let mut parser = http1::RequestParser::new();
     let head = loop {
-        match http1::parse_request(&mut conn.buf, &limits) {
+        match parser.parse(&mut conn.buf, &limits) {
             Ok(Some(h)) => break h,
             Ok(None) => {}
             Err(e) => {
@@ -603,9 +605,14 @@ impl<'a> Exchange<'a> {
             *upbuf = buffers::take();
         }
         let limits = Limits::default();
-        let is_head = self.head.is_head();
+        let method = if self.head.is_head() {
+            MethodKind::Head
+        } else {
+            MethodKind::Other
+        };
+        let mut parser = http1::ResponseParser::new();
         let resp: ResponseHead = loop {
-            match http1::parse_response(upbuf, is_head, &limits) {
+            match parser.parse(upbuf, method, &limits) {
                 Ok(Some(r)) if r.status() == 101 => {
                     if self.head.upgrade().is_none() {
                         return Relayed::Fault(Fault::UpstreamProtocol);
