@@ -1148,3 +1148,118 @@ fn via_is_added_when_configured() {
     assert_eq!(r.header("x-echo-h-via"), None, "{}", r.head);
     assert_eq!(r.header("via"), None, "{}", r.head);
 }
+
+#[test]
+fn absolute_form_target_chooses_the_vhost_and_the_upstream_host() {
+    let backend = Backend::echo();
+    let vhosts = r#"
+  [[listeners.virtual_hosts]]
+  name = "api"
+  domains = ["api.example.com"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "backend"
+  [[listeners.virtual_hosts]]
+  name = "any"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    direct_response = { status = 200, body = "any" }
+"#;
+    let proxy = Proxy::start(&listener_with(vhosts, backend.addr));
+    // RFC 9112 3.2.2: the target's authority wins over Host.
+    let r = exchange(
+        proxy.addr(),
+        "GET http://api.example.com/p?q=1 HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(
+        r.header("x-echo-h-host"),
+        Some("api.example.com"),
+        "{}",
+        r.head
+    );
+    assert_eq!(
+        r.header("x-echo-uri"),
+        Some("/p?q=1"),
+        "origin-form upstream: {}",
+        r.head
+    );
+}
+
+#[test]
+fn forwarded_headers_off_leaves_them_alone() {
+    let backend = Backend::echo();
+    let config = one_route(backend.addr).replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\n  [listeners.http]\n  use_forwarded_headers = false\n  generate_request_id = false\n",
+    );
+    assert!(config.contains("use_forwarded_headers"), "{config}");
+    let proxy = Proxy::start(&config);
+    let r = get(proxy.addr(), "h", "/", &[]);
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.header("x-echo-h-x-forwarded-for"), None, "{}", r.head);
+    assert_eq!(r.header("x-echo-h-x-forwarded-proto"), None, "{}", r.head);
+    assert_eq!(r.header("x-echo-h-x-request-id"), None, "{}", r.head);
+    // What the client sent passes through untouched.
+    let r = get(
+        proxy.addr(),
+        "h",
+        "/",
+        &[
+            "X-Forwarded-For: 10.0.0.1",
+            "X-Forwarded-Proto: https",
+            "X-Request-Id: r1",
+        ],
+    );
+    assert_eq!(
+        r.header("x-echo-h-x-forwarded-for"),
+        Some("10.0.0.1"),
+        "{}",
+        r.head
+    );
+    assert_eq!(
+        r.header("x-echo-h-x-forwarded-proto"),
+        Some("https"),
+        "{}",
+        r.head
+    );
+    assert_eq!(r.header("x-echo-h-x-request-id"), Some("r1"), "{}", r.head);
+}
+
+#[test]
+fn route_by_query_regex_is_raw_and_anchored() {
+    let routes = [
+        route(
+            r#"prefix = "/"
+    query = [ { name = "id", regex = "[0-9]+" } ]"#,
+            "numeric",
+        ),
+        route(
+            r#"prefix = "/"
+    query = [ { name = "name", exact = "a%20b" } ]"#,
+            "raw",
+        ),
+        fallback(),
+    ]
+    .concat();
+    let proxy = routes_proxy(&routes, unused_addr());
+    let a = proxy.addr();
+    assert_eq!(get(a, "h", "/?id=123", &[]).body_str(), "numeric");
+    assert_eq!(get(a, "h", "/?id=123x", &[]).body_str(), "fallback");
+    // No percent-decoding: the raw bytes are compared.
+    assert_eq!(get(a, "h", "/?name=a%20b", &[]).body_str(), "raw");
+    assert_eq!(get(a, "h", "/?name=a+b", &[]).body_str(), "fallback");
+}
+
+#[test]
+fn redirect_answers_head_without_a_body() {
+    let proxy = redirect_proxy();
+    let mut conn = Conn::open(proxy.addr());
+    let r = conn.request("HEAD /to-https/x HTTP/1.1\r\nHost: www.test\r\n\r\n");
+    assert_eq!(r.status, 301, "{}", r.head);
+    assert_eq!(r.header("location"), Some("https://www.test/to-https/x"));
+    // The connection is still in sync: the next response parses.
+    let r = conn.request("GET /to-host HTTP/1.1\r\nHost: www.test\r\n\r\n");
+    assert_eq!(r.status, 302, "{}", r.head);
+}
