@@ -490,6 +490,11 @@ fn quick_mode_proxies_to_the_upstream() {
     let (status, body) = raw_get(started.listener("quick"), "/anything");
     assert_eq!((status, body.as_str()), (200, "from the quick backend"));
     assert_eq!(backend.request_count(), 1);
+
+    // Ctrl-C drains like SIGTERM: nothing is in flight, so the exit is prompt and clean.
+    rw.signal(libc::SIGINT);
+    let status = rw.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "stderr: {}", rw.stderr());
 }
 
 /// `ringway` with no arguments serves the embedded config.toml on 127.0.0.1:8080 (admin on
@@ -543,7 +548,11 @@ fn sigterm_drains_in_flight_requests_then_exits() {
         ),
     );
     let mut rw = Ringway::with_config(&cfg);
-    let addr = rw.started().listener("main");
+    let started = rw.started();
+    let (addr, admin) = (started.listener("main"), started.admin());
+
+    // An idle connection, open before the signal: draining closes it at once.
+    let mut idle = TcpStream::connect(addr).unwrap();
 
     // A keep-alive request: the proxy must turn it into `Connection: close` while draining.
     let client = std::thread::spawn(move || {
@@ -558,8 +567,19 @@ fn sigterm_drains_in_flight_requests_then_exits() {
     eventually("the request reaches the backend", || {
         backend.request_count() == 1
     });
+    eventually("both connections accepted", || {
+        stat(admin, "listener.main.downstream_cx_active") == 2
+    });
+    assert_eq!(raw_get(admin, "/ready"), (200, "LIVE\n".to_owned()));
 
     rw.signal(libc::SIGTERM);
+    assert!(
+        closed_within(&mut idle, PATIENCE),
+        "idle connection not closed by the drain"
+    );
+    eventually("/ready reports draining", || {
+        raw_get(admin, "/ready") == (503, "DRAINING\n".to_owned())
+    });
     eventually("new connections are refused", || {
         match TcpStream::connect(addr) {
             Err(e) => {
@@ -593,6 +613,51 @@ fn sigterm_drains_in_flight_requests_then_exits() {
     let status = rw.wait_exit(PATIENCE);
     assert_eq!(status.code(), Some(0), "stderr: {}", rw.stderr());
     assert_eq!(backend.request_count(), 1);
+}
+
+/// A request that outlives `drain_timeout` does not hold the process: it exits (0) once the
+/// drain timeout has passed, and the unfinished request's connection is closed.
+#[test]
+fn drain_timeout_bounds_the_exit() {
+    // The backend never answers within the test (it gives up after 20 s).
+    let backend = Backend::start(|_req| async {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        full(200, "too late")
+    });
+    let text = format!(
+        "{}\n[[clusters]]\nname = \"stuck\"\nendpoints = [\"{}\"]\n",
+        file_config(1, "", "", r#"cluster = "stuck""#),
+        backend.addr
+    )
+    .replace(r#"drain_timeout = "30s""#, r#"drain_timeout = "300ms""#);
+    assert!(text.contains("300ms"), "test config layout");
+    let cfg = TempConfig::new("drain-timeout", &text);
+    let mut rw = Ringway::with_config(&cfg);
+    let addr = rw.started().listener("main");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /stuck HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    eventually("the request reaches the backend", || {
+        backend.request_count() == 1
+    });
+
+    rw.signal(libc::SIGTERM);
+    // Bounded by PATIENCE (20 s), far below the backend's 20 s + the 30 s default drain.
+    let status = rw.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "stderr: {}", rw.stderr());
+    assert!(
+        rw.stderr().contains("drain timeout"),
+        "stderr: {}",
+        rw.stderr()
+    );
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    assert!(
+        !String::from_utf8_lossy(&resp).contains("too late"),
+        "the response arrived after all: {:?}",
+        String::from_utf8_lossy(&resp)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,4 +987,38 @@ fn websocket_upgrade_is_tunnelled_both_ways_and_closes_with_the_client() {
     proxy.eventually("tunnel gauge back to 0", |p| {
         p.stat("http.main.downstream_cx_upgrades_active") == 0
     });
+}
+
+/// Reloads that cannot be applied without a restart, or whose file is gone, are refused with
+/// a message and the running configuration keeps serving.
+#[test]
+fn sighup_refuses_listener_changes_and_unreadable_files() {
+    let text = file_config(
+        1,
+        "",
+        "",
+        r#"direct_response = { status = 200, body = "steady" }"#,
+    );
+    let cfg = TempConfig::new("reload-refused", &text);
+    let mut rw = Ringway::with_config(&cfg);
+    let addr = rw.started().listener("main");
+    assert_eq!(raw_get(addr, "/"), (200, "steady".to_owned()));
+
+    // A renamed listener: valid on its own, but listeners change only with a restart.
+    cfg.write(&text.replace(r#"name = "main""#, r#"name = "renamed""#));
+    rw.signal(libc::SIGHUP);
+    eventually("stderr reports the listener change", || {
+        rw.stderr().contains("listeners changed")
+    });
+    assert_eq!(raw_get(addr, "/"), (200, "steady".to_owned()));
+
+    // The file disappears.
+    std::fs::remove_file(cfg.path()).unwrap();
+    rw.signal(libc::SIGHUP);
+    let cannot_read = format!("cannot read {}", cfg.shown());
+    eventually("stderr reports the unreadable file", || {
+        rw.stderr().contains(&cannot_read)
+    });
+    assert_eq!(raw_get(addr, "/"), (200, "steady".to_owned()));
+    assert!(rw.child.try_wait().unwrap().is_none(), "still running");
 }
