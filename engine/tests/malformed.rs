@@ -89,7 +89,7 @@ impl RecordingBackend {
             let (raw, record, stop, threads) =
                 (raw.clone(), record.clone(), stop.clone(), threads.clone());
             std::thread::spawn(move || {
-                for conn in listener.incoming() {
+                for conn in listener.incoming().take(1_000_000) {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
