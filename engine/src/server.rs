@@ -88,8 +88,14 @@ impl Snapshot {
             .clusters
             .iter()
             .map(|c| {
+                let scope = stats.cluster(&c.name);
+                let n = c.endpoints.len() as i64;
+                // Set on one slot only: readers sum the slots.
+                scope.stats.core(0).membership_total.set(n);
+                // No health checking yet: every endpoint counts as healthy.
+                scope.stats.core(0).membership_healthy.set(n);
                 Arc::new(ClusterShared {
-                    scope: stats.cluster(&c.name),
+                    scope,
                     endpoints: c
                         .endpoints
                         .iter()

@@ -115,10 +115,11 @@ impl ClusterLocal {
             let idle = endpoint.idle.borrow_mut().pop();
             let Some(idle) = idle else { break };
             if now.duration_since(idle.since) < self.idle_timeout {
+                self.stats().upstream_cx_pool_reuse.inc();
                 return Ok(self.wrap(idle.stream, ep, true));
             }
             self.stats().upstream_cx_idle_timeout.inc();
-            self.closed(ep);
+            self.closed(ep, false);
         }
         if self
             .max_connections
@@ -128,19 +129,24 @@ impl ClusterLocal {
             return Err(ConnectError::Overflow);
         }
         let stats = self.stats();
+        let ep_stats = self.endpoint_stats(ep);
         stats.upstream_cx_total.inc();
+        stats.upstream_cx_http1_total.inc();
+        ep_stats.cx_total.inc();
         let started = Instant::now();
         let connect = TcpStream::connect_addr(endpoint.address);
         let stream = match monoio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 stats.upstream_cx_connect_fail.inc();
+                ep_stats.cx_connect_fail.inc();
                 log::debug!("connect to {} failed: {e}", endpoint.address);
                 return Err(ConnectError::Refused);
             }
             Err(_) => {
                 stats.upstream_cx_connect_fail.inc();
                 stats.upstream_cx_connect_timeout.inc();
+                ep_stats.cx_connect_fail.inc();
                 return Err(ConnectError::Timeout);
             }
         };
@@ -149,7 +155,7 @@ impl ClusterLocal {
         let _ = stream.set_nodelay(true);
         self.open.set(self.open.get() + 1);
         stats.upstream_cx_active.inc();
-        self.endpoint_stats(ep).cx_active.inc();
+        ep_stats.cx_active.inc();
         Ok(self.wrap(stream, ep, false))
     }
 
@@ -158,6 +164,7 @@ impl ClusterLocal {
             cluster: self.clone(),
             endpoint,
             armed: true,
+            remote: false,
         };
         Upstream {
             stream,
@@ -175,7 +182,7 @@ impl ClusterLocal {
         if idle.len() >= self.max_idle {
             drop(idle);
             drop(stream);
-            self.closed(ep);
+            self.closed(ep, false);
             return;
         }
         idle.push(Idle {
@@ -195,7 +202,7 @@ impl ClusterLocal {
             });
             for _ in 0..expired {
                 self.stats().upstream_cx_idle_timeout.inc();
-                self.closed(ep);
+                self.closed(ep, false);
             }
         }
     }
@@ -205,16 +212,22 @@ impl ClusterLocal {
         for (ep, endpoint) in self.endpoints.iter().enumerate() {
             let n = endpoint.idle.borrow_mut().drain(..).count();
             for _ in 0..n {
-                self.closed(ep);
+                self.closed(ep, false);
             }
         }
     }
 
-    fn closed(&self, ep: usize) {
+    /// Accounting for a connection that is gone; `remote`: the upstream closed or reset it.
+    fn closed(&self, ep: usize, remote: bool) {
         self.open.set(self.open.get().saturating_sub(1));
         let stats = self.stats();
         stats.upstream_cx_active.dec();
         stats.upstream_cx_destroy.inc();
+        if remote {
+            stats.upstream_cx_destroy_remote.inc();
+        } else {
+            stats.upstream_cx_destroy_local.inc();
+        }
         self.endpoint_stats(ep).cx_active.dec();
     }
 
@@ -227,6 +240,11 @@ impl ClusterLocal {
 impl Upstream {
     pub(crate) fn cluster(&self) -> &Rc<ClusterLocal> {
         &self.guard.cluster
+    }
+
+    /// Record that the upstream closed or reset this connection (for the destroy stats).
+    pub(crate) fn closed_by_peer(&mut self) {
+        self.guard.remote = true;
     }
 
     /// Split into the stream and the lease that keeps the connection accounted for.
@@ -281,6 +299,7 @@ struct OpenGuard {
     cluster: Rc<ClusterLocal>,
     endpoint: usize,
     armed: bool,
+    remote: bool,
 }
 
 impl OpenGuard {
@@ -292,7 +311,7 @@ impl OpenGuard {
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.cluster.closed(self.endpoint);
+            self.cluster.closed(self.endpoint, self.remote);
         }
     }
 }

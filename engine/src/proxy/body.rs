@@ -14,7 +14,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
 use crate::proxy::head::OutFraming;
-use crate::worker::buffers;
+use crate::worker::{buffers, timer};
 
 /// Pieces at least this large are written without copying them into the output buffer.
 const WRITE_THROUGH: usize = 8 * 1024;
@@ -27,9 +27,9 @@ pub(crate) enum PumpError {
     /// Reading the source failed, timed out, or it closed mid-body.
     Source(io::ErrorKind),
     /// The source sent invalid framing.
-    Framing(#[allow(dead_code)] BodyError),
+    Framing,
     /// Writing to the destination failed.
-    Sink(#[allow(dead_code)] io::ErrorKind),
+    Sink,
 }
 
 /// Read more bytes into `buf`. `Ok(0)` is end of stream. A deadline turns into `TimedOut`.
@@ -43,13 +43,10 @@ pub(crate) async fn read_into<R: AsyncReadRent>(
     let start = buf.len();
     let spare = std::mem::take(buf).slice_mut(start..);
     let (res, spare) = match deadline {
-        Some(d) => {
-            let d = monoio::time::Instant::from_std(d);
-            match monoio::time::timeout_at(d, io.read(spare)).await {
-                Ok(r) => r,
-                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-            }
-        }
+        Some(d) => monoio::select! {
+            r = io.read(spare) => r,
+            _ = timer::sleep_until(d) => return Err(io::ErrorKind::TimedOut.into()),
+        },
         None => io.read(spare).await,
     };
     *buf = spare.into_inner();
@@ -118,7 +115,7 @@ pub(crate) fn fill(
             BodyEvent::Trailers(t) => {
                 frame_end(out, Some(&t), framing);
                 // The decoder reports End next; the last chunk is already written.
-                return Ok(finish_after_trailers(decoder, buf)?);
+                return finish_after_trailers(decoder, buf);
             }
             BodyEvent::End => {
                 frame_end(out, None, framing);
@@ -150,12 +147,15 @@ pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
     idle: Duration,
     moved: &mut u64,
 ) -> Result<(), PumpError> {
-    let sink = |e: io::Error| PumpError::Sink(e.kind());
+    let sink = |_: io::Error| PumpError::Sink;
     loop {
         if decoder.is_done() {
             return flush_out(dst, out).await.map_err(sink);
         }
-        match decoder.decode(buf).map_err(PumpError::Framing)? {
+        match decoder
+            .decode(buf)
+            .map_err(|_: BodyError| PumpError::Framing)?
+        {
             BodyEvent::Data(d) => {
                 *moved += d.len() as u64;
                 if d.len() >= WRITE_THROUGH && framing != OutFraming::Chunked {
@@ -170,7 +170,7 @@ pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
             }
             BodyEvent::Trailers(t) => {
                 frame_end(out, Some(&t), framing);
-                finish_after_trailers(decoder, buf).map_err(PumpError::Framing)?;
+                finish_after_trailers(decoder, buf).map_err(|_: BodyError| PumpError::Framing)?;
                 return flush_out(dst, out).await.map_err(sink);
             }
             BodyEvent::End => {
@@ -182,7 +182,7 @@ pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
                 let deadline = Instant::now() + idle;
                 match read_into(src, buf, Some(deadline)).await {
                     Ok(0) => {
-                        decoder.eof().map_err(PumpError::Framing)?;
+                        decoder.eof().map_err(|_: BodyError| PumpError::Framing)?;
                     }
                     Ok(_) => {}
                     Err(e) => return Err(PumpError::Source(e.kind())),

@@ -30,7 +30,10 @@ use crate::worker::{ListenerLocal, Local, Worker, buffers, rng};
 /// The outcome of one exchange for the downstream connection.
 pub(crate) enum Next {
     KeepAlive(Downstream),
+    /// ringway closes the connection.
     Close,
+    /// The client closed or reset the connection.
+    PeerGone,
 }
 
 /// What the access log and stats need to know about an exchange.
@@ -42,6 +45,12 @@ struct Record {
     bytes_sent: u64,
     upstream: Option<SocketAddr>,
     upstream_time: Option<Duration>,
+    /// Bytes of response heads sent downstream (the body is in `bytes_sent`).
+    head_tx: u64,
+    /// A complete response reached the client.
+    completed: bool,
+    /// Bytes of the response received from the upstream (head and body payload).
+    up_rx: u64,
 }
 
 /// Serve one request from `conn`. The caller has seen the connection become readable.
@@ -74,6 +83,7 @@ pub(crate) async fn handle(
                 let status = e.status();
                 let http = ll.http();
                 http.downstream_rq_bad.inc();
+                http.downstream_cx_protocol_error.inc();
                 if matches!(status, 414 | 431) {
                     http.downstream_rq_too_large.inc();
                 }
@@ -87,17 +97,20 @@ pub(crate) async fn handle(
                 return Next::Close;
             }
         }
+        // A read that times out is cancelled with the buffer inside it, so note now whether
+        // part of a head had arrived.
+        let partial = !conn.buf.is_empty();
         match read_into(&mut conn.stream, &mut conn.buf, Some(header_deadline)).await {
             Ok(0) => {
                 if !conn.buf.is_empty() {
                     ll.http().downstream_rq_rx_reset.inc();
                 }
-                return Next::Close;
+                return Next::PeerGone;
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 let http = ll.http();
-                if conn.buf.is_empty() {
+                if !partial {
                     // A connection that became readable but sent nothing: just close it.
                     return Next::Close;
                 }
@@ -110,7 +123,7 @@ pub(crate) async fn handle(
                 let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
                 return Next::Close;
             }
-            Err(_) => return Next::Close,
+            Err(_) => return Next::PeerGone,
         }
     };
 
@@ -133,6 +146,9 @@ pub(crate) async fn handle(
             bytes_sent: 0,
             upstream: None,
             upstream_time: None,
+            head_tx: 0,
+            completed: false,
+            up_rx: 0,
         },
         request_id: None,
         route_name: "",
@@ -140,6 +156,13 @@ pub(crate) async fn handle(
     };
     let next = ex.run(conn).await;
     http.downstream_rq_active.dec();
+    if ex.rec.completed {
+        http.downstream_rq_completed.inc();
+    }
+    http.downstream_cx_rx_bytes_total
+        .add(ex.head.raw().len() as u64 + ex.rec.bytes_received);
+    http.downstream_cx_tx_bytes_total
+        .add(ex.rec.head_tx + ex.rec.bytes_sent);
     if ex.rec.status != 0 {
         count_status(ll, ex.rec.status);
     } else {
@@ -200,7 +223,27 @@ impl<'a> Exchange<'a> {
         self.head.is_keep_alive() && !self.worker.drain.is_draining()
     }
 
+    /// `Transfer-Encoding: gzip, chunked` and the like: we decode and re-encode the chunked
+    /// coding only, so forwarding would silently drop the other codings. Refuse (RFC 9112 6.1).
+    fn has_unsupported_coding(&self) -> bool {
+        self.head.framing() == BodyFraming::Chunked
+            && self.head.headers().any(|(name, value)| {
+                name.eq_ignore_ascii_case(b"transfer-encoding")
+                    && value
+                        .split(|&b| b == b',')
+                        .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+            })
+    }
+
     async fn run(&mut self, conn: Downstream) -> Next {
+        if self.has_unsupported_coding() {
+            self.rec.flags |= ResponseFlags::DPE;
+            let reply = LocalReply::new(
+                501,
+                b"transfer codings other than chunked are not supported\n",
+            );
+            return self.reply_local(conn, reply).await;
+        }
         if self.head.is_connect() {
             return self
                 .reply_local(conn, LocalReply::new(501, b"CONNECT is not supported\n"))
@@ -251,10 +294,13 @@ impl<'a> Exchange<'a> {
         reply.head_only = self.head.is_head();
         let mut out = BytesMut::with_capacity(256 + reply.body.len());
         let body_len = reply.write(&mut out, self.opts());
+        let head_len = (out.len() - body_len) as u64;
         self.rec.status = reply.status;
         match body::write_bytes(&mut conn.stream, out.freeze()).await {
             Ok(()) => {
                 self.rec.bytes_sent = body_len as u64;
+                self.rec.head_tx += head_len;
+                self.rec.completed = true;
                 if keep {
                     Next::KeepAlive(conn)
                 } else {
@@ -263,7 +309,7 @@ impl<'a> Exchange<'a> {
             }
             Err(_) => {
                 self.rec.flags |= ResponseFlags::DC;
-                Next::Close
+                Next::PeerGone
             }
         }
     }
@@ -281,6 +327,7 @@ impl<'a> Exchange<'a> {
     async fn forward(&mut self, conn: Downstream, route: &'a Route, id: ClusterId) -> Next {
         let cluster = self.local.clusters[id].clone();
         let Some(ep) = cluster.pick() else {
+            cluster.stats().upstream_cx_none_healthy.inc();
             return self
                 .reply_fault(conn, Fault::NoHealthyUpstream, Some(route))
                 .await;
@@ -303,6 +350,7 @@ impl<'a> Exchange<'a> {
         ep_stats.rq_active.dec();
         let elapsed = started.elapsed();
         cluster.rq_time.record(elapsed.as_micros() as u64);
+        stats.upstream_cx_rx_bytes_total.add(self.rec.up_rx);
         self.rec.upstream_time = Some(elapsed);
         match self.rec.status / 100 {
             1 => stats.upstream_rq_1xx.inc(),
@@ -314,6 +362,11 @@ impl<'a> Exchange<'a> {
         }
         if self.rec.status >= 500 || self.rec.status == 0 {
             ep_stats.rq_error.inc();
+        } else {
+            ep_stats.rq_success.inc();
+        }
+        if self.rec.flags.contains(ResponseFlags::UT) {
+            ep_stats.rq_timeout.inc();
         }
         next
     }
@@ -360,20 +413,17 @@ impl<'a> Exchange<'a> {
             }
         }
         let mut decoder = BodyDecoder::new(req_framing);
-        let body_complete = match body::fill(
+        let filled = body::fill(
             &mut decoder,
             &mut conn.buf,
             &mut out,
             out_framing,
             &mut self.rec.bytes_received,
-        ) {
-            Ok(done) => done,
-            Err(_) => {
-                self.rec.flags |= ResponseFlags::DPE;
-                return self
-                    .reply_local(conn, LocalReply::new(400, b"invalid request body\n"))
-                    .await;
-            }
+        );
+        let Ok(body_complete) = filled else {
+            self.rec.flags |= ResponseFlags::DPE;
+            let reply = LocalReply::new(400, b"invalid request body\n");
+            return self.reply_local(conn, reply).await;
         };
         let request_bytes = out.split().freeze();
         buffers::give_back(out);
@@ -388,7 +438,10 @@ impl<'a> Exchange<'a> {
                 Ok(up) => up,
                 Err(e) => {
                     let fault = match e {
-                        ConnectError::Overflow => Fault::Overflow,
+                        ConnectError::Overflow => {
+                            cluster.stats().upstream_rq_pending_overflow.inc();
+                            Fault::Overflow
+                        }
                         ConnectError::Refused => Fault::ConnectFailure,
                         ConnectError::Timeout => Fault::ConnectTimeout,
                     };
@@ -396,6 +449,10 @@ impl<'a> Exchange<'a> {
                 }
             };
             let mut upbuf = BytesMut::new();
+            let up_stats = cluster.stats();
+            up_stats
+                .upstream_cx_tx_bytes_total
+                .add(request_bytes.len() as u64);
             if body_complete {
                 let written = body::write_bytes(&mut up.stream, request_bytes.clone()).await;
                 let relayed = match written {
@@ -456,7 +513,7 @@ impl<'a> Exchange<'a> {
             let send_body = async {
                 body::write_bytes(&mut uw, first)
                     .await
-                    .map_err(|e| PumpError::Sink(e.kind()))?;
+                    .map_err(|_| PumpError::Sink)?;
                 let mut out = BytesMut::new();
                 body::pump(
                     &mut dr,
@@ -484,7 +541,7 @@ impl<'a> Exchange<'a> {
             let relayed = loop {
                 monoio::select! {
                     r = &mut send_body, if body_result.is_none() => {
-                        let client_gone = matches!(r, Err(PumpError::Source(_) | PumpError::Framing(_)));
+                        let client_gone = matches!(r, Err(PumpError::Source(_) | PumpError::Framing));
                         body_result = Some(r);
                         if client_gone {
                             break Relayed::Broken(ResponseFlags::DC);
@@ -510,28 +567,31 @@ impl<'a> Exchange<'a> {
                 upstream_reusable: upstream_reusable && body_done,
                 downstream_keep_alive: downstream_keep_alive && body_done,
             },
-            Relayed::Broken(f) if matches!(body_result, Some(Err(PumpError::Framing(_)))) => {
-                Relayed::Broken(f | ResponseFlags::DPE)
-            }
             other => other,
         };
-        if head_sent || !matches!(relayed, Relayed::Fault(_)) {
-            return self.finish(conn, up, upbuf, relayed, route).await;
+        let bad_body = matches!(body_result, Some(Err(PumpError::Framing)));
+        if bad_body && !head_sent {
+            // The request body broke its framing before any response went out: 400 and close
+            // (a request with a body never keeps the connection after a local reply).
+            drop(up);
+            self.rec.flags |= ResponseFlags::DPE;
+            let reply = LocalReply::new(400, b"invalid request body\n");
+            return self.reply_local(conn, reply).await;
         }
-        // Nothing was sent downstream yet: the client gets a local error, then we close.
-        drop(up);
-        let Relayed::Fault(fault) = relayed else {
-            return Next::Close;
-        };
-        self.rec.flags |= fault.flag();
-        let mut reply = LocalReply::new(fault.status(), fault.body());
-        reply.close = true;
-        let mut conn = conn;
-        let mut out = BytesMut::with_capacity(256);
-        reply.write(&mut out, self.opts());
-        self.rec.status = fault.status();
-        let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
-        Next::Close
+        if bad_body {
+            self.rec.flags |= ResponseFlags::DPE;
+        }
+        match relayed {
+            // Nothing was sent downstream yet: a local error (the connection then closes,
+            // since the request body is not consumed).
+            Relayed::Fault(fault) if !head_sent => {
+                let mut up = up;
+                self.count_upstream_failure(&mut up, fault.flag());
+                drop(up);
+                self.reply_fault(conn, fault, Some(route)).await
+            }
+            relayed => self.finish(conn, up, upbuf, relayed, route).await,
+        }
     }
 
     /// Settle both connections after the upstream part ended.
@@ -548,6 +608,8 @@ impl<'a> Exchange<'a> {
                 upstream_reusable,
                 downstream_keep_alive,
             } => {
+                self.rec.completed = true;
+                up.cluster().stats().upstream_rq_completed.inc();
                 if upstream_reusable && upbuf.is_empty() {
                     up.cluster().clone().release(up);
                 }
@@ -572,22 +634,42 @@ impl<'a> Exchange<'a> {
                 drop(lease);
                 drop(cluster);
                 stats.downstream_cx_upgrades_active.dec();
+                self.rec.completed = true;
                 Next::Close
             }
             Relayed::Fault(fault) => {
-                if fault == Fault::UpstreamProtocol {
-                    up.cluster().stats().upstream_cx_protocol_error.inc();
-                }
-                if fault == Fault::UpstreamTimeout {
-                    up.cluster().stats().upstream_rq_timeout.inc();
-                }
+                let mut up = up;
+                self.count_upstream_failure(&mut up, fault.flag());
                 drop(up);
                 self.reply_fault(conn, fault, Some(route)).await
             }
             Relayed::Broken(flags) => {
+                let mut up = up;
+                self.count_upstream_failure(&mut up, flags);
                 self.rec.flags |= flags;
+                if flags.contains(ResponseFlags::DC) {
+                    up.cluster().stats().upstream_rq_tx_reset.inc();
+                    return Next::PeerGone;
+                }
+                // The response had started: the client sees it cut short.
+                self.ll.http().downstream_rq_tx_reset.inc();
                 Next::Close
             }
+        }
+    }
+
+    /// Count what an upstream failure says about the request and the connection.
+    fn count_upstream_failure(&self, up: &mut Upstream, flags: ResponseFlags) {
+        let stats = up.cluster().stats();
+        if flags.contains(ResponseFlags::UPE) {
+            stats.upstream_cx_protocol_error.inc();
+        }
+        if flags.contains(ResponseFlags::UT) {
+            stats.upstream_rq_timeout.inc();
+        }
+        if flags.contains(ResponseFlags::UC) {
+            stats.upstream_rq_rx_reset.inc();
+            up.closed_by_peer();
         }
     }
 
@@ -621,10 +703,9 @@ impl<'a> Exchange<'a> {
                 }
                 Ok(Some(r)) if r.is_informational() => {
                     // 100 Continue was answered by us; other interim responses pass through.
-                    if r.status() != 100 {
-                        if body::write_bytes(down, r.raw().clone()).await.is_err() {
-                            return Relayed::Broken(ResponseFlags::DC);
-                        }
+                    if r.status() != 100 && body::write_bytes(down, r.raw().clone()).await.is_err()
+                    {
+                        return Relayed::Broken(ResponseFlags::DC);
                     }
                     continue;
                 }
@@ -669,6 +750,7 @@ impl<'a> Exchange<'a> {
             },
         );
         *head_sent = true;
+        self.rec.head_tx += out.len() as u64;
         if upgrade {
             return match body::flush_out(down, &mut out).await {
                 Ok(()) => Relayed::Upgraded,
@@ -690,17 +772,18 @@ impl<'a> Exchange<'a> {
         )
         .await;
         self.rec.bytes_sent += sent;
+        self.rec.up_rx += resp.raw().len() as u64 + sent;
         match result {
             Ok(()) => Relayed::Done {
                 upstream_reusable,
                 downstream_keep_alive: keep,
             },
-            Err(PumpError::Sink(_)) => Relayed::Broken(ResponseFlags::DC),
-            Err(PumpError::Source(k)) if k == std::io::ErrorKind::TimedOut => {
+            Err(PumpError::Sink) => Relayed::Broken(ResponseFlags::DC),
+            Err(PumpError::Source(std::io::ErrorKind::TimedOut)) => {
                 Relayed::Broken(ResponseFlags::UT)
             }
             Err(PumpError::Source(_)) => Relayed::Broken(ResponseFlags::UC),
-            Err(PumpError::Framing(_)) => Relayed::Broken(ResponseFlags::UPE),
+            Err(PumpError::Framing) => Relayed::Broken(ResponseFlags::UPE),
         }
     }
 
@@ -736,18 +819,18 @@ impl<'a> Exchange<'a> {
 
 impl crate::router::RequestInfo for RequestHead {
     fn authority(&self) -> &[u8] {
-        RequestHead::authority(self)
+        Self::authority(self)
     }
     fn path(&self) -> &[u8] {
-        RequestHead::path(self)
+        Self::path(self)
     }
     fn query(&self) -> &[u8] {
-        RequestHead::query(self)
+        Self::query(self)
     }
     fn header(&self, name: &[u8]) -> Option<&[u8]> {
-        RequestHead::header(self, name)
+        Self::header(self, name)
     }
     fn method(&self) -> &[u8] {
-        RequestHead::method(self)
+        Self::method(self)
     }
 }

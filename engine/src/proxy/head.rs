@@ -100,7 +100,9 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
         }
         encode::header(dst, name, value);
     }
-    if !has_host && !req.authority().is_empty() {
+    if !has_host {
+        // HTTP/1.0 without Host: an HTTP/1.1 request must carry one, empty when the target
+        // has no authority (RFC 9112 3.2).
         encode::header(dst, b"host", req.authority());
     }
     if rw.opts.use_forwarded_headers {

@@ -15,11 +15,12 @@ mod tunnel;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use crate::worker::{Worker, buffers};
+use crate::worker::{Worker, buffers, timer};
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {
@@ -39,45 +40,48 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, stream: TcpStream, pee
     http.downstream_cx_total.inc();
     http.downstream_cx_active.inc();
     http.downstream_cx_http1_total.inc();
+    http.downstream_cx_http1_active.inc();
 
     let mut conn = Downstream {
         stream,
         buf: BytesMut::new(),
         peer,
     };
-    loop {
+    let closed_by_peer = loop {
         if conn.buf.is_empty() {
             buffers::give_back(std::mem::take(&mut conn.buf));
             let idle = worker.local().listener_config(li).http.idle_timeout;
+            // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
             let ready = monoio::select! {
-                r = monoio::time::timeout(idle, conn.stream.readable(false)) => r,
+                r = conn.stream.readable(false) => r,
+                _ = timer::sleep_until(Instant::now() + idle) => {
+                    http.downstream_cx_idle_timeout.inc();
+                    break false;
+                }
                 _ = worker.drain.wait() => {
                     http.downstream_cx_drain_close.inc();
-                    break;
+                    break false;
                 }
             };
-            match ready {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    http.downstream_cx_idle_timeout.inc();
-                    break;
-                }
+            if ready.is_err() {
+                break true;
             }
         }
         let local = worker.local();
         match Box::pin(exchange::handle(worker, &local, li, conn)).await {
             exchange::Next::KeepAlive(c) => conn = c,
-            exchange::Next::Close => {
-                ls.downstream_cx_active.dec();
-                ls.downstream_cx_destroy.inc();
-                http.downstream_cx_active.dec();
-                return;
-            }
+            exchange::Next::Close => break false,
+            exchange::Next::PeerGone => break true,
         }
-    }
-    buffers::give_back(conn.buf);
+    };
     ls.downstream_cx_active.dec();
     ls.downstream_cx_destroy.inc();
     http.downstream_cx_active.dec();
+    http.downstream_cx_http1_active.dec();
+    http.downstream_cx_destroy.inc();
+    if closed_by_peer {
+        http.downstream_cx_destroy_remote.inc();
+    } else {
+        http.downstream_cx_destroy_local.inc();
+    }
 }

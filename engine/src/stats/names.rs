@@ -6,7 +6,6 @@ stats! {
     /// `server.*`: process-wide stats written by the workers.
     pub struct ServerStats {
         total_connections: Gauge "downstream connections open on all listeners",
-        downstream_cx_overload_reject: Counter "downstream connections refused by overload protection",
         config_updates_total: Counter "configuration snapshots picked up by workers",
     }
 }
@@ -19,7 +18,6 @@ stats! {
         downstream_cx_destroy: Counter "downstream connections closed",
         downstream_cx_overflow: Counter "downstream connections refused because the listener's connection limit was reached",
         downstream_cx_accept_error: Counter "accept() calls that failed (e.g. out of file descriptors)",
-        downstream_pre_cx_timeout: Counter "connections closed before the first request byte (PROXY protocol / TLS handshake timeout)",
     }
 }
 
@@ -54,9 +52,7 @@ stats! {
         downstream_rq_tx_reset: Counter "responses cut short by ringway (upstream reset after headers were sent)",
         downstream_rq_too_large: Counter "requests refused for size (413, 414, 431)",
         downstream_rq_bad: Counter "requests refused as malformed (400, 501, 505)",
-        downstream_rq_ws_on_non_ws_route: Counter "upgrade requests on a route that does not allow them",
         no_route: Counter "requests with no matching route (404)",
-        no_cluster: Counter "requests routed to a cluster that does not exist (503)",
         rq_direct_response: Counter "requests answered with a direct response",
         rq_redirect: Counter "requests answered with a redirect",
     }
@@ -92,7 +88,6 @@ stats! {
         upstream_rq_tx_reset: Counter "upstream requests reset by ringway (client went away)",
         upstream_rq_retry: Counter "requests retried (e.g. on a reused connection the upstream had closed)",
         upstream_rq_pending_overflow: Counter "requests refused because no upstream connection could be had (503, UO)",
-        upstream_rq_pending_active: Gauge "requests waiting for an upstream connection",
         upstream_cx_none_healthy: Counter "requests with no healthy endpoint to send to (503, UH)",
         membership_total: Gauge "endpoints in the cluster",
         membership_healthy: Gauge "endpoints in the cluster currently healthy",

@@ -11,8 +11,9 @@ use bytes::BytesMut;
 /// Capacity of a pooled read buffer: large enough for nearly every request head and a small
 /// body in one read.
 pub(crate) const BUF_SIZE: usize = 16 * 1024;
-/// Buffers kept per worker; more are freed back to the allocator.
-const POOL_MAX: usize = 1024;
+/// Buffers kept per worker (1 MiB); beyond that they go back to the allocator, so a burst of
+/// concurrent requests does not pin its peak memory for the life of the process.
+const POOL_MAX: usize = 64;
 
 thread_local! {
     static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };

@@ -5,6 +5,7 @@
 pub(crate) mod buffers;
 pub(crate) mod drain;
 pub(crate) mod rng;
+pub(crate) mod timer;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -176,6 +177,13 @@ impl Worker {
             let fresh = Rc::new(Local::new(snapshot, self.core));
             let old = self.local.replace(fresh);
             old.flush();
+            self.shared
+                .admin
+                .stats
+                .server()
+                .core(self.core)
+                .config_updates_total
+                .inc();
             self.generation.set(generation);
         }
         self.local.borrow().clone()
@@ -206,6 +214,13 @@ async fn worker_main(
         }
     }
     monoio::spawn(housekeeping(worker.clone()));
+    // Runs until the runtime ends with this function: every timeout depends on it.
+    monoio::spawn(async {
+        loop {
+            monoio::time::sleep(timer::TICK).await;
+            timer::tick(Instant::now());
+        }
+    });
 
     while !worker.shared.is_draining() {
         monoio::time::sleep(DRAIN_POLL).await;
@@ -236,6 +251,10 @@ async fn accept_loop(worker: Rc<Worker>, index: usize, listener: TcpListener) {
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off briefly instead of spinning.
                 log::warn!("accept failed: {e}");
+                worker.local().listeners[index]
+                    .stats()
+                    .downstream_cx_accept_error
+                    .inc();
                 monoio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -255,7 +274,10 @@ async fn accept_loop(worker: Rc<Worker>, index: usize, listener: TcpListener) {
 }
 
 async fn connection(worker: Rc<Worker>, index: usize, stream: TcpStream, peer: SocketAddr) {
+    let server = worker.shared.admin.stats.server().core(worker.core);
+    server.total_connections.inc();
     crate::proxy::serve(&worker, index, stream, peer).await;
+    server.total_connections.dec();
     worker.connections.set(worker.connections.get() - 1);
 }
 
