@@ -7,7 +7,10 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 #![warn(clippy::indexing_slicing)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)
+)]
 
 pub mod http1;
 pub mod http2;
