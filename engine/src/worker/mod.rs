@@ -49,11 +49,33 @@ pub(crate) fn run(
         IoDriver::Auto => monoio::utils::detect_uring(),
     };
     if use_uring {
-        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        // Completions from other CPUs (the peer's softirq on loopback) queue task work on this
+        // thread. COOP_TASKRUN lets it run at our next ring entry instead of interrupting us
+        // with an IPI and a signal-style wakeup; we enter the ring constantly anyway. Kernels
+        // before 5.19 refuse the flags: fall back to a plain ring.
+        let mut defer = io_uring::IoUring::builder();
+        defer.setup_single_issuer().setup_defer_taskrun();
+        let mut coop = io_uring::IoUring::builder();
+        coop.setup_coop_taskrun().setup_taskrun_flag();
+        let built = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .uring_builder(defer)
             .with_entries(RING_ENTRIES)
             .enable_timer()
             .build()
-        {
+            .or_else(|_| {
+                monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                    .uring_builder(coop)
+                    .with_entries(RING_ENTRIES)
+                    .enable_timer()
+                    .build()
+            })
+            .or_else(|_| {
+                monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                    .with_entries(RING_ENTRIES)
+                    .enable_timer()
+                    .build()
+            });
+        match built {
             Ok(mut rt) => {
                 log::info!("worker {index}: io_uring driver");
                 return rt.block_on(main);
