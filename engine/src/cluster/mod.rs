@@ -18,6 +18,7 @@ use monoio::net::TcpStream;
 use crate::config::ClusterConfig;
 use crate::server::ClusterShared;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
+use crate::worker::timer;
 
 /// One worker's view of a cluster.
 pub(crate) struct ClusterLocal {
@@ -109,7 +110,7 @@ impl ClusterLocal {
 
     /// A pooled connection to endpoint `ep` if a fresh one is idle, else a new connection.
     pub(crate) async fn checkout(self: &Rc<Self>, ep: usize) -> Result<Upstream, ConnectError> {
-        let now = Instant::now();
+        let now = timer::coarse_now();
         let endpoint = &self.endpoints[ep];
         loop {
             let idle = endpoint.idle.borrow_mut().pop();
@@ -187,7 +188,7 @@ impl ClusterLocal {
         }
         idle.push(Idle {
             stream,
-            since: Instant::now(),
+            since: timer::coarse_now(),
         });
     }
 

@@ -179,7 +179,7 @@ pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
             }
             BodyEvent::NeedMore => {
                 flush_out(dst, out).await.map_err(sink)?;
-                let deadline = Instant::now() + idle;
+                let deadline = timer::coarse_now() + idle;
                 match read_into(src, buf, Some(deadline)).await {
                     Ok(0) => {
                         decoder.eof().map_err(|_: BodyError| PumpError::Framing)?;

@@ -131,7 +131,8 @@ pub(crate) async fn handle(
     http.downstream_rq_total.inc();
     http.downstream_rq_http1_total.inc();
     http.downstream_rq_active.inc();
-    let start_time = SystemTime::now();
+    // Wall-clock time is only needed for the access log.
+    let start_time = ll.access_log.as_ref().map(|_| SystemTime::now());
     let mut ex = Exchange {
         worker,
         local,
@@ -169,7 +170,7 @@ pub(crate) async fn handle(
         ll.http().downstream_rq_rx_reset.inc();
     }
     ll.rq_time.record(ex.rec.start.elapsed().as_micros() as u64);
-    if let Some(log) = &ll.access_log {
+    if let (Some(log), Some(start_time)) = (&ll.access_log, start_time) {
         ex.log(log, start_time);
     }
     next
@@ -341,7 +342,7 @@ impl<'a> Exchange<'a> {
         let endpoint = &cluster.endpoints[ep];
         endpoint.active.set(endpoint.active.get() + 1);
         self.rec.upstream = Some(endpoint.address);
-        let started = Instant::now();
+        let started = self.rec.start;
 
         let next = self.forward_to(conn, route, &cluster, ep).await;
 
@@ -457,7 +458,8 @@ impl<'a> Exchange<'a> {
                 let written = body::write_bytes(&mut up.stream, request_bytes.clone()).await;
                 let relayed = match written {
                     Ok(()) => {
-                        let deadline = timeout.map(|t| Instant::now() + t);
+                        // The route timeout counts from the start of the request.
+                        let deadline = timeout.map(|t| self.rec.start + t);
                         self.relay(
                             &mut up.stream,
                             &mut upbuf,
@@ -506,7 +508,7 @@ impl<'a> Exchange<'a> {
         let (mut dr, mut dw) = stream.into_split();
         let (mut ur, mut uw) = upstream.into_split();
         let idle = self.opts().idle_timeout;
-        let deadline = route.timeout.map(|t| Instant::now() + t);
+        let deadline = route.timeout.map(|t| self.rec.start + t);
         let mut received = 0u64;
         let mut head_sent = false;
         let (body_result, relayed) = {

@@ -219,8 +219,21 @@ fn write_via(dst: &mut BytesMut, via: &str) {
 }
 
 fn write_ip(dst: &mut BytesMut, peer: SocketAddr) {
-    let mut w = dst.writer();
-    let _ = write!(w, "{}", peer.ip());
+    match peer.ip() {
+        // The common case, written without the formatting machinery (it is on every request).
+        std::net::IpAddr::V4(ip) => {
+            let mut n = itoa::Buffer::new();
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    dst.extend_from_slice(b".");
+                }
+                dst.extend_from_slice(n.format(octet).as_bytes());
+            }
+        }
+        ip @ std::net::IpAddr::V6(_) => {
+            let _ = write!(dst.writer(), "{ip}");
+        }
+    }
 }
 
 use bytes::BufMut as _;
@@ -242,6 +255,7 @@ mod tests {
         let mut b = BytesMut::new();
         write_ip(&mut b, "[::1]:9000".parse().unwrap());
         write_ip(&mut b, "10.0.0.1:80".parse().unwrap());
-        assert_eq!(&b[..], b"::110.0.0.1");
+        write_ip(&mut b, " 255.255.0.9:1".trim().parse().unwrap());
+        assert_eq!(&b[..], b"::110.0.0.1255.255.0.9");
     }
 }

@@ -15,7 +15,6 @@ mod tunnel;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
@@ -54,7 +53,7 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, stream: TcpStream, pee
             // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
             let ready = monoio::select! {
                 r = conn.stream.readable(false) => r,
-                _ = timer::sleep_until(Instant::now() + idle) => {
+                _ = timer::sleep_until(timer::coarse_now() + idle) => {
                     http.downstream_cx_idle_timeout.inc();
                     break false;
                 }

@@ -1,14 +1,14 @@
 //! After `101 Switching Protocols` (WebSocket and other upgrades): copy bytes both ways until
 //! each side has finished, passing half-closes through.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use monoio::net::TcpStream;
 
 use crate::proxy::body::{read_into, write_bytes};
-use crate::worker::buffers;
+use crate::worker::{buffers, timer};
 
 /// Run the tunnel; `down_buf`/`up_buf` hold bytes already read past the heads. Each direction
 /// ends at end of stream, on error, or after `idle` without bytes. Returns bytes copied
@@ -46,7 +46,7 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
                 break;
             }
         }
-        match read_into(src, &mut buf, Some(Instant::now() + idle)).await {
+        match read_into(src, &mut buf, Some(timer::coarse_now() + idle)).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

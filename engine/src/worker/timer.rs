@@ -7,7 +7,7 @@
 //! ones every [`TICK`]. Timeouts therefore fire up to one tick late, which is fine for
 //! connection- and request-level timeouts (seconds), and arming one costs a slab insert.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -26,6 +26,21 @@ struct Entry {
 
 thread_local! {
     static TABLE: RefCell<Slab<Entry>> = const { RefCell::new(Slab::new()) };
+    static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The time of the last tick: at most one [`TICK`] behind the clock, and free to read. Good
+/// enough for arming deadlines (which fire on ticks anyway) and for pool idle stamps; use
+/// `Instant::now()` where a latency is measured.
+pub(crate) fn coarse_now() -> Instant {
+    NOW.with(|n| match n.get() {
+        Some(t) => t,
+        None => {
+            let t = Instant::now();
+            n.set(Some(t));
+            t
+        }
+    })
 }
 
 /// Completes once `at` has passed (checked every [`TICK`] by the worker's ticker).
@@ -35,6 +50,7 @@ pub(crate) fn sleep_until(at: Instant) -> Deadline {
 
 /// Wake every deadline that has passed. Called by the worker's ticker task.
 pub(crate) fn tick(now: Instant) {
+    NOW.with(|n| n.set(Some(now)));
     let mut woken = Vec::new();
     TABLE.with(|t| {
         for (_, e) in t.borrow_mut().iter_mut() {
