@@ -14,6 +14,7 @@ pub mod stats;
 mod cluster;
 mod listener;
 mod proxy;
+mod sys;
 mod worker;
 
 pub use server::{Handle, IoDriver, StartError, StartOptions, start};

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use crate::worker::{Worker, buffers, timer};
+use crate::worker::{Worker, buffers, park, timer};
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {
@@ -29,37 +29,75 @@ pub(crate) struct Downstream {
     pub(crate) peer: SocketAddr,
 }
 
-/// Serve a downstream connection until it closes, times out idle, or the worker drains.
-pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, stream: TcpStream, peer: SocketAddr) {
+/// How [`serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Closed,
+    /// Handed to the worker's parking lot; the connection is still open.
+    Parked,
+}
+
+/// Serve a downstream connection until it closes, times out idle, is parked, or the worker
+/// drains. `fresh`: just accepted (count it); otherwise it is coming back from parking.
+pub(crate) async fn serve(
+    worker: &Rc<Worker>,
+    li: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    fresh: bool,
+) -> Ended {
     let counters = worker.local().listeners[li].shared().clone();
     let core = worker.core;
     let (ls, http) = (counters.stats.core(core), counters.http.stats.core(core));
-    ls.downstream_cx_total.inc();
-    ls.downstream_cx_active.inc();
-    http.downstream_cx_total.inc();
-    http.downstream_cx_active.inc();
-    http.downstream_cx_http1_total.inc();
-    http.downstream_cx_http1_active.inc();
+    if fresh {
+        ls.downstream_cx_total.inc();
+        ls.downstream_cx_active.inc();
+        http.downstream_cx_total.inc();
+        http.downstream_cx_active.inc();
+        http.downstream_cx_http1_total.inc();
+        http.downstream_cx_http1_active.inc();
+    }
 
     let mut conn = Downstream {
         stream,
         buf: BytesMut::new(),
         peer,
     };
-    let closed_by_peer = loop {
+    let closed_by_peer = 'conn: loop {
         if conn.buf.is_empty() {
             buffers::give_back(std::mem::take(&mut conn.buf));
             let idle = worker.local().listener_config(li).http.idle_timeout;
+            let now = timer::coarse_now();
+            let idle_at = now + idle;
+            // Park when idle for a while; parked connections' timeouts are swept once a
+            // second, so only long idle timeouts qualify.
+            let mut park_at = (idle > 2 * park::PARK_AFTER).then(|| now + park::PARK_AFTER);
             // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
-            let ready = monoio::select! {
-                r = conn.stream.readable(false) => r,
-                _ = timer::sleep_until(timer::coarse_now() + idle) => {
-                    http.downstream_cx_idle_timeout.inc();
-                    break false;
-                }
-                _ = worker.drain.wait() => {
-                    http.downstream_cx_drain_close.inc();
-                    break false;
+            let ready = loop {
+                let woke = monoio::select! {
+                    r = conn.stream.readable(false) => Some(r),
+                    _ = timer::sleep_until(park_at.unwrap_or(idle_at)) => None,
+                    _ = worker.drain.wait() => {
+                        http.downstream_cx_drain_close.inc();
+                        break 'conn false;
+                    }
+                };
+                match woke {
+                    Some(r) => break r,
+                    None if park_at.is_some() => {
+                        if worker
+                            .lot
+                            .park(&conn.stream, li, conn.peer, idle_at)
+                            .is_ok()
+                        {
+                            return Ended::Parked;
+                        }
+                        park_at = None;
+                    }
+                    None => {
+                        http.downstream_cx_idle_timeout.inc();
+                        break 'conn false;
+                    }
                 }
             };
             if ready.is_err() {
@@ -73,12 +111,24 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, stream: TcpStream, pee
             exchange::Next::PeerGone => break true,
         }
     };
+    account_close(worker, li, closed_by_peer, false);
+    Ended::Closed
+}
+
+/// Stats for a downstream connection that is gone (closed by its task or in the parking lot).
+pub(crate) fn account_close(worker: &Worker, li: usize, by_peer: bool, idle_timeout: bool) {
+    let local = worker.local();
+    let l = &local.listeners[li];
+    let (ls, http) = (l.stats(), l.http());
+    if idle_timeout {
+        http.downstream_cx_idle_timeout.inc();
+    }
     ls.downstream_cx_active.dec();
     ls.downstream_cx_destroy.inc();
     http.downstream_cx_active.dec();
     http.downstream_cx_http1_active.dec();
     http.downstream_cx_destroy.inc();
-    if closed_by_peer {
+    if by_peer {
         http.downstream_cx_destroy_remote.inc();
     } else {
         http.downstream_cx_destroy_local.inc();

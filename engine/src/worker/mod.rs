@@ -4,6 +4,7 @@
 
 pub(crate) mod buffers;
 pub(crate) mod drain;
+pub(crate) mod park;
 pub(crate) mod rng;
 pub(crate) mod timer;
 
@@ -106,7 +107,10 @@ pub(crate) struct Worker {
     pub(crate) drain: drain::Drain,
     local: RefCell<Rc<Local>>,
     generation: Cell<u64>,
+    /// Open downstream connections, parked ones included.
     pub(crate) connections: Cell<usize>,
+    /// Cold keep-alive connections, held outside any task.
+    pub(crate) lot: park::ParkingLot,
 }
 
 /// One worker's instance of a snapshot: stats slots, histograms, access-log writer, pools.
@@ -226,7 +230,24 @@ async fn worker_main(
         local: RefCell::new(local),
         generation: Cell::new(generation),
         connections: Cell::new(0),
+        lot: match park::ParkingLot::new() {
+            Ok(lot) => lot,
+            Err(e) => {
+                log::error!("worker {core}: cannot create the idle-connection epoll set: {e}");
+                return;
+            }
+        },
     });
+    match worker
+        .lot
+        .waiter()
+        .and_then(monoio::net::UnixStream::from_std)
+    {
+        Ok(waiter) => {
+            monoio::spawn(unpark_loop(worker.clone(), waiter));
+        }
+        Err(e) => log::error!("worker {core}: cannot watch parked connections: {e}"),
+    }
     for (index, socket) in sockets {
         match TcpListener::from_std(socket) {
             Ok(l) => {
@@ -291,16 +312,90 @@ async fn accept_loop(worker: Rc<Worker>, index: usize, listener: TcpListener) {
         drop(local);
         crate::listener::tune_accepted(&stream);
         worker.connections.set(worker.connections.get() + 1);
-        monoio::spawn(connection(worker.clone(), index, stream, peer));
+        monoio::spawn(connection(worker.clone(), index, stream, peer, true));
     }
 }
 
-async fn connection(worker: Rc<Worker>, index: usize, stream: TcpStream, peer: SocketAddr) {
+/// Serve a connection: `fresh` when just accepted, `false` when it comes back from parking.
+async fn connection(
+    worker: Rc<Worker>,
+    index: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    fresh: bool,
+) {
     let server = worker.shared.admin.stats.server().core(worker.core);
-    server.total_connections.inc();
-    crate::proxy::serve(&worker, index, stream, peer).await;
+    if fresh {
+        server.total_connections.inc();
+    }
+    if crate::proxy::serve(&worker, index, stream, peer, fresh).await == crate::proxy::Ended::Parked
+    {
+        return;
+    }
     server.total_connections.dec();
     worker.connections.set(worker.connections.get() - 1);
+}
+
+/// Close a parked connection (idle timeout or drain): the end of [`connection`] for it.
+fn close_parked(worker: &Worker, parked: park::Parked, idle_timeout: bool) {
+    crate::proxy::account_close(worker, parked.listener, false, idle_timeout);
+    drop(parked);
+    worker
+        .shared
+        .admin
+        .stats
+        .server()
+        .core(worker.core)
+        .total_connections
+        .dec();
+    worker.connections.set(worker.connections.get() - 1);
+}
+
+/// Give parked connections back to a task when they become readable; close them all on drain.
+async fn unpark_loop(worker: Rc<Worker>, waiter: monoio::net::UnixStream) {
+    let (mut keys, mut ready) = (Vec::new(), Vec::new());
+    loop {
+        let woke = monoio::select! {
+            r = waiter.readable(false) => r,
+            _ = worker.drain.wait() => break,
+        };
+        if let Err(e) = woke.and_then(|()| worker.lot.take_ready(&mut keys, &mut ready)) {
+            log::error!("worker {}: parked connections: {e}", worker.core);
+            monoio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        for p in ready.drain(..) {
+            match TcpStream::from_std(p.stream) {
+                Ok(stream) => {
+                    monoio::spawn(connection(
+                        worker.clone(),
+                        p.listener,
+                        stream,
+                        p.peer,
+                        false,
+                    ));
+                }
+                Err(e) => {
+                    log::warn!("cannot resume a parked connection: {e}");
+                    crate::proxy::account_close(&worker, p.listener, false, false);
+                    worker
+                        .shared
+                        .admin
+                        .stats
+                        .server()
+                        .core(worker.core)
+                        .total_connections
+                        .dec();
+                    worker.connections.set(worker.connections.get() - 1);
+                }
+            }
+        }
+    }
+    let mut all = Vec::new();
+    worker.lot.all(&mut all);
+    for p in all {
+        close_parked(&worker, p, false);
+    }
 }
 
 async fn housekeeping(worker: Rc<Worker>) {
@@ -314,6 +409,11 @@ async fn housekeeping(worker: Rc<Worker>) {
         let now = Instant::now();
         for c in &local.clusters {
             c.sweep(now);
+        }
+        let mut expired = Vec::new();
+        worker.lot.expired(now, &mut expired);
+        for p in expired {
+            close_parked(&worker, p, true);
         }
     }
 }
