@@ -209,7 +209,10 @@ fn streaming_memory_does_not_grow_with_body_size() {
     let mut up = std::net::TcpStream::connect(&addr).unwrap();
     up.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     up.write_all(
-        format!("POST /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes(),
+        format!(
+            "POST /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {SIZE}\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .unwrap();
     let chunk = vec![b'u'; 256 * 1024];
