@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-30}"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
