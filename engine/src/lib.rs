@@ -15,6 +15,7 @@ mod cluster;
 mod listener;
 mod proxy;
 mod sys;
+mod tcp;
 mod worker;
 
 pub use server::{Handle, IoDriver, StartError, StartOptions, start};

@@ -15,9 +15,11 @@ use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, ListenerProtocol};
 use crate::listener;
-use crate::stats::{ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store};
+use crate::stats::{
+    ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store, TcpStats,
+};
 use crate::worker;
 
 /// Which io driver the workers run on.
@@ -54,6 +56,8 @@ pub struct StartOptions {
 pub(crate) struct ListenerShared {
     pub(crate) stats: Arc<PerCore<ListenerStats>>,
     pub(crate) http: Arc<HttpScope>,
+    /// `tcp.<name>.*`, for TCP proxy listeners only.
+    pub(crate) tcp: Option<Arc<PerCore<TcpStats>>>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
@@ -80,6 +84,7 @@ impl Snapshot {
                 Ok(Arc::new(ListenerShared {
                     stats: stats.listener(&l.name),
                     http: stats.http(&l.name),
+                    tcp: (l.protocol == ListenerProtocol::Tcp).then(|| stats.tcp(&l.name)),
                     access_log,
                 }))
             })

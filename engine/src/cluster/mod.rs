@@ -3,6 +3,11 @@
 //!
 //! Pooled connections are kept per endpoint, most recently used first, and expire after the
 //! cluster's idle timeout (checked on checkout and by the worker's periodic sweep).
+//!
+//! New connections (pooled HTTP ones from [`ClusterLocal::checkout`], unpooled TCP proxy ones
+//! from [`ClusterLocal::connect`]) share one connect path: limits, timeout, accounting, and the
+//! PROXY protocol header when the cluster sends one (HAProxy `proxy-protocol.txt` 2.1/2.2). A
+//! cluster that sends PROXY headers never pools: each connection speaks for one client.
 
 pub(crate) mod lb;
 
@@ -13,9 +18,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+use protocols::proxy_protocol::{self as pp, Addresses};
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, ProxyProtocolVersion};
 use crate::server::ClusterShared;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
 use crate::worker::timer;
@@ -28,6 +36,7 @@ pub(crate) struct ClusterLocal {
     idle_timeout: Duration,
     max_connections: Option<u32>,
     max_idle: usize,
+    proxy_protocol: Option<ProxyProtocolVersion>,
     balancer: lb::Balancer,
     pub(crate) endpoints: Vec<EndpointLocal>,
     /// Upstream connections this worker holds open to the cluster (pooled or in use).
@@ -58,6 +67,59 @@ pub(crate) struct Upstream {
     guard: OpenGuard,
 }
 
+/// The downstream connection an upstream connection is opened for: what a PROXY protocol
+/// header tells the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The client (the socket peer, or the source a PROXY header in front of it named).
+    pub(crate) client: SocketAddr,
+    /// ringway's address the client connected to; `None` if the socket could not say.
+    pub(crate) local: Option<SocketAddr>,
+}
+
+impl Origin {
+    /// The PROXY protocol address block: TCP4 when both are IPv4, else TCP6 (IPv4-mapped).
+    pub(crate) fn addresses(&self) -> Addresses {
+        let Some(local) = self.local else {
+            return Addresses::Unknown;
+        };
+        match (self.client, local) {
+            (SocketAddr::V4(src), SocketAddr::V4(dst)) => Addresses::Tcp4 { src, dst },
+            (src, dst) => {
+                let v6 = |a: SocketAddr| match a {
+                    SocketAddr::V4(a) => {
+                        std::net::SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0)
+                    }
+                    SocketAddr::V6(a) => std::net::SocketAddrV6::new(*a.ip(), a.port(), 0, 0),
+                };
+                Addresses::Tcp6 {
+                    src: v6(src),
+                    dst: v6(dst),
+                }
+            }
+        }
+    }
+}
+
+/// The PROXY protocol header for `origin` (`None`: the proxy has no client to speak for, so
+/// v1 says `UNKNOWN` and v2 sends the `LOCAL` command).
+pub(crate) fn proxy_header(version: ProxyProtocolVersion, origin: Option<&Origin>) -> BytesMut {
+    let mut out = BytesMut::with_capacity(64);
+    let addrs = origin.map_or(Addresses::Unknown, Origin::addresses);
+    match version {
+        ProxyProtocolVersion::V1 => pp::encode_v1(&addrs, &mut out),
+        ProxyProtocolVersion::V2 => {
+            let cmd = match origin {
+                Some(_) => pp::Command::Proxy,
+                None => pp::Command::Local,
+            };
+            // No TLVs: the header is a few dozen bytes, far below the 16-bit length limit.
+            let _ = pp::encode_v2(cmd, &addrs, &[], &mut out);
+        }
+    }
+    out
+}
+
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnectError {
@@ -86,6 +148,7 @@ impl ClusterLocal {
             idle_timeout: cfg.idle_timeout,
             max_connections: cfg.max_connections_per_worker,
             max_idle: cfg.max_idle_per_endpoint,
+            proxy_protocol: cfg.proxy_protocol,
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
             endpoints,
             open: Cell::new(0),
@@ -108,8 +171,19 @@ impl ClusterLocal {
         self.balancer.pick(|i| self.endpoints[i].active.get())
     }
 
-    /// A pooled connection to endpoint `ep` if a fresh one is idle, else a new connection.
-    pub(crate) async fn checkout(self: &Rc<Self>, ep: usize) -> Result<Upstream, ConnectError> {
+    /// True if new connections start with a PROXY protocol header (and so are never pooled).
+    pub(crate) fn sends_proxy_protocol(&self) -> bool {
+        self.proxy_protocol.is_some()
+    }
+
+    /// An HTTP/1 connection to endpoint `ep`: a pooled one if a fresh one is idle, else a new
+    /// connection. `origin` is the client a PROXY header speaks for (only read when the
+    /// cluster sends one; then nothing is pooled).
+    pub(crate) async fn checkout(
+        self: &Rc<Self>,
+        ep: usize,
+        origin: Option<Origin>,
+    ) -> Result<Upstream, ConnectError> {
         let now = timer::coarse_now();
         let endpoint = &self.endpoints[ep];
         loop {
@@ -122,6 +196,27 @@ impl ClusterLocal {
             self.stats().upstream_cx_idle_timeout.inc();
             self.closed(ep, false);
         }
+        self.open_new(ep, origin.as_ref(), true).await
+    }
+
+    /// A new connection to endpoint `ep`, never from or for the pool (the TCP proxy). Counted
+    /// like pooled ones; a PROXY header for `origin` is written first if the cluster sends one.
+    pub(crate) async fn connect(
+        self: &Rc<Self>,
+        ep: usize,
+        origin: Option<Origin>,
+    ) -> Result<Upstream, ConnectError> {
+        self.open_new(ep, origin.as_ref(), false).await
+    }
+
+    /// The one connect path: limit, stats, connect timeout, then the PROXY header.
+    async fn open_new(
+        self: &Rc<Self>,
+        ep: usize,
+        origin: Option<&Origin>,
+        http1: bool,
+    ) -> Result<Upstream, ConnectError> {
+        let endpoint = &self.endpoints[ep];
         if self
             .max_connections
             .is_some_and(|max| self.open.get() >= max)
@@ -132,7 +227,9 @@ impl ClusterLocal {
         let stats = self.stats();
         let ep_stats = self.endpoint_stats(ep);
         stats.upstream_cx_total.inc();
-        stats.upstream_cx_http1_total.inc();
+        if http1 {
+            stats.upstream_cx_http1_total.inc();
+        }
         ep_stats.cx_total.inc();
         let started = Instant::now();
         let connect = TcpStream::connect_addr(endpoint.address);
@@ -157,7 +254,19 @@ impl ClusterLocal {
         self.open.set(self.open.get() + 1);
         stats.upstream_cx_active.inc();
         ep_stats.cx_active.inc();
-        Ok(self.wrap(stream, ep, false))
+        let mut up = self.wrap(stream, ep, false);
+        if let Some(version) = self.proxy_protocol {
+            let header = proxy_header(version, origin);
+            stats.upstream_cx_tx_bytes_total.add(header.len() as u64);
+            if up.stream.write_all(header).await.0.is_err() {
+                // Reset before the first byte went out: as good as a failed connect.
+                stats.upstream_cx_connect_fail.inc();
+                ep_stats.cx_connect_fail.inc();
+                up.closed_by_peer();
+                return Err(ConnectError::Refused);
+            }
+        }
+        Ok(up)
     }
 
     fn wrap(self: &Rc<Self>, stream: TcpStream, endpoint: usize, reused: bool) -> Upstream {
@@ -175,8 +284,12 @@ impl ClusterLocal {
         }
     }
 
-    /// Return a connection whose last exchange ended cleanly, for reuse.
+    /// Return a connection whose last exchange ended cleanly, for reuse. A connection that
+    /// started with a PROXY header speaks for one client only, so it is closed instead.
     pub(crate) fn release(&self, up: Upstream) {
+        if self.proxy_protocol.is_some() {
+            return;
+        }
         let ep = up.endpoint;
         let stream = up.into_stream();
         let mut idle = self.endpoints[ep].idle.borrow_mut();
@@ -293,6 +406,13 @@ pub(crate) struct Lease {
     endpoint: usize,
     reused: bool,
     guard: OpenGuard,
+}
+
+impl Lease {
+    /// Record that the upstream closed or reset this connection (for the destroy stats).
+    pub(crate) fn closed_by_peer(&mut self) {
+        self.guard.remote = true;
+    }
 }
 
 /// Runs the close accounting when an [`Upstream`] is dropped instead of pooled.

@@ -63,8 +63,12 @@ pub struct ListenerConfig {
     pub protocol: ListenerProtocol,
     /// Virtual hosts and routes for this listener (HTTP listeners).
     pub routes: RouteTable,
-    /// Downstream HTTP options.
+    /// Downstream HTTP options (HTTP listeners).
     pub http: HttpOptions,
+    /// TCP proxy options (TCP listeners).
+    pub tcp: TcpOptions,
+    /// Every connection must start with a PROXY protocol (v1 or v2) header.
+    pub proxy_protocol: bool,
     /// `None`: no access log.
     pub access_log: Option<AccessLogConfig>,
     /// Accept at most this many connections at once per worker; `None` means unlimited.
@@ -76,6 +80,17 @@ pub struct ListenerConfig {
 pub enum ListenerProtocol {
     /// HTTP/1.1.
     Http,
+    /// TCP proxy: every connection is forwarded, byte for byte, to an endpoint of one cluster.
+    Tcp,
+}
+
+/// TCP proxy listener options (Envoy's `tcp_proxy` filter where they match).
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    /// The cluster connections are forwarded to; `Some` exactly for TCP listeners.
+    pub cluster: Option<ClusterId>,
+    /// Both sides are closed after this long without a byte either way; `None` disables.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Downstream HTTP connection options (Envoy's HttpConnectionManager fields where they match).
@@ -138,6 +153,18 @@ pub struct ClusterConfig {
     pub max_idle_per_endpoint: usize,
     /// Upstream protocol.
     pub protocol: UpstreamProtocol,
+    /// Send this PROXY protocol header first on each new upstream connection; `None`: none.
+    /// HTTP connections to such a cluster are not pooled (each carries one client's address).
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
+}
+
+/// PROXY protocol header versions sent upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// Text header (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// Binary header.
+    V2,
 }
 
 /// One upstream address.

@@ -85,9 +85,15 @@ pub struct RawListener {
     pub name: String,
     /// `ip:port`.
     pub address: String,
-    /// Only `"http"` today.
+    /// `"http"` (default) or `"tcp"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<RawListenerProtocol>,
+    /// The cluster a `tcp` listener forwards to (required for tcp, refused for http).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Expect a PROXY protocol v1 or v2 header at the start of every connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<bool>,
     /// Per-worker connection cap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_worker: Option<u32>,
@@ -97,6 +103,9 @@ pub struct RawListener {
     /// `[listeners.http]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<RawHttpOptions>,
+    /// `[listeners.tcp]` (tcp listeners only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<RawTcpOptions>,
     /// `[[listeners.virtual_hosts]]`.
     #[serde(default)]
     pub virtual_hosts: Vec<RawVirtualHost>,
@@ -108,6 +117,17 @@ pub struct RawListener {
 pub enum RawListenerProtocol {
     /// HTTP/1.1.
     Http,
+    /// TCP proxy: bytes forwarded to one cluster.
+    Tcp,
+}
+
+/// `[listeners.tcp]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcpOptions {
+    /// Duration string; `"0s"` disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 /// `access_log = { path, format }`.
@@ -364,6 +384,19 @@ pub struct RawCluster {
     /// Only `"http1"` today.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<RawUpstreamProtocol>,
+    /// `"v1"` or `"v2"`: send a PROXY protocol header on each new upstream connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<RawProxyProtocolVersion>,
+}
+
+/// PROXY protocol versions ringway can send upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawProxyProtocolVersion {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 /// Load-balancing policies.

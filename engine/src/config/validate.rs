@@ -16,11 +16,12 @@ use bytes::Bytes;
 use super::error::{FieldError, locate_field, locate_toml};
 use super::raw::{
     RawAccessLogFormat, RawCluster, RawConfig, RawEndpoint, RawHttpOptions, RawLbPolicy,
-    RawListener, RawListenerProtocol, RawUpstreamProtocol, RawWorkers,
+    RawListener, RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol, RawWorkers,
 };
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
-    Endpoint, HttpOptions, LbPolicy, ListenerConfig, ListenerProtocol, UpstreamProtocol, duration,
+    Endpoint, HttpOptions, LbPolicy, ListenerConfig, ListenerProtocol, ProxyProtocolVersion,
+    TcpOptions, UpstreamProtocol, duration,
 };
 use crate::router::compile_routes;
 
@@ -46,6 +47,10 @@ pub const DEFAULT_USE_FORWARDED_HEADERS: bool = true;
 pub const DEFAULT_GENERATE_REQUEST_ID: bool = true;
 /// `[listeners.http] server_name`.
 pub const DEFAULT_SERVER_NAME: &str = "ringway";
+/// `[listeners.tcp] idle_timeout` (Envoy's tcp_proxy default: 1 hour).
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Listener `proxy_protocol`.
+pub const DEFAULT_PROXY_PROTOCOL: bool = false;
 /// Route `timeout` (Envoy: 15s).
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Redirect `status`.
@@ -189,7 +194,9 @@ fn listener(
     let address = parse_addr(&l.address, &format!("{at}.address"))?;
     let protocol = match l.protocol.unwrap_or(RawListenerProtocol::Http) {
         RawListenerProtocol::Http => ListenerProtocol::Http,
+        RawListenerProtocol::Tcp => ListenerProtocol::Tcp,
     };
+    let tcp = tcp_options(l, at, protocol, clusters)?;
     let max_connections_per_worker = positive(
         l.max_connections_per_worker,
         &format!("{at}.max_connections_per_worker"),
@@ -213,8 +220,70 @@ fn listener(
         protocol,
         routes,
         http,
+        tcp,
+        proxy_protocol: l.proxy_protocol.unwrap_or(DEFAULT_PROXY_PROTOCOL),
         access_log,
         max_connections_per_worker,
+    })
+}
+
+/// The tcp-only fields: required and allowed for `protocol = "tcp"`, refused for http.
+fn tcp_options(
+    l: &RawListener,
+    at: &str,
+    protocol: ListenerProtocol,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Result<TcpOptions, FieldError> {
+    if protocol == ListenerProtocol::Http {
+        if l.cluster.is_some() {
+            return Err(FieldError::new(
+                format!("{at}.cluster"),
+                "only tcp listeners name a cluster; http listeners route with virtual_hosts",
+            ));
+        }
+        if l.tcp.is_some() {
+            return Err(FieldError::new(
+                format!("{at}.tcp"),
+                "[listeners.tcp] is only for protocol = \"tcp\"",
+            ));
+        }
+        return Ok(TcpOptions {
+            cluster: None,
+            idle_timeout: None,
+        });
+    }
+    let refuse = |field: &str, why: &str| Err(FieldError::new(format!("{at}.{field}"), why));
+    if !l.virtual_hosts.is_empty() {
+        return refuse(
+            "virtual_hosts",
+            "tcp listeners forward to `cluster` and have no virtual_hosts",
+        );
+    }
+    if l.http.is_some() {
+        return refuse("http", "[listeners.http] is only for protocol = \"http\"");
+    }
+    if l.access_log.is_some() {
+        return refuse(
+            "access_log",
+            "access logs are not supported on tcp listeners yet",
+        );
+    }
+    let Some(name) = &l.cluster else {
+        return Err(FieldError::new(
+            at,
+            "a tcp listener needs `cluster = \"<name>\"`",
+        ));
+    };
+    let Some(&cluster) = clusters.get(name.as_str()) else {
+        return refuse("cluster", &format!("unknown cluster {name:?}"));
+    };
+    let idle_timeout = match l.tcp.as_ref().and_then(|t| t.idle_timeout.as_ref()) {
+        Some(d) => parse_duration(d, &format!("{at}.tcp.idle_timeout"))?,
+        None => DEFAULT_TCP_IDLE_TIMEOUT,
+    };
+    Ok(TcpOptions {
+        cluster: Some(cluster),
+        idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
     })
 }
 
@@ -342,6 +411,10 @@ fn cluster(c: &RawCluster, at: &str) -> Result<ClusterConfig, FieldError> {
         protocol: match c.protocol.unwrap_or(RawUpstreamProtocol::Http1) {
             RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
         },
+        proxy_protocol: c.proxy_protocol.map(|v| match v {
+            RawProxyProtocolVersion::V1 => ProxyProtocolVersion::V1,
+            RawProxyProtocolVersion::V2 => ProxyProtocolVersion::V2,
+        }),
     })
 }
 
@@ -1162,6 +1235,79 @@ protocol = "http1"
         );
         let (_, col, _, _) = err(&two);
         assert_eq!(col, 17);
+    }
+
+    #[test]
+    fn tcp_listeners_need_a_cluster_and_refuse_http_fields() {
+        let tcp = "[[listeners]]\nname = \"t\"\naddress = \"127.0.0.1:7000\"\nprotocol = \"tcp\"\n";
+        let ok = parse_str(&format!("{tcp}cluster = \"c\"\n{CLUSTER}"), "t").unwrap();
+        let l = &ok.listeners[0];
+        assert_eq!(l.protocol, ListenerProtocol::Tcp);
+        assert_eq!(l.tcp.cluster, Some(0));
+        assert_eq!(l.tcp.idle_timeout, Some(DEFAULT_TCP_IDLE_TIMEOUT));
+        assert!(!l.proxy_protocol);
+        let off = format!(
+            "{tcp}cluster = \"c\"\nproxy_protocol = true\n[listeners.tcp]\nidle_timeout = \"0s\"\n{CLUSTER}"
+        );
+        let off = parse_str(&off, "t").unwrap();
+        assert_eq!(off.listeners[0].tcp.idle_timeout, None);
+        assert!(off.listeners[0].proxy_protocol);
+        assert_err(
+            &format!("{tcp}{CLUSTER}"),
+            1,
+            "listeners[0]",
+            "needs `cluster",
+        );
+        assert_err(
+            &format!("{tcp}cluster = \"nope\"\n{CLUSTER}"),
+            5,
+            "listeners[0].cluster",
+            "unknown cluster \"nope\"",
+        );
+        assert_err(
+            &format!(
+                "{tcp}cluster = \"c\"\n[[listeners.virtual_hosts]]\nname = \"v\"\ndomains = [\"*\"]\n{CLUSTER}"
+            ),
+            6,
+            "listeners[0].virtual_hosts",
+            "no virtual_hosts",
+        );
+        assert_err(
+            &format!("{tcp}cluster = \"c\"\n[listeners.http]\nvia = \"x\"\n{CLUSTER}"),
+            6,
+            "listeners[0].http",
+            "only for protocol = \"http\"",
+        );
+        assert_err(
+            &format!("{LISTENER}cluster = \"c\"\n{CLUSTER}"),
+            4,
+            "listeners[0].cluster",
+            "only tcp listeners",
+        );
+        assert_err(
+            &format!("{LISTENER}[listeners.tcp]\nidle_timeout = \"1s\"\n{CLUSTER}"),
+            4,
+            "listeners[0].tcp",
+            "only for protocol = \"tcp\"",
+        );
+    }
+
+    #[test]
+    fn cluster_proxy_protocol_versions() {
+        let v = |s: &str| parse_str(&format!("{CLUSTER}proxy_protocol = {s}\n"), "t");
+        assert_eq!(
+            v("\"v1\"").unwrap().clusters[0].proxy_protocol,
+            Some(ProxyProtocolVersion::V1)
+        );
+        assert_eq!(
+            v("\"v2\"").unwrap().clusters[0].proxy_protocol,
+            Some(ProxyProtocolVersion::V2)
+        );
+        assert_eq!(
+            parse_str(CLUSTER, "t").unwrap().clusters[0].proxy_protocol,
+            None
+        );
+        assert!(v("\"v3\"").is_err());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! runs, and port 0 resolves to one port shared by all workers); each worker then adopts its
 //! own socket into its runtime with `monoio::net::TcpListener::from_std`.
 
+pub(crate) mod proxy_protocol;
+
 use std::io;
 use std::net::SocketAddr;
 

@@ -435,7 +435,13 @@ impl<'a> Exchange<'a> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut up = match cluster.checkout(ep).await {
+            let origin = cluster
+                .sends_proxy_protocol()
+                .then(|| crate::cluster::Origin {
+                    client: conn.peer,
+                    local: conn.stream.local_addr().ok(),
+                });
+            let mut up = match cluster.checkout(ep, origin).await {
                 Ok(up) => up,
                 Err(e) => {
                     let fault = match e {

@@ -39,12 +39,14 @@ pub(crate) enum Ended {
 
 /// Serve a downstream connection until it closes, times out idle, is parked, or the worker
 /// drains. `fresh`: just accepted (count it); otherwise it is coming back from parking.
+/// `first`: client bytes already read (after a PROXY protocol header), parsed first.
 pub(crate) async fn serve(
     worker: &Rc<Worker>,
     li: usize,
     stream: TcpStream,
     peer: SocketAddr,
     fresh: bool,
+    first: BytesMut,
 ) -> Ended {
     let counters = worker.local().listeners[li].shared().clone();
     let core = worker.core;
@@ -60,7 +62,7 @@ pub(crate) async fn serve(
 
     let mut conn = Downstream {
         stream,
-        buf: BytesMut::new(),
+        buf: first,
         peer,
     };
     let closed_by_peer = 'conn: loop {

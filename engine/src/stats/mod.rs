@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 pub use histogram::{Histogram, HistogramSnapshot, LocalHistogram, PROMETHEUS_BUCKETS_MS};
-pub use names::{ClusterStats, EndpointStats, HttpStats, ListenerStats, ServerStats};
+pub use names::{ClusterStats, EndpointStats, HttpStats, ListenerStats, ServerStats, TcpStats};
 pub use render::ExtraGauge;
 pub use store::{ClusterScope, HttpScope, Store};
 

@@ -18,6 +18,20 @@ stats! {
         downstream_cx_destroy: Counter "downstream connections closed",
         downstream_cx_overflow: Counter "downstream connections refused because the listener's connection limit was reached",
         downstream_cx_accept_error: Counter "accept() calls that failed (e.g. out of file descriptors)",
+        downstream_cx_proxy_proto_error: Counter "connections closed because their PROXY protocol header was malformed, late or missing",
+    }
+}
+
+stats! {
+    /// `tcp.<name>.*`: the TCP proxy of one `protocol = "tcp"` listener (Envoy's tcp_proxy).
+    pub struct TcpStats {
+        downstream_cx_total: Counter "TCP proxy connections accepted",
+        downstream_cx_active: Gauge "TCP proxy connections open",
+        downstream_cx_rx_bytes_total: Counter "bytes received from clients (forwarded upstream)",
+        downstream_cx_tx_bytes_total: Counter "bytes sent to clients (received from upstream)",
+        downstream_cx_no_route: Counter "connections closed because the cluster had no endpoint to pick",
+        upstream_connect_fail: Counter "connections closed because the upstream connection failed, timed out or overflowed",
+        idle_timeout: Counter "connections closed after the idle timeout passed with no byte either way",
     }
 }
 

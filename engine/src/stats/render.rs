@@ -83,7 +83,7 @@ fn hist(
 impl Store {
     /// Sums every counter and gauge and snapshots every histogram (endpoint stats excluded).
     fn collect(&self, extra: &[ExtraGauge]) -> (Vec<Sample>, Vec<HistSample>) {
-        let (listeners, http, clusters) = {
+        let (listeners, http, tcp, clusters) = {
             let g = self.lock();
             let l: Vec<_> = g
                 .listeners
@@ -95,12 +95,17 @@ impl Store {
                 .iter()
                 .map(|(k, v)| (k.clone(), Arc::clone(v)))
                 .collect();
+            let t: Vec<_> = g
+                .tcp
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .collect();
             let c: Vec<_> = g
                 .clusters
                 .iter()
                 .map(|(k, v)| (k.clone(), Arc::clone(v)))
                 .collect();
-            (l, h, c)
+            (l, h, t, c)
         };
         let mut samples = Vec::new();
         let mut hists = Vec::new();
@@ -127,6 +132,9 @@ impl Store {
                 "request time from first byte received to last byte sent (ms)",
                 &s.downstream_rq_time,
             ));
+        }
+        for (n, s) in &tcp {
+            push_set(&mut samples, "tcp", Some(n), s);
         }
         for (n, s) in &clusters {
             push_set(&mut samples, "cluster", Some(n), &s.stats);

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     ClusterStats, EndpointStats, Histogram, HttpStats, ListenerStats, PerCore, ServerStats,
+    TcpStats,
 };
 
 /// `http.<name>.*`: the HTTP connection manager stats of one listener.
@@ -34,6 +35,7 @@ pub struct ClusterScope {
 pub(super) struct Scopes {
     pub(super) listeners: BTreeMap<String, Arc<PerCore<ListenerStats>>>,
     pub(super) http: BTreeMap<String, Arc<HttpScope>>,
+    pub(super) tcp: BTreeMap<String, Arc<PerCore<TcpStats>>>,
     pub(super) clusters: BTreeMap<String, Arc<ClusterScope>>,
     pub(super) endpoints: BTreeMap<(String, SocketAddr), Arc<PerCore<EndpointStats>>>,
 }
@@ -94,6 +96,17 @@ impl Store {
             downstream_rq_time: Histogram::new(),
         });
         g.http.insert(name.to_owned(), Arc::clone(&s));
+        s
+    }
+
+    /// `tcp.<name>.*` (a TCP proxy listener), created on first use.
+    pub fn tcp(&self, name: &str) -> Arc<PerCore<TcpStats>> {
+        let mut g = self.lock();
+        if let Some(s) = g.tcp.get(name) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(PerCore::new(self.cores));
+        g.tcp.insert(name.to_owned(), Arc::clone(&s));
         s
     }
 

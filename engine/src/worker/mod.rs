@@ -328,7 +328,8 @@ async fn connection(
     if fresh {
         server.total_connections.inc();
     }
-    if crate::proxy::serve(&worker, index, stream, peer, fresh).await == crate::proxy::Ended::Parked
+    if crate::listener::proxy_protocol::serve(&worker, index, stream, peer, fresh).await
+        == crate::proxy::Ended::Parked
     {
         return;
     }

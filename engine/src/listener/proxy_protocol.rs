@@ -1,0 +1,189 @@
+//! The connection stage right after accept: on a listener with `proxy_protocol = true`, read
+//! the PROXY protocol v1 or v2 header every connection must start with, then hand the
+//! connection to the listener's protocol (the HTTP connection manager or the TCP proxy).
+//!
+//! The header's source address replaces the socket peer for the rest of the connection
+//! (`x-forwarded-for`, access log, PROXY out); a `LOCAL` command or an `UNKNOWN`/non-TCP
+//! address block keeps the socket peer. Bytes after the header stay in the buffer handed on.
+//! A malformed, truncated or late header closes the connection (stat
+//! `listener.<name>.downstream_cx_proxy_proto_error`). Parsing is the sans-IO
+//! [`protocols::proxy_protocol::parse`]; spec: HAProxy `proxy-protocol.txt` sections 2.1, 2.2.
+//!
+//! Does not: accept connections without a header on such a listener (no optional mode), or
+//! use the header's TLVs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use monoio::buf::IoBufMut;
+use monoio::io::AsyncReadRent;
+use monoio::net::TcpStream;
+use protocols::proxy_protocol::{self as pp, Addresses, Command, Header};
+
+use crate::config::ListenerProtocol;
+use crate::proxy::Ended;
+use crate::worker::{Worker, buffers, timer};
+
+/// How long a TCP listener waits for the PROXY header (HTTP listeners use their
+/// `request_header_timeout`).
+pub(crate) const TCP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why no header could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The bytes are not a valid PROXY header.
+    Malformed(pp::Error),
+    /// The client closed (or reset) the connection before the header was complete.
+    Closed,
+    /// The header was not complete by the deadline.
+    Timeout,
+}
+
+/// Serve a connection accepted on listener `li` (`fresh`), or resumed after parking: the PROXY
+/// header first if the listener requires one (fresh connections only), then its protocol.
+pub(crate) async fn serve(
+    worker: &Rc<Worker>,
+    li: usize,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    fresh: bool,
+) -> Ended {
+    let (protocol, header_timeout) = {
+        let local = worker.local();
+        let cfg = local.listener_config(li);
+        let timeout = match cfg.protocol {
+            ListenerProtocol::Http => cfg.http.request_header_timeout,
+            ListenerProtocol::Tcp => TCP_HEADER_TIMEOUT,
+        };
+        (
+            cfg.protocol,
+            (fresh && cfg.proxy_protocol).then_some(timeout),
+        )
+    };
+    let (peer, first) = match header_timeout {
+        None => (peer, BytesMut::new()),
+        Some(t) => match read(&mut stream, timer::coarse_now() + t).await {
+            Ok((header, rest)) => (source(&header, peer), rest),
+            Err(e) => {
+                log::debug!("PROXY header from {peer}: {e:?}");
+                let local = worker.local();
+                let ls = local.listeners[li].stats();
+                ls.downstream_cx_total.inc();
+                ls.downstream_cx_destroy.inc();
+                ls.downstream_cx_proxy_proto_error.inc();
+                return Ended::Closed;
+            }
+        },
+    };
+    match protocol {
+        ListenerProtocol::Http => crate::proxy::serve(worker, li, stream, peer, fresh, first).await,
+        ListenerProtocol::Tcp => {
+            crate::tcp::serve(worker, li, stream, peer, first).await;
+            Ended::Closed
+        }
+    }
+}
+
+/// Read one PROXY header from the start of `stream`, waiting until `deadline` at most.
+/// Returns the header and the bytes read after it.
+pub(crate) async fn read(
+    stream: &mut TcpStream,
+    deadline: Instant,
+) -> Result<(Header, BytesMut), Failure> {
+    let mut buf = buffers::take();
+    loop {
+        match pp::parse(&mut buf) {
+            Ok(Some(header)) => return Ok((header, buf)),
+            Ok(None) => {}
+            Err(e) => return Err(Failure::Malformed(e)),
+        }
+        match read_more(stream, &mut buf, deadline).await {
+            Ok(0) => return Err(Failure::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Failure::Timeout),
+            Err(_) => return Err(Failure::Closed),
+        }
+    }
+}
+
+/// The client a header speaks for: its TCP source, else the socket peer.
+pub(crate) fn source(header: &Header, peer: SocketAddr) -> SocketAddr {
+    if header.command == Command::Local {
+        return peer;
+    }
+    match &header.addresses {
+        Addresses::Tcp4 { src, .. } => SocketAddr::V4(*src),
+        Addresses::Tcp6 { src, .. } => SocketAddr::V6(*src),
+        _ => peer,
+    }
+}
+
+/// Append bytes to `buf` (monoio reads at a buffer's start, so read into its spare capacity).
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    deadline: Instant,
+) -> io::Result<usize> {
+    buffers::reserve_for_read(buf);
+    let start = buf.len();
+    let spare = std::mem::take(buf).slice_mut(start..);
+    let (res, spare) = monoio::select! {
+        r = stream.read(spare) => r,
+        _ = timer::sleep_until(deadline) => return Err(io::ErrorKind::TimedOut.into()),
+    };
+    *buf = spare.into_inner();
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{SocketAddrV4, SocketAddrV6};
+
+    fn header(command: Command, addresses: Addresses) -> Header {
+        Header {
+            version: 2,
+            command,
+            addresses,
+            tlvs: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn source_is_the_tcp_source_unless_local_or_unknown() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let src4: SocketAddrV4 = "192.0.2.7:40000".parse().unwrap();
+        let dst4: SocketAddrV4 = "192.0.2.1:443".parse().unwrap();
+        let tcp4 = Addresses::Tcp4 {
+            src: src4,
+            dst: dst4,
+        };
+        assert_eq!(
+            source(&header(Command::Proxy, tcp4.clone()), peer),
+            SocketAddr::V4(src4)
+        );
+        assert_eq!(source(&header(Command::Local, tcp4), peer), peer);
+        assert_eq!(
+            source(&header(Command::Proxy, Addresses::Unknown), peer),
+            peer
+        );
+        let src6: SocketAddrV6 = "[2001:db8::7]:1".parse().unwrap();
+        let dst6: SocketAddrV6 = "[2001:db8::1]:2".parse().unwrap();
+        let tcp6 = Addresses::Tcp6 {
+            src: src6,
+            dst: dst6,
+        };
+        assert_eq!(
+            source(&header(Command::Proxy, tcp6), peer),
+            SocketAddr::V6(src6)
+        );
+        let udp = Addresses::Udp4 {
+            src: src4,
+            dst: dst4,
+        };
+        assert_eq!(source(&header(Command::Proxy, udp), peer), peer);
+    }
+}

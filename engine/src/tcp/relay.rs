@@ -1,0 +1,182 @@
+//! Copying bytes both ways between a downstream and an upstream connection until both
+//! directions are done, passing each half-close (`shutdown(SHUT_WR)`) on to the other side.
+//!
+//! Owns the copy loops, their byte counters and the shared idle deadline (no byte either way
+//! for `idle` closes both sides). Does not connect, pick endpoints or read PROXY headers (see
+//! [`super`]). Each direction reuses one owned buffer: monoio reads into the start of a
+//! `Vec`'s capacity, so the buffer is emptied before each read. A reset (read or write error,
+//! not an orderly end of stream) on either side ends both directions at once.
+//!
+//! Zero-copy `splice` is not used yet: it needs the read and write halves of one socket as
+//! separate fds (to wait for readiness before an io_uring splice, which otherwise parks an
+//! io-wq kernel thread per idle connection); a buffered copy works on both drivers.
+
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
+use monoio::net::TcpStream;
+
+use crate::stats::Counter;
+use crate::worker::timer;
+
+/// Bytes read per direction per call (one buffer of this size per direction).
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// How a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Both directions reached end of stream and were half-closed in turn.
+    Done,
+    /// A read or write failed (reset); both sides are closed.
+    Reset {
+        /// The upstream side failed (else the downstream side).
+        upstream: bool,
+    },
+    /// No byte moved either way for the idle timeout.
+    IdleTimeout,
+}
+
+/// Counters a direction adds its bytes to (each worker writes only its own slots).
+#[derive(Clone, Copy)]
+pub(crate) struct Meter<'a> {
+    /// Bytes read from the downstream side (sent upstream).
+    pub(crate) down_rx: [&'a Counter; 2],
+    /// Bytes read from the upstream side (sent downstream).
+    pub(crate) up_rx: [&'a Counter; 2],
+}
+
+/// Relay until both directions are done, one fails, or `idle` passes without a byte.
+/// `first` holds downstream bytes already read (after a PROXY header); they go upstream first.
+/// Returns how it ended and the bytes moved (downstream -> upstream, upstream -> downstream).
+pub(crate) async fn run(
+    down: TcpStream,
+    first: BytesMut,
+    up: TcpStream,
+    idle: Option<Duration>,
+    meter: Meter<'_>,
+) -> (End, u64, u64) {
+    let (mut dr, mut dw) = down.into_split();
+    let (mut ur, mut uw) = up.into_split();
+    let last = Cell::new(timer::coarse_now());
+    let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
+    let mut to_up = pin!(copy(
+        &mut dr,
+        first,
+        &mut uw,
+        meter.down_rx,
+        &last,
+        &to_up_n
+    ));
+    let mut to_down = pin!(copy(
+        &mut ur,
+        BytesMut::new(),
+        &mut dw,
+        meter.up_rx,
+        &last,
+        &to_down_n
+    ));
+    let mut watch = pin!(idle_watch(&last, idle));
+    let (mut up_done, mut down_done) = (false, false);
+    let end = poll_fn(|cx| {
+        if !up_done {
+            if let Poll::Ready(r) = to_up.as_mut().poll(cx) {
+                up_done = true;
+                if let Err(side) = r {
+                    return Poll::Ready(End::Reset {
+                        upstream: side == Side::Dst,
+                    });
+                }
+            }
+        }
+        if !down_done {
+            if let Poll::Ready(r) = to_down.as_mut().poll(cx) {
+                down_done = true;
+                if let Err(side) = r {
+                    return Poll::Ready(End::Reset {
+                        upstream: side == Side::Src,
+                    });
+                }
+            }
+        }
+        if up_done && down_done {
+            return Poll::Ready(End::Done);
+        }
+        if watch.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::IdleTimeout);
+        }
+        Poll::Pending
+    })
+    .await;
+    (end, to_up_n.get(), to_down_n.get())
+}
+
+/// Which end of a direction failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Src,
+    Dst,
+}
+
+/// One direction: write `first`, then read and write until end of stream, then half-close
+/// `dst`. `Err` names the side that failed.
+async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
+    src: &mut R,
+    first: BytesMut,
+    dst: &mut W,
+    meter: [&Counter; 2],
+    last: &Cell<Instant>,
+    moved: &Cell<u64>,
+) -> Result<(), Side> {
+    let count = |n: usize| {
+        for c in meter {
+            c.add(n as u64);
+        }
+        moved.set(moved.get() + n as u64);
+        last.set(timer::coarse_now());
+    };
+    if !first.is_empty() {
+        let n = first.len();
+        dst.write_all(first).await.0.map_err(|_| Side::Dst)?;
+        count(n);
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    loop {
+        buf.clear();
+        let (res, b) = src.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) => break,
+            Ok(n) => {
+                let (res, b) = dst.write_all(buf).await;
+                buf = b;
+                res.map_err(|_| Side::Dst)?;
+                count(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(Side::Src),
+        }
+    }
+    // Pass the half-close on: the other direction may still be sending.
+    dst.shutdown().await.map_err(|_| Side::Dst)
+}
+
+/// Completes once `idle` has passed since the last byte moved; never with `None`.
+async fn idle_watch(last: &Cell<Instant>, idle: Option<Duration>) {
+    let Some(idle) = idle else {
+        return std::future::pending().await;
+    };
+    loop {
+        let at = last.get() + idle;
+        timer::sleep_until(at).await;
+        // The real clock: a deadline already past completes at once, before the next tick
+        // moves `coarse_now`, and must not spin.
+        if last.get() + idle <= Instant::now() {
+            return;
+        }
+    }
+}
