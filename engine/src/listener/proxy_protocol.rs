@@ -18,8 +18,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::buf::IoBufMut;
-use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
 use protocols::proxy_protocol::{self as pp, Addresses, Command, Header};
 
@@ -100,7 +98,7 @@ pub(crate) async fn read(
             Ok(None) => {}
             Err(e) => return Err(Failure::Malformed(e)),
         }
-        match read_more(stream, &mut buf, deadline).await {
+        match buffers::read_into(stream, &mut buf, Some(deadline)).await {
             Ok(0) => return Err(Failure::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Failure::Timeout),
@@ -119,23 +117,6 @@ pub(crate) fn source(header: &Header, peer: SocketAddr) -> SocketAddr {
         Addresses::Tcp6 { src, .. } => SocketAddr::V6(*src),
         _ => peer,
     }
-}
-
-/// Append bytes to `buf` (monoio reads at a buffer's start, so read into its spare capacity).
-async fn read_more(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    deadline: Instant,
-) -> io::Result<usize> {
-    buffers::reserve_for_read(buf);
-    let start = buf.len();
-    let spare = std::mem::take(buf).slice_mut(start..);
-    let (res, spare) = monoio::select! {
-        r = stream.read(spare) => r,
-        _ = timer::sleep_until(deadline) => return Err(io::ErrorKind::TimedOut.into()),
-    };
-    *buf = spare.into_inner();
-    res
 }
 
 #[cfg(test)]

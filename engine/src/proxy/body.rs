@@ -6,15 +6,15 @@
 //! whatever the body length.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
 use crate::proxy::head::OutFraming;
-use crate::worker::{buffers, timer};
+pub(crate) use crate::worker::buffers::read_into;
+use crate::worker::timer;
 
 /// Pieces at least this large are written without copying them into the output buffer.
 const WRITE_THROUGH: usize = 8 * 1024;
@@ -30,27 +30,6 @@ pub(crate) enum PumpError {
     Framing,
     /// Writing to the destination failed.
     Sink,
-}
-
-/// Read more bytes into `buf`. `Ok(0)` is end of stream. A deadline turns into `TimedOut`.
-pub(crate) async fn read_into<R: AsyncReadRent>(
-    io: &mut R,
-    buf: &mut BytesMut,
-    deadline: Option<Instant>,
-) -> io::Result<usize> {
-    buffers::reserve_for_read(buf);
-    // monoio reads at the buffer's start; a slice over the spare capacity appends instead.
-    let start = buf.len();
-    let spare = std::mem::take(buf).slice_mut(start..);
-    let (res, spare) = match deadline {
-        Some(d) => monoio::select! {
-            r = io.read(spare) => r,
-            _ = timer::sleep_until(d) => return Err(io::ErrorKind::TimedOut.into()),
-        },
-        None => io.read(spare).await,
-    };
-    *buf = spare.into_inner();
-    res
 }
 
 /// Write all of `data`.

@@ -6,7 +6,14 @@
 
 use std::cell::RefCell;
 
+use std::io;
+use std::time::Instant;
+
 use bytes::BytesMut;
+use monoio::buf::IoBufMut;
+use monoio::io::AsyncReadRent;
+
+use crate::worker::timer;
 
 /// Capacity of a pooled read buffer: large enough for nearly every request head and a small
 /// body in one read.
@@ -47,6 +54,27 @@ pub(crate) fn reserve_for_read(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(BUF_SIZE);
     }
+}
+
+/// Read more bytes into `buf`. `Ok(0)` is end of stream. A deadline turns into `TimedOut`.
+pub(crate) async fn read_into<R: AsyncReadRent>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    reserve_for_read(buf);
+    // monoio reads at the buffer's start; a slice over the spare capacity appends instead.
+    let start = buf.len();
+    let spare = std::mem::take(buf).slice_mut(start..);
+    let (res, spare) = match deadline {
+        Some(d) => monoio::select! {
+            r = io.read(spare) => r,
+            _ = timer::sleep_until(d) => return Err(io::ErrorKind::TimedOut.into()),
+        },
+        None => io.read(spare).await,
+    };
+    *buf = spare.into_inner();
+    res
 }
 
 #[cfg(test)]
