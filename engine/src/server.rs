@@ -2,7 +2,7 @@
 //! worker per core and the admin server; drain on request.
 //!
 //! The control side (this module, the admin thread, signal handling in `main.rs`) builds an
-//! immutable [`Snapshot`] and publishes it through an `ArcSwap`; workers pick it up between
+//! immutable `Snapshot` and publishes it through an `ArcSwap`; workers pick it up between
 //! requests. Nothing here touches a worker's connections.
 
 use std::net::SocketAddr;
