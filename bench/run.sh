@@ -79,7 +79,7 @@ cleanup() {
     local pg
     for pg in "${STARTED[@]}"; do stop "$pg"; done
     STARTED=()
-    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
+    [ -z "$WATCHDOG" ] || kill -TERM -- "-$WATCHDOG" 2>/dev/null || true
     if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
         mkdir -p "$RAW"
         cp -f "$WORK"/*.log "$WORK"/*.txt "$WORK"/*.tsv "$RAW"/ 2>/dev/null || true
@@ -87,7 +87,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'log "stopped by a signal (Ctrl-C, or MAX_RUNTIME=${MAX_RUNTIME}s reached)"; exit 130' INT TERM
 
 # ---- /proc readings ------------------------------------------------------------------------
 # pids PGID: the server and its children (nginx master + worker) = its process group.
@@ -154,7 +154,8 @@ install_tools() {
         command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || want+=("${t#*:}")
     done
     if ! envoy_bin >/dev/null; then
-        python3 -m venv --help >/dev/null 2>&1 || want+=(python3-venv python3-pip)
+        # Debian ships the venv module without ensurepip: that is the python3-venv package.
+        python3 -c 'import ensurepip' >/dev/null 2>&1 || want+=(python3-venv python3-pip)
     fi
     if [ ${#want[@]} -gt 0 ]; then
         log "apt-get install ${want[*]}"
@@ -337,7 +338,8 @@ main() {
     chmod -R a+rX "$WORK/www"
     : >"$WORK/results.tsv"
     : >"$WORK/commands.txt"
-    ( sleep "$MAX_RUNTIME"; log "MAX_RUNTIME reached"; kill -TERM $$ ) &
+    # Own process group, no inherited stdout (a pipe reader would otherwise wait for it).
+    setsid bash -c 'sleep "$1" && kill -TERM "$2"' watchdog "$MAX_RUNTIME" $$ </dev/null >/dev/null 2>&1 &
     WATCHDOG=$!
     versions
 
