@@ -18,6 +18,8 @@ use crate::worker::timer;
 
 /// Pieces at least this large are written without copying them into the output buffer.
 const WRITE_THROUGH: usize = 8 * 1024;
+/// Room made for each read while streaming a body.
+const BODY_READ: usize = 64 * 1024;
 /// Flush the output buffer once it holds this much.
 const OUT_HIGH_WATER: usize = 64 * 1024;
 
@@ -158,6 +160,11 @@ pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
             }
             BodyEvent::NeedMore => {
                 flush_out(dst, out).await.map_err(sink)?;
+                // A body being streamed: read in large pieces (fewer reads and writes per
+                // body); only bodies that outgrow the first buffer get here.
+                if buf.capacity() - buf.len() < BODY_READ / 4 {
+                    buf.reserve(BODY_READ);
+                }
                 let deadline = timer::coarse_now() + idle;
                 match read_into(src, buf, Some(deadline)).await {
                     Ok(0) => {
