@@ -18,6 +18,7 @@ TITLES = {
     "mem": "Memory: idle keep-alive connections",
     "h1_small": "HTTP/1.1 keep-alive, small body",
     "h1_64k": "HTTP/1.1 keep-alive, 64 KiB body",
+    "h1_newconn": "HTTP/1.1, new connection per request (small body)",
     "h2c": "HTTP/2 cleartext (h2c)",
     "h2_tls": "HTTP/2 over TLS",
     "grpc": "gRPC",

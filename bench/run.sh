@@ -20,7 +20,7 @@ CONNS="${CONNS:-64}"                # wrk -c
 THREADS="${THREADS:-1}"             # wrk -t
 IDLE_CONNS="${IDLE_CONNS:-5000}"    # idle keep-alive connections for the memory scenario
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
-SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h2c h2_tls grpc tcp}"
+SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn h2c h2_tls grpc tcp}"
 PROXY_CPU="${PROXY_CPU:-1}"
 LOAD_CPU="${LOAD_CPU:-0}"
 SKIP_INSTALL="${SKIP_INSTALL:-0}"   # 1: do not apt/pip install anything
@@ -249,15 +249,16 @@ stop_proxy() {
 }
 
 # ---- scenarios ----------------------------------------------------------------------------
-# wrk_measure TARGET SCENARIO PORT PATH PGID: warm up, then one measured wrk run; records the
-# wrk output file and the CPU ticks PGID used during it.
+# wrk_measure TARGET SCENARIO PORT PATH PGID [WRK ARGS...]: warm up, then one measured wrk run;
+# records the wrk output file and the CPU ticks PGID used during it.
 wrk_measure() {
     local target="$1" scen="$2" port="$3" path="$4" pg="$5" t0 t1 out
+    local extra=("${@:6}")
     local url="http://127.0.0.1:$port$path"
     out="$WORK/wrk-$target-$scen.txt"
-    timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${WARM_SECS}s" "$url" >/dev/null ||
+    timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${WARM_SECS}s" "${extra[@]}" "$url" >/dev/null ||
         log "warning: warm-up wrk failed for $target $scen"
-    local cmd=(taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${DUR_SECS}s" --latency --timeout 5s "$url")
+    local cmd=(taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${DUR_SECS}s" --latency --timeout 5s "${extra[@]}" "$url")
     echo "${cmd[*]}" >>"$WORK/commands.txt"
     t0="$(cpu_ticks "$pg")"
     if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
@@ -272,6 +273,8 @@ wrk_measure() {
 
 scenario_h1_small() { wrk_measure "$1" h1_small "$2" / "$3"; }
 scenario_h1_64k() { wrk_measure "$1" h1_64k "$2" /64k "$3"; }
+# A new downstream connection per request (the client asks to close); upstream keep-alive stays on.
+scenario_h1_newconn() { wrk_measure "$1" h1_newconn "$2" / "$3" -H "Connection: close"; }
 
 # scenario_mem TARGET PORT PGID: RSS with 0 connections, then with IDLE_CONNS idle keep-alive
 # connections (each sent one request and read its response), held by idle_conns.py.
@@ -352,7 +355,7 @@ main() {
     log "baseline: direct to the backend"
     local s
     for s in $SCENARIOS; do
-        case "$s" in h1_small | h1_64k) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;; esac
+        case "$s" in h1_small | h1_64k | h1_newconn) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;; esac
     done
 
     for p in $PROXIES; do
