@@ -337,18 +337,18 @@ async fn connection(
     worker.connections.set(worker.connections.get() - 1);
 }
 
-/// Close a parked connection (idle timeout or drain): the end of [`connection`] for it.
+/// Close a parked connection (idle timeout or drain).
 fn close_parked(worker: &Worker, parked: park::Parked, idle_timeout: bool) {
-    crate::proxy::account_close(worker, parked.listener, false, idle_timeout);
+    let listener = parked.listener;
     drop(parked);
-    worker
-        .shared
-        .admin
-        .stats
-        .server()
-        .core(worker.core)
-        .total_connections
-        .dec();
+    connection_gone(worker, listener, idle_timeout);
+}
+
+/// The accounting at the end of [`connection`], for a connection that ends outside its task.
+fn connection_gone(worker: &Worker, listener: usize, idle_timeout: bool) {
+    crate::proxy::account_close(worker, listener, false, idle_timeout);
+    let server = worker.shared.admin.stats.server().core(worker.core);
+    server.total_connections.dec();
     worker.connections.set(worker.connections.get() - 1);
 }
 
@@ -377,17 +377,9 @@ async fn unpark_loop(worker: Rc<Worker>, waiter: monoio::net::UnixStream) {
                     ));
                 }
                 Err(e) => {
+                    // `from_std` dropped (closed) the socket.
                     log::warn!("cannot resume a parked connection: {e}");
-                    crate::proxy::account_close(&worker, p.listener, false, false);
-                    worker
-                        .shared
-                        .admin
-                        .stats
-                        .server()
-                        .core(worker.core)
-                        .total_connections
-                        .dec();
-                    worker.connections.set(worker.connections.get() - 1);
+                    connection_gone(&worker, p.listener, false);
                 }
             }
         }
