@@ -589,17 +589,9 @@ impl<'a> Exchange<'a> {
         if bad_body {
             self.rec.flags |= ResponseFlags::DPE;
         }
-        match relayed {
-            // Nothing was sent downstream yet: a local error (the connection then closes,
-            // since the request body is not consumed).
-            Relayed::Fault(fault) if !head_sent => {
-                let mut up = up;
-                self.count_upstream_failure(&mut up, fault.flag());
-                drop(up);
-                self.reply_fault(conn, fault, Some(route)).await
-            }
-            relayed => self.finish(conn, up, upbuf, relayed, route).await,
-        }
+        // A `Fault` means nothing went downstream yet: `finish` answers it locally (and the
+        // connection then closes, since the request body is not consumed).
+        self.finish(conn, up, upbuf, relayed, route).await
     }
 
     /// Settle both connections after the upstream part ended.
