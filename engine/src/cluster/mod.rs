@@ -171,9 +171,14 @@ impl ClusterLocal {
         self.balancer.pick(|i| self.endpoints[i].active.get())
     }
 
-    /// True if new connections start with a PROXY protocol header (and so are never pooled).
-    pub(crate) fn sends_proxy_protocol(&self) -> bool {
-        self.proxy_protocol.is_some()
+    /// What a PROXY protocol header for a connection opened on behalf of `client` (connected
+    /// to us over `downstream`) says; `None` when this cluster sends no header, so the local
+    /// address is only looked up (a system call) when it is needed.
+    pub(crate) fn origin(&self, client: SocketAddr, downstream: &TcpStream) -> Option<Origin> {
+        self.proxy_protocol.is_some().then(|| Origin {
+            client,
+            local: downstream.local_addr().ok(),
+        })
     }
 
     /// An HTTP/1 connection to endpoint `ep`: a pooled one if a fresh one is idle, else a new

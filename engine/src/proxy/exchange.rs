@@ -435,12 +435,7 @@ impl<'a> Exchange<'a> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let origin = cluster
-                .sends_proxy_protocol()
-                .then(|| crate::cluster::Origin {
-                    client: conn.peer,
-                    local: conn.stream.local_addr().ok(),
-                });
+            let origin = cluster.origin(conn.peer, &conn.stream);
             let mut up = match cluster.checkout(ep, origin).await {
                 Ok(up) => up,
                 Err(e) => {

@@ -20,7 +20,6 @@ use std::rc::Rc;
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use crate::cluster::Origin;
 use crate::worker::Worker;
 
 /// Serve one TCP proxy connection until it is done. `peer` is the client (the PROXY header's
@@ -47,10 +46,7 @@ pub(crate) async fn serve(
 
     let cluster = &local.clusters[ci];
     if let Some(ep) = cluster.pick() {
-        let origin = cluster.sends_proxy_protocol().then(|| Origin {
-            client: peer,
-            local: stream.local_addr().ok(),
-        });
+        let origin = cluster.origin(peer, &stream);
         match cluster.connect(ep, origin).await {
             Ok(up) => {
                 let active = &cluster.endpoints[ep].active;
