@@ -87,14 +87,7 @@ pub(crate) async fn handle(
                 if matches!(status, 414 | 431) {
                     http.downstream_rq_too_large.inc();
                 }
-                count_status(ll, status);
-                let body = format!("{e}\n");
-                let mut reply = LocalReply::new(status, body.as_bytes());
-                reply.close = true;
-                let mut out = BytesMut::with_capacity(256);
-                reply.write(&mut out, opts);
-                let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
-                return Next::Close;
+                return reject(&mut conn, ll, opts, status, format!("{e}\n").as_bytes()).await;
             }
         }
         // A read that times out is cancelled with the buffer inside it, so note now whether
@@ -115,13 +108,7 @@ pub(crate) async fn handle(
                     return Next::Close;
                 }
                 http.downstream_rq_timeout.inc();
-                count_status(ll, 408);
-                let mut reply = LocalReply::new(408, b"request header timeout\n");
-                reply.close = true;
-                let mut out = BytesMut::with_capacity(256);
-                reply.write(&mut out, opts);
-                let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
-                return Next::Close;
+                return reject(&mut conn, ll, opts, 408, b"request header timeout\n").await;
             }
             Err(_) => return Next::PeerGone,
         }
@@ -174,6 +161,23 @@ pub(crate) async fn handle(
         ex.log(log, start_time);
     }
     next
+}
+
+/// Answer a request whose head could not be read (malformed, too large, too slow) and close.
+async fn reject(
+    conn: &mut Downstream,
+    ll: &ListenerLocal,
+    opts: &HttpOptions,
+    status: u16,
+    text: &[u8],
+) -> Next {
+    count_status(ll, status);
+    let mut reply = LocalReply::new(status, text);
+    reply.close = true;
+    let mut out = BytesMut::with_capacity(256);
+    reply.write(&mut out, opts);
+    let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
+    Next::Close
 }
 
 fn count_status(ll: &ListenerLocal, status: u16) {
