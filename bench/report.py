@@ -8,6 +8,7 @@ a row of ringway's ratio to the best peer (nginx, haproxy, envoy) for each figur
 """
 import argparse
 import collections
+import json
 import os
 import re
 import sys
@@ -55,6 +56,55 @@ def parse_wrk(path):
         notes.append(f"{m.group(1)} non-2xx/3xx responses")
     if notes:
         out["notes"] = notes
+    return out
+
+
+def parse_h2load(path):
+    """Successful requests/s, mean request time (ms) and failure notes from one h2load output.
+
+    requests/s is counted from 2xx responses over the measured time, so a proxy that answers
+    every stream with an error, or refuses the HTTP/2 preface, scores 0 (reported unsupported).
+    """
+    out = {}
+    try:
+        text = open(path, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return out
+    secs = None
+    if m := re.search(r"finished in ([0-9.]+)(ms|s),", text):
+        secs = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    ok = None
+    if m := re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                      r"(\d+) failed, (\d+) errored, (\d+) timeout", text):
+        total, _, done, ok, failed, errored, timeout = (int(g) for g in m.groups())
+        if failed or errored or timeout:
+            out["notes"] = [f"{failed} failed, {errored} errored, {timeout} timed out of {total}"]
+    if m := re.search(r"status codes: (\d+) 2xx", text):
+        ok = int(m.group(1)) if ok is None else min(ok, int(m.group(1)))
+    out["requests"] = ok or 0
+    if secs and ok:
+        out["rps"] = ok / secs
+    if m := re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text):
+        out["mean"] = to_ms(m.group(3))
+    return out
+
+
+def parse_iperf(path):
+    """Gbit/s received, bytes received, retransmits and an error from one `iperf3 -J` report."""
+    try:
+        doc = json.load(open(path, encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"error": "no iperf3 report"}
+    out = {}
+    if doc.get("error"):
+        out["error"] = doc["error"]
+    end = doc.get("end", {})
+    recv = end.get("sum_received", {})
+    if recv.get("bits_per_second"):
+        out["gbps"] = recv["bits_per_second"] / 1e9
+        out["bytes"] = recv.get("bytes")
+    if "retransmits" in end.get("sum_sent", {}):
+        out["retrans"] = end["sum_sent"]["retransmits"]
     return out
 
 
@@ -147,6 +197,65 @@ def main():
                 p(f"| ringway / best peer | {ratio(r['rss0'], best_peer(rows, 'rss0', False), False)} "
                   f"| {ratio(r['rssN'], best_peer(rows, 'rssN', False), False)} | "
                   f"| {ratio(r['per'], best_peer(rows, 'per', False), False)} |")
+        elif scen == "tcp":
+            rows = {}
+            for t, d in rows_raw.items():
+                r = parse_iperf(os.path.join(args.work, d["iperf"])) if "iperf" in d else {}
+                ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
+                gb = r["bytes"] / 1e9 if r.get("bytes") else None
+                r["cpu"] = ticks * 1e3 / args.clk_tck / gb if ticks is not None and gb else None
+                r["rss"] = int(d["rss_kib"]) if "rss_kib" in d else None
+                if r.get("error"):
+                    notes[scen].append(f"{t}: iperf3: {r['error']}")
+                rows[t] = r
+            direct = rows.get("baseline", {}).get("gbps")
+            p("| target | Gbit/s | ratio to direct | CPU ms/GB | retransmits | RSS (KiB) |")
+            p("|---|---:|---:|---:|---:|---:|")
+            for t in ORDER:
+                if t in rows:
+                    r = rows[t]
+                    rel = f"{r['gbps'] / direct:.2f}" if r.get("gbps") and direct else "–"
+                    p(f"| {t} | {fmt(r.get('gbps'), 2)} | {rel} | {fmt(r.get('cpu'), 0)} "
+                      f"| {fmt(r.get('retrans'))} | {fmt(r.get('rss'))} |")
+            if "ringway" in rows:
+                r = rows["ringway"]
+                cells = [ratio(r.get(k), best_peer(rows, k, k == "gbps"), k == "gbps")
+                         for k in ("gbps", "cpu", "rss")]
+                p(f"| ringway / best peer | {cells[0]} | | {cells[1]} | | {cells[2]} |")
+            p("\nbaseline = iperf3 client straight to the iperf3 server (both on the load core). "
+              "CPU ms/GB: the proxy's utime + stime over the run per 10^9 bytes received.")
+        elif scen == "h2c" and not all("skip" in d for d in rows_raw.values()):
+            rows = {}
+            for t, d in rows_raw.items():
+                h = parse_h2load(os.path.join(args.work, d["h2load"])) if "h2load" in d else {}
+                ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
+                reqs = h.get("requests")
+                cpu = ticks * 1e6 / args.clk_tck / reqs if ticks is not None and reqs else None
+                rows[t] = {"rps": h.get("rps"), "mean": h.get("mean"), "cpu": cpu,
+                           "rss": int(d["rss_kib"]) if "rss_kib" in d else None,
+                           "unsupported": "h2load" in d and not reqs}
+                for n in h.get("notes", []):
+                    notes[scen].append(f"{t}: {n}")
+            p("| target | requests/s | mean (ms) | CPU µs/request | RSS (KiB) |")
+            p("|---|---:|---:|---:|---:|")
+            for t in ORDER:
+                if t in rows:
+                    r = rows[t]
+                    if r["unsupported"]:
+                        p(f"| {t} | unsupported (no successful h2c response) | – | – | {fmt(r['rss'])} |")
+                        continue
+                    p(f"| {t} | {fmt(r['rps'])} | {fmt(r['mean'], 3)} | {fmt(r['cpu'], 1)} "
+                      f"| {fmt(r['rss'])} |")
+            for t in PEERS:
+                if t in rows and rows[t]["unsupported"]:
+                    rows[t] = {}
+            if "ringway" in rows and not rows["ringway"]["unsupported"]:
+                r = rows["ringway"]
+                cells = [ratio(r[k], best_peer(rows, k, k == "rps"), k == "rps")
+                         for k in ("rps", "mean", "cpu", "rss")]
+                p("| ringway / best peer | " + " | ".join(cells) + " |")
+            p("\nh2load prints no percentiles: mean is its mean time per request. requests/s "
+              "counts 2xx responses only.")
         elif all("skip" in d for d in rows_raw.values()):
             p("Not measured yet: " + "; ".join(sorted({d["skip"] for d in rows_raw.values()})) + "\n")
             continue

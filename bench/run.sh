@@ -19,6 +19,8 @@ WARMUP="${WARMUP:-2s}"              # wrk run before each measured run (pools, c
 CONNS="${CONNS:-64}"                # wrk -c
 THREADS="${THREADS:-1}"             # wrk -t
 IDLE_CONNS="${IDLE_CONNS:-5000}"    # idle keep-alive connections for the memory scenario
+H2_CONNS="${H2_CONNS:-16}"          # h2load -c (h2c scenario)
+H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connection
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
 SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn h2c h2_tls grpc tcp}"
 PROXY_CPU="${PROXY_CPU:-1}"
@@ -36,6 +38,11 @@ RAW="${RAW:-$BENCH/results/raw/$STAMP}"   # logs and wrk output (git-ignored)
 BACKEND_PORT=29081
 declare -A PORT=([ringway]=29090 [nginx]=29091 [haproxy]=29092 [envoy]=29093)
 declare -A ADMIN_PORT=([ringway]=29901 [envoy]=29902)
+# h2c (prior knowledge): on the HTTP listener itself, except nginx (a listener of its own).
+declare -A H2C_PORT=([ringway]=29090 [nginx]=29291 [haproxy]=29092 [envoy]=29093)
+# TCP proxy listeners, all forwarding to the iperf3 server.
+IPERF_PORT=29180
+declare -A TCP_PORT=([ringway]=29190 [nginx]=29191 [haproxy]=29192 [envoy]=29193)
 
 DUR_SECS="${DURATION%s}"
 WARM_SECS="${WARMUP%s}"
@@ -153,6 +160,8 @@ install_tools() {
         curl:curl taskset:util-linux python3:python3 pgrep:procps; do
         command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || want+=("${t#*:}")
     done
+    # nginx's TCP proxy (stream {}) is a dynamic module; configs/nginx.conf loads it.
+    [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || want+=(libnginx-mod-stream)
     if ! envoy_bin >/dev/null; then
         # Debian ships the venv module without ensurepip: that is the python3-venv package.
         python3 -c 'import ensurepip' >/dev/null 2>&1 || want+=(python3-venv python3-pip)
@@ -190,6 +199,8 @@ versions() {
         echo "- haproxy: $(haproxy -v 2>&1 | head -1)"
         echo "- envoy: $("$ENVOY" --version 2>&1 | grep -m1 version | sed 's/.*version: //')"
         echo "- wrk: $(wrk -v 2>&1 | head -1)"
+        echo "- h2load: $(h2load --version 2>&1 | head -1)"
+        echo "- iperf3: $(iperf3 --version 2>&1 | head -1)"
         echo "- python3: $(python3 --version 2>&1)"
     } >"$WORK/versions.txt"
 }
@@ -199,6 +210,14 @@ start_backend() {
     start backend "$LOAD_CPU" nginx -p "$WORK/" -c "$CONFIGS/backend-nginx.conf" -e "$WORK/backend-error.log"
     BACKEND_PG="$LAST_PID"
     wait_http "$BACKEND_PORT" "$BACKEND_PG" || die "backend nginx did not start: $(tail -5 "$WORK/backend.log")"
+    case " $SCENARIOS " in
+        *" tcp "*)
+            start iperf-server "$LOAD_CPU" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+            local i
+            for i in $(seq 50); do port_open "$IPERF_PORT" && break; sleep 0.1; done
+            port_open "$IPERF_PORT" || die "iperf3 server did not start: $(tail -5 "$WORK/iperf-server.log")"
+            ;;
+    esac
 }
 
 # start_proxy NAME: start it pinned to PROXY_CPU, wait until it proxies; PROXY_PG is its group.
@@ -304,13 +323,56 @@ scenario_mem() {
     fi
 }
 
-# Hooks for protocols ringway does not serve yet. To enable one: add its listener to each
-# config, replace the body with a measurement (h2load -c/-m/-D for h2c, h2 over TLS and gRPC;
-# iperf3 through the TCP proxy), and record the same keys as wrk_measure (see report.py).
-scenario_h2c() { record "$1" h2c skip "ringway has no h2c listener yet (h2load -c64 -m16)"; }
-scenario_h2_tls() { record "$1" h2_tls skip "ringway has no TLS listener yet (h2load over TLS, ALPN h2)"; }
-scenario_grpc() { record "$1" grpc skip "ringway has no gRPC support yet (h2load with a gRPC body)"; }
-scenario_tcp() { record "$1" tcp skip "ringway has no TCP proxy yet (iperf3 through it)"; }
+# scenario_h2c TARGET PORT PGID: HTTP/2 cleartext with prior knowledge, small body, to the same
+# HTTP/1.1 backend: h2load -cH2_CONNS -mH2_STREAMS, a warm-up run, then a measured one. A proxy
+# that does not speak h2c gets no successful response, and report.py calls it unsupported.
+scenario_h2c() {
+    local target="$1" pg="$3" t0 t1 out url
+    url="http://127.0.0.1:${H2C_PORT[$target]}/"
+    out="$WORK/h2load-$target-h2c.txt"
+    timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$WARM_SECS" "$url" \
+        >"$WORK/h2load-$target-h2c-warmup.txt" 2>&1 || log "warning: warm-up h2load failed for $target h2c"
+    local cmd=(taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$DUR_SECS" "$url")
+    echo "${cmd[*]}" >>"$WORK/commands.txt"
+    t0="$(cpu_ticks "$pg")"
+    if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
+        log "warning: h2load failed for $target h2c"
+        record "$target" h2c note "h2load exited non-zero"
+    fi
+    t1="$(cpu_ticks "$pg")"
+    record "$target" h2c h2load "$(basename "$out")"
+    record "$target" h2c cpu_ticks "$((t1 - t0))"
+    record "$target" h2c rss_kib "$(rss_kib "$pg")"
+}
+
+# scenario_tcp TARGET PORT PGID: iperf3 (one stream, client to server) through the proxy's TCP
+# listener to the iperf3 server; TARGET baseline connects straight to the server. Records the
+# iperf3 JSON report and, for a proxy, its CPU ticks over the run.
+scenario_tcp() {
+    local target="$1" pg="$3" t0=0 t1=0 out port
+    if [ "$target" = baseline ]; then port="$IPERF_PORT"; else port="${TCP_PORT[$target]}"; fi
+    out="$WORK/iperf-$target-tcp.json"
+    local cmd=(taskset -c "$LOAD_CPU" iperf3 -c 127.0.0.1 -p "$port" -t "$DUR_SECS" --connect-timeout 5000 -J)
+    echo "${cmd[*]}" >>"$WORK/commands.txt"
+    [ -z "$pg" ] || t0="$(cpu_ticks "$pg")"
+    if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>"$WORK/iperf-$target-tcp.err"; then
+        log "warning: iperf3 failed for $target tcp"
+        record "$target" tcp note "iperf3 failed: $(tail -c 200 "$WORK/iperf-$target-tcp.err" | tr '\n' ' ')"
+    fi
+    [ -z "$pg" ] || t1="$(cpu_ticks "$pg")"
+    record "$target" tcp iperf "$(basename "$out")"
+    if [ -n "$pg" ]; then
+        record "$target" tcp cpu_ticks "$((t1 - t0))"
+        record "$target" tcp rss_kib "$(rss_kib "$pg")"
+    fi
+    sleep 1 # the iperf3 server takes a moment before it accepts the next test
+}
+
+# Hooks for protocols not measured yet. To enable one: add its listener to each config, replace
+# the body with a measurement (h2load over TLS; h2load with a gRPC body), and record the same
+# keys as scenario_h2c (see report.py).
+scenario_h2_tls() { record "$1" h2_tls skip "not measured yet (h2load over TLS, ALPN h2)"; }
+scenario_grpc() { record "$1" grpc skip "not measured yet (h2load with a gRPC body)"; }
 
 run_scenarios() { # TARGET PORT PGID
     local s
@@ -347,7 +409,7 @@ main() {
     versions
 
     local p
-    for p in "$BACKEND_PORT" "${PORT[@]}" "${ADMIN_PORT[@]}"; do
+    for p in "$BACKEND_PORT" "$IPERF_PORT" "${PORT[@]}" "${ADMIN_PORT[@]}" "${H2C_PORT[@]}" "${TCP_PORT[@]}"; do
         ! port_open "$p" || die "127.0.0.1:$p is already in use"
     done
 
@@ -355,7 +417,10 @@ main() {
     log "baseline: direct to the backend"
     local s
     for s in $SCENARIOS; do
-        case "$s" in h1_small | h1_64k | h1_newconn) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;; esac
+        case "$s" in
+            h1_small | h1_64k | h1_newconn) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;;
+            tcp) scenario_tcp baseline "$IPERF_PORT" "" ;;
+        esac
     done
 
     for p in $PROXIES; do
@@ -367,7 +432,7 @@ main() {
 
     mkdir -p "$(dirname "$OUT")"
     python3 "$BENCH/report.py" --work "$WORK" --clk-tck "$CLK_TCK" --raw "$RAW" \
-        --settings "DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
+        --settings "DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
         >"$OUT"
     log "wrote $OUT (raw logs: $RAW)"
 }
