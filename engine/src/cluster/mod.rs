@@ -171,13 +171,17 @@ impl ClusterLocal {
         self.balancer.pick(|i| self.endpoints[i].active.get())
     }
 
-    /// What a PROXY protocol header for a connection opened on behalf of `client` (connected
-    /// to us over `downstream`) says; `None` when this cluster sends no header, so the local
-    /// address is only looked up (a system call) when it is needed.
-    pub(crate) fn origin(&self, client: SocketAddr, downstream: &TcpStream) -> Option<Origin> {
+    /// What a PROXY protocol header for a connection opened on behalf of `client` says; `local`
+    /// gives the address the client connected to. `None` when this cluster sends no header, so
+    /// the local address is only looked up (a system call) when it is needed.
+    pub(crate) fn origin(
+        &self,
+        client: SocketAddr,
+        local: impl FnOnce() -> Option<SocketAddr>,
+    ) -> Option<Origin> {
         self.proxy_protocol.is_some().then(|| Origin {
             client,
-            local: downstream.local_addr().ok(),
+            local: local(),
         })
     }
 

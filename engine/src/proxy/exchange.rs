@@ -17,12 +17,13 @@ use protocols::http1::{
 };
 
 use crate::access_log::{Entry, ResponseFlags};
-use crate::cluster::{ClusterLocal, ConnectError, Upstream};
+use crate::cluster::Upstream;
 use crate::config::{ClusterId, HttpOptions, ListenerConfig};
 use crate::proxy::body::{self, PumpError, read_into};
 use crate::proxy::fault::Fault;
 use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
 use crate::proxy::reply::LocalReply;
+use crate::proxy::upstream::{self, Attempt};
 use crate::proxy::{Downstream, tunnel};
 use crate::router::{Action, Route};
 use crate::worker::{ListenerLocal, Local, Worker, buffers, rng};
@@ -37,20 +38,37 @@ pub(crate) enum Next {
 }
 
 /// What the access log and stats need to know about an exchange.
-struct Record {
-    start: Instant,
-    status: u16,
-    flags: ResponseFlags,
-    bytes_received: u64,
-    bytes_sent: u64,
-    upstream: Option<SocketAddr>,
-    upstream_time: Option<Duration>,
+pub(crate) struct Record {
+    pub(crate) start: Instant,
+    pub(crate) status: u16,
+    pub(crate) flags: ResponseFlags,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) upstream: Option<SocketAddr>,
+    pub(crate) upstream_time: Option<Duration>,
     /// Bytes of response heads sent downstream (the body is in `bytes_sent`).
-    head_tx: u64,
+    pub(crate) head_tx: u64,
     /// A complete response reached the client.
-    completed: bool,
+    pub(crate) completed: bool,
     /// Bytes of the response received from the upstream (head and body payload).
-    up_rx: u64,
+    pub(crate) up_rx: u64,
+}
+
+impl Record {
+    pub(crate) fn new(start: Instant) -> Self {
+        Self {
+            start,
+            status: 0,
+            flags: ResponseFlags::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            upstream: None,
+            upstream_time: None,
+            head_tx: 0,
+            completed: false,
+            up_rx: 0,
+        }
+    }
 }
 
 /// Serve one request from `conn`. The caller has seen the connection become readable.
@@ -126,18 +144,7 @@ pub(crate) async fn handle(
         cfg,
         ll,
         head,
-        rec: Record {
-            start,
-            status: 0,
-            flags: ResponseFlags::default(),
-            bytes_received: 0,
-            bytes_sent: 0,
-            upstream: None,
-            upstream_time: None,
-            head_tx: 0,
-            completed: false,
-            up_rx: 0,
-        },
+        rec: Record::new(start),
         request_id: None,
         route_name: "",
         peer: conn.peer,
@@ -152,7 +159,7 @@ pub(crate) async fn handle(
     http.downstream_cx_tx_bytes_total
         .add(ex.rec.head_tx + ex.rec.bytes_sent);
     if ex.rec.status != 0 {
-        count_status(ll, ex.rec.status);
+        count_status(ll.http(), ex.rec.status);
     } else {
         ll.http().downstream_rq_rx_reset.inc();
     }
@@ -171,7 +178,7 @@ async fn reject(
     status: u16,
     text: &[u8],
 ) -> Next {
-    count_status(ll, status);
+    count_status(ll.http(), status);
     let mut reply = LocalReply::new(status, text);
     reply.close = true;
     let mut out = BytesMut::with_capacity(256);
@@ -180,8 +187,8 @@ async fn reject(
     Next::Close
 }
 
-fn count_status(ll: &ListenerLocal, status: u16) {
-    let http = ll.http();
+/// Count a response status sent downstream.
+pub(crate) fn count_status(http: &crate::stats::HttpStats, status: u16) {
     match status / 100 {
         1 => http.downstream_rq_1xx.inc(),
         2 => http.downstream_rq_2xx.inc(),
@@ -337,42 +344,10 @@ impl<'a> Exchange<'a> {
                 .reply_fault(conn, Fault::NoHealthyUpstream, Some(route))
                 .await;
         };
-        let stats = cluster.stats();
-        stats.upstream_rq_total.inc();
-        stats.upstream_rq_active.inc();
-        let ep_stats = cluster.endpoint_stats(ep);
-        ep_stats.rq_total.inc();
-        ep_stats.rq_active.inc();
-        let endpoint = &cluster.endpoints[ep];
-        endpoint.active.set(endpoint.active.get() + 1);
-        self.rec.upstream = Some(endpoint.address);
-        let started = self.rec.start;
-
-        let next = self.forward_to(conn, route, &cluster, ep).await;
-
-        endpoint.active.set(endpoint.active.get() - 1);
-        stats.upstream_rq_active.dec();
-        ep_stats.rq_active.dec();
-        let elapsed = started.elapsed();
-        cluster.rq_time.record(elapsed.as_micros() as u64);
-        stats.upstream_cx_rx_bytes_total.add(self.rec.up_rx);
-        self.rec.upstream_time = Some(elapsed);
-        match self.rec.status / 100 {
-            1 => stats.upstream_rq_1xx.inc(),
-            2 => stats.upstream_rq_2xx.inc(),
-            3 => stats.upstream_rq_3xx.inc(),
-            4 => stats.upstream_rq_4xx.inc(),
-            5 => stats.upstream_rq_5xx.inc(),
-            _ => {}
-        }
-        if self.rec.status >= 500 || self.rec.status == 0 {
-            ep_stats.rq_error.inc();
-        } else {
-            ep_stats.rq_success.inc();
-        }
-        if self.rec.flags.contains(ResponseFlags::UT) {
-            ep_stats.rq_timeout.inc();
-        }
+        let attempt = Attempt::begin(cluster, ep, self.rec.start);
+        self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
+        let next = self.forward_to(conn, route, &attempt).await;
+        self.rec.upstream_time = Some(attempt.end(self.rec.status, self.rec.flags, self.rec.up_rx));
         next
     }
 
@@ -380,9 +355,9 @@ impl<'a> Exchange<'a> {
         &mut self,
         mut conn: Downstream,
         route: &'a Route,
-        cluster: &Rc<ClusterLocal>,
-        ep: usize,
+        attempt: &Attempt,
     ) -> Next {
+        let cluster = &attempt.cluster;
         let opts = self.opts();
         let req_framing = self.head.framing();
         let upgrade = self
@@ -436,23 +411,13 @@ impl<'a> Exchange<'a> {
 
         // A request that is wholly in memory can be replayed once on a fresh connection when
         // a pooled connection turns out to have been closed by the upstream while idle.
-        let mut attempt = 0;
+        let mut tries = 0;
         loop {
-            attempt += 1;
-            let origin = cluster.origin(conn.peer, &conn.stream);
-            let mut up = match cluster.checkout(ep, origin).await {
+            tries += 1;
+            let origin = cluster.origin(conn.peer, || conn.stream.local_addr().ok());
+            let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(e) => {
-                    let fault = match e {
-                        ConnectError::Overflow => {
-                            cluster.stats().upstream_rq_pending_overflow.inc();
-                            Fault::Overflow
-                        }
-                        ConnectError::Refused => Fault::ConnectFailure,
-                        ConnectError::Timeout => Fault::ConnectTimeout,
-                    };
-                    return self.reply_fault(conn, fault, Some(route)).await;
-                }
+                Err(fault) => return self.reply_fault(conn, fault, Some(route)).await,
             };
             let mut upbuf = BytesMut::new();
             let up_stats = cluster.stats();
@@ -479,7 +444,7 @@ impl<'a> Exchange<'a> {
                 };
                 if matches!(relayed, Relayed::Fault(Fault::UpstreamReset))
                     && up.reused
-                    && attempt == 1
+                    && tries == 1
                 {
                     cluster.stats().upstream_rq_retry.inc();
                     continue;
@@ -638,13 +603,13 @@ impl<'a> Exchange<'a> {
             }
             Relayed::Fault(fault) => {
                 let mut up = up;
-                self.count_upstream_failure(&mut up, fault.flag());
+                upstream::count_failure(&mut up, fault.flag());
                 drop(up);
                 self.reply_fault(conn, fault, Some(route)).await
             }
             Relayed::Broken(flags) => {
                 let mut up = up;
-                self.count_upstream_failure(&mut up, flags);
+                upstream::count_failure(&mut up, flags);
                 self.rec.flags |= flags;
                 if flags.contains(ResponseFlags::DC) {
                     up.cluster().stats().upstream_rq_tx_reset.inc();
@@ -654,21 +619,6 @@ impl<'a> Exchange<'a> {
                 self.ll.http().downstream_rq_tx_reset.inc();
                 Next::Close
             }
-        }
-    }
-
-    /// Count what an upstream failure says about the request and the connection.
-    fn count_upstream_failure(&self, up: &mut Upstream, flags: ResponseFlags) {
-        let stats = up.cluster().stats();
-        if flags.contains(ResponseFlags::UPE) {
-            stats.upstream_cx_protocol_error.inc();
-        }
-        if flags.contains(ResponseFlags::UT) {
-            stats.upstream_rq_timeout.inc();
-        }
-        if flags.contains(ResponseFlags::UC) {
-            stats.upstream_rq_rx_reset.inc();
-            up.closed_by_peer();
         }
     }
 
@@ -685,7 +635,6 @@ impl<'a> Exchange<'a> {
         if upbuf.capacity() == 0 {
             *upbuf = buffers::take();
         }
-        let limits = Limits::default();
         let method = if self.head.is_head() {
             MethodKind::Head
         } else {
@@ -693,32 +642,22 @@ impl<'a> Exchange<'a> {
         };
         let mut parser = http1::ResponseParser::new();
         let resp: ResponseHead = loop {
-            match parser.parse(upbuf, method, &limits) {
-                Ok(Some(r)) if r.status() == 101 => {
+            match upstream::read_response_head(up, upbuf, &mut parser, method, deadline).await {
+                Ok(r) if r.status() == 101 => {
                     if self.head.upgrade().is_none() {
                         return Relayed::Fault(Fault::UpstreamProtocol);
                     }
                     break r;
                 }
-                Ok(Some(r)) if r.is_informational() => {
+                Ok(r) if r.is_informational() => {
                     // 100 Continue was answered by us; other interim responses pass through.
                     if r.status() != 100 && body::write_bytes(down, r.raw().clone()).await.is_err()
                     {
                         return Relayed::Broken(ResponseFlags::DC);
                     }
-                    continue;
                 }
-                Ok(Some(r)) => break r,
-                Ok(None) => {}
-                Err(_) => return Relayed::Fault(Fault::UpstreamProtocol),
-            }
-            match read_into(up, upbuf, deadline).await {
-                Ok(0) => return Relayed::Fault(Fault::UpstreamReset),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Relayed::Fault(Fault::UpstreamTimeout);
-                }
-                Err(_) => return Relayed::Fault(Fault::UpstreamReset),
+                Ok(r) => break r,
+                Err(fault) => return Relayed::Fault(fault),
             }
         };
         let status = resp.status();

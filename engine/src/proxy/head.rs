@@ -13,7 +13,7 @@ use crate::config::HttpOptions;
 use crate::router::{HeaderToAdd, Route};
 
 /// Fields that describe one connection, never forwarded (besides those `Connection` names).
-fn is_hop_by_hop(name: &[u8]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     const HOP: [&[u8]; 7] = [
         b"connection",
         b"keep-alive",
@@ -26,11 +26,11 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
-fn listed(names: &[bytes::Bytes], name: &[u8]) -> bool {
+pub(crate) fn listed(names: &[bytes::Bytes], name: &[u8]) -> bool {
     names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-fn replaced(adds: &[HeaderToAdd], name: &[u8]) -> bool {
+pub(crate) fn replaced(adds: &[HeaderToAdd], name: &[u8]) -> bool {
     adds.iter()
         .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
 }
@@ -71,6 +71,18 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
     };
     let mut has_host = false;
     for (i, (name, value)) in req.headers().enumerate() {
+        // `TE` is hop-by-hop, but its `trailers` token says the client takes trailers (gRPC
+        // needs it). Like Envoy, forward `te: trailers` alone and drop other codings.
+        if name.eq_ignore_ascii_case(b"te") {
+            let trailers = value.split(|&b| b == b',').any(|t| {
+                let coding = t.split(|&b| b == b';').next().unwrap_or_default();
+                coding.trim_ascii().eq_ignore_ascii_case(b"trailers")
+            });
+            if trailers {
+                encode::header(dst, b"te", b"trailers");
+            }
+            continue;
+        }
         if is_hop_by_hop(name)
             || req
                 .connection_tokens()

@@ -1,6 +1,7 @@
-//! The HTTP/1 connection manager: one task per downstream connection, serving its requests in
-//! order (pipelined requests wait in the read buffer), each through routing to a local reply
-//! or an upstream.
+//! The HTTP connection manager: one task per downstream connection. HTTP/1 requests are served
+//! in order (pipelined requests wait in the read buffer), each through routing to a local reply
+//! or an upstream. A connection that opens with the HTTP/2 preface (prior-knowledge h2c) is
+//! handed to [`h2`].
 //!
 //! An idle keep-alive connection holds no read buffer and only a small future: it waits for
 //! readiness, and the per-request state lives in a boxed future that exists only while a
@@ -9,9 +10,11 @@
 mod body;
 mod exchange;
 mod fault;
+mod h2;
 mod head;
 mod reply;
 mod tunnel;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -27,6 +30,15 @@ pub(crate) struct Downstream {
     /// Bytes read but not yet consumed (pipelined requests); no capacity while idle.
     pub(crate) buf: BytesMut,
     pub(crate) peer: SocketAddr,
+}
+
+/// Which codec a downstream connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Codec {
+    /// Nothing read yet.
+    Unknown,
+    Http1,
+    Http2,
 }
 
 /// How [`serve`] ended.
@@ -56,9 +68,9 @@ pub(crate) async fn serve(
         ls.downstream_cx_active.inc();
         http.downstream_cx_total.inc();
         http.downstream_cx_active.inc();
-        http.downstream_cx_http1_total.inc();
-        http.downstream_cx_http1_active.inc();
     }
+    // Only connections that served HTTP/1 are parked, so one coming back speaks HTTP/1.
+    let mut codec = if fresh { Codec::Unknown } else { Codec::Http1 };
 
     let mut conn = Downstream {
         stream,
@@ -73,7 +85,8 @@ pub(crate) async fn serve(
             let idle_at = now + idle;
             // Park when idle for a while; parked connections' timeouts are swept once a
             // second, so only long idle timeouts qualify.
-            let mut park_at = (idle > 2 * park::PARK_AFTER).then(|| now + park::PARK_AFTER);
+            let mut park_at = (idle > 2 * park::PARK_AFTER && codec == Codec::Http1)
+                .then(|| now + park::PARK_AFTER);
             // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
             let ready = loop {
                 let woke = monoio::select! {
@@ -106,6 +119,29 @@ pub(crate) async fn serve(
                 break true;
             }
         }
+        if codec == Codec::Unknown {
+            let deadline = timer::coarse_now()
+                + worker
+                    .local()
+                    .listener_config(li)
+                    .http
+                    .request_header_timeout;
+            match sniff(&mut conn, deadline).await {
+                None => break true,
+                Some(Codec::Http2) => {
+                    http.downstream_cx_http2_total.inc();
+                    http.downstream_cx_http2_active.inc();
+                    let by_peer = Box::pin(h2::serve(worker, li, conn)).await;
+                    account_close(worker, li, by_peer, false, Codec::Http2);
+                    return Ended::Closed;
+                }
+                Some(_) => {
+                    http.downstream_cx_http1_total.inc();
+                    http.downstream_cx_http1_active.inc();
+                    codec = Codec::Http1;
+                }
+            }
+        }
         let local = worker.local();
         match Box::pin(exchange::handle(worker, &local, li, conn)).await {
             exchange::Next::KeepAlive(c) => conn = c,
@@ -113,12 +149,45 @@ pub(crate) async fn serve(
             exchange::Next::PeerGone => break true,
         }
     };
-    account_close(worker, li, closed_by_peer, false);
+    account_close(worker, li, closed_by_peer, false, codec);
     Ended::Closed
 }
 
+/// Read the first bytes of a fresh connection until they tell HTTP/2's preface (RFC 9113
+/// 3.4) from anything else, which is left to the HTTP/1 codec. `None`: the client left.
+async fn sniff(conn: &mut Downstream, deadline: std::time::Instant) -> Option<Codec> {
+    if conn.buf.capacity() == 0 {
+        conn.buf = buffers::take();
+    }
+    loop {
+        let n = conn.buf.len().min(h2::PREFACE.len());
+        if n > 0 && conn.buf[..n] != h2::PREFACE[..n] {
+            return Some(Codec::Http1);
+        }
+        if n == h2::PREFACE.len() {
+            return Some(Codec::Http2);
+        }
+        match buffers::read_into(&mut conn.stream, &mut conn.buf, Some(deadline)).await {
+            Ok(0) if conn.buf.is_empty() => return None,
+            // A partial preface then silence or EOF: the HTTP/1 codec answers it.
+            Ok(0) => return Some(Codec::Http1),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !conn.buf.is_empty() => {
+                return Some(Codec::Http1);
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Stats for a downstream connection that is gone (closed by its task or in the parking lot).
-pub(crate) fn account_close(worker: &Worker, li: usize, by_peer: bool, idle_timeout: bool) {
+pub(crate) fn account_close(
+    worker: &Worker,
+    li: usize,
+    by_peer: bool,
+    idle_timeout: bool,
+    codec: Codec,
+) {
     let local = worker.local();
     let l = &local.listeners[li];
     let (ls, http) = (l.stats(), l.http());
@@ -128,7 +197,11 @@ pub(crate) fn account_close(worker: &Worker, li: usize, by_peer: bool, idle_time
     ls.downstream_cx_active.dec();
     ls.downstream_cx_destroy.inc();
     http.downstream_cx_active.dec();
-    http.downstream_cx_http1_active.dec();
+    match codec {
+        Codec::Http1 => http.downstream_cx_http1_active.dec(),
+        Codec::Http2 => http.downstream_cx_http2_active.dec(),
+        Codec::Unknown => {}
+    }
     http.downstream_cx_destroy.inc();
     if by_peer {
         http.downstream_cx_destroy_remote.inc();

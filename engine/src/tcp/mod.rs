@@ -46,7 +46,7 @@ pub(crate) async fn serve(
 
     let cluster = &local.clusters[ci];
     if let Some(ep) = cluster.pick() {
-        let origin = cluster.origin(peer, &stream);
+        let origin = cluster.origin(peer, || stream.local_addr().ok());
         match cluster.connect(ep, origin).await {
             Ok(up) => {
                 let active = &cluster.endpoints[ep].active;

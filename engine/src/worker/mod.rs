@@ -346,7 +346,13 @@ fn close_parked(worker: &Worker, parked: park::Parked, idle_timeout: bool) {
 
 /// The accounting at the end of [`connection`], for a connection that ends outside its task.
 fn connection_gone(worker: &Worker, listener: usize, idle_timeout: bool) {
-    crate::proxy::account_close(worker, listener, false, idle_timeout);
+    crate::proxy::account_close(
+        worker,
+        listener,
+        false,
+        idle_timeout,
+        crate::proxy::Codec::Http1,
+    );
     let server = worker.shared.admin.stats.server().core(worker.core);
     server.total_connections.dec();
     worker.connections.set(worker.connections.get() - 1);

@@ -1,0 +1,266 @@
+//! Between HTTP/2 field lists and the HTTP/1 message model the router and the upstream codec
+//! use: a request from an HTTP/2 stream becomes an HTTP/1.1 [`RequestHead`] (RFC 9113 8.3.1:
+//! `:authority` is the Host, cookie crumbs are joined, 8.2.3), and an HTTP/1 response head or
+//! trailer section becomes an HTTP/2 field list (connection-specific fields dropped, 8.2.2;
+//! names lowercased, 8.2.1).
+
+use bytes::{Bytes, BytesMut};
+use protocols::http1::{self, Limits, RequestError, RequestHead, ResponseHead, encode};
+
+use crate::config::HttpOptions;
+use crate::proxy::head::{is_hop_by_hop, listed, replaced};
+use crate::proxy::reply::LocalReply;
+use crate::router::{HeaderToAdd, Route};
+
+/// An HTTP/2 field list: pseudo-header fields first.
+pub(super) type Fields = Vec<(Bytes, Bytes)>;
+
+/// The HTTP/1.1 request head an HTTP/2 request stands for. `end_stream`: the HEADERS frame
+/// ended the stream (no body). A body without `content-length` is declared chunked, so the
+/// head's framing says how the body is sent upstream.
+pub(super) fn request_head(
+    fields: &[(Bytes, Bytes)],
+    end_stream: bool,
+    limits: &Limits,
+) -> Result<RequestHead, RequestError> {
+    let pseudo = |name: &[u8]| {
+        fields
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| v.as_ref())
+    };
+    let method = pseudo(b":method").unwrap_or_default();
+    let authority = pseudo(b":authority");
+    let mut dst = BytesMut::with_capacity(256);
+    dst.extend_from_slice(method);
+    dst.extend_from_slice(b" ");
+    match pseudo(b":path") {
+        Some(path) => dst.extend_from_slice(path),
+        // CONNECT names only the authority (RFC 9113 8.5).
+        None => dst.extend_from_slice(authority.unwrap_or_default()),
+    }
+    dst.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(a) = authority {
+        encode::header(&mut dst, b"host", a);
+    }
+    let mut has_length = false;
+    let mut cookies = 0;
+    for (name, value) in fields.iter().filter(|(n, _)| !n.starts_with(b":")) {
+        match name.as_ref() {
+            // `:authority` wins over Host (RFC 9113 8.3.1).
+            b"host" if authority.is_some() => continue,
+            b"cookie" => {
+                cookies += 1;
+                continue;
+            }
+            b"content-length" => has_length = true,
+            _ => {}
+        }
+        encode::header(&mut dst, name, value);
+    }
+    if cookies > 0 {
+        // Crumbs become one field again for HTTP/1.1 (RFC 9113 8.2.3).
+        dst.extend_from_slice(b"cookie: ");
+        let crumbs = fields.iter().filter(|(n, _)| n.as_ref() == b"cookie");
+        for (i, (_, v)) in crumbs.enumerate() {
+            if i > 0 {
+                dst.extend_from_slice(b"; ");
+            }
+            dst.extend_from_slice(v);
+        }
+        dst.extend_from_slice(b"\r\n");
+    }
+    if !end_stream && !has_length {
+        encode::header(&mut dst, b"transfer-encoding", b"chunked");
+    }
+    encode::end_head(&mut dst);
+    match http1::parse_request(&mut dst, limits)? {
+        Some(head) => Ok(head),
+        // A complete head was written; this cannot happen, but it is not worth a panic.
+        None => Err(RequestError::HeadTooLarge),
+    }
+}
+
+/// A header name as HTTP/2 requires it: lowercase (a slice of `raw` when it already is).
+fn lower(raw: &Bytes, name: &[u8]) -> Bytes {
+    if name.iter().any(u8::is_ascii_uppercase) {
+        Bytes::from(name.to_ascii_lowercase())
+    } else {
+        raw.slice_ref(name)
+    }
+}
+
+fn status_value(status: u16) -> Bytes {
+    let mut n = itoa::Buffer::new();
+    Bytes::copy_from_slice(n.format(status).as_bytes())
+}
+
+fn push_adds(out: &mut Fields, adds: &[HeaderToAdd]) {
+    for h in adds {
+        out.push((
+            Bytes::from(h.name.to_ascii_lowercase()),
+            Bytes::copy_from_slice(&h.value),
+        ));
+    }
+}
+
+fn push_via(out: &mut Fields, opts: &HttpOptions) {
+    if let Some(via) = &opts.via {
+        out.push((
+            Bytes::from_static(b"via"),
+            Bytes::from(format!("1.1 {via}")),
+        ));
+    }
+}
+
+/// The HTTP/2 response head for the upstream's HTTP/1 response `resp`, with the route's
+/// header changes.
+pub(super) fn response_fields(
+    resp: &ResponseHead,
+    route: &Route,
+    opts: &HttpOptions,
+    out: &mut Fields,
+) {
+    out.push((Bytes::from_static(b":status"), status_value(resp.status())));
+    let raw = resp.raw();
+    for (name, value) in resp.headers() {
+        if is_hop_by_hop(name)
+            || resp
+                .connection_tokens()
+                .any(|t| t.eq_ignore_ascii_case(name))
+            || listed(&route.response_headers_to_remove, name)
+            || replaced(&route.response_headers_to_add, name)
+        {
+            continue;
+        }
+        out.push((lower(raw, name), raw.slice_ref(value)));
+    }
+    push_via(out, opts);
+    push_adds(out, &route.response_headers_to_add);
+}
+
+/// The fields of a locally generated response (the body goes in DATA frames).
+pub(super) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
+    out.push((Bytes::from_static(b":status"), status_value(reply.status)));
+    out.push((
+        Bytes::from_static(b"server"),
+        Bytes::copy_from_slice(opts.server_name.as_bytes()),
+    ));
+    if let Some(loc) = reply.location {
+        out.push((Bytes::from_static(b"location"), Bytes::copy_from_slice(loc)));
+    }
+    let mut n = itoa::Buffer::new();
+    out.push((
+        Bytes::from_static(b"content-length"),
+        Bytes::copy_from_slice(n.format(reply.body.len()).as_bytes()),
+    ));
+    if !reply.body.is_empty() {
+        out.push((
+            Bytes::from_static(b"content-type"),
+            Bytes::copy_from_slice(reply.content_type),
+        ));
+    }
+    push_adds(out, reply.extra);
+}
+
+/// An HTTP/1 chunked trailer block (`name: value` lines, each ending in CRLF) as HTTP/2
+/// trailer fields; connection-specific fields are dropped.
+pub(super) fn trailer_fields(block: &Bytes, out: &mut Fields) {
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = &line[..colon];
+        let value = line[colon + 1..].trim_ascii();
+        if name.is_empty() || is_hop_by_hop(name) {
+            continue;
+        }
+        out.push((lower(block, name), block.slice_ref(value)));
+    }
+}
+
+/// HTTP/2 trailer fields as the trailer block of a last chunk (`name: value\r\n` lines).
+pub(super) fn write_trailers(fields: &[(Bytes, Bytes)], dst: &mut BytesMut) {
+    for (name, value) in fields {
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        encode::header(dst, name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(pairs: &[(&'static str, &'static str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(n, v)| {
+                (
+                    Bytes::from_static(n.as_bytes()),
+                    Bytes::from_static(v.as_bytes()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn authority_becomes_host_and_cookie_crumbs_are_joined() {
+        let fields = f(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "example.com"),
+            (":path", "/a?b=1"),
+            ("cookie", "a=1"),
+            ("host", "other.example"),
+            ("x-y", "z"),
+            ("cookie", "b=2"),
+        ]);
+        let head = request_head(&fields, true, &Limits::default()).unwrap();
+        assert_eq!(head.method(), b"GET");
+        assert_eq!(head.path(), b"/a");
+        assert_eq!(head.query(), b"b=1");
+        assert_eq!(head.authority(), b"example.com");
+        assert_eq!(head.header(b"cookie"), Some(&b"a=1; b=2"[..]));
+        assert_eq!(head.header(b"x-y"), Some(&b"z"[..]));
+        assert_eq!(head.headers().filter(|(n, _)| *n == b"host").count(), 1);
+        assert_eq!(head.framing(), http1::BodyFraming::None);
+    }
+
+    #[test]
+    fn a_body_without_length_is_chunked_and_with_length_is_not() {
+        let base = [(":method", "POST"), (":authority", "a"), (":path", "/")];
+        let head = request_head(&f(&base), false, &Limits::default()).unwrap();
+        assert_eq!(head.framing(), http1::BodyFraming::Chunked);
+        let mut with_len = f(&base);
+        with_len.push((
+            Bytes::from_static(b"content-length"),
+            Bytes::from_static(b"5"),
+        ));
+        let head = request_head(&with_len, false, &Limits::default()).unwrap();
+        assert_eq!(head.framing(), http1::BodyFraming::Length(5));
+    }
+
+    #[test]
+    fn a_request_without_authority_or_host_is_refused() {
+        let fields = f(&[(":method", "GET"), (":scheme", "http"), (":path", "/")]);
+        assert!(request_head(&fields, true, &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn trailer_blocks_become_lowercase_fields_without_connection_fields() {
+        let block = Bytes::from_static(b"Grpc-Status: 0\r\nconnection: x\r\nx-sum:  7 \r\n");
+        let mut out = Fields::new();
+        trailer_fields(&block, &mut out);
+        assert_eq!(
+            out,
+            f(&[("grpc-status", "0"), ("x-sum", "7")]),
+            "names lowercased, values trimmed"
+        );
+        let mut dst = BytesMut::new();
+        write_trailers(&out, &mut dst);
+        assert_eq!(&dst[..], b"grpc-status: 0\r\nx-sum: 7\r\n");
+    }
+}

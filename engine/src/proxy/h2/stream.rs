@@ -1,0 +1,658 @@
+//! One HTTP/2 stream: a request routed like any other and answered locally or by an HTTP/1
+//! upstream, with the request body and the response relayed at the same time under HTTP/2
+//! flow control (a byte of request body is credited back to the client only once it was
+//! written upstream).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
+use protocols::http1::{
+    self, BodyDecoder, BodyEvent, BodyFraming, Limits, MethodKind, RequestHead,
+};
+use protocols::http2::conn::StreamState;
+use protocols::http2::frame::Reason;
+
+use super::convert::{self, Fields};
+use super::signal::Signal;
+use super::{Shared, StreamSlot};
+use crate::access_log::{Entry, ResponseFlags};
+use crate::cluster::Upstream;
+use crate::config::{ClusterId, HttpOptions, ListenerConfig};
+use crate::proxy::body::{self, PumpError, read_into};
+use crate::proxy::exchange::{Record, count_status};
+use crate::proxy::fault::Fault;
+use crate::proxy::head::{self, OutFraming, RequestRewrite};
+use crate::proxy::reply::LocalReply;
+use crate::proxy::upstream::{self, Attempt};
+use crate::router::{Action, Route};
+use crate::server::ListenerShared;
+use crate::stats::HttpStats;
+use crate::worker::{Local, Worker, buffers, rng, timer};
+
+/// What the stream tasks of one connection share besides [`Shared`].
+pub(super) struct ConnCtx {
+    pub(super) worker: Rc<Worker>,
+    pub(super) li: usize,
+    pub(super) peer: SocketAddr,
+    /// The address the client connected to (for PROXY headers sent upstream).
+    pub(super) local_addr: Option<SocketAddr>,
+    pub(super) shared: Rc<Shared>,
+    pub(super) listener: Arc<ListenerShared>,
+    /// A stream task ended (the connection task re-arms its idle timer).
+    pub(super) tasks_changed: Signal,
+}
+
+impl ConnCtx {
+    pub(super) fn http(&self) -> &HttpStats {
+        self.listener.http.stats.core(self.worker.core)
+    }
+}
+
+/// The stream is gone (reset, or the connection closed).
+struct Gone;
+
+/// What the client sent next on a stream.
+enum Recv {
+    Data(Bytes),
+    Trailers(Fields),
+    End,
+    Gone,
+}
+
+/// How the upstream part ended (as in the HTTP/1 exchange).
+enum Relayed {
+    Done {
+        upstream_reusable: bool,
+    },
+    /// Failed before any response went to the client: answer locally.
+    Fault(Fault),
+    /// Failed after the response started, or the client went away.
+    Broken(ResponseFlags),
+}
+
+/// Serve the request that opened `slot`'s stream, then settle the stream and account for it.
+pub(super) async fn run(ctx: Rc<ConnCtx>, slot: Rc<StreamSlot>, fields: Fields, end_stream: bool) {
+    let local = ctx.worker.local();
+    let http = ctx.http();
+    http.downstream_rq_total.inc();
+    http.downstream_rq_http2_total.inc();
+    http.downstream_rq_active.inc();
+    let ll = &local.listeners[ctx.li];
+    let start_time = ll.access_log.as_ref().map(|_| SystemTime::now());
+    let mut ex = Exchange {
+        ctx: &ctx,
+        local: &local,
+        cfg: local.listener_config(ctx.li),
+        slot: &slot,
+        head: None,
+        rec: Record::new(Instant::now()),
+        request_id: None,
+        route_name: "",
+    };
+    let cancelled = monoio::select! {
+        () = ex.run(&fields, end_stream) => false,
+        () = slot.cancel.wait() => true,
+    };
+    if cancelled {
+        ex.rec.flags |= ResponseFlags::DC;
+    }
+
+    http.downstream_rq_active.dec();
+    if ex.rec.completed {
+        http.downstream_rq_completed.inc();
+    }
+    http.downstream_cx_rx_bytes_total.add(ex.rec.bytes_received);
+    http.downstream_cx_tx_bytes_total.add(ex.rec.bytes_sent);
+    if ex.rec.status != 0 && !cancelled {
+        count_status(http, ex.rec.status);
+    } else {
+        http.downstream_rq_rx_reset.inc();
+    }
+    ll.rq_time.record(ex.rec.start.elapsed().as_micros() as u64);
+    if let (Some(log), Some(start_time)) = (&ll.access_log, start_time) {
+        ex.log(log, start_time, &fields);
+    }
+    settle(&ctx, &slot);
+}
+
+/// The task is done with its stream: forget it, return unread flow-control credit, and reset
+/// the stream if it is still open (RFC 9113 8.1: NO_ERROR when only the request is unfinished).
+fn settle(ctx: &ConnCtx, slot: &StreamSlot) {
+    let sh = &ctx.shared;
+    let now_idle = {
+        let mut streams = sh.streams.borrow_mut();
+        streams.remove(&slot.id.get());
+        streams.is_empty()
+    };
+    let unread: usize = slot.rx.borrow_mut().data.drain(..).map(|d| d.len()).sum();
+    let mut conn = sh.conn.borrow_mut();
+    if unread > 0 {
+        conn.release_capacity(slot.id, u32::try_from(unread).unwrap_or(u32::MAX));
+    }
+    let reason = match conn.stream_state(slot.id) {
+        None | Some(StreamState::Idle) => None,
+        Some(StreamState::HalfClosedLocal) => Some(Reason::NO_ERROR),
+        Some(StreamState::Open | StreamState::HalfClosedRemote) => Some(Reason::INTERNAL_ERROR),
+    };
+    if let Some(reason) = reason {
+        let _ = conn.reset(slot.id, reason);
+    }
+    drop(conn);
+    if now_idle {
+        sh.idle_since.set(timer::coarse_now());
+        ctx.tasks_changed.notify();
+    }
+    sh.writer.notify();
+}
+
+struct Exchange<'a> {
+    ctx: &'a ConnCtx,
+    local: &'a Rc<Local>,
+    cfg: &'a ListenerConfig,
+    slot: &'a StreamSlot,
+    /// The request as an HTTP/1.1 head (routing, the upstream request, the log).
+    head: Option<RequestHead>,
+    rec: Record,
+    request_id: Option<[u8; 36]>,
+    route_name: &'a str,
+}
+
+impl<'a> Exchange<'a> {
+    fn opts(&self) -> &'a HttpOptions {
+        &self.cfg.http
+    }
+
+    async fn run(&mut self, fields: &Fields, end_stream: bool) {
+        let opts = self.opts();
+        let limits = Limits {
+            max_request_line: opts.max_request_line_bytes,
+            max_head: opts.max_request_headers_bytes,
+            max_headers: opts.max_request_headers_count,
+        };
+        let head = match convert::request_head(fields, end_stream, &limits) {
+            Ok(h) => h,
+            Err(e) => {
+                let http = self.ctx.http();
+                http.downstream_rq_bad.inc();
+                if matches!(e.status(), 414 | 431) {
+                    http.downstream_rq_too_large.inc();
+                }
+                self.rec.flags |= ResponseFlags::DPE;
+                let text = format!("{e}\n");
+                return self
+                    .reply_local(LocalReply::new(e.status(), text.as_bytes()))
+                    .await;
+            }
+        };
+        let head = self.head.insert(head);
+        if head.is_connect() {
+            return self
+                .reply_local(LocalReply::new(501, b"CONNECT is not supported\n"))
+                .await;
+        }
+        if opts.generate_request_id && head.header(b"x-request-id").is_none() {
+            let mut id = [0u8; 36];
+            rng::uuid_v4(&mut id);
+            self.request_id = Some(id);
+        }
+        let cfg: &'a ListenerConfig = self.cfg;
+        let Some(route) = cfg.routes.route(head) else {
+            self.ctx.http().no_route.inc();
+            return self.reply_fault(Fault::NoRoute, None).await;
+        };
+        self.route_name = &route.name;
+        match &route.action {
+            Action::DirectResponse { status, body } => {
+                self.ctx.http().rq_direct_response.inc();
+                let mut reply = LocalReply::new(*status, body);
+                reply.extra = &route.response_headers_to_add;
+                self.reply_local(reply).await;
+            }
+            Action::Redirect(r) => {
+                self.ctx.http().rq_redirect.inc();
+                let mut location = Vec::with_capacity(128);
+                r.location(head, b"http", &mut location);
+                let mut reply = LocalReply::new(r.status, b"");
+                reply.location = Some(&location);
+                reply.extra = &route.response_headers_to_add;
+                self.reply_local(reply).await;
+            }
+            Action::Cluster(id) => self.forward(route, *id).await,
+            Action::WeightedClusters(w) => {
+                let id = w.pick(rng::next_u64() as u32);
+                self.forward(route, id).await;
+            }
+        }
+    }
+
+    fn is_head(&self) -> bool {
+        self.head.as_ref().is_some_and(RequestHead::is_head)
+    }
+
+    /// Send a locally generated response.
+    async fn reply_local(&mut self, reply: LocalReply<'_>) {
+        let mut fields = Fields::new();
+        convert::local_reply_fields(&reply, self.opts(), &mut fields);
+        let no_body = reply.body.is_empty() || self.is_head();
+        self.rec.status = reply.status;
+        if self.send_headers(&fields, no_body).is_err() {
+            return;
+        }
+        if !no_body {
+            let body = Bytes::copy_from_slice(reply.body);
+            if self.send_data(body, true).await.is_err() {
+                return;
+            }
+            self.rec.bytes_sent = reply.body.len() as u64;
+        }
+        self.rec.completed = true;
+    }
+
+    async fn reply_fault(&mut self, fault: Fault, route: Option<&Route>) {
+        self.rec.flags |= fault.flag();
+        let mut reply = LocalReply::new(fault.status(), fault.body());
+        if let Some(r) = route {
+            reply.extra = &r.response_headers_to_add;
+        }
+        self.reply_local(reply).await;
+    }
+
+    fn send_headers(&self, fields: &Fields, end_stream: bool) -> Result<(), Gone> {
+        let sh = &self.ctx.shared;
+        let sent = sh.conn.borrow_mut().send_headers(
+            self.slot.id,
+            fields.iter().map(|(n, v)| (&n[..], &v[..])),
+            end_stream,
+        );
+        sh.writer.notify();
+        sent.map_err(|_| Gone)
+    }
+
+    /// Send all of `data` as flow control allows; waits for window updates (at most the idle
+    /// timeout each).
+    async fn send_data(&self, mut data: Bytes, end_stream: bool) -> Result<(), Gone> {
+        let sh = &self.ctx.shared;
+        let idle = self.opts().idle_timeout;
+        loop {
+            if self.slot.rx.borrow().reset.is_some() {
+                return Err(Gone);
+            }
+            let sent = sh
+                .conn
+                .borrow_mut()
+                .send_data(self.slot.id, &mut data, end_stream);
+            sh.writer.notify();
+            match sent {
+                Ok(_) if data.is_empty() => return Ok(()),
+                Ok(_) => {}
+                Err(_) => return Err(Gone),
+            }
+            let deadline = timer::coarse_now() + idle;
+            monoio::select! {
+                () = self.slot.tx_ready.wait() => {}
+                () = timer::sleep_until(deadline) => return Err(Gone),
+            }
+        }
+    }
+
+    /// Forward to a cluster: pick an endpoint, get a connection, relay.
+    async fn forward(&mut self, route: &'a Route, id: ClusterId) {
+        let cluster = self.local.clusters[id].clone();
+        let Some(ep) = cluster.pick() else {
+            cluster.stats().upstream_cx_none_healthy.inc();
+            return self
+                .reply_fault(Fault::NoHealthyUpstream, Some(route))
+                .await;
+        };
+        let attempt = Attempt::begin(cluster, ep, self.rec.start);
+        self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
+        self.forward_to(route, &attempt).await;
+        self.rec.upstream_time = Some(attempt.end(self.rec.status, self.rec.flags, self.rec.up_rx));
+    }
+
+    async fn forward_to(&mut self, route: &'a Route, attempt: &Attempt) {
+        let Some(head) = &self.head else { return };
+        let framing = head.framing();
+        let out_framing = match framing {
+            BodyFraming::Chunked => OutFraming::Chunked,
+            _ => OutFraming::AsIs,
+        };
+        let mut out = buffers::take();
+        head::write_request(
+            &mut out,
+            head,
+            &RequestRewrite {
+                route,
+                opts: self.opts(),
+                peer: self.ctx.peer,
+                framing: out_framing,
+                upgrade: None,
+                request_id: self.request_id.as_ref(),
+            },
+        );
+        let request_head = out.split().freeze();
+        buffers::give_back(out);
+        let has_body = framing != BodyFraming::None;
+        let deadline = route.timeout.map(|t| self.rec.start + t);
+        let cluster = &attempt.cluster;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let origin = cluster.origin(self.ctx.peer, || self.ctx.local_addr);
+            let up = match attempt.checkout(origin).await {
+                Ok(up) => up,
+                Err(fault) => return self.reply_fault(fault, Some(route)).await,
+            };
+            cluster
+                .stats()
+                .upstream_cx_tx_bytes_total
+                .add(request_head.len() as u64);
+            let reused = up.reused;
+            let (upstream, lease) = up.into_parts();
+            let (mut ur, mut uw) = upstream.into_split();
+            let mut upbuf = BytesMut::new();
+            let mut head_sent = false;
+            let mut sent_up = 0u64;
+            let (upload_done, relayed) = {
+                let upload = upload(
+                    self.ctx,
+                    self.slot,
+                    self.opts().idle_timeout,
+                    &mut uw,
+                    request_head.clone(),
+                    out_framing,
+                    has_body,
+                );
+                let relay = self.relay(&mut ur, &mut upbuf, route, deadline, &mut head_sent);
+                let mut upload = std::pin::pin!(upload);
+                let mut relay = std::pin::pin!(relay);
+                let mut upload_result = None;
+                let relayed = loop {
+                    monoio::select! {
+                        r = &mut upload, if upload_result.is_none() => {
+                            // A client that went away ends it; an upstream that stopped
+                            // reading may still be answering.
+                            let client_gone = matches!(r, Err(PumpError::Source(_)));
+                            upload_result = Some(r);
+                            if client_gone {
+                                break Relayed::Broken(ResponseFlags::DC);
+                            }
+                        }
+                        r = &mut relay => break r,
+                    }
+                };
+                (upload_result, relayed)
+            };
+            let upload_done = match upload_done {
+                Some(Ok(n)) => {
+                    sent_up = n;
+                    true
+                }
+                _ => false,
+            };
+            self.rec.bytes_received += sent_up;
+            cluster.stats().upstream_cx_tx_bytes_total.add(sent_up);
+            let Ok(stream) = ur.reunite(uw) else { return };
+            let mut up = Upstream::from_parts(stream, lease);
+            match relayed {
+                Relayed::Done { upstream_reusable } => {
+                    self.rec.completed = true;
+                    cluster.stats().upstream_rq_completed.inc();
+                    if upstream_reusable && upload_done && upbuf.is_empty() {
+                        cluster.clone().release(up);
+                    }
+                    buffers::give_back(upbuf);
+                    return;
+                }
+                Relayed::Fault(Fault::UpstreamReset) if reused && tries == 1 && !has_body => {
+                    // A pooled connection the upstream closed while idle: one more try.
+                    cluster.stats().upstream_rq_retry.inc();
+                }
+                Relayed::Fault(fault) => {
+                    upstream::count_failure(&mut up, fault.flag());
+                    drop(up);
+                    return self.reply_fault(fault, Some(route)).await;
+                }
+                Relayed::Broken(flags) => {
+                    upstream::count_failure(&mut up, flags);
+                    self.rec.flags |= flags;
+                    if head_sent {
+                        self.ctx.http().downstream_rq_tx_reset.inc();
+                    } else if !flags.contains(ResponseFlags::DC) {
+                        self.rec.flags |= ResponseFlags::UC;
+                        return self.reply_fault(Fault::UpstreamReset, Some(route)).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Read the upstream's HTTP/1 response and send it on the stream: head, body, trailers.
+    async fn relay<R: AsyncReadRent>(
+        &mut self,
+        ur: &mut R,
+        upbuf: &mut BytesMut,
+        route: &'a Route,
+        deadline: Option<Instant>,
+        head_sent: &mut bool,
+    ) -> Relayed {
+        if upbuf.capacity() == 0 {
+            *upbuf = buffers::take();
+        }
+        let method = if self.is_head() {
+            MethodKind::Head
+        } else {
+            MethodKind::Other
+        };
+        let mut parser = http1::ResponseParser::new();
+        let resp = loop {
+            match upstream::read_response_head(ur, upbuf, &mut parser, method, deadline).await {
+                // No Upgrade is ever sent upstream for an HTTP/2 request.
+                Ok(r) if r.status() == 101 => return Relayed::Fault(Fault::UpstreamProtocol),
+                // Interim responses are not relayed over HTTP/2 yet.
+                Ok(r) if r.is_informational() => {}
+                Ok(r) => break r,
+                Err(fault) => return Relayed::Fault(fault),
+            }
+        };
+        self.rec.status = resp.status();
+        self.rec.up_rx += resp.raw().len() as u64;
+        let resp_framing = resp.framing();
+        let upstream_reusable = resp.is_keep_alive() && resp_framing != BodyFraming::Close;
+        let no_body = matches!(resp_framing, BodyFraming::None | BodyFraming::Length(0));
+        let mut fields = Fields::new();
+        convert::response_fields(&resp, route, self.opts(), &mut fields);
+        if self.send_headers(&fields, no_body).is_err() {
+            return Relayed::Broken(ResponseFlags::DC);
+        }
+        *head_sent = true;
+        if no_body {
+            return Relayed::Done { upstream_reusable };
+        }
+        let mut decoder = BodyDecoder::new(resp_framing);
+        let idle = self.opts().idle_timeout;
+        loop {
+            let Ok(event) = decoder.decode(upbuf) else {
+                return Relayed::Broken(ResponseFlags::UPE);
+            };
+            match event {
+                BodyEvent::Data(d) => {
+                    let n = d.len() as u64;
+                    if self.send_data(d, false).await.is_err() {
+                        return Relayed::Broken(ResponseFlags::DC);
+                    }
+                    self.rec.bytes_sent += n;
+                    self.rec.up_rx += n;
+                }
+                BodyEvent::Trailers(block) => {
+                    let mut trailers = Fields::new();
+                    convert::trailer_fields(&block, &mut trailers);
+                    let sh = &self.ctx.shared;
+                    let sent = if trailers.is_empty() {
+                        sh.conn
+                            .borrow_mut()
+                            .send_data(self.slot.id, &mut Bytes::new(), true)
+                            .map(|_| ())
+                    } else {
+                        sh.conn.borrow_mut().send_trailers(
+                            self.slot.id,
+                            trailers.iter().map(|(n, v)| (&n[..], &v[..])),
+                        )
+                    };
+                    sh.writer.notify();
+                    if sent.is_err() {
+                        return Relayed::Broken(ResponseFlags::DC);
+                    }
+                    // The decoder reports End next.
+                    let _ = decoder.decode(upbuf);
+                    return Relayed::Done { upstream_reusable };
+                }
+                BodyEvent::End => {
+                    if self.send_data(Bytes::new(), true).await.is_err() {
+                        return Relayed::Broken(ResponseFlags::DC);
+                    }
+                    return Relayed::Done { upstream_reusable };
+                }
+                BodyEvent::NeedMore => {
+                    let deadline = timer::coarse_now() + idle;
+                    match read_into(ur, upbuf, Some(deadline)).await {
+                        Ok(0) => {
+                            if decoder.eof().is_err() {
+                                return Relayed::Broken(ResponseFlags::UC);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                            return Relayed::Broken(ResponseFlags::UT);
+                        }
+                        Err(_) => return Relayed::Broken(ResponseFlags::UC),
+                    }
+                }
+            }
+        }
+    }
+
+    fn log(&self, writer: &crate::access_log::AccessLogWriter, start: SystemTime, fields: &Fields) {
+        let pseudo = |name: &[u8]| {
+            fields
+                .iter()
+                .find(|(n, _)| n.as_ref() == name)
+                .map_or(&b""[..], |(_, v)| &v[..])
+        };
+        let h = self.head.as_ref();
+        let header = |name: &[u8]| h.and_then(|h| h.header(name));
+        writer.log(&Entry {
+            start,
+            method: pseudo(b":method"),
+            path: pseudo(b":path"),
+            protocol: "HTTP/2",
+            status: self.rec.status,
+            flags: self.rec.flags,
+            bytes_received: self.rec.bytes_received,
+            bytes_sent: self.rec.bytes_sent,
+            duration: self.rec.start.elapsed(),
+            upstream_service_time: self.rec.upstream_time,
+            forwarded_for: header(b"x-forwarded-for"),
+            user_agent: header(b"user-agent"),
+            request_id: match &self.request_id {
+                Some(id) => Some(&id[..]),
+                None => header(b"x-request-id"),
+            },
+            authority: h.map_or(&b""[..], RequestHead::authority),
+            upstream_host: self.rec.upstream,
+            downstream_remote: self.ctx.peer,
+            route_name: self.route_name,
+        });
+    }
+}
+
+/// The next thing the client sent, waiting at most the idle timeout.
+async fn recv(slot: &StreamSlot, idle: Duration) -> Recv {
+    loop {
+        {
+            let mut rx = slot.rx.borrow_mut();
+            if rx.reset.is_some() {
+                return Recv::Gone;
+            }
+            if let Some(d) = rx.data.pop_front() {
+                return Recv::Data(d);
+            }
+            if let Some(t) = rx.trailers.take() {
+                return Recv::Trailers(t);
+            }
+            if rx.end {
+                return Recv::End;
+            }
+        }
+        let deadline = timer::coarse_now() + idle;
+        monoio::select! {
+            () = slot.rx_ready.wait() => {}
+            () = timer::sleep_until(deadline) => return Recv::Gone,
+        }
+    }
+}
+
+/// Write the request head and then the body as it arrives from the client; returns the
+/// body bytes sent.
+async fn upload<W: AsyncWriteRent>(
+    ctx: &ConnCtx,
+    slot: &StreamSlot,
+    idle: Duration,
+    uw: &mut W,
+    request_head: Bytes,
+    framing: OutFraming,
+    has_body: bool,
+) -> Result<u64, PumpError> {
+    let sink = |_: std::io::Error| PumpError::Sink;
+    body::write_bytes(uw, request_head).await.map_err(sink)?;
+    if !has_body {
+        return Ok(0);
+    }
+    let chunked = framing == OutFraming::Chunked;
+    let mut sent = 0u64;
+    let mut out = BytesMut::new();
+    loop {
+        match recv(slot, idle).await {
+            Recv::Data(d) => {
+                let n = d.len();
+                if chunked {
+                    http1::encode::chunk_head(&mut out, n);
+                    out.extend_from_slice(&d);
+                    out.extend_from_slice(http1::encode::CHUNK_END);
+                    body::flush_out(uw, &mut out).await.map_err(sink)?;
+                } else {
+                    body::write_bytes(uw, d).await.map_err(sink)?;
+                }
+                sent += n as u64;
+                // Written upstream: the client may send this much more.
+                let sh = &ctx.shared;
+                sh.conn
+                    .borrow_mut()
+                    .release_capacity(slot.id, u32::try_from(n).unwrap_or(u32::MAX));
+                sh.writer.notify();
+            }
+            Recv::Trailers(t) => {
+                if chunked {
+                    out.extend_from_slice(b"0\r\n");
+                    convert::write_trailers(&t, &mut out);
+                    out.extend_from_slice(b"\r\n");
+                    body::flush_out(uw, &mut out).await.map_err(sink)?;
+                }
+                return Ok(sent);
+            }
+            Recv::End => {
+                if chunked {
+                    out.extend_from_slice(http1::encode::LAST_CHUNK);
+                    body::flush_out(uw, &mut out).await.map_err(sink)?;
+                }
+                return Ok(sent);
+            }
+            Recv::Gone => return Err(PumpError::Source(std::io::ErrorKind::ConnectionReset)),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The upstream side of a request shared by the HTTP/1 and HTTP/2 downstream codecs: the
+//! accounting of one request to one endpoint, the pool checkout mapped to faults, and reading
+//! an HTTP/1 response head.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use monoio::io::AsyncReadRent;
+use protocols::http1::{self, Limits, MethodKind, ResponseHead};
+
+use crate::access_log::ResponseFlags;
+use crate::cluster::{ClusterLocal, ConnectError, Origin, Upstream};
+use crate::proxy::body::read_into;
+use crate::proxy::fault::Fault;
+
+/// One request sent to one endpoint: counted active from [`Attempt::begin`] to
+/// [`Attempt::end`].
+pub(crate) struct Attempt {
+    pub(crate) cluster: Rc<ClusterLocal>,
+    pub(crate) endpoint: usize,
+    started: Instant,
+}
+
+impl Attempt {
+    /// Count a request to endpoint `ep` of `cluster`, started (by the client) at `started`.
+    pub(crate) fn begin(cluster: Rc<ClusterLocal>, ep: usize, started: Instant) -> Self {
+        let stats = cluster.stats();
+        stats.upstream_rq_total.inc();
+        stats.upstream_rq_active.inc();
+        let ep_stats = cluster.endpoint_stats(ep);
+        ep_stats.rq_total.inc();
+        ep_stats.rq_active.inc();
+        let endpoint = &cluster.endpoints[ep];
+        endpoint.active.set(endpoint.active.get() + 1);
+        Self {
+            cluster,
+            endpoint: ep,
+            started,
+        }
+    }
+
+    /// The request ended with `status` (0: no response) and `flags`, after `up_rx` bytes of
+    /// response. Returns the time since the request started.
+    pub(crate) fn end(self, status: u16, flags: ResponseFlags, up_rx: u64) -> Duration {
+        let cluster = &self.cluster;
+        let endpoint = &cluster.endpoints[self.endpoint];
+        endpoint.active.set(endpoint.active.get() - 1);
+        let stats = cluster.stats();
+        let ep_stats = cluster.endpoint_stats(self.endpoint);
+        stats.upstream_rq_active.dec();
+        ep_stats.rq_active.dec();
+        let elapsed = self.started.elapsed();
+        cluster.rq_time.record(elapsed.as_micros() as u64);
+        stats.upstream_cx_rx_bytes_total.add(up_rx);
+        match status / 100 {
+            1 => stats.upstream_rq_1xx.inc(),
+            2 => stats.upstream_rq_2xx.inc(),
+            3 => stats.upstream_rq_3xx.inc(),
+            4 => stats.upstream_rq_4xx.inc(),
+            5 => stats.upstream_rq_5xx.inc(),
+            _ => {}
+        }
+        if status >= 500 || status == 0 {
+            ep_stats.rq_error.inc();
+        } else {
+            ep_stats.rq_success.inc();
+        }
+        if flags.contains(ResponseFlags::UT) {
+            ep_stats.rq_timeout.inc();
+        }
+        elapsed
+    }
+
+    /// A connection to the endpoint from the pool (or a new one), or the fault to answer.
+    pub(crate) async fn checkout(&self, origin: Option<Origin>) -> Result<Upstream, Fault> {
+        self.cluster
+            .checkout(self.endpoint, origin)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Overflow => {
+                    self.cluster.stats().upstream_rq_pending_overflow.inc();
+                    Fault::Overflow
+                }
+                ConnectError::Refused => Fault::ConnectFailure,
+                ConnectError::Timeout => Fault::ConnectTimeout,
+            })
+    }
+}
+
+/// Count what an upstream failure says about the request and the connection.
+pub(crate) fn count_failure(up: &mut Upstream, flags: ResponseFlags) {
+    let stats = up.cluster().stats();
+    if flags.contains(ResponseFlags::UPE) {
+        stats.upstream_cx_protocol_error.inc();
+    }
+    if flags.contains(ResponseFlags::UT) {
+        stats.upstream_rq_timeout.inc();
+    }
+    if flags.contains(ResponseFlags::UC) {
+        stats.upstream_rq_rx_reset.inc();
+        up.closed_by_peer();
+    }
+}
+
+/// Read the next response head from `up` (an interim 1xx one included), waiting until
+/// `deadline` at most. Bytes after the head stay in `upbuf`.
+pub(crate) async fn read_response_head<R: AsyncReadRent>(
+    up: &mut R,
+    upbuf: &mut BytesMut,
+    parser: &mut http1::ResponseParser,
+    method: MethodKind,
+    deadline: Option<Instant>,
+) -> Result<ResponseHead, Fault> {
+    let limits = Limits::default();
+    loop {
+        match parser.parse(upbuf, method, &limits) {
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+            Err(_) => return Err(Fault::UpstreamProtocol),
+        }
+        match read_into(up, upbuf, deadline).await {
+            Ok(0) => return Err(Fault::UpstreamReset),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(Fault::UpstreamTimeout);
+            }
+            Err(_) => return Err(Fault::UpstreamReset),
+        }
+    }
+}

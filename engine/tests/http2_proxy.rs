@@ -1,0 +1,330 @@
+//! HTTP/2 downstream (prior-knowledge h2c) end to end: the h2 crate's client (through hyper)
+//! -> ringway -> HTTP/1.1 backends, on loopback.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::Request;
+use hyper::body::Frame;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::*;
+
+/// An h2c connection with prior knowledge. `window`: the client's stream receive window.
+async fn h2(addr: SocketAddr, window: u32) -> SendRequest<Body> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(conn);
+    send
+}
+
+fn get(addr: SocketAddr, path: &str) -> Request<Body> {
+    Request::get(format!("http://{addr}{path}"))
+        .body(body(Bytes::new()))
+        .unwrap()
+}
+
+const DIRECT: &str = r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    path = "/hello"
+    direct_response = { status = 200, body = "hi over h2" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_post_are_proxied_to_an_http1_backend() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+
+    let resp = h2
+        .send_request(get(proxy.addr(), "/a/b?x=1"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    let h = resp.headers();
+    assert_eq!(h["x-echo-method"], "GET");
+    assert_eq!(h["x-echo-uri"], "/a/b?x=1");
+    assert_eq!(
+        h["x-echo-h-host"],
+        proxy.addr().to_string(),
+        ":authority is the Host"
+    );
+    assert_eq!(h["x-echo-h-x-forwarded-for"], "127.0.0.1");
+    assert!(h.contains_key("x-echo-h-x-request-id"));
+    assert!(
+        !h.contains_key("connection"),
+        "no connection-specific fields over h2"
+    );
+
+    let req = Request::post(format!("http://{}/up", proxy.addr()))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(body("ping"))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-method"], "POST");
+    assert_eq!(
+        resp.headers()["x-echo-h-cookie"],
+        "a=1; b=2",
+        "cookie crumbs joined for HTTP/1.1"
+    );
+    assert_eq!(read_body(resp).await, "ping");
+
+    assert_eq!(proxy.stat("http.main.downstream_cx_http2_total"), 1);
+    assert_eq!(proxy.stat("http.main.downstream_rq_http2_total"), 2);
+    assert_eq!(proxy.stat("http.main.downstream_rq_2xx"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_replies_and_missing_routes_are_answered_on_the_stream() {
+    let proxy = Proxy::start(DIRECT);
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let resp = h2.send_request(get(proxy.addr(), "/hello")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-length"], "10");
+    assert_eq!(read_body(resp).await, "hi over h2");
+
+    let resp = h2.send_request(get(proxy.addr(), "/nope")).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(read_body(resp).await, "no route\n");
+
+    let head = Request::head(format!("http://{}/hello", proxy.addr()))
+        .body(body(Bytes::new()))
+        .unwrap();
+    let resp = h2.send_request(head).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(read_body(resp).await, "", "HEAD has no body");
+    // The connection is still good after all of it.
+    let resp = h2.send_request(get(proxy.addr(), "/hello")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_streams_share_one_connection() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let h2 = h2(proxy.addr(), 65_535).await;
+    let addr = proxy.addr();
+    let mut tasks = Vec::new();
+    // More than the 100 concurrent streams ringway allows: the client queues the rest.
+    for i in 0..300 {
+        let mut h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::post(format!("http://{addr}/s/{i}"))
+                .body(body(format!("stream {i}")))
+                .unwrap();
+            let resp = h2.send_request(req).await.expect("response");
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["x-echo-uri"], format!("/s/{i}"));
+            assert_eq!(read_body(resp).await, format!("stream {i}"));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(proxy.stat("http.main.downstream_cx_http2_total"), 1);
+    assert_eq!(proxy.stat("http.main.downstream_rq_http2_total"), 300);
+}
+
+/// 16 MiB each way through a 64 KiB client window: ringway's sends wait for WINDOW_UPDATE,
+/// and its own window only reopens as the upload is written upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_flow_both_ways_under_flow_control() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    const LEN: usize = 16 << 20;
+    let data: Bytes = (0..LEN)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    // Sent in pieces, without content-length: the upstream request is chunked.
+    let pieces: Vec<Result<Frame<Bytes>, hyper::Error>> = data
+        .chunks(100_000)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let stream = futures_util::stream::iter(pieces);
+    let req = Request::post(format!("http://{}/big", proxy.addr()))
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-h-transfer-encoding"], "chunked");
+    let got = read_body(resp).await;
+    assert_eq!(got.len(), LEN);
+    assert!(got == data, "body corrupted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailers_pass_both_ways() {
+    // The backend answers with the request's trailers echoed back as response trailers.
+    let backend = Backend::start(|req: Request<hyper::body::Incoming>| async move {
+        let te = req.headers().get("te").map(|v| v.as_bytes().to_vec());
+        let collected = req.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let sum = trailers
+            .get("x-sum")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = collected.to_bytes();
+        let mut out = hyper::HeaderMap::new();
+        out.insert("x-sum-back", sum.parse().unwrap());
+        out.insert(
+            "x-te",
+            String::from_utf8_lossy(&te.unwrap_or_default())
+                .parse()
+                .unwrap(),
+        );
+        let frames: Vec<Result<Frame<Bytes>, hyper::Error>> =
+            vec![Ok(Frame::data(body)), Ok(Frame::trailers(out))];
+        hyper::Response::builder()
+            .status(200)
+            // hyper sends only the trailer fields the head announces.
+            .header("trailer", "x-sum-back, x-te")
+            .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                frames,
+            ))))
+            .unwrap()
+    });
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let mut trailers = hyper::HeaderMap::new();
+    trailers.insert("x-sum", "42".parse().unwrap());
+    let frames: Vec<Result<Frame<Bytes>, hyper::Error>> = vec![
+        Ok(Frame::data(Bytes::from_static(b"payload"))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let req = Request::post(format!("http://{}/t", proxy.addr()))
+        .header("te", "trailers")
+        .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+            frames,
+        ))))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("response trailers");
+    assert_eq!(
+        trailers["x-sum-back"], "42",
+        "request trailers reached the backend"
+    );
+    assert_eq!(trailers["x-te"], "trailers", "TE: trailers is forwarded");
+    assert_eq!(collected.to_bytes(), "payload");
+}
+
+/// A raw HTTP/1 backend that accepts one connection, reads a request head, and reports
+/// whether the connection was then closed by the proxy (read returns 0) within 20 s.
+fn closing_backend() -> (SocketAddr, std::sync::mpsc::Receiver<bool>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = tx.send(false);
+        let closed = matches!(s.read(&mut b), Ok(0));
+        let _ = tx.send(closed);
+        let _ = s.write_all(b"");
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_stream_closes_its_upstream_request() {
+    let (backend, seen) = closing_backend();
+    let proxy = Proxy::start(&one_route(backend));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let pending = tokio::spawn(async move {
+        let _ = h2.send_request(get(backend, "/hang")).await;
+    });
+    let seen = Arc::new(std::sync::Mutex::new(seen));
+    let s = seen.clone();
+    let arrived = tokio::task::spawn_blocking(move || {
+        s.lock().unwrap().recv_timeout(Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    assert_eq!(arrived, Ok(false), "the request reached the backend");
+    // Dropping the response future makes the client send RST_STREAM(CANCEL).
+    pending.abort();
+    let s = seen.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        s.lock().unwrap().recv_timeout(Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Ok(true), "the upstream request was abandoned");
+    proxy.eventually("the reset is counted", |p| {
+        p.stat("http.main.http2_rx_reset") == 1 && p.stat("http.main.downstream_rq_active") == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_sends_goaway_and_finishes_the_stream_in_flight() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let backend = Backend::start(move |_req| {
+        let g = g.clone();
+        async move {
+            let _ = tokio::time::timeout(Duration::from_secs(20), g.notified()).await;
+            full(200, "finished while draining")
+        }
+    });
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let addr = proxy.addr();
+    let mut first = h2.clone();
+    let in_flight = tokio::spawn(async move {
+        let resp = first
+            .send_request(get(addr, "/slow"))
+            .await
+            .expect("response");
+        (resp.status(), read_body(resp).await)
+    });
+    proxy.eventually("the request reaches the backend", |_| {
+        backend.request_count() == 1
+    });
+    proxy.handle().drain();
+    proxy.eventually("GOAWAY sent", |p| {
+        p.stat("http.main.http2_goaway_sent") == 1
+    });
+    gate.notify_one();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, "finished while draining");
+    // After GOAWAY the client opens no new stream on this connection.
+    let r = tokio::time::timeout(Duration::from_secs(20), async {
+        h2.ready().await?;
+        h2.send_request(get(addr, "/late")).await
+    })
+    .await
+    .expect("bounded");
+    assert!(r.is_err(), "a stream after GOAWAY must not be served");
+}
