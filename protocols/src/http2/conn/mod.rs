@@ -981,8 +981,15 @@ impl Connection {
             // Section 5.1 closed: "An endpoint MUST ignore frames that it receives on closed
             // streams after it has sent a RST_STREAM frame."
             Some((_, true)) => Ok(()),
-            // Section 5.1 closed: frames after END_STREAM or RST_STREAM from the peer are
-            // STREAM_CLOSED errors; answered as a stream error.
+            // Section 5.1 closed: an endpoint "MAY treat receipt of any other type of frame on
+            // a closed stream as a connection error (Section 5.4.1) of type STREAM_CLOSED". A
+            // field block on a stream the peer itself ended (END_STREAM or RST_STREAM) cannot
+            // be a race with a close of ours, only a reused stream id: a connection error.
+            Some((_, false)) if is_headers => {
+                Err(self.fail(Reason::STREAM_CLOSED, ConnErrorKind::BadStreamId))
+            }
+            // Section 6.1: DATA on a stream that is not "open" or "half-closed (local)" is a
+            // stream error of type STREAM_CLOSED.
             Some((_, false)) => self.peer_fault(id, Reason::STREAM_CLOSED),
             // Section 5.1.1: "The identifier of a newly established stream MUST be numerically
             // greater than all streams that the initiating endpoint has opened or reserved.

@@ -923,6 +923,33 @@ fn sec5_1_half_closed_remote_data_is_stream_closed() {
 }
 
 #[test]
+fn sec5_1_headers_on_stream_closed_by_end_stream_is_connection_error() {
+    let mut s = server();
+    let mut e = hpack::Encoder::new();
+    s.handle_bytes(&mut headers(&mut e, 1, GET, true)).unwrap();
+    s.send_headers(StreamId::new(1), fields(&[(":status", "204")]), true)
+        .unwrap();
+    sent(&mut s);
+    assert_eq!(s.stream_state(StreamId::new(1)), None);
+    // DATA on the closed stream stays a stream error (section 6.1) ...
+    expect_stream_error(&mut s, data(1, b"x", true), 1, Reason::STREAM_CLOSED);
+    // ... a new field block on it is a reused id: a connection error.
+    let err = expect_conn_error(&mut s, headers(&mut e, 1, GET, true), Reason::STREAM_CLOSED);
+    assert_eq!(err.kind, ConnErrorKind::BadStreamId);
+}
+
+#[test]
+fn sec5_1_headers_on_stream_reset_by_peer_is_connection_error() {
+    let mut s = server();
+    let mut e = hpack::Encoder::new();
+    let mut input = headers(&mut e, 1, POST, false);
+    input.extend_from_slice(&enc(RstStream::new(StreamId::new(1), Reason::CANCEL)));
+    s.handle_bytes(&mut input).unwrap();
+    sent(&mut s);
+    expect_conn_error(&mut s, headers(&mut e, 1, GET, true), Reason::STREAM_CLOSED);
+}
+
+#[test]
 fn sec5_1_frames_after_our_reset_are_ignored() {
     let mut s = server();
     let mut e = hpack::Encoder::new();

@@ -57,12 +57,14 @@ pub(super) enum Section {
 }
 
 /// Section 8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a,
-/// or 0x7f-0xff (all ranges inclusive)." (the leading colon of pseudo-headers is checked apart).
+/// or 0x7f-0xff (all ranges inclusive)." and "With the exception of pseudo-header fields
+/// (Section 8.3), which have a name that starts with a single colon, field names MUST NOT
+/// include a colon (ASCII COLON, 0x3a)." (pseudo-header names are checked apart).
 fn name_ok(name: &[u8]) -> bool {
     !name.is_empty()
         && name
             .iter()
-            .all(|&b| b > 0x20 && !b.is_ascii_uppercase() && b < 0x7f)
+            .all(|&b| b > 0x20 && !b.is_ascii_uppercase() && b < 0x7f && b != b':')
 }
 
 /// Section 8.2.1: "A field value MUST NOT contain the zero value (ASCII NUL, 0x00), line feed
@@ -217,6 +219,19 @@ mod tests {
         let mut l = REQ.to_vec();
         l.push(("Host", "x"));
         assert_eq!(check(&f(&l), Section::Request), Err(Malformed::BadName));
+    }
+
+    #[test]
+    fn sec8_2_1_name_with_colon_space_or_control() {
+        for n in ["x:y", "x y", "x\ty", "x\u{7f}"] {
+            let mut l = REQ.to_vec();
+            l.push((n, "v"));
+            assert_eq!(
+                check(&f(&l), Section::Request),
+                Err(Malformed::BadName),
+                "{n:?}"
+            );
+        }
     }
 
     #[test]
