@@ -4,6 +4,8 @@
 //! Every test file does `mod support;` and uses what it needs.
 #![allow(dead_code, unreachable_pub)] // reason: each test binary uses a different subset
 
+pub mod h2raw;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{Read, Write};
