@@ -10,6 +10,7 @@ pub mod config;
 pub mod router;
 pub mod server;
 pub mod stats;
+pub mod tls;
 
 mod cluster;
 mod listener;

@@ -2,6 +2,8 @@
 //! does not offer. Each `unsafe` block states the invariant it relies on.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub(crate) mod buf;
+
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 

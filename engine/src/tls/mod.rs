@@ -1,0 +1,41 @@
+//! TLS termination: listener settings -> rustls server configurations ([`ServerTls`]), and
+//! the server side of a TLS connection over a monoio socket with owned-buffer IO.
+//!
+//! What this module owns: certificate loading and SNI selection (exact names, `*.suffix`
+//! wildcards, a default), ALPN (HTTP/2 offered only when the caller can serve it), TLS 1.2 and
+//! 1.3 only, cipher suite lists, session resumption (stateless tickets and a session cache),
+//! the handshake deadline, and the encrypted stream with its split halves. What it does not
+//! do (yet): client certificates (mTLS), TLS towards upstreams, certificate reload, SNI
+//! passthrough; those belong to the listener and upstream code that use this module.
+//! Specs: RFC 8446 (TLS 1.3), RFC 5246 (TLS 1.2), RFC 6066 section 3 (SNI), RFC 7301 (ALPN).
+
+mod error;
+mod server;
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the listener wiring (phase 2 of issue #5) uses the stream"
+    )
+)]
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::TlsConfigError;
+pub use server::{
+    ALPN_H2, ALPN_HTTP11, CertificateSource, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE_SIZE,
+    ServerTls, TlsSettings, TlsVersion, check_server_name,
+};
+
+#[allow(
+    unused_imports,
+    reason = "the listener wiring (phase 2 of issue #5) uses these"
+)]
+pub(crate) use error::TlsError;
+#[allow(
+    unused_imports,
+    reason = "the listener wiring (phase 2 of issue #5) uses these"
+)]
+pub(crate) use stream::{ReuniteError, TlsReadHalf, TlsStream, TlsWriteHalf, accept};
