@@ -12,6 +12,7 @@
     allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod grpc;
 pub mod http1;
 pub mod http2;
 pub mod proxy_protocol;
