@@ -276,7 +276,7 @@ impl H2 {
         Self::handshake_with(addr, &[])
     }
 
-    /// Connects and hands shakes with these SETTINGS: waits for the server's SETTINGS (which
+    /// Connects and handshakes with these SETTINGS: waits for the server's SETTINGS (which
     /// must be its first frame), acknowledges them, and waits for the ACK of ours.
     pub fn handshake_with(addr: SocketAddr, settings: &[(u16, u32)]) -> Self {
         let mut c = Self::connect(addr);
