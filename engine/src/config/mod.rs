@@ -11,6 +11,7 @@
 pub mod duration;
 pub mod error;
 pub mod raw;
+pub mod tls;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::{ConfigError, FieldError};
-pub use validate::{load_file, parse_str, validate};
+pub use validate::{load_file, parse_str, parse_str_in, validate, validate_in};
 
 use crate::router::RouteTable;
 
@@ -69,6 +70,9 @@ pub struct ListenerConfig {
     pub tcp: TcpOptions,
     /// Every connection must start with a PROXY protocol (v1 or v2) header.
     pub proxy_protocol: bool,
+    /// TLS termination (`[listeners.tls]`): certificates loaded, rustls configs built.
+    /// `None`: plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
     /// `None`: no access log.
     pub access_log: Option<AccessLogConfig>,
     /// Accept at most this many connections at once per worker; `None` means unlimited.

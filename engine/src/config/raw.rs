@@ -106,6 +106,9 @@ pub struct RawListener {
     /// `[listeners.tcp]` (tcp listeners only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<RawTcpOptions>,
+    /// `[listeners.tls]`: terminate TLS on accepted connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawTls>,
     /// `[[listeners.virtual_hosts]]`.
     #[serde(default)]
     pub virtual_hosts: Vec<RawVirtualHost>,
@@ -128,6 +131,46 @@ pub struct RawTcpOptions {
     /// Duration string; `"0s"` disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+}
+
+/// `[listeners.tls]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// At least one; the first is the default certificate.
+    #[serde(default)]
+    pub certificates: Vec<RawTlsCertificate>,
+    /// ALPN protocol ids in preference order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<Vec<String>>,
+    /// `"1.2"` or `"1.3"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// IANA cipher suite names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_suites: Option<Vec<String>>,
+    /// Issue stateless session tickets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_tickets: Option<bool>,
+    /// Sessions kept for resumption by ID; 0 disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_cache_size: Option<u32>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<String>,
+}
+
+/// `{ cert, key, server_names }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsCertificate {
+    /// PEM certificate chain file (relative to the config file's directory).
+    pub cert: String,
+    /// PEM private key file (relative to the config file's directory).
+    pub key: String,
+    /// `"a.example"` or `"*.example"`; default: the certificate's DNS subjectAltNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_names: Option<Vec<String>>,
 }
 
 /// `access_log = { path, format }`.

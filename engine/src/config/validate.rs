@@ -4,7 +4,8 @@
 //! All defaults are the `DEFAULT_*` consts below (Envoy's where a concept matches). A config is
 //! accepted whole or refused with the first error, located at file:line:column with its field
 //! path (DESIGN.md "Errors and bad input", STYLE.md §5). Route compilation is delegated to
-//! [`crate::router`]; nothing here opens sockets or files other than the config itself.
+//! [`crate::router`]; nothing here opens sockets. Besides the config, the only files
+//! read are the certificates and keys `[listeners.tls]` names (by [`super::tls`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,24 +67,40 @@ pub const DEFAULT_ENDPOINT_WEIGHT: u32 = 1;
 /// Largest endpoint `weight`.
 pub const MAX_ENDPOINT_WEIGHT: u32 = 128;
 
-/// Reads, parses and validates a config file; errors name the file.
+/// Reads, parses and validates a config file; errors name the file. Relative paths in it
+/// (TLS certificates and keys) are taken from the file's directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_str(&text, &path.display().to_string())
+    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    parse_str_in(&text, &path.display().to_string(), dir)
 }
 
 /// Parses and validates config text. `origin` names the text in errors (a file name,
-/// `"<embedded>"`, ...).
+/// `"<embedded>"`, ...). Relative paths in it are taken from the current directory; use
+/// [`parse_str_in`] for text read from a file.
 pub fn parse_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_str_in(text, origin, Path::new(""))
+}
+
+/// [`parse_str`] for text read from a file in `dir`: relative paths in it (TLS certificates
+/// and keys) are taken from `dir`.
+pub fn parse_str_in(text: &str, origin: &str, dir: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| locate_toml(text, origin, &e))?;
-    validate(raw).map_err(|e| locate_field(text, origin, e))
+    validate_in(raw, dir).map_err(|e| locate_field(text, origin, e))
 }
 
 /// Validates an already parsed config (no text, so errors carry only the field path).
+/// Relative paths are taken from the current directory.
 pub fn validate(raw: RawConfig) -> Result<Config, FieldError> {
+    validate_in(raw, Path::new(""))
+}
+
+/// [`validate`], with relative paths (TLS certificates and keys) taken from `dir`. Reads the
+/// files the config names (certificates and keys).
+pub fn validate_in(raw: RawConfig, dir: &Path) -> Result<Config, FieldError> {
     let workers = match &raw.workers {
         None => auto_workers(),
         Some(RawWorkers::Word(w)) if w == "auto" => auto_workers(),
@@ -155,7 +172,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, FieldError> {
                 ),
             ));
         }
-        let listener = listener(l, &at, &cluster_ids)?;
+        let listener = listener(l, &at, &cluster_ids, dir)?;
         // Port 0 asks the kernel for a free port, so two of them never collide.
         let fixed_port = listener.address.port() != 0;
         if let Some(first) = addresses
@@ -190,6 +207,7 @@ fn listener(
     l: &RawListener,
     at: &str,
     clusters: &HashMap<&str, ClusterId>,
+    dir: &Path,
 ) -> Result<ListenerConfig, FieldError> {
     let address = parse_addr(&l.address, &format!("{at}.address"))?;
     let protocol = match l.protocol.unwrap_or(RawListenerProtocol::Http) {
@@ -214,6 +232,10 @@ fn listener(
     });
     let http = http_options(l.http.as_ref(), &format!("{at}.http"))?;
     let routes = compile_routes(&l.virtual_hosts, at, clusters)?;
+    let tls = match &l.tls {
+        Some(t) => Some(super::tls::server_tls(t, at, protocol, dir)?),
+        None => None,
+    };
     Ok(ListenerConfig {
         name: l.name.clone(),
         address,
@@ -222,6 +244,7 @@ fn listener(
         http,
         tcp,
         proxy_protocol: l.proxy_protocol.unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        tls,
         access_log,
         max_connections_per_worker,
     })
