@@ -328,3 +328,193 @@ async fn drain_sends_goaway_and_finishes_the_stream_in_flight() {
     .expect("bounded");
     assert!(r.is_err(), "a stream after GOAWAY must not be served");
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/2 upstreams
+
+/// An h2c (prior knowledge) hyper backend echoing like [`Backend::echo`] (request trailers
+/// come back as response trailers), counting connections. Runs on its own thread.
+struct H2Backend {
+    addr: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for H2Backend {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn echo_h2(
+    req: Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Body>, hyper::Error> {
+    let mut resp = hyper::Response::builder()
+        .status(200)
+        .header("x-echo-method", req.method().as_str())
+        .header("x-echo-uri", req.uri().path_and_query().unwrap().as_str())
+        .header("x-echo-version", format!("{:?}", req.version()));
+    for (name, value) in req.headers() {
+        resp = resp.header(format!("x-echo-h-{name}"), value);
+    }
+    let collected = req.into_body().collect().await?;
+    let trailers = collected.trailers().cloned();
+    let mut frames: Vec<Result<Frame<Bytes>, hyper::Error>> =
+        vec![Ok(Frame::data(collected.to_bytes()))];
+    if let Some(t) = trailers {
+        frames.push(Ok(Frame::trailers(t)));
+    }
+    let body = BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)));
+    Ok(resp.body(body).unwrap())
+}
+
+fn h2_backend() -> H2Backend {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let conns = connections.clone();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                let stream = tokio::select! {
+                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+                    _ = &mut stopped => break,
+                };
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(echo_h2);
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    H2Backend {
+        addr,
+        connections,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+fn h2_route(backend: SocketAddr) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "h2"
+    response_headers_to_add = [{{ name = "x-route", value = "h2" }}]
+
+[[clusters]]
+name = "h2"
+protocol = "http2"
+endpoints = ["{backend}"]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_downstream_to_h2_upstream_multiplexes_streams() {
+    let backend = h2_backend();
+    let proxy = Proxy::start(&h2_route(backend.addr));
+    let h2 = h2(proxy.addr(), 65_535).await;
+    let addr = proxy.addr();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let mut h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::post(format!("http://{addr}/m/{i}"))
+                .header("x-n", i.to_string())
+                .body(body(format!("body {i}")))
+                .unwrap();
+            let resp = h2.send_request(req).await.expect("response");
+            assert_eq!(resp.status(), 200);
+            let h = resp.headers();
+            assert_eq!(h["x-echo-version"], "HTTP/2.0");
+            assert_eq!(h["x-echo-uri"], format!("/m/{i}"));
+            assert_eq!(h["x-echo-h-x-n"], i.to_string());
+            assert_eq!(h["x-echo-h-x-forwarded-for"], "127.0.0.1");
+            assert_eq!(h["x-route"], "h2");
+            assert_eq!(read_body(resp).await, format!("body {i}"));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let upstream = backend
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    // One connection per worker carries the streams (a handful at most while they start).
+    assert!(
+        (1..=8).contains(&upstream),
+        "{upstream} upstream connections for 200 streams"
+    );
+    assert_eq!(proxy.stat("cluster.h2.upstream_rq_total"), 200);
+    assert_eq!(proxy.stat("cluster.h2.upstream_rq_2xx"), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_and_h2_clients_reach_an_h2_upstream_with_bodies_and_trailers() {
+    let backend = h2_backend();
+    let proxy = Proxy::start(&h2_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    const LEN: usize = 16 << 20;
+    let data: Bytes = (0..LEN)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let mut pieces: Vec<Result<Frame<Bytes>, hyper::Error>> = data
+        .chunks(70_000)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let mut trailers = hyper::HeaderMap::new();
+    trailers.insert("x-sum", "99".parse().unwrap());
+    pieces.push(Ok(Frame::trailers(trailers)));
+    let req = Request::post(format!("http://{}/big", proxy.addr()))
+        .header("te", "trailers")
+        .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+            pieces,
+        ))))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-h-te"], "trailers");
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["x-sum"], "99");
+    let got = collected.to_bytes();
+    assert_eq!(got.len(), LEN);
+    assert!(got == data, "body corrupted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_upstream_that_is_down_is_a_502_with_its_flag() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = Proxy::start(&h2_route(dead));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let resp = h2.send_request(get(proxy.addr(), "/x")).await.unwrap();
+    assert_eq!(resp.status(), 502, "connect failure (UF)");
+    assert_eq!(proxy.stat("cluster.h2.upstream_cx_connect_fail"), 1);
+}

@@ -23,7 +23,8 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use protocols::proxy_protocol::{self as pp, Addresses};
 
-use crate::config::{ClusterConfig, ProxyProtocolVersion};
+use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
+use crate::proxy::h2::client::H2Conn;
 use crate::server::ClusterShared;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
 use crate::worker::timer;
@@ -37,6 +38,7 @@ pub(crate) struct ClusterLocal {
     max_connections: Option<u32>,
     max_idle: usize,
     proxy_protocol: Option<ProxyProtocolVersion>,
+    pub(crate) protocol: UpstreamProtocol,
     balancer: lb::Balancer,
     pub(crate) endpoints: Vec<EndpointLocal>,
     /// Upstream connections this worker holds open to the cluster (pooled or in use).
@@ -50,6 +52,8 @@ pub(crate) struct EndpointLocal {
     /// Requests this worker has in flight to the endpoint (least-request input).
     pub(crate) active: Cell<u32>,
     idle: RefCell<Vec<Idle>>,
+    /// HTTP/2 connections (clusters with `protocol = "http2"`), each shared by many requests.
+    h2: RefCell<Vec<Rc<H2Conn>>>,
 }
 
 struct Idle {
@@ -138,6 +142,7 @@ impl ClusterLocal {
                 address: e.address,
                 active: Cell::new(0),
                 idle: RefCell::new(Vec::new()),
+                h2: RefCell::new(Vec::new()),
             })
             .collect();
         let rq_time = shared.scope.upstream_rq_time.local();
@@ -149,6 +154,7 @@ impl ClusterLocal {
             max_connections: cfg.max_connections_per_worker,
             max_idle: cfg.max_idle_per_endpoint,
             proxy_protocol: cfg.proxy_protocol,
+            protocol: cfg.protocol,
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
             endpoints,
             open: Cell::new(0),
@@ -164,6 +170,34 @@ impl ClusterLocal {
 
     pub(crate) fn endpoint_stats(&self, i: usize) -> &EndpointStats {
         self.shared.endpoints[i].core(self.core)
+    }
+
+    /// How long pooled connections may stay idle.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// An HTTP/2 connection to endpoint `ep` that can take another stream: a pooled one, or a
+    /// new one that starts connecting now (streams opened meanwhile wait for it, so a burst of
+    /// requests shares one new connection).
+    pub(crate) fn h2_checkout(self: &Rc<Self>, ep: usize) -> Rc<H2Conn> {
+        let endpoint = &self.endpoints[ep];
+        let pooled = endpoint.h2.borrow().iter().find(|c| c.can_open()).cloned();
+        if let Some(c) = pooled {
+            self.stats().upstream_cx_pool_reuse.inc();
+            return c;
+        }
+        let conn = H2Conn::start(self.clone(), ep);
+        endpoint.h2.borrow_mut().push(conn.clone());
+        conn
+    }
+
+    /// An HTTP/2 connection's task ended: it leaves the pool.
+    pub(crate) fn h2_gone(&self, ep: usize, conn: &Rc<H2Conn>) {
+        self.endpoints[ep]
+            .h2
+            .borrow_mut()
+            .retain(|c| !Rc::ptr_eq(c, conn));
     }
 
     /// Choose an endpoint for a new request.
@@ -330,9 +364,13 @@ impl ClusterLocal {
         }
     }
 
-    /// Drop every pooled connection (the worker is draining or the cluster was replaced).
+    /// Drop every pooled connection (the worker is draining or the cluster was replaced);
+    /// HTTP/2 connections close once their open streams are done.
     pub(crate) fn close_idle(&self) {
         for (ep, endpoint) in self.endpoints.iter().enumerate() {
+            for c in endpoint.h2.borrow().iter() {
+                c.retire();
+            }
             let n = endpoint.idle.borrow_mut().drain(..).count();
             for _ in 0..n {
                 self.closed(ep, false);

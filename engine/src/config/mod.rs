@@ -196,4 +196,6 @@ pub enum LbPolicy {
 pub enum UpstreamProtocol {
     /// HTTP/1.1.
     Http1,
+    /// HTTP/2 with prior knowledge (h2c): many streams share each pooled connection.
+    Http2,
 }

@@ -424,7 +424,7 @@ pub struct RawCluster {
     /// Per-worker idle connections kept per endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_idle_per_endpoint: Option<u32>,
-    /// Only `"http1"` today.
+    /// `"http1"` (default) or `"http2"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<RawUpstreamProtocol>,
     /// `"v1"` or `"v2"`: send a PROXY protocol header on each new upstream connection.
@@ -460,6 +460,8 @@ pub enum RawLbPolicy {
 pub enum RawUpstreamProtocol {
     /// HTTP/1.1.
     Http1,
+    /// HTTP/2 with prior knowledge (h2c), streams multiplexed on pooled connections.
+    Http2,
 }
 
 /// An endpoint: `"ip:port"` or `{ address = "ip:port", weight = 3 }`.

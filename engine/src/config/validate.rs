@@ -410,6 +410,17 @@ fn cluster(c: &RawCluster, at: &str) -> Result<ClusterConfig, FieldError> {
             "must be greater than 0s",
         ));
     }
+    let protocol = match c.protocol.unwrap_or(RawUpstreamProtocol::Http1) {
+        RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
+        RawUpstreamProtocol::Http2 => UpstreamProtocol::Http2,
+    };
+    if protocol == UpstreamProtocol::Http2 && c.proxy_protocol.is_some() {
+        // A PROXY header speaks for one client; an HTTP/2 connection carries many.
+        return Err(FieldError::new(
+            format!("{at}.proxy_protocol"),
+            "cannot be combined with protocol = \"http2\" (a PROXY header speaks for one client, an HTTP/2 connection carries many)",
+        ));
+    }
     Ok(ClusterConfig {
         name: c.name.clone(),
         endpoints,
@@ -431,9 +442,7 @@ fn cluster(c: &RawCluster, at: &str) -> Result<ClusterConfig, FieldError> {
         max_idle_per_endpoint: c
             .max_idle_per_endpoint
             .map_or(DEFAULT_MAX_IDLE_PER_ENDPOINT, |n| n as usize),
-        protocol: match c.protocol.unwrap_or(RawUpstreamProtocol::Http1) {
-            RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
-        },
+        protocol,
         proxy_protocol: c.proxy_protocol.map(|v| match v {
             RawProxyProtocolVersion::V1 => ProxyProtocolVersion::V1,
             RawProxyProtocolVersion::V2 => ProxyProtocolVersion::V2,

@@ -10,7 +10,7 @@
 mod body;
 mod exchange;
 mod fault;
-mod h2;
+pub(crate) mod h2;
 mod head;
 mod reply;
 mod tunnel;

@@ -77,14 +77,19 @@ impl Attempt {
         self.cluster
             .checkout(self.endpoint, origin)
             .await
-            .map_err(|e| match e {
-                ConnectError::Overflow => {
-                    self.cluster.stats().upstream_rq_pending_overflow.inc();
-                    Fault::Overflow
-                }
-                ConnectError::Refused => Fault::ConnectFailure,
-                ConnectError::Timeout => Fault::ConnectTimeout,
-            })
+            .map_err(|e| self.connect_fault(e))
+    }
+
+    /// The fault to answer when connecting to the endpoint failed.
+    pub(crate) fn connect_fault(&self, e: ConnectError) -> Fault {
+        match e {
+            ConnectError::Overflow => {
+                self.cluster.stats().upstream_rq_pending_overflow.inc();
+                Fault::Overflow
+            }
+            ConnectError::Refused => Fault::ConnectFailure,
+            ConnectError::Timeout => Fault::ConnectTimeout,
+        }
     }
 }
 

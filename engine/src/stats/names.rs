@@ -93,6 +93,7 @@ stats! {
         upstream_cx_total: Counter "upstream connections opened",
         upstream_cx_active: Gauge "upstream connections open",
         upstream_cx_http1_total: Counter "HTTP/1.1 upstream connections opened",
+        upstream_cx_http2_total: Counter "HTTP/2 upstream connections opened",
         upstream_cx_connect_fail: Counter "upstream connection attempts that failed",
         upstream_cx_connect_timeout: Counter "upstream connection attempts that timed out",
         upstream_cx_destroy: Counter "upstream connections closed",

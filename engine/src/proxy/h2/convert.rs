@@ -163,6 +163,55 @@ pub(super) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out
     push_adds(out, reply.extra);
 }
 
+/// The HTTP/2 request for an upstream, from the rewritten HTTP/1.1 head `head` (so both
+/// upstream codecs get the same forwarding fields and route changes).
+pub(super) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mut Fields) {
+    let raw = head.raw();
+    out.push((Bytes::from_static(b":method"), raw.slice_ref(head.method())));
+    out.push((Bytes::from_static(b":scheme"), Bytes::from_static(scheme)));
+    out.push((
+        Bytes::from_static(b":authority"),
+        raw.slice_ref(head.authority()),
+    ));
+    out.push((Bytes::from_static(b":path"), raw.slice_ref(head.target())));
+    for (name, value) in head.headers() {
+        let te_trailers = name.eq_ignore_ascii_case(b"te") && value == b"trailers";
+        if name.eq_ignore_ascii_case(b"host") || (is_hop_by_hop(name) && !te_trailers) {
+            continue;
+        }
+        out.push((lower(raw, name), raw.slice_ref(value)));
+    }
+}
+
+/// The response head from an HTTP/2 upstream with the route's header changes.
+pub(super) fn upstream_response_fields(
+    fields: Fields,
+    route: &Route,
+    opts: &HttpOptions,
+    out: &mut Fields,
+) {
+    for (name, value) in fields {
+        if listed(&route.response_headers_to_remove, &name)
+            || replaced(&route.response_headers_to_add, &name)
+        {
+            continue;
+        }
+        out.push((name, value));
+    }
+    push_via(out, opts);
+    push_adds(out, &route.response_headers_to_add);
+}
+
+/// The `:status` of a response head (0 when missing or not a number).
+pub(super) fn status_of(fields: &Fields) -> u16 {
+    fields
+        .iter()
+        .find(|(n, _)| n.as_ref() == b":status")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// An HTTP/1 chunked trailer block (`name: value` lines, each ending in CRLF) as HTTP/2
 /// trailer fields; connection-specific fields are dropped.
 pub(super) fn trailer_fields(block: &Bytes, out: &mut Fields) {

@@ -13,15 +13,14 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use protocols::http1::{
     self, BodyDecoder, BodyEvent, BodyFraming, Limits, MethodKind, RequestHead,
 };
-use protocols::http2::conn::StreamState;
 use protocols::http2::frame::Reason;
 
+use super::client::UpstreamStream;
 use super::convert::{self, Fields};
-use super::signal::Signal;
-use super::{Shared, StreamSlot};
+use super::session::{Gone, Recv, Session, StreamSlot};
 use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::Upstream;
-use crate::config::{ClusterId, HttpOptions, ListenerConfig};
+use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::proxy::body::{self, PumpError, read_into};
 use crate::proxy::exchange::{Record, count_status};
 use crate::proxy::fault::Fault;
@@ -40,27 +39,14 @@ pub(super) struct ConnCtx {
     pub(super) peer: SocketAddr,
     /// The address the client connected to (for PROXY headers sent upstream).
     pub(super) local_addr: Option<SocketAddr>,
-    pub(super) shared: Rc<Shared>,
+    pub(super) sess: Rc<Session>,
     pub(super) listener: Arc<ListenerShared>,
-    /// A stream task ended (the connection task re-arms its idle timer).
-    pub(super) tasks_changed: Signal,
 }
 
 impl ConnCtx {
     pub(super) fn http(&self) -> &HttpStats {
         self.listener.http.stats.core(self.worker.core)
     }
-}
-
-/// The stream is gone (reset, or the connection closed).
-struct Gone;
-
-/// What the client sent next on a stream.
-enum Recv {
-    Data(Bytes),
-    Trailers(Fields),
-    End,
-    Gone,
 }
 
 /// How the upstream part ended (as in the HTTP/1 exchange).
@@ -116,37 +102,10 @@ pub(super) async fn run(ctx: Rc<ConnCtx>, slot: Rc<StreamSlot>, fields: Fields, 
     if let (Some(log), Some(start_time)) = (&ll.access_log, start_time) {
         ex.log(log, start_time, &fields);
     }
-    settle(&ctx, &slot);
-}
-
-/// The task is done with its stream: forget it, return unread flow-control credit, and reset
-/// the stream if it is still open (RFC 9113 8.1: NO_ERROR when only the request is unfinished).
-fn settle(ctx: &ConnCtx, slot: &StreamSlot) {
-    let sh = &ctx.shared;
-    let now_idle = {
-        let mut streams = sh.streams.borrow_mut();
-        streams.remove(&slot.id.get());
-        streams.is_empty()
-    };
-    let unread: usize = slot.rx.borrow_mut().data.drain(..).map(|d| d.len()).sum();
-    let mut conn = sh.conn.borrow_mut();
-    if unread > 0 {
-        conn.release_capacity(slot.id, u32::try_from(unread).unwrap_or(u32::MAX));
-    }
-    let reason = match conn.stream_state(slot.id) {
-        None | Some(StreamState::Idle) => None,
-        Some(StreamState::HalfClosedLocal) => Some(Reason::NO_ERROR),
-        Some(StreamState::Open | StreamState::HalfClosedRemote) => Some(Reason::INTERNAL_ERROR),
-    };
-    if let Some(reason) = reason {
-        let _ = conn.reset(slot.id, reason);
-    }
-    drop(conn);
-    if now_idle {
-        sh.idle_since.set(timer::coarse_now());
-        ctx.tasks_changed.notify();
-    }
-    sh.writer.notify();
+    // An unfinished response is an error; an unfinished request after a complete response
+    // is not (RFC 9113 8.1).
+    ctx.sess
+        .settle(&slot, Reason::INTERNAL_ERROR, Reason::NO_ERROR);
 }
 
 struct Exchange<'a> {
@@ -262,41 +221,14 @@ impl<'a> Exchange<'a> {
     }
 
     fn send_headers(&self, fields: &Fields, end_stream: bool) -> Result<(), Gone> {
-        let sh = &self.ctx.shared;
-        let sent = sh.conn.borrow_mut().send_headers(
-            self.slot.id,
-            fields.iter().map(|(n, v)| (&n[..], &v[..])),
-            end_stream,
-        );
-        sh.writer.notify();
-        sent.map_err(|_| Gone)
+        self.slot.send_headers(&self.ctx.sess, fields, end_stream)
     }
 
-    /// Send all of `data` as flow control allows; waits for window updates (at most the idle
-    /// timeout each).
-    async fn send_data(&self, mut data: Bytes, end_stream: bool) -> Result<(), Gone> {
-        let sh = &self.ctx.shared;
+    async fn send_data(&self, data: Bytes, end_stream: bool) -> Result<(), Gone> {
         let idle = self.opts().idle_timeout;
-        loop {
-            if self.slot.rx.borrow().reset.is_some() {
-                return Err(Gone);
-            }
-            let sent = sh
-                .conn
-                .borrow_mut()
-                .send_data(self.slot.id, &mut data, end_stream);
-            sh.writer.notify();
-            match sent {
-                Ok(_) if data.is_empty() => return Ok(()),
-                Ok(_) => {}
-                Err(_) => return Err(Gone),
-            }
-            let deadline = timer::coarse_now() + idle;
-            monoio::select! {
-                () = self.slot.tx_ready.wait() => {}
-                () = timer::sleep_until(deadline) => return Err(Gone),
-            }
-        }
+        self.slot
+            .send_data(&self.ctx.sess, data, end_stream, idle)
+            .await
     }
 
     /// Forward to a cluster: pick an endpoint, get a connection, relay.
@@ -310,7 +242,10 @@ impl<'a> Exchange<'a> {
         };
         let attempt = Attempt::begin(cluster, ep, self.rec.start);
         self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
-        self.forward_to(route, &attempt).await;
+        match attempt.cluster.protocol {
+            UpstreamProtocol::Http1 => self.forward_to(route, &attempt).await,
+            UpstreamProtocol::Http2 => self.forward_h2(route, &attempt).await,
+        }
         self.rec.upstream_time = Some(attempt.end(self.rec.status, self.rec.flags, self.rec.up_rx));
     }
 
@@ -432,6 +367,170 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Forward over an HTTP/2 upstream connection: the request body and the response are
+    /// relayed stream to stream, each direction under both connections' flow control.
+    async fn forward_h2(&mut self, route: &'a Route, attempt: &Attempt) {
+        let Some(head) = &self.head else { return };
+        let has_body = head.framing() != BodyFraming::None;
+        // The same rewrites as for an HTTP/1 upstream, read back as fields.
+        let mut out = buffers::take();
+        head::write_request(
+            &mut out,
+            head,
+            &RequestRewrite {
+                route,
+                opts: self.opts(),
+                peer: self.ctx.peer,
+                framing: OutFraming::AsIs,
+                upgrade: None,
+                request_id: self.request_id.as_ref(),
+            },
+        );
+        let Ok(Some(up_head)) = http1::parse_request(&mut out, &Limits::default()) else {
+            buffers::give_back(out);
+            return self.reply_fault(Fault::UpstreamProtocol, Some(route)).await;
+        };
+        buffers::give_back(out);
+        let mut fields = Fields::new();
+        convert::request_fields(&up_head, b"http", &mut fields);
+        let cluster = &attempt.cluster;
+        cluster
+            .stats()
+            .upstream_cx_tx_bytes_total
+            .add(up_head.raw().len() as u64);
+        let conn = cluster.h2_checkout(attempt.endpoint);
+        let Ok(up) = conn.open(&fields, !has_body) else {
+            return self.reply_fault(Fault::UpstreamReset, Some(route)).await;
+        };
+        let deadline = route.timeout.map(|t| self.rec.start + t);
+        let idle = self.opts().idle_timeout;
+        let mut head_sent = false;
+        let mut received = 0;
+        let relayed = {
+            let upload = upload_h2(self.ctx, self.slot, &up, idle, has_body);
+            let relay = self.relay_h2(&up, route, deadline, &mut head_sent);
+            let mut upload = std::pin::pin!(upload);
+            let mut relay = std::pin::pin!(relay);
+            let mut uploaded = !has_body;
+            loop {
+                monoio::select! {
+                    r = &mut upload, if !uploaded => {
+                        uploaded = true;
+                        match r {
+                            Ok(n) => received = n,
+                            Err(PumpError::Source(_)) => break Relayed::Broken(ResponseFlags::DC),
+                            // The upstream stopped taking the body: its answer may follow.
+                            Err(_) => {}
+                        }
+                    }
+                    r = &mut relay => break r,
+                }
+            }
+        };
+        drop(up);
+        self.rec.bytes_received += received;
+        match relayed {
+            Relayed::Done { .. } => {
+                self.rec.completed = true;
+                cluster.stats().upstream_rq_completed.inc();
+            }
+            Relayed::Fault(fault) => {
+                let fault = match conn.connect_error() {
+                    Some(e) => attempt.connect_fault(e),
+                    None => {
+                        cluster.stats().upstream_rq_rx_reset.inc();
+                        fault
+                    }
+                };
+                self.reply_fault(fault, Some(route)).await;
+            }
+            Relayed::Broken(flags) => {
+                self.rec.flags |= flags;
+                if flags.contains(ResponseFlags::UT) {
+                    cluster.stats().upstream_rq_timeout.inc();
+                }
+                if head_sent {
+                    self.ctx.http().downstream_rq_tx_reset.inc();
+                }
+            }
+        }
+    }
+
+    /// Relay the response of an upstream HTTP/2 stream: head (after any 1xx), data, trailers.
+    async fn relay_h2(
+        &mut self,
+        up: &UpstreamStream,
+        route: &'a Route,
+        deadline: Option<Instant>,
+        head_sent: &mut bool,
+    ) -> Relayed {
+        let idle = self.opts().idle_timeout;
+        let (fields, end) = loop {
+            let next = match deadline {
+                Some(d) => monoio::select! {
+                    r = up.slot.recv(idle) => r,
+                    () = timer::sleep_until(d) => return Relayed::Fault(Fault::UpstreamTimeout),
+                },
+                None => up.slot.recv(idle).await,
+            };
+            match next {
+                Recv::Head(fields, end) => {
+                    let status = convert::status_of(&fields);
+                    if (100..200).contains(&status) {
+                        continue;
+                    }
+                    break (fields, end);
+                }
+                _ => return Relayed::Fault(Fault::UpstreamReset),
+            }
+        };
+        self.rec.status = convert::status_of(&fields);
+        let mut out = Fields::new();
+        convert::upstream_response_fields(fields, route, self.opts(), &mut out);
+        if self.send_headers(&out, end).is_err() {
+            return Relayed::Broken(ResponseFlags::DC);
+        }
+        *head_sent = true;
+        if end {
+            return Relayed::Done {
+                upstream_reusable: true,
+            };
+        }
+        loop {
+            match up.slot.recv(idle).await {
+                Recv::Data(d) => {
+                    let n = d.len();
+                    if self.send_data(d, false).await.is_err() {
+                        return Relayed::Broken(ResponseFlags::DC);
+                    }
+                    // Passed on downstream: the upstream may send this much more.
+                    up.slot.release(&up.sess, n);
+                    self.rec.bytes_sent += n as u64;
+                    self.rec.up_rx += n as u64;
+                }
+                Recv::Trailers(t) => {
+                    if self.slot.send_trailers(&self.ctx.sess, &t).is_err() {
+                        return Relayed::Broken(ResponseFlags::DC);
+                    }
+                    return Relayed::Done {
+                        upstream_reusable: true,
+                    };
+                }
+                Recv::End => {
+                    if self.send_data(Bytes::new(), true).await.is_err() {
+                        return Relayed::Broken(ResponseFlags::DC);
+                    }
+                    return Relayed::Done {
+                        upstream_reusable: true,
+                    };
+                }
+                Recv::Head(..) => return Relayed::Broken(ResponseFlags::UPE),
+                Recv::Gone if self.slot.is_gone() => return Relayed::Broken(ResponseFlags::DC),
+                Recv::Gone => return Relayed::Broken(ResponseFlags::UC),
+            }
+        }
+    }
+
     /// Read the upstream's HTTP/1 response and send it on the stream: head, body, trailers.
     async fn relay<R: AsyncReadRent>(
         &mut self,
@@ -492,20 +591,7 @@ impl<'a> Exchange<'a> {
                 BodyEvent::Trailers(block) => {
                     let mut trailers = Fields::new();
                     convert::trailer_fields(&block, &mut trailers);
-                    let sh = &self.ctx.shared;
-                    let sent = if trailers.is_empty() {
-                        sh.conn
-                            .borrow_mut()
-                            .send_data(self.slot.id, &mut Bytes::new(), true)
-                            .map(|_| ())
-                    } else {
-                        sh.conn.borrow_mut().send_trailers(
-                            self.slot.id,
-                            trailers.iter().map(|(n, v)| (&n[..], &v[..])),
-                        )
-                    };
-                    sh.writer.notify();
-                    if sent.is_err() {
+                    if self.slot.send_trailers(&self.ctx.sess, &trailers).is_err() {
                         return Relayed::Broken(ResponseFlags::DC);
                     }
                     // The decoder reports End next.
@@ -571,32 +657,6 @@ impl<'a> Exchange<'a> {
     }
 }
 
-/// The next thing the client sent, waiting at most the idle timeout.
-async fn recv(slot: &StreamSlot, idle: Duration) -> Recv {
-    loop {
-        {
-            let mut rx = slot.rx.borrow_mut();
-            if rx.reset.is_some() {
-                return Recv::Gone;
-            }
-            if let Some(d) = rx.data.pop_front() {
-                return Recv::Data(d);
-            }
-            if let Some(t) = rx.trailers.take() {
-                return Recv::Trailers(t);
-            }
-            if rx.end {
-                return Recv::End;
-            }
-        }
-        let deadline = timer::coarse_now() + idle;
-        monoio::select! {
-            () = slot.rx_ready.wait() => {}
-            () = timer::sleep_until(deadline) => return Recv::Gone,
-        }
-    }
-}
-
 /// Write the request head and then the body as it arrives from the client; returns the
 /// body bytes sent.
 async fn upload<W: AsyncWriteRent>(
@@ -617,7 +677,7 @@ async fn upload<W: AsyncWriteRent>(
     let mut sent = 0u64;
     let mut out = BytesMut::new();
     loop {
-        match recv(slot, idle).await {
+        match slot.recv(idle).await {
             Recv::Data(d) => {
                 let n = d.len();
                 if chunked {
@@ -630,11 +690,7 @@ async fn upload<W: AsyncWriteRent>(
                 }
                 sent += n as u64;
                 // Written upstream: the client may send this much more.
-                let sh = &ctx.shared;
-                sh.conn
-                    .borrow_mut()
-                    .release_capacity(slot.id, u32::try_from(n).unwrap_or(u32::MAX));
-                sh.writer.notify();
+                slot.release(&ctx.sess, n);
             }
             Recv::Trailers(t) => {
                 if chunked {
@@ -652,7 +708,54 @@ async fn upload<W: AsyncWriteRent>(
                 }
                 return Ok(sent);
             }
-            Recv::Gone => return Err(PumpError::Source(std::io::ErrorKind::ConnectionReset)),
+            // No second head comes from a client.
+            Recv::Head(..) | Recv::Gone => {
+                return Err(PumpError::Source(std::io::ErrorKind::ConnectionReset));
+            }
+        }
+    }
+}
+
+/// Pass the client's request body (and trailers) to an upstream HTTP/2 stream, crediting the
+/// client only for what the upstream took. Returns the body bytes sent.
+async fn upload_h2(
+    ctx: &ConnCtx,
+    slot: &StreamSlot,
+    up: &UpstreamStream,
+    idle: Duration,
+    has_body: bool,
+) -> Result<u64, PumpError> {
+    if !has_body {
+        return Ok(0);
+    }
+    let mut sent = 0u64;
+    loop {
+        match slot.recv(idle).await {
+            Recv::Data(d) => {
+                let n = d.len();
+                up.slot
+                    .send_data(&up.sess, d, false, idle)
+                    .await
+                    .map_err(|Gone| PumpError::Sink)?;
+                slot.release(&ctx.sess, n);
+                sent += n as u64;
+            }
+            Recv::Trailers(t) => {
+                up.slot
+                    .send_trailers(&up.sess, &t)
+                    .map_err(|Gone| PumpError::Sink)?;
+                return Ok(sent);
+            }
+            Recv::End => {
+                up.slot
+                    .send_data(&up.sess, Bytes::new(), true, idle)
+                    .await
+                    .map_err(|Gone| PumpError::Sink)?;
+                return Ok(sent);
+            }
+            Recv::Head(..) | Recv::Gone => {
+                return Err(PumpError::Source(std::io::ErrorKind::ConnectionReset));
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub const DEFAULT_WINDOW: u32 = 65_535;
 /// DATA payloads at least this long are queued without copying.
 pub const ZERO_COPY_MIN: usize = 1024;
+/// Streams a client opens before the server's SETTINGS say how many it takes (as the h2 crate).
+pub const INITIAL_MAX_SEND_STREAMS: u32 = 100;
 /// How many closed stream ids are remembered to tell "closed" from "reset by us".
 const RECENTLY_CLOSED: usize = 256;
 
@@ -472,6 +474,29 @@ impl Connection {
     /// True once either side sent GOAWAY.
     pub fn is_going_away(&self) -> bool {
         self.goaway_sent.is_some() || self.goaway_received.is_some()
+    }
+
+    /// True when [`Self::open_stream`] would succeed now (client only): no GOAWAY either way,
+    /// no error, and the peer's SETTINGS_MAX_CONCURRENT_STREAMS not reached.
+    pub fn can_open_stream(&self) -> bool {
+        self.role == Role::Client
+            && self.error.is_none()
+            && !self.is_going_away()
+            && self.local_active < self.send_stream_limit()
+            && self.next_local_id <= StreamId::MAX.get()
+    }
+
+    /// How many streams we may have open: the peer's SETTINGS_MAX_CONCURRENT_STREAMS, and until
+    /// its SETTINGS arrive, [`INITIAL_MAX_SEND_STREAMS`] rather than the unlimited initial value
+    /// (section 5.1.2), so a burst on a new connection is not refused wholesale.
+    fn send_stream_limit(&self) -> u32 {
+        if self.settings_received {
+            self.peer.max_concurrent_streams
+        } else {
+            self.peer
+                .max_concurrent_streams
+                .min(INITIAL_MAX_SEND_STREAMS)
+        }
     }
 
     /// Streams not yet closed.
@@ -1201,7 +1226,7 @@ impl Connection {
         if self.is_going_away() {
             return Err(SendError::GoingAway);
         }
-        if self.local_active >= self.peer.max_concurrent_streams {
+        if self.local_active >= self.send_stream_limit() {
             return Err(SendError::StreamLimit);
         }
         if self.next_local_id > StreamId::MAX.get() {

@@ -1645,3 +1645,23 @@ fn vectored_transmit_shares_data_payloads() {
     assert!(matches!(&frames[3], Frame::Data(d) if d.end_stream));
     assert_eq!(frames[4], Frame::Ping(Ping::new([9; 8])));
 }
+
+#[test]
+fn sec5_1_2_client_assumes_100_streams_until_the_server_settings_arrive() {
+    let mut c = Connection::new(Role::Client, Config::default());
+    for _ in 0..INITIAL_MAX_SEND_STREAMS {
+        let id = c.open_stream().expect("within the initial limit");
+        c.send_headers(id, fields(&[(":method", "GET")]), true)
+            .unwrap();
+    }
+    assert!(!c.can_open_stream());
+    assert_eq!(c.open_stream(), Err(SendError::StreamLimit));
+    // The server allows 500: more streams may open.
+    let mut input = enc(frame::Settings {
+        max_concurrent_streams: Some(500),
+        ..frame::Settings::default()
+    });
+    c.handle_bytes(&mut input).unwrap();
+    assert!(c.can_open_stream());
+    assert!(c.open_stream().is_ok());
+}

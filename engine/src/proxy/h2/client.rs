@@ -1,0 +1,171 @@
+//! Upstream HTTP/2 connections (prior-knowledge h2c): each carries many concurrent streams,
+//! lives in its cluster's per-worker pool ([`crate::cluster::ClusterLocal::h2_checkout`]) and
+//! is driven by a task of its own until the upstream closes it, it fails, or it sits idle
+//! past the cluster's idle timeout.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use monoio::io::Splitable;
+use protocols::http2::conn::{self, Role};
+use protocols::http2::frame::Reason;
+
+use super::convert::Fields;
+use super::session::{ReadEnd, Session, StreamSlot};
+use crate::cluster::{ClusterLocal, ConnectError};
+use crate::worker::timer;
+
+/// Settings ringway's client side advertises.
+fn client_config() -> conn::Config {
+    conn::Config {
+        // Responses of many streams at full speed without waiting on our WINDOW_UPDATEs.
+        initial_window_size: 1 << 20,
+        connection_window_size: 8 << 20,
+        ..conn::Config::default()
+    }
+}
+
+/// One upstream HTTP/2 connection.
+pub(crate) struct H2Conn {
+    sess: Rc<Session>,
+    /// Why connecting failed; its streams were ended.
+    connect_error: Cell<Option<ConnectError>>,
+}
+
+/// Why a stream could not be opened on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// At the upstream's concurrent stream limit, going away, or failed: use another.
+    Unavailable,
+}
+
+/// A stream opened upstream. Dropping it resets the stream if it is still open.
+pub(super) struct UpstreamStream {
+    pub(super) sess: Rc<Session>,
+    pub(super) slot: Rc<StreamSlot>,
+}
+
+impl Drop for UpstreamStream {
+    fn drop(&mut self) {
+        self.sess.settle(&self.slot, Reason::CANCEL, Reason::CANCEL);
+    }
+}
+
+impl H2Conn {
+    /// A connection to endpoint `ep` of `cluster`: its task connects at once, and streams
+    /// may be opened before that finishes (their frames wait in the session).
+    pub(crate) fn start(cluster: Rc<ClusterLocal>, ep: usize) -> Rc<Self> {
+        let conn = Rc::new(Self {
+            sess: Session::new(Role::Client, client_config()),
+            connect_error: Cell::new(None),
+        });
+        monoio::spawn(drive(conn.clone(), cluster, ep));
+        conn
+    }
+
+    /// Why connecting failed, if it did.
+    pub(crate) fn connect_error(&self) -> Option<ConnectError> {
+        self.connect_error.get()
+    }
+
+    /// A new stream could be opened now.
+    pub(crate) fn can_open(&self) -> bool {
+        !self.sess.closing.get() && self.sess.conn.borrow().can_open_stream()
+    }
+
+    /// Stop taking streams; close once the open ones finished.
+    pub(crate) fn retire(&self) {
+        self.sess.go_away();
+    }
+
+    /// Open a stream sending the request head `fields`.
+    pub(super) fn open(
+        &self,
+        fields: &Fields,
+        end_stream: bool,
+    ) -> Result<UpstreamStream, OpenError> {
+        if !self.can_open() {
+            return Err(OpenError::Unavailable);
+        }
+        let id = self
+            .sess
+            .conn
+            .borrow_mut()
+            .open_stream()
+            .map_err(|_| OpenError::Unavailable)?;
+        let slot = StreamSlot::new(id);
+        self.sess.insert(slot.clone());
+        let stream = UpstreamStream {
+            sess: self.sess.clone(),
+            slot,
+        };
+        stream
+            .slot
+            .send_headers(&self.sess, fields, end_stream)
+            .map_err(|_| OpenError::Unavailable)?;
+        Ok(stream)
+    }
+}
+
+/// The connection task: connect, then read and write until the upstream goes away, the
+/// connection fails, or it is idle too long; then leave the pool.
+async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
+    let sess = conn.sess.clone();
+    let up = match cluster.connect(ep, None).await {
+        Ok(up) => up,
+        Err(e) => {
+            conn.connect_error.set(Some(e));
+            sess.closing.set(true);
+            sess.kill_all(Reason::CANCEL);
+            cluster.h2_gone(ep, &conn);
+            return;
+        }
+    };
+    cluster.stats().upstream_cx_http2_total.inc();
+    let (stream, mut lease) = up.into_parts();
+    let (mut rd, wr) = stream.into_split();
+    let reader = super::session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _| {});
+    let writer = super::session::write_loop(&sess, wr);
+    let mut reader = std::pin::pin!(reader);
+    let mut writer = std::pin::pin!(writer);
+    let idle = cluster.idle_timeout();
+    let by_peer = loop {
+        // After the upstream's GOAWAY: finish the open streams, then close.
+        if sess.conn.borrow().is_going_away() && !sess.closing.get() {
+            sess.closing.set(true);
+            sess.writer.notify();
+        }
+        let idle_at = (sess.streams() == 0).then(|| sess.idle_since.get() + idle);
+        monoio::select! {
+            end = &mut reader => match end {
+                ReadEnd::PeerGone => break true,
+                ReadEnd::Protocol => {
+                    cluster.stats().upstream_cx_protocol_error.inc();
+                    sess.closing.set(true);
+                    sess.kill_all(Reason::CANCEL);
+                    // Flush the GOAWAY the codec queued, briefly.
+                    let flushed = monoio::time::timeout(Duration::from_secs(1), &mut writer);
+                    let _ = flushed.await;
+                    break false;
+                }
+            },
+            _ = &mut writer => break false,
+            _ = timer::sleep_until(idle_at.unwrap_or_else(super::far_future)), if idle_at.is_some() => {
+                if sess.streams() == 0 && timer::coarse_now() >= sess.idle_since.get() + idle {
+                    cluster.stats().upstream_cx_idle_timeout.inc();
+                    sess.go_away();
+                }
+            }
+            _ = sess.streams_changed.wait() => {}
+        }
+    };
+    sess.closing.set(true);
+    sess.kill_all(Reason::CANCEL);
+    cluster.h2_gone(ep, &conn);
+    if by_peer {
+        lease.closed_by_peer();
+    }
+    drop(lease);
+}
