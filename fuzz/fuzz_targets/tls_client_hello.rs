@@ -72,5 +72,5 @@ fn inspect(h: &ClientHello<'_>) {
     }
     let _ = h.offers_tls13();
     assert!(h.session_id.len() <= 32);
-    assert!(!h.cipher_suites.is_empty() && h.cipher_suites.len() % 2 == 0);
+    assert!(!h.cipher_suites.is_empty() && h.cipher_suites.len().is_multiple_of(2));
 }
