@@ -518,3 +518,81 @@ async fn an_h2_upstream_that_is_down_is_a_502_with_its_flag() {
     assert_eq!(resp.status(), 502, "connect failure (UF)");
     assert_eq!(proxy.stat("cluster.h2.upstream_cx_connect_fail"), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// gRPC awareness
+
+fn grpc_call(addr: SocketAddr, path: &str, timeout: Option<&str>) -> Request<Body> {
+    let mut req = Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = timeout {
+        req = req.header("grpc-timeout", t);
+    }
+    // One empty length-prefixed message.
+    req.body(body(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_errors_for_grpc_calls_are_trailers_only_grpc_statuses() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = Proxy::start(&format!(
+        r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/pkg.Svc/"
+    cluster = "down"
+
+[[clusters]]
+name = "down"
+protocol = "http2"
+endpoints = ["{dead}"]
+"#
+    ));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    for (path, code, message) in [
+        ("/pkg.Svc/Call", "14", "upstream connect error"),
+        ("/other.Svc/Call", "12", "no route"),
+    ] {
+        let resp = h2
+            .send_request(grpc_call(proxy.addr(), path, None))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}: gRPC errors travel in a 200");
+        let h = resp.headers().clone();
+        assert_eq!(h["content-type"], "application/grpc");
+        assert_eq!(h["grpc-status"], code, "{path}");
+        assert_eq!(h["grpc-message"], message, "{path}");
+        assert_eq!(read_body(resp).await, "", "trailers-only");
+    }
+    assert_eq!(proxy.stat("http.main.grpc_request_total"), 2);
+    assert_eq!(proxy.stat("http.main.grpc_status_unavailable"), 1);
+    assert_eq!(proxy.stat("http.main.grpc_status_unimplemented"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_bounds_the_wait_for_the_upstream() {
+    // An HTTP/1 backend that never answers within the test.
+    let backend = Backend::start(|_req| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        full(200, "late")
+    });
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let resp = h2
+        .send_request(grpc_call(proxy.addr(), "/pkg.Svc/Slow", Some("300m")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
+    assert_eq!(proxy.stat("http.main.grpc_status_deadline_exceeded"), 1);
+    assert_eq!(proxy.stat("cluster.backend.upstream_rq_timeout"), 1);
+}

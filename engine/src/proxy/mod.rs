@@ -10,6 +10,7 @@
 mod body;
 mod exchange;
 mod fault;
+mod grpc;
 pub(crate) mod h2;
 mod head;
 mod reply;

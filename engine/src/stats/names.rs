@@ -19,6 +19,13 @@ stats! {
         downstream_cx_overflow: Counter "downstream connections refused because the listener's connection limit was reached",
         downstream_cx_accept_error: Counter "accept() calls that failed (e.g. out of file descriptors)",
         downstream_cx_proxy_proto_error: Counter "connections closed because their PROXY protocol header was malformed, late or missing",
+        downstream_cx_transport_socket_connect_timeout: Counter "connections closed because their TLS handshake was not done within handshake_timeout",
+        ssl_handshake: Counter as "ssl.handshake" "TLS handshakes completed",
+        ssl_connection_error: Counter as "ssl.connection_error" "TLS handshakes that failed: TLS protocol errors (no shared version, cipher suite or ALPN protocol, bad messages, alerts), clients not speaking TLS, socket errors",
+        ssl_not_tls: Counter as "ssl.not_tls" "connections to a TLS listener whose first byte was not a TLS handshake record (such as plain HTTP); also in ssl.connection_error",
+        ssl_session_reused: Counter as "ssl.session_reused" "TLS handshakes that resumed an earlier session (ticket or session ID)",
+        ssl_versions_tls12: Counter as "ssl.versions.TLSv1.2" "TLS handshakes completed with TLS 1.2",
+        ssl_versions_tls13: Counter as "ssl.versions.TLSv1.3" "TLS handshakes completed with TLS 1.3",
     }
 }
 
@@ -84,6 +91,27 @@ stats! {
         http2_control_flood: Counter "HTTP/2 connections closed for a SETTINGS/PING flood",
         http2_empty_data_flood: Counter "HTTP/2 connections closed for an empty DATA frame flood",
         http2_goaway_sent: Counter "HTTP/2 GOAWAY frames sent (drain, idle, errors)",
+        grpc_request_total: Counter "gRPC calls (content-type application/grpc) that ended",
+        grpc_success: Counter "gRPC calls that ended with grpc-status 0 (OK)",
+        grpc_failure: Counter "gRPC calls that ended with a non-zero grpc-status",
+        grpc_no_status: Counter "gRPC calls that ended without a grpc-status (reset or cut short)",
+        grpc_status_ok: Counter "gRPC calls that ended with grpc-status OK",
+        grpc_status_cancelled: Counter "gRPC calls that ended with grpc-status CANCELLED",
+        grpc_status_unknown: Counter "gRPC calls that ended with grpc-status UNKNOWN",
+        grpc_status_invalid_argument: Counter "gRPC calls that ended with grpc-status INVALID_ARGUMENT",
+        grpc_status_deadline_exceeded: Counter "gRPC calls that ended with grpc-status DEADLINE_EXCEEDED",
+        grpc_status_not_found: Counter "gRPC calls that ended with grpc-status NOT_FOUND",
+        grpc_status_already_exists: Counter "gRPC calls that ended with grpc-status ALREADY_EXISTS",
+        grpc_status_permission_denied: Counter "gRPC calls that ended with grpc-status PERMISSION_DENIED",
+        grpc_status_resource_exhausted: Counter "gRPC calls that ended with grpc-status RESOURCE_EXHAUSTED",
+        grpc_status_failed_precondition: Counter "gRPC calls that ended with grpc-status FAILED_PRECONDITION",
+        grpc_status_aborted: Counter "gRPC calls that ended with grpc-status ABORTED",
+        grpc_status_out_of_range: Counter "gRPC calls that ended with grpc-status OUT_OF_RANGE",
+        grpc_status_unimplemented: Counter "gRPC calls that ended with grpc-status UNIMPLEMENTED",
+        grpc_status_internal: Counter "gRPC calls that ended with grpc-status INTERNAL",
+        grpc_status_unavailable: Counter "gRPC calls that ended with grpc-status UNAVAILABLE",
+        grpc_status_data_loss: Counter "gRPC calls that ended with grpc-status DATA_LOSS",
+        grpc_status_unauthenticated: Counter "gRPC calls that ended with grpc-status UNAUTHENTICATED",
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
+use protocols::grpc::Code;
 use protocols::http1::{
     self, BodyDecoder, BodyEvent, BodyFraming, Limits, MethodKind, RequestHead,
 };
@@ -24,6 +25,7 @@ use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::proxy::body::{self, PumpError, read_into};
 use crate::proxy::exchange::{Record, count_status};
 use crate::proxy::fault::Fault;
+use crate::proxy::grpc::{self, GrpcCall};
 use crate::proxy::head::{self, OutFraming, RequestRewrite};
 use crate::proxy::reply::LocalReply;
 use crate::proxy::upstream::{self, Attempt};
@@ -78,6 +80,8 @@ pub(super) async fn run(ctx: Rc<ConnCtx>, slot: Rc<StreamSlot>, fields: Fields, 
         rec: Record::new(Instant::now()),
         request_id: None,
         route_name: "",
+        grpc: None,
+        grpc_status: None,
     };
     let cancelled = monoio::select! {
         () = ex.run(&fields, end_stream) => false,
@@ -97,6 +101,9 @@ pub(super) async fn run(ctx: Rc<ConnCtx>, slot: Rc<StreamSlot>, fields: Fields, 
         count_status(http, ex.rec.status);
     } else {
         http.downstream_rq_rx_reset.inc();
+    }
+    if ex.grpc.is_some() {
+        grpc::count(http, ex.grpc_status.filter(|_| !cancelled));
     }
     ll.rq_time.record(ex.rec.start.elapsed().as_micros() as u64);
     if let (Some(log), Some(start_time)) = (&ll.access_log, start_time) {
@@ -118,6 +125,10 @@ struct Exchange<'a> {
     rec: Record,
     request_id: Option<[u8; 36]>,
     route_name: &'a str,
+    /// Set for gRPC requests.
+    grpc: Option<GrpcCall>,
+    /// The gRPC call's final status, once known.
+    grpc_status: Option<Code>,
 }
 
 impl<'a> Exchange<'a> {
@@ -143,14 +154,15 @@ impl<'a> Exchange<'a> {
                 self.rec.flags |= ResponseFlags::DPE;
                 let text = format!("{e}\n");
                 return self
-                    .reply_local(LocalReply::new(e.status(), text.as_bytes()))
+                    .reply_error(e.status(), text.as_bytes(), None, None)
                     .await;
             }
         };
+        self.grpc = GrpcCall::of(&head);
         let head = self.head.insert(head);
         if head.is_connect() {
             return self
-                .reply_local(LocalReply::new(501, b"CONNECT is not supported\n"))
+                .reply_error(501, b"CONNECT is not supported\n", None, None)
                 .await;
         }
         if opts.generate_request_id && head.header(b"x-request-id").is_none() {
@@ -213,11 +225,45 @@ impl<'a> Exchange<'a> {
 
     async fn reply_fault(&mut self, fault: Fault, route: Option<&Route>) {
         self.rec.flags |= fault.flag();
-        let mut reply = LocalReply::new(fault.status(), fault.body());
+        self.reply_error(fault.status(), fault.body(), Some(fault), route)
+            .await;
+    }
+
+    /// Answer an error ringway found itself: as an HTTP error, or for a gRPC request as a
+    /// trailers-only gRPC status (HTTP 200) a gRPC client understands.
+    async fn reply_error(
+        &mut self,
+        status: u16,
+        text: &[u8],
+        fault: Option<Fault>,
+        route: Option<&Route>,
+    ) {
+        if self.grpc.is_some() {
+            let code = grpc::code_for(status, fault);
+            let mut fields = Fields::new();
+            grpc::error_fields(code, text, &mut fields);
+            self.rec.status = 200;
+            self.grpc_status = Some(code);
+            if self.send_headers(&fields, true).is_ok() {
+                self.rec.completed = true;
+            }
+            return;
+        }
+        let mut reply = LocalReply::new(status, text);
         if let Some(r) = route {
             reply.extra = &r.response_headers_to_add;
         }
         self.reply_local(reply).await;
+    }
+
+    /// When the wait for the response head ends: the route's timeout, or the gRPC client's
+    /// deadline if that is earlier.
+    fn response_deadline(&self, route: &Route) -> Option<Instant> {
+        let by_route = route.timeout.map(|t| self.rec.start + t);
+        match &self.grpc {
+            Some(call) => call.deadline(self.rec.start, by_route),
+            None => by_route,
+        }
     }
 
     fn send_headers(&self, fields: &Fields, end_stream: bool) -> Result<(), Gone> {
@@ -272,7 +318,7 @@ impl<'a> Exchange<'a> {
         let request_head = out.split().freeze();
         buffers::give_back(out);
         let has_body = framing != BodyFraming::None;
-        let deadline = route.timeout.map(|t| self.rec.start + t);
+        let deadline = self.response_deadline(route);
         let cluster = &attempt.cluster;
         let mut tries = 0;
         loop {
@@ -402,7 +448,7 @@ impl<'a> Exchange<'a> {
         let Ok(up) = conn.open(&fields, !has_body) else {
             return self.reply_fault(Fault::UpstreamReset, Some(route)).await;
         };
-        let deadline = route.timeout.map(|t| self.rec.start + t);
+        let deadline = self.response_deadline(route);
         let idle = self.opts().idle_timeout;
         let mut head_sent = false;
         let mut received = 0;
@@ -485,6 +531,10 @@ impl<'a> Exchange<'a> {
             }
         };
         self.rec.status = convert::status_of(&fields);
+        if end {
+            // Trailers-only: the status is in the head.
+            self.grpc_status = grpc::status_in(&fields);
+        }
         let mut out = Fields::new();
         convert::upstream_response_fields(fields, route, self.opts(), &mut out);
         if self.send_headers(&out, end).is_err() {
@@ -509,6 +559,7 @@ impl<'a> Exchange<'a> {
                     self.rec.up_rx += n as u64;
                 }
                 Recv::Trailers(t) => {
+                    self.grpc_status = grpc::status_in(&t);
                     if self.slot.send_trailers(&self.ctx.sess, &t).is_err() {
                         return Relayed::Broken(ResponseFlags::DC);
                     }
@@ -591,6 +642,7 @@ impl<'a> Exchange<'a> {
                 BodyEvent::Trailers(block) => {
                     let mut trailers = Fields::new();
                     convert::trailer_fields(&block, &mut trailers);
+                    self.grpc_status = grpc::status_in(&trailers);
                     if self.slot.send_trailers(&self.ctx.sess, &trailers).is_err() {
                         return Relayed::Broken(ResponseFlags::DC);
                     }
