@@ -205,14 +205,18 @@ impl<T: StatSet> PerCore<T> {
 /// stats! { pub struct DemoStats {
 ///     demo_total: Counter "things done",
 ///     demo_active: Gauge "things in progress",
+///     demo_tls_v13: Counter as "demo.versions.TLSv1.3" "things done over TLS 1.3",
 /// } }
 /// let s = PerCore::<DemoStats>::new(2);
 /// s.core(0).demo_total.inc();
 /// assert_eq!(s.demo_total(), 1);
 /// ```
+///
+/// A stat is exported under its field name unless `as "name"` gives another (Envoy's dotted
+/// sub-scopes such as `ssl.handshake`; Prometheus names turn the dots into `_`).
 macro_rules! stats {
     ($(#[$meta:meta])* $vis:vis struct $name:ident {
-        $($field:ident : $kind:ident $help:literal),* $(,)?
+        $($field:ident : $kind:ident $(as $export:literal)? $help:literal),* $(,)?
     }) => {
         $(#[$meta])*
         #[derive(Debug, Default)]
@@ -223,7 +227,7 @@ macro_rules! stats {
         impl $crate::stats::StatSet for $name {
             const DESCS: &'static [$crate::stats::StatDesc] = &[$(
                 $crate::stats::StatDesc {
-                    name: stringify!($field),
+                    name: $crate::stats::stat_name!($field $(, $export)?),
                     help: $help,
                     kind: <$crate::stats::$kind as $crate::stats::Stat>::KIND,
                 },
@@ -253,11 +257,23 @@ macro_rules! stats {
     };
 }
 
+/// The exported name of a `stats!` field: its `as "name"`, else the field name.
+macro_rules! stat_name {
+    ($field:ident) => {
+        stringify!($field)
+    };
+    ($field:ident, $export:literal) => {
+        $export
+    };
+}
+
 #[allow(
     unused_imports,
     reason = "the path other modules define their stat sets with"
 )]
 pub(crate) use stats;
+#[allow(unused_imports, reason = "used by the expansion of `stats!`")]
+pub(crate) use stat_name;
 
 mod histogram;
 pub mod names;

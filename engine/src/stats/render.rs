@@ -259,7 +259,8 @@ impl Store {
             None => String::new(),
         };
         for s in samples {
-            let fam = format!("ringway_{}_{}", s.scope, s.stat);
+            // Dotted sub-scopes (`ssl.versions.TLSv1.3`) are not legal in Prometheus names.
+            let fam = format!("ringway_{}_{}", s.scope, s.stat.replace('.', "_"));
             let line = format!(
                 "{fam}{} {}",
                 label(s.scope, s.scope_name.as_deref()),
