@@ -18,7 +18,7 @@ use protocols::http1::{
 
 use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::Upstream;
-use crate::config::{ClusterId, HttpOptions, ListenerConfig};
+use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::proxy::body::{self, PumpError, read_into};
 use crate::proxy::fault::Fault;
 use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
@@ -27,6 +27,9 @@ use crate::proxy::upstream::{self, Attempt};
 use crate::proxy::{Downstream, tunnel};
 use crate::router::{Action, Route};
 use crate::worker::{ListenerLocal, Local, Worker, buffers, rng};
+
+#[path = "exchange_h2.rs"]
+mod h2_upstream;
 
 /// The outcome of one exchange for the downstream connection.
 pub(crate) enum Next {
@@ -346,7 +349,10 @@ impl<'a> Exchange<'a> {
         };
         let attempt = Attempt::begin(cluster, ep, self.rec.start);
         self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
-        let next = self.forward_to(conn, route, &attempt).await;
+        let next = match attempt.cluster.protocol {
+            UpstreamProtocol::Http1 => self.forward_to(conn, route, &attempt).await,
+            UpstreamProtocol::Http2 => self.forward_to_h2(conn, route, &attempt).await,
+        };
         self.rec.upstream_time = Some(attempt.end(self.rec.status, self.rec.flags, self.rec.up_rx));
         next
     }

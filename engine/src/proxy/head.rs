@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use protocols::http1::{RequestHead, ResponseHead, encode};
+use protocols::http1::{self, Limits, RequestHead, ResponseHead, encode};
 
 use crate::config::HttpOptions;
 use crate::router::{HeaderToAdd, Route};
@@ -143,6 +143,21 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
     encode::end_head(dst);
 }
 
+/// The upstream request head as a parsed head, for HTTP/2 upstreams (which take fields):
+/// written by [`write_request`], so both upstream codecs get the same rewrites, then read
+/// back. `None` only if the rewritten head does not parse (a route adds a bad header).
+pub(crate) fn rewrite_request(req: &RequestHead, rw: &RequestRewrite<'_>) -> Option<RequestHead> {
+    let mut out = BytesMut::with_capacity(req.raw().len() + 256);
+    write_request(&mut out, req, rw);
+    // The downstream limits already bounded the head; these only bound the additions.
+    let limits = Limits {
+        max_request_line: out.len(),
+        max_head: out.len(),
+        max_headers: req.header_count() + 64,
+    };
+    http1::parse_request(&mut out, &limits).ok().flatten()
+}
+
 fn write_request_line(dst: &mut BytesMut, req: &RequestHead, route: &Route) {
     dst.extend_from_slice(req.method());
     dst.extend_from_slice(b" ");
@@ -210,6 +225,44 @@ pub(crate) fn write_response(dst: &mut BytesMut, resp: &ResponseHead, rw: &Respo
             encode::header(dst, b"upgrade", v);
         }
     } else if rw.close {
+        encode::header(dst, b"connection", b"close");
+    } else if rw.keep_alive_10 {
+        encode::header(dst, b"connection", b"keep-alive");
+    }
+    write_adds(dst, adds);
+    encode::end_head(dst);
+}
+
+/// Write the HTTP/1.1 head to send downstream for a response that came from an HTTP/2 upstream
+/// (`fields` without pseudo-header fields; they carry no connection-specific fields).
+pub(crate) fn write_response_fields<'f>(
+    dst: &mut BytesMut,
+    status: u16,
+    fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+    rw: &ResponseRewrite<'_>,
+) {
+    encode::status_line(dst, status, b"");
+    let (removes, adds): (&[bytes::Bytes], &[HeaderToAdd]) = match rw.route {
+        Some(r) => (&r.response_headers_to_remove, &r.response_headers_to_add),
+        None => (&[], &[]),
+    };
+    for (name, value) in fields {
+        if name.starts_with(b":")
+            || is_hop_by_hop(name)
+            || listed(removes, name)
+            || replaced(adds, name)
+        {
+            continue;
+        }
+        encode::header(dst, name, value);
+    }
+    if let Some(via) = &rw.opts.via {
+        write_via(dst, via);
+    }
+    if rw.framing == OutFraming::Chunked {
+        encode::header(dst, b"transfer-encoding", b"chunked");
+    }
+    if rw.close {
         encode::header(dst, b"connection", b"close");
     } else if rw.keep_alive_10 {
         encode::header(dst, b"connection", b"keep-alive");

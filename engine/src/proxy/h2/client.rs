@@ -7,13 +7,14 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::io::Splitable;
+use protocols::http1::RequestHead;
 use protocols::http2::conn::{self, Role};
 use protocols::http2::frame::Reason;
 
 use super::convert::Fields;
-use super::session::{ReadEnd, Session, StreamSlot};
+use super::session::{Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::cluster::{ClusterLocal, ConnectError};
 use crate::worker::timer;
 
@@ -42,9 +43,55 @@ pub(crate) enum OpenError {
 }
 
 /// A stream opened upstream. Dropping it resets the stream if it is still open.
-pub(super) struct UpstreamStream {
+pub(crate) struct UpstreamStream {
     pub(super) sess: Rc<Session>,
     pub(super) slot: Rc<StreamSlot>,
+}
+
+impl UpstreamStream {
+    /// The next part of the response, waiting at most `idle`.
+    pub(crate) async fn recv(&self, idle: Duration) -> Recv {
+        self.slot.recv(idle).await
+    }
+
+    /// `n` bytes of response data were passed on: the upstream may send as much again.
+    pub(crate) fn release(&self, n: usize) {
+        self.slot.release(&self.sess, n);
+    }
+
+    /// Send request body bytes (`end_stream` on the last), as flow control allows.
+    pub(crate) async fn send_data(
+        &self,
+        data: Bytes,
+        end_stream: bool,
+        idle: Duration,
+    ) -> Result<(), Gone> {
+        self.slot
+            .send_data(&self.sess, data, end_stream, idle)
+            .await
+    }
+
+    /// End the request with trailers.
+    pub(crate) fn send_trailers(&self, fields: &Fields) -> Result<(), Gone> {
+        self.slot.send_trailers(&self.sess, fields)
+    }
+}
+
+/// Open a stream to endpoint `ep` of `cluster` for `up_head`, the request head already
+/// rewritten for the upstream ([`crate::proxy::head::rewrite_request`]). Returns the connection
+/// too: if the stream fails before a response, [`H2Conn::connect_error`] tells whether
+/// connecting was the reason.
+pub(crate) fn open_request(
+    cluster: &Rc<ClusterLocal>,
+    ep: usize,
+    up_head: &RequestHead,
+    end_stream: bool,
+) -> (Rc<H2Conn>, Result<UpstreamStream, OpenError>) {
+    let mut fields = Fields::new();
+    super::convert::request_fields(up_head, b"http", &mut fields);
+    let conn = cluster.h2_checkout(ep);
+    let opened = conn.open(&fields, end_stream);
+    (conn, opened)
 }
 
 impl Drop for UpstreamStream {
@@ -81,11 +128,7 @@ impl H2Conn {
     }
 
     /// Open a stream sending the request head `fields`.
-    pub(super) fn open(
-        &self,
-        fields: &Fields,
-        end_stream: bool,
-    ) -> Result<UpstreamStream, OpenError> {
+    fn open(&self, fields: &Fields, end_stream: bool) -> Result<UpstreamStream, OpenError> {
         if !self.can_open() {
             return Err(OpenError::Unavailable);
         }

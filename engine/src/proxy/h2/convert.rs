@@ -13,7 +13,7 @@ use crate::proxy::reply::LocalReply;
 use crate::router::{HeaderToAdd, Route};
 
 /// An HTTP/2 field list: pseudo-header fields first.
-pub(super) type Fields = Vec<(Bytes, Bytes)>;
+pub(crate) type Fields = Vec<(Bytes, Bytes)>;
 
 /// The HTTP/1.1 request head an HTTP/2 request stands for. `end_stream`: the HEADERS frame
 /// ended the stream (no body). A body without `content-length` is declared chunked, so the
@@ -203,7 +203,7 @@ pub(super) fn upstream_response_fields(
 }
 
 /// The `:status` of a response head (0 when missing or not a number).
-pub(super) fn status_of(fields: &Fields) -> u16 {
+pub(crate) fn status_of(fields: &Fields) -> u16 {
     fields
         .iter()
         .find(|(n, _)| n.as_ref() == b":status")
@@ -214,7 +214,7 @@ pub(super) fn status_of(fields: &Fields) -> u16 {
 
 /// An HTTP/1 chunked trailer block (`name: value` lines, each ending in CRLF) as HTTP/2
 /// trailer fields; connection-specific fields are dropped.
-pub(super) fn trailer_fields(block: &Bytes, out: &mut Fields) {
+pub(crate) fn trailer_fields(block: &Bytes, out: &mut Fields) {
     for line in block.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -230,7 +230,7 @@ pub(super) fn trailer_fields(block: &Bytes, out: &mut Fields) {
 }
 
 /// HTTP/2 trailer fields as the trailer block of a last chunk (`name: value\r\n` lines).
-pub(super) fn write_trailers(fields: &[(Bytes, Bytes)], dst: &mut BytesMut) {
+pub(crate) fn write_trailers(fields: &[(Bytes, Bytes)], dst: &mut BytesMut) {
     for (name, value) in fields {
         if is_hop_by_hop(name) {
             continue;

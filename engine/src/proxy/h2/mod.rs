@@ -8,8 +8,8 @@
 //! thread, so nothing here is `Send` and nothing takes a lock.
 
 pub(crate) mod client;
-mod convert;
-mod session;
+pub(crate) mod convert;
+pub(crate) mod session;
 mod signal;
 mod stream;
 

@@ -117,10 +117,10 @@ impl Session {
 
 /// The stream is gone (reset, or the connection closed).
 #[derive(Debug)]
-pub(super) struct Gone;
+pub(crate) struct Gone;
 
 /// What the peer sent next on a stream.
-pub(super) enum Recv {
+pub(crate) enum Recv {
     /// A response head (client side; 1xx heads come first, each with `false`).
     Head(Fields, bool),
     Data(Bytes),

@@ -16,7 +16,7 @@ use protocols::http1::{
 };
 use protocols::http2::frame::Reason;
 
-use super::client::UpstreamStream;
+use super::client::{UpstreamStream, open_request};
 use super::convert::{self, Fields};
 use super::session::{Gone, Recv, Session, StreamSlot};
 use crate::access_log::{Entry, ResponseFlags};
@@ -419,33 +419,24 @@ impl<'a> Exchange<'a> {
         let Some(head) = &self.head else { return };
         let has_body = head.framing() != BodyFraming::None;
         // The same rewrites as for an HTTP/1 upstream, read back as fields.
-        let mut out = buffers::take();
-        head::write_request(
-            &mut out,
-            head,
-            &RequestRewrite {
-                route,
-                opts: self.opts(),
-                peer: self.ctx.peer,
-                framing: OutFraming::AsIs,
-                upgrade: None,
-                request_id: self.request_id.as_ref(),
-            },
-        );
-        let Ok(Some(up_head)) = http1::parse_request(&mut out, &Limits::default()) else {
-            buffers::give_back(out);
+        let rw = RequestRewrite {
+            route,
+            opts: self.opts(),
+            peer: self.ctx.peer,
+            framing: OutFraming::AsIs,
+            upgrade: None,
+            request_id: self.request_id.as_ref(),
+        };
+        let Some(up_head) = head::rewrite_request(head, &rw) else {
             return self.reply_fault(Fault::UpstreamProtocol, Some(route)).await;
         };
-        buffers::give_back(out);
-        let mut fields = Fields::new();
-        convert::request_fields(&up_head, b"http", &mut fields);
         let cluster = &attempt.cluster;
         cluster
             .stats()
             .upstream_cx_tx_bytes_total
             .add(up_head.raw().len() as u64);
-        let conn = cluster.h2_checkout(attempt.endpoint);
-        let Ok(up) = conn.open(&fields, !has_body) else {
+        let (conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
+        let Ok(up) = opened else {
             return self.reply_fault(Fault::UpstreamReset, Some(route)).await;
         };
         let deadline = self.response_deadline(route);
