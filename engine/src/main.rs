@@ -2,7 +2,7 @@
 //! the workers, then wait for signals (SIGTERM/SIGINT drain and exit, SIGHUP reloads).
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -88,7 +88,14 @@ fn config_source(cli: &Cli) -> anyhow::Result<(String, String)> {
 
 fn load(cli: &Cli) -> anyhow::Result<Config> {
     let (text, origin) = config_source(cli)?;
-    let mut cfg = config::parse_str(&text, &origin).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Relative paths in a config file (TLS certificates and keys) are taken from the file's
+    // directory, not from wherever ringway was started; the embedded and command-line
+    // configs have none.
+    let dir = match (&cli.listen, &cli.config) {
+        (None, Some(path)) => path.parent().unwrap_or_else(|| Path::new("")),
+        _ => Path::new(""),
+    };
+    let mut cfg = config::parse_str_in(&text, &origin, dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(n) = cli.workers {
         anyhow::ensure!(
             (1..=config::validate::MAX_WORKERS).contains(&n),
@@ -125,6 +132,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("cannot install signal handlers")?;
     let workers = cfg.workers;
+    let tls_listeners: Vec<String> = cfg
+        .listeners
+        .iter()
+        .filter(|l| l.tls.is_some())
+        .map(|l| l.name.clone())
+        .collect();
     let handle = engine::start(
         cfg,
         StartOptions {
@@ -133,7 +146,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
     )?;
     for (name, addr) in handle.listeners() {
-        println!("ringway: listener {name} on http://{addr}");
+        let scheme = if tls_listeners.contains(name) {
+            "https"
+        } else {
+            "http"
+        };
+        println!("ringway: listener {name} on {scheme}://{addr}");
     }
     if let Some(admin) = handle.admin() {
         println!("ringway: admin on http://{admin}");
