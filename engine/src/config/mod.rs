@@ -118,6 +118,16 @@ pub struct HttpOptions {
     pub via: Option<String>,
     /// Server name sent in locally generated responses.
     pub server_name: String,
+    /// Not a config field: the listener terminates TLS (`[listeners.tls]`), so its requests
+    /// came over `https` (`x-forwarded-proto`, redirects).
+    pub https: bool,
+}
+
+impl HttpOptions {
+    /// The scheme clients used to reach the listener: `https` or `http`.
+    pub fn scheme(&self) -> &'static [u8] {
+        if self.https { b"https" } else { b"http" }
+    }
 }
 
 /// Where and how a listener logs requests.

@@ -230,12 +230,13 @@ fn listener(
             RawAccessLogFormat::Json => AccessLogFormat::Json,
         },
     });
-    let http = http_options(l.http.as_ref(), &format!("{at}.http"))?;
+    let mut http = http_options(l.http.as_ref(), &format!("{at}.http"))?;
     let routes = compile_routes(&l.virtual_hosts, at, clusters)?;
     let tls = match &l.tls {
         Some(t) => Some(super::tls::server_tls(t, at, protocol, dir)?),
         None => None,
     };
+    http.https = tls.is_some();
     Ok(ListenerConfig {
         name: l.name.clone(),
         address,
@@ -367,6 +368,7 @@ fn http_options(h: Option<&RawHttpOptions>, at: &str) -> Result<HttpOptions, Fie
         generate_request_id: h.generate_request_id.unwrap_or(DEFAULT_GENERATE_REQUEST_ID),
         via,
         server_name,
+        https: false,
     })
 }
 

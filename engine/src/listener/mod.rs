@@ -4,13 +4,26 @@
 //! Sockets are bound up front on the starting thread (bind errors surface before any worker
 //! runs, and port 0 resolves to one port shared by all workers); each worker then adopts its
 //! own socket into its runtime with `monoio::net::TcpListener::from_std`.
+//!
+//! An accepted connection then goes through the listener's stages in order ([`serve`]): the
+//! PROXY protocol header ([`proxy_protocol`]), TLS termination ([`tls`]), then its protocol:
+//! the HTTP connection manager ([`crate::proxy`]; HTTP/2 when TLS's ALPN picked `h2`) or the
+//! TCP proxy ([`crate::tcp`]).
 
 pub(crate) mod proxy_protocol;
+pub(crate) mod tls;
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
+use bytes::BytesMut;
+use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::ListenerProtocol;
+use crate::proxy::{DownstreamIo, Ended};
+use crate::worker::Worker;
 
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -44,8 +57,61 @@ pub(crate) fn bind_reuseport(
     Ok((sockets, bound))
 }
 
+/// Serve a connection accepted on listener `li` (`fresh`), or resumed after parking: the
+/// PROXY header if the listener requires one, the TLS handshake if it terminates TLS (both
+/// for fresh connections only; a parked connection is a plaintext one past both), then its
+/// protocol.
+pub(crate) async fn serve(
+    worker: &Rc<Worker>,
+    li: usize,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    fresh: bool,
+) -> Ended {
+    let (protocol, header_timeout, acceptor) = {
+        let local = worker.local();
+        let cfg = local.listener_config(li);
+        let timeout = match cfg.protocol {
+            ListenerProtocol::Http => cfg.http.request_header_timeout,
+            ListenerProtocol::Tcp => proxy_protocol::TCP_HEADER_TIMEOUT,
+        };
+        (
+            cfg.protocol,
+            (fresh && cfg.proxy_protocol).then_some(timeout),
+            cfg.tls.as_ref().filter(|_| fresh).map(tls::Acceptor::of),
+        )
+    };
+    let (peer, first) = match header_timeout {
+        None => (peer, BytesMut::new()),
+        Some(t) => match proxy_protocol::header(worker, li, &mut stream, peer, t).await {
+            Some(found) => found,
+            None => return Ended::Closed,
+        },
+    };
+    let (io, first) = match acceptor {
+        None => (DownstreamIo::Plain(stream), first),
+        Some(acceptor) => match tls::handshake(worker, li, stream, first, acceptor, peer).await {
+            Some(s) => (DownstreamIo::Tls(s), BytesMut::new()),
+            None => {
+                let local = worker.local();
+                let ls = local.listeners[li].stats();
+                ls.downstream_cx_total.inc();
+                ls.downstream_cx_destroy.inc();
+                return Ended::Closed;
+            }
+        },
+    };
+    match protocol {
+        ListenerProtocol::Http => crate::proxy::serve(worker, li, io, peer, fresh, first).await,
+        ListenerProtocol::Tcp => {
+            crate::tcp::serve(worker, li, io, peer, first).await;
+            Ended::Closed
+        }
+    }
+}
+
 /// Options applied to every accepted downstream connection.
-pub(crate) fn tune_accepted(stream: &monoio::net::TcpStream) {
+pub(crate) fn tune_accepted(stream: &TcpStream) {
     // Small request/response exchanges must not wait for Nagle; failure is harmless.
     let _ = stream.set_nodelay(true);
 }

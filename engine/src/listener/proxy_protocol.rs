@@ -1,6 +1,6 @@
 //! The connection stage right after accept: on a listener with `proxy_protocol = true`, read
-//! the PROXY protocol v1 or v2 header every connection must start with, then hand the
-//! connection to the listener's protocol (the HTTP connection manager or the TCP proxy).
+//! the PROXY protocol v1 or v2 header every connection must start with (before TLS, if the
+//! listener terminates TLS; [`super::serve`] runs the stages in order).
 //!
 //! The header's source address replaces the socket peer for the rest of the connection
 //! (`x-forwarded-for`, access log, PROXY out); a `LOCAL` command or an `UNKNOWN`/non-TCP
@@ -14,15 +14,12 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 use protocols::proxy_protocol::{self as pp, Addresses, Command, Header};
 
-use crate::config::ListenerProtocol;
-use crate::proxy::Ended;
 use crate::worker::{Worker, buffers, timer};
 
 /// How long a TCP listener waits for the PROXY header (HTTP listeners use their
@@ -40,47 +37,27 @@ pub(crate) enum Failure {
     Timeout,
 }
 
-/// Serve a connection accepted on listener `li` (`fresh`), or resumed after parking: the PROXY
-/// header first if the listener requires one (fresh connections only), then its protocol.
-pub(crate) async fn serve(
-    worker: &Rc<Worker>,
+/// The PROXY stage of a fresh connection on listener `li`: read the header within `timeout`.
+/// Returns the client address it names (else `peer`) and the bytes read after it; `None` when
+/// there is no valid header, after counting the connection as opened, destroyed and a PROXY
+/// protocol error.
+pub(crate) async fn header(
+    worker: &Worker,
     li: usize,
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     peer: SocketAddr,
-    fresh: bool,
-) -> Ended {
-    let (protocol, header_timeout) = {
-        let local = worker.local();
-        let cfg = local.listener_config(li);
-        let timeout = match cfg.protocol {
-            ListenerProtocol::Http => cfg.http.request_header_timeout,
-            ListenerProtocol::Tcp => TCP_HEADER_TIMEOUT,
-        };
-        (
-            cfg.protocol,
-            (fresh && cfg.proxy_protocol).then_some(timeout),
-        )
-    };
-    let (peer, first) = match header_timeout {
-        None => (peer, BytesMut::new()),
-        Some(t) => match read(&mut stream, timer::coarse_now() + t).await {
-            Ok((header, rest)) => (source(&header, peer), rest),
-            Err(e) => {
-                log::debug!("PROXY header from {peer}: {e:?}");
-                let local = worker.local();
-                let ls = local.listeners[li].stats();
-                ls.downstream_cx_total.inc();
-                ls.downstream_cx_destroy.inc();
-                ls.downstream_cx_proxy_proto_error.inc();
-                return Ended::Closed;
-            }
-        },
-    };
-    match protocol {
-        ListenerProtocol::Http => crate::proxy::serve(worker, li, stream, peer, fresh, first).await,
-        ListenerProtocol::Tcp => {
-            crate::tcp::serve(worker, li, stream, peer, first).await;
-            Ended::Closed
+    timeout: Duration,
+) -> Option<(SocketAddr, BytesMut)> {
+    match read(stream, timer::coarse_now() + timeout).await {
+        Ok((header, rest)) => Some((source(&header, peer), rest)),
+        Err(e) => {
+            log::debug!("PROXY header from {peer}: {e:?}");
+            let local = worker.local();
+            let ls = local.listeners[li].stats();
+            ls.downstream_cx_total.inc();
+            ls.downstream_cx_destroy.inc();
+            ls.downstream_cx_proxy_proto_error.inc();
+            None
         }
     }
 }

@@ -285,7 +285,7 @@ impl<'a> Exchange<'a> {
             Action::Redirect(r) => {
                 self.ll.http().rq_redirect.inc();
                 let mut location = Vec::with_capacity(128);
-                r.location(&self.head, b"http", &mut location);
+                r.location(&self.head, self.opts().scheme(), &mut location);
                 let mut reply = LocalReply::new(r.status, b"");
                 reply.location = Some(&location);
                 reply.extra = &route.response_headers_to_add;

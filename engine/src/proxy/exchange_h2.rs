@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{BodyDecoder, BodyEvent, BodyFraming, Version, encode};
 
 use super::{Exchange, Next, Relayed};

@@ -123,7 +123,7 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
             write_ip(dst, rw.peer);
             dst.extend_from_slice(b"\r\n");
         }
-        encode::header(dst, b"x-forwarded-proto", b"http");
+        encode::header(dst, b"x-forwarded-proto", rw.opts.scheme());
     }
     if let Some(id) = rw.request_id {
         encode::header(dst, b"x-request-id", id);

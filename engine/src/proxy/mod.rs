@@ -1,7 +1,8 @@
 //! The HTTP connection manager: one task per downstream connection. HTTP/1 requests are served
 //! in order (pipelined requests wait in the read buffer), each through routing to a local reply
 //! or an upstream. A connection that opens with the HTTP/2 preface (prior-knowledge h2c) is
-//! handed to [`h2`].
+//! handed to [`h2`], as is a TLS connection whose ALPN chose `h2`. The connection's bytes
+//! come through [`DownstreamIo`]: plain TCP, or TLS terminated by the listener.
 //!
 //! An idle keep-alive connection holds no read buffer and only a small future: it waits for
 //! readiness, and the per-request state lives in a boxed future that exists only while a
@@ -13,6 +14,7 @@ mod fault;
 mod grpc;
 pub(crate) mod h2;
 mod head;
+mod io;
 mod reply;
 mod tunnel;
 mod upstream;
@@ -21,13 +23,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use monoio::net::TcpStream;
 
 use crate::worker::{Worker, buffers, park, timer};
+pub(crate) use io::DownstreamIo;
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: DownstreamIo,
     /// Bytes read but not yet consumed (pipelined requests); no capacity while idle.
     pub(crate) buf: BytesMut,
     pub(crate) peer: SocketAddr,
@@ -56,7 +58,7 @@ pub(crate) enum Ended {
 pub(crate) async fn serve(
     worker: &Rc<Worker>,
     li: usize,
-    stream: TcpStream,
+    stream: DownstreamIo,
     peer: SocketAddr,
     fresh: bool,
     first: BytesMut,
@@ -85,8 +87,10 @@ pub(crate) async fn serve(
             let now = timer::coarse_now();
             let idle_at = now + idle;
             // Park when idle for a while; parked connections' timeouts are swept once a
-            // second, so only long idle timeouts qualify.
-            let mut park_at = (idle > 2 * park::PARK_AFTER && codec == Codec::Http1)
+            // second, so only long idle timeouts qualify. A TLS session cannot be parked
+            // (the lot keeps a bare socket): TLS connections stay in their task.
+            let plain = matches!(conn.stream, DownstreamIo::Plain(_));
+            let mut park_at = (idle > 2 * park::PARK_AFTER && codec == Codec::Http1 && plain)
                 .then(|| now + park::PARK_AFTER);
             // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
             let ready = loop {
@@ -101,12 +105,10 @@ pub(crate) async fn serve(
                 match woke {
                     Some(r) => break r,
                     None if park_at.is_some() => {
-                        if worker
-                            .lot
-                            .park(&conn.stream, li, conn.peer, idle_at)
-                            .is_ok()
-                        {
-                            return Ended::Parked;
+                        if let DownstreamIo::Plain(s) = &conn.stream {
+                            if worker.lot.park(s, li, conn.peer, idle_at).is_ok() {
+                                return Ended::Parked;
+                            }
                         }
                         park_at = None;
                     }
@@ -127,7 +129,13 @@ pub(crate) async fn serve(
                     .listener_config(li)
                     .http
                     .request_header_timeout;
-            match sniff(&mut conn, deadline).await {
+            // ALPN's choice wins; without it (or on plaintext), the first bytes tell.
+            let sniffed = if conn.stream.is_h2() {
+                Some(Codec::Http2)
+            } else {
+                sniff(&mut conn, deadline).await
+            };
+            match sniffed {
                 None => break true,
                 Some(Codec::Http2) => {
                     http.downstream_cx_http2_total.inc();

@@ -82,6 +82,7 @@ mod tests {
             generate_request_id: true,
             via: None,
             server_name: "ringway".into(),
+            https: false,
         }
     }
 

@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use monoio::net::TcpStream;
 
+use crate::proxy::DownstreamIo;
 use crate::proxy::body::{read_into, write_bytes};
 use crate::worker::{buffers, timer};
 
@@ -14,7 +15,7 @@ use crate::worker::{buffers, timer};
 /// ends at end of stream, on error, or after `idle` without bytes. Returns bytes copied
 /// (downstream -> upstream, upstream -> downstream).
 pub(crate) async fn run(
-    down: TcpStream,
+    down: DownstreamIo,
     down_buf: BytesMut,
     up: TcpStream,
     up_buf: BytesMut,

@@ -9,6 +9,8 @@
 //! closes the client. Stats: `tcp.<listener>.*` ([`crate::stats::TcpStats`]), the listener's
 //! `listener.<name>.*`, and the cluster's own `upstream_cx_*` through the shared connect path.
 //!
+//! The client side may be TLS terminated by the listener ([`crate::listener::tls`]): the
+//! relay then carries the decrypted bytes, and the client's `close_notify` is its half-close.
 //! Does not read PROXY headers from clients ([`crate::listener::proxy_protocol`] does, before
 //! this runs) and does not log access (not supported on tcp listeners yet).
 
@@ -18,8 +20,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use monoio::net::TcpStream;
 
+use crate::proxy::DownstreamIo;
 use crate::worker::Worker;
 
 /// Serve one TCP proxy connection until it is done. `peer` is the client (the PROXY header's
@@ -27,7 +29,7 @@ use crate::worker::Worker;
 pub(crate) async fn serve(
     worker: &Rc<Worker>,
     li: usize,
-    stream: TcpStream,
+    stream: DownstreamIo,
     peer: SocketAddr,
     first: BytesMut,
 ) {

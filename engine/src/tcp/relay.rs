@@ -21,6 +21,7 @@ use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
 
+use crate::proxy::DownstreamIo;
 use crate::stats::Counter;
 use crate::worker::timer;
 
@@ -54,7 +55,7 @@ pub(crate) struct Meter<'a> {
 /// `first` holds downstream bytes already read (after a PROXY header); they go upstream first.
 /// Returns how it ended and the bytes moved (downstream -> upstream, upstream -> downstream).
 pub(crate) async fn run(
-    down: TcpStream,
+    down: DownstreamIo,
     first: BytesMut,
     up: TcpStream,
     idle: Option<Duration>,

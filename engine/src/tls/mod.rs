@@ -11,13 +11,6 @@
 
 mod error;
 mod server;
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the listener wiring (phase 2 of issue #5) uses the stream"
-    )
-)]
 mod stream;
 
 #[cfg(test)]
@@ -29,13 +22,5 @@ pub use server::{
     ServerTls, TlsSettings, TlsVersion, check_server_name,
 };
 
-#[allow(
-    unused_imports,
-    reason = "the listener wiring (phase 2 of issue #5) uses these"
-)]
 pub(crate) use error::TlsError;
-#[allow(
-    unused_imports,
-    reason = "the listener wiring (phase 2 of issue #5) uses these"
-)]
-pub(crate) use stream::{ReuniteError, TlsReadHalf, TlsStream, TlsWriteHalf, accept};
+pub(crate) use stream::{TlsReadHalf, TlsStream, TlsWriteHalf, accept};

@@ -61,11 +61,14 @@ struct Session {
 
 type Shared = Rc<RefCell<Session>>;
 
-/// Runs the server side of a TLS handshake on `tcp`, which must be fresh (nothing read from
-/// it yet). Fails with [`TlsError::Timeout`] if it is not done by `deadline` (checked on the
-/// worker's coarse timer). On success, session tickets (if any) have been sent too.
+/// Runs the server side of a TLS handshake on `tcp`. `first` holds the bytes already read
+/// from it (those after a PROXY protocol header; usually none): they are the start of the
+/// client's first flight. Fails with [`TlsError::Timeout`] if it is not done by `deadline`
+/// (checked on the worker's coarse timer). On success, session tickets (if any) have been sent
+/// too.
 pub(crate) async fn accept(
     tcp: TcpStream,
+    first: BytesMut,
     config: Arc<ServerConfig>,
     deadline: Instant,
 ) -> Result<TlsStream, TlsError> {
@@ -80,27 +83,40 @@ pub(crate) async fn accept(
         })),
     };
     monoio::select! {
-        r = handshake(&mut stream.io, &stream.session) => r?,
+        r = handshake(&mut stream.io, &stream.session, first) => r?,
         _ = timer::sleep_until(deadline) => return Err(TlsError::Timeout),
     }
     Ok(stream)
 }
 
-async fn handshake(io: &mut TcpStream, session: &Shared) -> Result<(), TlsError> {
-    let mut first = true;
+async fn handshake(io: &mut TcpStream, session: &Shared, first: BytesMut) -> Result<(), TlsError> {
+    let mut pending = if first.is_empty() {
+        buffers::give_back(first);
+        None
+    } else {
+        Some(first)
+    };
+    let mut checked = false;
     loop {
         flush(io, session).await?;
         if !session.borrow().conn.is_handshaking() {
             return Ok(());
         }
-        let rx = buffers::take();
-        let (res, mut rx) = io.read(rx).await;
-        let n = match res {
-            Ok(0) => return Err(TlsError::Closed),
-            Ok(n) => n,
-            Err(e) => return Err(TlsError::Io(e)),
+        let (mut rx, n) = match pending.take() {
+            Some(rx) => {
+                let n = rx.len();
+                (rx, n)
+            }
+            None => {
+                let (res, rx) = io.read(buffers::take()).await;
+                match res {
+                    Ok(0) => return Err(TlsError::Closed),
+                    Ok(n) => (rx, n),
+                    Err(e) => return Err(TlsError::Io(e)),
+                }
+            }
         };
-        if std::mem::take(&mut first) && rx[0] != HANDSHAKE_RECORD {
+        if !std::mem::replace(&mut checked, true) && rx[0] != HANDSHAKE_RECORD {
             return Err(TlsError::NotTls { first_byte: rx[0] });
         }
         let fed = session.borrow_mut().absorb(&mut rx, n);
@@ -386,6 +402,7 @@ impl TlsStream {
 
     /// The client's certificate chain (only with client authentication, which listeners do
     /// not ask for yet).
+    #[allow(dead_code, reason = "mTLS (issue #5) forwards the client's identity")]
     pub(crate) fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
         self.session
             .borrow()

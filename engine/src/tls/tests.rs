@@ -162,21 +162,24 @@ enum Driver {
 
 impl Server {
     fn start(config: Arc<ServerConfig>, timeout: Duration, mode: Mode, conns: usize) -> Self {
-        Self::start_on(Driver::Fusion, config, timeout, mode, conns)
+        Self::start_on(Driver::Fusion, config, timeout, mode, conns, 0)
     }
 
+    /// `prefetch > 0`: read up to that many bytes from each connection before the handshake
+    /// and hand them to [`accept`] (as the listener does with bytes after a PROXY header).
     fn start_on(
         driver: Driver,
         config: Arc<ServerConfig>,
         timeout: Duration,
         mode: Mode,
         conns: usize,
+        prefetch: usize,
     ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, outcomes) = mpsc::channel();
         std::thread::spawn(move || {
-            let serve = serve(listener, config, timeout, mode, conns, tx);
+            let serve = serve(listener, config, timeout, mode, conns, prefetch, tx);
             match driver {
                 Driver::Fusion => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                     .enable_timer()
@@ -212,6 +215,7 @@ async fn serve(
     timeout: Duration,
     mode: Mode,
     conns: usize,
+    prefetch: usize,
     tx: mpsc::Sender<Outcome>,
 ) {
     listener.set_nonblocking(true).unwrap();
@@ -225,11 +229,17 @@ async fn serve(
     });
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (tcp, _) = listener.accept().await.unwrap();
+        let (mut tcp, _) = listener.accept().await.unwrap();
         let (config, tx) = (config.clone(), tx.clone());
         tasks.push(monoio::spawn(async move {
             let deadline = Instant::now() + timeout;
-            let outcome = match accept(tcp, config, deadline).await {
+            let mut first = bytes::BytesMut::new();
+            if prefetch > 0 {
+                let (res, buf) = tcp.read(bytes::BytesMut::with_capacity(prefetch)).await;
+                res.unwrap();
+                first = buf;
+            }
+            let outcome = match accept(tcp, first, config, deadline).await {
                 Ok(stream) => Ok(serve_one(stream, mode).await),
                 Err(e) => Err(e),
             };
@@ -757,6 +767,45 @@ fn non_tls_clients_are_refused_with_typed_errors() {
 }
 
 #[test]
+fn bytes_read_before_the_handshake_are_fed_to_it() {
+    let pki = Pki::new("prefetch");
+    let a = pki.leaf("a", &["a.example"]);
+    let tls = ServerTls::build(&settings(vec![source(&a, None)])).unwrap();
+    let config = tls.server_config(false).clone();
+    // Part of the record header, a whole first read, and a plaintext first byte.
+    for prefetch in [3, 16 * 1024] {
+        let server = Server::start_on(
+            Driver::Fusion,
+            config.clone(),
+            STEP,
+            Mode::Echo,
+            1,
+            prefetch,
+        );
+        let rt = runtime();
+        rt.block_on(async {
+            let mut s = connect(server.addr, Client::verifying(&pki).config(), "a.example")
+                .await
+                .unwrap();
+            ping(&mut s, b"after a prefetch").await;
+        });
+        assert_eq!(server.served().end, Ok(16), "prefetch {prefetch}");
+    }
+    let server = Server::start_on(Driver::Fusion, config, STEP, Mode::Echo, 1, 4);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(STEP, tcp.read_to_end(&mut sink)).await;
+    });
+    match server.outcome() {
+        Err(TlsError::NotTls { first_byte: b'G' }) => {}
+        other => panic!("expected NotTls, got {other:?}"),
+    }
+}
+
+#[test]
 fn handshake_timeout_fires() {
     let pki = Pki::new("timeout");
     let a = pki.leaf("a", &["a.example"]);
@@ -836,6 +885,7 @@ fn large_transfer_through_split_halves_both_ways() {
             STEP,
             Mode::Duplex(N),
             1,
+            0,
         );
         let rt = runtime();
         let (sent, received) = rt.block_on(async {

@@ -328,7 +328,7 @@ async fn connection(
     if fresh {
         server.total_connections.inc();
     }
-    if crate::listener::proxy_protocol::serve(&worker, index, stream, peer, fresh).await
+    if crate::listener::serve(&worker, index, stream, peer, fresh).await
         == crate::proxy::Ended::Parked
     {
         return;

@@ -1,5 +1,5 @@
 //! HTTP/2 in the proxy. Downstream: a connection that opened with the HTTP/2 preface
-//! (prior-knowledge h2c today; h2 over TLS by ALPN plugs in here), each stream served by a
+//! (prior-knowledge h2c) or chose `h2` by TLS's ALPN, each stream served by a
 //! task of its own through the same router and clusters as HTTP/1 requests. Upstream:
 //! [`client`] connections, pooled per endpoint, carrying many streams each.
 //!
@@ -16,7 +16,6 @@ mod stream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::io::Splitable;
 use protocols::http2::conn::{self, Counters, Role};
 use protocols::http2::frame::Reason;
 

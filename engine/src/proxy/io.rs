@@ -1,0 +1,178 @@
+//! The byte stream of a downstream connection: plain TCP, or TLS terminated by ringway
+//! ([`crate::tls`]). The HTTP/1 and HTTP/2 connection managers, upgrade tunnels and the TCP
+//! proxy run over [`DownstreamIo`] through monoio's owned-buffer traits and never look at
+//! which one it is; only the idle path does, because only plain sockets can be parked
+//! ([`crate::worker::park`] keeps a bare socket, not a TLS session).
+//!
+//! Plain TCP pays one branch per IO call for this: each call forwards to the `TcpStream` (or
+//! its split half) unchanged.
+
+use std::io;
+use std::net::SocketAddr;
+
+use monoio::BufResult;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+
+use crate::tls::{TlsReadHalf, TlsStream, TlsWriteHalf};
+
+/// A downstream connection's stream.
+#[derive(Debug)]
+pub(crate) enum DownstreamIo {
+    /// Plaintext TCP.
+    Plain(TcpStream),
+    /// TLS terminated here (the handshake is done).
+    Tls(TlsStream),
+}
+
+/// The read half of a split [`DownstreamIo`].
+#[derive(Debug)]
+pub(crate) enum DownstreamRead {
+    /// Of a plaintext connection.
+    Plain(OwnedReadHalf<TcpStream>),
+    /// Of a TLS connection.
+    Tls(TlsReadHalf),
+}
+
+/// The write half of a split [`DownstreamIo`].
+#[derive(Debug)]
+pub(crate) enum DownstreamWrite {
+    /// Of a plaintext connection.
+    Plain(OwnedWriteHalf<TcpStream>),
+    /// Of a TLS connection.
+    Tls(TlsWriteHalf),
+}
+
+/// [`DownstreamRead::reunite`] was given halves of two different streams (both are dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mismatched;
+
+impl DownstreamIo {
+    /// Waits until a read would make progress, holding no buffer (for TLS: at once when
+    /// decrypted bytes are already buffered).
+    pub(crate) async fn readable(&self, relaxed: bool) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.readable(relaxed).await,
+            Self::Tls(s) => s.readable(relaxed).await,
+        }
+    }
+
+    /// The address the client connected to.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Plain(s) => s.local_addr(),
+            Self::Tls(s) => s.tcp().local_addr(),
+        }
+    }
+
+    /// The TLS session, if this connection is TLS.
+    pub(crate) fn tls(&self) -> Option<&TlsStream> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => Some(s),
+        }
+    }
+
+    /// Whether TLS's ALPN chose HTTP/2 (never for plaintext: h2c is found by its preface).
+    pub(crate) fn is_h2(&self) -> bool {
+        self.tls().is_some_and(TlsStream::is_h2)
+    }
+
+    /// Splits into halves usable at the same time (from two futures on this thread).
+    pub(crate) fn into_split(self) -> (DownstreamRead, DownstreamWrite) {
+        match self {
+            Self::Plain(s) => {
+                let (r, w) = s.into_split();
+                (DownstreamRead::Plain(r), DownstreamWrite::Plain(w))
+            }
+            Self::Tls(s) => {
+                let (r, w) = s.into_split();
+                (DownstreamRead::Tls(r), DownstreamWrite::Tls(w))
+            }
+        }
+    }
+}
+
+impl DownstreamRead {
+    /// Joins the halves of one stream again.
+    pub(crate) fn reunite(self, write: DownstreamWrite) -> Result<DownstreamIo, Mismatched> {
+        match (self, write) {
+            (Self::Plain(r), DownstreamWrite::Plain(w)) => r
+                .reunite(w)
+                .map(DownstreamIo::Plain)
+                .map_err(|_| Mismatched),
+            (Self::Tls(r), DownstreamWrite::Tls(w)) => {
+                r.reunite(w).map(DownstreamIo::Tls).map_err(|_| Mismatched)
+            }
+            _ => Err(Mismatched),
+        }
+    }
+}
+
+/// Forwards the read methods of an enum to the variant's stream.
+macro_rules! forward_read {
+    ($ty:ident) => {
+        impl AsyncReadRent for $ty {
+            #[inline]
+            async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+                match self {
+                    Self::Plain(s) => s.read(buf).await,
+                    Self::Tls(s) => s.read(buf).await,
+                }
+            }
+
+            #[inline]
+            async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+                match self {
+                    Self::Plain(s) => s.readv(buf).await,
+                    Self::Tls(s) => s.readv(buf).await,
+                }
+            }
+        }
+    };
+}
+
+/// Forwards the write methods of an enum to the variant's stream.
+macro_rules! forward_write {
+    ($ty:ident) => {
+        impl AsyncWriteRent for $ty {
+            #[inline]
+            async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+                match self {
+                    Self::Plain(s) => s.write(buf).await,
+                    Self::Tls(s) => s.write(buf).await,
+                }
+            }
+
+            #[inline]
+            async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+                match self {
+                    Self::Plain(s) => s.writev(buf).await,
+                    Self::Tls(s) => s.writev(buf).await,
+                }
+            }
+
+            #[inline]
+            async fn flush(&mut self) -> io::Result<()> {
+                match self {
+                    Self::Plain(s) => s.flush().await,
+                    Self::Tls(s) => s.flush().await,
+                }
+            }
+
+            #[inline]
+            async fn shutdown(&mut self) -> io::Result<()> {
+                match self {
+                    Self::Plain(s) => s.shutdown().await,
+                    Self::Tls(s) => s.shutdown().await,
+                }
+            }
+        }
+    };
+}
+
+forward_read!(DownstreamIo);
+forward_read!(DownstreamRead);
+forward_write!(DownstreamIo);
+forward_write!(DownstreamWrite);
