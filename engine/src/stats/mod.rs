@@ -267,13 +267,13 @@ macro_rules! stat_name {
     };
 }
 
+#[allow(unused_imports, reason = "used by the expansion of `stats!`")]
+pub(crate) use stat_name;
 #[allow(
     unused_imports,
     reason = "the path other modules define their stat sets with"
 )]
 pub(crate) use stats;
-#[allow(unused_imports, reason = "used by the expansion of `stats!`")]
-pub(crate) use stat_name;
 
 mod histogram;
 pub mod names;
