@@ -380,6 +380,14 @@ async fn echo_h2(
 }
 
 fn h2_backend() -> H2Backend {
+    h2_backend_with(echo_h2)
+}
+
+fn h2_backend_with<F, Fut>(handler: F) -> H2Backend
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<Body>, hyper::Error>> + Send + 'static,
+{
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
@@ -399,8 +407,9 @@ fn h2_backend() -> H2Backend {
                     _ = &mut stopped => break,
                 };
                 conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let handler = handler.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(echo_h2);
+                    let svc = hyper::service::service_fn(handler);
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -673,6 +682,54 @@ async fn http1_clients_reach_an_h2_upstream() {
     proxy.eventually("three responses counted", |p| {
         p.stat("http.main.downstream_rq_2xx") == 3
     });
+    assert_eq!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_stream_resets_its_h2_upstream_stream() {
+    // The handler never answers; when the upstream stream is reset, hyper drops it.
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
+    let dropped_tx = Arc::new(std::sync::Mutex::new(dropped_tx));
+    let backend = h2_backend_with(move |_req| {
+        let tx = dropped_tx.clone();
+        async move {
+            struct Guard(Arc<std::sync::Mutex<std::sync::mpsc::Sender<()>>>);
+            impl Drop for Guard {
+                fn drop(&mut self) {
+                    let _ = self.0.lock().unwrap().send(());
+                }
+            }
+            let _guard = Guard(tx);
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(full(200, "late"))
+        }
+    });
+    let proxy = Proxy::start(&h2_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let addr = proxy.addr();
+    let pending = tokio::spawn(async move {
+        let _ = h2.send_request(get(addr, "/hang")).await;
+    });
+    proxy.eventually("the stream is open upstream", |p| {
+        p.stat("cluster.h2.upstream_rq_active") == 1
+    });
+    pending.abort();
+    let dropped =
+        tokio::task::spawn_blocking(move || dropped_rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert_eq!(dropped, Ok(()), "the upstream stream was reset");
+    proxy.eventually("nothing left in flight", |p| {
+        p.stat("cluster.h2.upstream_rq_active") == 0
+            && p.stat("http.main.downstream_rq_active") == 0
+            && p.stat("cluster.h2.upstream_rq_cancelled") == 1
+    });
+    // The upstream connection survives a stream reset.
     assert_eq!(
         backend
             .connections

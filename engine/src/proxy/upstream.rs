@@ -15,11 +15,13 @@ use crate::proxy::body::read_into;
 use crate::proxy::fault::Fault;
 
 /// One request sent to one endpoint: counted active from [`Attempt::begin`] to
-/// [`Attempt::end`].
+/// [`Attempt::end`], or to its drop when the request is abandoned (an HTTP/2 stream the client
+/// reset drops its request mid-way).
 pub(crate) struct Attempt {
     pub(crate) cluster: Rc<ClusterLocal>,
     pub(crate) endpoint: usize,
     started: Instant,
+    ended: bool,
 }
 
 impl Attempt {
@@ -37,19 +39,17 @@ impl Attempt {
             cluster,
             endpoint: ep,
             started,
+            ended: false,
         }
     }
 
     /// The request ended with `status` (0: no response) and `flags`, after `up_rx` bytes of
     /// response. Returns the time since the request started.
-    pub(crate) fn end(self, status: u16, flags: ResponseFlags, up_rx: u64) -> Duration {
+    pub(crate) fn end(mut self, status: u16, flags: ResponseFlags, up_rx: u64) -> Duration {
+        self.leave();
         let cluster = &self.cluster;
-        let endpoint = &cluster.endpoints[self.endpoint];
-        endpoint.active.set(endpoint.active.get() - 1);
         let stats = cluster.stats();
         let ep_stats = cluster.endpoint_stats(self.endpoint);
-        stats.upstream_rq_active.dec();
-        ep_stats.rq_active.dec();
         let elapsed = self.started.elapsed();
         cluster.rq_time.record(elapsed.as_micros() as u64);
         stats.upstream_cx_rx_bytes_total.add(up_rx);
@@ -90,6 +90,29 @@ impl Attempt {
             ConnectError::Refused => Fault::ConnectFailure,
             ConnectError::Timeout => Fault::ConnectTimeout,
         }
+    }
+}
+
+impl Attempt {
+    /// The request is no longer in flight.
+    fn leave(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let cluster = &self.cluster;
+        let endpoint = &cluster.endpoints[self.endpoint];
+        endpoint.active.set(endpoint.active.get() - 1);
+        cluster.stats().upstream_rq_active.dec();
+        cluster.endpoint_stats(self.endpoint).rq_active.dec();
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.cluster.stats().upstream_rq_cancelled.inc();
+        }
+        self.leave();
     }
 }
 

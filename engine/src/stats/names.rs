@@ -136,6 +136,7 @@ stats! {
         upstream_rq_total: Counter "requests sent upstream",
         upstream_rq_active: Gauge "upstream requests in flight",
         upstream_rq_completed: Counter "upstream requests that received a complete response",
+        upstream_rq_cancelled: Counter "requests abandoned while in flight (the client reset its HTTP/2 stream)",
         upstream_rq_1xx: Counter "upstream responses with a 1xx status (final responses only)",
         upstream_rq_2xx: Counter "upstream responses with a 2xx status",
         upstream_rq_3xx: Counter "upstream responses with a 3xx status",
