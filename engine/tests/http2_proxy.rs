@@ -386,7 +386,7 @@ fn h2_backend() -> H2Backend {
 fn h2_backend_with<F, Fut>(handler: F) -> H2Backend
 where
     F: Fn(Request<hyper::body::Incoming>) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = Result<hyper::Response<Body>, hyper::Error>> + Send + 'static,
+    Fut: Future<Output = Result<hyper::Response<Body>, hyper::Error>> + Send + 'static,
 {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
