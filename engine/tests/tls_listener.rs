@@ -501,10 +501,8 @@ fn handshake_timeout_closes_silent_clients() {
     let mut silent = std::net::TcpStream::connect(proxy.addr()).unwrap();
     silent.set_read_timeout(Some(STEP)).unwrap();
     let mut sink = Vec::new();
-    // Closed by ringway (end of stream), not by our read timeout.
-    let start = Instant::now();
-    let _ = silent.read_to_end(&mut sink);
-    assert!(start.elapsed() < STEP, "not closed");
+    // Closed by ringway (end of stream), not ended by our read timeout (an error).
+    silent.read_to_end(&mut sink).expect("closed by ringway");
     assert!(sink.is_empty());
     proxy.eventually("the timeout is counted", |p| {
         p.stat("listener.main.downstream_cx_transport_socket_connect_timeout") == 1
