@@ -186,7 +186,7 @@ impl<'a> Exchange<'a> {
             Action::Redirect(r) => {
                 self.ctx.http().rq_redirect.inc();
                 let mut location = Vec::with_capacity(128);
-                r.location(head, b"http", &mut location);
+                r.location(head, opts.scheme(), &mut location);
                 let mut reply = LocalReply::new(r.status, b"");
                 reply.location = Some(&location);
                 reply.extra = &route.response_headers_to_add;
