@@ -158,6 +158,15 @@ pub struct RawTls {
     /// Duration string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_timeout: Option<String>,
+    /// PEM file of the CAs that issue client certificates (mTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<String>,
+    /// `"required"` (default with `client_ca`) or `"optional"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
+    /// Client certificate names let in (CN, SAN DNS or URI; exact or `*.suffix`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_allowed_names: Option<Vec<String>>,
 }
 
 /// `{ cert, key, server_names }`.

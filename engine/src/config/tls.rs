@@ -125,6 +125,7 @@ fn settings(
             d
         }
     };
+    let (client_ca, client_cert_required, client_allowed_names) = client_auth(raw, at, dir)?;
     Ok(TlsSettings {
         certificates,
         alpn,
@@ -133,7 +134,73 @@ fn settings(
         session_tickets: raw.session_tickets.unwrap_or(DEFAULT_SESSION_TICKETS),
         session_cache_size,
         handshake_timeout,
+        client_ca,
+        client_cert_required,
+        client_allowed_names,
     })
+}
+
+/// `client_ca`, `client_auth` (`"required"`, the default, or `"optional"`) and
+/// `client_allowed_names`; the last two need the first.
+fn client_auth(
+    raw: &RawTls,
+    at: &str,
+    dir: &Path,
+) -> Result<(Option<std::path::PathBuf>, bool, Vec<String>), FieldError> {
+    let Some(ca) = &raw.client_ca else {
+        for (set, field) in [
+            (raw.client_auth.is_some(), "client_auth"),
+            (raw.client_allowed_names.is_some(), "client_allowed_names"),
+        ] {
+            if set {
+                return Err(FieldError::new(
+                    format!("{at}.{field}"),
+                    "needs client_ca (the CAs that issue client certificates)",
+                ));
+            }
+        }
+        return Ok((None, false, Vec::new()));
+    };
+    if ca.is_empty() {
+        return Err(FieldError::new(
+            format!("{at}.client_ca"),
+            "must not be empty",
+        ));
+    }
+    let required = match raw.client_auth.as_deref() {
+        None | Some("required") => true,
+        Some("optional") => false,
+        Some(other) => {
+            return Err(FieldError::new(
+                format!("{at}.client_auth"),
+                format!("must be \"required\" or \"optional\", not {other:?}"),
+            ));
+        }
+    };
+    let mut allowed = Vec::new();
+    for (i, name) in raw.client_allowed_names.iter().flatten().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        let base = lower.strip_prefix("*.").unwrap_or(&lower);
+        if base.is_empty() || base.contains('*') {
+            return Err(FieldError::new(
+                format!("{at}.client_allowed_names[{i}]"),
+                format!("{name:?}: a name, or \"*.\" followed by a suffix"),
+            ));
+        }
+        // URIs compare exactly; names without case.
+        allowed.push(if name.contains(':') {
+            name.clone()
+        } else {
+            lower
+        });
+    }
+    if raw.client_allowed_names.as_ref().is_some_and(Vec::is_empty) {
+        return Err(FieldError::new(
+            format!("{at}.client_allowed_names"),
+            "must name at least one identity (or be left out to accept any verified certificate)",
+        ));
+    }
+    Ok((Some(dir.join(ca)), required, allowed))
 }
 
 /// ALPN ids: unique, 1..=255 bytes; an HTTP listener offers only what it can speak.

@@ -7,7 +7,12 @@
 //! handshake that failed on a TLS error, a client that does not speak TLS (also
 //! `ssl.not_tls`) or a socket error; `downstream_cx_transport_socket_connect_timeout` for a
 //! handshake past its deadline. A client that just closes during the handshake counts only as
-//! a closed connection. Does not: client certificates (mTLS), certificate reload.
+//! a closed connection.
+//!
+//! Client certificates (`client_ca`): a refused client also counts as
+//! `ssl.fail_verify_no_cert` (none sent, required), `ssl.fail_verify_error` (did not verify)
+//! or `ssl.fail_verify_san` (not in `client_allowed_names`); a client without a certificate
+//! on an optional listener counts as `ssl.no_certificate`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
-use rustls::{ProtocolVersion, ServerConfig};
+use rustls::{CertificateError, ProtocolVersion, ServerConfig};
 
 use crate::tls::{self, TlsError, TlsStream};
 use crate::worker::{Worker, timer};
@@ -24,6 +29,8 @@ use crate::worker::{Worker, timer};
 pub(crate) struct Acceptor {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) timeout: Duration,
+    /// Client certificates are asked for.
+    pub(crate) client_auth: bool,
 }
 
 impl Acceptor {
@@ -33,6 +40,7 @@ impl Acceptor {
         Self {
             config: tls.server_config(true).clone(),
             timeout: tls.handshake_timeout,
+            client_auth: tls.client_auth(),
         }
     }
 }
@@ -63,6 +71,9 @@ pub(crate) async fn handshake(
             if stream.is_resumed() {
                 ls.ssl_session_reused.inc();
             }
+            if acceptor.client_auth && stream.peer_certificates().is_none() {
+                ls.ssl_no_certificate.inc();
+            }
             if log::log_enabled!(log::Level::Debug) {
                 log::debug!(
                     "TLS from {peer}: {:?}, {:?}, sni {:?}, alpn {:?}",
@@ -85,7 +96,18 @@ pub(crate) async fn handshake(
                     ls.ssl_not_tls.inc();
                     ls.ssl_connection_error.inc();
                 }
-                TlsError::Handshake { .. } | TlsError::Io(_) => ls.ssl_connection_error.inc(),
+                TlsError::Handshake { ref reason } => {
+                    ls.ssl_connection_error.inc();
+                    match reason {
+                        rustls::Error::NoCertificatesPresented => ls.ssl_fail_verify_no_cert.inc(),
+                        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => {
+                            ls.ssl_fail_verify_san.inc();
+                        }
+                        rustls::Error::InvalidCertificate(_) => ls.ssl_fail_verify_error.inc(),
+                        _ => {}
+                    }
+                }
+                TlsError::Io(_) => ls.ssl_connection_error.inc(),
             }
             None
         }

@@ -377,7 +377,8 @@ impl<'a> Exchange<'a> {
         // The upstream request: head plus whatever body is already buffered.
         let mut out = buffers::take();
         let request_id = self.request_id;
-        head::write_request(
+        let xfcc = conn.stream.forwarded_client_cert(self.cfg.tls.as_ref());
+        head::write_request_xfcc(
             &mut out,
             &self.head,
             &RequestRewrite {
@@ -388,6 +389,7 @@ impl<'a> Exchange<'a> {
                 upgrade,
                 request_id: request_id.as_ref(),
             },
+            xfcc.as_deref(),
         );
         // Like Envoy and nginx, answer `Expect: 100-continue` ourselves (the field is not
         // forwarded) so the client sends its body while we connect upstream.

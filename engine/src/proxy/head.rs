@@ -56,8 +56,20 @@ pub(crate) struct RequestRewrite<'a> {
     pub(crate) request_id: Option<&'a [u8; 36]>,
 }
 
-/// Write the head to send upstream for `req`.
+/// Write the head to send upstream for `req`, for a client without a verified certificate.
 pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestRewrite<'_>) {
+    write_request_xfcc(dst, req, rw, None);
+}
+
+/// Write the head to send upstream for `req`. `xfcc`: the `x-forwarded-client-cert` value of
+/// the client's verified certificate (mTLS). An `x-forwarded-client-cert` the client sent is
+/// never forwarded: only ringway's own identifies the client.
+pub(crate) fn write_request_xfcc(
+    dst: &mut BytesMut,
+    req: &RequestHead,
+    rw: &RequestRewrite<'_>,
+    xfcc: Option<&[u8]>,
+) {
     let route = rw.route;
     write_request_line(dst, req, route);
     let xff_last = if rw.opts.use_forwarded_headers {
@@ -95,6 +107,9 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
         if rw.opts.use_forwarded_headers && name.eq_ignore_ascii_case(b"x-forwarded-proto") {
             continue;
         }
+        if name.eq_ignore_ascii_case(XFCC) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"host") {
             has_host = true;
             // Absolute-form: the target's authority wins over Host (RFC 9112 3.2.2).
@@ -128,6 +143,9 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
     if let Some(id) = rw.request_id {
         encode::header(dst, b"x-request-id", id);
     }
+    if let Some(v) = xfcc {
+        encode::header(dst, XFCC, v);
+    }
     if let Some(via) = &rw.opts.via {
         write_via(dst, via);
     }
@@ -143,12 +161,25 @@ pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestR
     encode::end_head(dst);
 }
 
+/// The forwarded client certificate field (Envoy's name).
+const XFCC: &[u8] = b"x-forwarded-client-cert";
+
 /// The upstream request head as a parsed head, for HTTP/2 upstreams (which take fields):
 /// written by [`write_request`], so both upstream codecs get the same rewrites, then read
 /// back. `None` only if the rewritten head does not parse (a route adds a bad header).
 pub(crate) fn rewrite_request(req: &RequestHead, rw: &RequestRewrite<'_>) -> Option<RequestHead> {
-    let mut out = BytesMut::with_capacity(req.raw().len() + 256);
-    write_request(&mut out, req, rw);
+    rewrite_request_xfcc(req, rw, None)
+}
+
+/// [`rewrite_request`] with the client's `x-forwarded-client-cert` value (see
+/// [`write_request_xfcc`]).
+pub(crate) fn rewrite_request_xfcc(
+    req: &RequestHead,
+    rw: &RequestRewrite<'_>,
+    xfcc: Option<&[u8]>,
+) -> Option<RequestHead> {
+    let mut out = BytesMut::with_capacity(req.raw().len() + 256 + xfcc.map_or(0, <[u8]>::len));
+    write_request_xfcc(&mut out, req, rw, xfcc);
     // The downstream limits already bounded the head; these only bound the additions.
     let limits = Limits {
         max_request_line: out.len(),

@@ -15,7 +15,7 @@ use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
-use crate::tls::{TlsReadHalf, TlsStream, TlsWriteHalf};
+use crate::tls::{ServerTls, TlsReadHalf, TlsStream, TlsWriteHalf};
 
 /// A downstream connection's stream.
 #[derive(Debug)]
@@ -72,6 +72,18 @@ impl DownstreamIo {
             Self::Plain(_) => None,
             Self::Tls(s) => Some(s),
         }
+    }
+
+    /// The `x-forwarded-client-cert` value of the client's verified certificate, when `tls`
+    /// (the listener's) asks for client certificates and the client sent one.
+    pub(crate) fn forwarded_client_cert(&self, tls: Option<&ServerTls>) -> Option<Vec<u8>> {
+        let (Self::Tls(s), Some(tls)) = (self, tls) else {
+            return None;
+        };
+        if !tls.client_auth() {
+            return None;
+        }
+        tls.forwarded_client_cert(&s.peer_certificates()?)
     }
 
     /// Whether TLS's ALPN chose HTTP/2 (never for plaintext: h2c is found by its preface).

@@ -26,6 +26,12 @@ stats! {
         ssl_session_reused: Counter as "ssl.session_reused" "TLS handshakes that resumed an earlier session (ticket or session ID)",
         ssl_versions_tls12: Counter as "ssl.versions.TLSv1.2" "TLS handshakes completed with TLS 1.2",
         ssl_versions_tls13: Counter as "ssl.versions.TLSv1.3" "TLS handshakes completed with TLS 1.3",
+        ssl_fail_verify_no_cert: Counter as "ssl.fail_verify_no_cert" "TLS handshakes refused because the client sent no certificate (client_auth = \"required\"); also in ssl.connection_error",
+        ssl_fail_verify_error: Counter as "ssl.fail_verify_error" "TLS handshakes refused because the client certificate did not verify against client_ca (unknown CA, expired, bad signature); also in ssl.connection_error",
+        ssl_fail_verify_san: Counter as "ssl.fail_verify_san" "TLS handshakes refused because the client certificate names none of client_allowed_names; also in ssl.connection_error",
+        ssl_no_certificate: Counter as "ssl.no_certificate" "TLS handshakes completed without a client certificate on a listener that asks for one (client_auth = \"optional\")",
+        ssl_certificate_reload: Counter as "ssl.certificate_reload" "times the listener's certificates were reloaded because their files changed",
+        ssl_certificate_reload_error: Counter as "ssl.certificate_reload_error" "times changed certificate files failed to load (the old certificates stay)",
     }
 }
 

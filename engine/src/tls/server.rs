@@ -6,20 +6,41 @@
 //! exact names first, then `*.suffix` wildcards (longest suffix first), then the default
 //! certificate (the first one listed). Only TLS 1.2 and 1.3 exist here, with the `ring`
 //! provider.
+//!
+//! Client certificates (mTLS, `client_ca`): rustls's webpki verifier checks the chain against
+//! the configured CAs; [`ClientVerifier`] then checks `client_allowed_names` ([`identity`]).
+//! A refused client gets the alert rustls picks (`certificate_required`, `unknown_ca`,
+//! `bad_certificate`, ...).
+//!
+//! Certificate reload: the resolver ([`Certificates`]) holds the loaded certificates behind an
+//! [`ArcSwap`]; [`ServerTls::reload_changed`] (called by the workers' housekeeping) rereads
+//! them when a certificate or key file changed, so new handshakes use the new certificate while
+//! established connections go on. If the new files do not load, the old certificates stay.
+
+mod identity;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
+
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer};
-use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{
+    ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier,
+};
 use rustls::server::{ServerConfig, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::version::{TLS12, TLS13};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 
 use super::error::TlsConfigError;
 
@@ -73,7 +94,20 @@ pub struct TlsSettings {
     pub session_cache_size: usize,
     /// Time allowed for a handshake.
     pub handshake_timeout: Duration,
+    /// PEM file of the CAs that issue client certificates (mTLS); `None`: no client
+    /// certificate is asked for.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse clients without a certificate (`client_auth = "required"`);
+    /// otherwise they are let in without an identity.
+    pub client_cert_required: bool,
+    /// With `client_ca`: a client certificate must name one of these (subject CN, or a
+    /// subjectAltName DNS name or URI; exact, or `*.suffix`; lowercase). Empty: any verified
+    /// certificate.
+    pub client_allowed_names: Vec<String>,
 }
+
+/// How often [`ServerTls::reload_changed`] looks at the certificate files.
+pub(crate) const CERTIFICATE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A listener's built TLS server side. Cloning shares everything (certificates, ticket keys,
 /// session cache).
@@ -85,6 +119,11 @@ pub struct ServerTls {
     without_h2: Arc<ServerConfig>,
     /// Time allowed for a handshake.
     pub handshake_timeout: Duration,
+    /// The certificates served (shared by both configurations), reloaded when their files
+    /// change.
+    certs: Arc<Certificates>,
+    /// Client certificates are asked for (`client_ca` is set).
+    client_auth: bool,
 }
 
 impl ServerTls {
@@ -92,7 +131,18 @@ impl ServerTls {
     /// (relative to the `tls` table) and, for files, the file.
     pub fn build(settings: &TlsSettings) -> Result<Self, TlsConfigError> {
         let provider = Arc::new(crypto_provider(settings.cipher_suites.as_deref())?);
-        let resolver = Arc::new(SniResolver::load(&settings.certificates, &provider)?);
+        let stamps = stamps(&settings.certificates);
+        let resolver = SniResolver::load(&settings.certificates, &provider)?;
+        let certs = Arc::new(Certificates {
+            current: ArcSwap::from_pointee(resolver),
+            sources: settings.certificates.clone(),
+            provider: provider.clone(),
+            watch: Mutex::new(Watch {
+                next: Instant::now() + CERTIFICATE_CHECK_INTERVAL,
+                stamps,
+            }),
+        });
+        let client_verifier = client_verifier(settings, &provider)?;
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
             TlsVersion::Tls12 => &[&TLS13, &TLS12],
             TlsVersion::Tls13 => &[&TLS13],
@@ -106,8 +156,8 @@ impl ServerTls {
                 };
                 TlsConfigError::new(field, format!("no usable protocol version: {e}"))
             })?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver);
+            .with_client_cert_verifier(client_verifier)
+            .with_cert_resolver(certs.clone());
         if settings.session_cache_size == 0 {
             config.session_storage = Arc::new(NoServerSessionStorage {});
         } else {
@@ -134,10 +184,11 @@ impl ServerTls {
             with_h2,
             without_h2,
             handshake_timeout: settings.handshake_timeout,
+            certs,
+            client_auth: settings.client_ca.is_some(),
         })
     }
 
-    /// The configuration to accept with: `serve_h2` says whether the caller can serve HTTP/2
     /// on the connection; when it cannot, `h2` is not offered in ALPN.
     pub fn server_config(&self, serve_h2: bool) -> &Arc<ServerConfig> {
         if serve_h2 {
@@ -145,6 +196,177 @@ impl ServerTls {
         } else {
             &self.without_h2
         }
+    }
+
+    /// Whether client certificates are asked for (mTLS).
+    pub fn client_auth(&self) -> bool {
+        self.client_auth
+    }
+
+    /// Rereads the certificates if a certificate or key file changed (size, modification
+    /// time or inode) since the last look, at most once every 2 seconds
+    /// (and by one caller at a time: the workers share this). `None`: not looked at, or
+    /// nothing changed; `Some(Ok)`: new handshakes use the new certificates; `Some(Err)`: they
+    /// did not load, the old ones stay (until the files change again).
+    pub fn reload_changed(&self, now: Instant) -> Option<Result<(), TlsConfigError>> {
+        let c = &self.certs;
+        let mut watch = c.watch.try_lock().ok()?;
+        if now < watch.next {
+            return None;
+        }
+        watch.next = now + CERTIFICATE_CHECK_INTERVAL;
+        let stamps = stamps(&c.sources);
+        if stamps == watch.stamps {
+            return None;
+        }
+        watch.stamps = stamps;
+        Some(SniResolver::load(&c.sources, &c.provider).map(|r| c.current.store(Arc::new(r))))
+    }
+
+    /// The default certificate (leaf) served now, DER.
+    pub fn default_certificate(&self) -> CertificateDer<'static> {
+        self.certs.current.load().default.cert[0].clone()
+    }
+
+    /// The `x-forwarded-client-cert` value for a verified client chain (leaf first), in
+    /// Envoy's format; `By` is the URI SAN of ringway's default certificate, if any.
+    pub(crate) fn forwarded_client_cert(&self, chain: &[CertificateDer<'_>]) -> Option<Vec<u8>> {
+        let leaf = chain.first()?;
+        let current = self.certs.current.load();
+        Some(identity::forwarded_client_cert(current.by.as_deref(), leaf))
+    }
+}
+
+/// The client certificate verifier of `settings`: none without `client_ca`.
+fn client_verifier(
+    settings: &TlsSettings,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsConfigError> {
+    let Some(ca) = &settings.client_ca else {
+        return Ok(WebPkiClientVerifier::no_client_auth());
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in read_chain(ca, "client_ca")? {
+        roots.add(cert).map_err(|e| {
+            TlsConfigError::new(
+                "client_ca",
+                format!("{}: not a CA certificate: {e}", ca.display()),
+            )
+        })?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let builder = if settings.client_cert_required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let inner = builder
+        .build()
+        .map_err(|e| TlsConfigError::new("client_ca", format!("{}: {e}", ca.display())))?;
+    Ok(Arc::new(ClientVerifier {
+        inner,
+        allowed: settings.client_allowed_names.clone(),
+    }))
+}
+
+/// rustls's webpki client verifier, then `client_allowed_names`.
+#[derive(Debug)]
+struct ClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    /// Lowercase; empty: any verified certificate.
+    allowed: Vec<String>,
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if !self.allowed.is_empty() && !identity::Identity::of(end_entity).matches(&self.allowed) {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// What identifies a version of a file: modification time, size, inode. `None`: unreadable.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+/// The stamps of every certificate and key file, in order.
+fn stamps(sources: &[CertificateSource]) -> Vec<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    sources
+        .iter()
+        .flat_map(|s| [&s.cert, &s.key])
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len(), m.ino()))
+        })
+        .collect()
+}
+
+/// The certificates a listener serves, swapped whole on reload.
+#[derive(Debug)]
+struct Certificates {
+    current: ArcSwap<SniResolver>,
+    /// Where they are read from.
+    sources: Vec<CertificateSource>,
+    provider: Arc<CryptoProvider>,
+    watch: Mutex<Watch>,
+}
+
+/// When the files were last looked at, and what they were.
+#[derive(Debug)]
+struct Watch {
+    /// Do not look before this.
+    next: Instant,
+    stamps: Vec<Stamp>,
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load().pick(hello.server_name()).clone())
     }
 }
 
@@ -222,6 +444,8 @@ pub(crate) struct SniResolver {
     exact: HashMap<String, Arc<CertifiedKey>>,
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
+    /// The default certificate's first URI SAN (`By` of `x-forwarded-client-cert`).
+    by: Option<String>,
 }
 
 impl SniResolver {
@@ -293,10 +517,14 @@ impl SniResolver {
                 "at least one certificate is needed",
             ));
         };
+        let by = webpki::EndEntityCert::try_from(&default.cert[0])
+            .ok()
+            .and_then(|c| c.valid_uri_names().next().map(str::to_owned));
         Ok(Self {
             exact,
             wildcard,
             default,
+            by,
         })
     }
 
@@ -325,12 +553,6 @@ impl SniResolver {
             rest = parent;
         }
         &self.default
-    }
-}
-
-impl ResolvesServerCert for SniResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.pick(hello.server_name()).clone())
     }
 }
 

@@ -110,6 +110,9 @@ fn settings(certificates: Vec<CertificateSource>) -> TlsSettings {
         session_tickets: true,
         session_cache_size: DEFAULT_SESSION_CACHE_SIZE,
         handshake_timeout: STEP,
+        client_ca: None,
+        client_cert_required: false,
+        client_allowed_names: Vec::new(),
     }
 }
 

@@ -397,6 +397,30 @@ async fn unpark_loop(worker: Rc<Worker>, waiter: monoio::net::UnixStream) {
     }
 }
 
+/// Rereads the certificates of TLS listeners whose files changed (the listeners' settings are
+/// shared by all workers; one of them does it, every few seconds).
+fn reload_certificates(local: &Local, now: Instant) {
+    for (li, l) in local.listeners.iter().enumerate() {
+        let cfg = local.listener_config(li);
+        let Some(result) = cfg.tls.as_ref().and_then(|t| t.reload_changed(now)) else {
+            continue;
+        };
+        match result {
+            Ok(()) => {
+                log::info!("listener {}: certificates reloaded", cfg.name);
+                l.stats().ssl_certificate_reload.inc();
+            }
+            Err(e) => {
+                log::error!(
+                    "listener {}: changed certificates not loaded, keeping the old ones: tls.{e}",
+                    cfg.name
+                );
+                l.stats().ssl_certificate_reload_error.inc();
+            }
+        }
+    }
+}
+
 async fn housekeeping(worker: Rc<Worker>) {
     loop {
         monoio::select! {
@@ -409,6 +433,7 @@ async fn housekeeping(worker: Rc<Worker>) {
         for c in &local.clusters {
             c.sweep(now);
         }
+        reload_certificates(&local, now);
         let mut expired = Vec::new();
         worker.lot.expired(now, &mut expired);
         for p in expired {
