@@ -8,8 +8,14 @@
 //! from [`ClusterLocal::connect`]) share one connect path: limits, timeout, accounting, and the
 //! PROXY protocol header when the cluster sends one (HAProxy `proxy-protocol.txt` 2.1/2.2). A
 //! cluster that sends PROXY headers never pools: each connection speaks for one client.
+//!
+//! A cluster with a `tls` table talks TLS to its endpoints ([`crate::tls::connect`]): the
+//! handshake is part of connecting (after the PROXY header, which precedes TLS on the wire)
+//! and must finish within the connect timeout; pooled TLS connections are reused like plain
+//! ones. A failed handshake counts as a connect failure and in the cluster's `ssl.*` stats.
 
 pub(crate) mod lb;
+mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -27,7 +33,10 @@ use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
 use crate::proxy::h2::client::H2Conn;
 use crate::server::ClusterShared;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
+use crate::tls::{ClientFailure, ClientTls, TlsError};
 use crate::worker::timer;
+
+pub(crate) use stream::UpstreamIo;
 
 /// One worker's view of a cluster.
 pub(crate) struct ClusterLocal {
@@ -38,6 +47,8 @@ pub(crate) struct ClusterLocal {
     max_connections: Option<u32>,
     max_idle: usize,
     proxy_protocol: Option<ProxyProtocolVersion>,
+    /// TLS to the endpoints; `None`: plaintext.
+    tls: Option<ClientTls>,
     pub(crate) protocol: UpstreamProtocol,
     balancer: lb::Balancer,
     pub(crate) endpoints: Vec<EndpointLocal>,
@@ -57,14 +68,14 @@ pub(crate) struct EndpointLocal {
 }
 
 struct Idle {
-    stream: TcpStream,
+    stream: UpstreamIo,
     since: Instant,
 }
 
 /// An upstream connection checked out of the pool. Dropping it closes the connection;
 /// [`ClusterLocal::release`] puts it back for reuse.
 pub(crate) struct Upstream {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: UpstreamIo,
     pub(crate) endpoint: usize,
     /// Came from the pool (may have been closed by the peer while idle).
     pub(crate) reused: bool,
@@ -131,6 +142,9 @@ pub(crate) enum ConnectError {
     Overflow,
     Refused,
     Timeout,
+    /// The TLS handshake failed (verification, alerts, no ALPN agreement, ...) or did not
+    /// finish within the connect timeout.
+    Tls,
 }
 
 impl ClusterLocal {
@@ -154,6 +168,7 @@ impl ClusterLocal {
             max_connections: cfg.max_connections_per_worker,
             max_idle: cfg.max_idle_per_endpoint,
             proxy_protocol: cfg.proxy_protocol,
+            tls: cfg.tls.clone(),
             protocol: cfg.protocol,
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
             endpoints,
@@ -170,6 +185,11 @@ impl ClusterLocal {
 
     pub(crate) fn endpoint_stats(&self, i: usize) -> &EndpointStats {
         self.shared.endpoints[i].core(self.core)
+    }
+
+    /// Whether connections to this cluster are TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// How long pooled connections may stay idle.
@@ -297,7 +317,7 @@ impl ClusterLocal {
         self.open.set(self.open.get() + 1);
         stats.upstream_cx_active.inc();
         ep_stats.cx_active.inc();
-        let mut up = self.wrap(stream, ep, false);
+        let mut up = self.wrap(UpstreamIo::Plain(stream), ep, false);
         if let Some(version) = self.proxy_protocol {
             let header = proxy_header(version, origin);
             stats.upstream_cx_tx_bytes_total.add(header.len() as u64);
@@ -309,10 +329,66 @@ impl ClusterLocal {
                 return Err(ConnectError::Refused);
             }
         }
+        if let Some(tls) = &self.tls {
+            let (io, mut lease) = up.into_parts();
+            let tcp = match io {
+                UpstreamIo::Plain(tcp) => tcp,
+                done @ UpstreamIo::Tls(_) => return Ok(Upstream::from_parts(done, lease)),
+            };
+            let deadline = started + self.connect_timeout;
+            return match self.handshake(tcp, tls, ep, deadline).await {
+                Ok(s) => Ok(Upstream::from_parts(UpstreamIo::Tls(s), lease)),
+                Err((e, by_peer)) => {
+                    if by_peer {
+                        lease.closed_by_peer();
+                    }
+                    Err(e)
+                }
+            };
+        }
         Ok(up)
     }
 
-    fn wrap(self: &Rc<Self>, stream: TcpStream, endpoint: usize, reused: bool) -> Upstream {
+    /// The TLS handshake on the fresh connection `tcp` to endpoint `ep`, by `deadline`. On
+    /// failure: why, and whether the upstream closed the connection.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        tls: &ClientTls,
+        ep: usize,
+        deadline: Instant,
+    ) -> Result<crate::tls::TlsStream, (ConnectError, bool)> {
+        let stats = self.stats();
+        let address = self.endpoints[ep].address;
+        match crate::tls::connect(tcp, tls, address.ip(), deadline).await {
+            Ok(s) => {
+                stats.ssl_handshake.inc();
+                if s.is_resumed() {
+                    stats.ssl_session_reused.inc();
+                }
+                Ok(s)
+            }
+            Err(e) => {
+                log::debug!("TLS handshake with {address} failed: {e}");
+                stats.ssl_connection_error.inc();
+                match ClientFailure::of(&e) {
+                    ClientFailure::Name => stats.ssl_fail_verify_san.inc(),
+                    ClientFailure::Verify => stats.ssl_fail_verify_error.inc(),
+                    ClientFailure::Other => {}
+                }
+                stats.upstream_cx_connect_fail.inc();
+                self.endpoint_stats(ep).cx_connect_fail.inc();
+                if matches!(e, TlsError::Timeout) {
+                    stats.upstream_cx_connect_timeout.inc();
+                    return Err((ConnectError::Timeout, false));
+                }
+                let by_peer = matches!(e, TlsError::Closed | TlsError::Io(_));
+                Err((ConnectError::Tls, by_peer))
+            }
+        }
+    }
+
+    fn wrap(self: &Rc<Self>, stream: UpstreamIo, endpoint: usize, reused: bool) -> Upstream {
         let guard = OpenGuard {
             cluster: self.clone(),
             endpoint,
@@ -409,7 +485,7 @@ impl Upstream {
     }
 
     /// Split into the stream and the lease that keeps the connection accounted for.
-    pub(crate) fn into_parts(self) -> (TcpStream, Lease) {
+    pub(crate) fn into_parts(self) -> (UpstreamIo, Lease) {
         let Self {
             stream,
             endpoint,
@@ -426,7 +502,7 @@ impl Upstream {
         )
     }
 
-    pub(crate) fn from_parts(stream: TcpStream, lease: Lease) -> Self {
+    pub(crate) fn from_parts(stream: UpstreamIo, lease: Lease) -> Self {
         let Lease {
             endpoint,
             reused,
@@ -441,7 +517,7 @@ impl Upstream {
     }
 
     /// Take the stream out for pooling; the connection stays counted as open.
-    fn into_stream(self) -> TcpStream {
+    fn into_stream(self) -> UpstreamIo {
         let Self { stream, guard, .. } = self;
         guard.disarm();
         stream
@@ -490,6 +566,7 @@ impl From<ConnectError> for io::ErrorKind {
             ConnectError::Overflow => Self::WouldBlock,
             ConnectError::Refused => Self::ConnectionRefused,
             ConnectError::Timeout => Self::TimedOut,
+            ConnectError::Tls => Self::ConnectionAborted,
         }
     }
 }

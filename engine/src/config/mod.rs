@@ -12,6 +12,7 @@ pub mod duration;
 pub mod error;
 pub mod raw;
 pub mod tls;
+pub mod upstream_tls;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -170,6 +171,9 @@ pub struct ClusterConfig {
     /// Send this PROXY protocol header first on each new upstream connection; `None`: none.
     /// HTTP connections to such a cluster are not pooled (each carries one client's address).
     pub proxy_protocol: Option<ProxyProtocolVersion>,
+    /// TLS origination (`tls = { ... }`): files read, rustls client config built. `None`:
+    /// plaintext.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// PROXY protocol header versions sent upstream.

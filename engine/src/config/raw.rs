@@ -439,6 +439,33 @@ pub struct RawCluster {
     /// `"v1"` or `"v2"`: send a PROXY protocol header on each new upstream connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<RawProxyProtocolVersion>,
+    /// TLS to the endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawClusterTls>,
+}
+
+/// A cluster's `tls = { sni, ca, cert, key, alpn, verify }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterTls {
+    /// Server name sent and verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// PEM trust anchors (relative to the config file's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// PEM client certificate chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// PEM client private key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// ALPN protocol ids in preference order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<Vec<String>>,
+    /// Verify the upstream's certificate (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
 }
 
 /// PROXY protocol versions ringway can send upstream.

@@ -151,7 +151,7 @@ pub fn validate_in(raw: RawConfig, dir: &Path) -> Result<Config, FieldError> {
                 ),
             ));
         }
-        clusters.push(cluster(c, &at)?);
+        clusters.push(cluster(c, &at, dir)?);
     }
 
     let mut listeners = Vec::with_capacity(raw.listeners.len());
@@ -372,7 +372,7 @@ fn http_options(h: Option<&RawHttpOptions>, at: &str) -> Result<HttpOptions, Fie
     })
 }
 
-fn cluster(c: &RawCluster, at: &str) -> Result<ClusterConfig, FieldError> {
+fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldError> {
     if c.endpoints.is_empty() {
         return Err(FieldError::new(
             format!("{at}.endpoints"),
@@ -449,6 +449,10 @@ fn cluster(c: &RawCluster, at: &str) -> Result<ClusterConfig, FieldError> {
             RawProxyProtocolVersion::V1 => ProxyProtocolVersion::V1,
             RawProxyProtocolVersion::V2 => ProxyProtocolVersion::V2,
         }),
+        tls: match &c.tls {
+            None => None,
+            Some(t) => Some(super::upstream_tls::client_tls(t, at, protocol, dir)?),
+        },
     })
 }
 

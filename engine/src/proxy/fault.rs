@@ -15,6 +15,9 @@ pub(crate) enum Fault {
     ConnectFailure,
     /// Connecting upstream took longer than the cluster's connect timeout.
     ConnectTimeout,
+    /// The TLS handshake with the upstream failed (certificate not verified, name mismatch,
+    /// alert, no ALPN agreement): 503 as Envoy answers it.
+    UpstreamTls,
     /// The upstream closed or reset the connection before the response was complete.
     UpstreamReset,
     /// No response head within the route timeout (or a body read stalled past the idle timeout).
@@ -27,7 +30,7 @@ impl Fault {
     pub(crate) fn status(self) -> u16 {
         match self {
             Self::NoRoute => 404,
-            Self::NoHealthyUpstream | Self::Overflow => 503,
+            Self::NoHealthyUpstream | Self::Overflow | Self::UpstreamTls => 503,
             Self::ConnectFailure | Self::UpstreamReset | Self::UpstreamProtocol => 502,
             Self::ConnectTimeout | Self::UpstreamTimeout => 504,
         }
@@ -38,7 +41,7 @@ impl Fault {
             Self::NoRoute => ResponseFlags::NR,
             Self::NoHealthyUpstream => ResponseFlags::UH,
             Self::Overflow => ResponseFlags::UO,
-            Self::ConnectFailure | Self::ConnectTimeout => ResponseFlags::UF,
+            Self::ConnectFailure | Self::ConnectTimeout | Self::UpstreamTls => ResponseFlags::UF,
             Self::UpstreamReset => ResponseFlags::UC,
             Self::UpstreamTimeout => ResponseFlags::UT,
             Self::UpstreamProtocol => ResponseFlags::UPE,
@@ -52,6 +55,7 @@ impl Fault {
             Self::Overflow => b"upstream connection limit reached\n",
             Self::ConnectFailure => b"upstream connect error\n",
             Self::ConnectTimeout => b"upstream connect timeout\n",
+            Self::UpstreamTls => b"upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: TLS error\n",
             Self::UpstreamReset => b"upstream reset before response\n",
             Self::UpstreamTimeout => b"upstream request timeout\n",
             Self::UpstreamProtocol => b"upstream protocol error\n",

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
-use monoio::net::TcpStream;
 
+use crate::cluster::UpstreamIo;
 use crate::proxy::DownstreamIo;
 use crate::proxy::body::{read_into, write_bytes};
 use crate::worker::{buffers, timer};
@@ -17,7 +17,7 @@ use crate::worker::{buffers, timer};
 pub(crate) async fn run(
     down: DownstreamIo,
     down_buf: BytesMut,
-    up: TcpStream,
+    up: UpstreamIo,
     up_buf: BytesMut,
     idle: Duration,
 ) -> (u64, u64) {

@@ -89,6 +89,7 @@ impl Attempt {
             }
             ConnectError::Refused => Fault::ConnectFailure,
             ConnectError::Timeout => Fault::ConnectTimeout,
+            ConnectError::Tls => Fault::UpstreamTls,
         }
     }
 }

@@ -156,6 +156,11 @@ stats! {
         upstream_cx_none_healthy: Counter "requests with no healthy endpoint to send to (503, UH)",
         membership_total: Gauge "endpoints in the cluster",
         membership_healthy: Gauge "endpoints in the cluster currently healthy",
+        ssl_handshake: Counter as "ssl.handshake" "TLS handshakes with upstreams completed (clusters with tls)",
+        ssl_connection_error: Counter as "ssl.connection_error" "TLS handshakes with upstreams that failed (verification, alerts, no shared parameters or ALPN protocol, timeouts, resets); also in upstream_cx_connect_fail",
+        ssl_fail_verify_error: Counter as "ssl.fail_verify_error" "upstream TLS handshakes that failed because the certificate chain did not verify (unknown CA, expired, bad signature)",
+        ssl_fail_verify_san: Counter as "ssl.fail_verify_san" "upstream TLS handshakes that failed because the certificate does not name the server (sni, or the endpoint's IP)",
+        ssl_session_reused: Counter as "ssl.session_reused" "upstream TLS handshakes that resumed an earlier session",
     }
 }
 

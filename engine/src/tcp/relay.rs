@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
 
+use crate::cluster::UpstreamIo;
 use crate::proxy::DownstreamIo;
 use crate::stats::Counter;
 use crate::worker::timer;
@@ -57,7 +57,7 @@ pub(crate) struct Meter<'a> {
 pub(crate) async fn run(
     down: DownstreamIo,
     first: BytesMut,
-    up: TcpStream,
+    up: UpstreamIo,
     idle: Option<Duration>,
     meter: Meter<'_>,
 ) -> (End, u64, u64) {

@@ -9,6 +9,7 @@
 //! passthrough; those belong to the listener and upstream code that use this module.
 //! Specs: RFC 8446 (TLS 1.3), RFC 5246 (TLS 1.2), RFC 6066 section 3 (SNI), RFC 7301 (ALPN).
 
+mod client;
 mod error;
 mod server;
 mod stream;
@@ -16,11 +17,13 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use client::{ClientTls, ClientTlsSettings};
 pub use error::TlsConfigError;
 pub use server::{
     ALPN_H2, ALPN_HTTP11, CertificateSource, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE_SIZE,
     ServerTls, TlsSettings, TlsVersion, check_server_name,
 };
 
+pub(crate) use client::{Failure as ClientFailure, connect};
 pub(crate) use error::TlsError;
 pub(crate) use stream::{TlsReadHalf, TlsStream, TlsWriteHalf, accept};

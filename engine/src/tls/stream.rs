@@ -34,7 +34,8 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use rustls::pki_types::CertificateDer;
 use rustls::{
-    HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection, SupportedCipherSuite,
+    Connection, HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection,
+    SupportedCipherSuite,
 };
 
 use super::error::TlsError;
@@ -49,7 +50,8 @@ const MAX_WRITE: usize = 3 * 16 * 1024;
 
 /// The rustls session and what the stream knows beyond it.
 struct Session {
-    conn: ServerConnection,
+    /// The server side (accepted) or the client side ([`super::client`]).
+    conn: Connection,
     /// Ciphertext read from the socket that rustls could not take yet because its plaintext
     /// queue was full; fed before the socket is read again. Empty, without capacity, otherwise.
     backlog: BytesMut,
@@ -73,6 +75,16 @@ pub(crate) async fn accept(
     deadline: Instant,
 ) -> Result<TlsStream, TlsError> {
     let conn = ServerConnection::new(config).map_err(|reason| TlsError::Handshake { reason })?;
+    start(tcp, Connection::Server(conn), first, deadline).await
+}
+
+/// Runs the handshake of `conn` (either side) on `tcp` until done or `deadline`.
+pub(super) async fn start(
+    tcp: TcpStream,
+    conn: Connection,
+    first: BytesMut,
+    deadline: Instant,
+) -> Result<TlsStream, TlsError> {
     let mut stream = TlsStream {
         io: tcp,
         session: Rc::new(RefCell::new(Session {
@@ -96,7 +108,8 @@ async fn handshake(io: &mut TcpStream, session: &Shared, first: BytesMut) -> Res
     } else {
         Some(first)
     };
-    let mut checked = false;
+    // A client must start with a handshake record; a server may answer with an alert.
+    let mut checked = matches!(session.borrow().conn, Connection::Client(_));
     loop {
         flush(io, session).await?;
         if !session.borrow().conn.is_handshaking() {
@@ -368,7 +381,10 @@ impl TlsStream {
 
     /// The server name the client asked for (SNI), lowercase.
     pub(crate) fn sni(&self) -> Option<String> {
-        self.session.borrow().conn.server_name().map(str::to_owned)
+        match &self.session.borrow().conn {
+            Connection::Server(c) => c.server_name().map(str::to_owned),
+            Connection::Client(_) => None,
+        }
     }
 
     /// The ALPN protocol agreed on, if any (`b"h2"`, `b"http/1.1"`, ...).
@@ -531,7 +547,7 @@ impl std::fmt::Debug for TlsStream {
         let s = self.session.borrow();
         f.debug_struct("TlsStream")
             .field("version", &s.conn.protocol_version())
-            .field("sni", &s.conn.server_name())
+            .field("sni", &self.sni())
             .finish_non_exhaustive()
     }
 }

@@ -1,4 +1,5 @@
-//! Upstream HTTP/2 connections (prior-knowledge h2c): each carries many concurrent streams,
+//! Upstream HTTP/2 connections (prior-knowledge h2c, or h2 over TLS agreed by ALPN for
+//! clusters with `tls`, see [`crate::cluster`]): each carries many concurrent streams,
 //! lives in its cluster's per-worker pool ([`crate::cluster::ClusterLocal::h2_checkout`]) and
 //! is driven by a task of its own until the upstream closes it, it fails, or it sits idle
 //! past the cluster's idle timeout.
@@ -88,7 +89,8 @@ pub(crate) fn open_request(
     end_stream: bool,
 ) -> (Rc<H2Conn>, Result<UpstreamStream, OpenError>) {
     let mut fields = Fields::new();
-    super::convert::request_fields(up_head, b"http", &mut fields);
+    let scheme: &[u8] = if cluster.is_tls() { b"https" } else { b"http" };
+    super::convert::request_fields(up_head, scheme, &mut fields);
     let conn = cluster.h2_checkout(ep);
     let opened = conn.open(&fields, end_stream);
     (conn, opened)
