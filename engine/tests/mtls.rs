@@ -497,7 +497,10 @@ async fn changed_certificate_files_are_served_to_new_handshakes() {
     })
     .await;
     assert_ne!(old, new.der);
-    assert!(proxy.stat("listener.main.ssl.certificate_reload") >= 1);
+    wait_for("ssl.certificate_reload", async || {
+        proxy.stat("listener.main.ssl.certificate_reload") >= 1
+    })
+    .await;
     assert_eq!(get(&mut open).await.0, 200);
 
     // A broken replacement: counted, and the last good certificate stays.
@@ -512,4 +515,42 @@ async fn changed_certificate_files_are_served_to_new_handshakes() {
     assert_eq!(served().await, new.der);
     assert_eq!(proxy.stat("listener.main.ssl.certificate_reload"), reloads);
     assert_eq!(get(&mut open).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_reload_reads_certificates_and_client_ca_again() {
+    let s = Setup::new("sighup");
+    let backend = Backend::echo();
+    // Proxy::reload puts its own [admin] first, so no top-level `workers` here.
+    let proxy = Proxy::start(&config(&s.dir, backend.addr, "").replacen("workers = 1\n", "", 1));
+    let anonymous = client_config(&s.server_ca, None, &[]);
+    let served = async || {
+        let tls = connect(proxy.addr(), anonymous.clone()).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+    let old = served().await;
+
+    // The same paths, new contents, and now client certificates are required.
+    let new = s.server_ca.leaf("a.example", &["a.example"], &[]);
+    new.write(&s.dir, "server");
+    let reloaded = config(&s.dir, backend.addr, &client_ca_line(&s.dir));
+    let reloaded = reloaded.replacen("workers = 1\n[admin]\naddress = \"127.0.0.1:0\"\n", "", 1);
+    proxy.reload(&reloaded).unwrap();
+    wait_for("client certificates required", async || {
+        refused(proxy.addr(), anonymous.clone()).await
+    })
+    .await;
+    let client = s.client_ca.leaf("client three", &[], &[]);
+    let tls = connect(
+        proxy.addr(),
+        client_config(&s.server_ca, Some(&client), &[]),
+    )
+    .await
+    .unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_ne!(presented, old);
+    assert_eq!(presented, new.der);
+    let (status, xfcc) = get(&mut h1(tls).await).await;
+    assert_eq!(status, 200);
+    assert!(xfcc.contains("CN=client three"), "{xfcc}");
 }

@@ -380,6 +380,21 @@ mod tests {
             vec![b"imap".to_vec()]
         );
 
+        // Client certificates: asked for with client_ca (required by default).
+        assert!(!tls.client_auth());
+        let cfg = parse_str_in(
+            &listener(
+                "http",
+                "certificates = [{ cert = \"a.pem\", key = \"a-key.pem\" }]\n\
+                 client_ca = \"c.pem\"\n\
+                 client_allowed_names = [\"*.Example\", \"spiffe://x/Y\"]\n",
+            ),
+            "t.toml",
+            &dir.0,
+        )
+        .unwrap();
+        assert!(cfg.listeners[0].tls.as_ref().unwrap().client_auth());
+
         // No [listeners.tls]: plaintext.
         assert!(
             parse_str(crate::config::DEFAULT_CONFIG, "d")
@@ -468,6 +483,42 @@ mod tests {
                 11,
                 "listeners[0].tls.session_cache_size",
                 "0..=",
+            ),
+            (
+                format!("{cert}client_auth = \"optional\"\n"),
+                11,
+                "listeners[0].tls.client_auth",
+                "needs client_ca",
+            ),
+            (
+                format!("{cert}client_allowed_names = [\"a.example\"]\n"),
+                11,
+                "listeners[0].tls.client_allowed_names",
+                "needs client_ca",
+            ),
+            (
+                format!("{cert}client_ca = \"missing-ca.pem\"\n"),
+                11,
+                "listeners[0].tls.client_ca",
+                "missing-ca.pem: cannot read",
+            ),
+            (
+                format!("{cert}client_ca = \"a.pem\"\nclient_auth = \"sometimes\"\n"),
+                12,
+                "listeners[0].tls.client_auth",
+                "\"required\" or \"optional\"",
+            ),
+            (
+                format!("{cert}client_ca = \"a.pem\"\nclient_allowed_names = []\n"),
+                12,
+                "listeners[0].tls.client_allowed_names",
+                "at least one",
+            ),
+            (
+                format!("{cert}client_ca = \"a.pem\"\nclient_allowed_names = [\"a.*.example\"]\n"),
+                12,
+                "listeners[0].tls.client_allowed_names[0]",
+                "suffix",
             ),
             (
                 format!("{cert}verify_client = true\n"),
