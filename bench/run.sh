@@ -194,7 +194,7 @@ versions() {
     {
         echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
         echo "- host: $(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(nproc) CPUs"
-        echo "- ringway: $("$RINGWAY_BIN" --version 2>&1 | head -1), git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+        echo "- ringway: $("$RINGWAY_BIN" --version 2>&1 | head -1), git ${RINGWAY_REV:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+dirty')}"
         echo "- nginx: $(nginx -v 2>&1 | head -1) (also the backend)"
         echo "- haproxy: $(haproxy -v 2>&1 | head -1)"
         echo "- envoy: $("$ENVOY" --version 2>&1 | grep -m1 version | sed 's/.*version: //')"
