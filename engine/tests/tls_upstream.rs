@@ -194,8 +194,12 @@ fn backend(leaf: &Leaf, client_ca: Option<&Ca>, alpn: &[&[u8]]) -> Backend {
                         .push(conn.alpn_protocol().map(<[u8]>::to_vec));
                     seen.connections.fetch_add(1, Ordering::SeqCst);
                     let svc = hyper::service::service_fn(move |req: Request<_>| async move {
-                        let body =
-                            format!("tls {version} {:?} {}", req.version(), req.uri().path());
+                        let body = format!(
+                            "tls {version} {:?} {} {}",
+                            req.version(),
+                            req.uri().path(),
+                            req.uri().scheme_str().unwrap_or("-")
+                        );
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
                     });
                     let io = TokioIo::new(tls);
@@ -391,7 +395,8 @@ fn http2_cluster_over_tls_by_alpn() {
     for i in 0..3 {
         let (status, body) = get(&proxy, &format!("/h{i}"));
         assert_eq!(status, 200, "{body}");
-        assert!(body.starts_with("tls 1.3 HTTP/2.0 /h"), "{body}");
+        // HTTP/2 requests to a TLS cluster say `:scheme https`.
+        assert_eq!(body, format!("tls 1.3 HTTP/2.0 /h{i} https"));
     }
     assert_eq!(be.seen.connections.load(Ordering::SeqCst), 1);
     assert_eq!(*be.seen.alpn.lock().unwrap(), vec![Some(b"h2".to_vec())]);
@@ -445,6 +450,32 @@ tls = {{ sni = "api.example", ca = {:?} }}
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("tls 1.3 HTTP/1.1 /tcp"), "{body}");
     assert_eq!(proxy.stat("cluster.up.ssl.handshake"), 1);
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_config_files_directory() {
+    let pki = Pki::new("relative");
+    let ca = pki.ca("good");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let _client = pki.leaf(&ca, "client", &["ringway.example"]);
+    let be = backend(&leaf, Some(&ca), &[b"http/1.1"]);
+    let file = pki.dir.join("ringway.toml");
+    let tls = "tls = { sni = \"api.example\", ca = \"good-ca.pem\", cert = \"client.pem\", key = \"client-key.pem\" }";
+    std::fs::write(&file, config(be.addr, tls)).unwrap();
+    let cfg = engine::config::load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.clusters[0].tls.is_some());
+    let handle = engine::start(
+        cfg,
+        engine::StartOptions {
+            driver: driver(),
+            no_pinning: true,
+        },
+    )
+    .expect("start ringway");
+    let (status, body) = raw_get(handle.listeners()[0].1, "/rel");
+    handle.shutdown();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(be.seen.client_cert.lock().unwrap().last(), Some(&true));
 }
 
 #[test]

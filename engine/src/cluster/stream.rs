@@ -47,17 +47,6 @@ pub(crate) enum UpstreamWrite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mismatched;
 
-impl UpstreamIo {
-    /// The TLS session, if this connection is TLS.
-    #[allow(dead_code, reason = "for callers that report the negotiated protocol")]
-    pub(crate) fn tls(&self) -> Option<&TlsStream> {
-        match self {
-            Self::Plain(_) => None,
-            Self::Tls(s) => Some(s),
-        }
-    }
-}
-
 impl Splitable for UpstreamIo {
     type OwnedRead = UpstreamRead;
     type OwnedWrite = UpstreamWrite;

@@ -7,7 +7,7 @@
 //! wildcards, a default), ALPN (HTTP/2 offered only when the caller can serve it), TLS 1.2 and
 //! 1.3 only, cipher suite lists, session resumption (stateless tickets and a session cache),
 //! the handshake deadline, and the encrypted stream with its split halves. What it does not
-//! do (yet): SNI passthrough; those belong to the listener and upstream code that use this module.
+//! do (yet): SNI passthrough; that belongs to the listener code that uses this module.
 //! Specs: RFC 8446 (TLS 1.3), RFC 5246 (TLS 1.2), RFC 6066 section 3 (SNI), RFC 7301 (ALPN).
 
 mod client;
