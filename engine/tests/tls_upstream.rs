@@ -130,9 +130,19 @@ impl Drop for Backend {
 /// Starts a backend serving `leaf`; `client_ca`: client certificates from that CA are
 /// required; `alpn`: offered protocols (`h2` is served as HTTP/2).
 fn backend(leaf: &Leaf, client_ca: Option<&Ca>, alpn: &[&[u8]]) -> Backend {
+    backend_versions(leaf, client_ca, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`backend`] with only these TLS versions.
+fn backend_versions(
+    leaf: &Leaf,
+    client_ca: Option<&Ca>,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Backend {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap();
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
@@ -285,6 +295,59 @@ fn http1_to_a_tls_backend_verified_and_pooled() {
         *be.seen.alpn.lock().unwrap(),
         vec![Some(b"http/1.1".to_vec())]
     );
+}
+
+#[test]
+fn tls12_backend() {
+    let pki = Pki::new("tls12");
+    let ca = pki.ca("good");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend_versions(&leaf, None, &[b"http/1.1"], &[&rustls::version::TLS12]);
+    let tls = format!("tls = {{ sni = \"api.example\", ca = {:?} }}", ca.pem);
+    let proxy = Proxy::start(&config(be.addr, &tls));
+    for i in 0..2 {
+        let (status, body) = get(&proxy, &format!("/v{i}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("tls 1.2 HTTP/1.1 /v"), "{body}");
+    }
+    assert_eq!(be.seen.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(proxy.stat("cluster.up.ssl.versions.TLSv1.2"), 1);
+    assert_eq!(proxy.stat("cluster.up.ssl.versions.TLSv1.3"), 0);
+}
+
+#[test]
+fn unpooled_connections_resume_the_session() {
+    let pki = Pki::new("resume");
+    let ca = pki.ca("good");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend(&leaf, None, &[b"http/1.1"]);
+    // No idle connection is kept: every request makes a new TLS connection.
+    let tls = format!(
+        "max_idle_per_endpoint = 0\ntls = {{ sni = \"api.example\", ca = {:?} }}",
+        ca.pem
+    );
+    let proxy = Proxy::start(&config(be.addr, &tls));
+    for i in 0..3 {
+        let (status, body) = get(&proxy, &format!("/s{i}"));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(be.seen.connections.load(Ordering::SeqCst), 3);
+    assert_eq!(proxy.stat("cluster.up.ssl.handshake"), 3);
+    assert!(proxy.stat("cluster.up.ssl.session_reused") >= 1);
+}
+
+#[test]
+fn a_silent_upstream_times_out_the_handshake() {
+    // Accepts TCP connections (the kernel does) but never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let tls = "connect_timeout = \"300ms\"\ntls = { sni = \"api.example\", verify = false }";
+    let proxy = Proxy::start(&config(addr, tls));
+    let (status, body) = get(&proxy, "/slow");
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(proxy.stat("cluster.up.ssl.connection_error"), 1);
+    assert_eq!(proxy.stat("cluster.up.upstream_cx_connect_timeout"), 1);
+    drop(silent);
 }
 
 #[test]

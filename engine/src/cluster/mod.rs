@@ -366,6 +366,11 @@ impl ClusterLocal {
                 if s.is_resumed() {
                     stats.ssl_session_reused.inc();
                 }
+                match s.protocol_version() {
+                    Some(rustls::ProtocolVersion::TLSv1_2) => stats.ssl_versions_tls12.inc(),
+                    Some(rustls::ProtocolVersion::TLSv1_3) => stats.ssl_versions_tls13.inc(),
+                    _ => {}
+                }
                 Ok(s)
             }
             Err(e) => {

@@ -161,6 +161,8 @@ stats! {
         ssl_fail_verify_error: Counter as "ssl.fail_verify_error" "upstream TLS handshakes that failed because the certificate chain did not verify (unknown CA, expired, bad signature)",
         ssl_fail_verify_san: Counter as "ssl.fail_verify_san" "upstream TLS handshakes that failed because the certificate does not name the server (sni, or the endpoint's IP)",
         ssl_session_reused: Counter as "ssl.session_reused" "upstream TLS handshakes that resumed an earlier session",
+        ssl_versions_tls12: Counter as "ssl.versions.TLSv1.2" "upstream TLS handshakes completed with TLS 1.2",
+        ssl_versions_tls13: Counter as "ssl.versions.TLSv1.3" "upstream TLS handshakes completed with TLS 1.3",
     }
 }
 
