@@ -370,6 +370,23 @@ fn wrong_ca_is_503_uf_and_counted() {
 }
 
 #[test]
+fn a_reload_applies_new_tls_settings() {
+    let pki = Pki::new("reload");
+    let ca = pki.ca("good");
+    let other = pki.ca("other");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend(&leaf, None, &[b"http/1.1"]);
+    let with_ca = |ca: &Ca| format!("tls = {{ sni = \"api.example\", ca = {:?} }}", ca.pem);
+    let proxy = Proxy::start(&config(be.addr, &with_ca(&other)));
+    assert_eq!(get(&proxy, "/before").0, 503);
+    let cfg = engine::config::parse_str(&config(be.addr, &with_ca(&ca)), "<test>")
+        .unwrap_or_else(|e| panic!("{e}"));
+    proxy.handle().reload(cfg).unwrap();
+    // Workers pick the new snapshot up between events.
+    proxy.eventually("the reloaded CA is used", |p| get(p, "/after").0 == 200);
+}
+
+#[test]
 fn name_mismatch_is_503_and_counted() {
     let pki = Pki::new("wrong-name");
     let ca = pki.ca("good");
