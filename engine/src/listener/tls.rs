@@ -15,6 +15,7 @@
 //! on an optional listener counts as `ssl.no_certificate`.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +30,9 @@ use crate::worker::{Worker, timer};
 pub(crate) struct Acceptor {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) timeout: Duration,
-    /// Client certificates are asked for.
-    pub(crate) client_auth: bool,
+    /// The listener's TLS settings when they ask for client certificates (to describe the
+    /// client's certificate for `x-forwarded-client-cert`).
+    pub(crate) client_auth: Option<tls::ServerTls>,
 }
 
 impl Acceptor {
@@ -40,7 +42,7 @@ impl Acceptor {
         Self {
             config: tls.server_config(true).clone(),
             timeout: tls.handshake_timeout,
-            client_auth: tls.client_auth(),
+            client_auth: tls.client_auth().then(|| tls.clone()),
         }
     }
 }
@@ -71,8 +73,12 @@ pub(crate) async fn handshake(
             if stream.is_resumed() {
                 ls.ssl_session_reused.inc();
             }
-            if acceptor.client_auth && stream.peer_certificates().is_none() {
-                ls.ssl_no_certificate.inc();
+            if let Some(server) = &acceptor.client_auth {
+                match stream.peer_certificates() {
+                    Some(chain) => stream
+                        .set_client_identity(server.forwarded_client_cert(&chain).map(Rc::from)),
+                    None => ls.ssl_no_certificate.inc(),
+                }
             }
             if log::log_enabled!(log::Level::Debug) {
                 log::debug!(

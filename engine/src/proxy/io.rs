@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
@@ -75,15 +76,16 @@ impl DownstreamIo {
     }
 
     /// The `x-forwarded-client-cert` value of the client's verified certificate, when `tls`
-    /// (the listener's) asks for client certificates and the client sent one.
-    pub(crate) fn forwarded_client_cert(&self, tls: Option<&ServerTls>) -> Option<Vec<u8>> {
+    /// (the listener's) asks for client certificates and the client sent one. Made once, at
+    /// the handshake ([`crate::listener`]); this only shares it.
+    pub(crate) fn forwarded_client_cert(&self, tls: Option<&ServerTls>) -> Option<Rc<[u8]>> {
         let (Self::Tls(s), Some(tls)) = (self, tls) else {
             return None;
         };
         if !tls.client_auth() {
             return None;
         }
-        tls.forwarded_client_cert(&s.peer_certificates()?)
+        s.client_identity()
     }
 
     /// Whether TLS's ALPN chose HTTP/2 (never for plaintext: h2c is found by its preface).

@@ -59,6 +59,9 @@ struct Session {
     failed: Option<rustls::Error>,
     /// `close_notify` was queued: no more writes.
     write_closed: bool,
+    /// The `x-forwarded-client-cert` value of the client's verified certificate (mTLS), made
+    /// once after the handshake.
+    client_identity: Option<Rc<[u8]>>,
 }
 
 type Shared = Rc<RefCell<Session>>;
@@ -92,6 +95,7 @@ pub(super) async fn start(
             backlog: BytesMut::new(),
             failed: None,
             write_closed: false,
+            client_identity: None,
         })),
     };
     monoio::select! {
@@ -416,9 +420,18 @@ impl TlsStream {
         self.session.borrow().conn.handshake_kind() == Some(HandshakeKind::Resumed)
     }
 
-    /// The client's certificate chain (only with client authentication, which listeners do
-    /// not ask for yet).
-    #[allow(dead_code, reason = "mTLS (issue #5) forwards the client's identity")]
+    /// Remembers the `x-forwarded-client-cert` value of the client's certificate (shared by
+    /// the split halves and kept when they are reunited).
+    pub(crate) fn set_client_identity(&self, xfcc: Option<Rc<[u8]>>) {
+        self.session.borrow_mut().client_identity = xfcc;
+    }
+
+    /// What [`set_client_identity`](Self::set_client_identity) remembered.
+    pub(crate) fn client_identity(&self) -> Option<Rc<[u8]>> {
+        self.session.borrow().client_identity.clone()
+    }
+
+    /// The peer's certificate chain, leaf first (a client's only with client authentication).
     pub(crate) fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
         self.session
             .borrow()
