@@ -387,6 +387,18 @@ fn a_reload_applies_new_tls_settings() {
 }
 
 #[test]
+fn without_ca_the_public_roots_are_used() {
+    let pki = Pki::new("public-roots");
+    let ca = pki.ca("private");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend(&leaf, None, &[b"http/1.1"]);
+    // Mozilla's CA list does not know the test CA.
+    let proxy = Proxy::start(&config(be.addr, "tls = { sni = \"api.example\" }"));
+    assert_eq!(get(&proxy, "/x").0, 503);
+    assert_eq!(proxy.stat("cluster.up.ssl.fail_verify_error"), 1);
+}
+
+#[test]
 fn name_mismatch_is_503_and_counted() {
     let pki = Pki::new("wrong-name");
     let ca = pki.ca("good");
@@ -565,7 +577,7 @@ fn config_errors_name_the_field() {
         let e = engine::config::parse_str(&toml, "<test>").unwrap_err();
         assert!(e.to_string().contains(field), "{e} should name {field}");
     };
-    check("tls = { sni = \"a.example\" }", "clusters[0].tls.ca");
+    check("tls = { ca = \"\" }", "clusters[0].tls.ca");
     check(
         "tls = { ca = \"/nonexistent/ca.pem\" }",
         "clusters[0].tls.ca",

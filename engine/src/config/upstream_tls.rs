@@ -58,12 +58,6 @@ fn settings(
     };
     let verify = raw.verify.unwrap_or(DEFAULT_VERIFY);
     let ca = path(&raw.ca, "ca")?;
-    if verify && ca.is_none() {
-        return Err(FieldError::new(
-            format!("{at}.ca"),
-            "a CA bundle is needed to verify the upstream's certificate: ca = \"ca.pem\" (or verify = false, which accepts any certificate)",
-        ));
-    }
     let client_cert = match (path(&raw.cert, "cert")?, path(&raw.key, "key")?) {
         (None, None) => None,
         (Some(c), Some(k)) => Some((c, k)),

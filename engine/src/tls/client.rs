@@ -2,13 +2,14 @@
 //! and the client side of a TLS connection to an upstream endpoint ([`connect`]), which is
 //! the same owned-buffer [`TlsStream`] as the server side.
 //!
-//! What this module owns: the trust anchors (the `ca` bundle), server certificate
+//! What this module owns: the trust anchors (the `ca` bundle, else Mozilla's list from
+//! `webpki-roots`, compiled in), server certificate
 //! verification (on by default; the name checked is `sni`, else the endpoint's IP address as
 //! an IP subjectAltName), the optional client certificate, ALPN, TLS 1.2 and 1.3 with the
 //! `ring` provider, client session resumption (rustls's in-memory store, shared by the
 //! workers), and sorting a failed handshake into Envoy's `ssl.*` outcomes. What it does not
-//! do: the system trust store (a `ca` file is required when verifying), certificate reload
-//! without a configuration reload, OCSP or CRLs. Specs: RFC 8446, RFC 5246, RFC 6066
+//! do: the operating system's trust store, certificate reload without a configuration
+//! reload, OCSP or CRLs. Specs: RFC 8446, RFC 5246, RFC 6066
 //! section 3 (SNI), RFC 7301 (ALPN), RFC 6125 / RFC 9525 (name checks, done by webpki).
 
 use std::net::IpAddr;
@@ -37,8 +38,8 @@ pub struct ClientTlsSettings {
     /// Server name sent (SNI) and checked against the certificate; `None`: no SNI, and the
     /// certificate must name the endpoint's IP address.
     pub sni: Option<String>,
-    /// PEM file of the trust anchors the upstream's chain must lead to. Required when
-    /// `verify` is on.
+    /// PEM file of the trust anchors the upstream's chain must lead to; `None`: Mozilla's CA
+    /// list (`webpki-roots`).
     pub ca: Option<PathBuf>,
     /// Client certificate chain (PEM, leaf first) and its key, presented when the upstream
     /// asks for one.
@@ -84,12 +85,9 @@ impl ClientTls {
                     provider.signature_verification_algorithms,
                 ))),
             (Some(ca), true) => builder.with_root_certificates(read_roots(ca)?),
-            (None, true) => {
-                return Err(TlsConfigError::new(
-                    "ca",
-                    "a CA bundle is needed to verify the upstream (or verify = false)",
-                ));
-            }
+            (None, true) => builder.with_root_certificates(RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }),
         };
         let mut config = match &settings.client_cert {
             None => builder.with_no_client_auth(),
