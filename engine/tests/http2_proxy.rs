@@ -737,3 +737,29 @@ async fn a_cancelled_stream_resets_its_h2_upstream_stream() {
         1
     );
 }
+
+/// An upstream that answers before reading the request body ends the stream with
+/// RST_STREAM(NO_ERROR) after its response; the response must still reach the client
+/// (RFC 9113 8.1), whichever of the two ringway processes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_then_rst_no_error_still_reaches_the_client() {
+    let backend = h2_backend_with(|_req| async { Ok(full(413, "too big, did not read it")) });
+    let proxy = Proxy::start(&h2_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let client = client();
+    for i in 0..20 {
+        let big = Bytes::from(vec![b'x'; 1 << 20]);
+        let req = Request::post(format!("http://{}/upload/{i}", proxy.addr()))
+            .body(body(big.clone()))
+            .unwrap();
+        let resp = h2.send_request(req).await.expect("h2 response");
+        assert_eq!(resp.status(), 413, "h2 client, round {i}");
+        assert_eq!(read_body(resp).await, "too big, did not read it");
+        let req = Request::post(format!("http://{}/upload/{i}", proxy.addr()))
+            .body(body(big))
+            .unwrap();
+        let resp = client.request(req).await.expect("h1 response");
+        assert_eq!(resp.status(), 413, "h1 client, round {i}");
+        assert_eq!(read_body(resp).await, "too big, did not read it");
+    }
+}

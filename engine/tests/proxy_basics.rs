@@ -5,6 +5,7 @@ mod support;
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Request;
 use support::*;
@@ -99,7 +100,7 @@ async fn large_body_both_ways_streams() {
     let proxy = Proxy::start(&one_route(backend.addr));
     let client = client();
     let size = 64 * 1024 * 1024;
-    let chunk = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+    let chunk = Bytes::from(vec![b'x'; 1024 * 1024]);
     let stream = futures_util::stream::iter(
         (0..size / chunk.len())
             .map(move |_| Ok::<_, hyper::Error>(hyper::body::Frame::data(chunk.clone()))),
@@ -193,4 +194,22 @@ fn expect_100_continue_is_answered() {
         !text.contains("x-echo-h-expect"),
         "Expect is not forwarded: {text}"
     );
+}
+
+/// A backend that answers before reading the request body: the client must get the response
+/// (announced `Connection: close`, then a lingering close that drains the rest of the body)
+/// instead of a reset, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_a_client_still_sending_its_body() {
+    let backend = Backend::start(|_req| async { full(413, "too big, did not read it") });
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let client = client();
+    for i in 0..20 {
+        let req = Request::post(format!("http://{}/upload/{i}", proxy.addr()))
+            .body(body(Bytes::from(vec![b'x'; 4 << 20])))
+            .unwrap();
+        let resp = client.request(req).await.expect("response");
+        assert_eq!(resp.status(), 413, "round {i}");
+        assert_eq!(read_body(resp).await, "too big, did not read it");
+    }
 }

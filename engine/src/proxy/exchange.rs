@@ -6,6 +6,7 @@
 //! request body and the response are relayed concurrently, so an upstream that answers early
 //! or echoes while it reads never deadlocks against us.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +37,10 @@ pub(crate) enum Next {
     KeepAlive(Downstream),
     /// ringway closes the connection.
     Close,
+    /// ringway closes the connection, but the client may still be sending a request body it
+    /// will not read: drain it briefly first, or the kernel's reset could destroy the response
+    /// before the client reads it (a lingering close, as nginx does).
+    Linger(Downstream),
     /// The client closed or reset the connection.
     PeerGone,
 }
@@ -151,6 +156,7 @@ pub(crate) async fn handle(
         request_id: None,
         route_name: "",
         peer: conn.peer,
+        body_unread: false,
     };
     let next = ex.run(conn).await;
     http.downstream_rq_active.dec();
@@ -212,6 +218,18 @@ struct Exchange<'a> {
     request_id: Option<[u8; 36]>,
     route_name: &'a str,
     peer: SocketAddr,
+    /// The request body was not read to its end (the response came first).
+    body_unread: bool,
+}
+
+/// Where a relay stands, shared with the request body upload running beside it.
+#[derive(Default)]
+struct Progress {
+    /// The response head went downstream (a failure can no longer be answered locally).
+    head_sent: Cell<bool>,
+    /// The request body is still being read: a response head written now says
+    /// `Connection: close`, since the connection cannot be kept if the body is never finished.
+    body_pending: Cell<bool>,
 }
 
 /// How the upstream part of an exchange ended.
@@ -318,6 +336,8 @@ impl<'a> Exchange<'a> {
                 self.rec.completed = true;
                 if keep {
                     Next::KeepAlive(conn)
+                } else if body_pending {
+                    Next::Linger(conn)
                 } else {
                     Next::Close
                 }
@@ -444,7 +464,7 @@ impl<'a> Exchange<'a> {
                             &mut conn.stream,
                             route,
                             deadline,
-                            &mut false,
+                            &Progress::default(),
                         )
                         .await
                     }
@@ -488,33 +508,33 @@ impl<'a> Exchange<'a> {
         let idle = self.opts().idle_timeout;
         let deadline = route.timeout.map(|t| self.rec.start + t);
         let mut received = 0u64;
-        let mut head_sent = false;
+        let progress = Progress::default();
+        progress.body_pending.set(true);
         let (body_result, relayed) = {
             let send_body = async {
-                body::write_bytes(&mut uw, first)
+                let sent = async {
+                    body::write_bytes(&mut uw, first)
+                        .await
+                        .map_err(|_| PumpError::Sink)?;
+                    let mut out = BytesMut::new();
+                    body::pump(
+                        &mut dr,
+                        &mut buf,
+                        &mut decoder,
+                        &mut uw,
+                        &mut out,
+                        framing,
+                        idle,
+                        &mut received,
+                    )
                     .await
-                    .map_err(|_| PumpError::Sink)?;
-                let mut out = BytesMut::new();
-                body::pump(
-                    &mut dr,
-                    &mut buf,
-                    &mut decoder,
-                    &mut uw,
-                    &mut out,
-                    framing,
-                    idle,
-                    &mut received,
-                )
-                .await
+                }
+                .await;
+                // Only a body read to its end frees the connection for another request.
+                progress.body_pending.set(sent.is_err());
+                sent
             };
-            let relay = self.relay(
-                &mut ur,
-                &mut upbuf,
-                &mut dw,
-                route,
-                deadline,
-                &mut head_sent,
-            );
+            let relay = self.relay(&mut ur, &mut upbuf, &mut dw, route, deadline, &progress);
             let mut send_body = std::pin::pin!(send_body);
             let mut relay = std::pin::pin!(relay);
             let mut body_result = None;
@@ -534,6 +554,7 @@ impl<'a> Exchange<'a> {
         };
         self.rec.bytes_received += received;
         let body_done = matches!(body_result, Some(Ok(())));
+        self.body_unread = !body_done;
         let (Ok(stream), Ok(upstream)) = (dr.reunite(dw), ur.reunite(uw)) else {
             return Next::Close;
         };
@@ -550,7 +571,7 @@ impl<'a> Exchange<'a> {
             other => other,
         };
         let bad_body = matches!(body_result, Some(Err(PumpError::Framing)));
-        if bad_body && !head_sent {
+        if bad_body && !progress.head_sent.get() {
             // The request body broke its framing before any response went out: 400 and close
             // (a request with a body never keeps the connection after a local reply).
             drop(up);
@@ -588,6 +609,8 @@ impl<'a> Exchange<'a> {
                 buffers::give_back(upbuf);
                 if downstream_keep_alive {
                     Next::KeepAlive(conn)
+                } else if self.body_unread {
+                    Next::Linger(conn)
                 } else {
                     Next::Close
                 }
@@ -638,7 +661,7 @@ impl<'a> Exchange<'a> {
         down: &mut W,
         route: &'a Route,
         deadline: Option<Instant>,
-        head_sent: &mut bool,
+        progress: &Progress,
     ) -> Relayed {
         if upbuf.capacity() == 0 {
             *upbuf = buffers::take();
@@ -679,7 +702,10 @@ impl<'a> Exchange<'a> {
             BodyFraming::Close | BodyFraming::Chunked => OutFraming::Close,
             BodyFraming::None | BodyFraming::Length(_) => OutFraming::AsIs,
         };
-        let keep = self.keep_alive_wanted() && out_framing != OutFraming::Close && !upgrade;
+        let keep = self.keep_alive_wanted()
+            && out_framing != OutFraming::Close
+            && !upgrade
+            && !progress.body_pending.get();
         let upstream_reusable =
             resp.is_keep_alive() && resp_framing != BodyFraming::Close && !upgrade;
         let mut out = BytesMut::with_capacity(upbuf.len().min(64 * 1024) + 512);
@@ -695,7 +721,7 @@ impl<'a> Exchange<'a> {
                 upgrade,
             },
         );
-        *head_sent = true;
+        progress.head_sent.set(true);
         self.rec.head_tx += out.len() as u64;
         if upgrade {
             return match body::flush_out(down, &mut out).await {

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{BodyDecoder, BodyEvent, BodyFraming, Version, encode};
 
-use super::{Exchange, Next, Relayed};
+use super::{Exchange, Next, Progress, Relayed};
 use crate::access_log::ResponseFlags;
 use crate::proxy::Downstream;
 use crate::proxy::body::{self, PumpError, read_into};
@@ -77,10 +77,16 @@ impl<'a> Exchange<'a> {
         let (mut dr, mut dw) = stream.into_split();
         let mut decoder = BodyDecoder::new(req_framing);
         let mut received = 0u64;
-        let mut head_sent = false;
+        let progress = Progress::default();
+        progress.body_pending.set(has_body);
         let (uploaded, relayed) = {
-            let upload = upload(&mut dr, &mut buf, &mut decoder, &up, idle, &mut received);
-            let relay = self.relay_h2(&up, &mut dw, route, deadline, &mut head_sent);
+            let upload = async {
+                let r = upload(&mut dr, &mut buf, &mut decoder, &up, idle, &mut received).await;
+                // Only a body read to its end frees the connection for another request.
+                progress.body_pending.set(r.is_err());
+                r
+            };
+            let relay = self.relay_h2(&up, &mut dw, route, deadline, &progress);
             let mut upload = std::pin::pin!(upload);
             let mut relay = std::pin::pin!(relay);
             let mut uploaded = None;
@@ -115,6 +121,8 @@ impl<'a> Exchange<'a> {
                 cluster.stats().upstream_rq_completed.inc();
                 if downstream_keep_alive && body_done {
                     Next::KeepAlive(conn)
+                } else if !body_done {
+                    Next::Linger(conn)
                 } else {
                     Next::Close
                 }
@@ -157,7 +165,7 @@ impl<'a> Exchange<'a> {
         down: &mut W,
         route: &'a Route,
         deadline: Option<Instant>,
-        head_sent: &mut bool,
+        progress: &Progress,
     ) -> Relayed {
         let idle = self.opts().idle_timeout;
         let (fields, end) = loop {
@@ -187,7 +195,9 @@ impl<'a> Exchange<'a> {
         } else {
             OutFraming::Chunked
         };
-        let keep = self.keep_alive_wanted() && framing != OutFraming::Close;
+        let keep = self.keep_alive_wanted()
+            && framing != OutFraming::Close
+            && !progress.body_pending.get();
         // A response that ended with its head still needs a length for an HTTP/1 client.
         let zero: &[(&[u8], &[u8])] = if end && !has_length && !bodiless {
             &[(b"content-length", b"0")]
@@ -212,7 +222,7 @@ impl<'a> Exchange<'a> {
             },
         );
         self.rec.head_tx += out.len() as u64;
-        *head_sent = true;
+        progress.head_sent.set(true);
         let done = Relayed::Done {
             upstream_reusable: true,
             downstream_keep_alive: keep,

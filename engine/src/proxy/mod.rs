@@ -155,11 +155,45 @@ pub(crate) async fn serve(
         match Box::pin(exchange::handle(worker, &local, li, conn)).await {
             exchange::Next::KeepAlive(c) => conn = c,
             exchange::Next::Close => break false,
+            exchange::Next::Linger(mut c) => {
+                linger(&mut c).await;
+                break false;
+            }
             exchange::Next::PeerGone => break true,
         }
     };
     account_close(worker, li, closed_by_peer, false, codec);
     Ended::Closed
+}
+
+/// How long a lingering close waits for the client to finish sending, at most.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+/// How many unread request bytes a lingering close discards, at most.
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Close our side, then read and discard what the client still sends (until it closes, for
+/// [`LINGER_TIME`] or [`LINGER_BYTES`] at most), so the response we sent is not destroyed by a
+/// reset while the client is still writing its request body.
+async fn linger(conn: &mut Downstream) {
+    use monoio::io::AsyncWriteRent;
+    if conn.stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = timer::coarse_now() + LINGER_TIME;
+    let mut buf = std::mem::take(&mut conn.buf);
+    if buf.capacity() == 0 {
+        buf = buffers::take();
+    }
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        buf.clear();
+        match buffers::read_into(&mut conn.stream, &mut buf, Some(deadline)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => discarded += n,
+        }
+    }
+    buf.clear();
+    buffers::give_back(buf);
 }
 
 /// Read the first bytes of a fresh connection until they tell HTTP/2's preface (RFC 9113

@@ -179,7 +179,11 @@ impl StreamSlot {
         loop {
             {
                 let mut rx = self.rx.borrow_mut();
-                if rx.reset.is_some() {
+                // RST_STREAM(NO_ERROR) after a complete response (a server that answered before
+                // reading the whole request) must not discard it (RFC 9113 8.1): what arrived
+                // is delivered first. Any other reset ends the stream at once.
+                let graceful = rx.reset == Some(Reason::NO_ERROR);
+                if rx.reset.is_some() && !graceful {
                     return Recv::Gone;
                 }
                 if let Some((fields, end)) = rx.heads.pop_front() {
@@ -193,6 +197,9 @@ impl StreamSlot {
                 }
                 if rx.end {
                     return Recv::End;
+                }
+                if graceful {
+                    return Recv::Gone;
                 }
             }
             let deadline = timer::coarse_now() + idle;
