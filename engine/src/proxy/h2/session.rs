@@ -7,14 +7,14 @@
 //! holds a borrow across an await, and every change that queues output wakes the writer.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
-use protocols::http2::conn::{self, Connection, Event, Role, StreamState};
+use protocols::http2::conn::{self, Connection, Event, Role, StreamIdMap, StreamState};
 use protocols::http2::frame::{Reason, StreamId};
 
 use super::convert::Fields;
@@ -29,7 +29,7 @@ const GATHER_BELOW: usize = 16 * 1024;
 pub(crate) struct Session {
     pub(super) conn: RefCell<Connection>,
     /// Streams someone is still using, by id.
-    streams: RefCell<HashMap<u32, Rc<StreamSlot>>>,
+    streams: RefCell<StreamIdMap<Rc<StreamSlot>>>,
     /// Wakes the writer: output was queued, or a stream ended.
     pub(super) writer: Signal,
     /// Stop taking streams; the writer returns once no stream is left and all is written.
@@ -44,7 +44,7 @@ impl Session {
     pub(super) fn new(role: Role, config: conn::Config) -> Rc<Self> {
         Rc::new(Self {
             conn: RefCell::new(Connection::new(role, config)),
-            streams: RefCell::new(HashMap::new()),
+            streams: RefCell::new(StreamIdMap::default()),
             writer: Signal::default(),
             closing: Cell::new(false),
             idle_since: Cell::new(timer::coarse_now()),

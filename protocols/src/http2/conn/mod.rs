@@ -12,11 +12,13 @@
 //! It does not own sockets, timers, routing, or priorities (the deprecated RFC 7540 tree is
 //! parsed and ignored); server push is never used and a received PUSH_PROMISE is refused.
 
+mod ids;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use ids::{StreamIdHasher, StreamIdMap};
 pub use validate::Malformed;
 
 use super::frame::{
@@ -26,7 +28,7 @@ use super::frame::{
 use super::hpack;
 use bytes::{Buf, Bytes, BytesMut};
 use slab::Slab;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use validate::Section;
 
 /// The client connection preface (section 3.4).
@@ -357,7 +359,7 @@ pub struct Connection {
     local_settings_acked: bool,
     error: Option<ConnError>,
     streams: Slab<Stream>,
-    ids: HashMap<u32, usize>,
+    ids: StreamIdMap<usize>,
     /// Closed ids, true if we reset them (their late frames are ignored).
     recently_closed: VecDeque<(StreamId, bool)>,
     next_local_id: u32,
@@ -403,7 +405,7 @@ impl Connection {
             local_settings_acked: false,
             error: None,
             streams: Slab::new(),
-            ids: HashMap::new(),
+            ids: StreamIdMap::default(),
             recently_closed: VecDeque::new(),
             next_local_id: if role == Role::Client { 1 } else { 2 },
             last_local_started: 0,

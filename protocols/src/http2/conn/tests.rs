@@ -4,6 +4,7 @@
 use super::*;
 use crate::http2::frame::{ErrorKind as FrameErrorKind, Head, Priority, StreamDependency};
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 // ------------------------------------------------------------------ harness
 
