@@ -2,7 +2,7 @@
 //! ([`crate::tls::connect`]) for clusters with a `tls` table. The HTTP/1 exchange, upgrade
 //! tunnels, HTTP/2 connections and the TCP proxy run over [`UpstreamIo`] through monoio's
 //! owned-buffer traits and never look at which one it is (the pattern of
-//! [`crate::proxy::DownstreamIo`]).
+//! [`crate::proxy::DownstreamIo`], whose IO forwarding macros it shares).
 //!
 //! Plain TCP pays one branch per IO call for this: each call forwards to the `TcpStream` (or
 //! its split half) unchanged.
@@ -14,6 +14,7 @@ use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
+use crate::proxy::{forward_read, forward_write};
 use crate::tls::{TlsReadHalf, TlsStream, TlsWriteHalf};
 
 /// An upstream connection's stream.
@@ -79,68 +80,6 @@ impl UpstreamRead {
             _ => Err(Mismatched),
         }
     }
-}
-
-/// Forwards the read methods of an enum to the variant's stream.
-macro_rules! forward_read {
-    ($ty:ident) => {
-        impl AsyncReadRent for $ty {
-            #[inline]
-            async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-                match self {
-                    Self::Plain(s) => s.read(buf).await,
-                    Self::Tls(s) => s.read(buf).await,
-                }
-            }
-
-            #[inline]
-            async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-                match self {
-                    Self::Plain(s) => s.readv(buf).await,
-                    Self::Tls(s) => s.readv(buf).await,
-                }
-            }
-        }
-    };
-}
-
-/// Forwards the write methods of an enum to the variant's stream.
-macro_rules! forward_write {
-    ($ty:ident) => {
-        impl AsyncWriteRent for $ty {
-            #[inline]
-            async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-                match self {
-                    Self::Plain(s) => s.write(buf).await,
-                    Self::Tls(s) => s.write(buf).await,
-                }
-            }
-
-            #[inline]
-            async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-                match self {
-                    Self::Plain(s) => s.writev(buf).await,
-                    Self::Tls(s) => s.writev(buf).await,
-                }
-            }
-
-            #[inline]
-            async fn flush(&mut self) -> io::Result<()> {
-                match self {
-                    Self::Plain(s) => s.flush().await,
-                    Self::Tls(s) => s.flush().await,
-                }
-            }
-
-            #[inline]
-            async fn shutdown(&mut self) -> io::Result<()> {
-                match self {
-                    Self::Plain(s) => s.shutdown().await,
-                    Self::Tls(s) => s.shutdown().await,
-                }
-            }
-        }
-    };
 }
 
 forward_read!(UpstreamIo);

@@ -186,6 +186,9 @@ macro_rules! forward_write {
     };
 }
 
+// The upstream stream enum ([`crate::cluster::UpstreamIo`]) has the same shape.
+pub(crate) use {forward_read, forward_write};
+
 forward_read!(DownstreamIo);
 forward_read!(DownstreamRead);
 forward_write!(DownstreamIo);

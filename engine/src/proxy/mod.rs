@@ -25,7 +25,7 @@ use std::rc::Rc;
 use bytes::BytesMut;
 
 use crate::worker::{Worker, buffers, park, timer};
-pub(crate) use io::DownstreamIo;
+pub(crate) use io::{DownstreamIo, forward_read, forward_write};
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {

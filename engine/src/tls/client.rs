@@ -13,7 +13,7 @@
 //! section 3 (SNI), RFC 7301 (ALPN), RFC 6125 / RFC 9525 (name checks, done by webpki).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,8 +21,7 @@ use bytes::BytesMut;
 use monoio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::version::{TLS12, TLS13};
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, Connection, DigitallySignedStruct,
@@ -30,6 +29,7 @@ use rustls::{
 };
 
 use super::error::{TlsConfigError, TlsError};
+use super::server::{read_chain, read_key};
 use super::stream::{TlsStream, start};
 
 /// Validated `tls` settings of a cluster, before any file is read.
@@ -92,8 +92,8 @@ impl ClientTls {
         let mut config = match &settings.client_cert {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
-                let chain = read_chain(cert)?;
-                let key_der = read_key(key)?;
+                let chain = read_chain(cert, "cert")?;
+                let key_der = read_key(key, "key")?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     TlsConfigError::new(
                         "key",
@@ -170,9 +170,9 @@ impl Failure {
     }
 }
 
-fn read_roots(path: &PathBuf) -> Result<RootCertStore, TlsConfigError> {
+fn read_roots(path: &Path) -> Result<RootCertStore, TlsConfigError> {
     let mut roots = RootCertStore::empty();
-    for cert in read_chain_at(path, "ca")? {
+    for cert in read_chain(path, "ca")? {
         roots.add(cert).map_err(|e| {
             TlsConfigError::new(
                 "ca",
@@ -181,30 +181,6 @@ fn read_roots(path: &PathBuf) -> Result<RootCertStore, TlsConfigError> {
         })?;
     }
     Ok(roots)
-}
-
-fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    read_chain_at(path, "cert")
-}
-
-fn read_chain_at(
-    path: &PathBuf,
-    field: &str,
-) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let bad = |why: String| TlsConfigError::new(field, format!("{}: {why}", path.display()));
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(format!("cannot read: {e}")))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("not valid PEM: {e}")))?;
-    if chain.is_empty() {
-        return Err(bad("no CERTIFICATE section in the file".into()));
-    }
-    Ok(chain)
-}
-
-fn read_key(path: &PathBuf) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| TlsConfigError::new("key", format!("{}: {e}", path.display())))
 }
 
 /// `verify = false`: accepts any certificate chain and name, but still checks that the

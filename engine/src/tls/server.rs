@@ -410,7 +410,10 @@ fn crypto_provider(names: Option<&[String]>) -> Result<CryptoProvider, TlsConfig
 }
 
 /// Reads a PEM certificate chain, leaf first.
-fn read_chain(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+pub(super) fn read_chain(
+    path: &Path,
+    field: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let bad = |why: String| TlsConfigError::new(field, format!("{}: {why}", path.display()));
     let chain = CertificateDer::pem_file_iter(path)
         .map_err(|e| bad(pem_reason(&e)))?
@@ -423,7 +426,7 @@ fn read_chain(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, 
 }
 
 /// Reads a PEM private key.
-fn read_key(path: &Path, field: &str) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
+pub(super) fn read_key(path: &Path, field: &str) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| TlsConfigError::new(field, format!("{}: {}", path.display(), pem_reason(&e))))
 }
