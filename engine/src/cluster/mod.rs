@@ -142,8 +142,8 @@ pub(crate) enum ConnectError {
     Overflow,
     Refused,
     Timeout,
-    /// The TLS handshake failed (verification, alerts, no ALPN agreement, ...) or did not
-    /// finish within the connect timeout.
+    /// The TLS handshake failed (verification, alerts, no ALPN agreement, a reset, ...); one
+    /// that did not finish within the connect timeout is [`Self::Timeout`].
     Tls,
 }
 
