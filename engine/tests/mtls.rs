@@ -554,3 +554,47 @@ async fn a_config_reload_reads_certificates_and_client_ca_again() {
     assert_eq!(status, 200);
     assert!(xfcc.contains("CN=client three"), "{xfcc}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_are_forwarded_with_their_identity() {
+    let s = Setup::new("h2");
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&config(&s.dir, backend.addr, &client_ca_line(&s.dir)));
+    let client = s.client_ca.leaf("client h2", &[], &[]);
+    let tls = connect(
+        proxy.addr(),
+        client_config(&s.server_ca, Some(&client), &[b"h2".as_slice()]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..2 {
+        let req = Request::builder()
+            .uri("https://a.example/echo")
+            .header("x-forwarded-client-cert", "By=spoofed;Hash=00")
+            .body(body(Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(STEP, async {
+            send.ready().await.unwrap();
+            send.send_request(req).await.unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["x-echo-h-x-forwarded-client-cert"],
+            format!(
+                "Hash={};Subject=\"CN=client h2,O=Ringway Test\"",
+                sha256_hex(&client.der)
+            )
+            .as_str()
+        );
+        read_body(resp).await;
+    }
+}

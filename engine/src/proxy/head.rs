@@ -56,11 +56,6 @@ pub(crate) struct RequestRewrite<'a> {
     pub(crate) request_id: Option<&'a [u8; 36]>,
 }
 
-/// Write the head to send upstream for `req`, for a client without a verified certificate.
-pub(crate) fn write_request(dst: &mut BytesMut, req: &RequestHead, rw: &RequestRewrite<'_>) {
-    write_request_xfcc(dst, req, rw, None);
-}
-
 /// Write the head to send upstream for `req`. `xfcc`: the `x-forwarded-client-cert` value of
 /// the client's verified certificate (mTLS). An `x-forwarded-client-cert` the client sent is
 /// never forwarded: only ringway's own identifies the client.
@@ -165,14 +160,9 @@ pub(crate) fn write_request_xfcc(
 const XFCC: &[u8] = b"x-forwarded-client-cert";
 
 /// The upstream request head as a parsed head, for HTTP/2 upstreams (which take fields):
-/// written by [`write_request`], so both upstream codecs get the same rewrites, then read
+/// written by [`write_request_xfcc`], so both upstream codecs get the same rewrites, then read
 /// back. `None` only if the rewritten head does not parse (a route adds a bad header).
-pub(crate) fn rewrite_request(req: &RequestHead, rw: &RequestRewrite<'_>) -> Option<RequestHead> {
-    rewrite_request_xfcc(req, rw, None)
-}
-
-/// [`rewrite_request`] with the client's `x-forwarded-client-cert` value (see
-/// [`write_request_xfcc`]).
+/// `xfcc`: see [`write_request_xfcc`].
 pub(crate) fn rewrite_request_xfcc(
     req: &RequestHead,
     rw: &RequestRewrite<'_>,

@@ -79,7 +79,7 @@ impl UpstreamStream {
 }
 
 /// Open a stream to endpoint `ep` of `cluster` for `up_head`, the request head already
-/// rewritten for the upstream ([`crate::proxy::head::rewrite_request`]). Returns the connection
+/// rewritten for the upstream ([`crate::proxy::head::rewrite_request_xfcc`]). Returns the connection
 /// too: if the stream fails before a response, [`H2Conn::connect_error`] tells whether
 /// connecting was the reason.
 pub(crate) fn open_request(

@@ -48,6 +48,7 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> b
         worker: worker.clone(),
         li,
         peer,
+        xfcc: stream.forwarded_client_cert(worker.local().listener_config(li).tls.as_ref()),
         local_addr: stream.local_addr().ok(),
         sess: sess.clone(),
         listener: worker.local().listeners[li].shared().clone(),

@@ -39,6 +39,8 @@ pub(super) struct ConnCtx {
     pub(super) worker: Rc<Worker>,
     pub(super) li: usize,
     pub(super) peer: SocketAddr,
+    /// `x-forwarded-client-cert` of the client's verified certificate (mTLS), made once.
+    pub(super) xfcc: Option<Rc<[u8]>>,
     /// The address the client connected to (for PROXY headers sent upstream).
     pub(super) local_addr: Option<SocketAddr>,
     pub(super) sess: Rc<Session>,
@@ -303,7 +305,7 @@ impl<'a> Exchange<'a> {
             _ => OutFraming::AsIs,
         };
         let mut out = buffers::take();
-        head::write_request(
+        head::write_request_xfcc(
             &mut out,
             head,
             &RequestRewrite {
@@ -314,6 +316,7 @@ impl<'a> Exchange<'a> {
                 upgrade: None,
                 request_id: self.request_id.as_ref(),
             },
+            self.ctx.xfcc.as_deref(),
         );
         let request_head = out.split().freeze();
         buffers::give_back(out);
@@ -427,7 +430,7 @@ impl<'a> Exchange<'a> {
             upgrade: None,
             request_id: self.request_id.as_ref(),
         };
-        let Some(up_head) = head::rewrite_request(head, &rw) else {
+        let Some(up_head) = head::rewrite_request_xfcc(head, &rw, self.ctx.xfcc.as_deref()) else {
             return self.reply_fault(Fault::UpstreamProtocol, Some(route)).await;
         };
         let cluster = &attempt.cluster;
