@@ -227,8 +227,8 @@ struct Exchange<'a> {
 struct Progress {
     /// The response head went downstream (a failure can no longer be answered locally).
     head_sent: Cell<bool>,
-    /// The request body is still being read: a response head written now says
-    /// `Connection: close`, since the connection cannot be kept if the body is never finished.
+    /// The request body is still being read: a response already complete when its head is
+    /// written says `Connection: close` (its upstream did not wait for the body).
     body_pending: Cell<bool>,
 }
 
@@ -702,10 +702,19 @@ impl<'a> Exchange<'a> {
             BodyFraming::Close | BodyFraming::Chunked => OutFraming::Close,
             BodyFraming::None | BodyFraming::Length(_) => OutFraming::AsIs,
         };
+        // An upstream that answered in full while the request body is still arriving did not
+        // wait for it: the rest may never be read, so the client is told this is the last
+        // response. (A streaming answer, such as an echo, keeps the connection.)
+        let answered_early = progress.body_pending.get()
+            && match resp_framing {
+                BodyFraming::None => true,
+                BodyFraming::Length(n) => upbuf.len() as u64 >= n,
+                BodyFraming::Chunked | BodyFraming::Close => false,
+            };
         let keep = self.keep_alive_wanted()
             && out_framing != OutFraming::Close
             && !upgrade
-            && !progress.body_pending.get();
+            && !answered_early;
         let upstream_reusable =
             resp.is_keep_alive() && resp_framing != BodyFraming::Close && !upgrade;
         let mut out = BytesMut::with_capacity(upbuf.len().min(64 * 1024) + 512);

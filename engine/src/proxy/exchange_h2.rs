@@ -196,9 +196,9 @@ impl<'a> Exchange<'a> {
         } else {
             OutFraming::Chunked
         };
-        let keep = self.keep_alive_wanted()
-            && framing != OutFraming::Close
-            && !progress.body_pending.get();
+        // As for HTTP/1 upstreams: a response complete while the body is still arriving.
+        let answered_early = progress.body_pending.get() && (end || up.is_complete());
+        let keep = self.keep_alive_wanted() && framing != OutFraming::Close && !answered_early;
         // A response that ended with its head still needs a length for an HTTP/1 client.
         let zero: &[(&[u8], &[u8])] = if end && !has_length && !bodiless {
             &[(b"content-length", b"0")]

@@ -55,6 +55,11 @@ impl UpstreamStream {
         self.slot.recv(idle).await
     }
 
+    /// The whole response has arrived (possibly not consumed yet).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.slot.ended()
+    }
+
     /// `n` bytes of response data were passed on: the upstream may send as much again.
     pub(crate) fn release(&self, n: usize) {
         self.slot.release(&self.sess, n);

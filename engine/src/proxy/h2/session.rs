@@ -170,6 +170,11 @@ impl StreamSlot {
         self.cancel.notify();
     }
 
+    /// The peer ended its side of the stream (what it sent may not be consumed yet).
+    pub(super) fn ended(&self) -> bool {
+        self.rx.borrow().end
+    }
+
     pub(super) fn is_gone(&self) -> bool {
         self.rx.borrow().reset.is_some()
     }
