@@ -763,3 +763,90 @@ async fn an_early_answer_then_rst_no_error_still_reaches_the_client() {
         assert_eq!(read_body(resp).await, "too big, did not read it");
     }
 }
+
+fn keepalive_route(backend: SocketAddr) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "h2"
+    timeout = "500ms"
+
+[[clusters]]
+name = "h2"
+protocol = "http2"
+endpoints = ["{backend}"]
+http2_keepalive_interval = "200ms"
+http2_keepalive_timeout = "300ms"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_keepalive_pings_keep_a_live_upstream_and_drop_a_dead_one() {
+    // A live upstream answers the PINGs: the idle connection stays and is reused.
+    let backend = h2_backend();
+    let proxy = Proxy::start(&keepalive_route(backend.addr));
+    let mut h2 = h2(proxy.addr(), 65_535).await;
+    let resp = h2.send_request(get(proxy.addr(), "/a")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resp = h2.send_request(get(proxy.addr(), "/b")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(proxy.stat("cluster.h2.upstream_cx_keepalive_timeout"), 0);
+    assert_eq!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    drop(proxy);
+
+    // A dead one: it took the HTTP/2 handshake, then never says anything again.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = l.local_addr().unwrap();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Our SETTINGS and the ack of the client's.
+        s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0])
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    let _ = closed_tx.send(true);
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = closed_tx.send(false);
+                    return;
+                }
+            }
+        }
+    });
+    let proxy = Proxy::start(&keepalive_route(dead));
+    let mut h2 = self::h2(proxy.addr(), 65_535).await;
+    let resp = h2.send_request(get(proxy.addr(), "/x")).await.unwrap();
+    assert_eq!(resp.status(), 504, "nothing answers the request");
+    let closed =
+        tokio::task::spawn_blocking(move || closed_rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert_eq!(
+        closed,
+        Ok(true),
+        "the unanswered PING closed the connection"
+    );
+    proxy.eventually("counted", |p| {
+        p.stat("cluster.h2.upstream_cx_keepalive_timeout") == 1
+    });
+}

@@ -50,6 +50,8 @@ pub(crate) struct ClusterLocal {
     /// TLS to the endpoints; `None`: plaintext.
     tls: Option<ClientTls>,
     pub(crate) protocol: UpstreamProtocol,
+    /// HTTP/2 keep-alive: (PING interval, answer timeout); `None`: off.
+    pub(crate) h2_keepalive: Option<(Duration, Duration)>,
     balancer: lb::Balancer,
     pub(crate) endpoints: Vec<EndpointLocal>,
     /// Upstream connections this worker holds open to the cluster (pooled or in use).
@@ -170,6 +172,9 @@ impl ClusterLocal {
             proxy_protocol: cfg.proxy_protocol,
             tls: cfg.tls.clone(),
             protocol: cfg.protocol,
+            h2_keepalive: cfg
+                .http2_keepalive_interval
+                .map(|every| (every, cfg.http2_keepalive_timeout)),
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
             endpoints,
             open: Cell::new(0),

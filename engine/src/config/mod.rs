@@ -174,6 +174,10 @@ pub struct ClusterConfig {
     /// TLS origination (`tls = { ... }`): files read, rustls client config built. `None`:
     /// plaintext.
     pub tls: Option<crate::tls::ClientTls>,
+    /// HTTP/2 connection keep-alive: PING after this long without one answered; `None`: off.
+    pub http2_keepalive_interval: Option<Duration>,
+    /// A PING not answered within this closes the HTTP/2 connection.
+    pub http2_keepalive_timeout: Duration,
 }
 
 /// PROXY protocol header versions sent upstream.

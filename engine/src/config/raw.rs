@@ -442,6 +442,12 @@ pub struct RawCluster {
     /// TLS to the endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<RawClusterTls>,
+    /// Duration string: PING an HTTP/2 upstream connection this long after the last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_keepalive_interval: Option<String>,
+    /// Duration string: close it when a PING is not answered within this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_keepalive_timeout: Option<String>,
 }
 
 /// A cluster's `tls = { sni, ca, cert, key, alpn, verify }`.

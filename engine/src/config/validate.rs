@@ -26,6 +26,8 @@ use super::{
 };
 use crate::router::compile_routes;
 
+/// `http2_keepalive_timeout` (Envoy's `connection_keepalive.timeout` default).
+pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `drain_timeout`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for `workers`.
@@ -423,6 +425,31 @@ fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldE
             "cannot be combined with protocol = \"http2\" (a PROXY header speaks for one client, an HTTP/2 connection carries many)",
         ));
     }
+    let http2_keepalive_interval = match &c.http2_keepalive_interval {
+        Some(d) => {
+            let at = format!("{at}.http2_keepalive_interval");
+            let d = parse_duration(d, &at)?;
+            if d.is_zero() {
+                return Err(FieldError::new(
+                    at,
+                    "must be greater than 0s (omit it to turn keep-alive off)",
+                ));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    let http2_keepalive_timeout = duration_or(
+        &c.http2_keepalive_timeout,
+        "http2_keepalive_timeout",
+        DEFAULT_HTTP2_KEEPALIVE_TIMEOUT,
+    )?;
+    if http2_keepalive_timeout.is_zero() {
+        return Err(FieldError::new(
+            format!("{at}.http2_keepalive_timeout"),
+            "must be greater than 0s",
+        ));
+    }
     Ok(ClusterConfig {
         name: c.name.clone(),
         endpoints,
@@ -453,6 +480,8 @@ fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldE
             None => None,
             Some(t) => Some(super::upstream_tls::client_tls(t, at, protocol, dir)?),
         },
+        http2_keepalive_interval,
+        http2_keepalive_timeout,
     })
 }
 
@@ -1398,5 +1427,30 @@ protocol = "http1"
         };
         let e = validate(raw).unwrap_err();
         assert_eq!(e.path, "workers");
+    }
+
+    #[test]
+    fn http2_cluster_options_are_checked() {
+        assert_err(
+            &format!("{CLUSTER}protocol = \"http2\"\nproxy_protocol = \"v1\"\n"),
+            5,
+            "clusters[0].proxy_protocol",
+            "cannot be combined",
+        );
+        assert_err(
+            &format!("{CLUSTER}protocol = \"http2\"\nhttp2_keepalive_interval = \"0s\"\n"),
+            5,
+            "clusters[0].http2_keepalive_interval",
+            "greater than 0s",
+        );
+        let cfg = parse_str(
+            &format!("{CLUSTER}protocol = \"http2\"\nhttp2_keepalive_interval = \"30s\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        let c = &cfg.clusters[0];
+        assert_eq!(c.protocol, UpstreamProtocol::Http2);
+        assert_eq!(c.http2_keepalive_interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.http2_keepalive_timeout, DEFAULT_HTTP2_KEEPALIVE_TIMEOUT);
     }
 }

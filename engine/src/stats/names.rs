@@ -134,6 +134,7 @@ stats! {
         upstream_cx_destroy_local: Counter "upstream connections closed by ringway",
         upstream_cx_destroy_remote: Counter "upstream connections closed by the upstream",
         upstream_cx_idle_timeout: Counter "pooled upstream connections closed by the idle timeout",
+        upstream_cx_keepalive_timeout: Counter "HTTP/2 upstream connections closed because a keep-alive PING went unanswered",
         upstream_cx_overflow: Counter "times the cluster's connection limit was reached",
         upstream_cx_protocol_error: Counter "upstream connections closed after a protocol error",
         upstream_cx_rx_bytes_total: Counter "bytes received from upstreams",

@@ -181,6 +181,11 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
     let mut reader = std::pin::pin!(reader);
     let mut writer = std::pin::pin!(writer);
     let idle = cluster.idle_timeout();
+    // Keep-alive: a PING once `every` passed since the last answer; no answer within
+    // `timeout` means the upstream (or the path to it) is gone.
+    let keepalive = cluster.h2_keepalive;
+    let mut next_ping = keepalive.map(|(every, _)| timer::coarse_now() + every);
+    let mut pong_due: Option<std::time::Instant> = None;
     let by_peer = loop {
         // After the upstream's GOAWAY: finish the open streams, then close.
         if sess.conn.borrow().is_going_away() && !sess.closing.get() {
@@ -209,6 +214,25 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
                 }
             }
             _ = sess.streams_changed.wait() => {}
+            _ = timer::sleep_until(pong_due.or(next_ping).unwrap_or_else(super::far_future)), if next_ping.is_some() => {
+                let now = timer::coarse_now();
+                if let Some(due) = pong_due {
+                    if now >= due {
+                        cluster.stats().upstream_cx_keepalive_timeout.inc();
+                        sess.closing.set(true);
+                        sess.kill_all(Reason::CANCEL);
+                        break false;
+                    }
+                } else if next_ping.is_some_and(|at| now >= at) {
+                    sess.conn.borrow_mut().ping(*b"ringway\0");
+                    sess.writer.notify();
+                    pong_due = keepalive.map(|(_, timeout)| now + timeout);
+                }
+            }
+            _ = sess.pong.wait() => {
+                pong_due = None;
+                next_ping = keepalive.map(|(every, _)| timer::coarse_now() + every);
+            }
         }
     };
     sess.closing.set(true);

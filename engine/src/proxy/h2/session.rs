@@ -38,6 +38,8 @@ pub(crate) struct Session {
     pub(super) idle_since: Cell<Instant>,
     /// A stream ended: the connection task re-arms its idle timer.
     pub(super) streams_changed: Signal,
+    /// The peer answered one of our PINGs.
+    pub(super) pong: Signal,
 }
 
 impl Session {
@@ -49,6 +51,7 @@ impl Session {
             closing: Cell::new(false),
             idle_since: Cell::new(timer::coarse_now()),
             streams_changed: Signal::default(),
+            pong: Signal::default(),
         })
     }
 
@@ -386,6 +389,7 @@ fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool)) {
                     s.tx_ready.notify();
                 }
             }
+            Event::Ping { ack: true, .. } => sess.pong.notify(),
             Event::GoAway { .. } | Event::SettingsChanged | Event::Ping { .. } => {}
         }
     }
