@@ -764,6 +764,8 @@ async fn an_early_answer_then_rst_no_error_still_reaches_the_client() {
     }
 }
 
+/// The route timeout (100 ms) always fires before the first PING is even sent (300 ms), and a
+/// live upstream has 2 s to answer each PING, so neither half races on a loaded machine.
 fn keepalive_route(backend: SocketAddr) -> String {
     format!(
         r#"
@@ -776,14 +778,14 @@ address = "127.0.0.1:0"
     [[listeners.virtual_hosts.routes]]
     prefix = "/"
     cluster = "h2"
-    timeout = "500ms"
+    timeout = "100ms"
 
 [[clusters]]
 name = "h2"
 protocol = "http2"
 endpoints = ["{backend}"]
-http2_keepalive_interval = "200ms"
-http2_keepalive_timeout = "300ms"
+http2_keepalive_interval = "300ms"
+http2_keepalive_timeout = "2s"
 "#
     )
 }
