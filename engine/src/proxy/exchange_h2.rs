@@ -169,20 +169,10 @@ impl<'a> Exchange<'a> {
         progress: &Progress,
     ) -> Relayed {
         let idle = self.opts().idle_timeout;
-        let (fields, end) = loop {
-            let next = match deadline {
-                Some(d) => monoio::select! {
-                    r = up.recv(idle) => r,
-                    () = timer::sleep_until(d) => return Relayed::Fault(Fault::UpstreamTimeout),
-                },
-                None => up.recv(idle).await,
-            };
-            match next {
-                // Interim responses are not passed on (100 Continue was answered by us).
-                Recv::Head(fields, _) if (100..200).contains(&convert::status_of(&fields)) => {}
-                Recv::Head(fields, end) => break (fields, end),
-                _ => return Relayed::Fault(Fault::UpstreamReset),
-            }
+        // Interim responses are not passed on (100 Continue was answered by us).
+        let (fields, end) = match up.response_head(idle, deadline).await {
+            Ok(head) => head,
+            Err(fault) => return Relayed::Fault(fault),
         };
         let status = convert::status_of(&fields);
         self.rec.status = status;

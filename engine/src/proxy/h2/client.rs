@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::Splitable;
@@ -17,6 +17,7 @@ use protocols::http2::frame::Reason;
 use super::convert::Fields;
 use super::session::{Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::cluster::{ClusterLocal, ConnectError};
+use crate::proxy::fault::Fault;
 use crate::worker::timer;
 
 /// Settings ringway's client side advertises.
@@ -53,6 +54,31 @@ impl UpstreamStream {
     /// The next part of the response, waiting at most `idle`.
     pub(crate) async fn recv(&self, idle: Duration) -> Recv {
         self.slot.recv(idle).await
+    }
+
+    /// The final response head (interim 1xx heads are skipped) and whether it ended the
+    /// stream, waiting until `deadline` at most; the fault to answer if none comes. The HTTP/2
+    /// counterpart of [`crate::proxy::upstream::read_response_head`].
+    pub(crate) async fn response_head(
+        &self,
+        idle: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<(Fields, bool), Fault> {
+        loop {
+            let next = match deadline {
+                Some(d) => monoio::select! {
+                    r = self.recv(idle) => r,
+                    () = timer::sleep_until(d) => return Err(Fault::UpstreamTimeout),
+                },
+                None => self.recv(idle).await,
+            };
+            match next {
+                Recv::Head(fields, _)
+                    if (100..200).contains(&super::convert::status_of(&fields)) => {}
+                Recv::Head(fields, end) => return Ok((fields, end)),
+                _ => return Err(Fault::UpstreamReset),
+            }
+        }
     }
 
     /// The whole response has arrived (possibly not consumed yet).
@@ -185,7 +211,7 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
     // `timeout` means the upstream (or the path to it) is gone.
     let keepalive = cluster.h2_keepalive;
     let mut next_ping = keepalive.map(|(every, _)| timer::coarse_now() + every);
-    let mut pong_due: Option<std::time::Instant> = None;
+    let mut pong_due: Option<Instant> = None;
     let by_peer = loop {
         // After the upstream's GOAWAY: finish the open streams, then close.
         if sess.conn.borrow().is_going_away() && !sess.closing.get() {

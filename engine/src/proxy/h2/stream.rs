@@ -505,24 +505,9 @@ impl<'a> Exchange<'a> {
         head_sent: &mut bool,
     ) -> Relayed {
         let idle = self.opts().idle_timeout;
-        let (fields, end) = loop {
-            let next = match deadline {
-                Some(d) => monoio::select! {
-                    r = up.slot.recv(idle) => r,
-                    () = timer::sleep_until(d) => return Relayed::Fault(Fault::UpstreamTimeout),
-                },
-                None => up.slot.recv(idle).await,
-            };
-            match next {
-                Recv::Head(fields, end) => {
-                    let status = convert::status_of(&fields);
-                    if (100..200).contains(&status) {
-                        continue;
-                    }
-                    break (fields, end);
-                }
-                _ => return Relayed::Fault(Fault::UpstreamReset),
-            }
+        let (fields, end) = match up.response_head(idle, deadline).await {
+            Ok(head) => head,
+            Err(fault) => return Relayed::Fault(fault),
         };
         self.rec.status = convert::status_of(&fields);
         if end {
