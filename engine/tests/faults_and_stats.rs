@@ -261,14 +261,6 @@ impl Drop for RawBackend {
     }
 }
 
-/// A loopback address whose port was just free and is now closed (connect is refused).
-fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
-}
-
 // ---------------------------------------------------------------------------------------------
 // Access log helpers
 // ---------------------------------------------------------------------------------------------

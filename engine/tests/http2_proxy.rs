@@ -523,9 +523,7 @@ async fn h1_and_h2_clients_reach_an_h2_upstream_with_bodies_and_trailers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2_upstream_that_is_down_is_a_502_with_its_flag() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = closed.local_addr().unwrap();
-    drop(closed);
+    let dead = closed_port();
     let proxy = Proxy::start(&h2_route(dead));
     let mut h2 = h2(proxy.addr(), 65_535).await;
     let resp = h2.send_request(get(proxy.addr(), "/x")).await.unwrap();
@@ -550,9 +548,7 @@ fn grpc_call(addr: SocketAddr, path: &str, timeout: Option<&str>) -> Request<Bod
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_errors_for_grpc_calls_are_trailers_only_grpc_statuses() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = closed.local_addr().unwrap();
-    drop(closed);
+    let dead = closed_port();
     let proxy = Proxy::start(&format!(
         r#"
 [[listeners]]

@@ -294,6 +294,14 @@ pub async fn read_body(resp: Response<Incoming>) -> Bytes {
     resp.into_body().collect().await.expect("body").to_bytes()
 }
 
+/// A loopback address whose port was just free and is now closed (connect is refused).
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr
+}
+
 /// Config for one listener routing everything to one cluster at `backend`.
 pub fn one_route(backend: SocketAddr) -> String {
     format!(
