@@ -1,4 +1,5 @@
-//! Access log: one line per request, in Envoy's default text format or as JSON.
+//! Access log: one line per request (per connection on tcp listeners), in Envoy's default text
+//! format or as JSON.
 //!
 //! Owns [`ResponseFlags`] (Envoy's short codes), the [`Entry`] a worker fills when a request
 //! ends, the shared [`AccessLog`] sink (file opened `O_APPEND`, or stdout) and the per-worker
@@ -174,6 +175,8 @@ pub struct Entry<'a> {
     pub downstream_remote: SocketAddr,
     /// The route that matched; empty when none did.
     pub route_name: &'a str,
+    /// The TLS server name (SNI) the client asked for (Envoy's `%REQUESTED_SERVER_NAME%`).
+    pub requested_server_name: Option<&'a [u8]>,
 }
 
 enum Sink {
@@ -386,6 +389,11 @@ pub fn format_json(buf: &mut Vec<u8>, e: &Entry<'_>) {
         e.downstream_remote
     );
     json_str(buf, e.route_name.as_bytes());
+    buf.extend_from_slice(b",\"requested_server_name\":");
+    match e.requested_server_name {
+        Some(v) => json_str(buf, v),
+        None => buf.extend_from_slice(b"null"),
+    }
     buf.extend_from_slice(b"}\n");
 }
 
@@ -565,6 +573,7 @@ mod tests {
             upstream_host: Some("127.0.0.1:8081".parse().unwrap()),
             downstream_remote: "10.0.0.1:5555".parse().unwrap(),
             route_name: "r1",
+            requested_server_name: Some(b"api.example"),
         }
     }
 
@@ -637,7 +646,8 @@ mod tests {
         assert_eq!(v["upstream_host"], "127.0.0.1:8081");
         assert_eq!(v["downstream_remote_address"], "10.0.0.1:5555");
         assert_eq!(v["route_name"], "r1");
-        assert_eq!(v.as_object().unwrap().len(), 17);
+        assert_eq!(v["requested_server_name"], "api.example");
+        assert_eq!(v.as_object().unwrap().len(), 18);
 
         let e = Entry {
             path: b"/\"q\"\\\x01\t\xc3\xa9\xff\xfe",
@@ -646,6 +656,7 @@ mod tests {
             user_agent: None,
             upstream_host: None,
             route_name: "",
+            requested_server_name: None,
             ..entry()
         };
         let v = json_line(&e);
@@ -655,6 +666,7 @@ mod tests {
         assert!(v["user_agent"].is_null());
         assert!(v["upstream_host"].is_null());
         assert_eq!(v["route_name"], "");
+        assert!(v["requested_server_name"].is_null());
     }
 
     fn temp_path(tag: &str) -> std::path::PathBuf {

@@ -92,10 +92,17 @@ pub enum ListenerProtocol {
 /// TCP proxy listener options (Envoy's `tcp_proxy` filter where they match).
 #[derive(Debug, Clone)]
 pub struct TcpOptions {
-    /// The cluster connections are forwarded to; `Some` exactly for TCP listeners.
+    /// The cluster connections are forwarded to (with SNI routes: those whose server name
+    /// matches none, or that send none); `None` on http listeners and on tcp listeners that
+    /// only route by SNI.
     pub cluster: Option<ClusterId>,
     /// Both sides are closed after this long without a byte either way; `None` disables.
     pub idle_timeout: Option<Duration>,
+    /// SNI routes (`[[listeners.tcp.sni]]`): server name -> cluster. `None` when there are
+    /// none, so such a listener never looks at the first bytes.
+    pub sni: Option<crate::tls::ServerNames<ClusterId>>,
+    /// How long to wait for a complete ClientHello when routing by SNI without terminating TLS.
+    pub inspect_timeout: Duration,
 }
 
 /// Downstream HTTP connection options (Envoy's HttpConnectionManager fields where they match).

@@ -131,6 +131,23 @@ pub struct RawTcpOptions {
     /// Duration string; `"0s"` disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// Duration string: how long to wait for a ClientHello (SNI routing without TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspect_timeout: Option<String>,
+    /// `[[listeners.tcp.sni]]`: routes by TLS server name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sni: Vec<RawSniRoute>,
+}
+
+/// `[[listeners.tcp.sni]]`: connections whose TLS server name is in `server_names` go to
+/// `cluster`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniRoute {
+    /// `"a.example"` or `"*.example"`; at least one.
+    pub server_names: Vec<String>,
+    /// Cluster name.
+    pub cluster: String,
 }
 
 /// `[listeners.tls]`.

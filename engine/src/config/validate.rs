@@ -25,6 +25,7 @@ use super::{
     TcpOptions, UpstreamProtocol, duration,
 };
 use crate::router::compile_routes;
+use crate::tls::{ServerNames, check_server_name};
 
 /// `http2_keepalive_timeout` (Envoy's `connection_keepalive.timeout` default).
 pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,8 @@ pub const DEFAULT_GENERATE_REQUEST_ID: bool = true;
 pub const DEFAULT_SERVER_NAME: &str = "ringway";
 /// `[listeners.tcp] idle_timeout` (Envoy's tcp_proxy default: 1 hour).
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `[listeners.tcp] inspect_timeout` (Envoy's `listener_filters_timeout` default: 15s).
+pub const DEFAULT_TCP_INSPECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Listener `proxy_protocol`.
 pub const DEFAULT_PROXY_PROTOCOL: bool = false;
 /// Route `timeout` (Envoy: 15s).
@@ -267,6 +270,13 @@ fn tcp_options(
                 "only tcp listeners name a cluster; http listeners route with virtual_hosts",
             ));
         }
+        if l.tcp.as_ref().is_some_and(|t| !t.sni.is_empty()) {
+            return Err(FieldError::new(
+                format!("{at}.tcp.sni"),
+                "SNI routes are only for protocol = \"tcp\" listeners; http listeners route by \
+                 virtual_hosts domains",
+            ));
+        }
         if l.tcp.is_some() {
             return Err(FieldError::new(
                 format!("{at}.tcp"),
@@ -276,6 +286,8 @@ fn tcp_options(
         return Ok(TcpOptions {
             cluster: None,
             idle_timeout: None,
+            sni: None,
+            inspect_timeout: DEFAULT_TCP_INSPECT_TIMEOUT,
         });
     }
     let refuse = |field: &str, why: &str| Err(FieldError::new(format!("{at}.{field}"), why));
@@ -288,29 +300,89 @@ fn tcp_options(
     if l.http.is_some() {
         return refuse("http", "[listeners.http] is only for protocol = \"http\"");
     }
-    if l.access_log.is_some() {
-        return refuse(
-            "access_log",
-            "access logs are not supported on tcp listeners yet",
-        );
-    }
-    let Some(name) = &l.cluster else {
-        return Err(FieldError::new(
-            at,
-            "a tcp listener needs `cluster = \"<name>\"`",
-        ));
-    };
-    let Some(&cluster) = clusters.get(name.as_str()) else {
-        return refuse("cluster", &format!("unknown cluster {name:?}"));
+    let sni = sni_routes(l, at, clusters)?;
+    let cluster = match &l.cluster {
+        Some(name) => match clusters.get(name.as_str()) {
+            Some(&c) => Some(c),
+            None => return refuse("cluster", &format!("unknown cluster {name:?}")),
+        },
+        None if sni.is_some() => None,
+        None => {
+            return Err(FieldError::new(
+                at,
+                "a tcp listener needs `cluster = \"<name>\"` or [[listeners.tcp.sni]] routes",
+            ));
+        }
     };
     let idle_timeout = match l.tcp.as_ref().and_then(|t| t.idle_timeout.as_ref()) {
         Some(d) => parse_duration(d, &format!("{at}.tcp.idle_timeout"))?,
         None => DEFAULT_TCP_IDLE_TIMEOUT,
     };
+    let inspect_timeout = match l.tcp.as_ref().and_then(|t| t.inspect_timeout.as_ref()) {
+        Some(d) => {
+            let field = format!("{at}.tcp.inspect_timeout");
+            let d = parse_duration(d, &field)?;
+            if d.is_zero() {
+                return Err(FieldError::new(field, "must be greater than 0s"));
+            }
+            d
+        }
+        None => DEFAULT_TCP_INSPECT_TIMEOUT,
+    };
     Ok(TcpOptions {
-        cluster: Some(cluster),
+        cluster,
         idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
+        sni,
+        inspect_timeout,
     })
+}
+
+/// `[[listeners.tcp.sni]]`: every name valid and in one route only, every cluster known.
+/// `None` when the listener has no SNI routes.
+fn sni_routes(
+    l: &RawListener,
+    at: &str,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Result<Option<ServerNames<ClusterId>>, FieldError> {
+    let routes = l.tcp.as_ref().map(|t| t.sni.as_slice()).unwrap_or_default();
+    if routes.is_empty() {
+        return Ok(None);
+    }
+    let mut names = ServerNames::new();
+    // Which route each (lowercase) name came from, for the duplicate error.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        let rat = format!("{at}.tcp.sni[{i}]");
+        let Some(&cluster) = clusters.get(r.cluster.as_str()) else {
+            return Err(FieldError::new(
+                format!("{rat}.cluster"),
+                format!("unknown cluster {:?}", r.cluster),
+            ));
+        };
+        if r.server_names.is_empty() {
+            return Err(FieldError::new(
+                format!("{rat}.server_names"),
+                "must name at least one server (\"a.example\" or \"*.example\")",
+            ));
+        }
+        for (j, n) in r.server_names.iter().enumerate() {
+            let field = format!("{rat}.server_names[{j}]");
+            let name = check_server_name(n).map_err(|why| FieldError::new(&field, why))?;
+            if let Some(first) = owner.insert(name.clone(), i) {
+                let also = if first == i {
+                    "listed twice in this route".to_owned()
+                } else {
+                    format!("also in {at}.tcp.sni[{first}]")
+                };
+                return Err(FieldError::new(
+                    field,
+                    format!("duplicate server name {name:?} ({also})"),
+                ));
+            }
+            names.insert(&name, cluster);
+        }
+    }
+    Ok(Some(names))
 }
 
 fn http_options(h: Option<&RawHttpOptions>, at: &str) -> Result<HttpOptions, FieldError> {

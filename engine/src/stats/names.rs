@@ -42,9 +42,18 @@ stats! {
         downstream_cx_active: Gauge "TCP proxy connections open",
         downstream_cx_rx_bytes_total: Counter "bytes received from clients (forwarded upstream)",
         downstream_cx_tx_bytes_total: Counter "bytes sent to clients (received from upstream)",
-        downstream_cx_no_route: Counter "connections closed because the cluster had no endpoint to pick",
+        downstream_cx_no_route: Counter "connections closed because no SNI route matched and the listener has no cluster, or the cluster had no endpoint to pick",
         upstream_connect_fail: Counter "connections closed because the upstream connection failed, timed out or overflowed",
         idle_timeout: Counter "connections closed after the idle timeout passed with no byte either way",
+        tls_inspector_tls_found: Counter as "tls_inspector.tls_found" "connections whose ClientHello was read for SNI routing (without terminating TLS)",
+        tls_inspector_tls_not_found: Counter as "tls_inspector.tls_not_found" "connections on an SNI-routing listener whose first bytes were not TLS (sent to the listener's cluster)",
+        tls_inspector_sni_found: Counter as "tls_inspector.sni_found" "ClientHellos read for SNI routing that named a server",
+        tls_inspector_sni_not_found: Counter as "tls_inspector.sni_not_found" "ClientHellos read for SNI routing without a server name",
+        tls_inspector_client_hello_too_large: Counter as "tls_inspector.client_hello_too_large" "connections closed because their ClientHello was too large or split across too many records",
+        tls_inspector_invalid_client_hello: Counter as "tls_inspector.invalid_client_hello" "connections closed because their first bytes were a malformed TLS ClientHello",
+        tls_inspector_connection_closed: Counter as "tls_inspector.connection_closed" "connections closed by the client before its ClientHello was complete",
+        tls_inspector_read_error: Counter as "tls_inspector.read_error" "connections closed because reading the ClientHello failed (a reset)",
+        tls_inspector_timeout: Counter as "tls_inspector.timeout" "connections closed because no complete ClientHello arrived within inspect_timeout",
     }
 }
 

@@ -13,6 +13,7 @@
 mod client;
 mod error;
 mod server;
+mod server_names;
 mod stream;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub use server::{
     ALPN_H2, ALPN_HTTP11, CertificateSource, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE_SIZE,
     ServerTls, TlsSettings, TlsVersion, check_server_name,
 };
+pub use server_names::ServerNames;
 
 pub(crate) use client::{Failure as ClientFailure, connect};
 pub(crate) use error::TlsError;

@@ -42,6 +42,7 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
 
+use super::ServerNames;
 use super::error::TlsConfigError;
 
 /// ALPN protocol id of HTTP/2.
@@ -440,12 +441,10 @@ fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-/// Picks a certificate by the client's SNI. Names are stored lowercase; wildcards are stored
-/// without their `*.`.
+/// Picks a certificate by the client's SNI ([`ServerNames`]), else the default.
 #[derive(Debug)]
 pub(crate) struct SniResolver {
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    names: ServerNames<Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
     /// The default certificate's first URI SAN (`By` of `x-forwarded-client-cert`).
     by: Option<String>,
@@ -456,8 +455,7 @@ impl SniResolver {
         sources: &[CertificateSource],
         provider: &CryptoProvider,
     ) -> Result<Self, TlsConfigError> {
-        let mut exact = HashMap::new();
-        let mut wildcard = HashMap::new();
+        let mut by_name = ServerNames::new();
         // Where each name came from: explicit names must be unique; SAN-derived names go to
         // the first certificate that has them.
         let mut owner: HashMap<String, (usize, bool)> = HashMap::new();
@@ -506,11 +504,8 @@ impl SniResolver {
                     }
                     continue;
                 }
-                owner.insert(name.clone(), (i, explicit));
-                match name.strip_prefix("*.") {
-                    Some(suffix) => wildcard.insert(suffix.to_owned(), certified.clone()),
-                    None => exact.insert(name, certified.clone()),
-                };
+                by_name.insert(&name, certified.clone());
+                owner.insert(name, (i, explicit));
             }
             default.get_or_insert(certified);
         }
@@ -524,8 +519,7 @@ impl SniResolver {
             .ok()
             .and_then(|c| c.valid_uri_names().next().map(str::to_owned));
         Ok(Self {
-            exact,
-            wildcard,
+            names: by_name,
             default,
             by,
         })
@@ -534,28 +528,8 @@ impl SniResolver {
     /// The certificate for `sni` (any case): exact, then the longest matching `*.suffix`, then
     /// the default.
     pub(crate) fn pick(&self, sni: Option<&str>) -> &Arc<CertifiedKey> {
-        let Some(name) = sni else {
-            return &self.default;
-        };
-        let lower;
-        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            lower = name.to_ascii_lowercase();
-            lower.as_str()
-        } else {
-            name
-        };
-        let name = name.strip_suffix('.').unwrap_or(name);
-        if let Some(c) = self.exact.get(name) {
-            return c;
-        }
-        let mut rest = name;
-        while let Some((_, parent)) = rest.split_once('.') {
-            if let Some(c) = self.wildcard.get(parent) {
-                return c;
-            }
-            rest = parent;
-        }
-        &self.default
+        sni.and_then(|name| self.names.get(name))
+            .unwrap_or(&self.default)
     }
 }
 

@@ -684,6 +684,8 @@ impl<'a> Exchange<'a> {
             upstream_host: self.rec.upstream,
             downstream_remote: self.ctx.peer,
             route_name: self.route_name,
+            // Not recorded for HTTP yet (tcp listeners log it).
+            requested_server_name: None,
         });
     }
 }
