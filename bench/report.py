@@ -210,6 +210,7 @@ def main():
             """The row of a target that could not run the scenario, if it is one."""
             if t in na:
                 p(f"| {t} | n/a: {na[t]} |" + " |" * (ncols - 1))
+
         if scen == "mem":
             rows = {}
             for t, d in rows_raw.items():

@@ -190,6 +190,35 @@ record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$WORK/results.tsv"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# foreign_listeners PORT PGID: pids outside process group PGID listening on PORT. Our servers
+# bind with SO_REUSEPORT, so another program's server (another benchmark on this machine) could
+# share a port and take some of the connections without any error.
+foreign_listeners() {
+    local port="$1" pg="$2" p mine
+    mine=" $(pids "$pg" | tr '\n' ' ') "
+    for p in $(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+        [[ "$mine" == *" $p "* ]] || echo "$p"
+    done
+}
+
+# check_ports TARGET SCENARIO PGID PORT...: notes a scenario's figures as mixed when another
+# process listens on one of the backend's ports or the target's PORTs.
+check_ports() {
+    local target="$1" scen="$2" pg="$3" port others
+    shift 3
+    for port in "$BACKEND_PORT" "$BACKEND_GRPC_PORT"; do
+        others="$(foreign_listeners "$port" "$BACKEND_PG" | tr '\n' ' ')"
+        [ -z "$others" ] || { log "warning: pid(s) $others also listen on $port"
+            record "$target" "$scen" note "another program (pid ${others% }) also listened on 127.0.0.1:$port: figures may be mixed"; }
+    done
+    [ -n "$pg" ] || return 0
+    for port in "$@"; do
+        others="$(foreign_listeners "$port" "$pg" | tr '\n' ' ')"
+        [ -z "$others" ] || { log "warning: pid(s) $others also listen on $port"
+            record "$target" "$scen" note "another program (pid ${others% }) also listened on 127.0.0.1:$port: figures may be mixed"; }
+    done
+}
+
 # wait_http PORT PGID: until GET / answers 200 (15 s), or the server died.
 wait_http() {
     local port="$1" pg="$2" i
@@ -220,7 +249,7 @@ envoy_bin() {
 install_tools() {
     local want=() t pkg
     for t in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client nghttp:nghttp2-client \
-        iperf3:iperf3 curl:curl openssl:openssl taskset:util-linux python3:python3 pgrep:procps; do
+        iperf3:iperf3 curl:curl openssl:openssl taskset:util-linux python3:python3 pgrep:procps ss:iproute2; do
         command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || want+=("${t#*:}")
     done
     # nginx's TCP proxy (stream {}) is a dynamic module; configs/nginx.conf loads it.
@@ -572,6 +601,7 @@ run_scenarios() { # TARGET PORT PGID
         fi
         log "$1: $s"
         "scenario_$s" "$@"
+        check_ports "$1" "$s" "$3" "${PORT[$1]}" "${H2C_PORT[$1]}" "${TLS_PORT[$1]}" "${GRPC_PORT[$1]}" "${TCP_PORT[$1]}"
     done
 }
 
@@ -620,7 +650,10 @@ main() {
     local s
     for s in $SCENARIOS; do
         case "$s" in
-            h1_small | h1_64k | h1_newconn | grpc) "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG" ;;
+            h1_small | h1_64k | h1_newconn | grpc)
+                "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG"
+                check_ports baseline "$s" ""
+                ;;
             tcp) scenario_tcp baseline "$IPERF_PORT" "" ;;
         esac
     done
