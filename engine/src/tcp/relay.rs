@@ -7,9 +7,10 @@
 //! `Vec`'s capacity, so the buffer is emptied before each read. A reset (read or write error,
 //! not an orderly end of stream) on either side ends both directions at once.
 //!
-//! Zero-copy `splice` is not used yet: it needs the read and write halves of one socket as
-//! separate fds (to wait for readiness before an io_uring splice, which otherwise parks an
-//! io-wq kernel thread per idle connection); a buffered copy works on both drivers.
+//! When both sides are plain TCP the bytes take the zero-copy path instead ([`splice`]:
+//! socket -> pipe -> socket with `splice(2)`); TLS on either side, or no pipe to be had,
+//! keeps the buffered copy here. Both paths share [`drive`] (the idle deadline and how the
+//! two directions end the relay).
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -19,6 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
+
+// Declared here rather than in `tcp/mod.rs`: the zero-copy path is a part of the relay.
+#[path = "splice.rs"]
+mod splice;
 
 use crate::cluster::UpstreamIo;
 use crate::proxy::DownstreamIo;
@@ -61,29 +66,57 @@ pub(crate) async fn run(
     idle: Option<Duration>,
     meter: Meter<'_>,
 ) -> (End, u64, u64) {
+    let (down, up) = match (down, up) {
+        (DownstreamIo::Plain(d), UpstreamIo::Plain(u)) => match splice::Pipes::take() {
+            Ok(pipes) => return splice::run(d, first, u, pipes, idle, meter).await,
+            Err(e) => {
+                log::debug!("tcp relay: no pipes ({e}), copying through a buffer");
+                (DownstreamIo::Plain(d), UpstreamIo::Plain(u))
+            }
+        },
+        other => other,
+    };
+    buffered(down, first, up, idle, meter).await
+}
+
+/// [`run`] through a buffer per direction (any stream, TLS included).
+async fn buffered(
+    down: DownstreamIo,
+    first: BytesMut,
+    up: UpstreamIo,
+    idle: Option<Duration>,
+    meter: Meter<'_>,
+) -> (End, u64, u64) {
     let (mut dr, mut dw) = down.into_split();
     let (mut ur, mut uw) = up.into_split();
     let last = Cell::new(timer::coarse_now());
     let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
-    let mut to_up = pin!(copy(
-        &mut dr,
-        first,
-        &mut uw,
-        meter.down_rx,
-        &last,
-        &to_up_n
-    ));
-    let mut to_down = pin!(copy(
+    let to_up = copy(&mut dr, first, &mut uw, meter.down_rx, &last, &to_up_n);
+    let to_down = copy(
         &mut ur,
         BytesMut::new(),
         &mut dw,
         meter.up_rx,
         &last,
-        &to_down_n
-    ));
-    let mut watch = pin!(idle_watch(&last, idle));
+        &to_down_n,
+    );
+    let end = drive(to_up, to_down, &last, idle).await;
+    (end, to_up_n.get(), to_down_n.get())
+}
+
+/// Runs both directions (downstream -> upstream, upstream -> downstream) until both are
+/// done, one fails (a reset ends both at once), or `idle` passes since `last`.
+pub(crate) async fn drive(
+    to_up: impl Future<Output = Result<(), Side>>,
+    to_down: impl Future<Output = Result<(), Side>>,
+    last: &Cell<Instant>,
+    idle: Option<Duration>,
+) -> End {
+    let mut to_up = pin!(to_up);
+    let mut to_down = pin!(to_down);
+    let mut watch = pin!(idle_watch(last, idle));
     let (mut up_done, mut down_done) = (false, false);
-    let end = poll_fn(|cx| {
+    poll_fn(|cx| {
         if !up_done {
             if let Poll::Ready(r) = to_up.as_mut().poll(cx) {
                 up_done = true;
@@ -112,14 +145,15 @@ pub(crate) async fn run(
         }
         Poll::Pending
     })
-    .await;
-    (end, to_up_n.get(), to_down_n.get())
+    .await
 }
 
 /// Which end of a direction failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
+    /// The socket bytes are read from.
     Src,
+    /// The socket bytes are written to.
     Dst,
 }
 

@@ -1,0 +1,360 @@
+//! The zero-copy relay for a plain TCP client and a plain TCP upstream: each direction moves
+//! bytes socket -> pipe -> socket with `splice(2)`, so they never enter user space (what
+//! HAProxy and nginx's `splice` do). [`super`] (the relay) picks this path when neither side is
+//! TLS and pipes can be had; it keeps the buffered copy otherwise.
+//!
+//! Each splice is a direct non-blocking system call made after the runtime reports readiness
+//! (`readable()` / `writable()`: a poll op on io_uring, the epoll state on the legacy driver).
+//! io_uring's own SPLICE op is not used: the kernel always runs it on an io-wq worker thread,
+//! which blocks there on an empty socket (one kernel thread per idle connection) and costs a
+//! thread hop per call even when bytes are waiting.
+//!
+//! Pipes come from a small per-worker pool ([`PipePool`]): a direction holds one only while
+//! bytes are moving, and gives it back (empty) when its source runs dry, so an idle relayed
+//! connection holds no pipe (no fds, no kernel buffer) and a burst of connections reuses pipes
+//! instead of creating and closing them. A pipe that cannot be created when a connection starts
+//! sends the connection to the buffered copy; later, the direction waits and tries again.
+//!
+//! Keeps the buffered relay's behaviour: `first` bytes go upstream before anything else, byte
+//! counters ([`Meter`]) count what was written, every move renews the shared idle deadline, an
+//! end of stream is passed on as `shutdown(SHUT_WR)` once the pipe is drained, and a failed
+//! call on either socket ends the relay as a reset.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::io;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
+use super::{End, Meter, Side, drive};
+use crate::stats::Counter;
+use crate::sys::splice::{Pipe, set_nonblocking, shutdown_write};
+use crate::worker::timer;
+
+/// Buffer size asked for each pipe (`F_SETPIPE_SZ`); the kernel's default (64 KiB) is kept
+/// when it refuses (unprivileged users over `/proc/sys/fs/pipe-user-pages-soft`).
+pub(crate) const PIPE_SIZE: usize = 256 * 1024;
+
+/// Empty pipes a worker keeps for reuse (two fds each).
+const POOL_MAX: usize = 64;
+
+/// Bytes a direction moves before it lets other tasks of the worker run: splices that never
+/// wait would otherwise never return to the runtime.
+const YIELD_AFTER: usize = 1 << 20;
+
+/// How long a direction waits before asking again for a pipe it could not get (out of fds).
+const PIPE_RETRY: Duration = Duration::from_millis(20);
+
+thread_local! {
+    /// This worker's pipes (workers are threads; a pipe never leaves its worker).
+    static POOL: PipePool = const {
+        PipePool { free: RefCell::new(Vec::new()), created: Cell::new(0), taken: Cell::new(0) }
+    };
+}
+
+/// Empty pipes kept for reuse by one worker.
+pub(crate) struct PipePool {
+    free: RefCell<Vec<Pipe>>,
+    created: Cell<u64>,
+    taken: Cell<u64>,
+}
+
+impl PipePool {
+    /// An empty pipe: a pooled one, else a new one.
+    fn take() -> io::Result<Pipe> {
+        let pipe = match POOL.with(|pool| pool.free.borrow_mut().pop()) {
+            Some(p) => p,
+            None => {
+                let p = Pipe::new(PIPE_SIZE)?;
+                POOL.with(|pool| pool.created.set(pool.created.get() + 1));
+                p
+            }
+        };
+        POOL.with(|pool| pool.taken.set(pool.taken.get() + 1));
+        Ok(pipe)
+    }
+
+    /// Returns an EMPTY pipe for reuse (closes it when the pool is full).
+    fn give(pipe: Pipe) {
+        POOL.with(|pool| {
+            let mut free = pool.free.borrow_mut();
+            if free.len() < POOL_MAX {
+                free.push(pipe);
+            }
+        });
+    }
+
+    /// Pipes this worker created so far (pooled pipes are reused, not created again).
+    #[cfg(test)]
+    pub(crate) fn created() -> u64 {
+        POOL.with(|pool| pool.created.get())
+    }
+
+    /// Pipes this worker handed out so far (pooled or new).
+    #[cfg(test)]
+    pub(crate) fn taken() -> u64 {
+        POOL.with(|pool| pool.taken.get())
+    }
+
+    /// Empty pipes this worker keeps now.
+    #[cfg(test)]
+    pub(crate) fn free() -> usize {
+        POOL.with(|pool| pool.free.borrow().len())
+    }
+}
+
+/// The pipes a relay starts with, one per direction: taking them first is how the caller
+/// learns whether splice is possible at all (pipe creation fails when fds run out).
+pub(crate) struct Pipes([Pipe; 2]);
+
+impl Pipes {
+    /// Two pipes, or why not.
+    pub(crate) fn take() -> io::Result<Self> {
+        let a = PipePool::take()?;
+        match PipePool::take() {
+            Ok(b) => Ok(Self([a, b])),
+            Err(e) => {
+                PipePool::give(a);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Relay between two plain TCP sockets with splice (same contract as [`super::run`]).
+pub(crate) async fn run(
+    down: TcpStream,
+    first: BytesMut,
+    mut up: TcpStream,
+    pipes: Pipes,
+    idle: Option<Duration>,
+    meter: Meter<'_>,
+) -> (End, u64, u64) {
+    let last = Cell::new(timer::coarse_now());
+    let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
+    if !first.is_empty() {
+        let n = first.len();
+        // The runtime's write, before the socket is switched to the non-blocking mode the
+        // direct splices need.
+        if up.write_all(first).await.0.is_err() {
+            return (End::Reset { upstream: true }, 0, 0);
+        }
+        for c in meter.down_rx {
+            c.add(n as u64);
+        }
+        to_up_n.set(n as u64);
+    }
+    if let Err(e) = set_nonblocking(&down) {
+        log::debug!("tcp relay: client socket: {e}");
+        return (End::Reset { upstream: false }, to_up_n.get(), 0);
+    }
+    if let Err(e) = set_nonblocking(&up) {
+        log::debug!("tcp relay: upstream socket: {e}");
+        return (End::Reset { upstream: true }, to_up_n.get(), 0);
+    }
+    let [p_up, p_down] = pipes.0;
+    let to_up = pump(&down, &up, p_up, meter.down_rx, &last, &to_up_n);
+    let to_down = pump(&up, &down, p_down, meter.up_rx, &last, &to_down_n);
+    let end = drive(to_up, to_down, &last, idle).await;
+    (end, to_up_n.get(), to_down_n.get())
+}
+
+/// One direction: splice `src` -> pipe -> `dst` until end of stream, then half-close `dst`.
+/// `Err` names the side that failed.
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipe: Pipe,
+    meter: [&Counter; 2],
+    last: &Cell<Instant>,
+    moved: &Cell<u64>,
+) -> Result<(), Side> {
+    let mut pipe = Some(pipe);
+    let mut in_pipe = 0usize;
+    let mut eof = false;
+    let mut budget = YIELD_AFTER;
+    loop {
+        if !eof {
+            let Some(p) = &pipe else {
+                pipe = Some(take_pipe().await);
+                continue;
+            };
+            let room = p.size().saturating_sub(in_pipe);
+            if room > 0 {
+                match p.fill(src, room) {
+                    Ok(0) => eof = true,
+                    Ok(n) => in_pipe += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if in_pipe == 0 {
+                            // Nothing to send and nothing to read: wait holding no pipe.
+                            if let Some(p) = pipe.take() {
+                                PipePool::give(p);
+                            }
+                            src.readable(false).await.map_err(|_| Side::Src)?;
+                            budget = YIELD_AFTER;
+                            continue;
+                        }
+                        // Else the pipe is full (by slots, before bytes): drain it.
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return Err(Side::Src),
+                }
+            }
+        }
+        if in_pipe > 0 {
+            let Some(p) = &pipe else {
+                // Unreachable: bytes in a pipe mean the pipe is held.
+                return Err(Side::Src);
+            };
+            match p.drain(dst, in_pipe) {
+                Ok(n) => {
+                    in_pipe -= n;
+                    for c in meter {
+                        c.add(n as u64);
+                    }
+                    moved.set(moved.get() + n as u64);
+                    last.set(timer::coarse_now());
+                    if n >= budget {
+                        yield_now().await;
+                        budget = YIELD_AFTER;
+                    } else {
+                        budget -= n;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dst.writable(false).await.map_err(|_| Side::Dst)?;
+                    budget = YIELD_AFTER;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Side::Dst),
+            }
+        } else if eof {
+            break;
+        }
+    }
+    if let Some(p) = pipe.take() {
+        PipePool::give(p);
+    }
+    // Pass the half-close on: the other direction may still be sending.
+    shutdown_write(dst).map_err(|_| Side::Dst)
+}
+
+/// A pipe, waiting and trying again while none can be created (out of fds).
+async fn take_pipe() -> Pipe {
+    loop {
+        match PipePool::take() {
+            Ok(p) => return p,
+            Err(e) => {
+                log::debug!("tcp relay: no pipe: {e}");
+                timer::sleep_until(Instant::now() + PIPE_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Lets the worker's other tasks run once.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    use std::thread;
+
+    use monoio::net::TcpListener;
+
+    use super::super::run as relay;
+    use super::*;
+    use crate::cluster::UpstreamIo;
+    use crate::proxy::DownstreamIo;
+
+    /// A plain client and a plain backend (std sockets on threads), relayed by `relay::run`
+    /// on a runtime of `driver`: bytes both ways, `first` first, half-closes passed on,
+    /// counters and pipes (taken from this thread's pool and given back empty).
+    async fn plain_relay_goes_through_pipes() {
+        let taken = PipePool::taken();
+        let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        let backend = thread::spawn(move || {
+            let (mut s, _) = backend.accept().unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            s.write_all(&vec![b'b'; 300_000]).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            got
+        });
+        let front = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let client = thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(front_addr).unwrap();
+            s.write_all(&vec![b'c'; 500_000]).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let (down, _) = front.accept().await.unwrap();
+        let up = TcpStream::connect(backend_addr).await.unwrap();
+        let counters: [Counter; 4] = Default::default();
+        let meter = Meter {
+            down_rx: [&counters[0], &counters[1]],
+            up_rx: [&counters[2], &counters[3]],
+        };
+        let (end, to_up, to_down) = relay(
+            DownstreamIo::Plain(down),
+            BytesMut::from(&b"first:"[..]),
+            UpstreamIo::Plain(up),
+            Some(Duration::from_secs(30)),
+            meter,
+        )
+        .await;
+        assert_eq!(end, End::Done);
+        assert_eq!((to_up, to_down), (500_006, 300_000));
+        let got_up = backend.join().unwrap();
+        assert!(got_up.starts_with(b"first:c"));
+        assert_eq!(got_up.len(), 500_006);
+        assert_eq!(client.join().unwrap(), vec![b'b'; 300_000]);
+        let moved: Vec<u64> = counters.iter().map(Counter::get).collect();
+        assert_eq!(moved, [500_006, 500_006, 300_000, 300_000]);
+        assert!(PipePool::taken() >= taken + 2, "spliced through pipes");
+        assert!(PipePool::free() >= 2, "pipes given back for reuse");
+    }
+
+    #[test]
+    fn plain_relay_goes_through_pipes_on_both_drivers() {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(plain_relay_goes_through_pipes());
+        let created = PipePool::created();
+        if monoio::utils::detect_uring() {
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .enable_timer()
+                .build()
+                .unwrap()
+                .block_on(plain_relay_goes_through_pipes());
+            assert_eq!(
+                PipePool::created(),
+                created,
+                "the second relay reused the pooled pipes"
+            );
+        }
+    }
+}
