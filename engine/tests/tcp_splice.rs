@@ -149,6 +149,10 @@ fn both_directions_stream_at_once_with_checksums() {
             && p.stat("cluster.c.upstream_cx_rx_bytes_total") == TOTAL as i64
             && p.stat("tcp.l.downstream_cx_active") == 0
     });
+    // Both sides plain TCP: relayed with splice, through a pipe per direction.
+    assert_eq!(proxy.stat("tcp.l.splice_cx_total"), 1);
+    assert_eq!(proxy.stat("tcp.l.splice_fallback"), 0);
+    assert!(proxy.stat("tcp.l.splice_pipes_created") >= 2);
 }
 
 #[test]
@@ -340,6 +344,13 @@ fn many_idle_relayed_connections_stay_open_without_a_thread_each() {
             "connection {i} still works after the pause"
         );
     }
+    // Idle connections hold no pipe: the pipes of the few moving at once are reused.
+    let pipes = proxy.stat("tcp.l.splice_pipes_created");
+    assert!(
+        pipes < N as i64 / 2,
+        "{pipes} pipes created for {N} connections"
+    );
+    assert_eq!(proxy.stat("tcp.l.splice_cx_total"), N as i64 + 1);
     drop(conns);
     proxy.eventually("all closed", |p| p.stat("tcp.l.downstream_cx_active") == 0);
     stop.store(true, Ordering::SeqCst);

@@ -190,6 +190,11 @@ async fn forward(
                     &ts.downstream_cx_tx_bytes_total,
                     &cs.upstream_cx_rx_bytes_total,
                 ],
+                splice: relay::SpliceMeter {
+                    relayed: &ts.splice_cx_total,
+                    fallback: &ts.splice_fallback,
+                    pipes_created: &ts.splice_pipes_created,
+                },
             };
             let (upstream, mut lease) = up.into_parts();
             let (end, rx, tx) = relay::run(stream, first, upstream, idle, meter).await;

@@ -54,6 +54,19 @@ pub(crate) struct Meter<'a> {
     pub(crate) down_rx: [&'a Counter; 2],
     /// Bytes read from the upstream side (sent downstream).
     pub(crate) up_rx: [&'a Counter; 2],
+    /// How the zero-copy path was used.
+    pub(crate) splice: SpliceMeter<'a>,
+}
+
+/// Counters of the zero-copy path ([`splice`]).
+#[derive(Clone, Copy)]
+pub(crate) struct SpliceMeter<'a> {
+    /// Connections relayed with splice.
+    pub(crate) relayed: &'a Counter,
+    /// Plain connections copied through a buffer because no pipe could be created.
+    pub(crate) fallback: &'a Counter,
+    /// Pipes created (not taken from the worker's pool).
+    pub(crate) pipes_created: &'a Counter,
 }
 
 /// Relay until both directions are done, one fails, or `idle` passes without a byte.
@@ -67,10 +80,14 @@ pub(crate) async fn run(
     meter: Meter<'_>,
 ) -> (End, u64, u64) {
     let (down, up) = match (down, up) {
-        (DownstreamIo::Plain(d), UpstreamIo::Plain(u)) => match splice::Pipes::take() {
-            Ok(pipes) => return splice::run(d, first, u, pipes, idle, meter).await,
+        (DownstreamIo::Plain(d), UpstreamIo::Plain(u)) => match splice::Pipes::take(meter) {
+            Ok(pipes) => {
+                meter.splice.relayed.inc();
+                return splice::run(d, first, u, pipes, idle, meter).await;
+            }
             Err(e) => {
                 log::debug!("tcp relay: no pipes ({e}), copying through a buffer");
+                meter.splice.fallback.inc();
                 (DownstreamIo::Plain(d), UpstreamIo::Plain(u))
             }
         },

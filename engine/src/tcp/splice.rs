@@ -65,11 +65,12 @@ pub(crate) struct PipePool {
 
 impl PipePool {
     /// An empty pipe: a pooled one, else a new one.
-    fn take() -> io::Result<Pipe> {
+    fn take(created: &Counter) -> io::Result<Pipe> {
         let pipe = match POOL.with(|pool| pool.free.borrow_mut().pop()) {
             Some(p) => p,
             None => {
                 let p = Pipe::new(PIPE_SIZE)?;
+                created.inc();
                 POOL.with(|pool| pool.created.set(pool.created.get() + 1));
                 p
             }
@@ -113,9 +114,10 @@ pub(crate) struct Pipes([Pipe; 2]);
 
 impl Pipes {
     /// Two pipes, or why not.
-    pub(crate) fn take() -> io::Result<Self> {
-        let a = PipePool::take()?;
-        match PipePool::take() {
+    pub(crate) fn take(meter: Meter<'_>) -> io::Result<Self> {
+        let created = meter.splice.pipes_created;
+        let a = PipePool::take(created)?;
+        match PipePool::take(created) {
             Ok(b) => Ok(Self([a, b])),
             Err(e) => {
                 PipePool::give(a);
@@ -157,8 +159,9 @@ pub(crate) async fn run(
         return (End::Reset { upstream: true }, to_up_n.get(), 0);
     }
     let [p_up, p_down] = pipes.0;
-    let to_up = pump(&down, &up, p_up, meter.down_rx, &last, &to_up_n);
-    let to_down = pump(&up, &down, p_down, meter.up_rx, &last, &to_down_n);
+    let created = meter.splice.pipes_created;
+    let to_up = pump(&down, &up, p_up, meter.down_rx, created, &last, &to_up_n);
+    let to_down = pump(&up, &down, p_down, meter.up_rx, created, &last, &to_down_n);
     let end = drive(to_up, to_down, &last, idle).await;
     (end, to_up_n.get(), to_down_n.get())
 }
@@ -170,6 +173,7 @@ async fn pump(
     dst: &TcpStream,
     pipe: Pipe,
     meter: [&Counter; 2],
+    created: &Counter,
     last: &Cell<Instant>,
     moved: &Cell<u64>,
 ) -> Result<(), Side> {
@@ -180,7 +184,7 @@ async fn pump(
     loop {
         if !eof {
             let Some(p) = &pipe else {
-                pipe = Some(take_pipe().await);
+                pipe = Some(take_pipe(created).await);
                 continue;
             };
             let room = p.size().saturating_sub(in_pipe);
@@ -244,9 +248,9 @@ async fn pump(
 }
 
 /// A pipe, waiting and trying again while none can be created (out of fds).
-async fn take_pipe() -> Pipe {
+async fn take_pipe(created: &Counter) -> Pipe {
     loop {
-        match PipePool::take() {
+        match PipePool::take(created) {
             Ok(p) => return p,
             Err(e) => {
                 log::debug!("tcp relay: no pipe: {e}");
@@ -279,7 +283,7 @@ mod tests {
 
     use monoio::net::TcpListener;
 
-    use super::super::run as relay;
+    use super::super::{SpliceMeter, run as relay};
     use super::*;
     use crate::cluster::UpstreamIo;
     use crate::proxy::DownstreamIo;
@@ -289,6 +293,7 @@ mod tests {
     /// counters and pipes (taken from this thread's pool and given back empty).
     async fn plain_relay_goes_through_pipes() {
         let taken = PipePool::taken();
+        let created_before = PipePool::created();
         let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let backend_addr = backend.local_addr().unwrap();
         let backend = thread::spawn(move || {
@@ -311,10 +316,15 @@ mod tests {
         });
         let (down, _) = front.accept().await.unwrap();
         let up = TcpStream::connect(backend_addr).await.unwrap();
-        let counters: [Counter; 4] = Default::default();
+        let counters: [Counter; 7] = Default::default();
         let meter = Meter {
             down_rx: [&counters[0], &counters[1]],
             up_rx: [&counters[2], &counters[3]],
+            splice: SpliceMeter {
+                relayed: &counters[4],
+                fallback: &counters[5],
+                pipes_created: &counters[6],
+            },
         };
         let (end, to_up, to_down) = relay(
             DownstreamIo::Plain(down),
@@ -330,8 +340,11 @@ mod tests {
         assert!(got_up.starts_with(b"first:c"));
         assert_eq!(got_up.len(), 500_006);
         assert_eq!(client.join().unwrap(), vec![b'b'; 300_000]);
-        let moved: Vec<u64> = counters.iter().map(Counter::get).collect();
+        let moved: Vec<u64> = counters[..4].iter().map(Counter::get).collect();
         assert_eq!(moved, [500_006, 500_006, 300_000, 300_000]);
+        assert_eq!(counters[4].get(), 1, "relayed with splice");
+        assert_eq!(counters[5].get(), 0, "no fallback");
+        assert_eq!(counters[6].get(), PipePool::created() - created_before);
         assert!(PipePool::taken() >= taken + 2, "spliced through pipes");
         assert!(PipePool::free() >= 2, "pipes given back for reuse");
     }
