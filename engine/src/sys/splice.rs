@@ -28,9 +28,11 @@ impl Pipe {
         }
         // SAFETY: pipe2 succeeded, so both fds are new and owned by nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let want = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-        // SAFETY: fcntl on an fd we own; F_SETPIPE_SZ takes an int and no pointer.
-        let got = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+        let got = match libc::c_int::try_from(size) {
+            // SAFETY: fcntl on an fd we own; F_SETPIPE_SZ takes an int and no pointer.
+            Ok(want) => unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want) },
+            Err(_) => -1, // more than the kernel's limit (2 GiB) in any case
+        };
         let size = if got > 0 {
             got as usize
         } else {
@@ -125,6 +127,39 @@ mod tests {
         let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (b, _) = l.accept().unwrap();
         (a, b)
+    }
+
+    #[test]
+    fn a_refused_pipe_size_keeps_the_default_and_the_pipe_works() {
+        let (mut a, b) = pair();
+        let (c, mut d) = pair();
+        set_nonblocking(&b).unwrap();
+        // Past any limit: the pipe keeps its default size.
+        let pipe = Pipe::new(usize::MAX).unwrap();
+        assert!(
+            pipe.size() >= 4096 && pipe.size() < 1 << 30,
+            "{}",
+            pipe.size()
+        );
+        a.write_all(b"x").unwrap();
+        drop(a);
+        let mut n = 0;
+        for _ in 0..1000 {
+            match pipe.fill(&b, pipe.size()) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(n, 1);
+        assert_eq!(pipe.drain(&c, n).unwrap(), 1);
+        drop(c);
+        let mut got = Vec::new();
+        d.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"x");
     }
 
     #[test]
