@@ -368,6 +368,51 @@ async fn https_requests_reach_an_http1_backend_with_forwarded_proto_https() {
     );
 }
 
+/// When ringway closes an HTTPS connection (the client asked for `Connection: close`, or the
+/// idle timeout passed), the TLS stream ends with close_notify: rustls clients report a
+/// connection closed without one as an error (truncation attack, RFC 8446 section 6.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ringway_ends_tls_connections_it_closes_with_close_notify() {
+    let pki = Pki::new("close-notify");
+    let a = pki.leaf("a", &["a.example"]);
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&https_config(
+        backend.addr,
+        &tls_table(&[&a], ""),
+        "  [listeners.http]\n  idle_timeout = \"300ms\"",
+    ));
+    let config = client_config(Some(pki.roots()), rustls::ALL_VERSIONS, &[]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let config = client_config(Some(pki.roots()), &[version], &[]);
+        // Connection: close, answered by ringway itself and by the backend.
+        for path in ["/direct", "/echo"] {
+            let mut tls = connect(proxy.addr(), config.clone(), "a.example")
+                .await
+                .unwrap();
+            let req =
+                format!("GET {path} HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n");
+            tls.write_all(req.as_bytes()).await.unwrap();
+            let mut got = Vec::new();
+            tokio::time::timeout(STEP, tls.read_to_end(&mut got))
+                .await
+                .expect("closed in time")
+                .unwrap_or_else(|e| panic!("{version:?} {path}: unclean close: {e}"));
+            assert!(got.starts_with(b"HTTP/1.1 200"), "{got:?}");
+        }
+    }
+    // The idle timeout closes a keep-alive connection that sent nothing more.
+    let mut tls = connect(proxy.addr(), config, "a.example").await.unwrap();
+    tls.write_all(b"GET /direct HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(STEP, tls.read_to_end(&mut got))
+        .await
+        .expect("closed by the idle timeout")
+        .expect("close_notify before the end of the TCP stream");
+    assert!(got.ends_with(b"direct over tls"), "{got:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sni_selects_the_certificate_and_unknown_names_get_the_default() {
     let pki = Pki::new("sni");

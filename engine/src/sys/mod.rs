@@ -103,6 +103,26 @@ pub(crate) fn dup_fd(fd: RawFd) -> io::Result<OwnedFd> {
     unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()
 }
 
+/// One `send(2)` of `data` on the socket `fd` that never blocks and never raises SIGPIPE:
+/// for a few bytes that must go out from a place that cannot wait (a destructor). Returns the
+/// bytes taken, which may be fewer than `data.len()` when the socket buffer is nearly full.
+pub(crate) fn send_nonblocking(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is a valid readable slice for its length for the duration of the call;
+    // send does not keep the pointer. A stale or closed `fd` only makes send fail (EBADF).
+    let n = unsafe {
+        libc::send(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n.unsigned_abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,10 +17,12 @@
 //! answered (the answer goes out before the next record written), new session tickets are
 //! sent right after the handshake. `close_notify` from the client ends reads (`Ok(0)`);
 //! [`AsyncWriteRent::shutdown`] sends ours and half-closes the socket, and reads keep working
-//! after it. A TCP end of stream without `close_notify` is reported as `UnexpectedEof`.
+//! after it; a stream dropped without it still sends close_notify, best effort (see the `Drop`
+//! of `Session`). A TCP end of stream without `close_notify` is reported as `UnexpectedEof`.
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,9 +64,36 @@ struct Session {
     /// The `x-forwarded-client-cert` value of the client's verified certificate (mTLS), made
     /// once after the handshake.
     client_identity: Option<Rc<[u8]>>,
+    /// The socket, for the close_notify sent when the session is dropped. Every owner of the
+    /// session (the stream or its halves) declares the session before the socket, so the
+    /// session drops first and the descriptor is still open then.
+    fd: RawFd,
 }
 
 type Shared = Rc<RefCell<Session>>;
+
+impl Drop for Session {
+    /// A connection dropped without [`AsyncWriteRent::shutdown`] (ringway closing an HTTP
+    /// connection, a pooled upstream connection let go) still ends its TLS stream cleanly: the
+    /// close_notify alert is sent with one non-blocking `send`, best effort, so the peer can
+    /// tell our close from a truncation (RFC 8446 section 6.1). Skipped when the handshake did
+    /// not finish, a TLS error was seen, close_notify was already sent, or ciphertext is still
+    /// queued (the alert must not overtake it); a full socket buffer or a gone peer drops it.
+    fn drop(&mut self) {
+        if self.write_closed
+            || self.failed.is_some()
+            || self.conn.is_handshaking()
+            || self.conn.wants_write()
+        {
+            return;
+        }
+        self.conn.send_close_notify();
+        let mut alert = Vec::with_capacity(64);
+        if self.conn.write_tls(&mut alert).is_ok() && !alert.is_empty() {
+            let _ = crate::sys::send_nonblocking(self.fd, &alert);
+        }
+    }
+}
 
 /// Runs the server side of a TLS handshake on `tcp`. `first` holds the bytes already read
 /// from it (those after a PROXY protocol header; usually none): they are the start of the
@@ -89,14 +118,15 @@ pub(super) async fn start(
     deadline: Instant,
 ) -> Result<TlsStream, TlsError> {
     let mut stream = TlsStream {
-        io: tcp,
         session: Rc::new(RefCell::new(Session {
             conn,
             backlog: BytesMut::new(),
             failed: None,
             write_closed: false,
             client_identity: None,
+            fd: tcp.as_raw_fd(),
         })),
+        io: tcp,
     };
     monoio::select! {
         r = handshake(&mut stream.io, &stream.session, first) => r?,
@@ -361,8 +391,9 @@ async fn shutdown_write<W: AsyncWriteRent>(io: &mut W, session: &Shared) -> io::
 /// A TLS connection accepted by [`accept`]. Use it through [`AsyncReadRent`] and
 /// [`AsyncWriteRent`]; [`readable`](Self::readable) waits for input without a buffer.
 pub(crate) struct TlsStream {
-    io: TcpStream,
+    // The session before the socket: see `Session::fd`.
     session: Shared,
+    io: TcpStream,
 }
 
 impl TlsStream {
@@ -536,15 +567,18 @@ async fn writev_plain<W: AsyncWriteRent, T: IoVecBuf>(
 
 /// The read half of a split [`TlsStream`].
 pub(crate) struct TlsReadHalf {
-    io: OwnedReadHalf<TcpStream>,
+    // The session before the socket: see `Session::fd`.
     session: Shared,
+    io: OwnedReadHalf<TcpStream>,
 }
 
 /// The write half of a split [`TlsStream`]. Dropping it half-closes the socket without a
-/// close_notify; [`AsyncWriteRent::shutdown`] sends one first.
+/// close_notify (unless the read half is gone too); [`AsyncWriteRent::shutdown`] sends one
+/// first.
 pub(crate) struct TlsWriteHalf {
-    io: OwnedWriteHalf<TcpStream>,
+    // The session before the socket: see `Session::fd`.
     session: Shared,
+    io: OwnedWriteHalf<TcpStream>,
 }
 
 /// [`TlsReadHalf::reunite`] was given halves of two different streams; here they are back.
