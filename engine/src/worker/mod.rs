@@ -439,5 +439,6 @@ async fn housekeeping(worker: Rc<Worker>) {
         for p in expired {
             close_parked(&worker, p, true);
         }
+        crate::sys::allocator_collect();
     }
 }
