@@ -91,9 +91,7 @@ pub(crate) fn write_request_xfcc(
             continue;
         }
         if is_hop_by_hop(name)
-            || req
-                .connection_tokens()
-                .any(|t| t.eq_ignore_ascii_case(name))
+            || req.connection_lists(name)
             || listed(&route.request_headers_to_remove, name)
             || replaced(&route.request_headers_to_add, name)
         {
@@ -224,9 +222,7 @@ pub(crate) fn write_response(dst: &mut BytesMut, resp: &ResponseHead, rw: &Respo
             continue;
         }
         if is_hop_by_hop(name)
-            || resp
-                .connection_tokens()
-                .any(|t| t.eq_ignore_ascii_case(name))
+            || resp.connection_lists(name)
             || listed(removes, name)
             || replaced(adds, name)
         {

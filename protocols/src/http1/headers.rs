@@ -67,7 +67,6 @@ pub(crate) enum HeadError {
     BareLf,
     BareCr,
     ObsFold,
-    HeaderName,
     HeaderValue,
     ContentLength,
     TransferEncoding,
@@ -132,7 +131,7 @@ pub(crate) fn scan_head(
     loop {
         let window = buf.get(..limit(st)).unwrap_or(buf);
         let rest = window.get(st.pos..).unwrap_or_default();
-        let Some(skip) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+        let Some(skip) = memchr::memchr2(b'\r', b'\n', rest) else {
             st.pos = window.len();
             break;
         };
@@ -181,31 +180,53 @@ pub(crate) fn scan_head(
     Ok(None)
 }
 
+/// RFC 9110 section 5.6.2: `tchar`, as a bit set over ASCII (bit `b` set: byte `b` is a
+/// tchar), so the hot path tests a byte with a shift instead of a chain of comparisons.
+const TCHAR: u128 = {
+    let mut set = 0u128;
+    let mut b = 0u8;
+    while b < 128 {
+        let tchar = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        if tchar {
+            set |= 1 << b;
+        }
+        b += 1;
+    }
+    set
+};
+
 /// RFC 9110 section 5.6.2: `tchar`.
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    b < 128 && (TCHAR >> b) & 1 == 1
 }
 
-/// RFC 9110 section 5.6.2: `token = 1*tchar`.
+/// RFC 9110 section 5.6.2: `token = 1*tchar`. Looks at every byte (no early exit) so the
+/// loop over a short field name stays branch-free.
 pub(crate) fn is_token(v: &[u8]) -> bool {
-    !v.is_empty() && v.iter().all(|&b| is_tchar(b))
+    !v.is_empty() && v.iter().fold(true, |ok, &b| ok & is_tchar(b))
+}
+
+/// RFC 9110 section 5.5: every byte of `v` is a field-value byte; no early exit, so the
+/// compiler vectorises it.
+pub(crate) fn is_field_value(v: &[u8]) -> bool {
+    v.iter().fold(true, |ok, &b| ok & is_field_value_byte(b))
 }
 
 /// RFC 9110 section 5.5: field-value bytes are HTAB, SP, VCHAR or obs-text.
@@ -342,6 +363,9 @@ pub(crate) struct Summary {
     pub(crate) connection_close: bool,
     pub(crate) connection_keep_alive: bool,
     pub(crate) connection_upgrade: bool,
+    /// A Connection token other than `close`, `keep-alive` and `upgrade`: a field it names
+    /// must be stripped by a proxy (RFC 9110 section 7.6.1).
+    pub(crate) connection_other: bool,
     pub(crate) expect_continue: bool,
     pub(crate) upgrade: Option<Span>,
 }
@@ -356,14 +380,12 @@ pub(crate) fn collect_fields(
     let mut te = TeState::default();
     for h in parsed {
         let name = h.name.as_bytes();
-        // httparse checks tchar and the colon; we also refuse an empty name.
-        if !is_token(name) {
-            return Err(HeadError::HeaderName);
-        }
         let value = trim_ows(h.value);
-        if !value.iter().all(|&b| is_field_value_byte(b)) {
-            return Err(HeadError::HeaderValue);
-        }
+        // httparse accepted the line only if the name is `1*tchar` and the value holds only
+        // field-value bytes (its tables are exactly RFC 9110 sections 5.6.2 and 5.5), so the
+        // bytes are not looked at again here. `every_byte_outside_the_rfc_sets_is_refused`
+        // pins that contract for every byte value; debug builds and the fuzzers recheck it.
+        debug_assert!(is_token(name) && is_field_value(value));
         let (Some(name_span), Some(value_span)) = (Span::of(raw, name), Span::of(raw, value))
         else {
             return Err(HeadError::HeaderValue);
@@ -397,6 +419,8 @@ pub(crate) fn collect_fields(
                     s.connection_keep_alive = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
                     s.connection_upgrade = true;
+                } else {
+                    s.connection_other = true;
                 }
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
@@ -438,6 +462,22 @@ pub(crate) fn find_field<'a>(
     iter_fields(raw, fields)
         .find(|(n, _)| n.eq_ignore_ascii_case(lowercase_name))
         .map(|(_, v)| v)
+}
+
+/// Whether a Connection field lists `name` (RFC 9110 section 7.6.1), in O(1) for the usual
+/// head: `connection_other` says whether any token besides `close`, `keep-alive` and
+/// `upgrade` was seen, so only those three names (or a head with other tokens) need the scan.
+pub(crate) fn connection_lists(
+    raw: &[u8],
+    fields: &[Field],
+    connection_other: bool,
+    name: &[u8],
+) -> bool {
+    let common = [&b"close"[..], b"keep-alive", b"upgrade"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(name));
+    (common || connection_other)
+        && connection_tokens(raw, fields).any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// Tokens of every Connection field, in order.

@@ -40,6 +40,8 @@ pub struct RequestHead {
     fields: Vec<Field>,
     framing: BodyFraming,
     keep_alive: bool,
+    /// A Connection token other than `close`, `keep-alive` and `upgrade` was seen.
+    connection_other: bool,
     expect_continue: bool,
     upgrade: Option<Span>,
 }
@@ -143,6 +145,13 @@ impl RequestHead {
         headers::connection_tokens(&self.raw, &self.fields)
     }
 
+    /// Whether a Connection field lists `name` (matched ASCII case-insensitively): a field a
+    /// proxy must not forward. Same answer as searching [`Self::connection_tokens`], without
+    /// the scan for heads whose Connection fields hold only `close`, `keep-alive`, `upgrade`.
+    pub fn connection_lists(&self, name: &[u8]) -> bool {
+        headers::connection_lists(&self.raw, &self.fields, self.connection_other, name)
+    }
+
     /// The whole head as received, from the request line to the final CRLFCRLF.
     pub fn raw(&self) -> &Bytes {
         &self.raw
@@ -158,7 +167,6 @@ impl From<HeadError> for RequestError {
             HeadError::BareLf => Self::BareLf,
             HeadError::BareCr => Self::BareCr,
             HeadError::ObsFold => Self::ObsFold,
-            HeadError::HeaderName => Self::InvalidHeaderName,
             HeadError::HeaderValue => Self::InvalidHeaderValue,
             HeadError::ContentLength => Self::InvalidContentLength,
             HeadError::TransferEncoding => Self::InvalidTransferEncoding,
@@ -300,6 +308,7 @@ fn parse_in_place(
             fields,
             framing,
             keep_alive,
+            connection_other: summary.connection_other,
             expect_continue: http11 && summary.expect_continue,
             upgrade: if http11 && summary.connection_upgrade {
                 summary.upgrade

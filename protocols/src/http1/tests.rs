@@ -1838,3 +1838,106 @@ proptest! {
         prop_assert_eq!(one_shot, incremental);
     }
 }
+
+#[test]
+fn tchar_set_is_rfc9110_tchar_for_every_byte() {
+    for b in 0..=255u8 {
+        let rfc = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(headers::is_tchar(b), rfc, "byte {b:#04x}");
+    }
+}
+
+#[test]
+fn field_value_check_is_per_byte_rule() {
+    for b in 0..=255u8 {
+        let v = [b'a', b, b'z'];
+        assert_eq!(
+            headers::is_field_value(&v),
+            headers::is_field_value_byte(b),
+            "byte {b:#04x}"
+        );
+    }
+}
+
+proptest! {
+    /// `connection_lists` (the fast path) answers exactly what a scan of the Connection tokens
+    /// answers, for requests and responses, whatever the tokens.
+    #[test]
+    fn connection_lists_agrees_with_token_scan(
+        tokens in proptest::collection::vec(
+            prop_oneof![
+                Just("close".to_owned()),
+                Just("Keep-Alive".to_owned()),
+                Just("upgrade".to_owned()),
+                Just("x-a".to_owned()),
+                "[a-z]{1,6}",
+            ],
+            0..4,
+        ),
+        probes in proptest::collection::vec(
+            prop_oneof![
+                Just("close".to_owned()),
+                Just("keep-alive".to_owned()),
+                Just("UPGRADE".to_owned()),
+                Just("X-A".to_owned()),
+                "[a-z]{1,6}",
+            ],
+            1..6,
+        ),
+    ) {
+        let mut head = String::new();
+        if !tokens.is_empty() {
+            head.push_str(&format!("Connection: {}\r\n", tokens.join(", ")));
+        }
+        head.push_str("x-a: 1\r\n\r\n");
+        let rq = req_ok(format!("GET / HTTP/1.1\r\nHost: a\r\n{head}").as_bytes());
+        let rs = resp_ok(format!("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n{head}").as_bytes());
+        for p in &probes {
+            let p = p.as_bytes();
+            let scan = rq.connection_tokens().any(|t| t.eq_ignore_ascii_case(p));
+            prop_assert_eq!(rq.connection_lists(p), scan);
+            let scan = rs.connection_tokens().any(|t| t.eq_ignore_ascii_case(p));
+            prop_assert_eq!(rs.connection_lists(p), scan);
+        }
+    }
+}
+
+/// The field-line byte rules (RFC 9110 sections 5.6.2 and 5.5) hold for every byte value, in
+/// names and values, of requests and responses: `collect_fields` relies on httparse for them.
+#[test]
+fn every_byte_outside_the_rfc_sets_is_refused() {
+    for b in 0..=255u8 {
+        if b == b':' {
+            continue; // ends the name
+        }
+        let mut name = b"GET / HTTP/1.1\r\nHost: a\r\nx".to_vec();
+        name.extend_from_slice(&[b, b'y']);
+        name.extend_from_slice(b": v\r\n\r\n");
+        let ok = matches!(req(&name), Ok(Some(_)));
+        assert_eq!(ok, headers::is_tchar(b), "request name byte {b:#04x}");
+        let mut resp_name = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx".to_vec();
+        resp_name.extend_from_slice(&[b, b'y']);
+        resp_name.extend_from_slice(b": v\r\n\r\n");
+        let ok = matches!(resp(&resp_name, MethodKind::Other), Ok(Some(_)));
+        assert_eq!(ok, headers::is_tchar(b), "response name byte {b:#04x}");
+
+        let mut value = b"GET / HTTP/1.1\r\nHost: a\r\nx: a".to_vec();
+        value.extend_from_slice(&[b, b'c']);
+        value.extend_from_slice(b"\r\n\r\n");
+        let ok = matches!(req(&value), Ok(Some(_)));
+        assert_eq!(
+            ok,
+            headers::is_field_value_byte(b),
+            "request value byte {b:#04x}"
+        );
+        let mut resp_value = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: a".to_vec();
+        resp_value.extend_from_slice(&[b, b'c']);
+        resp_value.extend_from_slice(b"\r\n\r\n");
+        let ok = matches!(resp(&resp_value, MethodKind::Other), Ok(Some(_)));
+        assert_eq!(
+            ok,
+            headers::is_field_value_byte(b),
+            "response value byte {b:#04x}"
+        );
+    }
+}

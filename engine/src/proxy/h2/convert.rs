@@ -125,9 +125,7 @@ pub(super) fn response_fields(
     let raw = resp.raw();
     for (name, value) in resp.headers() {
         if is_hop_by_hop(name)
-            || resp
-                .connection_tokens()
-                .any(|t| t.eq_ignore_ascii_case(name))
+            || resp.connection_lists(name)
             || listed(&route.response_headers_to_remove, name)
             || replaced(&route.response_headers_to_add, name)
         {
