@@ -505,7 +505,9 @@ scenario_mem() {
     local idle_pid="$IDLE_PID"
     read -r -t 120 line <&"${IDLE[0]}" || true
     if [[ "$line" == ready* ]]; then
-        sleep 1 # let the proxy settle (buffers returned to pools)
+        # Let the proxy settle: buffers back in pools, freed memory returned to the OS (ringway's
+        # workers do that once a second). The same wait for every proxy.
+        sleep 3
         record "$target" mem rssN_kib "$(rss_kib "$pg")"
         record "$target" mem idle_conns "${line#ready }"
     else
