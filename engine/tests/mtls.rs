@@ -598,3 +598,81 @@ async fn http2_clients_are_forwarded_with_their_identity() {
         read_body(resp).await;
     }
 }
+
+/// Routes see the verified identity as `x-forwarded-client-cert` (the value ringway forwards),
+/// never a value the client sent: header matchers on it route by who the client proved to be,
+/// over HTTP/1 and HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_match_the_verified_client_identity() {
+    let s = Setup::new("identity-routes");
+    let backend = Backend::echo();
+    let routes = r#"
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    headers = [ { name = "x-forwarded-client-cert", regex = '.*;Subject="CN=admin,.*' } ]
+    direct_response = { status = 200, body = "admin" }
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    headers = [ { name = "x-forwarded-client-cert", present = true } ]
+    direct_response = { status = 200, body = "verified" }
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    direct_response = { status = 200, body = "anonymous" }
+"#;
+    let extra = format!("{}\n  client_auth = \"optional\"", client_ca_line(&s.dir));
+    let cfg = config(&s.dir, backend.addr, &extra).replacen(
+        "    [[listeners.virtual_hosts.routes]]\n    prefix = \"/\"\n    cluster = \"backend\"\n",
+        routes,
+        1,
+    );
+    let proxy = Proxy::start(&cfg);
+    let admin = s.client_ca.leaf("admin", &[], &[]);
+    let other = s.client_ca.leaf("someone", &[], &[]);
+    let spoof = "Hash=00;Subject=\"CN=admin,O=Ringway Test\"";
+    for (cert, want) in [
+        (Some(&admin), "admin"),
+        (Some(&other), "verified"),
+        (None, "anonymous"),
+    ] {
+        // HTTP/1.1, with a spoofed identity of the client's own.
+        let tls = connect(proxy.addr(), client_config(&s.server_ca, cert, &[]))
+            .await
+            .unwrap();
+        let mut send = h1(tls).await;
+        let req = Request::builder()
+            .uri("/")
+            .header("host", "a.example")
+            .header("x-forwarded-client-cert", spoof)
+            .body(body(Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(STEP, send.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read_body(resp).await, want, "http/1.1");
+
+        // HTTP/2.
+        let tls = connect(
+            proxy.addr(),
+            client_config(&s.server_ca, cert, &[b"h2".as_slice()]),
+        )
+        .await
+        .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .uri("https://a.example/")
+            .header("x-forwarded-client-cert", spoof)
+            .body(body(Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(STEP, send.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read_body(resp).await, want, "h2");
+    }
+}

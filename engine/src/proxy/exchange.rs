@@ -26,7 +26,7 @@ use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
 use crate::proxy::reply::LocalReply;
 use crate::proxy::upstream::{self, Attempt};
 use crate::proxy::{Downstream, tunnel};
-use crate::router::{Action, Route};
+use crate::router::{Action, Route, Routed};
 use crate::worker::{ListenerLocal, Local, Worker, buffers, rng};
 
 #[path = "exchange_h2.rs"]
@@ -288,7 +288,12 @@ impl<'a> Exchange<'a> {
             self.request_id = Some(id);
         }
         let cfg: &'a ListenerConfig = self.cfg;
-        let Some(route) = cfg.routes.route(&self.head) else {
+        let xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
+        let routed = Routed {
+            req: &self.head,
+            xfcc: xfcc.as_deref(),
+        };
+        let Some(route) = cfg.routes.route(&routed) else {
             self.ll.http().no_route.inc();
             return self.reply_fault(conn, Fault::NoRoute, None).await;
         };

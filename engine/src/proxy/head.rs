@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use protocols::http1::{self, Limits, RequestHead, ResponseHead, encode};
 
 use crate::config::HttpOptions;
-use crate::router::{HeaderToAdd, Route};
+use crate::router::{HeaderToAdd, Route, XFCC};
 
 /// Fields that describe one connection, never forwarded (besides those `Connection` names).
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
@@ -153,9 +153,6 @@ pub(crate) fn write_request_xfcc(
     write_adds(dst, &route.request_headers_to_add);
     encode::end_head(dst);
 }
-
-/// The forwarded client certificate field (Envoy's name).
-const XFCC: &[u8] = b"x-forwarded-client-cert";
 
 /// The upstream request head as a parsed head, for HTTP/2 upstreams (which take fields):
 /// written by [`write_request_xfcc`], so both upstream codecs get the same rewrites, then read

@@ -26,6 +26,41 @@ pub trait RequestInfo {
     fn method(&self) -> &[u8];
 }
 
+/// The request field that carries a client's verified certificate identity (Envoy's name).
+pub(crate) const XFCC: &[u8] = b"x-forwarded-client-cert";
+
+/// A request as its connection's routes see it: its own fields, except that
+/// `x-forwarded-client-cert` is the identity of the client's verified certificate (mTLS) —
+/// the value ringway forwards — or absent, never a value the client sent. So header matchers
+/// on `x-forwarded-client-cert` route by who the client proved to be.
+pub(crate) struct Routed<'a, R: ?Sized> {
+    /// The request.
+    pub(crate) req: &'a R,
+    /// The connection's `x-forwarded-client-cert` value, if its client was verified.
+    pub(crate) xfcc: Option<&'a [u8]>,
+}
+
+impl<R: RequestInfo + ?Sized> RequestInfo for Routed<'_, R> {
+    fn authority(&self) -> &[u8] {
+        self.req.authority()
+    }
+    fn path(&self) -> &[u8] {
+        self.req.path()
+    }
+    fn query(&self) -> &[u8] {
+        self.req.query()
+    }
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        if name == XFCC {
+            return self.xfcc;
+        }
+        self.req.header(name)
+    }
+    fn method(&self) -> &[u8] {
+        self.req.method()
+    }
+}
+
 /// The compiled routes of one listener.
 #[derive(Debug, Default)]
 pub struct RouteTable {

@@ -29,7 +29,7 @@ use crate::proxy::grpc::{self, GrpcCall};
 use crate::proxy::head::{self, OutFraming, RequestRewrite};
 use crate::proxy::reply::LocalReply;
 use crate::proxy::upstream::{self, Attempt};
-use crate::router::{Action, Route};
+use crate::router::{Action, Route, Routed};
 use crate::server::ListenerShared;
 use crate::stats::HttpStats;
 use crate::worker::{Local, Worker, buffers, rng, timer};
@@ -173,7 +173,11 @@ impl<'a> Exchange<'a> {
             self.request_id = Some(id);
         }
         let cfg: &'a ListenerConfig = self.cfg;
-        let Some(route) = cfg.routes.route(head) else {
+        let routed = Routed {
+            req: head,
+            xfcc: self.ctx.xfcc.as_deref(),
+        };
+        let Some(route) = cfg.routes.route(&routed) else {
             self.ctx.http().no_route.inc();
             return self.reply_fault(Fault::NoRoute, None).await;
         };
