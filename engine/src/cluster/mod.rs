@@ -264,7 +264,10 @@ impl ClusterLocal {
             self.stats().upstream_cx_idle_timeout.inc();
             self.closed(ep, false);
         }
-        self.open_new(ep, origin.as_ref(), true).await
+        // Boxed: a new connection is the rare path, and its future (connect, TLS handshake,
+        // PROXY header; about 3 KiB) would otherwise be part of every request's future, which
+        // is moved into a fresh allocation for each request.
+        Box::pin(self.open_new(ep, origin.as_ref(), true)).await
     }
 
     /// A new connection to endpoint `ep`, never from or for the pool (the TCP proxy). Counted

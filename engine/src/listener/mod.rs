@@ -90,21 +90,27 @@ pub(crate) async fn serve(
     };
     let (io, first) = match acceptor {
         None => (DownstreamIo::Plain(stream), first),
-        Some(acceptor) => match tls::handshake(worker, li, stream, first, acceptor, peer).await {
-            Some(s) => (DownstreamIo::Tls(s), BytesMut::new()),
-            None => {
-                let local = worker.local();
-                let ls = local.listeners[li].stats();
-                ls.downstream_cx_total.inc();
-                ls.downstream_cx_destroy.inc();
-                return Ended::Closed;
+        // Boxed: the handshake's future (about 2.6 KiB) would otherwise stay in the task of
+        // every connection, TLS or not, for its whole life.
+        Some(acceptor) => {
+            match Box::pin(tls::handshake(worker, li, stream, first, acceptor, peer)).await {
+                Some(s) => (DownstreamIo::Tls(s), BytesMut::new()),
+                None => {
+                    let local = worker.local();
+                    let ls = local.listeners[li].stats();
+                    ls.downstream_cx_total.inc();
+                    ls.downstream_cx_destroy.inc();
+                    return Ended::Closed;
+                }
             }
-        },
+        }
     };
     match protocol {
         ListenerProtocol::Http => crate::proxy::serve(worker, li, io, peer, fresh, first).await,
         ListenerProtocol::Tcp => {
-            crate::tcp::serve(worker, li, io, peer, first).await;
+            // Boxed: the TCP proxy's future (about 6 KiB) would otherwise size every HTTP
+            // connection's task too.
+            Box::pin(crate::tcp::serve(worker, li, io, peer, first)).await;
             Ended::Closed
         }
     }

@@ -628,7 +628,9 @@ impl<'a> Exchange<'a> {
                 let idle = self.opts().idle_timeout;
                 let Downstream { stream, buf, .. } = conn;
                 let (upstream, lease) = up.into_parts();
-                let (rx, tx) = tunnel::run(stream, buf, upstream, upbuf, idle).await;
+                // Boxed: upgrades are rare, and the tunnel's future would otherwise size
+                // every request's.
+                let (rx, tx) = Box::pin(tunnel::run(stream, buf, upstream, upbuf, idle)).await;
                 self.rec.bytes_received += rx;
                 self.rec.bytes_sent += tx;
                 drop(lease);
