@@ -16,16 +16,14 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::crypto::ring;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, ServerConfig};
+use support::pki::{Leaf, Pki};
 use support::{Proxy, closed_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,76 +32,15 @@ const STEP: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- certificates
 
-/// A CA and its leaves; PEM files in a private directory (for `[listeners.tls]`).
-struct Pki {
-    dir: PathBuf,
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// One leaf certificate: files, and DER for servers and for recognising it.
-struct Leaf {
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-impl Pki {
-    fn new(test: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ringway-sni-{}-{test}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { dir, ca }
-    }
-
-    fn leaf(&self, name: &str, sans: &[&str]) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let cert = CertificateParams::new(sans)
+/// A client trusting `pki`'s CA.
+fn client(pki: &Pki) -> Arc<ClientConfig> {
+    Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
             .unwrap()
-            .signed_by(&key, &self.ca)
-            .unwrap();
-        let cert_path = self.dir.join(format!("{name}.pem"));
-        let key_path = self.dir.join(format!("{name}-key.pem"));
-        std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.ca.pem())).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        Leaf {
-            cert: cert_path,
-            key: key_path,
-            der: cert.der().clone(),
-            key_der: key.serialize_der(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// A client trusting this CA.
-    fn client(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        Arc::new(
-            ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+            .with_root_certificates(pki.roots())
+            .with_no_client_auth(),
+    )
 }
 
 // ---------------------------------------------------------------- backends
@@ -279,7 +216,7 @@ async fn passthrough_routes_each_server_name_to_its_backend() {
         &format!("cluster = \"fallback\"\n{ROUTES}"),
         &[("a", ea), ("b", eb), ("wild", ew), ("fallback", ef)],
     ));
-    let client = pki.client();
+    let client = client(&pki);
     // (server name sent, the backend certificate expected)
     let cases = [
         ("a.example", &a),
@@ -330,7 +267,7 @@ async fn without_a_fallback_unknown_names_and_plain_bytes_are_closed_and_counted
         &[("a", ea)],
     ));
     assert!(
-        connect(proxy.addr(), pki.client(), "b.example")
+        connect(proxy.addr(), client(&pki), "b.example")
             .await
             .is_err(),
         "no route: the handshake cannot finish"
@@ -339,7 +276,7 @@ async fn without_a_fallback_unknown_names_and_plain_bytes_are_closed_and_counted
     plain.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     assert!(closed_by_server(&mut plain));
     // A client that sends no SNI at all.
-    let (_, hello) = client_hello(pki.client(), "127.0.0.1");
+    let (_, hello) = client_hello(client(&pki), "127.0.0.1");
     let mut raw = TcpStream::connect(proxy.addr()).unwrap();
     raw.write_all(&hello).unwrap();
     assert!(closed_by_server(&mut raw));
@@ -352,7 +289,7 @@ async fn without_a_fallback_unknown_names_and_plain_bytes_are_closed_and_counted
     assert_eq!(proxy.stat("tcp.edge.tls_inspector.sni_not_found"), 1);
     assert_eq!(proxy.stat("cluster.a.upstream_cx_total"), 0);
     // The route still works.
-    let tls = connect(proxy.addr(), pki.client(), "a.example")
+    let tls = connect(proxy.addr(), client(&pki), "a.example")
         .await
         .unwrap();
     assert_eq!(echo_round(tls, b"still there").await, b"still there");
@@ -397,7 +334,7 @@ async fn a_client_hello_split_across_two_writes_after_a_proxy_header_still_route
         &[("a", ea), ("b", eb)],
     ));
     let addr = proxy.addr();
-    let client = pki.client();
+    let client = client(&pki);
     let b_der = b.der.clone();
     tokio::task::spawn_blocking(move || {
         let (mut conn, hello) = client_hello(client, "b.example");
@@ -434,7 +371,7 @@ fn a_late_client_hello_times_out_and_bad_ones_are_closed() {
         &[("a", tagged_echo("never"))],
     ));
     // Half a ClientHello, then silence: closed after inspect_timeout.
-    let (_, hello) = client_hello(pki.client(), "a.example");
+    let (_, hello) = client_hello(client(&pki), "a.example");
     let mut late = TcpStream::connect(proxy.addr()).unwrap();
     late.write_all(&hello[..hello.len() / 2]).unwrap();
     assert!(
@@ -494,7 +431,7 @@ async fn terminated_tls_routes_by_the_sni_rustls_saw() {
         ("x.b.example", &b, "B:"),
         ("a.example", &a, "A:"),
     ] {
-        let tls = connect(proxy.addr(), pki.client(), name).await.unwrap();
+        let tls = connect(proxy.addr(), client(&pki), name).await.unwrap();
         assert!(presented(&tls) == leaf.der, "{name}: certificate");
         let back = echo_round(tls, b"decrypted").await;
         assert_eq!(
@@ -544,7 +481,7 @@ async fn json_access_log_has_one_line_per_connection_with_sni_bytes_and_flags() 
         ),
         &[("a", ea), ("dead", dead)],
     ));
-    let tls = connect(proxy.addr(), pki.client(), "a.example")
+    let tls = connect(proxy.addr(), client(&pki), "a.example")
         .await
         .unwrap();
     assert_eq!(echo_round(tls, &[7u8; 5000]).await.len(), 5000);
@@ -552,7 +489,7 @@ async fn json_access_log_has_one_line_per_connection_with_sni_bytes_and_flags() 
         p.stat("listener.edge.downstream_cx_destroy") == 1
     });
     assert!(
-        connect(proxy.addr(), pki.client(), "dead.example")
+        connect(proxy.addr(), client(&pki), "dead.example")
             .await
             .is_err()
     );

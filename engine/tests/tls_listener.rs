@@ -11,21 +11,20 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls::{SignatureScheme, SupportedProtocolVersion};
+use support::pki::{Leaf, Pki};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,67 +32,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const STEP: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- certificates
-
-/// A CA and leaf certificates written as PEM files in a private directory.
-struct Pki {
-    dir: PathBuf,
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// One leaf: its files and DER (to recognise it on the client side).
-struct Leaf {
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-}
-
-impl Pki {
-    fn new(test: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ringway-tls-listener-{}-{test}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { dir, ca }
-    }
-
-    /// A leaf for `sans` signed by the CA, written as `<name>.pem` (leaf then CA) and
-    /// `<name>-key.pem`.
-    fn leaf(&self, name: &str, sans: &[&str]) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let cert = CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &self.ca)
-            .unwrap();
-        let cert_path = self.dir.join(format!("{name}.pem"));
-        let key_path = self.dir.join(format!("{name}-key.pem"));
-        std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.ca.pem())).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        Leaf {
-            cert: cert_path,
-            key: key_path,
-            der: cert.der().clone(),
-        }
-    }
-
-    fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        roots
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The `[listeners.tls]` table for these certificates (absolute paths), plus `extra` lines.
 fn tls_table(leaves: &[&Leaf], extra: &str) -> String {

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)] // reason: each test binary uses a different subset
 
 pub mod h2raw;
+pub mod pki;
 
 use std::convert::Infallible;
 use std::future::Future;
