@@ -251,7 +251,7 @@ pub(crate) fn is_valid_field_line(line: &[u8]) -> bool {
         return false;
     };
     let (name, value) = line.split_at(colon);
-    is_token(name) && value.iter().skip(1).all(|&b| is_field_value_byte(b))
+    is_token(name) && is_field_value(value.get(1..).unwrap_or_default())
 }
 
 /// The transfer codings we can forward before the final `chunked` (RFC 9110 section 18.6 registry).

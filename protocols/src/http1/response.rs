@@ -284,7 +284,7 @@ fn parse_status_line(line: &[u8]) -> Result<(Version, u16, &[u8]), ResponseError
         return Err(ResponseError::InvalidStatus);
     }
     // RFC 9112 section 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
-    if !reason.iter().all(|&b| headers::is_field_value_byte(b)) {
+    if !headers::is_field_value(reason) {
         return Err(ResponseError::InvalidStatusLine);
     }
     Ok((version, status, reason))
