@@ -154,6 +154,7 @@ pub(crate) async fn handle(
         head,
         rec: Record::new(start),
         request_id: None,
+        xfcc: None,
         route_name: "",
         peer: conn.peer,
         body_unread: false,
@@ -216,6 +217,9 @@ struct Exchange<'a> {
     rec: Record,
     /// Generated when the request had none.
     request_id: Option<[u8; 36]>,
+    /// The client's verified certificate identity (mTLS), found once at routing: what routes
+    /// match as `x-forwarded-client-cert` and what goes upstream in it.
+    xfcc: Option<Rc<[u8]>>,
     route_name: &'a str,
     peer: SocketAddr,
     /// The request body was not read to its end (the response came first).
@@ -288,10 +292,10 @@ impl<'a> Exchange<'a> {
             self.request_id = Some(id);
         }
         let cfg: &'a ListenerConfig = self.cfg;
-        let xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
+        self.xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
         let routed = Routed {
             req: &self.head,
-            xfcc: xfcc.as_deref(),
+            xfcc: self.xfcc.as_deref(),
         };
         let Some(route) = cfg.routes.route(&routed) else {
             self.ll.http().no_route.inc();
@@ -402,7 +406,6 @@ impl<'a> Exchange<'a> {
         // The upstream request: head plus whatever body is already buffered.
         let mut out = buffers::take();
         let request_id = self.request_id;
-        let xfcc = conn.stream.forwarded_client_cert(self.cfg.tls.as_ref());
         head::write_request_xfcc(
             &mut out,
             &self.head,
@@ -414,7 +417,7 @@ impl<'a> Exchange<'a> {
                 upgrade,
                 request_id: request_id.as_ref(),
             },
-            xfcc.as_deref(),
+            self.xfcc.as_deref(),
         );
         // Like Envoy and nginx, answer `Expect: 100-continue` ourselves (the field is not
         // forwarded) so the client sends its body while we connect upstream.

@@ -44,8 +44,8 @@ impl<'a> Exchange<'a> {
             upgrade: None,
             request_id: self.request_id.as_ref(),
         };
-        let xfcc = conn.stream.forwarded_client_cert(self.cfg.tls.as_ref());
-        let Some(up_head) = head::rewrite_request_xfcc(&self.head, &rw, xfcc.as_deref()) else {
+        let Some(up_head) = head::rewrite_request_xfcc(&self.head, &rw, self.xfcc.as_deref())
+        else {
             return self
                 .reply_fault(conn, Fault::UpstreamProtocol, Some(route))
                 .await;
