@@ -13,6 +13,7 @@ pub mod stats;
 pub mod tls;
 
 mod cluster;
+mod filters;
 mod listener;
 mod proxy;
 mod sys;

@@ -78,6 +78,33 @@ pub struct ListenerConfig {
     pub access_log: Option<AccessLogConfig>,
     /// Accept at most this many connections at once per worker; `None` means unlimited.
     pub max_connections_per_worker: Option<u32>,
+    /// HTTP filters in order (`[[listeners.http_filters]]`); the router is implicit and last.
+    pub http_filters: Vec<HttpFilterConfig>,
+}
+
+/// One configured HTTP filter.
+#[derive(Debug, Clone)]
+pub enum HttpFilterConfig {
+    /// `buffer`: collect the whole request body before the router forwards it.
+    Buffer {
+        /// Largest request body buffered; larger ones are answered with 413.
+        max_request_bytes: u64,
+    },
+    /// `header_mutation`: header changes on every request and response.
+    HeaderMutation(HeaderMutation),
+}
+
+/// Header changes, in the shape routes use for theirs.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMutation {
+    /// Added to the request sent upstream.
+    pub request_headers_to_add: Vec<crate::router::HeaderToAdd>,
+    /// Lowercase names removed from the request sent upstream.
+    pub request_headers_to_remove: Vec<bytes::Bytes>,
+    /// Added to the response sent downstream.
+    pub response_headers_to_add: Vec<crate::router::HeaderToAdd>,
+    /// Lowercase names removed from the response sent downstream.
+    pub response_headers_to_remove: Vec<bytes::Bytes>,
 }
 
 /// Protocols a listener speaks.

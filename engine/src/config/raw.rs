@@ -112,6 +112,67 @@ pub struct RawListener {
     /// `[[listeners.virtual_hosts]]`.
     #[serde(default)]
     pub virtual_hosts: Vec<RawVirtualHost>,
+    /// `[[listeners.http_filters]]`: HTTP filters in order; the router is implicit and last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_filters: Vec<RawHttpFilter>,
+}
+
+/// `[[listeners.http_filters]]`: one HTTP filter, chosen by `name`, with its settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum RawHttpFilter {
+    /// Envoy's buffer filter: the upstream sees the request only once it is complete.
+    Buffer(RawBufferFilter),
+    /// Header changes on every request and response of the listener.
+    HeaderMutation(RawHeaderMutation),
+}
+
+/// `name = "buffer"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBufferFilter {
+    /// Largest request body buffered; a larger one is answered with 413.
+    pub max_request_bytes: u64,
+}
+
+/// `name = "header_mutation"`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderMutation {
+    /// Headers added to every request sent upstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_add: Vec<RawHeaderToAdd>,
+    /// Header names removed from every request sent upstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_remove: Vec<String>,
+    /// Headers added to every response sent downstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<RawHeaderToAdd>,
+    /// Header names removed from every response sent downstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+/// `[listeners.virtual_hosts.routes.filters]`: per-route settings of HTTP filters, read by
+/// the filter itself.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteFilters {
+    /// `[listeners.virtual_hosts.routes.filters.buffer]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<RawBufferPerRoute>,
+}
+
+/// Per-route buffer filter settings: off for this route, or another limit.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBufferPerRoute {
+    /// `true`: the route's requests stream through unbuffered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// This route's limit instead of the listener's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_bytes: Option<u64>,
 }
 
 /// Listener protocols.
@@ -311,6 +372,9 @@ pub struct RawRoute {
     /// Replacement for the matched prefix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix_rewrite: Option<String>,
+    /// `[listeners.virtual_hosts.routes.filters.<name>]`: per-route HTTP filter settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<RawRouteFilters>,
     /// Headers added to the upstream request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub request_headers_to_add: Vec<RawHeaderToAdd>,

@@ -16,15 +16,16 @@ use bytes::Bytes;
 
 use super::error::{FieldError, locate_field, locate_toml};
 use super::raw::{
-    RawAccessLogFormat, RawCluster, RawConfig, RawEndpoint, RawHttpOptions, RawLbPolicy,
-    RawListener, RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol, RawWorkers,
+    RawAccessLogFormat, RawCluster, RawConfig, RawEndpoint, RawHttpFilter, RawHttpOptions,
+    RawLbPolicy, RawListener, RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol,
+    RawWorkers,
 };
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
-    Endpoint, HttpOptions, LbPolicy, ListenerConfig, ListenerProtocol, ProxyProtocolVersion,
-    TcpOptions, UpstreamProtocol, duration,
+    Endpoint, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy, ListenerConfig,
+    ListenerProtocol, ProxyProtocolVersion, TcpOptions, UpstreamProtocol, duration,
 };
-use crate::router::compile_routes;
+use crate::router::{compile_routes, headers_to_add, headers_to_remove};
 use crate::tls::{ServerNames, check_server_name};
 
 /// `http2_keepalive_timeout` (Envoy's `connection_keepalive.timeout` default).
@@ -253,7 +254,58 @@ fn listener(
         tls,
         access_log,
         max_connections_per_worker,
+        http_filters: http_filters(l, at, protocol)?,
     })
+}
+
+/// `[[listeners.http_filters]]`: HTTP listeners only; each filter's settings checked.
+fn http_filters(
+    l: &RawListener,
+    at: &str,
+    protocol: ListenerProtocol,
+) -> Result<Vec<HttpFilterConfig>, FieldError> {
+    if protocol != ListenerProtocol::Http && !l.http_filters.is_empty() {
+        return Err(FieldError::new(
+            format!("{at}.http_filters"),
+            "HTTP filters are only for protocol = \"http\" listeners",
+        ));
+    }
+    let mut out = Vec::with_capacity(l.http_filters.len());
+    for (i, f) in l.http_filters.iter().enumerate() {
+        let fat = format!("{at}.http_filters[{i}]");
+        out.push(match f {
+            RawHttpFilter::Buffer(b) => {
+                if b.max_request_bytes == 0 {
+                    return Err(FieldError::new(
+                        format!("{fat}.max_request_bytes"),
+                        "must be at least 1",
+                    ));
+                }
+                HttpFilterConfig::Buffer {
+                    max_request_bytes: b.max_request_bytes,
+                }
+            }
+            RawHttpFilter::HeaderMutation(m) => HttpFilterConfig::HeaderMutation(HeaderMutation {
+                request_headers_to_add: headers_to_add(
+                    &m.request_headers_to_add,
+                    &format!("{fat}.request_headers_to_add"),
+                )?,
+                request_headers_to_remove: headers_to_remove(
+                    &m.request_headers_to_remove,
+                    &format!("{fat}.request_headers_to_remove"),
+                )?,
+                response_headers_to_add: headers_to_add(
+                    &m.response_headers_to_add,
+                    &format!("{fat}.response_headers_to_add"),
+                )?,
+                response_headers_to_remove: headers_to_remove(
+                    &m.response_headers_to_remove,
+                    &format!("{fat}.response_headers_to_remove"),
+                )?,
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// The tcp-only fields: required and allowed for `protocol = "tcp"`, refused for http.

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
+use crate::filters::BufferedBody;
 use crate::proxy::head::OutFraming;
 pub(crate) use crate::worker::buffers::read_into;
 use crate::worker::timer;
@@ -72,6 +73,20 @@ fn frame_end(out: &mut BytesMut, trailers: Option<&[u8]>, framing: OutFraming) {
             out.extend_from_slice(b"\r\n");
         }
         None => out.extend_from_slice(encode::LAST_CHUNK),
+    }
+}
+
+/// Frame a whole body held in memory (and its trailers, sent only when chunked) into `out`.
+pub(crate) fn frame_whole(out: &mut BytesMut, body: &BufferedBody, framing: OutFraming) {
+    if !body.data.is_empty() {
+        frame_into(out, &body.data, framing);
+    }
+    if framing == OutFraming::Chunked {
+        out.extend_from_slice(b"0\r\n");
+        if let Some(t) = &body.trailers {
+            crate::proxy::h2::convert::write_trailers(t, out);
+        }
+        out.extend_from_slice(b"\r\n");
     }
 }
 

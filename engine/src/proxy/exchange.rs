@@ -14,12 +14,14 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use protocols::http1::{
-    self, BodyDecoder, BodyFraming, Limits, MethodKind, RequestHead, ResponseHead, Version,
+    self, BodyDecoder, BodyEvent, BodyFraming, Limits, MethodKind, RequestHead, ResponseHead,
+    Version,
 };
 
 use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::Upstream;
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
+use crate::filters::{BufferedBody, Chain, FilterState, Flow, LocalAnswer};
 use crate::proxy::body::{self, PumpError, read_into};
 use crate::proxy::fault::Fault;
 use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
@@ -158,6 +160,10 @@ pub(crate) async fn handle(
         route_name: "",
         peer: conn.peer,
         body_unread: false,
+        chain: Chain::new(&cfg.http_filters, None),
+        filter_state: FilterState::default(),
+        buffered: None,
+        continue_sent: false,
     };
     let next = ex.run(conn).await;
     http.downstream_rq_active.dec();
@@ -224,6 +230,23 @@ struct Exchange<'a> {
     peer: SocketAddr,
     /// The request body was not read to its end (the response came first).
     body_unread: bool,
+    /// The listener's HTTP filters, with the route once it is known.
+    chain: Chain<'a>,
+    filter_state: FilterState,
+    /// The whole request body, when a filter had it collected before forwarding.
+    buffered: Option<BufferedBody>,
+    /// `100 Continue` went to the client already.
+    continue_sent: bool,
+}
+
+/// Why collecting a request body ended the exchange.
+enum Collect {
+    /// A filter answers (413 over its limit).
+    Answer(LocalAnswer),
+    /// The body's framing is broken.
+    Invalid,
+    /// The client closed, reset or went quiet.
+    Gone,
 }
 
 /// Where a relay stands, shared with the request body upload running beside it.
@@ -299,15 +322,23 @@ impl<'a> Exchange<'a> {
         };
         let Some(route) = cfg.routes.route(&routed) else {
             self.ll.http().no_route.inc();
-            return self.reply_fault(conn, Fault::NoRoute, None).await;
+            return self.reply_fault(conn, Fault::NoRoute).await;
         };
         self.route_name = &route.name;
+        self.chain = Chain::new(&cfg.http_filters, Some(route));
+        match self
+            .chain
+            .decode_headers(&self.head, &mut self.filter_state)
+        {
+            Flow::Continue => {}
+            Flow::Respond(answer) => return self.reply_answer(conn, answer).await,
+            // The router collects the body before it forwards (a local answer needs none).
+            Flow::StopAndBuffer { .. } => {}
+        }
         match &route.action {
             Action::DirectResponse { status, body } => {
                 self.ll.http().rq_direct_response.inc();
-                let mut reply = LocalReply::new(*status, body);
-                reply.extra = &route.response_headers_to_add;
-                self.reply_local(conn, reply).await
+                self.reply_local(conn, LocalReply::new(*status, body)).await
             }
             Action::Redirect(r) => {
                 self.ll.http().rq_redirect.inc();
@@ -315,7 +346,6 @@ impl<'a> Exchange<'a> {
                 r.location(&self.head, self.opts().scheme(), &mut location);
                 let mut reply = LocalReply::new(r.status, b"");
                 reply.location = Some(&location);
-                reply.extra = &route.response_headers_to_add;
                 self.reply_local(conn, reply).await
             }
             Action::Cluster(id) => self.forward(conn, route, *id).await,
@@ -334,6 +364,7 @@ impl<'a> Exchange<'a> {
         reply.close = !keep;
         reply.keep_alive_10 = keep && self.head.version() == Version::Http10;
         reply.head_only = self.head.is_head();
+        reply.edits = self.chain.response_edits();
         let mut out = BytesMut::with_capacity(256 + reply.body.len());
         let body_len = reply.write(&mut out, self.opts());
         let head_len = (out.len() - body_len) as u64;
@@ -358,23 +389,108 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    async fn reply_fault(&mut self, conn: Downstream, fault: Fault, route: Option<&Route>) -> Next {
-        self.rec.flags |= fault.flag();
-        let mut reply = LocalReply::new(fault.status(), fault.body());
-        if let Some(r) = route {
-            reply.extra = &r.response_headers_to_add;
+    /// Answer for a filter.
+    async fn reply_answer(&mut self, conn: Downstream, answer: LocalAnswer) -> Next {
+        if answer.status == 413 {
+            self.ll.http().downstream_rq_too_large.inc();
         }
+        self.reply_local(conn, LocalReply::new(answer.status, answer.body))
+            .await
+    }
+
+    /// Tell the client to send its body (`Expect: 100-continue`), once; like Envoy and nginx
+    /// ringway answers it itself and does not forward the expectation. Err: the client left.
+    async fn send_continue(&mut self, conn: &mut Downstream) -> Result<(), ()> {
+        let wanted = self.head.expects_continue()
+            && self.head.framing() != BodyFraming::None
+            && conn.buf.is_empty()
+            && !self.continue_sent;
+        if !wanted {
+            return Ok(());
+        }
+        self.continue_sent = true;
+        let go_on = bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+        if body::write_bytes(&mut conn.stream, go_on).await.is_err() {
+            self.rec.flags |= ResponseFlags::DC;
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Read the whole request body into memory for a filter that asked for it (bounded by
+    /// its limit). `Err`: the exchange is over (a local answer went out, or the client left).
+    async fn collect_body(&mut self, conn: &mut Downstream) -> Result<BufferedBody, Collect> {
+        if self.send_continue(conn).await.is_err() {
+            return Err(Collect::Gone);
+        }
+        let mut decoder = BodyDecoder::new(self.head.framing());
+        let mut data = BytesMut::new();
+        let idle = self.opts().idle_timeout;
+        loop {
+            match decoder.decode(&mut conn.buf) {
+                Err(_) => return Err(Collect::Invalid),
+                Ok(BodyEvent::Data(d)) => {
+                    self.rec.bytes_received += d.len() as u64;
+                    if let Flow::Respond(a) =
+                        self.chain.decode_data(d.len(), &mut self.filter_state)
+                    {
+                        return Err(Collect::Answer(a));
+                    }
+                    data.extend_from_slice(&d);
+                }
+                Ok(BodyEvent::Trailers(block)) => {
+                    let mut fields = Vec::new();
+                    crate::proxy::h2::convert::trailer_fields(&block, &mut fields);
+                    let _ = decoder.decode(&mut conn.buf);
+                    return Ok(BufferedBody::new(data.freeze(), Some(fields)));
+                }
+                Ok(BodyEvent::End) => return Ok(BufferedBody::new(data.freeze(), None)),
+                Ok(BodyEvent::NeedMore) => {
+                    let deadline = crate::worker::timer::coarse_now() + idle;
+                    match read_into(&mut conn.stream, &mut conn.buf, Some(deadline)).await {
+                        Ok(0) => {
+                            if decoder.eof().is_err() {
+                                return Err(Collect::Gone);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return Err(Collect::Gone),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reply_fault(&mut self, conn: Downstream, fault: Fault) -> Next {
+        self.rec.flags |= fault.flag();
+        let reply = LocalReply::new(fault.status(), fault.body());
         self.reply_local(conn, reply).await
     }
 
     /// Forward to a cluster: pick an endpoint, get a connection, relay.
-    async fn forward(&mut self, conn: Downstream, route: &'a Route, id: ClusterId) -> Next {
+    async fn forward(&mut self, mut conn: Downstream, route: &'a Route, id: ClusterId) -> Next {
+        if self.filter_state.buffer_limit.is_some() {
+            match self.collect_body(&mut conn).await {
+                Ok(b) => self.buffered = Some(b),
+                Err(Collect::Answer(a)) => {
+                    self.body_unread = true;
+                    return self.reply_answer(conn, a).await;
+                }
+                Err(Collect::Invalid) => {
+                    self.rec.flags |= ResponseFlags::DPE;
+                    let reply = LocalReply::new(400, b"invalid request body\n");
+                    return self.reply_local(conn, reply).await;
+                }
+                Err(Collect::Gone) => {
+                    self.rec.flags |= ResponseFlags::DC;
+                    return Next::PeerGone;
+                }
+            }
+        }
         let cluster = self.local.clusters[id].clone();
         let Some(ep) = cluster.pick() else {
             cluster.stats().upstream_cx_none_healthy.inc();
-            return self
-                .reply_fault(conn, Fault::NoHealthyUpstream, Some(route))
-                .await;
+            return self.reply_fault(conn, Fault::NoHealthyUpstream).await;
         };
         let attempt = Attempt::begin(cluster, ep, self.rec.start);
         self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
@@ -416,26 +532,28 @@ impl<'a> Exchange<'a> {
                 framing: out_framing,
                 upgrade,
                 request_id: request_id.as_ref(),
+                edits: self.chain.request_edits(),
             },
             self.xfcc.as_deref(),
         );
-        // Like Envoy and nginx, answer `Expect: 100-continue` ourselves (the field is not
-        // forwarded) so the client sends its body while we connect upstream.
-        if self.head.expects_continue() && req_framing != BodyFraming::None && conn.buf.is_empty() {
-            let go_on = bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
-            if body::write_bytes(&mut conn.stream, go_on).await.is_err() {
-                self.rec.flags |= ResponseFlags::DC;
-                return Next::Close;
-            }
+        // Answered by ringway so the client sends its body while we connect upstream.
+        if self.send_continue(&mut conn).await.is_err() {
+            return Next::Close;
         }
         let mut decoder = BodyDecoder::new(req_framing);
-        let filled = body::fill(
-            &mut decoder,
-            &mut conn.buf,
-            &mut out,
-            out_framing,
-            &mut self.rec.bytes_received,
-        );
+        let filled = match &self.buffered {
+            Some(b) => {
+                body::frame_whole(&mut out, b, out_framing);
+                Ok(true)
+            }
+            None => body::fill(
+                &mut decoder,
+                &mut conn.buf,
+                &mut out,
+                out_framing,
+                &mut self.rec.bytes_received,
+            ),
+        };
         let Ok(body_complete) = filled else {
             self.rec.flags |= ResponseFlags::DPE;
             let reply = LocalReply::new(400, b"invalid request body\n");
@@ -453,7 +571,7 @@ impl<'a> Exchange<'a> {
             let origin = cluster.origin(conn.peer, || conn.stream.local_addr().ok());
             let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(fault) => return self.reply_fault(conn, fault, Some(route)).await,
+                Err(fault) => return self.reply_fault(conn, fault).await,
             };
             let mut upbuf = BytesMut::new();
             let up_stats = cluster.stats();
@@ -470,7 +588,6 @@ impl<'a> Exchange<'a> {
                             &mut up.stream,
                             &mut upbuf,
                             &mut conn.stream,
-                            route,
                             deadline,
                             &Progress::default(),
                         )
@@ -485,7 +602,7 @@ impl<'a> Exchange<'a> {
                     cluster.stats().upstream_rq_retry.inc();
                     continue;
                 }
-                return self.finish(conn, up, upbuf, relayed, route).await;
+                return self.finish(conn, up, upbuf, relayed).await;
             }
             return self
                 .forward_streaming(conn, up, upbuf, request_bytes, decoder, out_framing, route)
@@ -542,7 +659,7 @@ impl<'a> Exchange<'a> {
                 progress.body_pending.set(sent.is_err());
                 sent
             };
-            let relay = self.relay(&mut ur, &mut upbuf, &mut dw, route, deadline, &progress);
+            let relay = self.relay(&mut ur, &mut upbuf, &mut dw, deadline, &progress);
             let mut send_body = std::pin::pin!(send_body);
             let mut relay = std::pin::pin!(relay);
             let mut body_result = None;
@@ -592,7 +709,7 @@ impl<'a> Exchange<'a> {
         }
         // A `Fault` means nothing went downstream yet: `finish` answers it locally (and the
         // connection then closes, since the request body is not consumed).
-        self.finish(conn, up, upbuf, relayed, route).await
+        self.finish(conn, up, upbuf, relayed).await
     }
 
     /// Settle both connections after the upstream part ended.
@@ -602,7 +719,6 @@ impl<'a> Exchange<'a> {
         up: Upstream,
         upbuf: BytesMut,
         relayed: Relayed,
-        route: &'a Route,
     ) -> Next {
         match relayed {
             Relayed::Done {
@@ -646,7 +762,7 @@ impl<'a> Exchange<'a> {
                 let mut up = up;
                 upstream::count_failure(&mut up, fault.flag());
                 drop(up);
-                self.reply_fault(conn, fault, Some(route)).await
+                self.reply_fault(conn, fault).await
             }
             Relayed::Broken(flags) => {
                 let mut up = up;
@@ -669,7 +785,6 @@ impl<'a> Exchange<'a> {
         up: &mut R,
         upbuf: &mut BytesMut,
         down: &mut W,
-        route: &'a Route,
         deadline: Option<Instant>,
         progress: &Progress,
     ) -> Relayed {
@@ -732,7 +847,7 @@ impl<'a> Exchange<'a> {
             &mut out,
             &resp,
             &ResponseRewrite {
-                route: Some(route),
+                edits: self.chain.response_edits(),
                 opts: self.opts(),
                 framing: out_framing,
                 close: !keep,

@@ -43,19 +43,14 @@ impl<'a> Exchange<'a> {
             framing: OutFraming::AsIs,
             upgrade: None,
             request_id: self.request_id.as_ref(),
+            edits: self.chain.request_edits(),
         };
         let Some(up_head) = head::rewrite_request_xfcc(&self.head, &rw, self.xfcc.as_deref())
         else {
-            return self
-                .reply_fault(conn, Fault::UpstreamProtocol, Some(route))
-                .await;
+            return self.reply_fault(conn, Fault::UpstreamProtocol).await;
         };
-        if self.head.expects_continue() && has_body && conn.buf.is_empty() {
-            let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
-            if body::write_bytes(&mut conn.stream, go_on).await.is_err() {
-                self.rec.flags |= ResponseFlags::DC;
-                return Next::Close;
-            }
+        if self.send_continue(&mut conn).await.is_err() {
+            return Next::Close;
         }
         let cluster = &attempt.cluster;
         cluster
@@ -64,9 +59,7 @@ impl<'a> Exchange<'a> {
             .add(up_head.raw().len() as u64);
         let (h2conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
         let Ok(up) = opened else {
-            return self
-                .reply_fault(conn, Fault::UpstreamReset, Some(route))
-                .await;
+            return self.reply_fault(conn, Fault::UpstreamReset).await;
         };
         let deadline = route.timeout.map(|t| self.rec.start + t);
         let idle = opts.idle_timeout;
@@ -81,13 +74,18 @@ impl<'a> Exchange<'a> {
         let progress = Progress::default();
         progress.body_pending.set(has_body);
         let (uploaded, relayed) = {
+            let buffered = self.buffered.take();
+            let buffered = buffered.as_ref();
             let upload = async {
-                let r = upload(&mut dr, &mut buf, &mut decoder, &up, idle, &mut received).await;
+                let r = match buffered {
+                    Some(b) => up.send_buffered(b, idle).await.map_err(|_| PumpError::Sink),
+                    None => upload(&mut dr, &mut buf, &mut decoder, &up, idle, &mut received).await,
+                };
                 // Only a body read to its end frees the connection for another request.
                 progress.body_pending.set(r.is_err());
                 r
             };
-            let relay = self.relay_h2(&up, &mut dw, route, deadline, &progress);
+            let relay = self.relay_h2(&up, &mut dw, deadline, &progress);
             let mut upload = std::pin::pin!(upload);
             let mut relay = std::pin::pin!(relay);
             let mut uploaded = None;
@@ -142,7 +140,7 @@ impl<'a> Exchange<'a> {
                         crate::proxy::reply::LocalReply::new(400, b"invalid request body\n");
                     return self.reply_local(conn, reply).await;
                 }
-                self.reply_fault(conn, fault, Some(route)).await
+                self.reply_fault(conn, fault).await
             }
             Relayed::Upgraded => Next::Close,
             Relayed::Broken(flags) => {
@@ -164,7 +162,6 @@ impl<'a> Exchange<'a> {
         &mut self,
         up: &UpstreamStream,
         down: &mut W,
-        route: &'a Route,
         deadline: Option<Instant>,
         progress: &Progress,
     ) -> Relayed {
@@ -204,7 +201,7 @@ impl<'a> Exchange<'a> {
                 .map(|(n, v)| (&n[..], &v[..]))
                 .chain(zero.iter().copied()),
             &ResponseRewrite {
-                route: Some(route),
+                edits: self.chain.response_edits(),
                 opts: self.opts(),
                 framing,
                 close: !keep,

@@ -10,7 +10,8 @@ use bytes::BytesMut;
 use protocols::http1::{self, Limits, RequestHead, ResponseHead, encode};
 
 use crate::config::HttpOptions;
-use crate::router::{HeaderToAdd, Route, XFCC};
+use crate::filters::Edits;
+use crate::router::{Route, XFCC};
 
 /// Fields that describe one connection, never forwarded (besides those `Connection` names).
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
@@ -24,15 +25,6 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
         b"expect",
     ];
     HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
-
-pub(crate) fn listed(names: &[bytes::Bytes], name: &[u8]) -> bool {
-    names.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
-
-pub(crate) fn replaced(adds: &[HeaderToAdd], name: &[u8]) -> bool {
-    adds.iter()
-        .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
 }
 
 /// How the body of a message is framed on the outgoing side.
@@ -54,6 +46,8 @@ pub(crate) struct RequestRewrite<'a> {
     pub(crate) upgrade: Option<&'a [u8]>,
     /// Set when the request had no `x-request-id` and one was generated.
     pub(crate) request_id: Option<&'a [u8; 36]>,
+    /// The route's and the filters' header changes.
+    pub(crate) edits: Edits<'a>,
 }
 
 /// Write the head to send upstream for `req`. `xfcc`: the `x-forwarded-client-cert` value of
@@ -90,11 +84,7 @@ pub(crate) fn write_request_xfcc(
             }
             continue;
         }
-        if is_hop_by_hop(name)
-            || req.connection_lists(name)
-            || listed(&route.request_headers_to_remove, name)
-            || replaced(&route.request_headers_to_add, name)
-        {
+        if is_hop_by_hop(name) || req.connection_lists(name) || rw.edits.drops(name) {
             continue;
         }
         if rw.opts.use_forwarded_headers && name.eq_ignore_ascii_case(b"x-forwarded-proto") {
@@ -150,7 +140,7 @@ pub(crate) fn write_request_xfcc(
         encode::header(dst, b"connection", b"upgrade");
         encode::header(dst, b"upgrade", proto);
     }
-    write_adds(dst, &route.request_headers_to_add);
+    write_adds(dst, rw.edits);
     encode::end_head(dst);
 }
 
@@ -194,7 +184,8 @@ fn write_request_line(dst: &mut BytesMut, req: &RequestHead, route: &Route) {
 
 /// Everything the downstream response head depends on besides the response itself.
 pub(crate) struct ResponseRewrite<'a> {
-    pub(crate) route: Option<&'a Route>,
+    /// The route's and the filters' header changes.
+    pub(crate) edits: Edits<'a>,
     pub(crate) opts: &'a HttpOptions,
     pub(crate) framing: OutFraming,
     /// Ask the client to close (we will close after this response).
@@ -208,21 +199,13 @@ pub(crate) struct ResponseRewrite<'a> {
 /// Write the head to send downstream for the upstream response `resp`.
 pub(crate) fn write_response(dst: &mut BytesMut, resp: &ResponseHead, rw: &ResponseRewrite<'_>) {
     encode::status_line(dst, resp.status(), resp.reason());
-    let (removes, adds): (&[bytes::Bytes], &[HeaderToAdd]) = match rw.route {
-        Some(r) => (&r.response_headers_to_remove, &r.response_headers_to_add),
-        None => (&[], &[]),
-    };
     let mut upgrade_value = None;
     for (name, value) in resp.headers() {
         if rw.upgrade && name.eq_ignore_ascii_case(b"upgrade") {
             upgrade_value = Some(value);
             continue;
         }
-        if is_hop_by_hop(name)
-            || resp.connection_lists(name)
-            || listed(removes, name)
-            || replaced(adds, name)
-        {
+        if is_hop_by_hop(name) || resp.connection_lists(name) || rw.edits.drops(name) {
             continue;
         }
         encode::header(dst, name, value);
@@ -243,7 +226,7 @@ pub(crate) fn write_response(dst: &mut BytesMut, resp: &ResponseHead, rw: &Respo
     } else if rw.keep_alive_10 {
         encode::header(dst, b"connection", b"keep-alive");
     }
-    write_adds(dst, adds);
+    write_adds(dst, rw.edits);
     encode::end_head(dst);
 }
 
@@ -256,16 +239,8 @@ pub(crate) fn write_response_fields<'f>(
     rw: &ResponseRewrite<'_>,
 ) {
     encode::status_line(dst, status, b"");
-    let (removes, adds): (&[bytes::Bytes], &[HeaderToAdd]) = match rw.route {
-        Some(r) => (&r.response_headers_to_remove, &r.response_headers_to_add),
-        None => (&[], &[]),
-    };
     for (name, value) in fields {
-        if name.starts_with(b":")
-            || is_hop_by_hop(name)
-            || listed(removes, name)
-            || replaced(adds, name)
-        {
+        if name.starts_with(b":") || is_hop_by_hop(name) || rw.edits.drops(name) {
             continue;
         }
         encode::header(dst, name, value);
@@ -281,12 +256,12 @@ pub(crate) fn write_response_fields<'f>(
     } else if rw.keep_alive_10 {
         encode::header(dst, b"connection", b"keep-alive");
     }
-    write_adds(dst, adds);
+    write_adds(dst, rw.edits);
     encode::end_head(dst);
 }
 
-fn write_adds(dst: &mut BytesMut, adds: &[HeaderToAdd]) {
-    for h in adds {
+fn write_adds(dst: &mut BytesMut, edits: Edits<'_>) {
+    for h in edits.adds() {
         encode::header(dst, &h.name, &h.value);
     }
 }

@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use protocols::http1::encode;
 
 use crate::config::HttpOptions;
-use crate::router::HeaderToAdd;
+use crate::filters::Edits;
 
 /// A locally generated response.
 pub(crate) struct LocalReply<'a> {
@@ -12,7 +12,8 @@ pub(crate) struct LocalReply<'a> {
     pub(crate) body: &'a [u8],
     pub(crate) content_type: &'a [u8],
     pub(crate) location: Option<&'a [u8]>,
-    pub(crate) extra: &'a [HeaderToAdd],
+    /// The route's and the filters' header changes (`content-length` is never dropped).
+    pub(crate) edits: Edits<'a>,
     /// No body on the wire (HEAD request), but `content-length` still says how long it would be.
     pub(crate) head_only: bool,
     pub(crate) close: bool,
@@ -26,7 +27,7 @@ impl<'a> LocalReply<'a> {
             body,
             content_type: b"text/plain",
             location: None,
-            extra: &[],
+            edits: Edits::NONE,
             head_only: false,
             close: false,
             keep_alive_10: false,
@@ -36,7 +37,9 @@ impl<'a> LocalReply<'a> {
     /// Serialise into `dst`; returns the number of body bytes written.
     pub(crate) fn write(&self, dst: &mut BytesMut, opts: &HttpOptions) -> usize {
         encode::status_line(dst, self.status, b"");
-        encode::header(dst, b"server", opts.server_name.as_bytes());
+        if !self.edits.drops(b"server") {
+            encode::header(dst, b"server", opts.server_name.as_bytes());
+        }
         if let Some(loc) = self.location {
             encode::header(dst, b"location", loc);
         }
@@ -46,7 +49,7 @@ impl<'a> LocalReply<'a> {
             b"content-length",
             len.format(self.body.len()).as_bytes(),
         );
-        if !self.body.is_empty() {
+        if !self.body.is_empty() && !self.edits.drops(b"content-type") {
             encode::header(dst, b"content-type", self.content_type);
         }
         if self.close {
@@ -54,7 +57,7 @@ impl<'a> LocalReply<'a> {
         } else if self.keep_alive_10 {
             encode::header(dst, b"connection", b"keep-alive");
         }
-        for h in self.extra {
+        for h in self.edits.adds() {
             encode::header(dst, &h.name, &h.value);
         }
         encode::end_head(dst);

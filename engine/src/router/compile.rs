@@ -11,10 +11,12 @@ use bytes::Bytes;
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::matcher::{HeaderMatcher, PathMatch, QueryMatcher, RouteMatch, ValueMatch};
-use super::{Action, HeaderToAdd, Redirect, Route, RouteTable, VirtualHost, WeightedClusters};
+use super::{
+    Action, HeaderToAdd, Redirect, Route, RouteFilters, RouteTable, VirtualHost, WeightedClusters,
+};
 use crate::config::ClusterId;
 use crate::config::error::FieldError;
-use crate::config::raw::{RawHeaderToAdd, RawRoute, RawVirtualHost};
+use crate::config::raw::{RawHeaderToAdd, RawRoute, RawRouteFilters, RawVirtualHost};
 use crate::config::validate::{
     DEFAULT_REDIRECT_STATUS, DEFAULT_ROUTE_TIMEOUT, check_header_value, check_name, header_name,
     parse_duration,
@@ -236,6 +238,7 @@ fn compile_route(
             &format!("{at}.response_headers_to_remove"),
         )?,
         prefix_rewrite,
+        filters: route_filters(route.filters.as_ref(), &format!("{at}.filters"))?,
         matcher: RouteMatch {
             path,
             headers,
@@ -430,7 +433,44 @@ fn compile_action(
     })
 }
 
-fn headers_to_add(list: &[RawHeaderToAdd], at: &str) -> Result<Vec<HeaderToAdd>, FieldError> {
+fn route_filters(raw: Option<&RawRouteFilters>, at: &str) -> Result<RouteFilters, FieldError> {
+    let Some(raw) = raw else {
+        return Ok(RouteFilters::default());
+    };
+    let buffer = match &raw.buffer {
+        None => None,
+        Some(b) if b.disabled == Some(true) => {
+            if b.max_request_bytes.is_some() {
+                return Err(FieldError::new(
+                    format!("{at}.buffer"),
+                    "`disabled = true` and `max_request_bytes` exclude each other",
+                ));
+            }
+            Some(None)
+        }
+        Some(b) => match b.max_request_bytes {
+            Some(0) => {
+                return Err(FieldError::new(
+                    format!("{at}.buffer.max_request_bytes"),
+                    "must be at least 1",
+                ));
+            }
+            Some(n) => Some(Some(n)),
+            None => {
+                return Err(FieldError::new(
+                    format!("{at}.buffer"),
+                    "give `max_request_bytes` or `disabled = true`",
+                ));
+            }
+        },
+    };
+    Ok(RouteFilters { buffer })
+}
+
+pub(crate) fn headers_to_add(
+    list: &[RawHeaderToAdd],
+    at: &str,
+) -> Result<Vec<HeaderToAdd>, FieldError> {
     list.iter()
         .enumerate()
         .map(|(i, h)| {
@@ -445,7 +485,7 @@ fn headers_to_add(list: &[RawHeaderToAdd], at: &str) -> Result<Vec<HeaderToAdd>,
         .collect()
 }
 
-fn headers_to_remove(list: &[String], at: &str) -> Result<Vec<Bytes>, FieldError> {
+pub(crate) fn headers_to_remove(list: &[String], at: &str) -> Result<Vec<Bytes>, FieldError> {
     list.iter()
         .enumerate()
         .map(|(i, n)| header_name(n, &format!("{at}[{i}]")))

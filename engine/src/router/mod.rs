@@ -101,7 +101,17 @@ pub struct Route {
     pub response_headers_to_remove: Vec<Bytes>,
     /// Replace the matched path prefix with this before forwarding (prefix routes only).
     pub prefix_rewrite: Option<Bytes>,
+    /// Per-route settings of HTTP filters (`[listeners.virtual_hosts.routes.filters]`).
+    pub filters: RouteFilters,
     pub(crate) matcher: matcher::RouteMatch,
+}
+
+/// Per-route HTTP filter settings; each is read by its filter, never by the exchange.
+#[derive(Debug, Clone, Default)]
+pub struct RouteFilters {
+    /// The buffer filter on this route: `Some(None)` turns it off, `Some(Some(n))` sets the
+    /// limit to `n` bytes, `None` keeps the listener's setting.
+    pub buffer: Option<Option<u64>>,
 }
 
 /// A header to add to a request or response.
@@ -161,8 +171,8 @@ pub mod matcher;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use compile::compile_routes;
 pub use compile::{MAX_DOMAIN_LEN, REGEX_SIZE_LIMIT};
+pub(crate) use compile::{compile_routes, headers_to_add, headers_to_remove};
 
 impl RouteTable {
     /// The route for `req`: the virtual host chosen by [`Self::virtual_host`], then its first

@@ -107,6 +107,20 @@ impl UpstreamStream {
     pub(crate) fn send_trailers(&self, fields: &Fields) -> Result<(), Gone> {
         self.slot.send_trailers(&self.sess, fields)
     }
+
+    /// Send a whole request body held in memory (a filter collected it), then its trailers.
+    pub(crate) async fn send_buffered(
+        &self,
+        body: &crate::filters::BufferedBody,
+        idle: Duration,
+    ) -> Result<(), Gone> {
+        let end = body.trailers.is_none();
+        self.send_data(body.data.clone(), end, idle).await?;
+        match &body.trailers {
+            Some(t) => self.send_trailers(t),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Open a stream to endpoint `ep` of `cluster` for `up_head`, the request head already

@@ -8,9 +8,9 @@ use bytes::{Bytes, BytesMut};
 use protocols::http1::{self, Limits, RequestError, RequestHead, ResponseHead, encode};
 
 use crate::config::HttpOptions;
-use crate::proxy::head::{is_hop_by_hop, listed, replaced};
+use crate::filters::Edits;
+use crate::proxy::head::is_hop_by_hop;
 use crate::proxy::reply::LocalReply;
-use crate::router::{HeaderToAdd, Route};
 
 /// An HTTP/2 field list: pseudo-header fields first.
 pub(crate) type Fields = Vec<(Bytes, Bytes)>;
@@ -95,8 +95,8 @@ fn status_value(status: u16) -> Bytes {
     Bytes::copy_from_slice(n.format(status).as_bytes())
 }
 
-fn push_adds(out: &mut Fields, adds: &[HeaderToAdd]) {
-    for h in adds {
+fn push_adds(out: &mut Fields, edits: Edits<'_>) {
+    for h in edits.adds() {
         out.push((
             Bytes::from(h.name.to_ascii_lowercase()),
             Bytes::copy_from_slice(&h.value),
@@ -113,37 +113,35 @@ fn push_via(out: &mut Fields, opts: &HttpOptions) {
     }
 }
 
-/// The HTTP/2 response head for the upstream's HTTP/1 response `resp`, with the route's
-/// header changes.
+/// The HTTP/2 response head for the upstream's HTTP/1 response `resp`, with the route's and
+/// the filters' header changes.
 pub(super) fn response_fields(
     resp: &ResponseHead,
-    route: &Route,
+    edits: Edits<'_>,
     opts: &HttpOptions,
     out: &mut Fields,
 ) {
     out.push((Bytes::from_static(b":status"), status_value(resp.status())));
     let raw = resp.raw();
     for (name, value) in resp.headers() {
-        if is_hop_by_hop(name)
-            || resp.connection_lists(name)
-            || listed(&route.response_headers_to_remove, name)
-            || replaced(&route.response_headers_to_add, name)
-        {
+        if is_hop_by_hop(name) || resp.connection_lists(name) || edits.drops(name) {
             continue;
         }
         out.push((lower(raw, name), raw.slice_ref(value)));
     }
     push_via(out, opts);
-    push_adds(out, &route.response_headers_to_add);
+    push_adds(out, edits);
 }
 
 /// The fields of a locally generated response (the body goes in DATA frames).
 pub(super) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
     out.push((Bytes::from_static(b":status"), status_value(reply.status)));
-    out.push((
-        Bytes::from_static(b"server"),
-        Bytes::copy_from_slice(opts.server_name.as_bytes()),
-    ));
+    if !reply.edits.drops(b"server") {
+        out.push((
+            Bytes::from_static(b"server"),
+            Bytes::copy_from_slice(opts.server_name.as_bytes()),
+        ));
+    }
     if let Some(loc) = reply.location {
         out.push((Bytes::from_static(b"location"), Bytes::copy_from_slice(loc)));
     }
@@ -152,13 +150,13 @@ pub(super) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out
         Bytes::from_static(b"content-length"),
         Bytes::copy_from_slice(n.format(reply.body.len()).as_bytes()),
     ));
-    if !reply.body.is_empty() {
+    if !reply.body.is_empty() && !reply.edits.drops(b"content-type") {
         out.push((
             Bytes::from_static(b"content-type"),
             Bytes::copy_from_slice(reply.content_type),
         ));
     }
-    push_adds(out, reply.extra);
+    push_adds(out, reply.edits);
 }
 
 /// The HTTP/2 request for an upstream, from the rewritten HTTP/1.1 head `head` (so both
@@ -181,23 +179,22 @@ pub(super) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mu
     }
 }
 
-/// The response head from an HTTP/2 upstream with the route's header changes.
+/// The response head from an HTTP/2 upstream with the route's and the filters' header
+/// changes.
 pub(super) fn upstream_response_fields(
     fields: Fields,
-    route: &Route,
+    edits: Edits<'_>,
     opts: &HttpOptions,
     out: &mut Fields,
 ) {
     for (name, value) in fields {
-        if listed(&route.response_headers_to_remove, &name)
-            || replaced(&route.response_headers_to_add, &name)
-        {
+        if edits.drops(&name) {
             continue;
         }
         out.push((name, value));
     }
     push_via(out, opts);
-    push_adds(out, &route.response_headers_to_add);
+    push_adds(out, edits);
 }
 
 /// The `:status` of a response head (0 when missing or not a number).

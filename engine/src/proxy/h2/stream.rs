@@ -22,6 +22,7 @@ use super::session::{Gone, Recv, Session, StreamSlot};
 use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::Upstream;
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
+use crate::filters::{BufferedBody, Chain, FilterState, Flow, LocalAnswer};
 use crate::proxy::body::{self, PumpError, read_into};
 use crate::proxy::exchange::{Record, count_status};
 use crate::proxy::fault::Fault;
@@ -84,6 +85,9 @@ pub(super) async fn run(ctx: Rc<ConnCtx>, slot: Rc<StreamSlot>, fields: Fields, 
         route_name: "",
         grpc: None,
         grpc_status: None,
+        chain: Chain::new(&local.listener_config(ctx.li).http_filters, None),
+        filter_state: FilterState::default(),
+        buffered: None,
     };
     let cancelled = monoio::select! {
         () = ex.run(&fields, end_stream) => false,
@@ -131,6 +135,11 @@ struct Exchange<'a> {
     grpc: Option<GrpcCall>,
     /// The gRPC call's final status, once known.
     grpc_status: Option<Code>,
+    /// The listener's HTTP filters, with the route once it is known.
+    chain: Chain<'a>,
+    filter_state: FilterState,
+    /// The whole request body, when a filter had it collected before forwarding.
+    buffered: Option<BufferedBody>,
 }
 
 impl<'a> Exchange<'a> {
@@ -155,16 +164,14 @@ impl<'a> Exchange<'a> {
                 }
                 self.rec.flags |= ResponseFlags::DPE;
                 let text = format!("{e}\n");
-                return self
-                    .reply_error(e.status(), text.as_bytes(), None, None)
-                    .await;
+                return self.reply_error(e.status(), text.as_bytes(), None).await;
             }
         };
         self.grpc = GrpcCall::of(&head);
         let head = self.head.insert(head);
         if head.is_connect() {
             return self
-                .reply_error(501, b"CONNECT is not supported\n", None, None)
+                .reply_error(501, b"CONNECT is not supported\n", None)
                 .await;
         }
         if opts.generate_request_id && head.header(b"x-request-id").is_none() {
@@ -179,15 +186,20 @@ impl<'a> Exchange<'a> {
         };
         let Some(route) = cfg.routes.route(&routed) else {
             self.ctx.http().no_route.inc();
-            return self.reply_fault(Fault::NoRoute, None).await;
+            return self.reply_fault(Fault::NoRoute).await;
         };
         self.route_name = &route.name;
+        self.chain = Chain::new(&cfg.http_filters, Some(route));
+        match self.chain.decode_headers(head, &mut self.filter_state) {
+            Flow::Continue => {}
+            Flow::Respond(answer) => return self.reply_answer(answer).await,
+            // The router collects the body before it forwards (a local answer needs none).
+            Flow::StopAndBuffer { .. } => {}
+        }
         match &route.action {
             Action::DirectResponse { status, body } => {
                 self.ctx.http().rq_direct_response.inc();
-                let mut reply = LocalReply::new(*status, body);
-                reply.extra = &route.response_headers_to_add;
-                self.reply_local(reply).await;
+                self.reply_local(LocalReply::new(*status, body)).await;
             }
             Action::Redirect(r) => {
                 self.ctx.http().rq_redirect.inc();
@@ -195,7 +207,6 @@ impl<'a> Exchange<'a> {
                 r.location(head, opts.scheme(), &mut location);
                 let mut reply = LocalReply::new(r.status, b"");
                 reply.location = Some(&location);
-                reply.extra = &route.response_headers_to_add;
                 self.reply_local(reply).await;
             }
             Action::Cluster(id) => self.forward(route, *id).await,
@@ -211,7 +222,8 @@ impl<'a> Exchange<'a> {
     }
 
     /// Send a locally generated response.
-    async fn reply_local(&mut self, reply: LocalReply<'_>) {
+    async fn reply_local(&mut self, mut reply: LocalReply<'_>) {
+        reply.edits = self.chain.response_edits();
         let mut fields = Fields::new();
         convert::local_reply_fields(&reply, self.opts(), &mut fields);
         let no_body = reply.body.is_empty() || self.is_head();
@@ -229,21 +241,51 @@ impl<'a> Exchange<'a> {
         self.rec.completed = true;
     }
 
-    async fn reply_fault(&mut self, fault: Fault, route: Option<&Route>) {
+    async fn reply_fault(&mut self, fault: Fault) {
         self.rec.flags |= fault.flag();
-        self.reply_error(fault.status(), fault.body(), Some(fault), route)
+        self.reply_error(fault.status(), fault.body(), Some(fault))
             .await;
+    }
+
+    /// Answer for a filter.
+    async fn reply_answer(&mut self, answer: LocalAnswer) {
+        if answer.status == 413 {
+            self.ctx.http().downstream_rq_too_large.inc();
+        }
+        self.reply_error(answer.status, answer.body, None).await;
+    }
+
+    /// Read the whole request body into memory for a filter that asked for it (bounded by its
+    /// limit). The client is credited for each DATA frame as it is collected, so a body
+    /// larger than the stream window still arrives. `None`: the exchange is over.
+    async fn collect_body(&mut self) -> Option<BufferedBody> {
+        let idle = self.opts().idle_timeout;
+        let mut data = BytesMut::new();
+        loop {
+            match self.slot.recv(idle).await {
+                Recv::Data(d) => {
+                    let n = d.len();
+                    self.rec.bytes_received += n as u64;
+                    if let Flow::Respond(a) = self.chain.decode_data(n, &mut self.filter_state) {
+                        self.reply_answer(a).await;
+                        return None;
+                    }
+                    data.extend_from_slice(&d);
+                    self.slot.release(&self.ctx.sess, n);
+                }
+                Recv::Trailers(t) => return Some(BufferedBody::new(data.freeze(), Some(t))),
+                Recv::End => return Some(BufferedBody::new(data.freeze(), None)),
+                Recv::Head(..) | Recv::Gone => {
+                    self.rec.flags |= ResponseFlags::DC;
+                    return None;
+                }
+            }
+        }
     }
 
     /// Answer an error ringway found itself: as an HTTP error, or for a gRPC request as a
     /// trailers-only gRPC status (HTTP 200) a gRPC client understands.
-    async fn reply_error(
-        &mut self,
-        status: u16,
-        text: &[u8],
-        fault: Option<Fault>,
-        route: Option<&Route>,
-    ) {
+    async fn reply_error(&mut self, status: u16, text: &[u8], fault: Option<Fault>) {
         if self.grpc.is_some() {
             let code = grpc::code_for(status, fault);
             let mut fields = Fields::new();
@@ -255,11 +297,7 @@ impl<'a> Exchange<'a> {
             }
             return;
         }
-        let mut reply = LocalReply::new(status, text);
-        if let Some(r) = route {
-            reply.extra = &r.response_headers_to_add;
-        }
-        self.reply_local(reply).await;
+        self.reply_local(LocalReply::new(status, text)).await;
     }
 
     /// When the wait for the response head ends: the route's timeout, or the gRPC client's
@@ -285,12 +323,16 @@ impl<'a> Exchange<'a> {
 
     /// Forward to a cluster: pick an endpoint, get a connection, relay.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
+        if self.filter_state.buffer_limit.is_some() {
+            match self.collect_body().await {
+                Some(b) => self.buffered = Some(b),
+                None => return,
+            }
+        }
         let cluster = self.local.clusters[id].clone();
         let Some(ep) = cluster.pick() else {
             cluster.stats().upstream_cx_none_healthy.inc();
-            return self
-                .reply_fault(Fault::NoHealthyUpstream, Some(route))
-                .await;
+            return self.reply_fault(Fault::NoHealthyUpstream).await;
         };
         let attempt = Attempt::begin(cluster, ep, self.rec.start);
         self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
@@ -319,6 +361,7 @@ impl<'a> Exchange<'a> {
                 framing: out_framing,
                 upgrade: None,
                 request_id: self.request_id.as_ref(),
+                edits: self.chain.request_edits(),
             },
             self.ctx.xfcc.as_deref(),
         );
@@ -327,13 +370,16 @@ impl<'a> Exchange<'a> {
         let has_body = framing != BodyFraming::None;
         let deadline = self.response_deadline(route);
         let cluster = &attempt.cluster;
+        // A body held in memory can be sent again, like a request without one.
+        let buffered = self.buffered.take();
+        let replayable = !has_body || buffered.is_some();
         let mut tries = 0;
         loop {
             tries += 1;
             let origin = cluster.origin(self.ctx.peer, || self.ctx.local_addr);
             let up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(fault) => return self.reply_fault(fault, Some(route)).await,
+                Err(fault) => return self.reply_fault(fault).await,
             };
             cluster
                 .stats()
@@ -354,8 +400,9 @@ impl<'a> Exchange<'a> {
                     request_head.clone(),
                     out_framing,
                     has_body,
+                    buffered.as_ref(),
                 );
-                let relay = self.relay(&mut ur, &mut upbuf, route, deadline, &mut head_sent);
+                let relay = self.relay(&mut ur, &mut upbuf, deadline, &mut head_sent);
                 let mut upload = std::pin::pin!(upload);
                 let mut relay = std::pin::pin!(relay);
                 let mut upload_result = None;
@@ -396,14 +443,14 @@ impl<'a> Exchange<'a> {
                     buffers::give_back(upbuf);
                     return;
                 }
-                Relayed::Fault(Fault::UpstreamReset) if reused && tries == 1 && !has_body => {
+                Relayed::Fault(Fault::UpstreamReset) if reused && tries == 1 && replayable => {
                     // A pooled connection the upstream closed while idle: one more try.
                     cluster.stats().upstream_rq_retry.inc();
                 }
                 Relayed::Fault(fault) => {
                     upstream::count_failure(&mut up, fault.flag());
                     drop(up);
-                    return self.reply_fault(fault, Some(route)).await;
+                    return self.reply_fault(fault).await;
                 }
                 Relayed::Broken(flags) => {
                     upstream::count_failure(&mut up, flags);
@@ -412,7 +459,7 @@ impl<'a> Exchange<'a> {
                         self.ctx.http().downstream_rq_tx_reset.inc();
                     } else if !flags.contains(ResponseFlags::DC) {
                         self.rec.flags |= ResponseFlags::UC;
-                        return self.reply_fault(Fault::UpstreamReset, Some(route)).await;
+                        return self.reply_fault(Fault::UpstreamReset).await;
                     }
                     return;
                 }
@@ -433,9 +480,10 @@ impl<'a> Exchange<'a> {
             framing: OutFraming::AsIs,
             upgrade: None,
             request_id: self.request_id.as_ref(),
+            edits: self.chain.request_edits(),
         };
         let Some(up_head) = head::rewrite_request_xfcc(head, &rw, self.ctx.xfcc.as_deref()) else {
-            return self.reply_fault(Fault::UpstreamProtocol, Some(route)).await;
+            return self.reply_fault(Fault::UpstreamProtocol).await;
         };
         let cluster = &attempt.cluster;
         cluster
@@ -444,15 +492,16 @@ impl<'a> Exchange<'a> {
             .add(up_head.raw().len() as u64);
         let (conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
         let Ok(up) = opened else {
-            return self.reply_fault(Fault::UpstreamReset, Some(route)).await;
+            return self.reply_fault(Fault::UpstreamReset).await;
         };
         let deadline = self.response_deadline(route);
         let idle = self.opts().idle_timeout;
+        let buffered = self.buffered.take();
         let mut head_sent = false;
         let mut received = 0;
         let relayed = {
-            let upload = upload_h2(self.ctx, self.slot, &up, idle, has_body);
-            let relay = self.relay_h2(&up, route, deadline, &mut head_sent);
+            let upload = upload_h2(self.ctx, self.slot, &up, idle, has_body, buffered.as_ref());
+            let relay = self.relay_h2(&up, deadline, &mut head_sent);
             let mut upload = std::pin::pin!(upload);
             let mut relay = std::pin::pin!(relay);
             let mut uploaded = !has_body;
@@ -486,7 +535,7 @@ impl<'a> Exchange<'a> {
                         fault
                     }
                 };
-                self.reply_fault(fault, Some(route)).await;
+                self.reply_fault(fault).await;
             }
             Relayed::Broken(flags) => {
                 self.rec.flags |= flags;
@@ -504,7 +553,6 @@ impl<'a> Exchange<'a> {
     async fn relay_h2(
         &mut self,
         up: &UpstreamStream,
-        route: &'a Route,
         deadline: Option<Instant>,
         head_sent: &mut bool,
     ) -> Relayed {
@@ -519,7 +567,12 @@ impl<'a> Exchange<'a> {
             self.grpc_status = grpc::status_in(&fields);
         }
         let mut out = Fields::new();
-        convert::upstream_response_fields(fields, route, self.opts(), &mut out);
+        convert::upstream_response_fields(
+            fields,
+            self.chain.response_edits(),
+            self.opts(),
+            &mut out,
+        );
         if self.send_headers(&out, end).is_err() {
             return Relayed::Broken(ResponseFlags::DC);
         }
@@ -570,7 +623,6 @@ impl<'a> Exchange<'a> {
         &mut self,
         ur: &mut R,
         upbuf: &mut BytesMut,
-        route: &'a Route,
         deadline: Option<Instant>,
         head_sent: &mut bool,
     ) -> Relayed {
@@ -599,7 +651,7 @@ impl<'a> Exchange<'a> {
         let upstream_reusable = resp.is_keep_alive() && resp_framing != BodyFraming::Close;
         let no_body = matches!(resp_framing, BodyFraming::None | BodyFraming::Length(0));
         let mut fields = Fields::new();
-        convert::response_fields(&resp, route, self.opts(), &mut fields);
+        convert::response_fields(&resp, self.chain.response_edits(), self.opts(), &mut fields);
         if self.send_headers(&fields, no_body).is_err() {
             return Relayed::Broken(ResponseFlags::DC);
         }
@@ -694,8 +746,9 @@ impl<'a> Exchange<'a> {
     }
 }
 
-/// Write the request head and then the body as it arrives from the client; returns the
-/// body bytes sent.
+/// Write the request head and then the body as it arrives from the client (or as a filter
+/// collected it); returns the body bytes sent.
+#[allow(clippy::too_many_arguments)] // reason: the pieces of one upload, passed once
 async fn upload<W: AsyncWriteRent>(
     ctx: &ConnCtx,
     slot: &StreamSlot,
@@ -704,8 +757,17 @@ async fn upload<W: AsyncWriteRent>(
     request_head: Bytes,
     framing: OutFraming,
     has_body: bool,
+    buffered: Option<&BufferedBody>,
 ) -> Result<u64, PumpError> {
     let sink = |_: std::io::Error| PumpError::Sink;
+    if let Some(b) = buffered {
+        // Collected already: head and body leave in one write.
+        let mut out = BytesMut::with_capacity(request_head.len() + b.data.len() + 64);
+        out.extend_from_slice(&request_head);
+        body::frame_whole(&mut out, b, framing);
+        body::write_bytes(uw, out.freeze()).await.map_err(sink)?;
+        return Ok(b.data.len() as u64);
+    }
     body::write_bytes(uw, request_head).await.map_err(sink)?;
     if !has_body {
         return Ok(0);
@@ -761,7 +823,14 @@ async fn upload_h2(
     up: &UpstreamStream,
     idle: Duration,
     has_body: bool,
+    buffered: Option<&BufferedBody>,
 ) -> Result<u64, PumpError> {
+    if let Some(b) = buffered {
+        up.send_buffered(b, idle)
+            .await
+            .map_err(|Gone| PumpError::Sink)?;
+        return Ok(b.data.len() as u64);
+    }
     if !has_body {
         return Ok(0);
     }

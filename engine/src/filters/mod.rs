@@ -1,0 +1,251 @@
+//! HTTP filters: Envoy's filter model without a boxed future per filter per request.
+//!
+//! The set of filters is closed (an enum, [`HttpFilterConfig`], matched in a loop), so a
+//! listener without filters costs nothing and one with filters costs a few branches. Each
+//! phase returns a [`Flow`]: go on, collect the request body first, or answer locally. The
+//! router is the terminal filter and is not listed: the exchange runs it after every phase
+//! said [`Flow::Continue`].
+//!
+//! Phases, in the order an exchange runs them:
+//! - **decode headers** ([`Chain::decode_headers`]): once the request head is read and the route
+//!   resolved (a filter reads its per-route settings from [`Route::filters`]);
+//! - **decode data** ([`Chain::decode_data`]): for each piece of a request body being collected
+//!   because a filter asked for [`Flow::StopAndBuffer`];
+//! - **header edits** ([`Chain::request_edits`], [`Chain::response_edits`]): header changes
+//!   the codecs apply while they write a head, so no head is copied to be changed.
+//!
+//! Per-request state lives in [`FilterState`], one small struct per exchange.
+//!
+//! Not here: request ids, the client identity (XFCC) and gRPC handling, which the connection
+//! manager drives from the listener's `[listeners.http]` options; the router (`router/`,
+//! `proxy/`).
+
+pub(crate) mod buffer;
+
+use bytes::Bytes;
+use protocols::http1::RequestHead;
+
+use crate::config::HttpFilterConfig;
+use crate::router::{HeaderToAdd, Route};
+
+/// What a filter phase tells the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on to the next filter, and after the last to the router.
+    Continue,
+    /// Collect the whole request body, at most `limit` bytes, before the router sees it.
+    StopAndBuffer { limit: u64 },
+    /// Answer locally; the router is not reached.
+    Respond(LocalAnswer),
+}
+
+/// A response a filter answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LocalAnswer {
+    pub(crate) status: u16,
+    pub(crate) body: &'static [u8],
+}
+
+/// The filters' state for one request.
+#[derive(Debug, Default)]
+pub(crate) struct FilterState {
+    /// Request body bytes collected so far (while a filter buffers).
+    pub(crate) buffered: u64,
+    /// The buffer filter's limit for this request, once its decode-headers phase ran.
+    pub(crate) buffer_limit: Option<u64>,
+}
+
+/// A request body collected whole because a filter asked for it ([`Flow::StopAndBuffer`]);
+/// the router sends it from memory (and may send it again).
+#[derive(Debug, Clone)]
+pub(crate) struct BufferedBody {
+    pub(crate) data: Bytes,
+    /// Trailer fields, lowercase names.
+    pub(crate) trailers: Option<Vec<(Bytes, Bytes)>>,
+}
+
+impl BufferedBody {
+    pub(crate) fn new(data: Bytes, trailers: Option<Vec<(Bytes, Bytes)>>) -> Self {
+        Self { data, trailers }
+    }
+}
+
+/// A listener's filters, as one request on one route sees them.
+#[derive(Clone, Copy)]
+pub(crate) struct Chain<'a> {
+    filters: &'a [HttpFilterConfig],
+    route: Option<&'a Route>,
+}
+
+impl<'a> Chain<'a> {
+    pub(crate) fn new(filters: &'a [HttpFilterConfig], route: Option<&'a Route>) -> Self {
+        Self { filters, route }
+    }
+
+    /// Run every filter's decode-headers phase. A local answer stops at once; a request to
+    /// buffer is remembered (the largest limit asked) while later filters still run, and
+    /// returned at the end.
+    pub(crate) fn decode_headers(&self, req: &RequestHead, st: &mut FilterState) -> Flow {
+        let mut flow = Flow::Continue;
+        for f in self.filters {
+            let step = match f {
+                HttpFilterConfig::Buffer { max_request_bytes } => {
+                    buffer::decode_headers(*max_request_bytes, self.route, req, st)
+                }
+                HttpFilterConfig::HeaderMutation(_) => Flow::Continue,
+            };
+            match step {
+                Flow::Continue => {}
+                Flow::Respond(_) => return step,
+                Flow::StopAndBuffer { limit } => {
+                    flow = match flow {
+                        Flow::StopAndBuffer { limit: l } => Flow::StopAndBuffer {
+                            limit: l.max(limit),
+                        },
+                        _ => step,
+                    };
+                }
+            }
+        }
+        flow
+    }
+
+    /// Run the decode-data phase for `len` more bytes of a request body being collected.
+    pub(crate) fn decode_data(&self, len: usize, st: &mut FilterState) -> Flow {
+        st.buffered += len as u64;
+        for f in self.filters {
+            let step = match f {
+                HttpFilterConfig::Buffer { .. } => buffer::decode_data(st),
+                HttpFilterConfig::HeaderMutation(_) => Flow::Continue,
+            };
+            if step != Flow::Continue {
+                return step;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The header changes for the request sent upstream: the route's, then the filters'.
+    pub(crate) fn request_edits(&self) -> Edits<'a> {
+        Edits {
+            route: self.route.map(|r| {
+                (
+                    &r.request_headers_to_add[..],
+                    &r.request_headers_to_remove[..],
+                )
+            }),
+            filters: self.filters,
+            response: false,
+        }
+    }
+
+    /// The header changes for the response sent downstream (local answers included).
+    pub(crate) fn response_edits(&self) -> Edits<'a> {
+        Edits {
+            route: self.route.map(|r| {
+                (
+                    &r.response_headers_to_add[..],
+                    &r.response_headers_to_remove[..],
+                )
+            }),
+            filters: self.filters,
+            response: true,
+        }
+    }
+}
+
+/// Header changes applied by the codec that writes a head: fields to drop, fields to add.
+/// Copy-sized; borrows the configuration, so it allocates nothing per request.
+#[derive(Clone, Copy)]
+pub(crate) struct Edits<'a> {
+    route: Option<(&'a [HeaderToAdd], &'a [Bytes])>,
+    filters: &'a [HttpFilterConfig],
+    response: bool,
+}
+
+impl<'a> Edits<'a> {
+    /// No changes.
+    pub(crate) const NONE: Edits<'static> = Edits {
+        route: None,
+        filters: &[],
+        response: true,
+    };
+
+    fn layers(&self) -> impl Iterator<Item = (&'a [HeaderToAdd], &'a [Bytes])> + use<'a> {
+        let response = self.response;
+        self.route
+            .into_iter()
+            .chain(self.filters.iter().filter_map(move |f| match f {
+                HttpFilterConfig::HeaderMutation(m) if response => Some((
+                    &m.response_headers_to_add[..],
+                    &m.response_headers_to_remove[..],
+                )),
+                HttpFilterConfig::HeaderMutation(m) => Some((
+                    &m.request_headers_to_add[..],
+                    &m.request_headers_to_remove[..],
+                )),
+                HttpFilterConfig::Buffer { .. } => None,
+            }))
+    }
+
+    /// The field `name` is not passed on: a layer removes it, or replaces it with its own.
+    pub(crate) fn drops(&self, name: &[u8]) -> bool {
+        self.layers().any(|(adds, removes)| {
+            removes.iter().any(|n| n.eq_ignore_ascii_case(name))
+                || adds
+                    .iter()
+                    .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The fields to add, in order.
+    pub(crate) fn adds(&self) -> impl Iterator<Item = &'a HeaderToAdd> + use<'a> {
+        self.layers().flat_map(|(adds, _)| adds.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HeaderMutation;
+
+    fn add(name: &'static str, value: &'static str, append: bool) -> HeaderToAdd {
+        HeaderToAdd {
+            name: Bytes::from_static(name.as_bytes()),
+            value: Bytes::from_static(value.as_bytes()),
+            append,
+        }
+    }
+
+    #[test]
+    fn edits_combine_filters_in_order_and_keep_directions_apart() {
+        let filters = [
+            HttpFilterConfig::HeaderMutation(HeaderMutation {
+                request_headers_to_add: vec![add("x-env", "prod", true)],
+                request_headers_to_remove: vec![Bytes::from_static(b"x-secret")],
+                response_headers_to_add: vec![add("x-served-by", "ringway", false)],
+                response_headers_to_remove: vec![Bytes::from_static(b"server")],
+            }),
+            HttpFilterConfig::Buffer {
+                max_request_bytes: 10,
+            },
+            HttpFilterConfig::HeaderMutation(HeaderMutation {
+                request_headers_to_add: vec![add("x-second", "2", true)],
+                ..HeaderMutation::default()
+            }),
+        ];
+        let chain = Chain::new(&filters, None);
+        let req = chain.request_edits();
+        assert!(req.drops(b"X-Secret"));
+        assert!(!req.drops(b"server"), "response removals stay on responses");
+        assert!(!req.drops(b"x-env"), "an appended field does not replace");
+        let names: Vec<_> = req.adds().map(|h| h.name.clone()).collect();
+        assert_eq!(names, [&b"x-env"[..], &b"x-second"[..]]);
+        let resp = chain.response_edits();
+        assert!(resp.drops(b"Server"));
+        assert!(resp.drops(b"x-served-by"), "replaced by the filter's own");
+        assert_eq!(resp.adds().count(), 1);
+        assert!(!Edits::NONE.drops(b"server"));
+        assert_eq!(Edits::NONE.adds().count(), 0);
+    }
+}
