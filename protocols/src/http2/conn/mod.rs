@@ -13,6 +13,7 @@
 //! parsed and ignored); server push is never used and a received PUSH_PROMISE is refused.
 
 mod ids;
+mod store;
 mod validate;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ use super::hpack;
 use bytes::{Buf, Bytes, BytesMut};
 use slab::Slab;
 use std::collections::VecDeque;
+use store::{RECENTLY_CLOSED, Stream};
 use validate::Section;
 
 /// The client connection preface (section 3.4).
@@ -39,8 +41,6 @@ pub const DEFAULT_WINDOW: u32 = 65_535;
 pub const ZERO_COPY_MIN: usize = 1024;
 /// Streams a client opens before the server's SETTINGS say how many it takes (as the h2 crate).
 pub const INITIAL_MAX_SEND_STREAMS: u32 = 100;
-/// How many closed stream ids are remembered to tell "closed" from "reset by us".
-const RECENTLY_CLOSED: usize = 256;
 
 /// Which end of the connection this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -285,54 +285,6 @@ pub enum StreamState {
     HalfClosedRemote,
 }
 
-struct Stream {
-    id: StreamId,
-    peer_initiated: bool,
-    headers_sent: bool,
-    /// Final head received (request, or non-1xx response).
-    headers_received: bool,
-    send_closed: bool,
-    recv_closed: bool,
-    send_window: i64,
-    recv_window: i64,
-    unreleased: u32,
-    content_length: Option<u64>,
-    received: u64,
-    is_head: bool,
-}
-
-impl Stream {
-    fn new(id: StreamId, peer_initiated: bool, send_window: u32, recv_window: u32) -> Self {
-        Self {
-            id,
-            peer_initiated,
-            headers_sent: false,
-            headers_received: false,
-            send_closed: false,
-            recv_closed: false,
-            send_window: i64::from(send_window),
-            recv_window: i64::from(recv_window),
-            unreleased: 0,
-            content_length: None,
-            received: 0,
-            is_head: false,
-        }
-    }
-
-    fn is_local_idle(&self) -> bool {
-        !self.peer_initiated && !self.headers_sent
-    }
-
-    fn state(&self) -> StreamState {
-        match (self.send_closed, self.recv_closed) {
-            _ if self.is_local_idle() => StreamState::Idle,
-            (true, _) => StreamState::HalfClosedLocal,
-            (false, true) => StreamState::HalfClosedRemote,
-            (false, false) => StreamState::Open,
-        }
-    }
-}
-
 /// A field block being reassembled from HEADERS + CONTINUATION.
 struct Partial {
     stream: StreamId,
@@ -476,41 +428,6 @@ impl Connection {
     /// True once either side sent GOAWAY.
     pub fn is_going_away(&self) -> bool {
         self.goaway_sent.is_some() || self.goaway_received.is_some()
-    }
-
-    /// True when [`Self::open_stream`] would succeed now (client only): no GOAWAY either way,
-    /// no error, and the peer's SETTINGS_MAX_CONCURRENT_STREAMS not reached.
-    pub fn can_open_stream(&self) -> bool {
-        self.role == Role::Client
-            && self.error.is_none()
-            && !self.is_going_away()
-            && self.local_active < self.send_stream_limit()
-            && self.next_local_id <= StreamId::MAX.get()
-    }
-
-    /// How many streams we may have open: the peer's SETTINGS_MAX_CONCURRENT_STREAMS, and until
-    /// its SETTINGS arrive, [`INITIAL_MAX_SEND_STREAMS`] rather than the unlimited initial value
-    /// (section 5.1.2), so a burst on a new connection is not refused wholesale.
-    fn send_stream_limit(&self) -> u32 {
-        if self.settings_received {
-            self.peer.max_concurrent_streams
-        } else {
-            self.peer
-                .max_concurrent_streams
-                .min(INITIAL_MAX_SEND_STREAMS)
-        }
-    }
-
-    /// Streams not yet closed.
-    pub fn active_streams(&self) -> usize {
-        self.streams.len()
-    }
-
-    /// The state of a stream, `None` once closed (or never opened).
-    pub fn stream_state(&self, stream: StreamId) -> Option<StreamState> {
-        self.key(stream)
-            .and_then(|k| self.streams.get(k))
-            .map(Stream::state)
     }
 
     /// Octets [`Self::send_data`] could send on `stream` right now.
@@ -1218,33 +1135,6 @@ impl Connection {
 
     // ------------------------------------------------------------------ output
 
-    /// Reserves the next client stream id (client only). Send its HEADERS with
-    /// [`Self::send_headers`], in the order the streams were opened.
-    pub fn open_stream(&mut self) -> Result<StreamId, SendError> {
-        self.check_open()?;
-        if self.role != Role::Client {
-            return Err(SendError::NotClient);
-        }
-        if self.is_going_away() {
-            return Err(SendError::GoingAway);
-        }
-        if self.local_active >= self.send_stream_limit() {
-            return Err(SendError::StreamLimit);
-        }
-        if self.next_local_id > StreamId::MAX.get() {
-            return Err(SendError::IdsExhausted);
-        }
-        let id = StreamId::new(self.next_local_id);
-        self.next_local_id += 2;
-        self.insert(Stream::new(
-            id,
-            false,
-            self.peer.initial_window_size,
-            self.local_initial_window(),
-        ));
-        Ok(id)
-    }
-
     /// Sends a header section: the request (client), a response head or 1xx (server). Fields
     /// go out as given; the caller puts pseudo-headers first. Split into HEADERS +
     /// CONTINUATION to the peer's maximum frame size.
@@ -1433,74 +1323,6 @@ impl Connection {
             return Err(SendError::Closed);
         }
         Ok(())
-    }
-
-    fn key(&self, id: StreamId) -> Option<usize> {
-        self.ids.get(&id.get()).copied()
-    }
-
-    fn is_peer_id(&self, id: StreamId) -> bool {
-        match self.role {
-            Role::Server => id.is_client_initiated(),
-            Role::Client => id.is_server_initiated(),
-        }
-    }
-
-    /// Section 5.1: idle means never opened (ids below an opened one are implicitly closed).
-    fn is_idle(&self, id: StreamId) -> bool {
-        if self.is_peer_id(id) {
-            id.get() > self.last_peer_id
-        } else {
-            id.get() > self.last_local_started
-        }
-    }
-
-    fn insert(&mut self, s: Stream) {
-        let id = s.id.get();
-        if s.peer_initiated {
-            self.peer_active += 1;
-        } else {
-            self.local_active += 1;
-        }
-        let key = self.streams.insert(s);
-        self.ids.insert(id, key);
-    }
-
-    fn remove(&mut self, key: usize, reset_by_us: bool) {
-        if !self.streams.contains(key) {
-            return;
-        }
-        let s = self.streams.remove(key);
-        self.ids.remove(&s.id.get());
-        if s.peer_initiated {
-            self.peer_active = self.peer_active.saturating_sub(1);
-        } else {
-            self.local_active = self.local_active.saturating_sub(1);
-        }
-        if self.recently_closed.len() >= RECENTLY_CLOSED {
-            self.recently_closed.pop_front();
-        }
-        self.recently_closed.push_back((s.id, reset_by_us));
-    }
-
-    fn close_send(&mut self, key: usize) {
-        let Some(s) = self.streams.get_mut(key) else {
-            return;
-        };
-        s.send_closed = true;
-        if s.recv_closed {
-            self.remove(key, false);
-        }
-    }
-
-    fn close_recv(&mut self, key: usize) {
-        let Some(s) = self.streams.get_mut(key) else {
-            return;
-        };
-        s.recv_closed = true;
-        if s.send_closed {
-            self.remove(key, false);
-        }
     }
 
     fn malformed(&mut self, id: StreamId) -> Result<(), ConnError> {
