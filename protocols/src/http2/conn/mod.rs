@@ -14,6 +14,7 @@
 
 mod flow;
 mod ids;
+mod send;
 mod store;
 mod validate;
 
@@ -31,7 +32,7 @@ use super::hpack;
 use bytes::{Buf, Bytes, BytesMut};
 use slab::Slab;
 use std::collections::VecDeque;
-use store::{RECENTLY_CLOSED, Stream};
+use store::Stream;
 use validate::Section;
 
 /// The client connection preface (section 3.4).
@@ -434,72 +435,6 @@ impl Connection {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    /// Moves every queued frame into `dst` (copying); returns the number of octets added.
-    pub fn poll_transmit(&mut self, dst: &mut BytesMut) -> usize {
-        self.pending_acks = 0;
-        if self.queue.is_empty() && dst.is_empty() {
-            std::mem::swap(dst, &mut self.out);
-            return dst.len();
-        }
-        self.seal();
-        let mut n = 0;
-        for piece in self.queue.drain(..) {
-            n += piece.len();
-            dst.extend_from_slice(&piece);
-        }
-        n
-    }
-
-    /// Moves every queued frame into `dst` as pieces for a vectored write; large DATA payloads
-    /// are slices of the caller's `Bytes`, never copied. Returns the number of octets added.
-    pub fn poll_transmit_vectored(&mut self, dst: &mut Vec<Bytes>) -> usize {
-        self.pending_acks = 0;
-        self.seal();
-        let mut n = 0;
-        for piece in self.queue.drain(..) {
-            n += piece.len();
-            dst.push(piece);
-        }
-        n
-    }
-
-    /// True when [`Self::poll_transmit`] has bytes to hand out.
-    pub fn wants_write(&self) -> bool {
-        !self.out.is_empty() || !self.queue.is_empty()
-    }
-
-    fn seal(&mut self) {
-        if !self.out.is_empty() {
-            self.queue.push_back(self.out.split().freeze());
-        }
-    }
-
-    /// Queues DATA frames for `data`, each at most the peer's maximum frame size. Payloads of
-    /// at least [`ZERO_COPY_MIN`] octets are queued as slices of `data`.
-    fn queue_data(&mut self, stream: StreamId, data: Bytes, end_stream: bool) {
-        let max = self.peer.max_frame_size as usize;
-        if data.len() < ZERO_COPY_MIN {
-            Data::encode_split(
-                stream,
-                &data,
-                end_stream,
-                self.peer.max_frame_size,
-                &mut self.out,
-            );
-            return;
-        }
-        let mut rest = data;
-        while !rest.is_empty() {
-            let chunk = rest.split_to(rest.len().min(max));
-            let fin = end_stream && rest.is_empty();
-            let fl = if fin { frame::flags::END_STREAM } else { 0 };
-            let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            frame::Head::new(frame::Kind::Data, fl, stream, len).encode(&mut self.out);
-            self.seal();
-            self.queue.push_back(chunk);
-        }
     }
 
     // ------------------------------------------------------------------ input
@@ -1090,145 +1025,7 @@ impl Connection {
         });
     }
 
-    // ------------------------------------------------------------------ output
-
-    /// Sends a header section: the request (client), a response head or 1xx (server). Fields
-    /// go out as given; the caller puts pseudo-headers first. Split into HEADERS +
-    /// CONTINUATION to the peer's maximum frame size.
-    pub fn send_headers<'a>(
-        &mut self,
-        stream: StreamId,
-        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-        end_stream: bool,
-    ) -> Result<(), SendError> {
-        self.check_open()?;
-        let key = self.key(stream).ok_or(SendError::NoSuchStream)?;
-        let s = self.streams.get(key).ok_or(SendError::NoSuchStream)?;
-        if s.send_closed {
-            return Err(SendError::SendClosed);
-        }
-        if s.is_local_idle() {
-            // Section 5.1.1: ids of new streams must increase.
-            if stream.get() <= self.last_local_started {
-                return Err(SendError::OutOfOrder);
-            }
-            self.last_local_started = stream.get();
-        }
-        let mut is_head = false;
-        let mut block = BytesMut::new();
-        self.encoder.encode(
-            fields.into_iter().map(|(n, v)| {
-                is_head |= n == b":method" && v == b"HEAD";
-                (n, v, false)
-            }),
-            &mut block,
-        );
-        Headers::new(stream, block.freeze(), end_stream)
-            .encode_split(self.peer.max_frame_size, &mut self.out);
-        if let Some(s) = self.streams.get_mut(key) {
-            s.headers_sent = true;
-            s.is_head |= is_head;
-        }
-        if end_stream {
-            self.close_send(key);
-        }
-        Ok(())
-    }
-
-    /// Sends a trailer section, ending our side of the stream.
-    pub fn send_trailers<'a>(
-        &mut self,
-        stream: StreamId,
-        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-    ) -> Result<(), SendError> {
-        let s = self
-            .key(stream)
-            .and_then(|k| self.streams.get(k))
-            .ok_or(SendError::NoSuchStream)?;
-        if !s.headers_sent {
-            return Err(SendError::HeadersNotSent);
-        }
-        self.send_headers(stream, fields, true)
-    }
-
-    /// Sends as much of `data` as both flow-control windows allow, advancing `data` past what
-    /// was queued, and returns that count. END_STREAM is set only when all of `data` went out;
-    /// an empty `data` with `end_stream` sends an empty final frame. On 0, wait for
-    /// [`Event::WindowOpened`].
-    pub fn send_data(
-        &mut self,
-        stream: StreamId,
-        data: &mut Bytes,
-        end_stream: bool,
-    ) -> Result<usize, SendError> {
-        self.check_open()?;
-        let key = self.key(stream).ok_or(SendError::NoSuchStream)?;
-        let s = self.streams.get_mut(key).ok_or(SendError::NoSuchStream)?;
-        if s.send_closed {
-            return Err(SendError::SendClosed);
-        }
-        if !s.headers_sent {
-            return Err(SendError::HeadersNotSent);
-        }
-        let avail = usize::try_from(s.send_window.min(self.conn_send_window).max(0)).unwrap_or(0);
-        let n = data.len().min(avail);
-        let fin = end_stream && n == data.len();
-        if n == 0 && !fin {
-            return Ok(0);
-        }
-        let chunk = data.split_to(n);
-        let n64 = i64::try_from(n).unwrap_or(i64::MAX);
-        s.send_window -= n64;
-        self.conn_send_window -= n64;
-        self.queue_data(stream, chunk, fin);
-        if fin {
-            self.close_send(key);
-        }
-        Ok(n)
-    }
-
-    /// Resets a stream (RST_STREAM with `reason`); later frames on it are ignored.
-    pub fn reset(&mut self, stream: StreamId, reason: Reason) -> Result<(), SendError> {
-        self.check_open()?;
-        let key = self.key(stream).ok_or(SendError::NoSuchStream)?;
-        let idle = self.streams.get(key).is_some_and(Stream::is_local_idle);
-        self.remove(key, true);
-        // An idle stream was never seen by the peer: just forget it.
-        if !idle {
-            RstStream::new(stream, reason).encode(&mut self.out);
-            self.counters.resets_sent += 1;
-        }
-        Ok(())
-    }
-
-    /// Sends GOAWAY naming the last peer stream we processed. With NO_ERROR, open streams
-    /// finish and new peer streams are ignored; any other reason ends the connection.
-    pub fn go_away(&mut self, reason: Reason) {
-        if self.error.is_some() {
-            return;
-        }
-        if reason != Reason::NO_ERROR {
-            self.fail(reason, ConnErrorKind::Closed);
-            return;
-        }
-        let last = StreamId::new(self.last_peer_id);
-        GoAway::new(last, reason).encode(&mut self.out);
-        self.goaway_sent = Some(last);
-    }
-
-    /// Sends a PING; the answer arrives as [`Event::Ping`] with `ack`.
-    pub fn ping(&mut self, payload: [u8; 8]) {
-        Ping::new(payload).encode(&mut self.out);
-    }
-
     // ------------------------------------------------------------------ helpers
-
-    fn check_open(&self) -> Result<(), SendError> {
-        if self.error.is_some() {
-            return Err(SendError::Closed);
-        }
-        Ok(())
-    }
 
     fn malformed(&mut self, id: StreamId) -> Result<(), ConnError> {
         self.counters.malformed += 1;
@@ -1247,44 +1044,6 @@ impl Connection {
             return Err(self.fail(Reason::ENHANCE_YOUR_CALM, ConnErrorKind::RapidReset));
         }
         Ok(())
-    }
-
-    /// Section 5.4.2: answer a stream error with RST_STREAM; the application hears of it if it
-    /// knew the stream.
-    fn stream_error(&mut self, id: StreamId, reason: Reason) {
-        RstStream::new(id, reason).encode(&mut self.out);
-        self.counters.resets_sent += 1;
-        match self.key(id) {
-            Some(key) => {
-                self.remove(key, true);
-                self.events.push_back(Event::Reset {
-                    stream: id,
-                    reason,
-                    remote: false,
-                });
-            }
-            None => {
-                if !self.recently_closed.iter().any(|(c, _)| *c == id) {
-                    if self.recently_closed.len() >= RECENTLY_CLOSED {
-                        self.recently_closed.pop_front();
-                    }
-                    self.recently_closed.push_back((id, true));
-                }
-            }
-        }
-    }
-
-    /// Section 5.4.1: queue GOAWAY with the last peer stream we processed and stop.
-    fn fail(&mut self, reason: Reason, kind: ConnErrorKind) -> ConnError {
-        if let Some(e) = self.error {
-            return e;
-        }
-        let e = ConnError { reason, kind };
-        GoAway::new(StreamId::new(self.last_peer_id), reason).encode(&mut self.out);
-        self.goaway_sent = Some(StreamId::new(self.last_peer_id));
-        self.error = Some(e);
-        self.continuation = None;
-        e
     }
 }
 
