@@ -2,7 +2,10 @@
 //! tests of each connection- and stream-level rule, named after the RFC 9113 section.
 
 use super::*;
-use crate::http2::frame::{ErrorKind as FrameErrorKind, Head, Priority, StreamDependency};
+use crate::http2::frame::{
+    Continuation, Data, ErrorKind as FrameErrorKind, Frame, Head, Headers, Ping, Priority,
+    RstStream, StreamDependency,
+};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
