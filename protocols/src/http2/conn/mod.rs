@@ -11,6 +11,12 @@
 //! `release_capacity`, and [`Connection::poll_transmit`] hands out the bytes to write.
 //! It does not own sockets, timers, routing, or priorities (the deprecated RFC 7540 tree is
 //! parsed and ignored); server push is never used and a received PUSH_PROMISE is refused.
+//!
+//! This file holds the [`Connection`] struct, the public types, the constructor and the
+//! connection-level queries; the methods live with the part of the machine they drive:
+//! `recv.rs` what the peer sends, `send.rs` what we send and the output queue, `flow.rs` the
+//! flow-control windows, `store.rs` the streams, their ids and states. `validate.rs` checks
+//! decoded field sections, `ids.rs` is the stream-id map, `tests.rs` the RFC-section suite.
 
 mod flow;
 mod ids;
