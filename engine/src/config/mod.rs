@@ -184,7 +184,10 @@ pub enum AccessLogFormat {
 }
 
 /// A set of upstream endpoints with a load-balancing policy.
-#[derive(Debug)]
+///
+/// `PartialEq` is what a reload diffs by: a cluster equal to the one of the same name in the
+/// running configuration keeps each worker's pools and balancer state.
+#[derive(Debug, PartialEq)]
 pub struct ClusterConfig {
     /// Unique name; the stats prefix (`cluster.<name>.`).
     pub name: String,

@@ -12,6 +12,7 @@
 //! reload, OCSP or CRLs. Specs: RFC 8446, RFC 5246, RFC 6066
 //! section 3 (SNI), RFC 7301 (ALPN), RFC 6125 / RFC 9525 (name checks, done by webpki).
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,17 +57,32 @@ pub struct ClientTlsSettings {
 
 /// A cluster's built TLS client side. Cloning shares the rustls configuration (and its
 /// session resumption store).
+///
+/// Two are equal when they were built from equal settings and the files held the same
+/// certificates and key: a reload keeps an unchanged cluster's pooled connections, but a
+/// cluster whose files were replaced on disk gets the new contents and new connections.
 #[derive(Debug, Clone)]
 pub struct ClientTls {
     config: Arc<ClientConfig>,
     sni: Option<ServerName<'static>>,
     required_alpn: Option<Vec<u8>>,
+    settings: ClientTlsSettings,
+    /// A hash of the DER of what the files held (CA certificates, client chain and key),
+    /// rather than a second copy of the key.
+    files: u64,
+}
+
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.settings == other.settings && self.files == other.files
+    }
 }
 
 impl ClientTls {
     /// Reads the files and builds the client configuration. Errors name the field (relative
     /// to the `tls` table) and, for files, the file.
     pub fn build(settings: &ClientTlsSettings) -> Result<Self, TlsConfigError> {
+        let mut files = DefaultHasher::new();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let sni = match &settings.sni {
             None => None,
@@ -84,7 +100,7 @@ impl ClientTls {
                 .with_custom_certificate_verifier(Arc::new(NoVerify(
                     provider.signature_verification_algorithms,
                 ))),
-            (Some(ca), true) => builder.with_root_certificates(read_roots(ca)?),
+            (Some(ca), true) => builder.with_root_certificates(read_roots(ca, &mut files)?),
             (None, true) => builder.with_root_certificates(RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             }),
@@ -94,6 +110,8 @@ impl ClientTls {
             Some((cert, key)) => {
                 let chain = read_chain(cert, "cert")?;
                 let key_der = read_key(key, "key")?;
+                chain.hash(&mut files);
+                key_der.secret_der().hash(&mut files);
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     TlsConfigError::new(
                         "key",
@@ -107,6 +125,8 @@ impl ClientTls {
             config: Arc::new(config),
             sni,
             required_alpn: settings.required_alpn.clone(),
+            settings: settings.clone(),
+            files: files.finish(),
         })
     }
 
@@ -170,9 +190,12 @@ impl Failure {
     }
 }
 
-fn read_roots(path: &Path) -> Result<RootCertStore, TlsConfigError> {
+/// Reads the trust anchors in `path`, adding their DER to `files`.
+fn read_roots(path: &Path, files: &mut DefaultHasher) -> Result<RootCertStore, TlsConfigError> {
     let mut roots = RootCertStore::empty();
-    for cert in read_chain(path, "ca")? {
+    let chain = read_chain(path, "ca")?;
+    chain.hash(files);
+    for cert in chain {
         roots.add(cert).map_err(|e| {
             TlsConfigError::new(
                 "ca",
