@@ -9,6 +9,7 @@ pub(crate) mod rng;
 pub(crate) mod timer;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -115,10 +116,20 @@ pub(crate) struct Worker {
 
 /// One worker's instance of a snapshot: stats slots, histograms, access-log writer, pools.
 /// Requests hold an `Rc<Local>`, so a request finishes on the snapshot it started with.
+///
+/// A reload diffs clusters by name: a cluster whose
+/// [`ClusterConfig`](crate::config::ClusterConfig) equals the one of the same name in the
+/// worker's current `Local` is carried into the new one (the same `Rc<ClusterLocal>`: pooled
+/// HTTP/1 and HTTP/2 connections, balancer position, open-connection count); a changed or new
+/// cluster starts fresh, and the pool of a changed or removed one is closed when the last
+/// `Local` holding it is dropped (its in-flight requests hold that `Local`).
 pub(crate) struct Local {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) listeners: Vec<ListenerLocal>,
     pub(crate) clusters: Vec<Rc<ClusterLocal>>,
+    /// Per cluster: how many of this worker's `Local`s hold it (more than one once carried
+    /// over); the last one dropped closes its pooled connections.
+    holders: Vec<Rc<Cell<u32>>>,
 }
 
 pub(crate) struct ListenerLocal {
@@ -143,7 +154,9 @@ impl ListenerLocal {
 }
 
 impl Local {
-    fn new(snapshot: Arc<Snapshot>, core: usize) -> Self {
+    /// This worker's instance of `snapshot`; unchanged clusters are carried over from
+    /// `previous`, the worker's current instance (`None` at start).
+    fn new(snapshot: Arc<Snapshot>, core: usize, previous: Option<&Self>) -> Self {
         let listeners = snapshot
             .listeners
             .iter()
@@ -154,17 +167,40 @@ impl Local {
                 shared: l.clone(),
             })
             .collect();
-        let clusters = snapshot
-            .config
-            .clusters
-            .iter()
-            .zip(&snapshot.clusters)
-            .map(|(cfg, shared)| Rc::new(ClusterLocal::new(cfg, shared.clone(), core)))
-            .collect();
+        // Cluster ids may differ between snapshots: match by name.
+        let before: HashMap<&str, usize> = previous
+            .map(|p| {
+                let clusters = p.snapshot.config.clusters.iter().enumerate();
+                clusters.map(|(i, c)| (c.name.as_str(), i)).collect()
+            })
+            .unwrap_or_default();
+        let n = snapshot.config.clusters.len();
+        let (mut clusters, mut holders) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (cfg, shared) in snapshot.config.clusters.iter().zip(&snapshot.clusters) {
+            let same = previous
+                .zip(before.get(cfg.name.as_str()))
+                .filter(|(p, i)| p.snapshot.config.clusters[**i] == *cfg);
+            if let Some((p, &i)) = same {
+                // Its stats handles too: the store resolves them by name (and endpoint address,
+                // equal here), so the old `ClusterShared` names the same counters.
+                let held = p.holders[i].clone();
+                held.set(held.get() + 1);
+                clusters.push(p.clusters[i].clone());
+                holders.push(held);
+            } else {
+                clusters.push(Rc::new(ClusterLocal::new(cfg, shared.clone(), core)));
+                holders.push(Rc::new(Cell::new(1)));
+            }
+        }
+        if previous.is_some() {
+            let kept = holders.iter().filter(|h| h.get() > 1).count();
+            log::debug!("worker {core}: new configuration, {kept} of {n} clusters unchanged");
+        }
         Self {
             snapshot,
             listeners,
             clusters,
+            holders,
         }
     }
 
@@ -188,8 +224,11 @@ impl Local {
 impl Drop for Local {
     fn drop(&mut self) {
         self.flush();
-        for c in &self.clusters {
-            c.close_idle();
+        for (c, held) in self.clusters.iter().zip(&self.holders) {
+            held.set(held.get() - 1);
+            if held.get() == 0 {
+                c.close_idle();
+            }
         }
     }
 }
@@ -200,7 +239,7 @@ impl Worker {
         let generation = self.shared.generation.load(Ordering::Acquire);
         if generation != self.generation.get() {
             let snapshot = self.shared.snapshot.load_full();
-            let fresh = Rc::new(Local::new(snapshot, self.core));
+            let fresh = Rc::new(Local::new(snapshot, self.core, Some(&self.local.borrow())));
             let old = self.local.replace(fresh);
             old.flush();
             self.shared
@@ -222,7 +261,7 @@ async fn worker_main(
     sockets: Vec<(usize, std::net::TcpListener)>,
 ) {
     let generation = shared.generation.load(Ordering::Acquire);
-    let local = Rc::new(Local::new(shared.snapshot.load_full(), core));
+    let local = Rc::new(Local::new(shared.snapshot.load_full(), core, None));
     let worker = Rc::new(Worker {
         core,
         shared,
