@@ -387,6 +387,47 @@ fn a_reload_applies_new_tls_settings() {
 }
 
 #[test]
+fn a_reload_keeps_an_unchanged_tls_cluster_pooled_connection() {
+    let pki = Pki::new("reload-kept");
+    let ca = pki.ca("good");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend(&leaf, None, &[b"http/1.1"]);
+    let tls = format!("tls = {{ sni = \"api.example\", ca = {:?} }}", ca.pem);
+    let text = config(be.addr, &tls);
+    let proxy = Proxy::start(&text);
+    assert_eq!(get(&proxy, "/before").0, 200);
+    // The same text, so the same files with the same contents: nothing changed for `up`.
+    let cfg = engine::config::parse_str(&text, "<test>").unwrap_or_else(|e| panic!("{e}"));
+    proxy.handle().reload(cfg).unwrap();
+    assert_eq!(get(&proxy, "/after").0, 200);
+    assert_eq!(be.seen.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(proxy.stat("cluster.up.ssl.handshake"), 1);
+    assert_eq!(proxy.stat("cluster.up.upstream_cx_pool_reuse"), 1);
+}
+
+#[test]
+fn a_reload_reads_a_ca_file_replaced_under_the_same_name() {
+    let pki = Pki::new("reload-same-path");
+    let ca = pki.ca("good");
+    let other = pki.ca("other");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend(&leaf, None, &[b"http/1.1"]);
+    let path = pki.dir.join("trusted.pem");
+    std::fs::copy(&other.pem, &path).unwrap();
+    let text = config(
+        be.addr,
+        &format!("tls = {{ sni = \"api.example\", ca = {path:?} }}"),
+    );
+    let proxy = Proxy::start(&text);
+    assert_eq!(get(&proxy, "/before").0, 503);
+    // Same configuration text, new file contents: the cluster is not "unchanged".
+    std::fs::copy(&ca.pem, &path).unwrap();
+    let cfg = engine::config::parse_str(&text, "<test>").unwrap_or_else(|e| panic!("{e}"));
+    proxy.handle().reload(cfg).unwrap();
+    proxy.eventually("the replaced CA is used", |p| get(p, "/after").0 == 200);
+}
+
+#[test]
 fn without_ca_the_public_roots_are_used() {
     let pki = Pki::new("public-roots");
     let ca = pki.ca("private");
