@@ -80,6 +80,9 @@ pub struct ListenerConfig {
     pub max_connections_per_worker: Option<u32>,
     /// HTTP filters in order (`[[listeners.http_filters]]`); the router is implicit and last.
     pub http_filters: Vec<HttpFilterConfig>,
+    /// The network filter chain of a tcp listener, in order; the TCP proxy is the implicit
+    /// last filter. Empty on http listeners.
+    pub network_filters: Vec<NetworkFilterConfig>,
 }
 
 /// One configured HTTP filter.
@@ -105,6 +108,20 @@ pub struct HeaderMutation {
     pub response_headers_to_add: Vec<crate::router::HeaderToAdd>,
     /// Lowercase names removed from the response sent downstream.
     pub response_headers_to_remove: Vec<bytes::Bytes>,
+}
+
+/// One network filter of a tcp listener's chain (`[[listeners.network_filters]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkFilterConfig {
+    /// `byte_counter`: counts the bytes passing each way (`tcp.<name>.byte_counter.*`).
+    ByteCounter,
+    /// Test only (`test_checksum`): sees every byte both ways, so the relay copies them.
+    #[cfg(test)]
+    TestChecksum,
+    /// Test only (`test_frames`): reads 4-byte length-prefixed frame headers and skips their
+    /// bodies, the shape of a wire-protocol decoder (MongoDB's message headers).
+    #[cfg(test)]
+    TestFrames,
 }
 
 /// Protocols a listener speaks.

@@ -115,6 +115,9 @@ pub struct RawListener {
     /// `[[listeners.http_filters]]`: HTTP filters in order; the router is implicit and last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_filters: Vec<RawHttpFilter>,
+    /// `[[listeners.network_filters]]` (tcp listeners only), in chain order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_filters: Vec<RawNetworkFilter>,
 }
 
 /// `[[listeners.http_filters]]`: one HTTP filter, chosen by `name`, with its settings.
@@ -173,6 +176,15 @@ pub struct RawBufferPerRoute {
     /// This route's limit instead of the listener's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_bytes: Option<u64>,
+}
+
+/// `[[listeners.network_filters]]`: one network filter, picked by `name`. A filter's own
+/// settings (none yet) are flat fields of this table, checked against `name` by validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetworkFilter {
+    /// The filter: `"byte_counter"`.
+    pub name: String,
 }
 
 /// Listener protocols.

@@ -23,7 +23,8 @@ use super::raw::{
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
     Endpoint, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy, ListenerConfig,
-    ListenerProtocol, ProxyProtocolVersion, TcpOptions, UpstreamProtocol, duration,
+    ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions, UpstreamProtocol,
+    duration,
 };
 use crate::router::{compile_routes, headers_to_add, headers_to_remove};
 use crate::tls::{ServerNames, check_server_name};
@@ -221,6 +222,7 @@ fn listener(
         RawListenerProtocol::Tcp => ListenerProtocol::Tcp,
     };
     let tcp = tcp_options(l, at, protocol, clusters)?;
+    let network_filters = network_filters(l, at, protocol)?;
     let max_connections_per_worker = positive(
         l.max_connections_per_worker,
         &format!("{at}.max_connections_per_worker"),
@@ -254,6 +256,7 @@ fn listener(
         tls,
         access_log,
         max_connections_per_worker,
+        network_filters,
         http_filters: http_filters(l, at, protocol)?,
     })
 }
@@ -306,6 +309,35 @@ fn http_filters(
         });
     }
     Ok(out)
+}
+
+/// `[[listeners.network_filters]]`: tcp listeners only, every name a known filter.
+fn network_filters(
+    l: &RawListener,
+    at: &str,
+    protocol: ListenerProtocol,
+) -> Result<Vec<NetworkFilterConfig>, FieldError> {
+    if protocol == ListenerProtocol::Http && !l.network_filters.is_empty() {
+        return Err(FieldError::new(
+            format!("{at}.network_filters"),
+            "network_filters are only for protocol = \"tcp\" listeners",
+        ));
+    }
+    l.network_filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match f.name.as_str() {
+            "byte_counter" => Ok(NetworkFilterConfig::ByteCounter),
+            #[cfg(test)]
+            "test_checksum" => Ok(NetworkFilterConfig::TestChecksum),
+            #[cfg(test)]
+            "test_frames" => Ok(NetworkFilterConfig::TestFrames),
+            other => Err(FieldError::new(
+                format!("{at}.network_filters[{i}].name"),
+                format!("unknown network filter {other:?} (known: \"byte_counter\")"),
+            )),
+        })
+        .collect()
 }
 
 /// The tcp-only fields: required and allowed for `protocol = "tcp"`, refused for http.
