@@ -107,6 +107,35 @@ pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// One non-blocking `recv(2)` from the socket `from` into the spare capacity of `buf`,
+/// appended after its bytes: the relay's copy step, between splices, for sockets already in
+/// the non-blocking mode splicing needs. `Ok(0)`: end of stream (or no spare capacity).
+/// `WouldBlock`: nothing to read.
+pub(crate) fn recv_into(from: &impl AsRawFd, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    if spare.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf` for the call;
+    // recv writes at most that many bytes and keeps no pointer; `from` is borrowed, so its
+    // fd stays open for the call.
+    let n = unsafe {
+        libc::recv(
+            from.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n.unsigned_abs();
+    // SAFETY: recv initialized the first `n` (<= spare.len()) bytes after `buf.len()`.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// `shutdown(SHUT_WR)` on the socket `fd`: sends FIN after the queued bytes.
 pub(crate) fn shutdown_write(fd: &impl AsRawFd) -> io::Result<()> {
     // SAFETY: `fd` is borrowed, so the object owning it keeps it open; no memory is passed.

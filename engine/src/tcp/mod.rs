@@ -16,11 +16,16 @@
 //! connection when it ends (Envoy's tcp_proxy fields: `"- - -" 0`, response flags `NR`, `UH`,
 //! `UF`, `UO`, bytes both ways, the upstream host and the requested server name).
 //!
+//! The listener's network filters ([`filter`], `[[listeners.network_filters]]`) run in front
+//! of the proxy: they are told of the connection, see or count its bytes both ways (the relay
+//! splices while none needs to see them) and are told when it closes.
+//!
 //! The client side may be TLS terminated by the listener ([`crate::listener::tls`]): the
 //! relay then carries the decrypted bytes, and the client's `close_notify` is its half-close.
 //! Does not read PROXY headers from clients ([`crate::listener::proxy_protocol`] does, before
 //! this runs).
 
+pub(crate) mod filter;
 pub(crate) mod inspect;
 pub(crate) mod relay;
 
@@ -36,6 +41,7 @@ use crate::config::ClusterId;
 use crate::proxy::DownstreamIo;
 use crate::stats::TcpStats;
 use crate::worker::{Local, Worker, timer};
+use filter::Chain;
 use inspect::{Failure, Inspected, ServerName};
 
 /// Serve one TCP proxy connection until it is done. `peer` is the client (the PROXY header's
@@ -108,7 +114,10 @@ pub(crate) async fn serve(
     ts.downstream_cx_total.inc();
     ts.downstream_cx_active.inc();
     let idle = cfg.tcp.idle_timeout;
-    let done = forward(&local, ts, idle, route, stream, peer, first).await;
+    let chain = Chain::new(&cfg.network_filters, ts);
+    chain.on_new_connection();
+    let done = forward(&local, ts, idle, route, stream, peer, first, &chain).await;
+    chain.on_close();
     ts.downstream_cx_active.dec();
     ls.downstream_cx_active.dec();
     ls.downstream_cx_destroy.inc();
@@ -147,7 +156,10 @@ struct Forwarded {
     tx: u64,
 }
 
-/// Connect to an endpoint of cluster `route` and relay until done. `None`: no route.
+/// Connect to an endpoint of cluster `route` and relay until done, through the listener's
+/// network filters. `None`: no route.
+// reason: one call site; the arguments are the connection's parts, a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     local: &Local,
     ts: &TcpStats,
@@ -156,6 +168,7 @@ async fn forward(
     stream: DownstreamIo,
     peer: SocketAddr,
     first: BytesMut,
+    chain: &Chain<'_>,
 ) -> Forwarded {
     let mut out = Forwarded {
         flags: ResponseFlags::NONE,
@@ -194,10 +207,12 @@ async fn forward(
                     relayed: &ts.splice_cx_total,
                     fallback: &ts.splice_fallback,
                     pipes_created: &ts.splice_pipes_created,
+                    filter_copy: &ts.network_filter_copy_cx,
+                    filter_copy_bytes: &ts.network_filter_copy_bytes,
                 },
             };
             let (upstream, mut lease) = up.into_parts();
-            let (end, rx, tx) = relay::run(stream, first, upstream, idle, meter).await;
+            let (end, rx, tx) = relay::run(stream, first, upstream, idle, meter, chain).await;
             log::debug!("tcp {peer}: {end:?} after {rx} bytes up, {tx} bytes down");
             match end {
                 relay::End::Done | relay::End::Reset { upstream: true } => {

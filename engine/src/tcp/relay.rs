@@ -8,9 +8,11 @@
 //! not an orderly end of stream) on either side ends both directions at once.
 //!
 //! When both sides are plain TCP the bytes take the zero-copy path instead ([`splice`]:
-//! socket -> pipe -> socket with `splice(2)`); TLS on either side, or no pipe to be had,
-//! keeps the buffered copy here. Both paths share [`drive`] (the idle deadline and how the
-//! two directions end the relay).
+//! socket -> pipe -> socket with `splice(2)`, or a pooled buffer while a network filter needs
+//! to see them); TLS on either side, or no pipe to be had, keeps the buffered copy here. Both
+//! paths share [`drive`] (the idle deadline and how the two directions end the relay), and
+//! both show the listener's network filters ([`Chain`]) every byte they move or count, before
+//! it is written on.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -25,6 +27,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 #[path = "splice.rs"]
 mod splice;
 
+use super::filter::{Chain, Dir};
 use crate::cluster::UpstreamIo;
 use crate::proxy::DownstreamIo;
 use crate::stats::Counter;
@@ -67,6 +70,11 @@ pub(crate) struct SpliceMeter<'a> {
     pub(crate) fallback: &'a Counter,
     /// Pipes created (not taken from the worker's pool).
     pub(crate) pipes_created: &'a Counter,
+    /// Spliceable connections that copied for a while because a network filter needed the
+    /// bytes.
+    pub(crate) filter_copy: &'a Counter,
+    /// Bytes those connections copied.
+    pub(crate) filter_copy_bytes: &'a Counter,
 }
 
 /// Relay until both directions are done, one fails, or `idle` passes without a byte.
@@ -78,12 +86,12 @@ pub(crate) async fn run(
     up: UpstreamIo,
     idle: Option<Duration>,
     meter: Meter<'_>,
+    chain: &Chain<'_>,
 ) -> (End, u64, u64) {
     let (down, up) = match (down, up) {
         (DownstreamIo::Plain(d), UpstreamIo::Plain(u)) => match splice::Pipes::take(meter) {
             Ok(pipes) => {
-                meter.splice.relayed.inc();
-                return splice::run(d, first, u, pipes, idle, meter).await;
+                return splice::run(d, first, u, pipes, idle, meter, chain).await;
             }
             Err(e) => {
                 log::debug!("tcp relay: no pipes ({e}), copying through a buffer");
@@ -93,7 +101,7 @@ pub(crate) async fn run(
         },
         other => other,
     };
-    buffered(down, first, up, idle, meter).await
+    buffered(down, first, up, idle, meter, chain).await
 }
 
 /// [`run`] through a buffer per direction (any stream, TLS included).
@@ -103,20 +111,28 @@ async fn buffered(
     up: UpstreamIo,
     idle: Option<Duration>,
     meter: Meter<'_>,
+    chain: &Chain<'_>,
 ) -> (End, u64, u64) {
     let (mut dr, mut dw) = down.into_split();
     let (mut ur, mut uw) = up.into_split();
     let last = Cell::new(timer::coarse_now());
     let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
-    let to_up = copy(&mut dr, first, &mut uw, meter.down_rx, &last, &to_up_n);
-    let to_down = copy(
-        &mut ur,
-        BytesMut::new(),
-        &mut dw,
-        meter.up_rx,
-        &last,
-        &to_down_n,
-    );
+    let up_side = Tally {
+        dir: Dir::ToUpstream,
+        chain,
+        meter: meter.down_rx,
+        last: &last,
+        moved: &to_up_n,
+    };
+    let down_side = Tally {
+        dir: Dir::ToDownstream,
+        chain,
+        meter: meter.up_rx,
+        last: &last,
+        moved: &to_down_n,
+    };
+    let to_up = copy(&mut dr, first, &mut uw, up_side);
+    let to_down = copy(&mut ur, BytesMut::new(), &mut dw, down_side);
     let end = drive(to_up, to_down, &last, idle).await;
     (end, to_up_n.get(), to_down_n.get())
 }
@@ -174,27 +190,41 @@ pub(crate) enum Side {
     Dst,
 }
 
+/// Where one direction reports the bytes it moves: the network filters, the byte counters,
+/// the direction's total and the shared idle clock.
+#[derive(Clone, Copy)]
+pub(crate) struct Tally<'a, 'c> {
+    pub(crate) dir: Dir,
+    pub(crate) chain: &'a Chain<'c>,
+    pub(crate) meter: [&'a Counter; 2],
+    pub(crate) last: &'a Cell<Instant>,
+    pub(crate) moved: &'a Cell<u64>,
+}
+
+impl Tally<'_, '_> {
+    /// `n` bytes written on.
+    pub(crate) fn count(&self, n: usize) {
+        for c in self.meter {
+            c.add(n as u64);
+        }
+        self.moved.set(self.moved.get() + n as u64);
+        self.last.set(timer::coarse_now());
+    }
+}
+
 /// One direction: write `first`, then read and write until end of stream, then half-close
-/// `dst`. `Err` names the side that failed.
+/// `dst`. Filters see each chunk before it is written. `Err` names the side that failed.
 async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
     src: &mut R,
     first: BytesMut,
     dst: &mut W,
-    meter: [&Counter; 2],
-    last: &Cell<Instant>,
-    moved: &Cell<u64>,
+    tally: Tally<'_, '_>,
 ) -> Result<(), Side> {
-    let count = |n: usize| {
-        for c in meter {
-            c.add(n as u64);
-        }
-        moved.set(moved.get() + n as u64);
-        last.set(timer::coarse_now());
-    };
     if !first.is_empty() {
         let n = first.len();
+        tally.chain.on_bytes(tally.dir, &first);
         dst.write_all(first).await.0.map_err(|_| Side::Dst)?;
-        count(n);
+        tally.count(n);
     }
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     loop {
@@ -204,10 +234,11 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
         match res {
             Ok(0) => break,
             Ok(n) => {
+                tally.chain.on_bytes(tally.dir, &buf);
                 let (res, b) = dst.write_all(buf).await;
                 buf = b;
                 res.map_err(|_| Side::Dst)?;
-                count(n);
+                tally.count(n);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return Err(Side::Src),

@@ -15,6 +15,14 @@
 //! instead of creating and closing them. A pipe that cannot be created when a connection starts
 //! sends the connection to the buffered copy; later, the direction waits and tries again.
 //!
+//! Network filters ([`Chain`]) decide, per direction and step, how the next bytes move
+//! ([`Path`]): spliced while no filter needs to see them (filters that count are told how many
+//! passed; a skip bounds the step), else copied through one pooled buffer
+//! ([`crate::worker::buffers`], taken only while bytes are waiting) with the same
+//! readiness-driven non-blocking calls, so a direction can go from one to the other between
+//! any two steps, with nothing in flight. The first copy of a connection counts
+//! `network_filter_copy_cx`; the first splice counts `splice_cx_total`.
+//!
 //! Keeps the buffered relay's behaviour: `first` bytes go upstream before anything else, byte
 //! counters ([`Meter`]) count what was written, every move renews the shared idle deadline, an
 //! end of stream is passed on as `shutdown(SHUT_WR)` once the pipe is drained, and a failed
@@ -23,6 +31,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -30,10 +39,12 @@ use bytes::BytesMut;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use super::{End, Meter, Side, drive};
+use super::{End, Meter, Side, Tally, drive};
 use crate::stats::Counter;
-use crate::sys::splice::{Pipe, set_nonblocking, shutdown_write};
-use crate::worker::timer;
+use crate::sys::send_nonblocking;
+use crate::sys::splice::{Pipe, recv_into, set_nonblocking, shutdown_write};
+use crate::tcp::filter::{Chain, Dir, Path};
+use crate::worker::{buffers, timer};
 
 /// Buffer size asked for each pipe (`F_SETPIPE_SZ`); the kernel's default (64 KiB) is kept
 /// when it refuses (unprivileged users over `/proc/sys/fs/pipe-user-pages-soft`).
@@ -135,20 +146,33 @@ pub(crate) async fn run(
     pipes: Pipes,
     idle: Option<Duration>,
     meter: Meter<'_>,
+    chain: &Chain<'_>,
 ) -> (End, u64, u64) {
     let last = Cell::new(timer::coarse_now());
     let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
+    let up_tally = Tally {
+        dir: Dir::ToUpstream,
+        chain,
+        meter: meter.down_rx,
+        last: &last,
+        moved: &to_up_n,
+    };
+    let down_tally = Tally {
+        dir: Dir::ToDownstream,
+        chain,
+        meter: meter.up_rx,
+        last: &last,
+        moved: &to_down_n,
+    };
     if !first.is_empty() {
         let n = first.len();
+        chain.on_bytes(Dir::ToUpstream, &first);
         // The runtime's write, before the socket is switched to the non-blocking mode the
         // direct splices need.
         if up.write_all(first).await.0.is_err() {
             return (End::Reset { upstream: true }, 0, 0);
         }
-        for c in meter.down_rx {
-            c.add(n as u64);
-        }
-        to_up_n.set(n as u64);
+        up_tally.count(n);
     }
     if let Err(e) = set_nonblocking(&down) {
         log::debug!("tcp relay: client socket: {e}");
@@ -159,92 +183,215 @@ pub(crate) async fn run(
         return (End::Reset { upstream: true }, to_up_n.get(), 0);
     }
     let [p_up, p_down] = pipes.0;
-    let created = meter.splice.pipes_created;
-    let to_up = pump(&down, &up, p_up, meter.down_rx, created, &last, &to_up_n);
-    let to_down = pump(&up, &down, p_down, meter.up_rx, created, &last, &to_down_n);
-    let end = drive(to_up, to_down, &last, idle).await;
+    let once = Once::default();
+    let to_up = Pump {
+        src: &down,
+        dst: &up,
+        tally: up_tally,
+        meter,
+        once: &once,
+    };
+    let to_down = Pump {
+        src: &up,
+        dst: &down,
+        tally: down_tally,
+        meter,
+        once: &once,
+    };
+    let end = drive(to_up.run(p_up), to_down.run(p_down), &last, idle).await;
     (end, to_up_n.get(), to_down_n.get())
 }
 
-/// One direction: splice `src` -> pipe -> `dst` until end of stream, then half-close `dst`.
-/// `Err` names the side that failed.
-async fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
-    pipe: Pipe,
-    meter: [&Counter; 2],
-    created: &Counter,
-    last: &Cell<Instant>,
-    moved: &Cell<u64>,
-) -> Result<(), Side> {
-    let mut pipe = Some(pipe);
-    let mut in_pipe = 0usize;
-    let mut eof = false;
-    let mut budget = YIELD_AFTER;
-    loop {
-        if !eof {
-            let Some(p) = &pipe else {
-                pipe = Some(take_pipe(created).await);
-                continue;
-            };
-            let room = p.size().saturating_sub(in_pipe);
-            if room > 0 {
-                match p.fill(src, room) {
-                    Ok(0) => eof = true,
-                    Ok(n) => in_pipe += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if in_pipe == 0 {
-                            // Nothing to send and nothing to read: wait holding no pipe.
-                            if let Some(p) = pipe.take() {
-                                PipePool::give(p);
-                            }
-                            src.readable(false).await.map_err(|_| Side::Src)?;
-                            budget = YIELD_AFTER;
-                            continue;
-                        }
-                        // Else the pipe is full (by slots, before bytes): drain it.
+/// Per-connection stats counted the first time either direction does something.
+#[derive(Default)]
+struct Once {
+    spliced: Cell<bool>,
+    copied: Cell<bool>,
+}
+
+/// Whether a step ended the direction (end of stream, passed on) or the path is to be decided
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Eof,
+    Again,
+}
+
+/// One direction: `src` -> `dst`, a step at a time by the filters' [`Path`].
+struct Pump<'a, 'c> {
+    src: &'a TcpStream,
+    dst: &'a TcpStream,
+    tally: Tally<'a, 'c>,
+    meter: Meter<'a>,
+    once: &'a Once,
+}
+
+impl Pump<'_, '_> {
+    /// Until end of stream, then half-close `dst`. `Err` names the side that failed.
+    async fn run(self, pipe: Pipe) -> Result<(), Side> {
+        let mut pipe = Some(pipe);
+        loop {
+            let step = match self.tally.chain.path(self.tally.dir) {
+                Path::Splice(limit) => {
+                    if !self.once.spliced.replace(true) {
+                        self.meter.splice.relayed.inc();
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return Err(Side::Src),
+                    self.splice(&mut pipe, limit).await?
+                }
+                Path::Copy => {
+                    if !self.once.copied.replace(true) {
+                        self.meter.splice.filter_copy.inc();
+                    }
+                    // Copying needs no pipe; an empty one goes back for others to use.
+                    if let Some(p) = pipe.take() {
+                        PipePool::give(p);
+                    }
+                    self.copy().await?
+                }
+            };
+            if step == Step::Eof {
+                break;
+            }
+        }
+        if let Some(p) = pipe.take() {
+            PipePool::give(p);
+        }
+        // Pass the half-close on: the other direction may still be sending.
+        shutdown_write(self.dst).map_err(|_| Side::Dst)
+    }
+
+    /// Splice `src` -> pipe -> `dst` until end of stream, `limit` bytes, a wait for `src`, or
+    /// a filter needing to see the bytes (checked whenever the pipe is empty). Returns with
+    /// the pipe empty.
+    async fn splice(&self, pipe: &mut Option<Pipe>, limit: u64) -> Result<Step, Side> {
+        let (src, dst, tally) = (self.src, self.dst, self.tally);
+        let mut in_pipe = 0usize;
+        let mut read = 0u64;
+        let mut eof = false;
+        let mut budget = YIELD_AFTER;
+        loop {
+            if in_pipe == 0 {
+                if eof {
+                    return Ok(Step::Eof);
+                }
+                if read >= limit {
+                    return Ok(Step::Again);
+                }
+            }
+            if !eof {
+                let Some(p) = pipe.as_ref() else {
+                    *pipe = Some(take_pipe(self.meter.splice.pipes_created).await);
+                    continue;
+                };
+                let left = usize::try_from(limit - read).unwrap_or(usize::MAX);
+                let room = p.size().saturating_sub(in_pipe).min(left);
+                if room > 0 {
+                    match p.fill(src, room) {
+                        Ok(0) => eof = true,
+                        Ok(n) => {
+                            in_pipe += n;
+                            read += n as u64;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if in_pipe == 0 {
+                                // Nothing to send and nothing to read: wait holding no pipe,
+                                // then let the filters decide the path again.
+                                if let Some(p) = pipe.take() {
+                                    PipePool::give(p);
+                                }
+                                src.readable(false).await.map_err(|_| Side::Src)?;
+                                return Ok(Step::Again);
+                            }
+                            // Else the pipe is full (by slots, before bytes): drain it.
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => return Err(Side::Src),
+                    }
+                }
+            }
+            if in_pipe > 0 {
+                let Some(p) = pipe.as_ref() else {
+                    // Unreachable: bytes in a pipe mean the pipe is held.
+                    return Err(Side::Src);
+                };
+                match p.drain(dst, in_pipe) {
+                    Ok(n) => {
+                        in_pipe -= n;
+                        tally.chain.on_passed(tally.dir, n as u64);
+                        tally.count(n);
+                        if n >= budget {
+                            yield_now().await;
+                            budget = YIELD_AFTER;
+                        } else {
+                            budget -= n;
+                        }
+                        if in_pipe == 0 && !eof && tally.chain.path(tally.dir) == Path::Copy {
+                            return Ok(Step::Again);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        dst.writable(false).await.map_err(|_| Side::Dst)?;
+                        budget = YIELD_AFTER;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(Side::Dst),
                 }
             }
         }
-        if in_pipe > 0 {
-            let Some(p) = &pipe else {
-                // Unreachable: bytes in a pipe mean the pipe is held.
-                return Err(Side::Src);
-            };
-            match p.drain(dst, in_pipe) {
+    }
+
+    /// Copy `src` -> `dst` through one pooled buffer, showing the filters each chunk before it
+    /// is written, until end of stream, a wait for `src`, or no filter needing the bytes. The
+    /// buffer is held only while bytes are waiting.
+    async fn copy(&self) -> Result<Step, Side> {
+        let (src, dst, tally) = (self.src, self.dst, self.tally);
+        let mut buf = buffers::take();
+        let mut budget = YIELD_AFTER;
+        let step = loop {
+            buf.clear();
+            match recv_into(src, &mut buf) {
+                Ok(0) => break Step::Eof,
                 Ok(n) => {
-                    in_pipe -= n;
-                    for c in meter {
-                        c.add(n as u64);
+                    tally.chain.on_bytes(tally.dir, &buf);
+                    let mut sent = 0;
+                    while sent < n {
+                        match send_nonblocking(dst.as_raw_fd(), &buf[sent..]) {
+                            Ok(k) => sent += k,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                dst.writable(false).await.map_err(|_| Side::Dst)?;
+                                budget = YIELD_AFTER;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(_) => return Err(Side::Dst),
+                        }
                     }
-                    moved.set(moved.get() + n as u64);
-                    last.set(timer::coarse_now());
+                    tally.count(n);
+                    self.meter.splice.filter_copy_bytes.add(n as u64);
                     if n >= budget {
                         yield_now().await;
                         budget = YIELD_AFTER;
                     } else {
                         budget -= n;
                     }
+                    if tally.chain.path(tally.dir) != Path::Copy {
+                        break Step::Again;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    dst.writable(false).await.map_err(|_| Side::Dst)?;
-                    budget = YIELD_AFTER;
+                    // Nothing to read: wait holding no buffer.
+                    buf.clear();
+                    buffers::give_back(buf);
+                    src.readable(false).await.map_err(|_| Side::Src)?;
+                    return Ok(Step::Again);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(Side::Dst),
+                Err(_) => return Err(Side::Src),
             }
-        } else if eof {
-            break;
-        }
+        };
+        buf.clear();
+        buffers::give_back(buf);
+        Ok(step)
     }
-    if let Some(p) = pipe.take() {
-        PipePool::give(p);
-    }
-    // Pass the half-close on: the other direction may still be sending.
-    shutdown_write(dst).map_err(|_| Side::Dst)
 }
 
 /// A pipe, waiting and trying again while none can be created (out of fds).
@@ -316,7 +463,7 @@ mod tests {
         });
         let (down, _) = front.accept().await.unwrap();
         let up = TcpStream::connect(backend_addr).await.unwrap();
-        let counters: [Counter; 7] = Default::default();
+        let counters: [Counter; 9] = Default::default();
         let meter = Meter {
             down_rx: [&counters[0], &counters[1]],
             up_rx: [&counters[2], &counters[3]],
@@ -324,14 +471,18 @@ mod tests {
                 relayed: &counters[4],
                 fallback: &counters[5],
                 pipes_created: &counters[6],
+                filter_copy: &counters[7],
+                filter_copy_bytes: &counters[8],
             },
         };
+        let chain = Chain::empty();
         let (end, to_up, to_down) = relay(
             DownstreamIo::Plain(down),
             BytesMut::from(&b"first:"[..]),
             UpstreamIo::Plain(up),
             Some(Duration::from_secs(30)),
             meter,
+            &chain,
         )
         .await;
         assert_eq!(end, End::Done);
@@ -344,6 +495,7 @@ mod tests {
         assert_eq!(moved, [500_006, 500_006, 300_000, 300_000]);
         assert_eq!(counters[4].get(), 1, "relayed with splice");
         assert_eq!(counters[5].get(), 0, "no fallback");
+        assert_eq!(counters[7].get(), 0, "no filter made it copy");
         assert_eq!(counters[6].get(), PipePool::created() - created_before);
         assert!(PipePool::taken() >= taken + 2, "spliced through pipes");
         assert!(PipePool::free() >= 2, "pipes given back for reuse");

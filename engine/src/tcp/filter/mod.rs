@@ -1,0 +1,253 @@
+//! The network filter chain of a `protocol = "tcp"` listener (Envoy's network filters):
+//! `[[listeners.network_filters]]` in order, then the TCP proxy as the implicit terminal filter.
+//!
+//! Phases per connection: [`Chain::on_new_connection`], bytes downstream -> upstream (Envoy's
+//! `onData`, [`Dir::ToUpstream`], filters in list order), bytes upstream -> downstream (Envoy's
+//! `onWrite`, [`Dir::ToDownstream`], in reverse order, as Envoy runs write filters) and
+//! [`Chain::on_close`]. Filters are a closed set ([`Filter`], an enum matched in a loop: no
+//! trait objects, no boxed future per filter); a connection's filter state is the enum's
+//! payload. Filters are read-only for now: they see or count the bytes, they do not change,
+//! hold back or inject any.
+//!
+//! Each filter says, per direction, what it [`Need`]s of the next bytes; the chain folds the
+//! needs into the relay's [`Path`]: while every filter needs at most [`Need::Counts`] (or skips)
+//! the relay keeps splicing (the bytes never enter user space; filters are told how many
+//! passed), and only while some filter needs [`Need::Bytes`] does it copy through a pooled
+//! buffer (`tcp.<listener>.network_filter_copy_cx`). A wire-protocol decoder (the MongoDB
+//! filter to come) reads message headers as `Bytes` and answers `Skip(body length)` for the
+//! bodies it does not decode, so bodies keep the zero-copy path.
+//!
+//! Does not move bytes (the relay does, [`super::relay`]) or pick upstreams ([`super`]).
+
+pub(crate) mod byte_counter;
+#[cfg(test)]
+pub(crate) mod probe;
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+
+use crate::config::NetworkFilterConfig;
+use crate::stats::TcpStats;
+use crate::worker::buffers;
+
+/// The shortest skip worth splicing: bytes that fit the copy buffer cost less to copy along
+/// (one read, one write) than a detour through the pipe (two splices more).
+const MIN_SPLICED_SKIP: u64 = buffers::BUF_SIZE as u64;
+
+/// Which way bytes move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// Downstream -> upstream (Envoy's `onData`).
+    ToUpstream,
+    /// Upstream -> downstream (Envoy's `onWrite`).
+    ToDownstream,
+}
+
+/// What a filter needs of the next bytes one way. Asked again after every delivery, so a
+/// filter changes its need by changing its state when it is told of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the shipped byte_counter needs only Counts; the tests' probes and the MongoDB \
+                  filter to come need the others"
+    )
+)]
+pub(crate) enum Need {
+    /// Nothing: the bytes pass without the filter hearing of them.
+    Nothing,
+    /// Told how many bytes passed ([`Filter::on_passed`]), never the bytes.
+    Counts,
+    /// Shown the bytes, read-only ([`Filter::on_bytes`]), before they are written on.
+    Bytes,
+    /// Not interested in the next `n` bytes (a message body it does not decode): told of them
+    /// as counts as they pass, then asked again. `Skip(0)` is taken as `Bytes`.
+    ///
+    /// A filter that wants the bytes after the next `n` says `Skip(n)`, not `Counts`: a switch
+    /// from `Counts` (or `Nothing`) to `Bytes` applies only to bytes the relay reads after
+    /// the bytes it is splicing now.
+    Skip(u64),
+}
+
+/// How the relay moves the next bytes of one direction, decided from the filters' needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Zero copy (splice), at most this many bytes before asking again (`u64::MAX`: no limit).
+    Splice(u64),
+    /// Through a pooled buffer, so that filters see the bytes.
+    Copy,
+}
+
+/// One filter of a connection's chain, with its per-connection state.
+#[derive(Debug)]
+pub(crate) enum Filter<'a> {
+    /// `byte_counter`.
+    ByteCounter(byte_counter::ByteCounter<'a>),
+    /// `test_checksum`, `test_frames`.
+    #[cfg(test)]
+    Probe(probe::Probe),
+}
+
+impl<'a> Filter<'a> {
+    fn new(config: NetworkFilterConfig, ts: &'a TcpStats) -> Self {
+        match config {
+            NetworkFilterConfig::ByteCounter => {
+                Self::ByteCounter(byte_counter::ByteCounter::new(ts))
+            }
+            #[cfg(test)]
+            NetworkFilterConfig::TestChecksum => Self::Probe(probe::Probe::checksum()),
+            #[cfg(test)]
+            NetworkFilterConfig::TestFrames => Self::Probe(probe::Probe::frames()),
+        }
+    }
+
+    fn need(&self, dir: Dir) -> Need {
+        match self {
+            Self::ByteCounter(f) => f.need(dir),
+            #[cfg(test)]
+            Self::Probe(f) => f.need(dir),
+        }
+    }
+
+    /// Bytes going `dir` (the filter needs `Bytes`). Returns how many it used: all of them,
+    /// unless its need changed part way (a header read, a body to skip); the rest is offered
+    /// again under the new need. 0 (with the need unchanged) ends the delivery.
+    fn on_bytes(&mut self, dir: Dir, bytes: &[u8]) -> usize {
+        match self {
+            Self::ByteCounter(f) => {
+                f.on_passed(dir, bytes.len() as u64);
+                bytes.len()
+            }
+            #[cfg(test)]
+            Self::Probe(f) => f.on_bytes(dir, bytes),
+        }
+    }
+
+    /// `n` bytes passed `dir` that the filter did not see (it needs `Counts` or skips them).
+    fn on_passed(&mut self, dir: Dir, n: u64) {
+        match self {
+            Self::ByteCounter(f) => f.on_passed(dir, n),
+            #[cfg(test)]
+            Self::Probe(f) => f.on_passed(dir, n),
+        }
+    }
+
+    fn on_new_connection(&mut self) {
+        match self {
+            Self::ByteCounter(_) => {}
+            #[cfg(test)]
+            Self::Probe(f) => f.on_new_connection(),
+        }
+    }
+
+    fn on_close(&mut self) {
+        match self {
+            Self::ByteCounter(_) => {}
+            #[cfg(test)]
+            Self::Probe(f) => f.on_close(),
+        }
+    }
+
+    /// Hands `bytes` (going `dir`) to this filter by its need, which may change part way.
+    fn deliver(&mut self, dir: Dir, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.need(dir) {
+                Need::Nothing => return,
+                Need::Counts => return self.on_passed(dir, bytes.len() as u64),
+                Need::Skip(n) if n > 0 => {
+                    let k = bytes.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                    self.on_passed(dir, k as u64);
+                    bytes = bytes.get(k..).unwrap_or_default();
+                }
+                Need::Bytes | Need::Skip(_) => {
+                    let used = self.on_bytes(dir, bytes);
+                    if used == 0 {
+                        return;
+                    }
+                    bytes = bytes.get(used..).unwrap_or_default();
+                }
+            }
+        }
+    }
+}
+
+/// A connection's filters. The relay's two directions share it; it is never borrowed across
+/// an await. No allocation for a listener without filters.
+#[derive(Debug)]
+pub(crate) struct Chain<'a> {
+    filters: RefCell<Vec<Filter<'a>>>,
+}
+
+impl<'a> Chain<'a> {
+    /// The chain for one connection of a listener with these filters.
+    pub(crate) fn new(configs: &[NetworkFilterConfig], ts: &'a TcpStats) -> Self {
+        Self {
+            filters: RefCell::new(configs.iter().map(|&c| Filter::new(c, ts)).collect()),
+        }
+    }
+
+    /// No filter but the TCP proxy.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Self {
+        Self {
+            filters: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A connection was accepted and routed (before the upstream connect).
+    pub(crate) fn on_new_connection(&self) {
+        self.filters
+            .borrow_mut()
+            .iter_mut()
+            .for_each(Filter::on_new_connection);
+    }
+
+    /// How the relay moves the next bytes going `dir`: copy while any filter needs to see
+    /// them (or skips fewer than a copy buffer holds), else splice, up to the shortest skip.
+    pub(crate) fn path(&self, dir: Dir) -> Path {
+        let mut limit = u64::MAX;
+        for f in self.filters.borrow().iter() {
+            match f.need(dir) {
+                Need::Nothing | Need::Counts => {}
+                Need::Skip(n) if n >= MIN_SPLICED_SKIP => limit = limit.min(n),
+                Need::Bytes | Need::Skip(_) => return Path::Copy,
+            }
+        }
+        Path::Splice(limit)
+    }
+
+    /// Bytes going `dir` that the relay holds in memory (copied, or read before the relay
+    /// began), before they are written on: each filter sees them or is told of them, by its
+    /// need.
+    pub(crate) fn on_bytes(&self, dir: Dir, bytes: &[u8]) {
+        let mut filters = self.filters.borrow_mut();
+        match dir {
+            Dir::ToUpstream => filters.iter_mut().for_each(|f| f.deliver(dir, bytes)),
+            Dir::ToDownstream => filters.iter_mut().rev().for_each(|f| f.deliver(dir, bytes)),
+        }
+    }
+
+    /// `n` bytes spliced `dir` (no filter needed to see them, by [`Self::path`]).
+    pub(crate) fn on_passed(&self, dir: Dir, n: u64) {
+        let mut filters = self.filters.borrow_mut();
+        let tell = |f: &mut Filter<'_>| match f.need(dir) {
+            Need::Nothing => {}
+            Need::Counts | Need::Skip(_) => f.on_passed(dir, n),
+            Need::Bytes => debug_assert!(false, "spliced bytes a filter needed to see"),
+        };
+        match dir {
+            Dir::ToUpstream => filters.iter_mut().for_each(tell),
+            Dir::ToDownstream => filters.iter_mut().rev().for_each(tell),
+        }
+    }
+
+    /// The connection is done (relayed, or closed before: no route, failed connect).
+    pub(crate) fn on_close(&self) {
+        self.filters
+            .borrow_mut()
+            .iter_mut()
+            .for_each(Filter::on_close);
+    }
+}
