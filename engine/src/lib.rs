@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod router;
 pub mod server;
+pub mod shared_state;
 pub mod stats;
 pub mod tls;
 

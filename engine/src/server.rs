@@ -17,6 +17,7 @@ use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ListenerProtocol};
 use crate::listener;
+use crate::shared_state::Registry;
 use crate::stats::{
     ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store, TcpStats,
 };
@@ -123,6 +124,9 @@ pub(crate) struct Shared {
     /// Bumped after each publish; workers compare it to notice a new snapshot cheaply.
     pub(crate) generation: AtomicU64,
     pub(crate) admin: Arc<AdminState>,
+    /// Cross-core limits and buckets by name (circuit breakers, rate limits), for the process
+    /// lifetime: snapshot builds look their entries up here, so they survive reloads.
+    pub(crate) state: Arc<Registry>,
 }
 
 impl Shared {
@@ -164,6 +168,7 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
     let workers = config.workers;
     let config = Arc::new(config);
     let stats = Store::new(workers);
+    let state = Registry::new();
     let snapshot = Snapshot::build(config.clone(), &stats).map_err(StartError::AccessLog)?;
 
     // Bind all sockets before starting anything, so a bad address fails the start cleanly.
@@ -204,6 +209,7 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
         snapshot: ArcSwap::from_pointee(snapshot),
         generation: AtomicU64::new(1),
         admin: admin_state,
+        state,
     });
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
@@ -268,6 +274,9 @@ impl Handle {
         self.shared.admin.config.store(config);
         self.shared.snapshot.store(Arc::new(snapshot));
         self.shared.generation.fetch_add(1, Ordering::Release);
+        // State the old snapshot alone still holds survives until a later reload finds it
+        // unreferenced (its last requests are done by then).
+        self.shared.state.prune();
         Ok(())
     }
 

@@ -1,0 +1,598 @@
+//! Process-wide state keyed by name that outlives config reloads: the cross-core atomics of
+//! DESIGN.md "Threads" (circuit-breaker occupancy, retry budgets, connection limits, rate-limit
+//! token buckets, outlier counts).
+//!
+//! Owns the [`Registry`] (one per server, process lifetime) and two primitives:
+//!
+//! - [`Occupancy`]: a count of things in progress under a limit, with RAII admission
+//!   ([`Occupancy::try_acquire`] returns an [`OccupancyGuard`] whose drop releases). Circuit
+//!   breakers (connections, pending, requests, retries per cluster) and connection limits.
+//! - [`TokenBucket`]: a lock-free token bucket (burst, refill rate) answering
+//!   [`TokenBucket::try_take`] at an explicit `now`. Local rate limits.
+//!
+//! Any other `Send + Sync` type (outlier counters, a retry budget's parameters) can be kept
+//! with [`Registry::get_or_insert_with`].
+//!
+//! Two paths, two costs:
+//!
+//! - **Cold** (building a config snapshot, on the control side): [`Registry::occupancy`],
+//!   [`Registry::token_bucket`], [`Registry::get_or_insert_with`] take a mutex and return an
+//!   `Arc` to the entry named `(kind, name)`, creating it on first use. Asking again by the same
+//!   name after a reload returns the *same* object, so counts in flight and bucket levels carry
+//!   over; a new limit or rate from the new config is applied to it.
+//! - **Hot** (the request path on any worker): only the atomics behind that `Arc`. No lock, no
+//!   allocation, no syscall.
+//!
+//! Entries are removed only by [`Registry::prune`], which drops those that nothing but the
+//! registry references any more (no snapshot holds them and no [`OccupancyGuard`] is alive,
+//! since a guard owns an `Arc` to its entry). The server prunes after each reload is
+//! published: a cluster that disappeared from the config loses its state once the last
+//! request of the old config is done with it, and one that is still configured keeps it.
+//! Pruning never loses occupancy that is still held.
+//!
+//! Does not: decide limits or react to overflow (the cluster and filters do, and count it in
+//! their stats), expose anything on the admin API, or know about workers, clusters or the
+//! proxy: this is a leaf module.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// An entry's key: its Rust type (so two kinds of state can never be confused), the kind of
+/// limit (`"cluster.cx"`, `"route.rate_limit"`) and the name of the thing it limits.
+type Key = (TypeId, &'static str, String);
+
+/// Every piece of process-wide state, by `(kind, name)`. One per server; see the module docs.
+#[derive(Default)]
+pub struct Registry {
+    entries: Mutex<HashMap<Key, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Arc<dyn Any + Send + Sync>>> {
+        // Entries are inserted whole: a panic elsewhere cannot leave the map inconsistent.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The entry of type `T` named `(kind, name)`, created by `init` on first use. Cold path.
+    pub fn get_or_insert_with<T, F>(&self, kind: &'static str, name: &str, init: F) -> Arc<T>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> T,
+    {
+        let mut g = self.lock();
+        let key = (TypeId::of::<T>(), kind, name.to_owned());
+        if let Some(e) = g.get(&key) {
+            if let Ok(t) = Arc::clone(e).downcast::<T>() {
+                return t;
+            }
+        }
+        let t = Arc::new(init());
+        g.insert(key, Arc::clone(&t) as Arc<dyn Any + Send + Sync>);
+        t
+    }
+
+    /// The [`Occupancy`] named `(kind, name)`, created empty on first use; `limit` (`None`:
+    /// unlimited) replaces the limit it had. What is in flight is kept.
+    pub fn occupancy(&self, kind: &'static str, name: &str, limit: Option<u64>) -> Arc<Occupancy> {
+        let o = self.get_or_insert_with(kind, name, || Occupancy::new(limit));
+        o.set_limit(limit);
+        o
+    }
+
+    /// The [`TokenBucket`] named `(kind, name)`, created full on first use (at `now`);
+    /// `params` replace the burst and rate it had, keeping its level.
+    pub fn token_bucket(
+        &self,
+        kind: &'static str,
+        name: &str,
+        params: BucketParams,
+        now: Instant,
+    ) -> Arc<TokenBucket> {
+        let b = self.get_or_insert_with(kind, name, || TokenBucket::new(params, now));
+        b.set_params(params, now);
+        b
+    }
+
+    /// Drops the entries nothing outside the registry references; returns how many.
+    pub fn prune(&self) -> usize {
+        let mut g = self.lock();
+        let before = g.len();
+        // The registry holds one reference; no snapshot and no guard holds another.
+        g.retain(|_, e| Arc::strong_count(e) > 1);
+        before - g.len()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A limit of "no limit".
+const UNLIMITED: u64 = u64::MAX;
+
+/// Things in progress across all cores (open connections, pending requests, active retries),
+/// under a limit that may change on reload.
+///
+/// Admission is exact: the count never exceeds the limit in force when each holder was
+/// admitted (a compare-and-swap loop, so contention costs retries, never over-admission).
+/// Lowering the limit below what is held refuses new admissions until enough are released.
+#[derive(Debug)]
+pub struct Occupancy {
+    count: AtomicU64,
+    limit: AtomicU64,
+}
+
+impl Occupancy {
+    /// Nothing held; `limit` `None` admits everything (the count is still kept).
+    pub fn new(limit: Option<u64>) -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            limit: AtomicU64::new(limit.unwrap_or(UNLIMITED)),
+        }
+    }
+
+    /// Replaces the limit (`None`: unlimited).
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.limit
+            .store(limit.unwrap_or(UNLIMITED), Ordering::Relaxed);
+    }
+
+    /// The limit in force (`None`: unlimited).
+    pub fn limit(&self) -> Option<u64> {
+        match self.limit.load(Ordering::Relaxed) {
+            UNLIMITED => None,
+            l => Some(l),
+        }
+    }
+
+    /// How many are held now, across all cores.
+    pub fn current(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// How many more could be admitted now (`u64::MAX` when unlimited); Envoy's `remaining_*`.
+    pub fn remaining(&self) -> u64 {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit == UNLIMITED {
+            return UNLIMITED;
+        }
+        limit.saturating_sub(self.current())
+    }
+
+    /// Admits one under the configured limit, or `None` when full (the caller counts the
+    /// overflow). The guard releases on drop.
+    #[inline]
+    pub fn try_acquire(self: &Arc<Self>) -> Option<OccupancyGuard> {
+        self.try_acquire_within(self.limit.load(Ordering::Relaxed))
+    }
+
+    /// Admits one if fewer than `limit` are held, whatever the configured limit: for limits
+    /// computed per call, such as a retry budget (a share of the requests in flight).
+    #[inline]
+    pub fn try_acquire_within(self: &Arc<Self>, limit: u64) -> Option<OccupancyGuard> {
+        let mut cur = self.count.load(Ordering::Relaxed);
+        loop {
+            if cur >= limit {
+                return None;
+            }
+            // Relaxed is enough: the count orders nothing but itself.
+            match self.count.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(OccupancyGuard(Arc::clone(self))),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// One admission into an [`Occupancy`]; dropping it releases the slot. Owns an `Arc` to the
+/// entry, so it may outlive the snapshot that admitted it (and keeps the entry from being
+/// pruned while held).
+#[derive(Debug)]
+#[must_use = "dropping the guard releases the slot at once"]
+pub struct OccupancyGuard(Arc<Occupancy>);
+
+impl OccupancyGuard {
+    /// The occupancy this guard holds a slot of.
+    pub fn occupancy(&self) -> &Arc<Occupancy> {
+        &self.0
+    }
+}
+
+impl Drop for OccupancyGuard {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Burst and refill rate of a [`TokenBucket`], in Envoy's terms (`max_tokens`,
+/// `tokens_per_fill`, `fill_interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketParams {
+    /// Most tokens the bucket holds (and starts with); at least one is used.
+    pub max_tokens: u32,
+    /// Tokens added every `fill_interval`; at least one is used.
+    pub tokens_per_fill: u32,
+    /// The refill period; at least one nanosecond is used.
+    pub fill_interval: Duration,
+}
+
+impl BucketParams {
+    /// Nanoseconds per token (at least 1).
+    fn interval_ns(&self) -> u64 {
+        let per_fill = u64::try_from(self.fill_interval.as_nanos()).unwrap_or(u64::MAX);
+        (per_fill / u64::from(self.tokens_per_fill.max(1))).max(1)
+    }
+
+    /// Nanoseconds of credit a full bucket represents.
+    fn tolerance_ns(&self) -> u64 {
+        self.interval_ns()
+            .saturating_mul(u64::from(self.max_tokens.max(1)))
+    }
+}
+
+/// A token bucket shared by all cores, lock-free: one compare-and-swap per
+/// [`try_take`](Self::try_take).
+///
+/// Kept as the GCRA "theoretical arrival time": the instant at which the bucket would be full
+/// again, in nanoseconds since the bucket's creation. Taking a token pushes it one token's
+/// interval later; a take is refused when that would put it more than a full bucket's worth
+/// of intervals past `now`. This is exactly a token bucket of `max_tokens` refilled
+/// continuously at `tokens_per_fill / fill_interval` (Envoy refills in steps once per
+/// interval; over any interval both admit the same number).
+///
+/// Time is an argument (`now`), so tests are deterministic; the caller passes the worker's
+/// clock. A `now` earlier than the bucket's creation counts as its creation.
+#[derive(Debug)]
+pub struct TokenBucket {
+    epoch: Instant,
+    /// Nanoseconds since `epoch` at which the bucket is full again.
+    tat: AtomicU64,
+    interval_ns: AtomicU64,
+    tolerance_ns: AtomicU64,
+}
+
+impl TokenBucket {
+    /// A full bucket created at `now`.
+    pub fn new(params: BucketParams, now: Instant) -> Self {
+        Self {
+            epoch: now,
+            tat: AtomicU64::new(0),
+            interval_ns: AtomicU64::new(params.interval_ns()),
+            tolerance_ns: AtomicU64::new(params.tolerance_ns()),
+        }
+    }
+
+    /// Replaces burst and rate at `now`, keeping the level: the tokens available stay
+    /// available (up to the new `max_tokens`) and refill at the new rate. A take racing the
+    /// change may see one old and one new value: one token more or less, once.
+    pub fn set_params(&self, params: BucketParams, now: Instant) {
+        let (new_i, new_t) = (params.interval_ns(), params.tolerance_ns());
+        let old_i = self.interval_ns.swap(new_i, Ordering::Relaxed);
+        let old_t = self.tolerance_ns.swap(new_t, Ordering::Relaxed);
+        if (old_i, old_t) == (new_i, new_t) {
+            return;
+        }
+        let now = self.nanos(now);
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            // The level in the old units, rescaled to the new interval.
+            let level_old = old_t.saturating_sub(tat.saturating_sub(now));
+            let level_new = u128::from(level_old) * u128::from(new_i) / u128::from(old_i.max(1));
+            let debt = u128::from(new_t).saturating_sub(level_new);
+            let next = now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX));
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(seen) => tat = seen,
+            }
+        }
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Takes one token if there is one at `now`.
+    #[inline]
+    pub fn try_take(&self, now: Instant) -> bool {
+        let now = self.nanos(now);
+        let interval = self.interval_ns.load(Ordering::Relaxed);
+        let tolerance = self.tolerance_ns.load(Ordering::Relaxed);
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let next = tat.max(now).saturating_add(interval);
+            if next - now > tolerance {
+                return false;
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => tat = seen,
+            }
+        }
+    }
+
+    /// Whole tokens available at `now` (for stats and tests; racy by nature).
+    pub fn available(&self, now: Instant) -> u64 {
+        let now = self.nanos(now);
+        let interval = self.interval_ns.load(Ordering::Relaxed);
+        let tolerance = self.tolerance_ns.load(Ordering::Relaxed);
+        let used = self.tat.load(Ordering::Relaxed).saturating_sub(now);
+        tolerance.saturating_sub(used) / interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    fn params(max: u32, per_fill: u32, ms: u64) -> BucketParams {
+        BucketParams {
+            max_tokens: max,
+            tokens_per_fill: per_fill,
+            fill_interval: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn occupancy_admits_up_to_the_limit_and_guards_release() {
+        let o = Arc::new(Occupancy::new(Some(2)));
+        let a = o.try_acquire().unwrap();
+        let b = o.try_acquire().unwrap();
+        assert!(o.try_acquire().is_none());
+        assert_eq!((o.current(), o.remaining()), (2, 0));
+        drop(a);
+        assert_eq!(o.current(), 1);
+        let c = o.try_acquire().unwrap();
+        // Lowering the limit below what is held refuses until enough are released.
+        o.set_limit(Some(1));
+        assert!(o.try_acquire().is_none());
+        drop(b);
+        assert!(o.try_acquire().is_none());
+        drop(c);
+        let d = o.try_acquire().unwrap();
+        assert!(Arc::ptr_eq(d.occupancy(), &o));
+        // A computed limit (retry budget) overrides the configured one.
+        assert!(o.try_acquire_within(1).is_none());
+        let e = o.try_acquire_within(5).unwrap();
+        assert_eq!(o.current(), 2);
+        drop((d, e));
+        o.set_limit(None);
+        assert_eq!(o.limit(), None);
+        assert_eq!(o.remaining(), u64::MAX);
+        let many: Vec<_> = (0..1000).map(|_| o.try_acquire().unwrap()).collect();
+        assert_eq!(o.current(), 1000);
+        drop(many);
+        assert_eq!(o.current(), 0);
+    }
+
+    /// Many threads hammer one occupancy: the number held at once never exceeds the limit,
+    /// every admission is released, and the limit is actually reached.
+    #[test]
+    fn occupancy_limit_holds_across_threads_and_nothing_leaks() {
+        const THREADS: usize = 8;
+        const LIMIT: u64 = 5;
+        let o = Arc::new(Occupancy::new(Some(LIMIT)));
+        let held = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let admitted = Arc::new(AtomicU64::new(0));
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (o, held, peak, admitted, barrier) = (
+                    Arc::clone(&o),
+                    Arc::clone(&held),
+                    Arc::clone(&peak),
+                    Arc::clone(&admitted),
+                    Arc::clone(&barrier),
+                );
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for i in 0..20_000u32 {
+                        let Some(g) = o.try_acquire() else { continue };
+                        // Counted after admission and uncounted before release, so `held`
+                        // is at most the number of live guards.
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        if i % 7 == 0 {
+                            std::thread::yield_now();
+                        }
+                        held.fetch_sub(1, Ordering::SeqCst);
+                        drop(g);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= LIMIT);
+        assert!(admitted.load(Ordering::Relaxed) > 0);
+        assert_eq!(o.current(), 0, "a slot leaked");
+        // Full capacity is still there.
+        let all: Vec<_> = (0..LIMIT).map(|_| o.try_acquire().unwrap()).collect();
+        assert!(o.try_acquire().is_none());
+        drop(all);
+    }
+
+    #[test]
+    fn bucket_starts_full_refills_at_rate_and_caps_at_burst() {
+        let t0 = Instant::now();
+        // 3 tokens of burst, 1 token per 100 ms.
+        let b = TokenBucket::new(params(3, 1, 100), t0);
+        assert_eq!(b.available(t0), 3);
+        assert!(b.try_take(t0));
+        assert!(b.try_take(t0));
+        assert!(b.try_take(t0));
+        assert!(!b.try_take(t0));
+        assert_eq!(b.available(t0), 0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(!b.try_take(ms(99)));
+        assert!(b.try_take(ms(100)));
+        assert!(!b.try_take(ms(150)));
+        assert!(b.try_take(ms(200)));
+        // A long idle time refills to the burst, no further.
+        assert_eq!(b.available(ms(10_000)), 3);
+        for _ in 0..3 {
+            assert!(b.try_take(ms(10_000)));
+        }
+        assert!(!b.try_take(ms(10_000)));
+        // A clock before the epoch counts as the epoch.
+        let early = TokenBucket::new(params(1, 1, 100), ms(500));
+        assert!(early.try_take(t0));
+        assert!(!early.try_take(t0));
+    }
+
+    #[test]
+    fn bucket_rate_is_tokens_per_fill_over_fill_interval() {
+        let t0 = Instant::now();
+        // Envoy-style: 10 tokens every second, burst 10.
+        let b = TokenBucket::new(params(10, 10, 1000), t0);
+        let mut granted = 0;
+        // Ask every millisecond for 5 s: burst + 5 s * 10/s.
+        for ms in 0..5000 {
+            if b.try_take(t0 + Duration::from_millis(ms)) {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 10 + 49);
+        // New params keep the level (one token, refilled at 5000 ms) and refill at the new
+        // rate up to the new burst.
+        let now = t0 + Duration::from_millis(5000);
+        assert_eq!(b.available(now), 1);
+        b.set_params(params(100, 1, 1), now);
+        assert_eq!(b.available(now), 1);
+        assert_eq!(b.available(now + Duration::from_millis(50)), 51);
+        assert_eq!(b.available(now + Duration::from_secs(60)), 100);
+        // A smaller burst caps the level.
+        b.set_params(params(5, 1, 1), now + Duration::from_secs(60));
+        assert_eq!(b.available(now + Duration::from_secs(60)), 5);
+    }
+
+    /// Threads racing for tokens are granted exactly what the bucket holds at a frozen time.
+    #[test]
+    fn bucket_grants_exactly_its_tokens_across_threads() {
+        const THREADS: usize = 8;
+        let t0 = Instant::now();
+        let b = Arc::new(TokenBucket::new(params(1000, 1, 1000), t0));
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (b, barrier) = (Arc::clone(&b), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (0..500).filter(|_| b.try_take(t0)).count()
+                })
+            })
+            .collect();
+        let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 1000);
+        // One more second: exactly one more token for everyone together.
+        let later = t0 + Duration::from_secs(1);
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || (0..100).filter(|_| b.try_take(later)).count())
+            })
+            .collect();
+        let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 1);
+    }
+
+    /// A reload looks entries up again by name: same objects, counts and levels intact, new
+    /// limits applied; kinds and types never collide.
+    #[test]
+    fn entries_survive_a_reload_and_take_new_limits() {
+        let reg = Registry::new();
+        let t0 = Instant::now();
+        // Snapshot 1.
+        let cx = reg.occupancy("cluster.cx", "backend", Some(2));
+        let held = cx.try_acquire().unwrap();
+        let rl = reg.token_bucket("route.rate_limit", "api", params(2, 1, 1000), t0);
+        assert!(rl.try_take(t0));
+        // Snapshot 2 (a reload): same names, one new limit.
+        let cx2 = reg.occupancy("cluster.cx", "backend", Some(1));
+        let rl2 = reg.token_bucket("route.rate_limit", "api", params(2, 1, 1000), t0);
+        assert!(Arc::ptr_eq(&cx, &cx2));
+        assert!(Arc::ptr_eq(&rl, &rl2));
+        assert_eq!(cx2.current(), 1, "occupancy from before the reload is kept");
+        assert!(cx2.try_acquire().is_none(), "new limit 1 applies");
+        assert_eq!(rl2.available(t0), 1, "bucket level is kept");
+        // Other kinds, names and types are other entries.
+        let pending = reg.occupancy("cluster.pending", "backend", Some(2));
+        assert!(!Arc::ptr_eq(&cx, &pending));
+        assert!(!Arc::ptr_eq(
+            &cx,
+            &reg.occupancy("cluster.cx", "other", None)
+        ));
+        let custom = reg.get_or_insert_with("cluster.cx", "backend", || AtomicU64::new(7));
+        assert_eq!(custom.load(Ordering::Relaxed), 7);
+        assert_eq!(reg.len(), 5);
+        drop(held);
+    }
+
+    #[test]
+    fn prune_drops_only_entries_nothing_references() {
+        let reg = Registry::new();
+        let kept = reg.occupancy("cluster.cx", "kept", Some(10));
+        let held = reg.occupancy("cluster.cx", "held", Some(10));
+        let guard = held.try_acquire().unwrap();
+        drop(held);
+        let gone = reg.occupancy("cluster.cx", "gone", Some(10));
+        let _g = gone.try_acquire().unwrap();
+        drop(_g);
+        drop(gone);
+        assert_eq!(reg.len(), 3);
+        // Only "gone" has no snapshot and no guard left.
+        assert_eq!(reg.prune(), 1);
+        assert_eq!(reg.len(), 2);
+        // The guard kept "held" alive with its count.
+        let again = reg.occupancy("cluster.cx", "held", Some(10));
+        assert_eq!(again.current(), 1);
+        assert!(Arc::ptr_eq(guard.occupancy(), &again));
+        drop(guard);
+        // A pruned name comes back fresh.
+        assert_eq!(reg.occupancy("cluster.cx", "gone", None).current(), 0);
+        drop((kept, again));
+        assert_eq!(reg.prune(), 3);
+        assert!(reg.is_empty());
+    }
+}
