@@ -3,8 +3,9 @@
 //! Owns the stat primitives ([`Counter`], [`Gauge`], [`Histogram`]), the per-core layout
 //! ([`PerCore`]: one cache-line-padded slot per worker, written only by that worker with
 //! `Relaxed` atomics, summed by readers), the `stats!` macro that defines a stat set once
-//! (field, name, help, kind), every stat set ringway exports ([`names`]) and the renderers for
-//! the admin API (Envoy's `/stats` text and JSON, Prometheus text exposition 0.0.4).
+//! (field, name, help, kind), every stat set ringway exports ([`names`]), stat sets per name
+//! seen in traffic under a cap ([`dynamic`]) and the renderers for the admin API (Envoy's
+//! `/stats` text and JSON, Prometheus text exposition 0.0.4).
 //!
 //! It does not serve HTTP (see [`crate::admin`]) and does not decide when a stat moves: the
 //! workers do. DESIGN.md "Stats"; names follow Envoy's (`cluster.<name>.upstream_rq_total`).
@@ -12,6 +13,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+pub use dynamic::{DynamicKind, DynamicLocal, DynamicScope, MAX_NAME_LEN, OVERFLOW_NAME};
 pub use histogram::{Histogram, HistogramSnapshot, LocalHistogram, PROMETHEUS_BUCKETS_MS};
 pub use names::{ClusterStats, EndpointStats, HttpStats, ListenerStats, ServerStats, TcpStats};
 pub use render::ExtraGauge;
@@ -275,6 +277,7 @@ pub(crate) use stat_name;
 )]
 pub(crate) use stats;
 
+pub mod dynamic;
 mod histogram;
 pub mod names;
 mod render;

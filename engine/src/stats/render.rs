@@ -28,6 +28,33 @@ struct Sample {
     help: &'static str,
     kind: Kind,
     value: i128,
+    /// Set for a stat of a dynamic scope (a name seen in traffic).
+    dynamic: Option<DynamicName>,
+}
+
+/// Where a dynamic stat sits: `<scope>.<scope_name>.<sub>.<name>.<stat>`, and in Prometheus
+/// `ringway_<scope>_<sub>_<stat>{<scope>_name=..,<label>="<name>"}`.
+struct DynamicName {
+    sub: &'static str,
+    label: &'static str,
+    name: String,
+}
+
+impl Sample {
+    /// The `/stats` name.
+    fn text_name(&self) -> String {
+        match &self.dynamic {
+            Some(d) => format!(
+                "{}.{}.{}.{}.{}",
+                self.scope,
+                self.scope_name.as_deref().unwrap_or_default(),
+                d.sub,
+                d.name,
+                self.stat
+            ),
+            None => text_name(self.scope, self.scope_name.as_deref(), self.stat),
+        }
+    }
 }
 
 /// One histogram.
@@ -60,6 +87,7 @@ fn push_set<T: StatSet>(
             help: d.help,
             kind: d.kind,
             value: v,
+            dynamic: None,
         });
     }
 }
@@ -83,7 +111,7 @@ fn hist(
 impl Store {
     /// Sums every counter and gauge and snapshots every histogram (endpoint stats excluded).
     fn collect(&self, extra: &[ExtraGauge]) -> (Vec<Sample>, Vec<HistSample>) {
-        let (listeners, http, tcp, clusters) = {
+        let (listeners, http, tcp, clusters, dynamic) = {
             let g = self.lock();
             let l: Vec<_> = g
                 .listeners
@@ -105,7 +133,8 @@ impl Store {
                 .iter()
                 .map(|(k, v)| (k.clone(), Arc::clone(v)))
                 .collect();
-            (l, h, t, c)
+            let d: Vec<_> = g.dynamic.values().map(Arc::clone).collect();
+            (l, h, t, c, d)
         };
         let mut samples = Vec::new();
         let mut hists = Vec::new();
@@ -118,6 +147,7 @@ impl Store {
                 help: e.help,
                 kind: Kind::Gauge,
                 value: e.value.into(),
+                dynamic: None,
             });
         }
         for (n, s) in &listeners {
@@ -153,6 +183,26 @@ impl Store {
                 &s.upstream_cx_connect_ms,
             ));
         }
+        for d in &dynamic {
+            let kind = d.kind();
+            for (name, totals) in d.totals() {
+                for (desc, value) in totals {
+                    samples.push(Sample {
+                        scope: kind.scope,
+                        scope_name: Some(d.scope_name().to_owned()),
+                        stat: desc.name,
+                        help: desc.help,
+                        kind: desc.kind,
+                        value,
+                        dynamic: Some(DynamicName {
+                            sub: kind.sub,
+                            label: kind.label,
+                            name: name.clone(),
+                        }),
+                    });
+                }
+            }
+        }
         (samples, hists)
     }
 
@@ -169,7 +219,7 @@ impl Store {
         let (samples, hists) = self.collect(extra);
         let mut lines: Vec<(String, i128)> = samples
             .into_iter()
-            .map(|s| (text_name(s.scope, s.scope_name.as_deref(), s.stat), s.value))
+            .map(|s| (s.text_name(), s.value))
             .filter(|(n, _)| keep(n))
             .collect();
         lines.sort();
@@ -207,7 +257,7 @@ impl Store {
         let (samples, hists) = self.collect(extra);
         let mut stats: Vec<(String, i128)> = samples
             .into_iter()
-            .map(|s| (text_name(s.scope, s.scope_name.as_deref(), s.stat), s.value))
+            .map(|s| (s.text_name(), s.value))
             .filter(|(n, _)| keep(n))
             .collect();
         stats.sort();
@@ -260,12 +310,28 @@ impl Store {
         };
         for s in samples {
             // Dotted sub-scopes (`ssl.versions.TLSv1.3`) are not legal in Prometheus names.
-            let fam = format!("ringway_{}_{}", s.scope, s.stat.replace('.', "_"));
-            let line = format!(
-                "{fam}{} {}",
-                label(s.scope, s.scope_name.as_deref()),
-                s.value
-            );
+            let (fam, labels) = match &s.dynamic {
+                Some(d) => (
+                    format!(
+                        "ringway_{}_{}_{}",
+                        s.scope,
+                        d.sub.replace('.', "_"),
+                        s.stat.replace('.', "_")
+                    ),
+                    format!(
+                        "{{{}_name=\"{}\",{}=\"{}\"}}",
+                        s.scope,
+                        escape_label(s.scope_name.as_deref().unwrap_or_default()),
+                        d.label,
+                        escape_label(&d.name)
+                    ),
+                ),
+                None => (
+                    format!("ringway_{}_{}", s.scope, s.stat.replace('.', "_")),
+                    label(s.scope, s.scope_name.as_deref()),
+                ),
+            };
+            let line = format!("{fam}{labels} {}", s.value);
             fams.entry(fam)
                 .or_insert_with(|| Family {
                     help: s.help,

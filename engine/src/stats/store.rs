@@ -38,6 +38,8 @@ pub(super) struct Scopes {
     pub(super) tcp: BTreeMap<String, Arc<PerCore<TcpStats>>>,
     pub(super) clusters: BTreeMap<String, Arc<ClusterScope>>,
     pub(super) endpoints: BTreeMap<(String, SocketAddr), Arc<PerCore<EndpointStats>>>,
+    /// Dynamic scopes by their text prefix (`http.ingress.dynamodb.operation`).
+    pub(super) dynamic: BTreeMap<String, Arc<dyn super::dynamic::DynamicStats>>,
 }
 
 /// Every stat of the process, by scope. One per process, shared by workers and admin.

@@ -262,7 +262,7 @@ fn json_render_is_envoy_shaped() {
 }
 
 /// A small checker for the Prometheus text exposition format 0.0.4.
-fn check_prometheus(text: &str) -> BTreeMap<String, f64> {
+pub(super) fn check_prometheus(text: &str) -> BTreeMap<String, f64> {
     let sample = regex::Regex::new(
         r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*\})? (\S+)$"#,
     )
