@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod control;
 pub mod router;
 pub mod server;
 pub mod shared_state;
