@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ListenerProtocol};
+use crate::control::{Control, ControlHandle};
 use crate::listener;
 use crate::shared_state::Registry;
 use crate::stats::{
@@ -153,6 +154,8 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot start the control runtime: {0}")]
+    Control(std::io::Error),
 }
 
 /// A running server.
@@ -161,6 +164,9 @@ pub struct Handle {
     admin: Option<SocketAddr>,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    /// The control runtime (health checks, config watches, span export); stopped after the
+    /// workers in [`Handle::join`].
+    control: Control,
 }
 
 /// Bind every listener, start the workers and the admin server.
@@ -211,6 +217,7 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
         admin: admin_state,
         state,
     });
+    let control = Control::start(opts.driver).map_err(StartError::Control)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
     for (index, sockets) in per_worker.into_iter().enumerate() {
@@ -228,6 +235,7 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
         admin,
         shared,
         workers: handles,
+        control,
     })
 }
 
@@ -247,6 +255,11 @@ impl Handle {
 
     pub fn admin(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// Spawns work on the control runtime (off the workers) from any thread.
+    pub fn control(&self) -> ControlHandle {
+        self.control.handle()
     }
 
     /// Publish a new configuration: new requests use it, requests in flight finish on the old
@@ -290,6 +303,7 @@ impl Handle {
         for w in self.workers {
             let _ = w.join();
         }
+        self.control.shutdown();
     }
 
     /// Drain and wait.
