@@ -216,7 +216,8 @@ impl Occupancy {
 
 /// One admission into an [`Occupancy`]; dropping it releases the slot. Owns an `Arc` to the
 /// entry, so it may outlive the snapshot that admitted it (and keeps the entry from being
-/// pruned while held).
+/// pruned while held). The price is one more atomic add and subtract (the `Arc`'s count) per
+/// admission, on the line the entry's own count already contends for.
 #[derive(Debug)]
 #[must_use = "dropping the guard releases the slot at once"]
 pub struct OccupancyGuard(Arc<Occupancy>);
