@@ -6,23 +6,14 @@
 //! whatever the body length.
 
 use std::io;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
 use crate::filters::BufferedBody;
 use crate::proxy::head::OutFraming;
 pub(crate) use crate::worker::buffers::read_into;
-use crate::worker::timer;
-
-/// Pieces at least this large are written without copying them into the output buffer.
-const WRITE_THROUGH: usize = 8 * 1024;
-/// Room made for each read while streaming a body.
-const BODY_READ: usize = 64 * 1024;
-/// Flush the output buffer once it holds this much.
-const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// Which side a body transfer failed on.
 #[derive(Debug)]
@@ -126,70 +117,6 @@ fn finish_after_trailers(decoder: &mut BodyDecoder, buf: &mut BytesMut) -> Resul
     match decoder.decode(buf)? {
         BodyEvent::End => Ok(true),
         _ => Ok(decoder.is_done()),
-    }
-}
-
-/// Stream the rest of a body from `src` to `dst`. `out` may hold bytes to send first (a head,
-/// the start of the body); it is flushed before the first read. Each read waits at most
-/// `idle` for bytes. Returns when the body is complete and written.
-#[allow(clippy::too_many_arguments)] // reason: one call per direction; a struct would only rename these
-pub(crate) async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
-    src: &mut R,
-    buf: &mut BytesMut,
-    decoder: &mut BodyDecoder,
-    dst: &mut W,
-    out: &mut BytesMut,
-    framing: OutFraming,
-    idle: Duration,
-    moved: &mut u64,
-) -> Result<(), PumpError> {
-    let sink = |_: io::Error| PumpError::Sink;
-    loop {
-        if decoder.is_done() {
-            return flush_out(dst, out).await.map_err(sink);
-        }
-        match decoder
-            .decode(buf)
-            .map_err(|_: BodyError| PumpError::Framing)?
-        {
-            BodyEvent::Data(d) => {
-                *moved += d.len() as u64;
-                if d.len() >= WRITE_THROUGH && framing != OutFraming::Chunked {
-                    flush_out(dst, out).await.map_err(sink)?;
-                    write_bytes(dst, d).await.map_err(sink)?;
-                } else {
-                    frame_into(out, &d, framing);
-                    if out.len() >= OUT_HIGH_WATER {
-                        flush_out(dst, out).await.map_err(sink)?;
-                    }
-                }
-            }
-            BodyEvent::Trailers(t) => {
-                frame_end(out, Some(&t), framing);
-                finish_after_trailers(decoder, buf).map_err(|_: BodyError| PumpError::Framing)?;
-                return flush_out(dst, out).await.map_err(sink);
-            }
-            BodyEvent::End => {
-                frame_end(out, None, framing);
-                return flush_out(dst, out).await.map_err(sink);
-            }
-            BodyEvent::NeedMore => {
-                flush_out(dst, out).await.map_err(sink)?;
-                // A body being streamed: read in large pieces (fewer reads and writes per
-                // body); only bodies that outgrow the first buffer get here.
-                if buf.capacity() - buf.len() < BODY_READ / 4 {
-                    buf.reserve(BODY_READ);
-                }
-                let deadline = timer::coarse_now() + idle;
-                match read_into(src, buf, Some(deadline)).await {
-                    Ok(0) => {
-                        decoder.eof().map_err(|_: BodyError| PumpError::Framing)?;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(PumpError::Source(e.kind())),
-                }
-            }
-        }
     }
 }
 

@@ -1,40 +1,50 @@
-//! One request/response exchange on a downstream HTTP/1 connection: read the head, route it,
-//! answer locally or forward it to an upstream, relay the response, log and count it.
+//! One request/response exchange, for every protocol pairing: the client's codec (an HTTP/1
+//! connection or an HTTP/2 stream, [`Down`]) and the upstream's (a pooled HTTP/1 connection or
+//! an HTTP/2 stream) are adapters; the exchange itself is written once.
 //!
-//! Bodies stream in both directions. When the request body is already complete in the read
-//! buffer (the common case) the exchange is sequential: write, then relay. Otherwise the
-//! request body and the response are relayed concurrently, so an upstream that answers early
-//! or echoes while it reads never deadlocks against us.
+//! In order: checks the connection manager owns (unsupported codings, CONNECT, request id,
+//! the client identity), the route, the HTTP filters' decode phase ([`crate::filters`]), then
+//! the route's action: a local answer, or the router, which collects the body when a filter
+//! asked, picks an endpoint, opens the upstream request and relays. The request body and the
+//! response move through [`super::message::pump`] and [`super::relay::relay`]: sequentially
+//! when the request is wholly in memory (the common case; it may then be sent again on a fresh
+//! connection when a pooled one turns out closed), otherwise at the same time, so an upstream
+//! that answers early or echoes while it reads never deadlocks against us.
+//!
+//! Every exchange ends in one access-log record and one set of stats.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::BytesMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
-use protocols::http1::{
-    self, BodyDecoder, BodyEvent, BodyFraming, Limits, MethodKind, RequestHead, ResponseHead,
-    Version,
-};
+use bytes::{Bytes, BytesMut};
+use monoio::io::Splitable;
+use protocols::grpc::Code;
+use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, Version};
 
+use super::body::{self, PumpError, read_into};
+use super::fault::Fault;
+use super::grpc::{self, GrpcCall};
+use super::h1::{H1Client, H1Response, H1Sink, H1Source};
+use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamResponse};
+use super::h2::client::open_request;
+use super::h2::convert::{self, Fields};
+use super::h2::session::{Recv, StreamSlot};
+use super::h2::stream::ConnCtx;
+use super::head::{self, OutFraming, RequestRewrite};
+use super::message::{BodySink, BodySource, MemorySource, pump};
+use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, relay};
+use super::reply::LocalReply;
+use super::upstream::{self, Attempt};
+use super::{Downstream, tunnel};
 use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::Upstream;
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::filters::{BufferedBody, Chain, FilterState, Flow, LocalAnswer};
-use crate::proxy::body::{self, PumpError, read_into};
-use crate::proxy::fault::Fault;
-use crate::proxy::head::{self, OutFraming, RequestRewrite, ResponseRewrite};
-use crate::proxy::reply::LocalReply;
-use crate::proxy::upstream::{self, Attempt};
-use crate::proxy::{Downstream, tunnel};
 use crate::router::{Action, Route, Routed};
-use crate::worker::{ListenerLocal, Local, Worker, buffers, rng};
+use crate::worker::{ListenerLocal, Local, Worker, buffers, rng, timer};
 
-#[path = "exchange_h2.rs"]
-mod h2_upstream;
-
-/// The outcome of one exchange for the downstream connection.
+/// The outcome of one HTTP/1 exchange for the downstream connection.
 pub(crate) enum Next {
     KeepAlive(Downstream),
     /// ringway closes the connection.
@@ -44,6 +54,15 @@ pub(crate) enum Next {
     /// before the client reads it (a lingering close, as nginx does).
     Linger(Downstream),
     /// The client closed or reset the connection.
+    PeerGone,
+}
+
+/// What an HTTP/1 connection does after the exchange, decided as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    KeepAlive,
+    Close,
+    Linger,
     PeerGone,
 }
 
@@ -81,7 +100,30 @@ impl Record {
     }
 }
 
-/// Serve one request from `conn`. The caller has seen the connection become readable.
+/// Count a response status sent downstream.
+pub(crate) fn count_status(http: &crate::stats::HttpStats, status: u16) {
+    match status / 100 {
+        1 => http.downstream_rq_1xx.inc(),
+        2 => http.downstream_rq_2xx.inc(),
+        3 => http.downstream_rq_3xx.inc(),
+        4 => http.downstream_rq_4xx.inc(),
+        _ => http.downstream_rq_5xx.inc(),
+    }
+}
+
+/// The client's side of an exchange.
+pub(crate) enum Down<'a> {
+    /// An HTTP/1 connection, owned by the exchange while it runs (`None` only while split).
+    H1(Option<Downstream>),
+    /// A stream of an HTTP/2 connection.
+    H2 {
+        ctx: &'a ConnCtx,
+        slot: &'a StreamSlot,
+    },
+}
+
+/// Serve one request from an HTTP/1 connection. The caller has seen the connection become
+/// readable.
 pub(crate) async fn handle(
     worker: &Worker,
     local: &Rc<Local>,
@@ -130,60 +172,117 @@ pub(crate) async fn handle(
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                let http = ll.http();
                 if !partial {
                     // A connection that became readable but sent nothing: just close it.
                     return Next::Close;
                 }
-                http.downstream_rq_timeout.inc();
+                ll.http().downstream_rq_timeout.inc();
                 return reject(&mut conn, ll, opts, 408, b"request header timeout\n").await;
             }
             Err(_) => return Next::PeerGone,
         }
     };
-
     let http = ll.http();
     http.downstream_rq_total.inc();
     http.downstream_rq_http1_total.inc();
     http.downstream_rq_active.inc();
-    // Wall-clock time is only needed for the access log.
-    let start_time = ll.access_log.as_ref().map(|_| SystemTime::now());
-    let mut ex = Exchange {
-        worker,
-        local,
-        cfg,
-        ll,
-        head,
-        rec: Record::new(start),
-        request_id: None,
-        xfcc: None,
-        route_name: "",
-        peer: conn.peer,
-        body_unread: false,
-        chain: Chain::new(&cfg.http_filters, None),
-        filter_state: FilterState::default(),
-        buffered: None,
-        continue_sent: false,
+    let xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
+    let local_addr = conn.stream.local_addr().ok();
+    let peer = conn.peer;
+    let mut ex = Exchange::new(worker, local, li, head, Down::H1(Some(conn)), start);
+    ex.xfcc = xfcc;
+    ex.peer = peer;
+    ex.local_addr = local_addr;
+    ex.run().await;
+    ex.account(false);
+    let after = ex.after;
+    match (after, ex.down) {
+        (After::KeepAlive, Down::H1(Some(c))) => Next::KeepAlive(c),
+        (After::Linger, Down::H1(Some(c))) => Next::Linger(c),
+        (After::PeerGone, _) => Next::PeerGone,
+        _ => Next::Close,
+    }
+}
+
+/// Serve the request that opened an HTTP/2 stream (its fields already decoded), then account
+/// for it. The caller settles the stream.
+pub(crate) async fn handle_stream(
+    ctx: &ConnCtx,
+    slot: &StreamSlot,
+    fields: &Fields,
+    end_stream: bool,
+) {
+    let local = ctx.worker.local();
+    let http = ctx.http();
+    http.downstream_rq_total.inc();
+    http.downstream_rq_http2_total.inc();
+    http.downstream_rq_active.inc();
+    let start = Instant::now();
+    let cfg = local.listener_config(ctx.li);
+    let opts = &cfg.http;
+    let limits = Limits {
+        max_request_line: opts.max_request_line_bytes,
+        max_head: opts.max_request_headers_bytes,
+        max_headers: opts.max_request_headers_count,
     };
-    let next = ex.run(conn).await;
-    http.downstream_rq_active.dec();
-    if ex.rec.completed {
-        http.downstream_rq_completed.inc();
+    let head = match convert::request_head(fields, end_stream, &limits) {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            http.downstream_rq_bad.inc();
+            if matches!(e.status(), 414 | 431) {
+                http.downstream_rq_too_large.inc();
+            }
+            Err(e)
+        }
+    };
+    // An unparseable request still gets an exchange (for its answer, stats and log line),
+    // over a placeholder head.
+    let (head, bad) = match head {
+        Ok(h) => (h, None),
+        Err(e) => match placeholder_head() {
+            Some(h) => (h, Some(e)),
+            None => return,
+        },
+    };
+    let mut ex = Exchange::new(
+        &ctx.worker,
+        &local,
+        ctx.li,
+        head,
+        Down::H2 { ctx, slot },
+        start,
+    );
+    ex.xfcc = ctx.xfcc.clone();
+    ex.peer = ctx.peer;
+    ex.local_addr = ctx.local_addr;
+    ex.h2_fields = Some(fields);
+    let cancelled = monoio::select! {
+        () = async {
+            match bad {
+                None => {
+                    ex.grpc = GrpcCall::of(&ex.head);
+                    ex.run().await;
+                }
+                Some(e) => {
+                    ex.rec.flags |= ResponseFlags::DPE;
+                    let text = format!("{e}\n");
+                    ex.reply_error(e.status(), text.as_bytes(), None).await;
+                }
+            }
+        } => false,
+        () = slot.cancel.wait() => true,
+    };
+    if cancelled {
+        ex.rec.flags |= ResponseFlags::DC;
     }
-    http.downstream_cx_rx_bytes_total
-        .add(ex.head.raw().len() as u64 + ex.rec.bytes_received);
-    http.downstream_cx_tx_bytes_total
-        .add(ex.rec.head_tx + ex.rec.bytes_sent);
-    if ex.rec.status != 0 {
-        count_status(ll.http(), ex.rec.status);
-    } else {
-        ll.http().downstream_rq_rx_reset.inc();
-    }
-    ll.rq_time.record(ex.rec.start.elapsed().as_micros() as u64);
-    if let (Some(log), Some(start_time)) = (&ll.access_log, start_time) {
-        ex.log(log, start_time);
-    }
-    next
+    ex.account(cancelled);
+}
+
+/// A minimal parsed head standing in for a request that could not be read (its log line
+/// takes method and path from the HTTP/2 fields).
+fn placeholder_head() -> Option<RequestHead> {
+    let mut b = BytesMut::from(&b"GET / HTTP/1.1\r\nhost: -\r\n\r\n"[..]);
+    http1::parse_request(&mut b, &Limits::default()).ok().flatten()
 }
 
 /// Answer a request whose head could not be read (malformed, too large, too slow) and close.
@@ -203,42 +302,6 @@ async fn reject(
     Next::Close
 }
 
-/// Count a response status sent downstream.
-pub(crate) fn count_status(http: &crate::stats::HttpStats, status: u16) {
-    match status / 100 {
-        1 => http.downstream_rq_1xx.inc(),
-        2 => http.downstream_rq_2xx.inc(),
-        3 => http.downstream_rq_3xx.inc(),
-        4 => http.downstream_rq_4xx.inc(),
-        _ => http.downstream_rq_5xx.inc(),
-    }
-}
-
-struct Exchange<'a> {
-    worker: &'a Worker,
-    local: &'a Rc<Local>,
-    cfg: &'a ListenerConfig,
-    ll: &'a ListenerLocal,
-    head: RequestHead,
-    rec: Record,
-    /// Generated when the request had none.
-    request_id: Option<[u8; 36]>,
-    /// The client's verified certificate identity (mTLS), found once at routing: what routes
-    /// match as `x-forwarded-client-cert` and what goes upstream in it.
-    xfcc: Option<Rc<[u8]>>,
-    route_name: &'a str,
-    peer: SocketAddr,
-    /// The request body was not read to its end (the response came first).
-    body_unread: bool,
-    /// The listener's HTTP filters, with the route once it is known.
-    chain: Chain<'a>,
-    filter_state: FilterState,
-    /// The whole request body, when a filter had it collected before forwarding.
-    buffered: Option<BufferedBody>,
-    /// `100 Continue` went to the client already.
-    continue_sent: bool,
-}
-
 /// Why collecting a request body ended the exchange.
 enum Collect {
     /// A filter answers (413 over its limit).
@@ -249,38 +312,100 @@ enum Collect {
     Gone,
 }
 
-/// Where a relay stands, shared with the request body upload running beside it.
-#[derive(Default)]
-struct Progress {
-    /// The response head went downstream (a failure can no longer be answered locally).
-    head_sent: Cell<bool>,
-    /// The request body is still being read: a response already complete when its head is
-    /// written says `Connection: close` (its upstream did not wait for the body).
-    body_pending: Cell<bool>,
-}
-
-/// How the upstream part of an exchange ended.
-enum Relayed {
-    /// Response complete. `upstream_reusable`: the upstream connection may serve another request.
-    Done {
-        upstream_reusable: bool,
-        downstream_keep_alive: bool,
-    },
-    /// 101 Switching Protocols was relayed; both connections now carry the tunnel.
-    Upgraded,
-    /// Failed before any response byte went downstream: answer locally.
-    Fault(Fault),
-    /// Failed after the response started (or the client went away): close.
-    Broken(ResponseFlags),
+pub(crate) struct Exchange<'a> {
+    worker: &'a Worker,
+    local: &'a Rc<Local>,
+    cfg: &'a ListenerConfig,
+    ll: &'a ListenerLocal,
+    head: RequestHead,
+    down: Down<'a>,
+    rec: Record,
+    /// Generated when the request had none.
+    request_id: Option<[u8; 36]>,
+    /// The client's verified certificate identity (mTLS): what routes match as
+    /// `x-forwarded-client-cert` and what goes upstream in it.
+    xfcc: Option<Rc<[u8]>>,
+    route_name: &'a str,
+    peer: SocketAddr,
+    /// The address the client connected to (for PROXY headers sent upstream).
+    local_addr: Option<SocketAddr>,
+    /// The listener's HTTP filters, with the route once it is known.
+    chain: Chain<'a>,
+    filter_state: FilterState,
+    /// The whole request body, when a filter had it collected before forwarding.
+    buffered: Option<BufferedBody>,
+    /// `100 Continue` went to the client already (HTTP/1).
+    continue_sent: bool,
+    /// The request body was not read to its end.
+    body_unread: bool,
+    /// HTTP/1: what the connection does next.
+    after: After,
+    /// Set for gRPC requests (HTTP/2).
+    grpc: Option<GrpcCall>,
+    /// The gRPC call's final status, once known.
+    grpc_status: Option<Code>,
+    /// HTTP/2: the request's fields as received (the access log's method and path).
+    h2_fields: Option<&'a Fields>,
+    start_time: Option<SystemTime>,
 }
 
 impl<'a> Exchange<'a> {
+    fn new(
+        worker: &'a Worker,
+        local: &'a Rc<Local>,
+        li: usize,
+        head: RequestHead,
+        down: Down<'a>,
+        start: Instant,
+    ) -> Self {
+        let cfg = local.listener_config(li);
+        let ll = &local.listeners[li];
+        Self {
+            worker,
+            local,
+            cfg,
+            ll,
+            head,
+            down,
+            rec: Record::new(start),
+            request_id: None,
+            xfcc: None,
+            route_name: "",
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            local_addr: None,
+            chain: Chain::new(&cfg.http_filters, None),
+            filter_state: FilterState::default(),
+            buffered: None,
+            continue_sent: false,
+            body_unread: false,
+            after: After::Close,
+            grpc: None,
+            grpc_status: None,
+            h2_fields: None,
+            // Wall-clock time is only needed for the access log.
+            start_time: ll.access_log.as_ref().map(|_| SystemTime::now()),
+        }
+    }
+
     fn opts(&self) -> &'a HttpOptions {
         &self.cfg.http
     }
 
-    fn keep_alive_wanted(&self) -> bool {
-        self.head.is_keep_alive() && !self.worker.drain.is_draining()
+    fn is_h1(&self) -> bool {
+        matches!(self.down, Down::H1(_))
+    }
+
+    /// What the client's codec needs to frame the response.
+    fn facts(&self, upgrade_sent: bool) -> ReqFacts<'a> {
+        ReqFacts {
+            head_request: self.head.is_head(),
+            http10: self.head.version() == Version::Http10,
+            client_keep_alive: self.head.is_keep_alive(),
+            drain: &self.worker.drain,
+            opts: self.opts(),
+            edits: self.chain.response_edits(),
+            upgrade_sent,
+        }
     }
 
     /// `Transfer-Encoding: gzip, chunked` and the like: we decode and re-encode the chunked
@@ -295,18 +420,15 @@ impl<'a> Exchange<'a> {
             })
     }
 
-    async fn run(&mut self, conn: Downstream) -> Next {
-        if self.has_unsupported_coding() {
+    async fn run(&mut self) {
+        if self.is_h1() && self.has_unsupported_coding() {
             self.rec.flags |= ResponseFlags::DPE;
-            let reply = LocalReply::new(
-                501,
-                b"transfer codings other than chunked are not supported\n",
-            );
-            return self.reply_local(conn, reply).await;
+            let text = b"transfer codings other than chunked are not supported\n";
+            return self.reply_error(501, text, None).await;
         }
         if self.head.is_connect() {
             return self
-                .reply_local(conn, LocalReply::new(501, b"CONNECT is not supported\n"))
+                .reply_error(501, b"CONNECT is not supported\n", None)
                 .await;
         }
         if self.opts().generate_request_id && self.head.header(b"x-request-id").is_none() {
@@ -315,14 +437,13 @@ impl<'a> Exchange<'a> {
             self.request_id = Some(id);
         }
         let cfg: &'a ListenerConfig = self.cfg;
-        self.xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
         let routed = Routed {
             req: &self.head,
             xfcc: self.xfcc.as_deref(),
         };
         let Some(route) = cfg.routes.route(&routed) else {
             self.ll.http().no_route.inc();
-            return self.reply_fault(conn, Fault::NoRoute).await;
+            return self.reply_fault(Fault::NoRoute).await;
         };
         self.route_name = &route.name;
         self.chain = Chain::new(&cfg.http_filters, Some(route));
@@ -331,14 +452,14 @@ impl<'a> Exchange<'a> {
             .decode_headers(&self.head, &mut self.filter_state)
         {
             Flow::Continue => {}
-            Flow::Respond(answer) => return self.reply_answer(conn, answer).await,
+            Flow::Respond(answer) => return self.reply_answer(answer).await,
             // The router collects the body before it forwards (a local answer needs none).
             Flow::StopAndBuffer { .. } => {}
         }
         match &route.action {
             Action::DirectResponse { status, body } => {
                 self.ll.http().rq_direct_response.inc();
-                self.reply_local(conn, LocalReply::new(*status, body)).await
+                self.reply_local(LocalReply::new(*status, body)).await;
             }
             Action::Redirect(r) => {
                 self.ll.http().rq_redirect.inc();
@@ -346,61 +467,112 @@ impl<'a> Exchange<'a> {
                 r.location(&self.head, self.opts().scheme(), &mut location);
                 let mut reply = LocalReply::new(r.status, b"");
                 reply.location = Some(&location);
-                self.reply_local(conn, reply).await
+                self.reply_local(reply).await;
             }
-            Action::Cluster(id) => self.forward(conn, route, *id).await,
+            Action::Cluster(id) => self.forward(route, *id).await,
             Action::WeightedClusters(w) => {
                 let id = w.pick(rng::next_u64() as u32);
-                self.forward(conn, route, id).await
+                self.forward(route, id).await;
             }
         }
     }
 
-    /// Send a locally generated response. The connection stays open only when no request body
-    /// is left unread and the client wants keep-alive.
-    async fn reply_local(&mut self, mut conn: Downstream, mut reply: LocalReply<'_>) -> Next {
-        let body_pending = self.head.framing() != BodyFraming::None;
-        let keep = self.keep_alive_wanted() && !body_pending;
-        reply.close = !keep;
-        reply.keep_alive_10 = keep && self.head.version() == Version::Http10;
-        reply.head_only = self.head.is_head();
+    /// Send a locally generated response. An HTTP/1 connection stays open only when no request
+    /// body is left unread and the client wants keep-alive.
+    async fn reply_local(&mut self, mut reply: LocalReply<'_>) {
         reply.edits = self.chain.response_edits();
-        let mut out = BytesMut::with_capacity(256 + reply.body.len());
-        let body_len = reply.write(&mut out, self.opts());
-        let head_len = (out.len() - body_len) as u64;
         self.rec.status = reply.status;
-        match body::write_bytes(&mut conn.stream, out.freeze()).await {
-            Ok(()) => {
-                self.rec.bytes_sent = body_len as u64;
-                self.rec.head_tx += head_len;
-                self.rec.completed = true;
-                if keep {
-                    Next::KeepAlive(conn)
-                } else if body_pending {
-                    Next::Linger(conn)
-                } else {
-                    Next::Close
+        let head_request = self.head.is_head();
+        match &mut self.down {
+            Down::H1(conn) => {
+                let Some(conn) = conn.as_mut() else { return };
+                let body_pending =
+                    self.head.framing() != BodyFraming::None && self.buffered.is_none();
+                let keep =
+                    self.head.is_keep_alive() && !self.worker.drain.is_draining() && !body_pending;
+                reply.close = !keep;
+                reply.keep_alive_10 = keep && self.head.version() == Version::Http10;
+                reply.head_only = head_request;
+                let mut out = BytesMut::with_capacity(256 + reply.body.len());
+                let body_len = reply.write(&mut out, &self.cfg.http);
+                let head_len = (out.len() - body_len) as u64;
+                match body::write_bytes(&mut conn.stream, out.freeze()).await {
+                    Ok(()) => {
+                        self.rec.bytes_sent = body_len as u64;
+                        self.rec.head_tx += head_len;
+                        self.rec.completed = true;
+                        self.after = if keep {
+                            After::KeepAlive
+                        } else if body_pending {
+                            After::Linger
+                        } else {
+                            After::Close
+                        };
+                    }
+                    Err(_) => {
+                        self.rec.flags |= ResponseFlags::DC;
+                        self.after = After::PeerGone;
+                    }
                 }
             }
-            Err(_) => {
-                self.rec.flags |= ResponseFlags::DC;
-                Next::PeerGone
+            Down::H2 { ctx, slot } => {
+                let mut fields = Fields::new();
+                convert::local_reply_fields(&reply, &self.cfg.http, &mut fields);
+                let no_body = reply.body.is_empty() || head_request;
+                if slot.send_headers(&ctx.sess, &fields, no_body).is_err() {
+                    return;
+                }
+                if !no_body {
+                    let body = Bytes::copy_from_slice(reply.body);
+                    let idle = self.cfg.http.idle_timeout;
+                    if slot.send_data(&ctx.sess, body, true, idle).await.is_err() {
+                        return;
+                    }
+                    self.rec.bytes_sent = reply.body.len() as u64;
+                }
+                self.rec.completed = true;
             }
         }
+    }
+
+    async fn reply_fault(&mut self, fault: Fault) {
+        self.rec.flags |= fault.flag();
+        self.reply_error(fault.status(), fault.body(), Some(fault))
+            .await;
+    }
+
+    /// Answer an error ringway found itself: as an HTTP error, or for a gRPC request as a
+    /// trailers-only gRPC status (HTTP 200) a gRPC client understands.
+    async fn reply_error(&mut self, status: u16, text: &[u8], fault: Option<Fault>) {
+        if let (Some(_), Down::H2 { ctx, slot }) = (&self.grpc, &self.down) {
+            let code = grpc::code_for(status, fault);
+            let mut fields = Fields::new();
+            grpc::error_fields(code, text, &mut fields);
+            self.rec.status = 200;
+            self.grpc_status = Some(code);
+            if slot.send_headers(&ctx.sess, &fields, true).is_ok() {
+                self.rec.completed = true;
+            }
+            return;
+        }
+        self.reply_local(LocalReply::new(status, text)).await;
     }
 
     /// Answer for a filter.
-    async fn reply_answer(&mut self, conn: Downstream, answer: LocalAnswer) -> Next {
+    async fn reply_answer(&mut self, answer: LocalAnswer) {
         if answer.status == 413 {
             self.ll.http().downstream_rq_too_large.inc();
         }
-        self.reply_local(conn, LocalReply::new(answer.status, answer.body))
-            .await
+        self.reply_error(answer.status, answer.body, None).await;
     }
 
-    /// Tell the client to send its body (`Expect: 100-continue`), once; like Envoy and nginx
-    /// ringway answers it itself and does not forward the expectation. Err: the client left.
-    async fn send_continue(&mut self, conn: &mut Downstream) -> Result<(), ()> {
+    /// Tell an HTTP/1 client to send its body (`Expect: 100-continue`), once: like Envoy and
+    /// nginx, ringway answers it itself and does not forward the expectation, so the client
+    /// sends while the upstream is being connected. `Err`: the client left.
+    async fn send_continue(&mut self) -> Result<(), ()> {
+        let Down::H1(Some(conn)) = &mut self.down else {
+            return Ok(());
+        };
         let wanted = self.head.expects_continue()
             && self.head.framing() != BodyFraming::None
             && conn.buf.is_empty()
@@ -409,7 +581,7 @@ impl<'a> Exchange<'a> {
             return Ok(());
         }
         self.continue_sent = true;
-        let go_on = bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
         if body::write_bytes(&mut conn.stream, go_on).await.is_err() {
             self.rec.flags |= ResponseFlags::DC;
             return Err(());
@@ -417,309 +589,440 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
-    /// Read the whole request body into memory for a filter that asked for it (bounded by
-    /// its limit). `Err`: the exchange is over (a local answer went out, or the client left).
-    async fn collect_body(&mut self, conn: &mut Downstream) -> Result<BufferedBody, Collect> {
-        if self.send_continue(conn).await.is_err() {
+    /// Read the whole request body into memory for a filter that asked for it (bounded by its
+    /// limit). An HTTP/2 client is credited for each DATA frame as it is collected, so a body
+    /// larger than the stream window still arrives.
+    async fn collect_body(&mut self) -> Result<BufferedBody, Collect> {
+        if self.send_continue().await.is_err() {
             return Err(Collect::Gone);
         }
-        let mut decoder = BodyDecoder::new(self.head.framing());
-        let mut data = BytesMut::new();
         let idle = self.opts().idle_timeout;
-        loop {
-            match decoder.decode(&mut conn.buf) {
-                Err(_) => return Err(Collect::Invalid),
-                Ok(BodyEvent::Data(d)) => {
-                    self.rec.bytes_received += d.len() as u64;
-                    if let Flow::Respond(a) =
-                        self.chain.decode_data(d.len(), &mut self.filter_state)
-                    {
-                        return Err(Collect::Answer(a));
-                    }
-                    data.extend_from_slice(&d);
-                }
-                Ok(BodyEvent::Trailers(block)) => {
-                    let mut fields = Vec::new();
-                    crate::proxy::h2::convert::trailer_fields(&block, &mut fields);
-                    let _ = decoder.decode(&mut conn.buf);
-                    return Ok(BufferedBody::new(data.freeze(), Some(fields)));
-                }
-                Ok(BodyEvent::End) => return Ok(BufferedBody::new(data.freeze(), None)),
-                Ok(BodyEvent::NeedMore) => {
-                    let deadline = crate::worker::timer::coarse_now() + idle;
-                    match read_into(&mut conn.stream, &mut conn.buf, Some(deadline)).await {
-                        Ok(0) => {
-                            if decoder.eof().is_err() {
-                                return Err(Collect::Gone);
+        let mut data = BytesMut::new();
+        match &mut self.down {
+            Down::H1(conn) => {
+                let Some(conn) = conn.as_mut() else {
+                    return Err(Collect::Gone);
+                };
+                let mut decoder = BodyDecoder::new(self.head.framing());
+                loop {
+                    match decoder.decode(&mut conn.buf) {
+                        Err(_) => return Err(Collect::Invalid),
+                        Ok(BodyEvent::Data(d)) => {
+                            self.rec.bytes_received += d.len() as u64;
+                            if let Flow::Respond(a) =
+                                self.chain.decode_data(d.len(), &mut self.filter_state)
+                            {
+                                return Err(Collect::Answer(a));
+                            }
+                            data.extend_from_slice(&d);
+                        }
+                        Ok(BodyEvent::Trailers(block)) => {
+                            let mut fields = Fields::new();
+                            convert::trailer_fields(&block, &mut fields);
+                            let _ = decoder.decode(&mut conn.buf);
+                            return Ok(BufferedBody::new(data.freeze(), Some(fields)));
+                        }
+                        Ok(BodyEvent::End) => return Ok(BufferedBody::new(data.freeze(), None)),
+                        Ok(BodyEvent::NeedMore) => {
+                            let deadline = timer::coarse_now() + idle;
+                            match read_into(&mut conn.stream, &mut conn.buf, Some(deadline)).await {
+                                Ok(0) => {
+                                    if decoder.eof().is_err() {
+                                        return Err(Collect::Gone);
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(_) => return Err(Collect::Gone),
                             }
                         }
-                        Ok(_) => {}
-                        Err(_) => return Err(Collect::Gone),
                     }
                 }
             }
+            Down::H2 { ctx, slot } => loop {
+                match slot.recv(idle).await {
+                    Recv::Data(d) => {
+                        let n = d.len();
+                        self.rec.bytes_received += n as u64;
+                        if let Flow::Respond(a) = self.chain.decode_data(n, &mut self.filter_state)
+                        {
+                            return Err(Collect::Answer(a));
+                        }
+                        data.extend_from_slice(&d);
+                        slot.release(&ctx.sess, n);
+                    }
+                    Recv::Trailers(t) => return Ok(BufferedBody::new(data.freeze(), Some(t))),
+                    Recv::End => return Ok(BufferedBody::new(data.freeze(), None)),
+                    Recv::Head(..) | Recv::Gone => return Err(Collect::Gone),
+                }
+            },
         }
     }
 
-    async fn reply_fault(&mut self, conn: Downstream, fault: Fault) -> Next {
-        self.rec.flags |= fault.flag();
-        let reply = LocalReply::new(fault.status(), fault.body());
-        self.reply_local(conn, reply).await
+    /// When the wait for the response head ends: the route's timeout, or the gRPC client's
+    /// deadline if that is earlier.
+    fn response_deadline(&self, route: &Route) -> Option<Instant> {
+        let by_route = route.timeout.map(|t| self.rec.start + t);
+        match &self.grpc {
+            Some(call) => call.deadline(self.rec.start, by_route),
+            None => by_route,
+        }
     }
 
-    /// Forward to a cluster: pick an endpoint, get a connection, relay.
-    async fn forward(&mut self, mut conn: Downstream, route: &'a Route, id: ClusterId) -> Next {
+    /// The router: collect the body if a filter asked, pick an endpoint, forward, relay.
+    async fn forward(&mut self, route: &'a Route, id: ClusterId) {
         if self.filter_state.buffer_limit.is_some() {
-            match self.collect_body(&mut conn).await {
+            match self.collect_body().await {
                 Ok(b) => self.buffered = Some(b),
                 Err(Collect::Answer(a)) => {
                     self.body_unread = true;
-                    return self.reply_answer(conn, a).await;
+                    return self.reply_answer(a).await;
                 }
                 Err(Collect::Invalid) => {
                     self.rec.flags |= ResponseFlags::DPE;
-                    let reply = LocalReply::new(400, b"invalid request body\n");
-                    return self.reply_local(conn, reply).await;
+                    return self
+                        .reply_local(LocalReply::new(400, b"invalid request body\n"))
+                        .await;
                 }
                 Err(Collect::Gone) => {
                     self.rec.flags |= ResponseFlags::DC;
-                    return Next::PeerGone;
+                    self.after = After::PeerGone;
+                    return;
                 }
             }
         }
         let cluster = self.local.clusters[id].clone();
         let Some(ep) = cluster.pick() else {
             cluster.stats().upstream_cx_none_healthy.inc();
-            return self.reply_fault(conn, Fault::NoHealthyUpstream).await;
+            return self.reply_fault(Fault::NoHealthyUpstream).await;
         };
         let attempt = Attempt::begin(cluster, ep, self.rec.start);
         self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
-        let next = match attempt.cluster.protocol {
-            UpstreamProtocol::Http1 => self.forward_to(conn, route, &attempt).await,
-            UpstreamProtocol::Http2 => self.forward_to_h2(conn, route, &attempt).await,
-        };
+        match attempt.cluster.protocol {
+            UpstreamProtocol::Http1 => self.forward_h1(route, &attempt).await,
+            UpstreamProtocol::Http2 => self.forward_h2(route, &attempt).await,
+        }
         self.rec.upstream_time = Some(attempt.end(self.rec.status, self.rec.flags, self.rec.up_rx));
-        next
     }
 
-    async fn forward_to(
-        &mut self,
-        mut conn: Downstream,
-        route: &'a Route,
-        attempt: &Attempt,
-    ) -> Next {
+    /// Forward over a pooled HTTP/1 connection.
+    async fn forward_h1(&mut self, route: &'a Route, attempt: &Attempt) {
         let cluster = &attempt.cluster;
-        let opts = self.opts();
         let req_framing = self.head.framing();
-        let upgrade = self
-            .head
-            .upgrade()
-            .filter(|_| req_framing == BodyFraming::None);
+        // Only an HTTP/1 client can upgrade, and only a request without a body.
+        let upgrade = match self.down {
+            Down::H1(_) => self
+                .head
+                .upgrade()
+                .filter(|_| req_framing == BodyFraming::None),
+            Down::H2 { .. } => None,
+        };
         let out_framing = match req_framing {
             BodyFraming::Chunked => OutFraming::Chunked,
             _ => OutFraming::AsIs,
         };
-        // The upstream request: head plus whatever body is already buffered.
+        // The upstream request: head plus whatever body is already at hand.
         let mut out = buffers::take();
-        let request_id = self.request_id;
         head::write_request_xfcc(
             &mut out,
             &self.head,
             &RequestRewrite {
                 route,
-                opts,
-                peer: conn.peer,
+                opts: self.opts(),
+                peer: self.peer,
                 framing: out_framing,
                 upgrade,
-                request_id: request_id.as_ref(),
+                request_id: self.request_id.as_ref(),
                 edits: self.chain.request_edits(),
             },
             self.xfcc.as_deref(),
         );
-        // Answered by ringway so the client sends its body while we connect upstream.
-        if self.send_continue(&mut conn).await.is_err() {
-            return Next::Close;
+        let upgrade_sent = upgrade.is_some();
+        if self.send_continue().await.is_err() {
+            self.after = After::Close;
+            return;
         }
         let mut decoder = BodyDecoder::new(req_framing);
-        let filled = match &self.buffered {
-            Some(b) => {
+        let complete = match (&self.buffered, &mut self.down) {
+            (Some(b), _) => {
                 body::frame_whole(&mut out, b, out_framing);
                 Ok(true)
             }
-            None => body::fill(
+            (None, Down::H1(Some(conn))) => body::fill(
                 &mut decoder,
                 &mut conn.buf,
                 &mut out,
                 out_framing,
                 &mut self.rec.bytes_received,
             ),
+            (None, Down::H1(None)) => Ok(false),
+            (None, Down::H2 { .. }) => Ok(req_framing == BodyFraming::None),
         };
-        let Ok(body_complete) = filled else {
+        let Ok(complete) = complete else {
+            buffers::give_back(out);
             self.rec.flags |= ResponseFlags::DPE;
-            let reply = LocalReply::new(400, b"invalid request body\n");
-            return self.reply_local(conn, reply).await;
+            return self
+                .reply_local(LocalReply::new(400, b"invalid request body\n"))
+                .await;
         };
         let request_bytes = out.split().freeze();
         buffers::give_back(out);
-        let timeout = route.timeout;
+        let deadline = self.response_deadline(route);
+        let facts = self.facts(upgrade_sent);
 
-        // A request that is wholly in memory can be replayed once on a fresh connection when
-        // a pooled connection turns out to have been closed by the upstream while idle.
+        if !complete {
+            let origin = cluster.origin(self.peer, || self.local_addr);
+            let up = match attempt.checkout(origin).await {
+                Ok(up) => up,
+                Err(fault) => return self.reply_fault(fault).await,
+            };
+            cluster
+                .stats()
+                .upstream_cx_tx_bytes_total
+                .add(request_bytes.len() as u64);
+            return self
+                .stream_h1(up, request_bytes, out_framing, decoder, facts, deadline)
+                .await;
+        }
+        // Wholly in memory: it can be sent again once on a fresh connection when a pooled
+        // connection turns out to have been closed by the upstream while idle.
         let mut tries = 0;
         loop {
             tries += 1;
-            let origin = cluster.origin(conn.peer, || conn.stream.local_addr().ok());
+            let origin = cluster.origin(self.peer, || self.local_addr);
             let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(fault) => return self.reply_fault(conn, fault).await,
+                Err(fault) => return self.reply_fault(fault).await,
             };
-            let mut upbuf = BytesMut::new();
-            let up_stats = cluster.stats();
-            up_stats
+            cluster
+                .stats()
                 .upstream_cx_tx_bytes_total
                 .add(request_bytes.len() as u64);
-            if body_complete {
-                let written = body::write_bytes(&mut up.stream, request_bytes.clone()).await;
-                let relayed = match written {
-                    Ok(()) => {
-                        // The route timeout counts from the start of the request.
-                        let deadline = timeout.map(|t| self.rec.start + t);
-                        self.relay(
-                            &mut up.stream,
-                            &mut upbuf,
-                            &mut conn.stream,
-                            deadline,
-                            &Progress::default(),
-                        )
+            let mut upbuf = BytesMut::new();
+            let relayed = match body::write_bytes(&mut up.stream, request_bytes.clone()).await {
+                Ok(()) => {
+                    let idle = self.opts().idle_timeout;
+                    let mut src =
+                        H1Response::new(&mut up.stream, &mut upbuf, facts.head_request, idle);
+                    self.relay_to_client(&mut src, &facts, deadline, &Progress::default())
                         .await
-                    }
-                    Err(_) => Relayed::Fault(Fault::UpstreamReset),
-                };
-                if matches!(relayed, Relayed::Fault(Fault::UpstreamReset))
-                    && up.reused
-                    && tries == 1
-                {
-                    cluster.stats().upstream_rq_retry.inc();
-                    continue;
                 }
-                return self.finish(conn, up, upbuf, relayed).await;
+                Err(_) => Relayed::Fault(Fault::UpstreamReset),
+            };
+            if matches!(relayed, Relayed::Fault(Fault::UpstreamReset)) && up.reused && tries == 1 {
+                cluster.stats().upstream_rq_retry.inc();
+                continue;
             }
-            return self
-                .forward_streaming(conn, up, upbuf, request_bytes, decoder, out_framing, route)
-                .await;
+            return self.finish_h1(up, upbuf, relayed, true).await;
         }
     }
 
-    /// The request body is still arriving: send it and relay the response at the same time.
-    #[allow(clippy::too_many_arguments)] // reason: the pieces of one exchange, moved in once
-    async fn forward_streaming(
+    /// Relay one response to the client, whatever its codec.
+    async fn relay_to_client<S: ResponseSource>(
         &mut self,
-        conn: Downstream,
-        up: Upstream,
-        mut upbuf: BytesMut,
-        first: bytes::Bytes,
-        mut decoder: BodyDecoder,
-        framing: OutFraming,
-        route: &'a Route,
-    ) -> Next {
-        let Downstream {
-            stream,
-            mut buf,
-            peer,
-        } = conn;
-        let (upstream, lease) = up.into_parts();
-        let (mut dr, mut dw) = stream.into_split();
-        let (mut ur, mut uw) = upstream.into_split();
+        src: &mut S,
+        facts: &ReqFacts<'_>,
+        deadline: Option<Instant>,
+        progress: &Progress,
+    ) -> Relayed {
         let idle = self.opts().idle_timeout;
-        let deadline = route.timeout.map(|t| self.rec.start + t);
-        let mut received = 0u64;
-        let progress = Progress::default();
-        progress.body_pending.set(true);
-        let (body_result, relayed) = {
-            let send_body = async {
-                let sent = async {
-                    body::write_bytes(&mut uw, first)
-                        .await
-                        .map_err(|_| PumpError::Sink)?;
-                    let mut out = BytesMut::new();
-                    body::pump(
-                        &mut dr,
-                        &mut buf,
-                        &mut decoder,
-                        &mut uw,
-                        &mut out,
-                        framing,
-                        idle,
-                        &mut received,
-                    )
-                    .await
-                }
-                .await;
-                // Only a body read to its end frees the connection for another request.
-                progress.body_pending.set(sent.is_err());
-                sent
-            };
-            let relay = self.relay(&mut ur, &mut upbuf, &mut dw, deadline, &progress);
-            let mut send_body = std::pin::pin!(send_body);
-            let mut relay = std::pin::pin!(relay);
-            let mut body_result = None;
-            let relayed = loop {
-                monoio::select! {
-                    r = &mut send_body, if body_result.is_none() => {
-                        let client_gone = matches!(r, Err(PumpError::Source(_) | PumpError::Framing));
-                        body_result = Some(r);
-                        if client_gone {
-                            break Relayed::Broken(ResponseFlags::DC);
-                        }
-                    }
-                    r = &mut relay => break r,
-                }
-            };
-            (body_result, relayed)
+        match &mut self.down {
+            Down::H1(conn) => {
+                let Some(conn) = conn.as_mut() else {
+                    return Relayed::Broken(ResponseFlags::DC);
+                };
+                let mut sink = H1Client::new(&mut conn.stream, *facts);
+                relay(src, &mut sink, facts, deadline, progress, &mut self.rec).await
+            }
+            Down::H2 { ctx, slot } => {
+                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
+                let r = relay(src, &mut sink, facts, deadline, progress, &mut self.rec).await;
+                self.grpc_status = self.grpc_status.or_else(|| sink.grpc_status());
+                r
+            }
+        }
+    }
+
+    /// The request body is still arriving: send it to the HTTP/1 upstream and relay the
+    /// response at the same time.
+    async fn stream_h1(
+        &mut self,
+        up: Upstream,
+        first: Bytes,
+        framing: OutFraming,
+        decoder: BodyDecoder,
+        facts: ReqFacts<'a>,
+        deadline: Option<Instant>,
+    ) {
+        let cluster = up.cluster().clone();
+        let (upstream, lease) = up.into_parts();
+        let (mut ur, mut uw) = upstream.into_split();
+        let mut upbuf = BytesMut::new();
+        let idle = self.opts().idle_timeout;
+        let mut first_out = BytesMut::with_capacity(first.len());
+        first_out.extend_from_slice(&first);
+        let mut up_sink = H1Sink::new(&mut uw, first_out, framing);
+        let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, idle);
+        let (uploaded, relayed) = self
+            .upload_and_relay(decoder, &mut up_sink, &mut up_src, &facts, deadline)
+            .await;
+        drop((up_sink, up_src));
+        let body_done = matches!(uploaded, Some(Ok(_)));
+        if let Some(Ok(n)) = uploaded {
+            self.rec.bytes_received += n;
+            cluster.stats().upstream_cx_tx_bytes_total.add(n);
+        }
+        let Ok(upstream) = ur.reunite(uw) else {
+            self.after = After::Close;
+            return;
         };
-        self.rec.bytes_received += received;
-        let body_done = matches!(body_result, Some(Ok(())));
-        self.body_unread = !body_done;
-        let (Ok(stream), Ok(upstream)) = (dr.reunite(dw), ur.reunite(uw)) else {
-            return Next::Close;
-        };
-        let conn = Downstream { stream, buf, peer };
         let up = Upstream::from_parts(upstream, lease);
-        let relayed = match relayed {
-            Relayed::Done {
-                upstream_reusable,
-                downstream_keep_alive,
-            } => Relayed::Done {
-                upstream_reusable: upstream_reusable && body_done,
-                downstream_keep_alive: downstream_keep_alive && body_done,
-            },
-            other => other,
-        };
-        let bad_body = matches!(body_result, Some(Err(PumpError::Framing)));
-        if bad_body && !progress.head_sent.get() {
-            // The request body broke its framing before any response went out: 400 and close
-            // (a request with a body never keeps the connection after a local reply).
+        let bad_body = matches!(uploaded, Some(Err(PumpError::Framing)));
+        if bad_body && self.after != After::PeerGone && !self.rec.completed && self.rec.status == 0
+        {
+            // The request body broke its framing before any response went out: 400 and close.
             drop(up);
             self.rec.flags |= ResponseFlags::DPE;
-            let reply = LocalReply::new(400, b"invalid request body\n");
-            return self.reply_local(conn, reply).await;
+            return self
+                .reply_local(LocalReply::new(400, b"invalid request body\n"))
+                .await;
         }
         if bad_body {
             self.rec.flags |= ResponseFlags::DPE;
         }
-        // A `Fault` means nothing went downstream yet: `finish` answers it locally (and the
-        // connection then closes, since the request body is not consumed).
-        self.finish(conn, up, upbuf, relayed).await
+        self.finish_h1(up, upbuf, relayed, body_done).await;
     }
 
-    /// Settle both connections after the upstream part ended.
-    async fn finish(
+    /// Run the request body upload (client -> upstream) beside the relay of the response. The
+    /// client's half comes from [`Down`]: split halves of an HTTP/1 connection (`decoder`
+    /// continues its body), or the HTTP/2 stream; a buffered body comes from memory.
+    async fn upload_and_relay<US: BodySink, UR: ResponseSource>(
         &mut self,
-        conn: Downstream,
+        decoder: BodyDecoder,
+        up_sink: &mut US,
+        up_src: &mut UR,
+        facts: &ReqFacts<'_>,
+        deadline: Option<Instant>,
+    ) -> (Option<Result<u64, PumpError>>, Relayed) {
+        let idle = self.opts().idle_timeout;
+        let progress = Progress::default();
+        let buffered = self.buffered.take();
+        let out = match &mut self.down {
+            Down::H1(slot) => {
+                let Some(Downstream {
+                    stream,
+                    mut buf,
+                    peer,
+                }) = slot.take()
+                else {
+                    return (None, Relayed::Broken(ResponseFlags::DC));
+                };
+                let (mut dr, mut dw) = stream.into_split();
+                let out = {
+                    let mut sink = H1Client::new(&mut dw, *facts);
+                    match &buffered {
+                        Some(b) => {
+                            let mut src = MemorySource::new(b);
+                            both(
+                                &mut src,
+                                up_sink,
+                                up_src,
+                                &mut sink,
+                                facts,
+                                deadline,
+                                &progress,
+                                &mut self.rec,
+                            )
+                            .await
+                        }
+                        None => {
+                            let mut src = H1Source::resume(&mut dr, &mut buf, decoder, idle);
+                            both(
+                                &mut src,
+                                up_sink,
+                                up_src,
+                                &mut sink,
+                                facts,
+                                deadline,
+                                &progress,
+                                &mut self.rec,
+                            )
+                            .await
+                        }
+                    }
+                };
+                match dr.reunite(dw) {
+                    Ok(stream) => *slot = Some(Downstream { stream, buf, peer }),
+                    Err(_) => self.after = After::Close,
+                }
+                out
+            }
+            Down::H2 { ctx, slot } => {
+                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
+                let out = match &buffered {
+                    Some(b) => {
+                        let mut src = MemorySource::new(b);
+                        both(
+                            &mut src,
+                            up_sink,
+                            up_src,
+                            &mut sink,
+                            facts,
+                            deadline,
+                            &progress,
+                            &mut self.rec,
+                        )
+                        .await
+                    }
+                    None if self.head.framing() == BodyFraming::None => {
+                        let mut src = NoBody;
+                        both(
+                            &mut src,
+                            up_sink,
+                            up_src,
+                            &mut sink,
+                            facts,
+                            deadline,
+                            &progress,
+                            &mut self.rec,
+                        )
+                        .await
+                    }
+                    None => {
+                        let mut src = ClientBody {
+                            slot,
+                            sess: &ctx.sess,
+                            idle,
+                        };
+                        both(
+                            &mut src,
+                            up_sink,
+                            up_src,
+                            &mut sink,
+                            facts,
+                            deadline,
+                            &progress,
+                            &mut self.rec,
+                        )
+                        .await
+                    }
+                };
+                self.grpc_status = self.grpc_status.or_else(|| sink.grpc_status());
+                out
+            }
+        };
+        self.buffered = buffered;
+        self.body_unread = !matches!(out.0, Some(Ok(_)));
+        out
+    }
+
+    /// Settle both connections after an exchange with an HTTP/1 upstream ended.
+    async fn finish_h1(
+        &mut self,
         up: Upstream,
         upbuf: BytesMut,
         relayed: Relayed,
-    ) -> Next {
+        body_done: bool,
+    ) {
         match relayed {
             Relayed::Done {
                 upstream_reusable,
@@ -727,25 +1030,24 @@ impl<'a> Exchange<'a> {
             } => {
                 self.rec.completed = true;
                 up.cluster().stats().upstream_rq_completed.inc();
-                if upstream_reusable && upbuf.is_empty() {
+                if upstream_reusable && body_done && upbuf.is_empty() {
                     up.cluster().clone().release(up);
                 }
                 buffers::give_back(upbuf);
-                if downstream_keep_alive {
-                    Next::KeepAlive(conn)
-                } else if self.body_unread {
-                    Next::Linger(conn)
-                } else {
-                    Next::Close
-                }
+                self.settle_done(downstream_keep_alive && body_done, body_done);
             }
             Relayed::Upgraded => {
+                let Down::H1(slot) = &mut self.down else {
+                    return;
+                };
+                let Some(Downstream { stream, buf, .. }) = slot.take() else {
+                    return;
+                };
                 let cluster = up.cluster().clone();
                 let stats = self.ll.http();
                 stats.downstream_cx_upgrades_total.inc();
                 stats.downstream_cx_upgrades_active.inc();
                 let idle = self.opts().idle_timeout;
-                let Downstream { stream, buf, .. } = conn;
                 let (upstream, lease) = up.into_parts();
                 // Boxed: upgrades are rare, and the tunnel's future would otherwise size
                 // every request's.
@@ -756,153 +1058,221 @@ impl<'a> Exchange<'a> {
                 drop(cluster);
                 stats.downstream_cx_upgrades_active.dec();
                 self.rec.completed = true;
-                Next::Close
+                self.after = After::Close;
             }
             Relayed::Fault(fault) => {
                 let mut up = up;
                 upstream::count_failure(&mut up, fault.flag());
                 drop(up);
-                self.reply_fault(conn, fault).await
+                self.reply_fault(fault).await;
+                if !body_done {
+                    self.after = self.after.min_close();
+                }
             }
             Relayed::Broken(flags) => {
                 let mut up = up;
                 upstream::count_failure(&mut up, flags);
+                self.settle_broken(flags, Some(up.cluster().stats())).await;
+            }
+        }
+    }
+
+    /// After a complete response: what the client connection does.
+    fn settle_done(&mut self, keep_alive: bool, body_done: bool) {
+        self.after = if keep_alive {
+            After::KeepAlive
+        } else if !body_done || self.body_unread {
+            After::Linger
+        } else {
+            After::Close
+        };
+    }
+
+    /// After a relay that broke (or a client that left).
+    async fn settle_broken(
+        &mut self,
+        flags: ResponseFlags,
+        cluster: Option<&crate::stats::ClusterStats>,
+    ) {
+        self.rec.flags |= flags;
+        if flags.contains(ResponseFlags::DC) {
+            if let (Some(c), true) = (cluster, self.is_h1()) {
+                c.upstream_rq_tx_reset.inc();
+            }
+            self.after = After::PeerGone;
+            return;
+        }
+        if self.rec.status != 0 || self.is_h1() {
+            // The response had started: the client sees it cut short.
+            self.ll.http().downstream_rq_tx_reset.inc();
+            self.after = After::Close;
+            return;
+        }
+        self.rec.flags |= ResponseFlags::UC;
+        self.reply_fault(Fault::UpstreamReset).await;
+    }
+
+    /// Forward over an HTTP/2 upstream connection: the request body and the response are
+    /// relayed at the same time, each direction under both connections' flow control.
+    async fn forward_h2(&mut self, route: &'a Route, attempt: &Attempt) {
+        let has_body = self.head.framing() != BodyFraming::None;
+        let rw = RequestRewrite {
+            route,
+            opts: self.opts(),
+            peer: self.peer,
+            framing: OutFraming::AsIs,
+            upgrade: None,
+            request_id: self.request_id.as_ref(),
+            edits: self.chain.request_edits(),
+        };
+        let Some(up_head) = head::rewrite_request_xfcc(&self.head, &rw, self.xfcc.as_deref())
+        else {
+            return self.reply_fault(Fault::UpstreamProtocol).await;
+        };
+        if self.send_continue().await.is_err() {
+            self.after = After::Close;
+            return;
+        }
+        let cluster = &attempt.cluster;
+        cluster
+            .stats()
+            .upstream_cx_tx_bytes_total
+            .add(up_head.raw().len() as u64);
+        let (h2conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
+        let Ok(up) = opened else {
+            return self.reply_fault(Fault::UpstreamReset).await;
+        };
+        let deadline = self.response_deadline(route);
+        let idle = self.opts().idle_timeout;
+        let facts = self.facts(false);
+        let (uploaded, relayed) = {
+            let mut up_sink = UpstreamBody { up: &up, idle };
+            let mut up_src = UpstreamResponse { up: &up, idle };
+            if has_body {
+                let decoder = BodyDecoder::new(self.head.framing());
+                self.upload_and_relay(decoder, &mut up_sink, &mut up_src, &facts, deadline)
+                    .await
+            } else {
+                let r = self
+                    .relay_to_client(&mut up_src, &facts, deadline, &Progress::default())
+                    .await;
+                (Some(Ok(0)), r)
+            }
+        };
+        drop(up);
+        let body_done = matches!(uploaded, Some(Ok(_)));
+        if let Some(Ok(n)) = uploaded {
+            self.rec.bytes_received += n;
+            cluster.stats().upstream_cx_tx_bytes_total.add(n);
+        }
+        match relayed {
+            Relayed::Done {
+                downstream_keep_alive,
+                ..
+            } => {
+                self.rec.completed = true;
+                cluster.stats().upstream_rq_completed.inc();
+                self.settle_done(downstream_keep_alive && body_done, body_done);
+            }
+            Relayed::Fault(fault) => {
+                let fault = match h2conn.connect_error() {
+                    Some(e) => attempt.connect_fault(e),
+                    None => {
+                        cluster.stats().upstream_rq_rx_reset.inc();
+                        fault
+                    }
+                };
+                if matches!(uploaded, Some(Err(PumpError::Framing))) {
+                    self.rec.flags |= ResponseFlags::DPE;
+                    return self
+                        .reply_local(LocalReply::new(400, b"invalid request body\n"))
+                        .await;
+                }
+                self.reply_fault(fault).await;
+                if !body_done {
+                    self.after = self.after.min_close();
+                }
+            }
+            Relayed::Upgraded => self.after = After::Close,
+            Relayed::Broken(flags) => {
+                if flags.contains(ResponseFlags::UT) {
+                    cluster.stats().upstream_rq_timeout.inc();
+                }
                 self.rec.flags |= flags;
                 if flags.contains(ResponseFlags::DC) {
-                    up.cluster().stats().upstream_rq_tx_reset.inc();
-                    return Next::PeerGone;
+                    self.after = After::PeerGone;
+                } else if self.rec.status != 0 {
+                    self.ll.http().downstream_rq_tx_reset.inc();
+                    self.after = After::Close;
+                } else {
+                    self.after = After::Close;
                 }
-                // The response had started: the client sees it cut short.
-                self.ll.http().downstream_rq_tx_reset.inc();
-                Next::Close
             }
         }
     }
 
-    /// Read the upstream response and relay it downstream: interim 1xx, the head, the body.
-    async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
-        &mut self,
-        up: &mut R,
-        upbuf: &mut BytesMut,
-        down: &mut W,
-        deadline: Option<Instant>,
-        progress: &Progress,
-    ) -> Relayed {
-        if upbuf.capacity() == 0 {
-            *upbuf = buffers::take();
+    /// Stats and the access-log line for the finished exchange.
+    fn account(&self, cancelled: bool) {
+        let http = self.ll.http();
+        http.downstream_rq_active.dec();
+        if self.rec.completed {
+            http.downstream_rq_completed.inc();
         }
-        let method = if self.head.is_head() {
-            MethodKind::Head
+        let head_rx = if self.is_h1() {
+            self.head.raw().len() as u64
         } else {
-            MethodKind::Other
+            0
         };
-        let mut parser = http1::ResponseParser::new();
-        let resp: ResponseHead = loop {
-            match upstream::read_response_head(up, upbuf, &mut parser, method, deadline).await {
-                Ok(r) if r.status() == 101 => {
-                    if self.head.upgrade().is_none() {
-                        return Relayed::Fault(Fault::UpstreamProtocol);
-                    }
-                    break r;
-                }
-                Ok(r) if r.is_informational() => {
-                    // 100 Continue was answered by us; other interim responses pass through.
-                    if r.status() != 100 && body::write_bytes(down, r.raw().clone()).await.is_err()
-                    {
-                        return Relayed::Broken(ResponseFlags::DC);
-                    }
-                }
-                Ok(r) => break r,
-                Err(fault) => return Relayed::Fault(fault),
-            }
-        };
-        let status = resp.status();
-        self.rec.status = status;
-        let upgrade = status == 101;
-        let down_10 = self.head.version() == Version::Http10;
-        let resp_framing = resp.framing();
-        let out_framing = match resp_framing {
-            BodyFraming::Chunked if !down_10 => OutFraming::Chunked,
-            BodyFraming::Close if !down_10 => OutFraming::Chunked,
-            BodyFraming::Close | BodyFraming::Chunked => OutFraming::Close,
-            BodyFraming::None | BodyFraming::Length(_) => OutFraming::AsIs,
-        };
-        // An upstream that answered in full while the request body is still arriving did not
-        // wait for it: the rest may never be read, so the client is told this is the last
-        // response. (A streaming answer, such as an echo, keeps the connection.)
-        let answered_early = progress.body_pending.get()
-            && match resp_framing {
-                BodyFraming::None => true,
-                BodyFraming::Length(n) => upbuf.len() as u64 >= n,
-                BodyFraming::Chunked | BodyFraming::Close => false,
-            };
-        let keep = self.keep_alive_wanted()
-            && out_framing != OutFraming::Close
-            && !upgrade
-            && !answered_early;
-        let upstream_reusable =
-            resp.is_keep_alive() && resp_framing != BodyFraming::Close && !upgrade;
-        let mut out = BytesMut::with_capacity(upbuf.len().min(64 * 1024) + 512);
-        head::write_response(
-            &mut out,
-            &resp,
-            &ResponseRewrite {
-                edits: self.chain.response_edits(),
-                opts: self.opts(),
-                framing: out_framing,
-                close: !keep,
-                keep_alive_10: keep && down_10,
-                upgrade,
-            },
-        );
-        progress.head_sent.set(true);
-        self.rec.head_tx += out.len() as u64;
-        if upgrade {
-            return match body::flush_out(down, &mut out).await {
-                Ok(()) => Relayed::Upgraded,
-                Err(_) => Relayed::Broken(ResponseFlags::DC),
-            };
+        http.downstream_cx_rx_bytes_total
+            .add(head_rx + self.rec.bytes_received);
+        http.downstream_cx_tx_bytes_total
+            .add(self.rec.head_tx + self.rec.bytes_sent);
+        if self.rec.status != 0 && !cancelled {
+            count_status(http, self.rec.status);
+        } else {
+            http.downstream_rq_rx_reset.inc();
         }
-        let mut decoder = BodyDecoder::new(resp_framing);
-        let idle = self.opts().idle_timeout;
-        let mut sent = 0;
-        let result = body::pump(
-            up,
-            upbuf,
-            &mut decoder,
-            down,
-            &mut out,
-            out_framing,
-            idle,
-            &mut sent,
-        )
-        .await;
-        self.rec.bytes_sent += sent;
-        self.rec.up_rx += resp.raw().len() as u64 + sent;
-        match result {
-            Ok(()) => Relayed::Done {
-                upstream_reusable,
-                downstream_keep_alive: keep,
-            },
-            Err(PumpError::Sink) => Relayed::Broken(ResponseFlags::DC),
-            Err(PumpError::Source(std::io::ErrorKind::TimedOut)) => {
-                Relayed::Broken(ResponseFlags::UT)
-            }
-            Err(PumpError::Source(_)) => Relayed::Broken(ResponseFlags::UC),
-            Err(PumpError::Framing) => Relayed::Broken(ResponseFlags::UPE),
+        if self.grpc.is_some() {
+            grpc::count(http, self.grpc_status.filter(|_| !cancelled));
+        }
+        self.ll
+            .rq_time
+            .record(self.rec.start.elapsed().as_micros() as u64);
+        if let (Some(log), Some(start)) = (&self.ll.access_log, self.start_time) {
+            self.log(log, start);
         }
     }
 
+    /// The one access-log record of an HTTP exchange, for both protocols.
     fn log(&self, writer: &crate::access_log::AccessLogWriter, start: SystemTime) {
         let h = &self.head;
+        let pseudo = |name: &[u8]| {
+            self.h2_fields.and_then(|f| {
+                f.iter()
+                    .find(|(n, _)| n.as_ref() == name)
+                    .map(|(_, v)| &v[..])
+            })
+        };
+        let (method, path, protocol) = match self.down {
+            Down::H1(_) => (
+                h.method(),
+                h.target(),
+                match h.version() {
+                    Version::Http10 => "HTTP/1.0",
+                    Version::Http11 => "HTTP/1.1",
+                },
+            ),
+            Down::H2 { .. } => (
+                pseudo(b":method").unwrap_or_default(),
+                pseudo(b":path").unwrap_or_default(),
+                "HTTP/2",
+            ),
+        };
         writer.log(&Entry {
             start,
-            method: h.method(),
-            path: h.target(),
-            protocol: match h.version() {
-                Version::Http10 => "HTTP/1.0",
-                Version::Http11 => "HTTP/1.1",
-            },
+            method,
+            path,
+            protocol,
             status: self.rec.status,
             flags: self.rec.flags,
             bytes_received: self.rec.bytes_received,
@@ -923,6 +1293,82 @@ impl<'a> Exchange<'a> {
             requested_server_name: None,
         });
     }
+}
+
+impl After {
+    /// A connection whose request body was not read cannot be kept.
+    fn min_close(self) -> Self {
+        match self {
+            Self::KeepAlive => Self::Linger,
+            other => other,
+        }
+    }
+}
+
+/// A request without a body, as a source.
+struct NoBody;
+
+impl BodySource for NoBody {
+    async fn next(&mut self) -> Result<super::message::Chunk, PumpError> {
+        Ok(super::message::Chunk::End)
+    }
+    async fn fill(&mut self) -> Result<(), PumpError> {
+        Ok(())
+    }
+}
+
+/// Run the upload (`down_src` -> `up_sink`) and the relay (`up_src` -> `down_sink`) together.
+/// A client that leaves or breaks its body's framing ends both; an upstream that stops taking
+/// the body may still be answering, so the relay goes on.
+#[allow(clippy::too_many_arguments)] // reason: the four halves of one exchange and its state
+async fn both<DS: BodySource, US: BodySink, UR: ResponseSource, DK: ResponseSink>(
+    down_src: &mut DS,
+    up_sink: &mut US,
+    up_src: &mut UR,
+    down_sink: &mut DK,
+    facts: &ReqFacts<'_>,
+    deadline: Option<Instant>,
+    progress: &Progress,
+    rec: &mut Record,
+) -> (Option<Result<u64, PumpError>>, Relayed) {
+    progress.body_pending.set(true);
+    let upload = async {
+        let mut n = 0;
+        let r = pump(down_src, up_sink, &mut n).await.map(|()| n);
+        // Only a body read to its end frees the connection for another request.
+        progress.body_pending.set(r.is_err());
+        r
+    };
+    let relay = relay(up_src, down_sink, facts, deadline, progress, rec);
+    let mut upload = std::pin::pin!(upload);
+    let mut relay = std::pin::pin!(relay);
+    let mut uploaded = None;
+    let relayed = loop {
+        monoio::select! {
+            r = &mut upload, if uploaded.is_none() => {
+                let client_gone = matches!(r, Err(PumpError::Source(_) | PumpError::Framing));
+                uploaded = Some(r);
+                if client_gone {
+                    break Relayed::Broken(ResponseFlags::DC);
+                }
+            }
+            r = &mut relay => break r,
+        }
+    };
+    let relayed = match relayed {
+        Relayed::Done {
+            upstream_reusable,
+            downstream_keep_alive,
+        } => {
+            let body_done = matches!(uploaded, Some(Ok(_)));
+            Relayed::Done {
+                upstream_reusable: upstream_reusable && body_done,
+                downstream_keep_alive: downstream_keep_alive && body_done,
+            }
+        }
+        other => other,
+    };
+    (uploaded, relayed)
 }
 
 impl crate::router::RequestInfo for RequestHead {

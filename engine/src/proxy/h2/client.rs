@@ -17,7 +17,6 @@ use protocols::http2::frame::Reason;
 use super::convert::Fields;
 use super::session::{Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::cluster::{ClusterLocal, ConnectError};
-use crate::proxy::fault::Fault;
 use crate::worker::timer;
 
 /// Settings ringway's client side advertises.
@@ -56,31 +55,6 @@ impl UpstreamStream {
         self.slot.recv(idle).await
     }
 
-    /// The final response head (interim 1xx heads are skipped) and whether it ended the
-    /// stream, waiting until `deadline` at most; the fault to answer if none comes. The HTTP/2
-    /// counterpart of [`crate::proxy::upstream::read_response_head`].
-    pub(crate) async fn response_head(
-        &self,
-        idle: Duration,
-        deadline: Option<Instant>,
-    ) -> Result<(Fields, bool), Fault> {
-        loop {
-            let next = match deadline {
-                Some(d) => monoio::select! {
-                    r = self.recv(idle) => r,
-                    () = timer::sleep_until(d) => return Err(Fault::UpstreamTimeout),
-                },
-                None => self.recv(idle).await,
-            };
-            match next {
-                Recv::Head(fields, _)
-                    if (100..200).contains(&super::convert::status_of(&fields)) => {}
-                Recv::Head(fields, end) => return Ok((fields, end)),
-                _ => return Err(Fault::UpstreamReset),
-            }
-        }
-    }
-
     /// The whole response has arrived (possibly not consumed yet).
     pub(crate) fn is_complete(&self) -> bool {
         self.slot.ended()
@@ -106,20 +80,6 @@ impl UpstreamStream {
     /// End the request with trailers.
     pub(crate) fn send_trailers(&self, fields: &Fields) -> Result<(), Gone> {
         self.slot.send_trailers(&self.sess, fields)
-    }
-
-    /// Send a whole request body held in memory (a filter collected it), then its trailers.
-    pub(crate) async fn send_buffered(
-        &self,
-        body: &crate::filters::BufferedBody,
-        idle: Duration,
-    ) -> Result<(), Gone> {
-        let end = body.trailers.is_none();
-        self.send_data(body.data.clone(), end, idle).await?;
-        match &body.trailers {
-            Some(t) => self.send_trailers(t),
-            None => Ok(()),
-        }
     }
 }
 

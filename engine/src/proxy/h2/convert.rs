@@ -18,7 +18,7 @@ pub(crate) type Fields = Vec<(Bytes, Bytes)>;
 /// The HTTP/1.1 request head an HTTP/2 request stands for. `end_stream`: the HEADERS frame
 /// ended the stream (no body). A body without `content-length` is declared chunked, so the
 /// head's framing says how the body is sent upstream.
-pub(super) fn request_head(
+pub(crate) fn request_head(
     fields: &[(Bytes, Bytes)],
     end_stream: bool,
     limits: &Limits,
@@ -115,7 +115,7 @@ fn push_via(out: &mut Fields, opts: &HttpOptions) {
 
 /// The HTTP/2 response head for the upstream's HTTP/1 response `resp`, with the route's and
 /// the filters' header changes.
-pub(super) fn response_fields(
+pub(crate) fn response_fields(
     resp: &ResponseHead,
     edits: Edits<'_>,
     opts: &HttpOptions,
@@ -134,7 +134,7 @@ pub(super) fn response_fields(
 }
 
 /// The fields of a locally generated response (the body goes in DATA frames).
-pub(super) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
+pub(crate) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
     out.push((Bytes::from_static(b":status"), status_value(reply.status)));
     if !reply.edits.drops(b"server") {
         out.push((
@@ -161,7 +161,7 @@ pub(super) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out
 
 /// The HTTP/2 request for an upstream, from the rewritten HTTP/1.1 head `head` (so both
 /// upstream codecs get the same forwarding fields and route changes).
-pub(super) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mut Fields) {
+pub(crate) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mut Fields) {
     let raw = head.raw();
     out.push((Bytes::from_static(b":method"), raw.slice_ref(head.method())));
     out.push((Bytes::from_static(b":scheme"), Bytes::from_static(scheme)));
@@ -181,7 +181,7 @@ pub(super) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mu
 
 /// The response head from an HTTP/2 upstream with the route's and the filters' header
 /// changes.
-pub(super) fn upstream_response_fields(
+pub(crate) fn upstream_response_fields(
     fields: Fields,
     edits: Edits<'_>,
     opts: &HttpOptions,

@@ -7,11 +7,12 @@
 //! talk to a connection only through its [`session::Session`]. All of it lives on one worker
 //! thread, so nothing here is `Send` and nothing takes a lock.
 
+pub(crate) mod adapt;
 pub(crate) mod client;
 pub(crate) mod convert;
 pub(crate) mod session;
-mod signal;
-mod stream;
+pub(crate) mod signal;
+pub(crate) mod stream;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};

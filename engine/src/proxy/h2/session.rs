@@ -152,7 +152,7 @@ pub(crate) struct StreamSlot {
     /// Send window opened, or the stream is gone.
     tx_ready: Signal,
     /// The stream is gone: its user stops whatever it is doing.
-    pub(super) cancel: Signal,
+    pub(crate) cancel: Signal,
 }
 
 impl StreamSlot {
@@ -174,59 +174,69 @@ impl StreamSlot {
     }
 
     /// The peer ended its side of the stream (what it sent may not be consumed yet).
-    pub(super) fn ended(&self) -> bool {
+    pub(crate) fn ended(&self) -> bool {
         self.rx.borrow().end
     }
 
-    pub(super) fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         self.rx.borrow().reset.is_some()
     }
 
     /// The next thing the peer sent, waiting at most `idle` for it.
-    pub(super) async fn recv(&self, idle: Duration) -> Recv {
+    pub(crate) async fn recv(&self, idle: Duration) -> Recv {
         loop {
-            {
-                let mut rx = self.rx.borrow_mut();
-                // RST_STREAM(NO_ERROR) after a complete response (a server that answered before
-                // reading the whole request) must not discard it (RFC 9113 8.1): what arrived
-                // is delivered first. Any other reset ends the stream at once.
-                let graceful = rx.reset == Some(Reason::NO_ERROR);
-                if rx.reset.is_some() && !graceful {
-                    return Recv::Gone;
-                }
-                if let Some((fields, end)) = rx.heads.pop_front() {
-                    return Recv::Head(fields, end);
-                }
-                if let Some(d) = rx.data.pop_front() {
-                    return Recv::Data(d);
-                }
-                if let Some(t) = rx.trailers.take() {
-                    return Recv::Trailers(t);
-                }
-                if rx.end {
-                    return Recv::End;
-                }
-                if graceful {
-                    return Recv::Gone;
-                }
+            if let Some(r) = self.try_recv() {
+                return r;
             }
-            let deadline = timer::coarse_now() + idle;
-            monoio::select! {
-                () = self.rx_ready.wait() => {}
-                () = timer::sleep_until(deadline) => return Recv::Gone,
+            if !self.wait(idle).await {
+                return Recv::Gone;
             }
         }
     }
 
+    /// The next thing the peer sent, if something is there.
+    pub(crate) fn try_recv(&self) -> Option<Recv> {
+        let mut rx = self.rx.borrow_mut();
+        // RST_STREAM(NO_ERROR) after a complete response (a server that answered before
+        // reading the whole request) must not discard it (RFC 9113 8.1): what arrived is
+        // delivered first. Any other reset ends the stream at once.
+        let graceful = rx.reset == Some(Reason::NO_ERROR);
+        if rx.reset.is_some() && !graceful {
+            return Some(Recv::Gone);
+        }
+        if let Some((fields, end)) = rx.heads.pop_front() {
+            return Some(Recv::Head(fields, end));
+        }
+        if let Some(d) = rx.data.pop_front() {
+            return Some(Recv::Data(d));
+        }
+        if let Some(t) = rx.trailers.take() {
+            return Some(Recv::Trailers(t));
+        }
+        if rx.end {
+            return Some(Recv::End);
+        }
+        graceful.then_some(Recv::Gone)
+    }
+
+    /// Wait until something arrives, at most `idle`; `false` when the time ran out.
+    pub(crate) async fn wait(&self, idle: Duration) -> bool {
+        let deadline = timer::coarse_now() + idle;
+        monoio::select! {
+            () = self.rx_ready.wait() => true,
+            () = timer::sleep_until(deadline) => false,
+        }
+    }
+
     /// `n` bytes of received data were consumed: the peer may send as much again.
-    pub(super) fn release(&self, sess: &Session, n: usize) {
+    pub(crate) fn release(&self, sess: &Session, n: usize) {
         sess.conn
             .borrow_mut()
             .release_capacity(self.id, u32::try_from(n).unwrap_or(u32::MAX));
         sess.writer.notify();
     }
 
-    pub(super) fn send_headers(
+    pub(crate) fn send_headers(
         &self,
         sess: &Session,
         fields: &Fields,
@@ -242,7 +252,7 @@ impl StreamSlot {
     }
 
     /// Trailers end the stream; an empty list ends it with an empty DATA frame instead.
-    pub(super) fn send_trailers(&self, sess: &Session, fields: &Fields) -> Result<(), Gone> {
+    pub(crate) fn send_trailers(&self, sess: &Session, fields: &Fields) -> Result<(), Gone> {
         let mut conn = sess.conn.borrow_mut();
         let sent = if fields.is_empty() {
             conn.send_data(self.id, &mut Bytes::new(), true).map(|_| ())
@@ -256,7 +266,7 @@ impl StreamSlot {
 
     /// Send all of `data` as flow control allows, waiting for window updates (at most `idle`
     /// each).
-    pub(super) async fn send_data(
+    pub(crate) async fn send_data(
         &self,
         sess: &Session,
         mut data: Bytes,

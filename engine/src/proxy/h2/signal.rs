@@ -6,14 +6,14 @@ use std::task::{Poll, Waker};
 
 /// Set by [`Signal::notify`], consumed by [`Signal::wait`]; a notify before the wait is kept.
 #[derive(Default)]
-pub(super) struct Signal {
+pub(crate) struct Signal {
     set: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
 impl Signal {
     /// Wake the waiting task (or let its next wait return at once).
-    pub(super) fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.set.set(true);
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -21,7 +21,7 @@ impl Signal {
     }
 
     /// Completes once notified since the last wait completed.
-    pub(super) async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         poll_fn(|cx| {
             if self.set.replace(false) {
                 return Poll::Ready(());

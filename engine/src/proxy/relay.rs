@@ -1,0 +1,157 @@
+//! The response half of every exchange, written once for all four protocol pairings: read the
+//! upstream's head (passing interim ones on), write the head for the client, then [`pump`] the
+//! body. The upstream side is a [`ResponseSource`] (HTTP/1 connection or HTTP/2 stream), the
+//! client side a [`ResponseSink`] (HTTP/1 connection or HTTP/2 stream).
+
+use std::io;
+use std::time::Instant;
+
+use protocols::grpc::Code;
+
+use super::body::PumpError;
+use super::exchange::Record;
+use super::fault::Fault;
+use super::message::{BodySink, BodySource, RespHead, pump};
+use crate::access_log::ResponseFlags;
+use crate::config::HttpOptions;
+use crate::filters::Edits;
+
+/// What the client-side codec needs to know of the request to frame the response.
+#[derive(Clone, Copy)]
+pub(crate) struct ReqFacts<'a> {
+    pub(crate) head_request: bool,
+    pub(crate) http10: bool,
+    /// The client asked to keep the connection.
+    pub(crate) client_keep_alive: bool,
+    /// The worker's drain state: a draining worker keeps no connection.
+    pub(crate) drain: &'a crate::worker::drain::Drain,
+    pub(crate) opts: &'a HttpOptions,
+    /// Response header changes (route and filters).
+    pub(crate) edits: Edits<'a>,
+    /// An `Upgrade` was sent upstream: a 101 may answer it.
+    pub(crate) upgrade_sent: bool,
+}
+
+impl ReqFacts<'_> {
+    /// Keep the client connection after this response, as far as the request goes (asked
+    /// when the response head is written: a drain may have begun since the request came).
+    pub(crate) fn keep_alive_wanted(&self) -> bool {
+        self.client_keep_alive && !self.drain.is_draining()
+    }
+}
+
+/// What writing the response head decided.
+pub(crate) struct HeadSent {
+    /// The client connection may serve another request after this response.
+    pub(crate) keep_alive: bool,
+    /// 101 Switching Protocols went out: both connections now carry a tunnel.
+    pub(crate) upgrade: bool,
+    /// Bytes of head written (HTTP/1; HTTP/2 heads are not counted).
+    pub(crate) head_bytes: u64,
+}
+
+/// An upstream response being read.
+pub(crate) trait ResponseSource: BodySource {
+    /// The next response head (interim ones included), waiting until `deadline` at most.
+    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, Fault>;
+    /// The whole response had arrived when its head was read.
+    fn is_complete(&self) -> bool;
+    /// The upstream connection may carry another request once this response is read.
+    fn is_reusable(&self) -> bool {
+        true
+    }
+}
+
+/// A response being written to the client.
+pub(crate) trait ResponseSink: BodySink {
+    /// An interim (1xx) response from the upstream.
+    async fn interim(&mut self, resp: &RespHead) -> io::Result<()>;
+    /// Write the final head. `answered_early`: the response is complete while the request
+    /// body is still arriving (the upstream did not wait for it).
+    async fn head(&mut self, resp: &RespHead, answered_early: bool) -> io::Result<HeadSent>;
+    /// The gRPC status the response carried (trailers, or a trailers-only head).
+    fn grpc_status(&self) -> Option<Code> {
+        None
+    }
+}
+
+/// Where a relay stands, shared with the request body upload running beside it.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// The response head went downstream (a failure can no longer be answered locally).
+    pub(crate) head_sent: std::cell::Cell<bool>,
+    /// The request body is still being read.
+    pub(crate) body_pending: std::cell::Cell<bool>,
+}
+
+/// How the upstream part of an exchange ended.
+pub(crate) enum Relayed {
+    /// Response complete.
+    Done {
+        /// The upstream connection may serve another request.
+        upstream_reusable: bool,
+        /// The client connection may serve another request.
+        downstream_keep_alive: bool,
+    },
+    /// 101 Switching Protocols was relayed; both connections now carry the tunnel.
+    Upgraded,
+    /// Failed before any response byte went downstream: answer locally.
+    Fault(Fault),
+    /// Failed after the response started (or the client went away): close or reset.
+    Broken(ResponseFlags),
+}
+
+/// Relay one response from `src` to `sink`.
+pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
+    src: &mut S,
+    sink: &mut K,
+    facts: &ReqFacts<'_>,
+    deadline: Option<Instant>,
+    progress: &Progress,
+    rec: &mut Record,
+) -> Relayed {
+    let resp = loop {
+        match src.head(deadline).await {
+            Ok(r) if r.status() == 101 => {
+                if !facts.upgrade_sent {
+                    return Relayed::Fault(Fault::UpstreamProtocol);
+                }
+                break r;
+            }
+            Ok(r) if (100..200).contains(&r.status()) => {
+                if sink.interim(&r).await.is_err() {
+                    return Relayed::Broken(ResponseFlags::DC);
+                }
+            }
+            Ok(r) => break r,
+            Err(fault) => return Relayed::Fault(fault),
+        }
+    };
+    rec.status = resp.status();
+    if let RespHead::H1(r) = &resp {
+        rec.up_rx += r.raw().len() as u64;
+    }
+    let answered_early = progress.body_pending.get() && src.is_complete();
+    let Ok(sent) = sink.head(&resp, answered_early).await else {
+        return Relayed::Broken(ResponseFlags::DC);
+    };
+    progress.head_sent.set(true);
+    rec.head_tx += sent.head_bytes;
+    if sent.upgrade {
+        return Relayed::Upgraded;
+    }
+    let mut moved = 0;
+    let result = pump(src, sink, &mut moved).await;
+    rec.bytes_sent += moved;
+    rec.up_rx += moved;
+    match result {
+        Ok(()) => Relayed::Done {
+            upstream_reusable: src.is_reusable(),
+            downstream_keep_alive: sent.keep_alive,
+        },
+        Err(PumpError::Sink) => Relayed::Broken(ResponseFlags::DC),
+        Err(PumpError::Source(io::ErrorKind::TimedOut)) => Relayed::Broken(ResponseFlags::UT),
+        Err(PumpError::Source(_)) => Relayed::Broken(ResponseFlags::UC),
+        Err(PumpError::Framing) => Relayed::Broken(ResponseFlags::UPE),
+    }
+}
