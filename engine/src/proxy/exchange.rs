@@ -23,7 +23,7 @@ use protocols::grpc::Code;
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, Version};
 
 use super::body::{self, PumpError, read_into};
-use super::fault::Fault;
+use super::error::{Kind, Phase, ProxyError, Side};
 use super::grpc::{self, GrpcCall};
 use super::h1::{H1Client, H1Response, H1Sink, H1Source};
 use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamResponse};
@@ -33,7 +33,7 @@ use super::h2::session::{Recv, StreamSlot};
 use super::h2::stream::ConnCtx;
 use super::head::{self, OutFraming, RequestRewrite};
 use super::message::{BodySink, BodySource, MemorySource, pump};
-use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, relay};
+use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, relay};
 use super::reply::LocalReply;
 use super::upstream::{self, Attempt};
 use super::{Downstream, tunnel};
@@ -282,7 +282,9 @@ pub(crate) async fn handle_stream(
 /// takes method and path from the HTTP/2 fields).
 fn placeholder_head() -> Option<RequestHead> {
     let mut b = BytesMut::from(&b"GET / HTTP/1.1\r\nhost: -\r\n\r\n"[..]);
-    http1::parse_request(&mut b, &Limits::default()).ok().flatten()
+    http1::parse_request(&mut b, &Limits::default())
+        .ok()
+        .flatten()
 }
 
 /// Answer a request whose head could not be read (malformed, too large, too slow) and close.
@@ -443,7 +445,7 @@ impl<'a> Exchange<'a> {
         };
         let Some(route) = cfg.routes.route(&routed) else {
             self.ll.http().no_route.inc();
-            return self.reply_fault(Fault::NoRoute).await;
+            return self.fail(ProxyError::internal(Kind::NoRoute)).await;
         };
         self.route_name = &route.name;
         self.chain = Chain::new(&cfg.http_filters, Some(route));
@@ -535,17 +537,32 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    async fn reply_fault(&mut self, fault: Fault) {
-        self.rec.flags |= fault.flag();
-        self.reply_error(fault.status(), fault.body(), Some(fault))
-            .await;
+    /// The one place a failed exchange is settled, from the error's facts: its flag, then a
+    /// local answer when nothing went downstream yet and the client is still there, a
+    /// response cut short when the head went out, or nothing for a client that left.
+    async fn fail(&mut self, err: ProxyError) {
+        self.rec.flags |= err.flag();
+        if err.is_answerable() {
+            return self
+                .reply_error(err.status(), err.body(), Some(err.grpc_code()))
+                .await;
+        }
+        if err.side == Side::Downstream && err.kind != Kind::Protocol {
+            self.after = After::PeerGone;
+            return;
+        }
+        // The response had started: the client sees it cut short (an HTTP/2 stream is reset
+        // when the exchange settles it).
+        self.ll.http().downstream_rq_tx_reset.inc();
+        self.after = After::Close;
     }
 
     /// Answer an error ringway found itself: as an HTTP error, or for a gRPC request as a
-    /// trailers-only gRPC status (HTTP 200) a gRPC client understands.
-    async fn reply_error(&mut self, status: u16, text: &[u8], fault: Option<Fault>) {
+    /// trailers-only gRPC status (HTTP 200) a gRPC client understands (`code`; by default
+    /// the status's usual gRPC equivalent).
+    async fn reply_error(&mut self, status: u16, text: &[u8], code: Option<Code>) {
         if let (Some(_), Down::H2 { ctx, slot }) = (&self.grpc, &self.down) {
-            let code = grpc::code_for(status, fault);
+            let code = code.unwrap_or_else(|| Code::from_http_status(status));
             let mut fields = Fields::new();
             grpc::error_fields(code, text, &mut fields);
             self.rec.status = 200;
@@ -678,22 +695,20 @@ impl<'a> Exchange<'a> {
                     return self.reply_answer(a).await;
                 }
                 Err(Collect::Invalid) => {
-                    self.rec.flags |= ResponseFlags::DPE;
-                    return self
-                        .reply_local(LocalReply::new(400, b"invalid request body\n"))
-                        .await;
+                    let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
+                    return self.fail(err).await;
                 }
                 Err(Collect::Gone) => {
-                    self.rec.flags |= ResponseFlags::DC;
-                    self.after = After::PeerGone;
-                    return;
+                    return self.fail(client_gone(Phase::BeforeRequest)).await;
                 }
             }
         }
         let cluster = self.local.clusters[id].clone();
         let Some(ep) = cluster.pick() else {
             cluster.stats().upstream_cx_none_healthy.inc();
-            return self.reply_fault(Fault::NoHealthyUpstream).await;
+            return self
+                .fail(ProxyError::internal(Kind::NoHealthyUpstream))
+                .await;
         };
         let attempt = Attempt::begin(cluster, ep, self.rec.start);
         self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
@@ -759,10 +774,8 @@ impl<'a> Exchange<'a> {
         };
         let Ok(complete) = complete else {
             buffers::give_back(out);
-            self.rec.flags |= ResponseFlags::DPE;
-            return self
-                .reply_local(LocalReply::new(400, b"invalid request body\n"))
-                .await;
+            let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
+            return self.fail(err).await;
         };
         let request_bytes = out.split().freeze();
         buffers::give_back(out);
@@ -773,7 +786,7 @@ impl<'a> Exchange<'a> {
             let origin = cluster.origin(self.peer, || self.local_addr);
             let up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(fault) => return self.reply_fault(fault).await,
+                Err(err) => return self.fail(err).await,
             };
             cluster
                 .stats()
@@ -791,7 +804,7 @@ impl<'a> Exchange<'a> {
             let origin = cluster.origin(self.peer, || self.local_addr);
             let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(fault) => return self.reply_fault(fault).await,
+                Err(err) => return self.fail(err).await,
             };
             cluster
                 .stats()
@@ -806,9 +819,13 @@ impl<'a> Exchange<'a> {
                     self.relay_to_client(&mut src, &facts, deadline, &Progress::default())
                         .await
                 }
-                Err(_) => Relayed::Fault(Fault::UpstreamReset),
+                Err(_) => Relayed::Failed(ProxyError::upstream(Kind::Reset, Phase::BeforeResponse)),
             };
-            if matches!(relayed, Relayed::Fault(Fault::UpstreamReset)) && up.reused && tries == 1 {
+            // A pooled connection closed by the upstream while idle: the request is sent once
+            // more, on a fresh connection.
+            let stale = matches!(relayed, Relayed::Failed(e)
+                if e.side == Side::Upstream && e.kind == Kind::Reset && e.phase == Phase::BeforeResponse);
+            if stale && up.reused && tries == 1 {
                 cluster.stats().upstream_rq_retry.inc();
                 continue;
             }
@@ -828,7 +845,7 @@ impl<'a> Exchange<'a> {
         match &mut self.down {
             Down::H1(conn) => {
                 let Some(conn) = conn.as_mut() else {
-                    return Relayed::Broken(ResponseFlags::DC);
+                    return Relayed::Failed(client_gone(Phase::BeforeResponse));
                 };
                 let mut sink = H1Client::new(&mut conn.stream, *facts);
                 relay(src, &mut sink, facts, deadline, progress, &mut self.rec).await
@@ -876,19 +893,6 @@ impl<'a> Exchange<'a> {
             return;
         };
         let up = Upstream::from_parts(upstream, lease);
-        let bad_body = matches!(uploaded, Some(Err(PumpError::Framing)));
-        if bad_body && self.after != After::PeerGone && !self.rec.completed && self.rec.status == 0
-        {
-            // The request body broke its framing before any response went out: 400 and close.
-            drop(up);
-            self.rec.flags |= ResponseFlags::DPE;
-            return self
-                .reply_local(LocalReply::new(400, b"invalid request body\n"))
-                .await;
-        }
-        if bad_body {
-            self.rec.flags |= ResponseFlags::DPE;
-        }
         self.finish_h1(up, upbuf, relayed, body_done).await;
     }
 
@@ -914,7 +918,7 @@ impl<'a> Exchange<'a> {
                     peer,
                 }) = slot.take()
                 else {
-                    return (None, Relayed::Broken(ResponseFlags::DC));
+                    return (None, Relayed::Failed(client_gone(Phase::BeforeRequest)));
                 };
                 let (mut dr, mut dw) = stream.into_split();
                 let out = {
@@ -1060,19 +1064,14 @@ impl<'a> Exchange<'a> {
                 self.rec.completed = true;
                 self.after = After::Close;
             }
-            Relayed::Fault(fault) => {
+            Relayed::Failed(err) => {
                 let mut up = up;
-                upstream::count_failure(&mut up, fault.flag());
+                upstream::count_failure(&mut up, &err);
                 drop(up);
-                self.reply_fault(fault).await;
+                self.fail(err).await;
                 if !body_done {
                     self.after = self.after.min_close();
                 }
-            }
-            Relayed::Broken(flags) => {
-                let mut up = up;
-                upstream::count_failure(&mut up, flags);
-                self.settle_broken(flags, Some(up.cluster().stats())).await;
             }
         }
     }
@@ -1086,30 +1085,6 @@ impl<'a> Exchange<'a> {
         } else {
             After::Close
         };
-    }
-
-    /// After a relay that broke (or a client that left).
-    async fn settle_broken(
-        &mut self,
-        flags: ResponseFlags,
-        cluster: Option<&crate::stats::ClusterStats>,
-    ) {
-        self.rec.flags |= flags;
-        if flags.contains(ResponseFlags::DC) {
-            if let (Some(c), true) = (cluster, self.is_h1()) {
-                c.upstream_rq_tx_reset.inc();
-            }
-            self.after = After::PeerGone;
-            return;
-        }
-        if self.rec.status != 0 || self.is_h1() {
-            // The response had started: the client sees it cut short.
-            self.ll.http().downstream_rq_tx_reset.inc();
-            self.after = After::Close;
-            return;
-        }
-        self.rec.flags |= ResponseFlags::UC;
-        self.reply_fault(Fault::UpstreamReset).await;
     }
 
     /// Forward over an HTTP/2 upstream connection: the request body and the response are
@@ -1127,7 +1102,8 @@ impl<'a> Exchange<'a> {
         };
         let Some(up_head) = head::rewrite_request_xfcc(&self.head, &rw, self.xfcc.as_deref())
         else {
-            return self.reply_fault(Fault::UpstreamProtocol).await;
+            // A route or filter added a header the head cannot carry.
+            return self.fail(ProxyError::internal(Kind::Protocol)).await;
         };
         if self.send_continue().await.is_err() {
             self.after = After::Close;
@@ -1140,7 +1116,9 @@ impl<'a> Exchange<'a> {
             .add(up_head.raw().len() as u64);
         let (h2conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
         let Ok(up) = opened else {
-            return self.reply_fault(Fault::UpstreamReset).await;
+            return self
+                .fail(ProxyError::upstream(Kind::Reset, Phase::BeforeRequest))
+                .await;
         };
         let deadline = self.response_deadline(route);
         let idle = self.opts().idle_timeout;
@@ -1174,40 +1152,21 @@ impl<'a> Exchange<'a> {
                 cluster.stats().upstream_rq_completed.inc();
                 self.settle_done(downstream_keep_alive && body_done, body_done);
             }
-            Relayed::Fault(fault) => {
-                let fault = match h2conn.connect_error() {
-                    Some(e) => attempt.connect_fault(e),
-                    None => {
-                        cluster.stats().upstream_rq_rx_reset.inc();
-                        fault
+            Relayed::Failed(mut err) => {
+                // A stream that failed because its connection never came up is a connect
+                // failure.
+                if let (Side::Upstream, Some(e)) = (err.side, h2conn.connect_error()) {
+                    if err.phase < Phase::AfterHead {
+                        err = attempt.connect_fault(e);
                     }
-                };
-                if matches!(uploaded, Some(Err(PumpError::Framing))) {
-                    self.rec.flags |= ResponseFlags::DPE;
-                    return self
-                        .reply_local(LocalReply::new(400, b"invalid request body\n"))
-                        .await;
                 }
-                self.reply_fault(fault).await;
+                err.count(cluster.stats());
+                self.fail(err).await;
                 if !body_done {
                     self.after = self.after.min_close();
                 }
             }
             Relayed::Upgraded => self.after = After::Close,
-            Relayed::Broken(flags) => {
-                if flags.contains(ResponseFlags::UT) {
-                    cluster.stats().upstream_rq_timeout.inc();
-                }
-                self.rec.flags |= flags;
-                if flags.contains(ResponseFlags::DC) {
-                    self.after = After::PeerGone;
-                } else if self.rec.status != 0 {
-                    self.ll.http().downstream_rq_tx_reset.inc();
-                    self.after = After::Close;
-                } else {
-                    self.after = After::Close;
-                }
-            }
         }
     }
 
@@ -1346,10 +1305,20 @@ async fn both<DS: BodySource, US: BodySink, UR: ResponseSource, DK: ResponseSink
     let relayed = loop {
         monoio::select! {
             r = &mut upload, if uploaded.is_none() => {
-                let client_gone = matches!(r, Err(PumpError::Source(_) | PumpError::Framing));
+                let phase = if progress.head_sent.get() {
+                    Phase::AfterHead
+                } else {
+                    Phase::BeforeResponse
+                };
+                let failed = match &r {
+                    Err(PumpError::Source(_)) => Some(client_gone(phase)),
+                    Err(PumpError::Framing) => Some(ProxyError::downstream(Kind::Protocol, phase)),
+                    // An upstream that stopped taking the body may still be answering.
+                    _ => None,
+                };
                 uploaded = Some(r);
-                if client_gone {
-                    break Relayed::Broken(ResponseFlags::DC);
+                if let Some(e) = failed {
+                    break Relayed::Failed(e);
                 }
             }
             r = &mut relay => break r,

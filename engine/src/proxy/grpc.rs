@@ -9,7 +9,6 @@ use bytes::Bytes;
 use protocols::grpc::{self, Code};
 use protocols::http1::RequestHead;
 
-use crate::proxy::fault::Fault;
 use crate::stats::HttpStats;
 
 /// The gRPC view of a request: `None` for anything that is not gRPC.
@@ -39,15 +38,6 @@ impl GrpcCall {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-}
-
-/// The status a locally generated error carries for a gRPC client.
-pub(crate) fn code_for(status: u16, fault: Option<Fault>) -> Code {
-    match fault {
-        // The client's deadline (or the route's) passed before the upstream answered.
-        Some(Fault::UpstreamTimeout) => Code::DeadlineExceeded,
-        _ => Code::from_http_status(status),
     }
 }
 
@@ -149,17 +139,21 @@ mod tests {
 
     #[test]
     fn local_errors_map_to_grpc_codes() {
-        assert_eq!(code_for(404, Some(Fault::NoRoute)), Code::Unimplemented);
-        assert_eq!(code_for(503, Some(Fault::Overflow)), Code::Unavailable);
+        use crate::proxy::error::{Kind, Phase, ProxyError};
+        let code = |e: ProxyError| e.grpc_code();
         assert_eq!(
-            code_for(502, Some(Fault::ConnectFailure)),
+            code(ProxyError::internal(Kind::NoRoute)),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            code(ProxyError::internal(Kind::Overflow)),
             Code::Unavailable
         );
-        assert_eq!(
-            code_for(504, Some(Fault::UpstreamTimeout)),
-            Code::DeadlineExceeded
-        );
-        assert_eq!(code_for(400, None), Code::Internal);
+        let connect = ProxyError::upstream(Kind::ConnectFailure, Phase::BeforeRequest);
+        assert_eq!(code(connect), Code::Unavailable);
+        let timeout = ProxyError::upstream(Kind::Timeout, Phase::BeforeResponse);
+        assert_eq!(code(timeout), Code::DeadlineExceeded);
+        assert_eq!(Code::from_http_status(400), Code::Internal);
         let mut out = Vec::new();
         error_fields(Code::Unavailable, b"upstream connect error\n", &mut out);
         assert_eq!(status_in(&out), Some(Code::Unavailable));

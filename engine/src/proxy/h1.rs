@@ -16,7 +16,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, encode};
 
 use super::body::{PumpError, flush_out, read_into, write_bytes};
-use super::fault::Fault;
+use super::error::ProxyError;
 use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
 use super::message::{BodySink, BodySource, Chunk, RespHead};
@@ -215,7 +215,7 @@ impl<R: AsyncReadRent> BodySource for H1Response<'_, R> {
 }
 
 impl<R: AsyncReadRent> ResponseSource for H1Response<'_, R> {
-    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, Fault> {
+    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, ProxyError> {
         let r = super::upstream::read_response_head(
             self.body.io,
             self.body.buf,

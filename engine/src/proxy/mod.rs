@@ -9,8 +9,8 @@
 //! request is being served.
 
 mod body;
+mod error;
 mod exchange;
-mod fault;
 mod grpc;
 mod h1;
 pub(crate) mod h2;

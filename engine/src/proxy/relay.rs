@@ -9,10 +9,9 @@ use std::time::Instant;
 use protocols::grpc::Code;
 
 use super::body::PumpError;
+use super::error::{Kind, Phase, ProxyError};
 use super::exchange::Record;
-use super::fault::Fault;
 use super::message::{BodySink, BodySource, RespHead, pump};
-use crate::access_log::ResponseFlags;
 use crate::config::HttpOptions;
 use crate::filters::Edits;
 
@@ -53,7 +52,7 @@ pub(crate) struct HeadSent {
 /// An upstream response being read.
 pub(crate) trait ResponseSource: BodySource {
     /// The next response head (interim ones included), waiting until `deadline` at most.
-    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, Fault>;
+    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, ProxyError>;
     /// The whole response had arrived when its head was read.
     fn is_complete(&self) -> bool;
     /// The upstream connection may carry another request once this response is read.
@@ -95,10 +94,8 @@ pub(crate) enum Relayed {
     },
     /// 101 Switching Protocols was relayed; both connections now carry the tunnel.
     Upgraded,
-    /// Failed before any response byte went downstream: answer locally.
-    Fault(Fault),
-    /// Failed after the response started (or the client went away): close or reset.
-    Broken(ResponseFlags),
+    /// Failed: [`ProxyError::phase`] says whether the response had started.
+    Failed(ProxyError),
 }
 
 /// Relay one response from `src` to `sink`.
@@ -114,17 +111,20 @@ pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
         match src.head(deadline).await {
             Ok(r) if r.status() == 101 => {
                 if !facts.upgrade_sent {
-                    return Relayed::Fault(Fault::UpstreamProtocol);
+                    return Relayed::Failed(ProxyError::upstream(
+                        Kind::Protocol,
+                        Phase::BeforeResponse,
+                    ));
                 }
                 break r;
             }
             Ok(r) if (100..200).contains(&r.status()) => {
                 if sink.interim(&r).await.is_err() {
-                    return Relayed::Broken(ResponseFlags::DC);
+                    return Relayed::Failed(client_gone(Phase::BeforeResponse));
                 }
             }
             Ok(r) => break r,
-            Err(fault) => return Relayed::Fault(fault),
+            Err(e) => return Relayed::Failed(e),
         }
     };
     rec.status = resp.status();
@@ -133,7 +133,7 @@ pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
     }
     let answered_early = progress.body_pending.get() && src.is_complete();
     let Ok(sent) = sink.head(&resp, answered_early).await else {
-        return Relayed::Broken(ResponseFlags::DC);
+        return Relayed::Failed(client_gone(Phase::BeforeResponse));
     };
     progress.head_sent.set(true);
     rec.head_tx += sent.head_bytes;
@@ -149,9 +149,20 @@ pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
             upstream_reusable: src.is_reusable(),
             downstream_keep_alive: sent.keep_alive,
         },
-        Err(PumpError::Sink) => Relayed::Broken(ResponseFlags::DC),
-        Err(PumpError::Source(io::ErrorKind::TimedOut)) => Relayed::Broken(ResponseFlags::UT),
-        Err(PumpError::Source(_)) => Relayed::Broken(ResponseFlags::UC),
-        Err(PumpError::Framing) => Relayed::Broken(ResponseFlags::UPE),
+        Err(PumpError::Sink) => Relayed::Failed(client_gone(Phase::AfterHead)),
+        Err(PumpError::Source(io::ErrorKind::TimedOut)) => {
+            Relayed::Failed(ProxyError::upstream(Kind::Timeout, Phase::AfterHead))
+        }
+        Err(PumpError::Source(_)) => {
+            Relayed::Failed(ProxyError::upstream(Kind::Reset, Phase::AfterHead))
+        }
+        Err(PumpError::Framing) => {
+            Relayed::Failed(ProxyError::upstream(Kind::Protocol, Phase::AfterHead))
+        }
     }
+}
+
+/// The client went away (or stopped reading).
+pub(crate) fn client_gone(phase: Phase) -> ProxyError {
+    ProxyError::downstream(Kind::Reset, phase)
 }

@@ -12,7 +12,7 @@ use protocols::http1::{self, Limits, MethodKind, ResponseHead};
 use crate::access_log::ResponseFlags;
 use crate::cluster::{ClusterLocal, ConnectError, Origin, Upstream};
 use crate::proxy::body::read_into;
-use crate::proxy::fault::Fault;
+use crate::proxy::error::{Kind, Phase, ProxyError, Side};
 
 /// One request sent to one endpoint: counted active from [`Attempt::begin`] to
 /// [`Attempt::end`], or to its drop when the request is abandoned (an HTTP/2 stream the client
@@ -73,7 +73,7 @@ impl Attempt {
     }
 
     /// A connection to the endpoint from the pool (or a new one), or the fault to answer.
-    pub(crate) async fn checkout(&self, origin: Option<Origin>) -> Result<Upstream, Fault> {
+    pub(crate) async fn checkout(&self, origin: Option<Origin>) -> Result<Upstream, ProxyError> {
         self.cluster
             .checkout(self.endpoint, origin)
             .await
@@ -81,16 +81,17 @@ impl Attempt {
     }
 
     /// The fault to answer when connecting to the endpoint failed.
-    pub(crate) fn connect_fault(&self, e: ConnectError) -> Fault {
-        match e {
+    pub(crate) fn connect_fault(&self, e: ConnectError) -> ProxyError {
+        let kind = match e {
             ConnectError::Overflow => {
                 self.cluster.stats().upstream_rq_pending_overflow.inc();
-                Fault::Overflow
+                return ProxyError::internal(Kind::Overflow);
             }
-            ConnectError::Refused => Fault::ConnectFailure,
-            ConnectError::Timeout => Fault::ConnectTimeout,
-            ConnectError::Tls => Fault::UpstreamTls,
-        }
+            ConnectError::Refused => Kind::ConnectFailure,
+            ConnectError::Timeout => Kind::ConnectTimeout,
+            ConnectError::Tls => Kind::UpstreamTls,
+        };
+        ProxyError::upstream(kind, Phase::BeforeRequest)
     }
 }
 
@@ -117,17 +118,10 @@ impl Drop for Attempt {
     }
 }
 
-/// Count what an upstream failure says about the request and the connection.
-pub(crate) fn count_failure(up: &mut Upstream, flags: ResponseFlags) {
-    let stats = up.cluster().stats();
-    if flags.contains(ResponseFlags::UPE) {
-        stats.upstream_cx_protocol_error.inc();
-    }
-    if flags.contains(ResponseFlags::UT) {
-        stats.upstream_rq_timeout.inc();
-    }
-    if flags.contains(ResponseFlags::UC) {
-        stats.upstream_rq_rx_reset.inc();
+/// Count an upstream request's failure, and what it says about its connection.
+pub(crate) fn count_failure(up: &mut Upstream, err: &ProxyError) {
+    err.count(up.cluster().stats());
+    if err.side == Side::Upstream && err.kind == Kind::Reset {
         up.closed_by_peer();
     }
 }
@@ -140,21 +134,22 @@ pub(crate) async fn read_response_head<R: AsyncReadRent>(
     parser: &mut http1::ResponseParser,
     method: MethodKind,
     deadline: Option<Instant>,
-) -> Result<ResponseHead, Fault> {
+) -> Result<ResponseHead, ProxyError> {
+    let fail = |kind| ProxyError::upstream(kind, Phase::BeforeResponse);
     let limits = Limits::default();
     loop {
         match parser.parse(upbuf, method, &limits) {
             Ok(Some(r)) => return Ok(r),
             Ok(None) => {}
-            Err(_) => return Err(Fault::UpstreamProtocol),
+            Err(_) => return Err(fail(Kind::Protocol)),
         }
         match read_into(up, upbuf, deadline).await {
-            Ok(0) => return Err(Fault::UpstreamReset),
+            Ok(0) => return Err(fail(Kind::Reset)),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(Fault::UpstreamTimeout);
+                return Err(fail(Kind::Timeout));
             }
-            Err(_) => return Err(Fault::UpstreamReset),
+            Err(_) => return Err(fail(Kind::Reset)),
         }
     }
 }

@@ -16,7 +16,7 @@ use super::client::UpstreamStream;
 use super::convert::{self, Fields};
 use super::session::{Recv, Session, StreamSlot};
 use crate::proxy::body::PumpError;
-use crate::proxy::fault::Fault;
+use crate::proxy::error::{Kind, Phase, ProxyError};
 use crate::proxy::grpc;
 use crate::proxy::message::{BodySink, BodySource, Chunk, RespHead};
 use crate::proxy::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
@@ -228,17 +228,22 @@ impl BodySource for UpstreamResponse<'_> {
 }
 
 impl ResponseSource for UpstreamResponse<'_> {
-    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, Fault> {
+    async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, ProxyError> {
+        let fail = |kind| ProxyError::upstream(kind, Phase::BeforeResponse);
         let next = match deadline {
             Some(d) => monoio::select! {
                 r = self.up.recv(self.idle) => r,
-                () = timer::sleep_until(d) => return Err(Fault::UpstreamTimeout),
+                () = timer::sleep_until(d) => return Err(fail(Kind::Timeout)),
             },
             None => self.up.recv(self.idle).await,
         };
         match next {
             Recv::Head(fields, end) => Ok(RespHead::H2(fields, end)),
-            _ => Err(Fault::UpstreamReset),
+            _ => {
+                let mut e = fail(Kind::Reset);
+                e.reset = self.up.slot.reset_reason();
+                Err(e)
+            }
         }
     }
 

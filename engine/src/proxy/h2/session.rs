@@ -178,6 +178,11 @@ impl StreamSlot {
         self.rx.borrow().end
     }
 
+    /// Why the stream was reset, if it was.
+    pub(crate) fn reset_reason(&self) -> Option<Reason> {
+        self.rx.borrow().reset
+    }
+
     pub(crate) fn is_gone(&self) -> bool {
         self.rx.borrow().reset.is_some()
     }
