@@ -18,6 +18,7 @@ mod cluster;
 mod filters;
 mod listener;
 mod proxy;
+mod rt;
 mod sys;
 mod tcp;
 mod worker;

@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use crate::config::{Endpoint, LbPolicy};
-use crate::worker::rng;
+use crate::rt::rng;
 
 /// Longest precomputed round-robin schedule; beyond it weights are scaled down.
 const MAX_SCHEDULE: usize = 1 << 16;

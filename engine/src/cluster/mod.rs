@@ -31,10 +31,10 @@ use protocols::proxy_protocol::{self as pp, Addresses};
 
 use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
 use crate::proxy::h2::client::H2Conn;
+use crate::rt::timer;
 use crate::server::ClusterShared;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
 use crate::tls::{ClientFailure, ClientTls, TlsError};
-use crate::worker::timer;
 
 pub(crate) use stream::UpstreamIo;
 

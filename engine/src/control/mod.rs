@@ -30,8 +30,8 @@ use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::rt::drain::Drain;
 use crate::server::IoDriver;
-use crate::worker::drain::Drain;
 
 /// io_uring submission queue size of the control runtime (few connections live here).
 const RING_ENTRIES: u32 = 256;
@@ -252,7 +252,7 @@ fn run(driver: IoDriver, queue: &Arc<Queue>, ready: &mpsc::SyncSender<io::Result
 
 /// Runs jobs until the queue closes, then cancels the tasks still running (their futures are
 /// dropped here, on the control thread, so `Rc`s and sockets in them are released in order)
-/// and returns once all are gone. The worker's drain signal (`worker::drain`, a thread-local
+/// and returns once all are gone. The worker's drain signal (`rt::drain`, a thread-local
 /// broadcast) serves as the stop signal.
 async fn serve(queue: Arc<Queue>) {
     let stop = Drain::new();

@@ -13,7 +13,7 @@ use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
 use crate::filters::BufferedBody;
 use crate::proxy::head::OutFraming;
-pub(crate) use crate::worker::buffers::read_into;
+pub(crate) use crate::rt::buffers::read_into;
 
 /// Which side a body transfer failed on.
 #[derive(Debug)]

@@ -42,7 +42,8 @@ use crate::cluster::Upstream;
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::filters::{BufferedBody, Chain, FilterState, Flow, LocalAnswer};
 use crate::router::{Action, Route, Routed};
-use crate::worker::{ListenerLocal, Local, Worker, buffers, rng, timer};
+use crate::rt::{buffers, rng, timer};
+use crate::worker::{ListenerLocal, Local, Worker};
 
 /// The outcome of one HTTP/1 exchange for the downstream connection.
 pub(crate) enum Next {

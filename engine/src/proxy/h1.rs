@@ -21,7 +21,7 @@ use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
 use super::message::{BodySink, BodySource, Chunk, RespHead};
 use super::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
-use crate::worker::{buffers, timer};
+use crate::rt::{buffers, timer};
 
 /// Pieces at least this large are written without copying them into the output buffer.
 const WRITE_THROUGH: usize = 8 * 1024;

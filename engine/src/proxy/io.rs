@@ -2,7 +2,7 @@
 //! ([`crate::tls`]). The HTTP/1 and HTTP/2 connection managers, upgrade tunnels and the TCP
 //! proxy run over [`DownstreamIo`] through monoio's owned-buffer traits and never look at
 //! which one it is; only the idle path does, because only plain sockets can be parked
-//! ([`crate::worker::park`] keeps a bare socket, not a TLS session).
+//! ([`crate::rt::park`] keeps a bare socket, not a TLS session).
 //!
 //! Plain TCP pays one branch per IO call for this: each call forwards to the `TcpStream` (or
 //! its split half) unchanged.

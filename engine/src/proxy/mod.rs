@@ -27,7 +27,8 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
-use crate::worker::{Worker, buffers, park, timer};
+use crate::rt::{buffers, park, timer};
+use crate::worker::Worker;
 pub(crate) use io::{DownstreamIo, forward_read, forward_write};
 
 /// A downstream connection between requests.

@@ -23,7 +23,7 @@ pub(crate) struct ReqFacts<'a> {
     /// The client asked to keep the connection.
     pub(crate) client_keep_alive: bool,
     /// The worker's drain state: a draining worker keeps no connection.
-    pub(crate) drain: &'a crate::worker::drain::Drain,
+    pub(crate) drain: &'a crate::rt::drain::Drain,
     pub(crate) opts: &'a HttpOptions,
     /// Response header changes (route and filters).
     pub(crate) edits: Edits<'a>,

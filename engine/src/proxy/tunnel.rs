@@ -9,7 +9,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use crate::cluster::UpstreamIo;
 use crate::proxy::DownstreamIo;
 use crate::proxy::body::{read_into, write_bytes};
-use crate::worker::{buffers, timer};
+use crate::rt::{buffers, timer};
 
 /// Run the tunnel; `down_buf`/`up_buf` hold bytes already read past the heads. Each direction
 /// ends at end of stream, on error, or after `idle` without bytes. Returns bytes copied

@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use monoio::net::TcpStream;
 use protocols::tls::{self, ClientHello};
 
-use crate::worker::buffers;
+use crate::rt::buffers;
 
 /// Longest DNS name (RFC 1035; the peeker refuses longer ones).
 const MAX_NAME: usize = 253;

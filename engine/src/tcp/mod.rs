@@ -39,8 +39,9 @@ use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::ConnectError;
 use crate::config::ClusterId;
 use crate::proxy::DownstreamIo;
+use crate::rt::timer;
 use crate::stats::TcpStats;
-use crate::worker::{Local, Worker, timer};
+use crate::worker::{Local, Worker};
 use filter::Chain;
 use inspect::{Failure, Inspected, ServerName};
 

@@ -30,8 +30,8 @@ mod splice;
 use super::filter::{Chain, Dir};
 use crate::cluster::UpstreamIo;
 use crate::proxy::DownstreamIo;
+use crate::rt::timer;
 use crate::stats::Counter;
-use crate::worker::timer;
 
 /// Bytes read per direction per call (one buffer of this size per direction).
 pub(crate) const CHUNK: usize = 64 * 1024;

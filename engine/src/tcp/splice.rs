@@ -18,7 +18,7 @@
 //! Network filters ([`Chain`]) decide, per direction and step, how the next bytes move
 //! ([`Path`]): spliced while no filter needs to see them (filters that count are told how many
 //! passed; a skip bounds the step), else copied through one pooled buffer
-//! ([`crate::worker::buffers`], taken only while bytes are waiting) with the same
+//! ([`crate::rt::buffers`], taken only while bytes are waiting) with the same
 //! readiness-driven non-blocking calls, so a direction can go from one to the other between
 //! any two steps, with nothing in flight. The first copy of a connection counts
 //! `network_filter_copy_cx`; the first splice counts `splice_cx_total`.
@@ -40,11 +40,11 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::{End, Meter, Side, Tally, drive};
+use crate::rt::{buffers, timer};
 use crate::stats::Counter;
 use crate::sys::send_nonblocking;
 use crate::sys::splice::{Pipe, recv_into, set_nonblocking, shutdown_write};
 use crate::tcp::filter::{Chain, Dir, Path};
-use crate::worker::{buffers, timer};
 
 /// Buffer size asked for each pipe (`F_SETPIPE_SZ`); the kernel's default (64 KiB) is kept
 /// when it refuses (unprivileged users over `/proc/sys/fs/pipe-user-pages-soft`).

@@ -41,8 +41,8 @@ use rustls::{
 };
 
 use super::error::TlsError;
+use crate::rt::{buffers, timer};
 use crate::sys::buf as iobuf;
-use crate::worker::{buffers, timer};
 
 /// First byte of a TLS handshake record (content type 22).
 const HANDSHAKE_RECORD: u8 = 0x16;

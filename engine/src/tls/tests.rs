@@ -20,7 +20,7 @@ use rustls::{ServerConfig, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
-use crate::worker::timer;
+use crate::rt::timer;
 
 /// Generous bound for any single step on a loaded CI machine.
 const STEP: Duration = Duration::from_secs(60);

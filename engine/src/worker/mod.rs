@@ -2,12 +2,6 @@
 //! pinned to one core. It owns its listening sockets, its connections and its upstream pools;
 //! it shares only the config snapshot and the stats atomics with other threads.
 
-pub(crate) mod buffers;
-pub(crate) mod drain;
-pub(crate) mod park;
-pub(crate) mod rng;
-pub(crate) mod timer;
-
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +15,7 @@ use monoio::net::{TcpListener, TcpStream};
 use crate::access_log::AccessLogWriter;
 use crate::cluster::ClusterLocal;
 use crate::config::ListenerConfig;
+use crate::rt::{drain, park, timer};
 use crate::server::{IoDriver, ListenerShared, Shared, Snapshot};
 use crate::stats::{HttpStats, ListenerStats, LocalHistogram};
 

@@ -20,7 +20,7 @@ use crate::proxy::error::{Kind, Phase, ProxyError};
 use crate::proxy::grpc;
 use crate::proxy::message::{BodySink, BodySource, Chunk, RespHead};
 use crate::proxy::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
-use crate::worker::timer;
+use crate::rt::timer;
 
 fn gone() -> io::Error {
     io::Error::from(io::ErrorKind::ConnectionReset)

@@ -17,7 +17,7 @@ use protocols::http2::frame::Reason;
 use super::convert::Fields;
 use super::session::{Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::cluster::{ClusterLocal, ConnectError};
-use crate::worker::timer;
+use crate::rt::timer;
 
 /// Settings ringway's client side advertises.
 fn client_config() -> conn::Config {

@@ -21,8 +21,9 @@ use protocols::http2::conn::{self, Counters, Role};
 use protocols::http2::frame::Reason;
 
 use crate::proxy::Downstream;
+use crate::rt::timer;
 use crate::stats::HttpStats;
-use crate::worker::{Worker, timer};
+use crate::worker::Worker;
 use session::{ReadEnd, Session, StreamSlot};
 
 /// The HTTP/2 connection preface a client sends first (RFC 9113 3.4).

@@ -20,7 +20,7 @@ use protocols::http2::frame::{Reason, StreamId};
 use super::convert::Fields;
 use super::signal::Signal;
 use crate::proxy::body::read_into;
-use crate::worker::{buffers, timer};
+use crate::rt::{buffers, timer};
 
 /// Written pieces smaller than this are gathered into one buffer per write.
 const GATHER_BELOW: usize = 16 * 1024;

@@ -29,8 +29,8 @@ mod tests;
 use std::cell::RefCell;
 
 use crate::config::NetworkFilterConfig;
+use crate::rt::buffers;
 use crate::stats::TcpStats;
-use crate::worker::buffers;
 
 /// The shortest skip worth splicing: bytes that fit the copy buffer cost less to copy along
 /// (one read, one write) than a detour through the pipe (two splices more).

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 
-use crate::worker::timer;
+use crate::rt::timer;
 
 /// Capacity of a pooled read buffer: large enough for nearly every request head and a small
 /// body in one read.
