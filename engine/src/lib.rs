@@ -17,6 +17,7 @@ pub mod tls;
 mod cluster;
 mod filters;
 mod listener;
+mod net;
 mod proxy;
 mod rt;
 mod sys;

@@ -15,7 +15,6 @@
 //! ones. A failed handshake counts as a connect failure and in the cluster's `ssl.*` stats.
 
 pub(crate) mod lb;
-mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -30,13 +29,12 @@ use monoio::net::TcpStream;
 use protocols::proxy_protocol::{self as pp, Addresses};
 
 use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
+use crate::net::Io;
 use crate::proxy::h2::client::H2Conn;
 use crate::rt::timer;
 use crate::server::ClusterShared;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
 use crate::tls::{ClientFailure, ClientTls, TlsError};
-
-pub(crate) use stream::UpstreamIo;
 
 /// One worker's view of a cluster.
 pub(crate) struct ClusterLocal {
@@ -70,14 +68,14 @@ pub(crate) struct EndpointLocal {
 }
 
 struct Idle {
-    stream: UpstreamIo,
+    stream: Io,
     since: Instant,
 }
 
 /// An upstream connection checked out of the pool. Dropping it closes the connection;
 /// [`ClusterLocal::release`] puts it back for reuse.
 pub(crate) struct Upstream {
-    pub(crate) stream: UpstreamIo,
+    pub(crate) stream: Io,
     pub(crate) endpoint: usize,
     /// Came from the pool (may have been closed by the peer while idle).
     pub(crate) reused: bool,
@@ -325,7 +323,7 @@ impl ClusterLocal {
         self.open.set(self.open.get() + 1);
         stats.upstream_cx_active.inc();
         ep_stats.cx_active.inc();
-        let mut up = self.wrap(UpstreamIo::Plain(stream), ep, false);
+        let mut up = self.wrap(Io::Plain(stream), ep, false);
         if let Some(version) = self.proxy_protocol {
             let header = proxy_header(version, origin);
             stats.upstream_cx_tx_bytes_total.add(header.len() as u64);
@@ -340,12 +338,12 @@ impl ClusterLocal {
         if let Some(tls) = &self.tls {
             let (io, mut lease) = up.into_parts();
             let tcp = match io {
-                UpstreamIo::Plain(tcp) => tcp,
-                done @ UpstreamIo::Tls(_) => return Ok(Upstream::from_parts(done, lease)),
+                Io::Plain(tcp) => tcp,
+                done @ Io::Tls(_) => return Ok(Upstream::from_parts(done, lease)),
             };
             let deadline = started + self.connect_timeout;
             return match self.handshake(tcp, tls, ep, deadline).await {
-                Ok(s) => Ok(Upstream::from_parts(UpstreamIo::Tls(s), lease)),
+                Ok(s) => Ok(Upstream::from_parts(Io::Tls(s), lease)),
                 Err((e, by_peer)) => {
                     if by_peer {
                         lease.closed_by_peer();
@@ -401,7 +399,7 @@ impl ClusterLocal {
         }
     }
 
-    fn wrap(self: &Rc<Self>, stream: UpstreamIo, endpoint: usize, reused: bool) -> Upstream {
+    fn wrap(self: &Rc<Self>, stream: Io, endpoint: usize, reused: bool) -> Upstream {
         let guard = OpenGuard {
             cluster: self.clone(),
             endpoint,
@@ -498,7 +496,7 @@ impl Upstream {
     }
 
     /// Split into the stream and the lease that keeps the connection accounted for.
-    pub(crate) fn into_parts(self) -> (UpstreamIo, Lease) {
+    pub(crate) fn into_parts(self) -> (Io, Lease) {
         let Self {
             stream,
             endpoint,
@@ -515,7 +513,7 @@ impl Upstream {
         )
     }
 
-    pub(crate) fn from_parts(stream: UpstreamIo, lease: Lease) -> Self {
+    pub(crate) fn from_parts(stream: Io, lease: Lease) -> Self {
         let Lease {
             endpoint,
             reused,
@@ -530,7 +528,7 @@ impl Upstream {
     }
 
     /// Take the stream out for pooling; the connection stays counted as open.
-    fn into_stream(self) -> UpstreamIo {
+    fn into_stream(self) -> Io {
         let Self { stream, guard, .. } = self;
         guard.disarm();
         stream

@@ -22,7 +22,8 @@ use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenerProtocol;
-use crate::proxy::{DownstreamIo, Ended};
+use crate::net::Io;
+use crate::proxy::Ended;
 use crate::worker::Worker;
 
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
@@ -89,12 +90,12 @@ pub(crate) async fn serve(
         },
     };
     let (io, first) = match acceptor {
-        None => (DownstreamIo::Plain(stream), first),
+        None => (Io::Plain(stream), first),
         // Boxed: the handshake's future (about 2.6 KiB) would otherwise stay in the task of
         // every connection, TLS or not, for its whole life.
         Some(acceptor) => {
             match Box::pin(tls::handshake(worker, li, stream, first, acceptor, peer)).await {
-                Some(s) => (DownstreamIo::Tls(s), BytesMut::new()),
+                Some(s) => (Io::Tls(s), BytesMut::new()),
                 None => {
                     let local = worker.local();
                     let ls = local.listeners[li].stats();

@@ -2,7 +2,7 @@
 //! in order (pipelined requests wait in the read buffer), each through routing to a local reply
 //! or an upstream. A connection that opens with the HTTP/2 preface (prior-knowledge h2c) is
 //! handed to [`h2`], as is a TLS connection whose ALPN chose `h2`. The connection's bytes
-//! come through [`DownstreamIo`]: plain TCP, or TLS terminated by the listener.
+//! come through [`Io`](crate::net::Io): plain TCP, or TLS terminated by the listener.
 //!
 //! An idle keep-alive connection holds no read buffer and only a small future: it waits for
 //! readiness, and the per-request state lives in a boxed future that exists only while a
@@ -15,7 +15,6 @@ mod grpc;
 mod h1;
 pub(crate) mod h2;
 mod head;
-mod io;
 mod message;
 mod relay;
 mod reply;
@@ -27,13 +26,13 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
+use crate::net::Io;
 use crate::rt::{buffers, park, timer};
 use crate::worker::Worker;
-pub(crate) use io::{DownstreamIo, forward_read, forward_write};
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {
-    pub(crate) stream: DownstreamIo,
+    pub(crate) stream: Io,
     /// Bytes read but not yet consumed (pipelined requests); no capacity while idle.
     pub(crate) buf: BytesMut,
     pub(crate) peer: SocketAddr,
@@ -62,7 +61,7 @@ pub(crate) enum Ended {
 pub(crate) async fn serve(
     worker: &Rc<Worker>,
     li: usize,
-    stream: DownstreamIo,
+    stream: Io,
     peer: SocketAddr,
     fresh: bool,
     first: BytesMut,
@@ -93,7 +92,7 @@ pub(crate) async fn serve(
             // Park when idle for a while; parked connections' timeouts are swept once a
             // second, so only long idle timeouts qualify. A TLS session cannot be parked
             // (the lot keeps a bare socket): TLS connections stay in their task.
-            let plain = matches!(conn.stream, DownstreamIo::Plain(_));
+            let plain = matches!(conn.stream, Io::Plain(_));
             let mut park_at = (idle > 2 * park::PARK_AFTER && codec == Codec::Http1 && plain)
                 .then(|| now + park::PARK_AFTER);
             // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
@@ -109,7 +108,7 @@ pub(crate) async fn serve(
                 match woke {
                     Some(r) => break r,
                     None if park_at.is_some() => {
-                        if let DownstreamIo::Plain(s) = &conn.stream {
+                        if let Io::Plain(s) = &conn.stream {
                             if worker.lot.park(s, li, conn.peer, idle_at).is_ok() {
                                 return Ended::Parked;
                             }

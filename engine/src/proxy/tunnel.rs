@@ -6,8 +6,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 
-use crate::cluster::UpstreamIo;
-use crate::proxy::DownstreamIo;
+use crate::net::Io;
 use crate::proxy::body::{read_into, write_bytes};
 use crate::rt::{buffers, timer};
 
@@ -15,9 +14,9 @@ use crate::rt::{buffers, timer};
 /// ends at end of stream, on error, or after `idle` without bytes. Returns bytes copied
 /// (downstream -> upstream, upstream -> downstream).
 pub(crate) async fn run(
-    down: DownstreamIo,
+    down: Io,
     down_buf: BytesMut,
-    up: UpstreamIo,
+    up: Io,
     up_buf: BytesMut,
     idle: Duration,
 ) -> (u64, u64) {

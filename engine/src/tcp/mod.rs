@@ -38,7 +38,7 @@ use bytes::BytesMut;
 use crate::access_log::{Entry, ResponseFlags};
 use crate::cluster::ConnectError;
 use crate::config::ClusterId;
-use crate::proxy::DownstreamIo;
+use crate::net::Io;
 use crate::rt::timer;
 use crate::stats::TcpStats;
 use crate::worker::{Local, Worker};
@@ -50,7 +50,7 @@ use inspect::{Failure, Inspected, ServerName};
 pub(crate) async fn serve(
     worker: &Rc<Worker>,
     li: usize,
-    mut stream: DownstreamIo,
+    mut stream: Io,
     peer: SocketAddr,
     mut first: BytesMut,
 ) {
@@ -70,17 +70,17 @@ pub(crate) async fn serve(
     // The server name the client asked for: needed to route, or to log.
     let mut requested: Option<ServerName> = None;
     let route = match (&cfg.tcp.sni, &mut stream) {
-        (None, DownstreamIo::Tls(s)) if started.is_some() => {
+        (None, Io::Tls(s)) if started.is_some() => {
             requested = s.sni().and_then(|n| ServerName::new(n.as_bytes()));
             cfg.tcp.cluster
         }
         (None, _) => cfg.tcp.cluster,
         (Some(routes), io) => {
             match io {
-                DownstreamIo::Tls(s) => {
+                Io::Tls(s) => {
                     requested = s.sni().and_then(|n| ServerName::new(n.as_bytes()));
                 }
-                DownstreamIo::Plain(s) => {
+                Io::Plain(s) => {
                     let deadline = timer::coarse_now() + cfg.tcp.inspect_timeout;
                     match inspect::client_hello(s, &mut first, deadline).await {
                         Ok(Inspected::Tls(name)) => {
@@ -166,7 +166,7 @@ async fn forward(
     ts: &TcpStats,
     idle: Option<Duration>,
     route: Option<ClusterId>,
-    stream: DownstreamIo,
+    stream: Io,
     peer: SocketAddr,
     first: BytesMut,
     chain: &Chain<'_>,

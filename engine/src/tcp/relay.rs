@@ -28,8 +28,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 mod splice;
 
 use super::filter::{Chain, Dir};
-use crate::cluster::UpstreamIo;
-use crate::proxy::DownstreamIo;
+use crate::net::Io;
 use crate::rt::timer;
 use crate::stats::Counter;
 
@@ -81,22 +80,22 @@ pub(crate) struct SpliceMeter<'a> {
 /// `first` holds downstream bytes already read (after a PROXY header); they go upstream first.
 /// Returns how it ended and the bytes moved (downstream -> upstream, upstream -> downstream).
 pub(crate) async fn run(
-    down: DownstreamIo,
+    down: Io,
     first: BytesMut,
-    up: UpstreamIo,
+    up: Io,
     idle: Option<Duration>,
     meter: Meter<'_>,
     chain: &Chain<'_>,
 ) -> (End, u64, u64) {
     let (down, up) = match (down, up) {
-        (DownstreamIo::Plain(d), UpstreamIo::Plain(u)) => match splice::Pipes::take(meter) {
+        (Io::Plain(d), Io::Plain(u)) => match splice::Pipes::take(meter) {
             Ok(pipes) => {
                 return splice::run(d, first, u, pipes, idle, meter, chain).await;
             }
             Err(e) => {
                 log::debug!("tcp relay: no pipes ({e}), copying through a buffer");
                 meter.splice.fallback.inc();
-                (DownstreamIo::Plain(d), UpstreamIo::Plain(u))
+                (Io::Plain(d), Io::Plain(u))
             }
         },
         other => other,
@@ -106,9 +105,9 @@ pub(crate) async fn run(
 
 /// [`run`] through a buffer per direction (any stream, TLS included).
 async fn buffered(
-    down: DownstreamIo,
+    down: Io,
     first: BytesMut,
-    up: UpstreamIo,
+    up: Io,
     idle: Option<Duration>,
     meter: Meter<'_>,
     chain: &Chain<'_>,

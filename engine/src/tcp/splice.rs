@@ -432,8 +432,7 @@ mod tests {
 
     use super::super::{SpliceMeter, run as relay};
     use super::*;
-    use crate::cluster::UpstreamIo;
-    use crate::proxy::DownstreamIo;
+    use crate::net::Io;
 
     /// A plain client and a plain backend (std sockets on threads), relayed by `relay::run`
     /// on a runtime of `driver`: bytes both ways, `first` first, half-closes passed on,
@@ -477,9 +476,9 @@ mod tests {
         };
         let chain = Chain::empty();
         let (end, to_up, to_down) = relay(
-            DownstreamIo::Plain(down),
+            Io::Plain(down),
             BytesMut::from(&b"first:"[..]),
-            UpstreamIo::Plain(up),
+            Io::Plain(up),
             Some(Duration::from_secs(30)),
             meter,
             &chain,

@@ -17,6 +17,7 @@ pub(crate) mod stream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use monoio::io::Splitable;
 use protocols::http2::conn::{self, Counters, Role};
 use protocols::http2::frame::Reason;
 

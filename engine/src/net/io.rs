@@ -1,8 +1,10 @@
-//! The byte stream of a downstream connection: plain TCP, or TLS terminated by ringway
-//! ([`crate::tls`]). The HTTP/1 and HTTP/2 connection managers, upgrade tunnels and the TCP
-//! proxy run over [`DownstreamIo`] through monoio's owned-buffer traits and never look at
-//! which one it is; only the idle path does, because only plain sockets can be parked
-//! ([`crate::rt::park`] keeps a bare socket, not a TLS session).
+//! The byte stream of a connection, either direction: plain TCP, or TLS — terminated by
+//! ringway for a client ([`crate::tls::accept`]), originated by ringway to an upstream
+//! ([`crate::tls::connect`]). The HTTP/1 and HTTP/2 connection managers, upgrade tunnels,
+//! upstream HTTP/2 connections and the TCP proxy run over [`Io`] through monoio's
+//! owned-buffer traits and never look at which one it is; only the idle path does, because
+//! only plain sockets can be parked ([`crate::rt::park`] keeps a bare socket, not a TLS
+//! session).
 //!
 //! Plain TCP pays one branch per IO call for this: each call forwards to the `TcpStream` (or
 //! its split half) unchanged.
@@ -18,38 +20,38 @@ use monoio::net::TcpStream;
 
 use crate::tls::{ServerTls, TlsReadHalf, TlsStream, TlsWriteHalf};
 
-/// A downstream connection's stream.
+/// A connection's stream.
 #[derive(Debug)]
-pub(crate) enum DownstreamIo {
+pub(crate) enum Io {
     /// Plaintext TCP.
     Plain(TcpStream),
-    /// TLS terminated here (the handshake is done).
+    /// TLS terminated or originated here (the handshake is done).
     Tls(TlsStream),
 }
 
-/// The read half of a split [`DownstreamIo`].
+/// The read half of a split [`Io`].
 #[derive(Debug)]
-pub(crate) enum DownstreamRead {
+pub(crate) enum ReadHalf {
     /// Of a plaintext connection.
     Plain(OwnedReadHalf<TcpStream>),
     /// Of a TLS connection.
     Tls(TlsReadHalf),
 }
 
-/// The write half of a split [`DownstreamIo`].
+/// The write half of a split [`Io`].
 #[derive(Debug)]
-pub(crate) enum DownstreamWrite {
+pub(crate) enum WriteHalf {
     /// Of a plaintext connection.
     Plain(OwnedWriteHalf<TcpStream>),
     /// Of a TLS connection.
     Tls(TlsWriteHalf),
 }
 
-/// [`DownstreamRead::reunite`] was given halves of two different streams (both are dropped).
+/// [`ReadHalf::reunite`] was given halves of two different streams (both are dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mismatched;
 
-impl DownstreamIo {
+impl Io {
     /// Waits until a read would make progress, holding no buffer (for TLS: at once when
     /// decrypted bytes are already buffered).
     pub(crate) async fn readable(&self, relaxed: bool) -> io::Result<()> {
@@ -92,33 +94,35 @@ impl DownstreamIo {
     pub(crate) fn is_h2(&self) -> bool {
         self.tls().is_some_and(TlsStream::is_h2)
     }
+}
+
+impl Splitable for Io {
+    type OwnedRead = ReadHalf;
+    type OwnedWrite = WriteHalf;
 
     /// Splits into halves usable at the same time (from two futures on this thread).
-    pub(crate) fn into_split(self) -> (DownstreamRead, DownstreamWrite) {
+    fn into_split(self) -> (ReadHalf, WriteHalf) {
         match self {
             Self::Plain(s) => {
                 let (r, w) = s.into_split();
-                (DownstreamRead::Plain(r), DownstreamWrite::Plain(w))
+                (ReadHalf::Plain(r), WriteHalf::Plain(w))
             }
             Self::Tls(s) => {
                 let (r, w) = s.into_split();
-                (DownstreamRead::Tls(r), DownstreamWrite::Tls(w))
+                (ReadHalf::Tls(r), WriteHalf::Tls(w))
             }
         }
     }
 }
 
-impl DownstreamRead {
+impl ReadHalf {
     /// Joins the halves of one stream again.
-    pub(crate) fn reunite(self, write: DownstreamWrite) -> Result<DownstreamIo, Mismatched> {
+    pub(crate) fn reunite(self, write: WriteHalf) -> Result<Io, Mismatched> {
         match (self, write) {
-            (Self::Plain(r), DownstreamWrite::Plain(w)) => r
-                .reunite(w)
-                .map(DownstreamIo::Plain)
-                .map_err(|_| Mismatched),
-            (Self::Tls(r), DownstreamWrite::Tls(w)) => {
-                r.reunite(w).map(DownstreamIo::Tls).map_err(|_| Mismatched)
+            (Self::Plain(r), WriteHalf::Plain(w)) => {
+                r.reunite(w).map(Io::Plain).map_err(|_| Mismatched)
             }
+            (Self::Tls(r), WriteHalf::Tls(w)) => r.reunite(w).map(Io::Tls).map_err(|_| Mismatched),
             _ => Err(Mismatched),
         }
     }
@@ -186,10 +190,7 @@ macro_rules! forward_write {
     };
 }
 
-// The upstream stream enum ([`crate::cluster::UpstreamIo`]) has the same shape.
-pub(crate) use {forward_read, forward_write};
-
-forward_read!(DownstreamIo);
-forward_read!(DownstreamRead);
-forward_write!(DownstreamIo);
-forward_write!(DownstreamWrite);
+forward_read!(Io);
+forward_read!(ReadHalf);
+forward_write!(Io);
+forward_write!(WriteHalf);
