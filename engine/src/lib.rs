@@ -15,13 +15,17 @@ pub mod stats;
 pub mod tls;
 
 mod cluster;
+mod codec;
+mod error;
 mod filters;
 mod listener;
 mod net;
 mod proxy;
 mod rt;
+mod shared;
 mod sys;
 mod tcp;
+mod upstream;
 mod worker;
 
 pub use server::{Handle, IoDriver, StartError, StartOptions, start};

@@ -18,10 +18,9 @@ use crate::admin::{self, AdminState};
 use crate::config::{Config, ListenerProtocol};
 use crate::control::{Control, ControlHandle};
 use crate::listener;
+use crate::shared::{ClusterShared, ListenerShared};
 use crate::shared_state::Registry;
-use crate::stats::{
-    ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store, TcpStats,
-};
+use crate::stats::Store;
 use crate::worker;
 
 /// Which io driver the workers run on.
@@ -52,21 +51,6 @@ pub struct StartOptions {
     pub driver: IoDriver,
     /// Pin worker `i` to core `i % cores` (default on; tests running many servers turn it off).
     pub no_pinning: bool,
-}
-
-/// Stats handles of one listener, resolved by name when the snapshot is built.
-pub(crate) struct ListenerShared {
-    pub(crate) stats: Arc<PerCore<ListenerStats>>,
-    pub(crate) http: Arc<HttpScope>,
-    /// `tcp.<name>.*`, for TCP proxy listeners only.
-    pub(crate) tcp: Option<Arc<PerCore<TcpStats>>>,
-    pub(crate) access_log: Option<Arc<AccessLog>>,
-}
-
-/// Stats handles of one cluster and its endpoints.
-pub(crate) struct ClusterShared {
-    pub(crate) scope: Arc<ClusterScope>,
-    pub(crate) endpoints: Vec<Arc<PerCore<EndpointStats>>>,
 }
 
 /// Everything a worker needs from one configuration, immutable once published.

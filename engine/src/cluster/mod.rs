@@ -1,583 +1,70 @@
-//! A cluster as one worker sees it: its endpoints, this worker's load-balancer state and this
-//! worker's pool of upstream connections (shared-nothing: no other worker touches them).
+//! A cluster as one worker sees it: its membership (the endpoints of its config), this
+//! worker's load-balancer state ([`lb`]) and this worker's [`Pool`] of connections to it.
+//! Everything that decides *where* a request goes lives here (health, outlier detection and
+//! circuit breakers will too); *how* it gets there — connecting, TLS, PROXY protocol, pooled
+//! HTTP/1 and HTTP/2 connections, the per-request attempt — is [`crate::upstream`].
 //!
-//! Pooled connections are kept per endpoint, most recently used first, and expire after the
-//! cluster's idle timeout (checked on checkout and by the worker's periodic sweep).
-//!
-//! New connections (pooled HTTP ones from [`ClusterLocal::checkout`], unpooled TCP proxy ones
-//! from [`ClusterLocal::connect`]) share one connect path: limits, timeout, accounting, and the
-//! PROXY protocol header when the cluster sends one (HAProxy `proxy-protocol.txt` 2.1/2.2). A
-//! cluster that sends PROXY headers never pools: each connection speaks for one client.
-//!
-//! A cluster with a `tls` table talks TLS to its endpoints ([`crate::tls::connect`]): the
-//! handshake is part of connecting (after the PROXY header, which precedes TLS on the wire)
-//! and must finish within the connect timeout; pooled TLS connections are reused like plain
-//! ones. A failed handshake counts as a connect failure and in the cluster's `ssl.*` stats.
+//! Imports `upstream`, never the layers above it (router, filters, connection managers).
 
 pub(crate) mod lb;
 
-use std::cell::{Cell, RefCell};
-use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::BytesMut;
-use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
-use protocols::proxy_protocol::{self as pp, Addresses};
-
-use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
-use crate::net::Io;
-use crate::proxy::h2::client::H2Conn;
-use crate::rt::timer;
-use crate::server::ClusterShared;
-use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
-use crate::tls::{ClientFailure, ClientTls, TlsError};
+use crate::config::ClusterConfig;
+use crate::shared::ClusterShared;
+use crate::stats::ClusterStats;
+use crate::upstream::Pool;
 
 /// One worker's view of a cluster.
 pub(crate) struct ClusterLocal {
-    core: usize,
-    shared: Arc<ClusterShared>,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    max_connections: Option<u32>,
-    max_idle: usize,
-    proxy_protocol: Option<ProxyProtocolVersion>,
-    /// TLS to the endpoints; `None`: plaintext.
-    tls: Option<ClientTls>,
-    pub(crate) protocol: UpstreamProtocol,
-    /// HTTP/2 keep-alive: (PING interval, answer timeout); `None`: off.
-    pub(crate) h2_keepalive: Option<(Duration, Duration)>,
     balancer: lb::Balancer,
-    pub(crate) endpoints: Vec<EndpointLocal>,
-    /// Upstream connections this worker holds open to the cluster (pooled or in use).
-    open: Cell<u32>,
-    pub(crate) rq_time: LocalHistogram,
-    connect_time: LocalHistogram,
-}
-
-pub(crate) struct EndpointLocal {
-    pub(crate) address: SocketAddr,
-    /// Requests this worker has in flight to the endpoint (least-request input).
-    pub(crate) active: Cell<u32>,
-    idle: RefCell<Vec<Idle>>,
-    /// HTTP/2 connections (clusters with `protocol = "http2"`), each shared by many requests.
-    h2: RefCell<Vec<Rc<H2Conn>>>,
-}
-
-struct Idle {
-    stream: Io,
-    since: Instant,
-}
-
-/// An upstream connection checked out of the pool. Dropping it closes the connection;
-/// [`ClusterLocal::release`] puts it back for reuse.
-pub(crate) struct Upstream {
-    pub(crate) stream: Io,
-    pub(crate) endpoint: usize,
-    /// Came from the pool (may have been closed by the peer while idle).
-    pub(crate) reused: bool,
-    guard: OpenGuard,
-}
-
-/// The downstream connection an upstream connection is opened for: what a PROXY protocol
-/// header tells the upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Origin {
-    /// The client (the socket peer, or the source a PROXY header in front of it named).
-    pub(crate) client: SocketAddr,
-    /// ringway's address the client connected to; `None` if the socket could not say.
-    pub(crate) local: Option<SocketAddr>,
-}
-
-impl Origin {
-    /// The PROXY protocol address block: TCP4 when both are IPv4, else TCP6 (IPv4-mapped).
-    pub(crate) fn addresses(&self) -> Addresses {
-        let Some(local) = self.local else {
-            return Addresses::Unknown;
-        };
-        match (self.client, local) {
-            (SocketAddr::V4(src), SocketAddr::V4(dst)) => Addresses::Tcp4 { src, dst },
-            (src, dst) => {
-                let v6 = |a: SocketAddr| match a {
-                    SocketAddr::V4(a) => {
-                        std::net::SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0)
-                    }
-                    SocketAddr::V6(a) => std::net::SocketAddrV6::new(*a.ip(), a.port(), 0, 0),
-                };
-                Addresses::Tcp6 {
-                    src: v6(src),
-                    dst: v6(dst),
-                }
-            }
-        }
-    }
-}
-
-/// The PROXY protocol header for `origin` (`None`: the proxy has no client to speak for, so
-/// v1 says `UNKNOWN` and v2 sends the `LOCAL` command).
-pub(crate) fn proxy_header(version: ProxyProtocolVersion, origin: Option<&Origin>) -> BytesMut {
-    let mut out = BytesMut::with_capacity(64);
-    let addrs = origin.map_or(Addresses::Unknown, Origin::addresses);
-    match version {
-        ProxyProtocolVersion::V1 => pp::encode_v1(&addrs, &mut out),
-        ProxyProtocolVersion::V2 => {
-            let cmd = match origin {
-                Some(_) => pp::Command::Proxy,
-                None => pp::Command::Local,
-            };
-            // No TLVs: the header is a few dozen bytes, far below the 16-bit length limit.
-            let _ = pp::encode_v2(cmd, &addrs, &[], &mut out);
-        }
-    }
-    out
-}
-
-/// Why no connection could be had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnectError {
-    /// The per-worker connection limit is reached.
-    Overflow,
-    Refused,
-    Timeout,
-    /// The TLS handshake failed (verification, alerts, no ALPN agreement, a reset, ...); one
-    /// that did not finish within the connect timeout is [`Self::Timeout`].
-    Tls,
+    /// This worker's connections to the cluster; attempts and HTTP/2 connections hold it too.
+    pool: Rc<Pool>,
 }
 
 impl ClusterLocal {
     pub(crate) fn new(cfg: &ClusterConfig, shared: Arc<ClusterShared>, core: usize) -> Self {
-        let endpoints = cfg
-            .endpoints
-            .iter()
-            .map(|e| EndpointLocal {
-                address: e.address,
-                active: Cell::new(0),
-                idle: RefCell::new(Vec::new()),
-                h2: RefCell::new(Vec::new()),
-            })
-            .collect();
-        let rq_time = shared.scope.upstream_rq_time.local();
-        let connect_time = shared.scope.upstream_cx_connect_ms.local();
         Self {
-            core,
-            connect_timeout: cfg.connect_timeout,
-            idle_timeout: cfg.idle_timeout,
-            max_connections: cfg.max_connections_per_worker,
-            max_idle: cfg.max_idle_per_endpoint,
-            proxy_protocol: cfg.proxy_protocol,
-            tls: cfg.tls.clone(),
-            protocol: cfg.protocol,
-            h2_keepalive: cfg
-                .http2_keepalive_interval
-                .map(|every| (every, cfg.http2_keepalive_timeout)),
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
-            endpoints,
-            open: Cell::new(0),
-            rq_time,
-            connect_time,
-            shared,
+            pool: Rc::new(Pool::new(cfg, shared, core)),
         }
+    }
+
+    /// This worker's connections to the cluster.
+    pub(crate) fn pool(&self) -> &Rc<Pool> {
+        &self.pool
     }
 
     pub(crate) fn stats(&self) -> &ClusterStats {
-        self.shared.scope.stats.core(self.core)
-    }
-
-    pub(crate) fn endpoint_stats(&self, i: usize) -> &EndpointStats {
-        self.shared.endpoints[i].core(self.core)
-    }
-
-    /// Whether connections to this cluster are TLS.
-    pub(crate) fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    /// How long pooled connections may stay idle.
-    pub(crate) fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
-    }
-
-    /// An HTTP/2 connection to endpoint `ep` that can take another stream: a pooled one, or a
-    /// new one that starts connecting now (streams opened meanwhile wait for it, so a burst of
-    /// requests shares one new connection).
-    pub(crate) fn h2_checkout(self: &Rc<Self>, ep: usize) -> Rc<H2Conn> {
-        let endpoint = &self.endpoints[ep];
-        let pooled = endpoint.h2.borrow().iter().find(|c| c.can_open()).cloned();
-        if let Some(c) = pooled {
-            self.stats().upstream_cx_pool_reuse.inc();
-            return c;
-        }
-        let conn = H2Conn::start(self.clone(), ep);
-        endpoint.h2.borrow_mut().push(conn.clone());
-        conn
-    }
-
-    /// An HTTP/2 connection's task ended: it leaves the pool.
-    pub(crate) fn h2_gone(&self, ep: usize, conn: &Rc<H2Conn>) {
-        self.endpoints[ep]
-            .h2
-            .borrow_mut()
-            .retain(|c| !Rc::ptr_eq(c, conn));
+        self.pool.stats()
     }
 
     /// Choose an endpoint for a new request.
     pub(crate) fn pick(&self) -> Option<usize> {
-        self.balancer.pick(|i| self.endpoints[i].active.get())
-    }
-
-    /// What a PROXY protocol header for a connection opened on behalf of `client` says; `local`
-    /// gives the address the client connected to. `None` when this cluster sends no header, so
-    /// the local address is only looked up (a system call) when it is needed.
-    pub(crate) fn origin(
-        &self,
-        client: SocketAddr,
-        local: impl FnOnce() -> Option<SocketAddr>,
-    ) -> Option<Origin> {
-        self.proxy_protocol.is_some().then(|| Origin {
-            client,
-            local: local(),
-        })
-    }
-
-    /// An HTTP/1 connection to endpoint `ep`: a pooled one if a fresh one is idle, else a new
-    /// connection. `origin` is the client a PROXY header speaks for (only read when the
-    /// cluster sends one; then nothing is pooled).
-    pub(crate) async fn checkout(
-        self: &Rc<Self>,
-        ep: usize,
-        origin: Option<Origin>,
-    ) -> Result<Upstream, ConnectError> {
-        let now = timer::coarse_now();
-        let endpoint = &self.endpoints[ep];
-        loop {
-            let idle = endpoint.idle.borrow_mut().pop();
-            let Some(idle) = idle else { break };
-            if now.duration_since(idle.since) < self.idle_timeout {
-                self.stats().upstream_cx_pool_reuse.inc();
-                return Ok(self.wrap(idle.stream, ep, true));
-            }
-            self.stats().upstream_cx_idle_timeout.inc();
-            self.closed(ep, false);
-        }
-        // Boxed: a new connection is the rare path, and its future (connect, TLS handshake,
-        // PROXY header; about 3 KiB) would otherwise be part of every request's future, which
-        // is moved into a fresh allocation for each request.
-        Box::pin(self.open_new(ep, origin.as_ref(), true)).await
-    }
-
-    /// A new connection to endpoint `ep`, never from or for the pool (the TCP proxy). Counted
-    /// like pooled ones; a PROXY header for `origin` is written first if the cluster sends one.
-    pub(crate) async fn connect(
-        self: &Rc<Self>,
-        ep: usize,
-        origin: Option<Origin>,
-    ) -> Result<Upstream, ConnectError> {
-        self.open_new(ep, origin.as_ref(), false).await
-    }
-
-    /// The one connect path: limit, stats, connect timeout, then the PROXY header.
-    async fn open_new(
-        self: &Rc<Self>,
-        ep: usize,
-        origin: Option<&Origin>,
-        http1: bool,
-    ) -> Result<Upstream, ConnectError> {
-        let endpoint = &self.endpoints[ep];
-        if self
-            .max_connections
-            .is_some_and(|max| self.open.get() >= max)
-        {
-            self.stats().upstream_cx_overflow.inc();
-            return Err(ConnectError::Overflow);
-        }
-        let stats = self.stats();
-        let ep_stats = self.endpoint_stats(ep);
-        stats.upstream_cx_total.inc();
-        if http1 {
-            stats.upstream_cx_http1_total.inc();
-        }
-        ep_stats.cx_total.inc();
-        let started = Instant::now();
-        let connect = TcpStream::connect_addr(endpoint.address);
-        let stream = match monoio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                stats.upstream_cx_connect_fail.inc();
-                ep_stats.cx_connect_fail.inc();
-                log::debug!("connect to {} failed: {e}", endpoint.address);
-                return Err(ConnectError::Refused);
-            }
-            Err(_) => {
-                stats.upstream_cx_connect_fail.inc();
-                stats.upstream_cx_connect_timeout.inc();
-                ep_stats.cx_connect_fail.inc();
-                return Err(ConnectError::Timeout);
-            }
-        };
-        self.connect_time
-            .record(started.elapsed().as_millis() as u64);
-        let _ = stream.set_nodelay(true);
-        self.open.set(self.open.get() + 1);
-        stats.upstream_cx_active.inc();
-        ep_stats.cx_active.inc();
-        let mut up = self.wrap(Io::Plain(stream), ep, false);
-        if let Some(version) = self.proxy_protocol {
-            let header = proxy_header(version, origin);
-            stats.upstream_cx_tx_bytes_total.add(header.len() as u64);
-            if up.stream.write_all(header).await.0.is_err() {
-                // Reset before the first byte went out: as good as a failed connect.
-                stats.upstream_cx_connect_fail.inc();
-                ep_stats.cx_connect_fail.inc();
-                up.closed_by_peer();
-                return Err(ConnectError::Refused);
-            }
-        }
-        if let Some(tls) = &self.tls {
-            let (io, mut lease) = up.into_parts();
-            let tcp = match io {
-                Io::Plain(tcp) => tcp,
-                done @ Io::Tls(_) => return Ok(Upstream::from_parts(done, lease)),
-            };
-            let deadline = started + self.connect_timeout;
-            return match self.handshake(tcp, tls, ep, deadline).await {
-                Ok(s) => Ok(Upstream::from_parts(Io::Tls(s), lease)),
-                Err((e, by_peer)) => {
-                    if by_peer {
-                        lease.closed_by_peer();
-                    }
-                    Err(e)
-                }
-            };
-        }
-        Ok(up)
-    }
-
-    /// The TLS handshake on the fresh connection `tcp` to endpoint `ep`, by `deadline`. On
-    /// failure: why, and whether the upstream closed the connection.
-    async fn handshake(
-        &self,
-        tcp: TcpStream,
-        tls: &ClientTls,
-        ep: usize,
-        deadline: Instant,
-    ) -> Result<crate::tls::TlsStream, (ConnectError, bool)> {
-        let stats = self.stats();
-        let address = self.endpoints[ep].address;
-        match crate::tls::connect(tcp, tls, address.ip(), deadline).await {
-            Ok(s) => {
-                stats.ssl_handshake.inc();
-                if s.is_resumed() {
-                    stats.ssl_session_reused.inc();
-                }
-                match s.protocol_version() {
-                    Some(rustls::ProtocolVersion::TLSv1_2) => stats.ssl_versions_tls12.inc(),
-                    Some(rustls::ProtocolVersion::TLSv1_3) => stats.ssl_versions_tls13.inc(),
-                    _ => {}
-                }
-                Ok(s)
-            }
-            Err(e) => {
-                log::debug!("TLS handshake with {address} failed: {e}");
-                stats.ssl_connection_error.inc();
-                match ClientFailure::of(&e) {
-                    ClientFailure::Name => stats.ssl_fail_verify_san.inc(),
-                    ClientFailure::Verify => stats.ssl_fail_verify_error.inc(),
-                    ClientFailure::Other => {}
-                }
-                stats.upstream_cx_connect_fail.inc();
-                self.endpoint_stats(ep).cx_connect_fail.inc();
-                if matches!(e, TlsError::Timeout) {
-                    stats.upstream_cx_connect_timeout.inc();
-                    return Err((ConnectError::Timeout, false));
-                }
-                let by_peer = matches!(e, TlsError::Closed | TlsError::Io(_));
-                Err((ConnectError::Tls, by_peer))
-            }
-        }
-    }
-
-    fn wrap(self: &Rc<Self>, stream: Io, endpoint: usize, reused: bool) -> Upstream {
-        let guard = OpenGuard {
-            cluster: self.clone(),
-            endpoint,
-            armed: true,
-            remote: false,
-        };
-        Upstream {
-            stream,
-            endpoint,
-            reused,
-            guard,
-        }
-    }
-
-    /// Return a connection whose last exchange ended cleanly, for reuse. A connection that
-    /// started with a PROXY header speaks for one client only, so it is closed instead.
-    pub(crate) fn release(&self, up: Upstream) {
-        if self.proxy_protocol.is_some() {
-            return;
-        }
-        let ep = up.endpoint;
-        let stream = up.into_stream();
-        let mut idle = self.endpoints[ep].idle.borrow_mut();
-        if idle.len() >= self.max_idle {
-            drop(idle);
-            drop(stream);
-            self.closed(ep, false);
-            return;
-        }
-        idle.push(Idle {
-            stream,
-            since: timer::coarse_now(),
-        });
+        self.balancer.pick(|i| self.pool.endpoints[i].active.get())
     }
 
     /// Close pooled connections idle for longer than the idle timeout.
     pub(crate) fn sweep(&self, now: Instant) {
-        for (ep, endpoint) in self.endpoints.iter().enumerate() {
-            let mut expired = 0;
-            endpoint.idle.borrow_mut().retain(|i| {
-                let keep = now.duration_since(i.since) < self.idle_timeout;
-                expired += usize::from(!keep);
-                keep
-            });
-            for _ in 0..expired {
-                self.stats().upstream_cx_idle_timeout.inc();
-                self.closed(ep, false);
-            }
-        }
+        self.pool.sweep(now);
     }
 
     /// Drop every pooled connection (the worker is draining or the cluster was replaced);
     /// HTTP/2 connections close once their open streams are done.
     pub(crate) fn close_idle(&self) {
-        for (ep, endpoint) in self.endpoints.iter().enumerate() {
-            for c in endpoint.h2.borrow().iter() {
-                c.retire();
-            }
-            let n = endpoint.idle.borrow_mut().drain(..).count();
-            for _ in 0..n {
-                self.closed(ep, false);
-            }
-        }
-    }
-
-    /// Accounting for a connection that is gone; `remote`: the upstream closed or reset it.
-    fn closed(&self, ep: usize, remote: bool) {
-        self.open.set(self.open.get().saturating_sub(1));
-        let stats = self.stats();
-        stats.upstream_cx_active.dec();
-        stats.upstream_cx_destroy.inc();
-        if remote {
-            stats.upstream_cx_destroy_remote.inc();
-        } else {
-            stats.upstream_cx_destroy_local.inc();
-        }
-        self.endpoint_stats(ep).cx_active.dec();
+        self.pool.close_idle();
     }
 
     pub(crate) fn flush(&self) {
-        self.rq_time.flush();
-        self.connect_time.flush();
+        self.pool.flush();
     }
 }
 
-impl Upstream {
-    pub(crate) fn cluster(&self) -> &Rc<ClusterLocal> {
-        &self.guard.cluster
-    }
-
-    /// Record that the upstream closed or reset this connection (for the destroy stats).
-    pub(crate) fn closed_by_peer(&mut self) {
-        self.guard.remote = true;
-    }
-
-    /// Split into the stream and the lease that keeps the connection accounted for.
-    pub(crate) fn into_parts(self) -> (Io, Lease) {
-        let Self {
-            stream,
-            endpoint,
-            reused,
-            guard,
-        } = self;
-        (
-            stream,
-            Lease {
-                endpoint,
-                reused,
-                guard,
-            },
-        )
-    }
-
-    pub(crate) fn from_parts(stream: Io, lease: Lease) -> Self {
-        let Lease {
-            endpoint,
-            reused,
-            guard,
-        } = lease;
-        Self {
-            stream,
-            endpoint,
-            reused,
-            guard,
-        }
-    }
-
-    /// Take the stream out for pooling; the connection stays counted as open.
-    fn into_stream(self) -> Io {
-        let Self { stream, guard, .. } = self;
-        guard.disarm();
-        stream
-    }
-}
-
-/// An [`Upstream`] without its stream, while the stream is split for concurrent use.
-pub(crate) struct Lease {
-    endpoint: usize,
-    reused: bool,
-    guard: OpenGuard,
-}
-
-impl Lease {
-    /// Record that the upstream closed or reset this connection (for the destroy stats).
-    pub(crate) fn closed_by_peer(&mut self) {
-        self.guard.remote = true;
-    }
-}
-
-/// Runs the close accounting when an [`Upstream`] is dropped instead of pooled.
-struct OpenGuard {
-    cluster: Rc<ClusterLocal>,
-    endpoint: usize,
-    armed: bool,
-    remote: bool,
-}
-
-impl OpenGuard {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            self.cluster.closed(self.endpoint, self.remote);
-        }
-    }
-}
-
-impl From<ConnectError> for io::ErrorKind {
-    fn from(e: ConnectError) -> Self {
-        match e {
-            ConnectError::Overflow => Self::WouldBlock,
-            ConnectError::Refused => Self::ConnectionRefused,
-            ConnectError::Timeout => Self::TimedOut,
-            ConnectError::Tls => Self::ConnectionAborted,
-        }
+/// An attempt ([`crate::upstream::Attempt::begin`]) is made on the cluster's pool.
+impl AsRef<Rc<Pool>> for ClusterLocal {
+    fn as_ref(&self) -> &Rc<Pool> {
+        &self.pool
     }
 }

@@ -25,6 +25,7 @@ pub(crate) mod buffer;
 use bytes::Bytes;
 use protocols::http1::RequestHead;
 
+pub(crate) use crate::codec::BufferedBody;
 use crate::config::HttpFilterConfig;
 use crate::router::{HeaderToAdd, Route};
 
@@ -53,21 +54,6 @@ pub(crate) struct FilterState {
     pub(crate) buffered: u64,
     /// The buffer filter's limit for this request, once its decode-headers phase ran.
     pub(crate) buffer_limit: Option<u64>,
-}
-
-/// A request body collected whole because a filter asked for it ([`Flow::StopAndBuffer`]);
-/// the router sends it from memory (and may send it again).
-#[derive(Debug, Clone)]
-pub(crate) struct BufferedBody {
-    pub(crate) data: Bytes,
-    /// Trailer fields, lowercase names.
-    pub(crate) trailers: Option<Vec<(Bytes, Bytes)>>,
-}
-
-impl BufferedBody {
-    pub(crate) fn new(data: Bytes, trailers: Option<Vec<(Bytes, Bytes)>>) -> Self {
-        Self { data, trailers }
-    }
 }
 
 /// A listener's filters, as one request on one route sees them.

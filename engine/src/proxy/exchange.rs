@@ -23,26 +23,25 @@ use protocols::grpc::Code;
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, Version};
 
 use super::body::{self, PumpError, read_into};
-use super::error::{Kind, Phase, ProxyError, Side};
 use super::grpc::{self, GrpcCall};
 use super::h1::{H1Client, H1Response, H1Sink, H1Source};
 use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamResponse};
-use super::h2::client::open_request;
 use super::h2::convert::{self, Fields};
-use super::h2::session::{Recv, StreamSlot};
 use super::h2::stream::ConnCtx;
 use super::head::{self, OutFraming, RequestRewrite};
 use super::message::{BodySink, BodySource, MemorySource, pump};
 use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, relay};
 use super::reply::LocalReply;
-use super::upstream::{self, Attempt};
 use super::{Downstream, tunnel};
 use crate::access_log::{Entry, ResponseFlags};
-use crate::cluster::Upstream;
+use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
+use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::filters::{BufferedBody, Chain, FilterState, Flow, LocalAnswer};
 use crate::router::{Action, Route, Routed};
 use crate::rt::{buffers, rng, timer};
+use crate::upstream::http2::open_request;
+use crate::upstream::{self, Attempt, Upstream};
 use crate::worker::{ListenerLocal, Local, Worker};
 
 /// The outcome of one HTTP/1 exchange for the downstream connection.

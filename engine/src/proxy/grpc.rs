@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn local_errors_map_to_grpc_codes() {
-        use crate::proxy::error::{Kind, Phase, ProxyError};
+        use crate::error::{Kind, Phase, ProxyError};
         let code = |e: ProxyError| e.grpc_code();
         assert_eq!(
             code(ProxyError::internal(Kind::NoRoute)),

@@ -16,11 +16,11 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, encode};
 
 use super::body::{PumpError, flush_out, read_into, write_bytes};
-use super::error::ProxyError;
 use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
 use super::message::{BodySink, BodySource, Chunk, RespHead};
 use super::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
+use crate::error::ProxyError;
 use crate::rt::{buffers, timer};
 
 /// Pieces at least this large are written without copying them into the output buffer.
@@ -216,7 +216,7 @@ impl<R: AsyncReadRent> BodySource for H1Response<'_, R> {
 
 impl<R: AsyncReadRent> ResponseSource for H1Response<'_, R> {
     async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, ProxyError> {
-        let r = super::upstream::read_response_head(
+        let r = crate::upstream::read_response_head(
             self.body.io,
             self.body.buf,
             &mut self.parser,

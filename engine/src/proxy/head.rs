@@ -13,19 +13,7 @@ use crate::config::HttpOptions;
 use crate::filters::Edits;
 use crate::router::{Route, XFCC};
 
-/// Fields that describe one connection, never forwarded (besides those `Connection` names).
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 7] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"te",
-        b"upgrade",
-        b"expect",
-    ];
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
+pub(crate) use crate::codec::is_hop_by_hop;
 
 /// How the body of a message is framed on the outgoing side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

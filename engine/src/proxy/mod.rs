@@ -9,7 +9,6 @@
 //! request is being served.
 
 mod body;
-mod error;
 mod exchange;
 mod grpc;
 mod h1;
@@ -19,7 +18,6 @@ mod message;
 mod relay;
 mod reply;
 mod tunnel;
-mod upstream;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

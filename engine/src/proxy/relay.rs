@@ -9,10 +9,10 @@ use std::time::Instant;
 use protocols::grpc::Code;
 
 use super::body::PumpError;
-use super::error::{Kind, Phase, ProxyError};
 use super::exchange::Record;
 use super::message::{BodySink, BodySource, RespHead, pump};
 use crate::config::HttpOptions;
+use crate::error::{Kind, Phase, ProxyError};
 use crate::filters::Edits;
 
 /// What the client-side codec needs to know of the request to frame the response.

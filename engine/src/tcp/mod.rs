@@ -36,11 +36,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 
 use crate::access_log::{Entry, ResponseFlags};
-use crate::cluster::ConnectError;
 use crate::config::ClusterId;
 use crate::net::Io;
 use crate::rt::timer;
 use crate::stats::TcpStats;
+use crate::upstream::ConnectError;
 use crate::worker::{Local, Worker};
 use filter::Chain;
 use inspect::{Failure, Inspected, ServerName};
@@ -188,11 +188,12 @@ async fn forward(
         out.flags = ResponseFlags::UH;
         return out;
     };
-    out.upstream = Some(cluster.endpoints[ep].address);
-    let origin = cluster.origin(peer, || stream.local_addr().ok());
-    match cluster.connect(ep, origin).await {
+    let pool = cluster.pool();
+    out.upstream = Some(pool.endpoints[ep].address);
+    let origin = pool.origin(peer, || stream.local_addr().ok());
+    match pool.connect(ep, origin).await {
         Ok(up) => {
-            let active = &cluster.endpoints[ep].active;
+            let active = &pool.endpoints[ep].active;
             active.set(active.get() + 1);
             let cs = cluster.stats();
             let meter = relay::Meter {

@@ -16,7 +16,8 @@ use crate::access_log::AccessLogWriter;
 use crate::cluster::ClusterLocal;
 use crate::config::ListenerConfig;
 use crate::rt::{drain, park, timer};
-use crate::server::{IoDriver, ListenerShared, Shared, Snapshot};
+use crate::server::{IoDriver, Shared, Snapshot};
+use crate::shared::ListenerShared;
 use crate::stats::{HttpStats, ListenerStats, LocalHistogram};
 
 /// How often a worker flushes histograms and access logs and sweeps idle upstream connections.

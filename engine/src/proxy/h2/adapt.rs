@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use protocols::grpc::Code;
 
-use super::client::UpstreamStream;
 use super::convert::{self, Fields};
-use super::session::{Recv, Session, StreamSlot};
+use crate::codec::h2::session::{Recv, Session, StreamSlot};
+use crate::error::{Kind, Phase, ProxyError};
 use crate::proxy::body::PumpError;
-use crate::proxy::error::{Kind, Phase, ProxyError};
 use crate::proxy::grpc;
 use crate::proxy::message::{BodySink, BodySource, Chunk, RespHead};
 use crate::proxy::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
 use crate::rt::timer;
+use crate::upstream::http2::UpstreamStream;
 
 fn gone() -> io::Error {
     io::Error::from(io::ErrorKind::ConnectionReset)

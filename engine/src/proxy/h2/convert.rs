@@ -3,17 +3,20 @@
 //! `:authority` is the Host, cookie crumbs are joined, 8.2.3), and an HTTP/1 response head or
 //! trailer section becomes an HTTP/2 field list (connection-specific fields dropped, 8.2.2;
 //! names lowercased, 8.2.1).
+//!
+//! The downstream side's conversions (a request from a client stream, responses and local
+//! replies to it, with the route's and filters' header changes) live here; those the
+//! upstream side needs too are in [`crate::codec::h2::convert`] and re-exported.
 
 use bytes::{Bytes, BytesMut};
 use protocols::http1::{self, Limits, RequestError, RequestHead, ResponseHead, encode};
 
+use crate::codec::h2::convert::lower;
+pub(crate) use crate::codec::h2::convert::{Fields, status_of, trailer_fields, write_trailers};
+use crate::codec::is_hop_by_hop;
 use crate::config::HttpOptions;
 use crate::filters::Edits;
-use crate::proxy::head::is_hop_by_hop;
 use crate::proxy::reply::LocalReply;
-
-/// An HTTP/2 field list: pseudo-header fields first.
-pub(crate) type Fields = Vec<(Bytes, Bytes)>;
 
 /// The HTTP/1.1 request head an HTTP/2 request stands for. `end_stream`: the HEADERS frame
 /// ended the stream (no body). A body without `content-length` is declared chunked, so the
@@ -78,15 +81,6 @@ pub(crate) fn request_head(
         Some(head) => Ok(head),
         // A complete head was written; this cannot happen, but it is not worth a panic.
         None => Err(RequestError::HeadTooLarge),
-    }
-}
-
-/// A header name as HTTP/2 requires it: lowercase (a slice of `raw` when it already is).
-fn lower(raw: &Bytes, name: &[u8]) -> Bytes {
-    if name.iter().any(u8::is_ascii_uppercase) {
-        Bytes::from(name.to_ascii_lowercase())
-    } else {
-        raw.slice_ref(name)
     }
 }
 
@@ -159,26 +153,6 @@ pub(crate) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out
     push_adds(out, reply.edits);
 }
 
-/// The HTTP/2 request for an upstream, from the rewritten HTTP/1.1 head `head` (so both
-/// upstream codecs get the same forwarding fields and route changes).
-pub(crate) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mut Fields) {
-    let raw = head.raw();
-    out.push((Bytes::from_static(b":method"), raw.slice_ref(head.method())));
-    out.push((Bytes::from_static(b":scheme"), Bytes::from_static(scheme)));
-    out.push((
-        Bytes::from_static(b":authority"),
-        raw.slice_ref(head.authority()),
-    ));
-    out.push((Bytes::from_static(b":path"), raw.slice_ref(head.target())));
-    for (name, value) in head.headers() {
-        let te_trailers = name.eq_ignore_ascii_case(b"te") && value == b"trailers";
-        if name.eq_ignore_ascii_case(b"host") || (is_hop_by_hop(name) && !te_trailers) {
-            continue;
-        }
-        out.push((lower(raw, name), raw.slice_ref(value)));
-    }
-}
-
 /// The response head from an HTTP/2 upstream with the route's and the filters' header
 /// changes.
 pub(crate) fn upstream_response_fields(
@@ -195,43 +169,6 @@ pub(crate) fn upstream_response_fields(
     }
     push_via(out, opts);
     push_adds(out, edits);
-}
-
-/// The `:status` of a response head (0 when missing or not a number).
-pub(crate) fn status_of(fields: &Fields) -> u16 {
-    fields
-        .iter()
-        .find(|(n, _)| n.as_ref() == b":status")
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// An HTTP/1 chunked trailer block (`name: value` lines, each ending in CRLF) as HTTP/2
-/// trailer fields; connection-specific fields are dropped.
-pub(crate) fn trailer_fields(block: &Bytes, out: &mut Fields) {
-    for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = &line[..colon];
-        let value = line[colon + 1..].trim_ascii();
-        if name.is_empty() || is_hop_by_hop(name) {
-            continue;
-        }
-        out.push((lower(block, name), block.slice_ref(value)));
-    }
-}
-
-/// HTTP/2 trailer fields as the trailer block of a last chunk (`name: value\r\n` lines).
-pub(crate) fn write_trailers(fields: &[(Bytes, Bytes)], dst: &mut BytesMut) {
-    for (name, value) in fields {
-        if is_hop_by_hop(name) {
-            continue;
-        }
-        encode::header(dst, name, value);
-    }
 }
 
 #[cfg(test)]
@@ -291,20 +228,5 @@ mod tests {
     fn a_request_without_authority_or_host_is_refused() {
         let fields = f(&[(":method", "GET"), (":scheme", "http"), (":path", "/")]);
         assert!(request_head(&fields, true, &Limits::default()).is_err());
-    }
-
-    #[test]
-    fn trailer_blocks_become_lowercase_fields_without_connection_fields() {
-        let block = Bytes::from_static(b"Grpc-Status: 0\r\nconnection: x\r\nx-sum:  7 \r\n");
-        let mut out = Fields::new();
-        trailer_fields(&block, &mut out);
-        assert_eq!(
-            out,
-            f(&[("grpc-status", "0"), ("x-sum", "7")]),
-            "names lowercased, values trimmed"
-        );
-        let mut dst = BytesMut::new();
-        write_trailers(&out, &mut dst);
-        assert_eq!(&dst[..], b"grpc-status: 0\r\nx-sum: 7\r\n");
     }
 }

@@ -1,31 +1,28 @@
-//! HTTP/2 in the proxy. Downstream: a connection that opened with the HTTP/2 preface
-//! (prior-knowledge h2c) or chose `h2` by TLS's ALPN, each stream served by a
-//! task of its own through the same router and clusters as HTTP/1 requests. Upstream:
-//! [`client`] connections, pooled per endpoint, carrying many streams each.
+//! HTTP/2 downstream: a connection that opened with the HTTP/2 preface (prior-knowledge h2c)
+//! or chose `h2` by TLS's ALPN, each stream served by a task of its own through the same
+//! router and clusters as HTTP/1 requests. Upstream HTTP/2 connections are
+//! [`crate::upstream::http2`]; the session both sides run on is [`crate::codec::h2`].
 //!
 //! Connection tasks own the sockets and run [`session`]'s reader and writer; stream tasks
 //! talk to a connection only through its [`session::Session`]. All of it lives on one worker
 //! thread, so nothing here is `Send` and nothing takes a lock.
 
 pub(crate) mod adapt;
-pub(crate) mod client;
 pub(crate) mod convert;
-pub(crate) mod session;
-pub(crate) mod signal;
 pub(crate) mod stream;
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use monoio::io::Splitable;
 use protocols::http2::conn::{self, Counters, Role};
 use protocols::http2::frame::Reason;
 
+use crate::codec::h2::far_future;
+use crate::codec::h2::session::{self, ReadEnd, Session, StreamSlot};
 use crate::proxy::Downstream;
 use crate::rt::timer;
 use crate::stats::HttpStats;
 use crate::worker::Worker;
-use session::{ReadEnd, Session, StreamSlot};
 
 /// The HTTP/2 connection preface a client sends first (RFC 9113 3.4).
 pub(crate) const PREFACE: &[u8] = conn::PREFACE;
@@ -117,10 +114,6 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> b
     sess.closing.set(true);
     sess.kill_all(Reason::CANCEL);
     by_peer
-}
-
-pub(super) fn far_future() -> Instant {
-    timer::coarse_now() + Duration::from_secs(3600)
 }
 
 /// Add the codec's counters that moved since the last call to the listener's stats.

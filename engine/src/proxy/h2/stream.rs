@@ -9,8 +9,8 @@ use std::sync::Arc;
 use protocols::http2::frame::Reason;
 
 use super::convert::Fields;
-use super::session::{Session, StreamSlot};
-use crate::server::ListenerShared;
+use crate::codec::h2::session::{Session, StreamSlot};
+use crate::shared::ListenerShared;
 use crate::stats::HttpStats;
 use crate::worker::Worker;
 

@@ -19,7 +19,7 @@ use protocols::http2::frame::{Reason, StreamId};
 
 use super::convert::Fields;
 use super::signal::Signal;
-use crate::proxy::body::read_into;
+use crate::rt::buffers::read_into;
 use crate::rt::{buffers, timer};
 
 /// Written pieces smaller than this are gathered into one buffer per write.
@@ -27,23 +27,23 @@ const GATHER_BELOW: usize = 16 * 1024;
 
 /// One HTTP/2 connection as its tasks share it.
 pub(crate) struct Session {
-    pub(super) conn: RefCell<Connection>,
+    pub(crate) conn: RefCell<Connection>,
     /// Streams someone is still using, by id.
     streams: RefCell<StreamIdMap<Rc<StreamSlot>>>,
     /// Wakes the writer: output was queued, or a stream ended.
-    pub(super) writer: Signal,
+    pub(crate) writer: Signal,
     /// Stop taking streams; the writer returns once no stream is left and all is written.
-    pub(super) closing: Cell<bool>,
+    pub(crate) closing: Cell<bool>,
     /// When the last stream ended (for idle timeouts).
-    pub(super) idle_since: Cell<Instant>,
+    pub(crate) idle_since: Cell<Instant>,
     /// A stream ended: the connection task re-arms its idle timer.
-    pub(super) streams_changed: Signal,
+    pub(crate) streams_changed: Signal,
     /// The peer answered one of our PINGs.
-    pub(super) pong: Signal,
+    pub(crate) pong: Signal,
 }
 
 impl Session {
-    pub(super) fn new(role: Role, config: conn::Config) -> Rc<Self> {
+    pub(crate) fn new(role: Role, config: conn::Config) -> Rc<Self> {
         Rc::new(Self {
             conn: RefCell::new(Connection::new(role, config)),
             streams: RefCell::new(StreamIdMap::default()),
@@ -56,11 +56,11 @@ impl Session {
     }
 
     /// Streams in use.
-    pub(super) fn streams(&self) -> usize {
+    pub(crate) fn streams(&self) -> usize {
         self.streams.borrow().len()
     }
 
-    pub(super) fn insert(&self, slot: Rc<StreamSlot>) {
+    pub(crate) fn insert(&self, slot: Rc<StreamSlot>) {
         self.streams.borrow_mut().insert(slot.id.get(), slot);
     }
 
@@ -69,7 +69,7 @@ impl Session {
     }
 
     /// Every stream stops: the connection is going away without them.
-    pub(super) fn kill_all(&self, reason: Reason) {
+    pub(crate) fn kill_all(&self, reason: Reason) {
         let slots: Vec<_> = self.streams.borrow().values().cloned().collect();
         for s in slots {
             s.kill(reason);
@@ -78,7 +78,7 @@ impl Session {
 
     /// Start closing: GOAWAY(NO_ERROR) naming the last peer stream taken; open streams finish.
     /// Returns false if it was closing already.
-    pub(super) fn go_away(&self) -> bool {
+    pub(crate) fn go_away(&self) -> bool {
         let first = !self.closing.replace(true);
         if first {
             self.conn.borrow_mut().go_away(Reason::NO_ERROR);
@@ -90,7 +90,7 @@ impl Session {
     /// A stream's user is done with it: forget it, return unread flow-control credit, and
     /// reset it if it is still open: `unfinished` when our side is not done, `peer_unfinished`
     /// when only the peer's side is (RFC 9113 8.1 lets a server say NO_ERROR there).
-    pub(super) fn settle(&self, slot: &StreamSlot, unfinished: Reason, peer_unfinished: Reason) {
+    pub(crate) fn settle(&self, slot: &StreamSlot, unfinished: Reason, peer_unfinished: Reason) {
         let now_idle = {
             let mut streams = self.streams.borrow_mut();
             streams.remove(&slot.id.get());
@@ -145,7 +145,7 @@ struct Rx {
 
 /// One stream's mailbox.
 pub(crate) struct StreamSlot {
-    pub(super) id: StreamId,
+    pub(crate) id: StreamId,
     rx: RefCell<Rx>,
     /// A head, data, trailers, end or reset arrived.
     rx_ready: Signal,
@@ -156,7 +156,7 @@ pub(crate) struct StreamSlot {
 }
 
 impl StreamSlot {
-    pub(super) fn new(id: StreamId) -> Rc<Self> {
+    pub(crate) fn new(id: StreamId) -> Rc<Self> {
         Rc::new(Self {
             id,
             rx: RefCell::new(Rx::default()),
@@ -166,7 +166,7 @@ impl StreamSlot {
         })
     }
 
-    pub(super) fn kill(&self, reason: Reason) {
+    pub(crate) fn kill(&self, reason: Reason) {
         self.rx.borrow_mut().reset.get_or_insert(reason);
         self.rx_ready.notify();
         self.tx_ready.notify();
@@ -302,7 +302,7 @@ impl StreamSlot {
 }
 
 /// Why the reader stopped.
-pub(super) enum ReadEnd {
+pub(crate) enum ReadEnd {
     /// The peer closed or reset the connection.
     PeerGone,
     /// A connection error: GOAWAY is queued.
@@ -311,7 +311,7 @@ pub(super) enum ReadEnd {
 
 /// Read, decode, and hand events to streams until the peer goes away or breaks the protocol.
 /// `buf` may hold bytes already read. `on_new` is called for each stream the peer opens.
-pub(super) async fn read_loop<R: AsyncReadRent>(
+pub(crate) async fn read_loop<R: AsyncReadRent>(
     sess: &Session,
     rd: &mut R,
     mut buf: BytesMut,
@@ -412,7 +412,7 @@ fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool)) {
 
 /// Send what the connection queued, until closing with no stream left (or failed) and
 /// nothing left to write.
-pub(super) async fn write_loop<W: AsyncWriteRent>(sess: &Session, mut wr: W) -> io::Result<()> {
+pub(crate) async fn write_loop<W: AsyncWriteRent>(sess: &Session, mut wr: W) -> io::Result<()> {
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut gather = BytesMut::new();
     loop {

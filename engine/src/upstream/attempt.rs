@@ -1,5 +1,5 @@
 //! The upstream side of a request shared by the HTTP/1 and HTTP/2 downstream codecs: the
-//! accounting of one request to one endpoint, the pool checkout mapped to faults, and reading
+//! accounting of one request to one endpoint, the pool checkout mapped to errors, and reading
 //! an HTTP/1 response head.
 
 use std::rc::Rc;
@@ -9,16 +9,17 @@ use bytes::BytesMut;
 use monoio::io::AsyncReadRent;
 use protocols::http1::{self, Limits, MethodKind, ResponseHead};
 
+use super::{ConnectError, Origin, Pool, Upstream};
 use crate::access_log::ResponseFlags;
-use crate::cluster::{ClusterLocal, ConnectError, Origin, Upstream};
-use crate::proxy::body::read_into;
-use crate::proxy::error::{Kind, Phase, ProxyError, Side};
+use crate::error::{Kind, Phase, ProxyError, Side};
+use crate::rt::buffers::read_into;
 
 /// One request sent to one endpoint: counted active from [`Attempt::begin`] to
 /// [`Attempt::end`], or to its drop when the request is abandoned (an HTTP/2 stream the client
 /// reset drops its request mid-way).
 pub(crate) struct Attempt {
-    pub(crate) cluster: Rc<ClusterLocal>,
+    /// The pool of the cluster the request goes to.
+    pub(crate) cluster: Rc<Pool>,
     pub(crate) endpoint: usize,
     started: Instant,
     ended: bool,
@@ -26,7 +27,10 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     /// Count a request to endpoint `ep` of `cluster`, started (by the client) at `started`.
-    pub(crate) fn begin(cluster: Rc<ClusterLocal>, ep: usize, started: Instant) -> Self {
+    /// `cluster` is whatever holds the cluster's pool on this worker (`cluster::ClusterLocal`,
+    /// a layer above this one).
+    pub(crate) fn begin(cluster: Rc<impl AsRef<Rc<Pool>>>, ep: usize, started: Instant) -> Self {
+        let cluster = Rc::clone((*cluster).as_ref());
         let stats = cluster.stats();
         stats.upstream_rq_total.inc();
         stats.upstream_rq_active.inc();

@@ -1,6 +1,6 @@
 //! Upstream HTTP/2 connections (prior-knowledge h2c, or h2 over TLS agreed by ALPN for
-//! clusters with `tls`, see [`crate::cluster`]): each carries many concurrent streams,
-//! lives in its cluster's per-worker pool ([`crate::cluster::ClusterLocal::h2_checkout`]) and
+//! clusters with `tls`, see [`super::pool`]): each carries many concurrent streams,
+//! lives in its cluster's per-worker pool ([`Pool::h2_checkout`]) and
 //! is driven by a task of its own until the upstream closes it, it fails, or it sits idle
 //! past the cluster's idle timeout.
 
@@ -14,9 +14,10 @@ use protocols::http1::RequestHead;
 use protocols::http2::conn::{self, Role};
 use protocols::http2::frame::Reason;
 
-use super::convert::Fields;
-use super::session::{Gone, ReadEnd, Recv, Session, StreamSlot};
-use crate::cluster::{ClusterLocal, ConnectError};
+use super::{ConnectError, Pool};
+use crate::codec::h2::convert::{self, Fields};
+use crate::codec::h2::far_future;
+use crate::codec::h2::session::{self, Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::rt::timer;
 
 /// Settings ringway's client side advertises.
@@ -45,8 +46,8 @@ pub(crate) enum OpenError {
 
 /// A stream opened upstream. Dropping it resets the stream if it is still open.
 pub(crate) struct UpstreamStream {
-    pub(super) sess: Rc<Session>,
-    pub(super) slot: Rc<StreamSlot>,
+    pub(crate) sess: Rc<Session>,
+    pub(crate) slot: Rc<StreamSlot>,
 }
 
 impl UpstreamStream {
@@ -88,14 +89,14 @@ impl UpstreamStream {
 /// too: if the stream fails before a response, [`H2Conn::connect_error`] tells whether
 /// connecting was the reason.
 pub(crate) fn open_request(
-    cluster: &Rc<ClusterLocal>,
+    cluster: &Rc<Pool>,
     ep: usize,
     up_head: &RequestHead,
     end_stream: bool,
 ) -> (Rc<H2Conn>, Result<UpstreamStream, OpenError>) {
     let mut fields = Fields::new();
     let scheme: &[u8] = if cluster.is_tls() { b"https" } else { b"http" };
-    super::convert::request_fields(up_head, scheme, &mut fields);
+    convert::request_fields(up_head, scheme, &mut fields);
     let conn = cluster.h2_checkout(ep);
     let opened = conn.open(&fields, end_stream);
     (conn, opened)
@@ -110,7 +111,7 @@ impl Drop for UpstreamStream {
 impl H2Conn {
     /// A connection to endpoint `ep` of `cluster`: its task connects at once, and streams
     /// may be opened before that finishes (their frames wait in the session).
-    pub(crate) fn start(cluster: Rc<ClusterLocal>, ep: usize) -> Rc<Self> {
+    pub(crate) fn start(cluster: Rc<Pool>, ep: usize) -> Rc<Self> {
         let conn = Rc::new(Self {
             sess: Session::new(Role::Client, client_config()),
             connect_error: Cell::new(None),
@@ -161,7 +162,7 @@ impl H2Conn {
 
 /// The connection task: connect, then read and write until the upstream goes away, the
 /// connection fails, or it is idle too long; then leave the pool.
-async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
+async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize) {
     let sess = conn.sess.clone();
     let up = match cluster.connect(ep, None).await {
         Ok(up) => up,
@@ -176,8 +177,8 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
     cluster.stats().upstream_cx_http2_total.inc();
     let (stream, mut lease) = up.into_parts();
     let (mut rd, wr) = stream.into_split();
-    let reader = super::session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _| {});
-    let writer = super::session::write_loop(&sess, wr);
+    let reader = session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _| {});
+    let writer = session::write_loop(&sess, wr);
     let mut reader = std::pin::pin!(reader);
     let mut writer = std::pin::pin!(writer);
     let idle = cluster.idle_timeout();
@@ -207,14 +208,14 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<ClusterLocal>, ep: usize) {
                 }
             },
             _ = &mut writer => break false,
-            _ = timer::sleep_until(idle_at.unwrap_or_else(super::far_future)), if idle_at.is_some() => {
+            _ = timer::sleep_until(idle_at.unwrap_or_else(far_future)), if idle_at.is_some() => {
                 if sess.streams() == 0 && timer::coarse_now() >= sess.idle_since.get() + idle {
                     cluster.stats().upstream_cx_idle_timeout.inc();
                     sess.go_away();
                 }
             }
             _ = sess.streams_changed.wait() => {}
-            _ = timer::sleep_until(pong_due.or(next_ping).unwrap_or_else(super::far_future)), if next_ping.is_some() => {
+            _ = timer::sleep_until(pong_due.or(next_ping).unwrap_or_else(far_future)), if next_ping.is_some() => {
                 let now = timer::coarse_now();
                 if let Some(due) = pong_due {
                     if now >= due {
