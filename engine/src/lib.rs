@@ -1,8 +1,24 @@
 //! ringway's engine: workers, listeners, filters, router, clusters, upstream pools, stats, admin.
 //!
-//! Data path: `listener` (one SO_REUSEPORT socket per worker) -> `proxy` (HTTP connection
-//! manager: codec, filters, router) -> `cluster` (load balancing) -> `upstream` (per-core pools).
-//! Workers share nothing but the immutable config snapshot and the atomics in `stats`.
+//! Data path: `listener` (one SO_REUSEPORT socket per worker) -> `tcp` (network filters, TCP
+//! proxy) or `proxy` (HTTP connection manager: codec adapters, the exchange) -> `filters`
+//! (HTTP filters) -> [`router`] (route tables) -> `cluster` (membership, load balancing: where)
+//! -> `upstream` (connect, TLS origination, PROXY out, HTTP/1 pool, HTTP/2 connections, the
+//! attempt: how) -> `protocols` (the sans-IO codecs). Workers share nothing but the immutable
+//! config snapshot and the atomics in [`stats`] and [`shared_state`].
+//!
+//! Imports flow one way, down that path: a module imports only modules after it, never one
+//! before it or beside it. Below the path sit leaves anyone may import, which import none of
+//! the path, `worker` or `server`:
+//!
+//! - `rt`: per-worker runtime utilities (read buffers, coarse timer, rng, parking lot, drain)
+//! - `net`: the `Io` stream type (plain | TLS) of both directions
+//! - `codec`: sans-IO machine <-> monoio glue shared by both sides (the HTTP/2 session)
+//! - `shared`: per-snapshot handles (listener and cluster stats, access logs)
+//! - [`stats`], [`config`], [`tls`], `sys`
+//!
+//! `worker` (one runtime per core) and [`server`] sit on top: they build and spawn all of it.
+//! A unit test (`layers.rs`) reads `src/` and fails on an import against this order.
 
 pub mod access_log;
 pub mod admin;
@@ -27,5 +43,8 @@ mod sys;
 mod tcp;
 mod upstream;
 mod worker;
+
+#[cfg(test)]
+mod layers;
 
 pub use server::{Handle, IoDriver, StartError, StartOptions, start};
