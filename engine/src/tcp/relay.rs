@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
-// Declared here rather than in `tcp/mod.rs`: the zero-copy path is a part of the relay.
-#[path = "splice.rs"]
+// A child of the relay (`tcp/relay/splice.rs`): the zero-copy path is a part of it.
 mod splice;
 
 use super::filter::{Chain, Dir};
