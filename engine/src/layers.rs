@@ -24,7 +24,7 @@ const PATH: &[&[&str]] = &[
 
 /// Modules anyone may import.
 const LEAVES: &[&str] = &[
-    "rt", "net", "codec", "shared", "stats", "config", "tls", "sys",
+    "rt", "net", "codec", "shared", "error", "stats", "config", "tls", "sys",
 ];
 
 /// What a leaf never imports.
