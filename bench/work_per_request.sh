@@ -5,6 +5,7 @@
 #   bench/work_per_request.sh                      # HTTP/1.1 keep-alive and h2c, 20,000 requests each
 #   RINGWAY_BIN=/path/to/ringway bench/work_per_request.sh      # another build (before/after)
 #   SCENARIOS=h2c MEASURE=callgrind REQUESTS=5000 bench/work_per_request.sh
+#   PROXY_CMD='nginx -p @WORK@ -c @CONF@/wpr-nginx.conf' SCENARIOS=h1 bench/work_per_request.sh
 #
 # Unlike requests/s or CPU time, these counts barely move with the load on the machine, so a
 # before/after comparison is possible on a shared 2-core box. For each scenario:
@@ -22,6 +23,7 @@
 # Each load step is count-bounded (h2load -n) and time-bounded (timeout). Every measured run
 # must end with REQUESTS successes and REQUESTS requests at the backend, else the figure is
 # marked. ringway gets one worker, pinned to PROXY_CPU; h2load and the backend run on LOAD_CPU.
+# PROXY_CMD measures another proxy the same way (all its processes are counted).
 # Traffic goes to 127.0.0.1 only; processes are stopped by process group on exit.
 set -euo pipefail
 
@@ -31,7 +33,12 @@ CONFIGS="$BENCH/configs"
 
 # ---- knobs (environment) -----------------------------------------------------------------
 RINGWAY_BIN="${RINGWAY_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/ringway}"
-RINGWAY_REV="${RINGWAY_REV:-}"      # revision the report names for the binary (default: HEAD)
+RINGWAY_REV="${RINGWAY_REV:-}"      # revision the report names for the binary (default: below)
+# Another proxy instead of ringway: a command line (split on spaces; @PORT@, @BACKEND_PORT@,
+# @WORK@ and @CONF@ replaced; @CONF@ holds the rendered bench/configs/wpr-* templates) that runs
+# it in the foreground, 1 worker, HTTP/1.1 (and h2c by prior knowledge, for SCENARIOS h2c) on
+# 127.0.0.1:@PORT@, forwarding to 127.0.0.1:@BACKEND_PORT@ with keep-alive.
+PROXY_CMD="${PROXY_CMD:-}"
 REQUESTS="${REQUESTS:-20000}"       # measured requests per scenario and measurement
 WARMUP_REQUESTS="${WARMUP_REQUESTS:-5000}"
 SCENARIOS="${SCENARIOS:-h1 h2c}"    # h1: HTTP/1.1 keep-alive; h2c: HTTP/2 cleartext (prior knowledge)
@@ -49,6 +56,7 @@ SKIP_INSTALL="${SKIP_INSTALL:-0}"
 BACKEND_PORT="${BACKEND_PORT:-29581}"
 PORT="${PORT:-29590}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+if [ -n "$PROXY_CMD" ]; then PROXY_NAME="${PROXY_CMD%% *}"; PROXY_NAME="${PROXY_NAME##*/}"; else PROXY_NAME=ringway; fi
 OUT="${OUT:-}"                      # also write the report here (Markdown)
 RAW="${RAW:-$BENCH/results/raw/wpr-$STAMP}"   # logs, callgrind dumps, perf output (git-ignored)
 
@@ -173,22 +181,38 @@ export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:-100}"
 export MIMALLOC_ARENA_EAGER_COMMIT="${MIMALLOC_ARENA_EAGER_COMMIT:-0}"
 export RINGWAY_IO_DRIVER="$IO_DRIVER"
 
+# proxy_argv: the proxy's command line (PROXY_CMD, else ringway with one worker) into PROXY_ARGV.
+PROXY_ARGV=()
+proxy_argv() {
+    if [ -n "$PROXY_CMD" ]; then
+        local c="$PROXY_CMD"
+        c="${c//@PORT@/$PORT}"
+        c="${c//@BACKEND_PORT@/$BACKEND_PORT}"
+        c="${c//@WORK@/$WORK}"
+        c="${c//@CONF@/$WORK/conf}"
+        read -ra PROXY_ARGV <<<"$c"
+    else
+        PROXY_ARGV=("$RINGWAY_BIN" --config "$WORK/conf/ringway.toml" --workers 1)
+    fi
+}
+
 PROXY_PG=""
-# start_ringway NAME [WRAPPER...]: ringway with one worker on PROXY_CPU, under WRAPPER (valgrind).
-start_ringway() {
+# start_proxy NAME [WRAPPER...]: the proxy on PROXY_CPU, under WRAPPER (valgrind).
+start_proxy() {
     local name="$1"
     shift
-    # The previous ringway's listening socket can outlive it for a moment: io_uring requests
+    # The previous proxy's listening socket can outlive it for a moment: io_uring requests
     # still holding it (a pending accept) are released when the kernel tears the ring down.
     local i
     for ((i = 0; i < 100; i++)); do port_open "$PORT" || break; sleep 0.1; done
     ! port_open "$PORT" || die "127.0.0.1:$PORT is already in use"
-    start "$name" "$PROXY_CPU" "$@" "$RINGWAY_BIN" --config "$WORK/conf/ringway.toml" --workers 1
+    proxy_argv
+    start "$name" "$PROXY_CPU" "$@" "${PROXY_ARGV[@]}"
     PROXY_PG="$LAST_PID"
     # Under valgrind startup takes a few seconds.
-    wait_port "$PORT" "$PROXY_PG" 120 || die "ringway ($name) did not start: $(tail -5 "$WORK/$name.log")"
-    curl -fsS -o /dev/null --max-time 60 "http://127.0.0.1:$PORT/" || die "ringway ($name) does not proxy GET /"
-    if [ "$IO_DRIVER" = io_uring ] && ! grep -q "io_uring driver" "$WORK/$name.log"; then
+    wait_port "$PORT" "$PROXY_PG" 120 || die "proxy ($name) did not start: $(tail -5 "$WORK/$name.log")"
+    curl -fsS -o /dev/null --max-time 60 "http://127.0.0.1:$PORT/" || die "proxy ($name) does not proxy GET /"
+    if [ -z "$PROXY_CMD" ] && [ "$IO_DRIVER" = io_uring ] && ! grep -q "io_uring driver" "$WORK/$name.log"; then
         die "ringway ($name) is not on the io_uring driver: $(grep -m1 'driver\|uring' "$WORK/$name.log")"
     fi
     local others
@@ -242,56 +266,77 @@ record() { printf '%s\t%s\t%s\n' "$@" >>"$WORK/results.tsv"; }
 # callgrind_ir FILE: the Ir total of a callgrind dump.
 callgrind_ir() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
 
-# cg_dump PID: dump callgrind's counters now, print the new dump file's path.
-cg_dump() {
-    local pid="$1" before after f
-    before="$(ls "$WORK"/callgrind.out."$pid".* 2>/dev/null | wc -l)"
-    timeout 120 callgrind_control --vgdb-prefix="$WORK/vgdb" -d "$pid" >>"$WORK/callgrind_control.log" 2>&1 ||
-        die "callgrind_control -d $pid failed (see callgrind_control.log)"
-    for _ in $(seq 100); do
-        after="$(ls "$WORK"/callgrind.out."$pid".* 2>/dev/null | wc -l)"
-        [ "$after" -le "$before" ] || break
-        sleep 0.1
+# Callgrind's dumps and vgdb FIFOs live in $WORK/cg (world-writable: a proxy's workers may
+# drop privileges). cg_pids: the proxy's processes that run under callgrind (ringway: one), by
+# their executable, valgrind's callgrind-<arch> tool.
+CG=""
+cg_pids() {
+    local p
+    for p in $(pgrep -g "$PROXY_PG"); do
+        [[ "$(readlink "/proc/$p/exe" 2>/dev/null)" != */callgrind-* ]] || echo "$p"
     done
-    f="$(ls -t "$WORK"/callgrind.out."$pid".* 2>/dev/null | head -1)"
-    [ -n "$f" ] || die "no callgrind dump for $pid"
-    echo "$f"
 }
 
+count_files() { compgen -G "$1" | wc -l || true; } # GLOB
+
+cg_control() { # ARG PID
+    timeout 120 callgrind_control --vgdb-prefix="$CG/vgdb" "$1" "$2" >>"$WORK/callgrind_control.log" 2>&1 ||
+        die "callgrind_control $1 $2 failed (see callgrind_control.log)"
+}
+
+# cg_zero: zero the counters of every callgrind process of the proxy.
 cg_zero() {
-    timeout 120 callgrind_control --vgdb-prefix="$WORK/vgdb" -z "$1" >>"$WORK/callgrind_control.log" 2>&1 ||
-        die "callgrind_control -z $1 failed (see callgrind_control.log)"
+    local p n=0
+    for p in $(cg_pids); do cg_control -z "$p"; n=$((n + 1)); done
+    [ "$n" -gt 0 ] || die "no process of the proxy runs under callgrind"
+}
+
+# cg_dump: dump every callgrind process's counters now; prints "IR FILE..." (IR summed).
+cg_dump() {
+    local p n before f total=0 files=()
+    for p in $(cg_pids); do
+        before="$(count_files "$CG/callgrind.out.$p.*")"
+        cg_control -d "$p"
+        for ((n = 0; n < 100; n++)); do
+            [ "$(count_files "$CG/callgrind.out.$p.*")" -le "$before" ] || break
+            sleep 0.1
+        done
+        f="$(ls -t "$CG"/callgrind.out."$p".* 2>/dev/null | head -1)"
+        [ -n "$f" ] || die "no callgrind dump for pid $p"
+        total=$((total + $(callgrind_ir "$f")))
+        files+=("$(basename "$f")")
+    done
+    [ ${#files[@]} -gt 0 ] || die "no process of the proxy runs under callgrind"
+    echo "$total ${files[*]}"
 }
 
 measure_callgrind() {
-    local scen="$1" pid f ir idle_ir
-    log "$scen: callgrind: ringway under valgrind, warm-up $WARMUP_REQUESTS requests"
-    # Only the dumps' totals are read. The main thread (waiting for signals) and the worker are
-    # counted together. --vgdb-prefix: callgrind_control's FIFOs go to the work directory.
-    start_ringway "callgrind-$scen" valgrind --tool=callgrind --dump-instr=no \
-        --vgdb-prefix="$WORK/vgdb" --callgrind-out-file="$WORK/callgrind.out.%p"
-    pid="$PROXY_PG"
+    local scen="$1" ir files idle_ir
+    log "$scen: callgrind: $PROXY_NAME under valgrind, warm-up $WARMUP_REQUESTS requests"
+    # Only the dumps' totals are read; all threads of a process are counted together (ringway:
+    # the main thread, waiting for signals, and the worker). --trace-children: a proxy that
+    # re-executes itself stays measured (ringway does not: the mimalloc variables are set).
+    start_proxy "callgrind-$scen" valgrind --tool=callgrind --dump-instr=no --trace-children=yes \
+        --vgdb-prefix="$CG/vgdb" --callgrind-out-file="$CG/callgrind.out.%p"
     run_load "$scen" "$WARMUP_REQUESTS" "$WORK/h2load-callgrind-$scen-warmup.txt"
     [ "$LOAD_OK" = 1 ] || record "$scen" note "callgrind warm-up: $LOAD_NOTE"
-    cg_zero "$pid"
+    cg_zero
     log "$scen: callgrind: $REQUESTS requests"
     run_load "$scen" "$REQUESTS" "$WORK/h2load-callgrind-$scen.txt"
-    f="$(cg_dump "$pid")"
-    ir="$(callgrind_ir "$f")"
+    read -r ir files < <(cg_dump) || die "callgrind dump failed"
     record "$scen" cg_ok "$LOAD_OK"
     [ "$LOAD_OK" = 1 ] || record "$scen" note "callgrind run: $LOAD_NOTE"
     record "$scen" cg_ir "$ir"
     record "$scen" cg_secs "$LOAD_SECS"
-    record "$scen" cg_dump "$(basename "$f")"
+    record "$scen" cg_dump "$files"
     record "$scen" cg_upcx "$LOAD_UPCX"
     log "$scen: callgrind: idle ${IDLE_SECS}s"
-    cg_zero "$pid"
+    cg_zero
     local t0 t1
     t0="$(date +%s.%N)"
     sleep "$IDLE_SECS"
-    f="$(cg_dump "$pid")"
+    read -r idle_ir files < <(cg_dump) || die "callgrind dump failed"
     t1="$(date +%s.%N)"
-    idle_ir="$(callgrind_ir "$f")"
     record "$scen" cg_idle_ir "$idle_ir"
     record "$scen" cg_idle_secs "$(python3 -c "print(f'{$t1 - $t0:.2f}')")"
     # Under valgrind ringway drains slowly (its signal thread rarely gets to run); the dumps are
@@ -320,15 +365,17 @@ measure_perf() {
         record "$scen" note "perf not usable here: $(tail -2 "$WORK/perf-probe.txt" 2>/dev/null | tr '\n' ' ')"
         return 0
     fi
-    log "$scen: perf: ringway native, warm-up $WARMUP_REQUESTS requests"
-    start_ringway "perf-$scen"
+    log "$scen: perf: $PROXY_NAME native, warm-up $WARMUP_REQUESTS requests"
+    start_proxy "perf-$scen"
+    local pids
+    pids="$(pgrep -g "$PROXY_PG" | paste -sd,)"
     run_load "$scen" "$WARMUP_REQUESTS" "$WORK/h2load-perf-$scen-warmup.txt"
     [ "$LOAD_OK" = 1 ] || record "$scen" note "perf warm-up: $LOAD_NOTE"
     log "$scen: perf stat: $REQUESTS requests"
-    # perf stat -p counts ringway's threads while the command (h2load) runs.
+    # perf stat -p counts the proxy's processes (all threads) while the command (h2load) runs.
     out="$WORK/perf-stat-$scen.csv"
     run_load "$scen" "$REQUESTS" "$WORK/h2load-perf-$scen.txt" \
-        perf stat -x, -o "$out" -e "$PERF_EVENTS" -p "$PROXY_PG" --
+        perf stat -x, -o "$out" -e "$PERF_EVENTS" -p "$pids" --
     record "$scen" perf_ok "$LOAD_OK"
     [ "$LOAD_OK" = 1 ] || record "$scen" note "perf stat run: $LOAD_NOTE"
     record "$scen" perf_secs "$LOAD_SECS"
@@ -341,7 +388,7 @@ measure_perf() {
     log "$scen: perf record io_uring:io_uring_submit_req: $REQUESTS requests"
     out="$WORK/perf-submit-$scen.data"
     run_load "$scen" "$REQUESTS" "$WORK/h2load-perf-record-$scen.txt" \
-        perf record -q -e io_uring:io_uring_submit_req -p "$PROXY_PG" -o "$out" --
+        perf record -q -e io_uring:io_uring_submit_req -p "$pids" -o "$out" --
     record "$scen" opcodes_ok "$LOAD_OK"
     # The trace line reads "... opcode READ, flags ..." (older kernels print a number).
     if timeout 120 perf script -i "$out" -F trace >"$WORK/perf-submit-$scen.txt" 2>"$WORK/perf-script-$scen.err"; then
@@ -432,18 +479,25 @@ main() {
     done
     [[ " $MEASURE " != *" callgrind "* ]] || { command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; } ||
         die "valgrind (callgrind_control) is missing"
-    [ -x "$RINGWAY_BIN" ] || die "no ringway binary at $RINGWAY_BIN (cargo build --release -p engine --bin ringway, or set RINGWAY_BIN)"
+    [ -n "$PROXY_CMD" ] || [ -x "$RINGWAY_BIN" ] ||
+        die "no ringway binary at $RINGWAY_BIN (cargo build --release -p engine --bin ringway, or set RINGWAY_BIN)"
     ulimit -n 20000 2>/dev/null || true
     [ "$(nproc)" -gt "$PROXY_CPU" ] && [ "$(nproc)" -gt "$LOAD_CPU" ] || die "PROXY_CPU/LOAD_CPU: only $(nproc) CPUs"
 
     WORK="$(mktemp -d /tmp/ringway-wpr.XXXXXX)"
     chmod 755 "$WORK" # the nginx worker may run as nobody
-    mkdir -p "$WORK/conf"
+    CG="$WORK/cg"
+    mkdir -p "$WORK/conf" "$CG"
+    chmod 1777 "$CG"
     : >"$WORK/results.tsv"
     : >"$WORK/commands.txt"
-    render "$CONFIGS/wpr-ringway.toml" "$WORK/conf/ringway.toml"
-    render "$CONFIGS/wpr-backend-nginx.conf" "$WORK/conf/backend-nginx.conf"
-    "$RINGWAY_BIN" --config "$WORK/conf/ringway.toml" --check >/dev/null || die "ringway --check refuses $WORK/conf/ringway.toml"
+    local f
+    for f in "$CONFIGS"/wpr-*; do render "$f" "$WORK/conf/${f##*/}"; done
+    cp "$WORK/conf/wpr-ringway.toml" "$WORK/conf/ringway.toml"
+    cp "$WORK/conf/wpr-backend-nginx.conf" "$WORK/conf/backend-nginx.conf"
+    if [ -z "$PROXY_CMD" ]; then
+        "$RINGWAY_BIN" --config "$WORK/conf/ringway.toml" --check >/dev/null || die "ringway --check refuses $WORK/conf/ringway.toml"
+    fi
     setsid bash -c 'sleep "$1" && kill -TERM "$2"' watchdog "$MAX_RUNTIME" $$ </dev/null >/dev/null 2>&1 &
     WATCHDOG=$!
 
@@ -451,7 +505,9 @@ main() {
     start_backend
 
     local rev scen m
-    rev="${RINGWAY_REV:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+dirty')}"
+    # Default label: the checkout's last commit outside bench/ (what the binary is built from),
+    # +dirty when files outside bench/ are modified. Set RINGWAY_REV for a binary built elsewhere.
+    rev="${RINGWAY_REV:-$(git -C "$REPO" log -1 --format=%h -- . ':!bench' 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+dirty')}"
     for scen in $SCENARIOS; do
         load_cmd "$scen" "$REQUESTS" # rejects unknown scenarios early
         for m in $MEASURE; do
@@ -466,10 +522,15 @@ main() {
     {
         echo "Work per request, \`bench/work_per_request.sh\`, $(date -u '+%Y-%m-%d %H:%M UTC')"
         echo
-        echo "- ringway: $RINGWAY_BIN ($("$RINGWAY_BIN" --version 2>&1 | head -1), git $rev), 1 worker on CPU $PROXY_CPU, RINGWAY_IO_DRIVER=$IO_DRIVER"
+        if [ -n "$PROXY_CMD" ]; then
+            echo "- proxy: \`$PROXY_CMD\` on CPU $PROXY_CPU"
+        else
+            echo "- ringway: $RINGWAY_BIN ($("$RINGWAY_BIN" --version 2>&1 | head -1), git $rev, sha256 $(sha256sum "$RINGWAY_BIN" | cut -c1-12)), 1 worker on CPU $PROXY_CPU, RINGWAY_IO_DRIVER=$IO_DRIVER"
+        fi
         echo "- load: $(h2load --version 2>&1 | head -1) on CPU $LOAD_CPU; h1: \`h2load --h1 -n $REQUESTS -c $H1_CONNS -m 1\`; h2c: \`h2load -n $REQUESTS -c $H2_CONNS -m $H2_STREAMS\`; each after a warm-up of $WARMUP_REQUESTS requests"
         echo "- backend: $(nginx -v 2>&1 | head -1), \`return 200\` (37 bytes) on CPU $LOAD_CPU"
         echo "- $(valgrind --version 2>/dev/null); $(perf --version 2>/dev/null || echo 'no perf'); $(uname -sr)"
+        echo "- instructions/request: callgrind Ir (user space, all threads) from counters zeroed after the warm-up to a dump after the measured run, minus the idle rate (measured for ${IDLE_SECS} s after it) times the run's duration, divided by the requests; syscalls, io_uring_enter and io_uring submissions: \`perf stat -p\` over a separate native run of the same requests, divided by them (these depend on batching, so on timing: expect a few % run to run); opcodes: \`perf record -e io_uring:io_uring_submit_req\` over a third run"
         echo
         report
     } >"$WORK/report.md"
