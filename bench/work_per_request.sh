@@ -48,7 +48,7 @@ H2_CONNS="${H2_CONNS:-16}"          # h2load -c
 H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m
 IDLE_SECS="${IDLE_SECS:-5}"         # idle interval measured under callgrind
 IO_DRIVER="${IO_DRIVER:-io_uring}"  # RINGWAY_IO_DRIVER: io_uring (no silent fallback) or legacy
-PROXY_CPU="${PROXY_CPU:-1}"
+PROXY_CPU="${PROXY_CPU:-1}"         # one CPU each (numbers)
 LOAD_CPU="${LOAD_CPU:-0}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-600}" # seconds for one load step (under valgrind ~50x slower)
 MAX_RUNTIME="${MAX_RUNTIME:-3600}"  # seconds; the whole script is stopped after this
@@ -60,7 +60,7 @@ if [ -n "$PROXY_CMD" ]; then PROXY_NAME="${PROXY_CMD%% *}"; PROXY_NAME="${PROXY_
 OUT="${OUT:-}"                      # also write the report here (Markdown)
 RAW="${RAW:-$BENCH/results/raw/wpr-$STAMP}"   # logs, callgrind dumps, perf output (git-ignored)
 
-for v in REQUESTS WARMUP_REQUESTS H1_CONNS H2_CONNS H2_STREAMS IDLE_SECS STEP_TIMEOUT MAX_RUNTIME; do
+for v in REQUESTS WARMUP_REQUESTS H1_CONNS H2_CONNS H2_STREAMS IDLE_SECS STEP_TIMEOUT MAX_RUNTIME PROXY_CPU LOAD_CPU; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$v must be a whole number" >&2; exit 2; }
 done
 [ "$REQUESTS" -gt 0 ] || { echo "REQUESTS must be > 0" >&2; exit 2; }
@@ -301,7 +301,7 @@ cg_dump() {
             [ "$(count_files "$CG/callgrind.out.$p.*")" -le "$before" ] || break
             sleep 0.1
         done
-        f="$(ls -t "$CG"/callgrind.out."$p".* 2>/dev/null | head -1)"
+        f="$(find "$CG" -name "callgrind.out.$p.*" -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)"
         [ -n "$f" ] || die "no callgrind dump for pid $p"
         total=$((total + $(callgrind_ir "$f")))
         files+=("$(basename "$f")")
@@ -482,7 +482,9 @@ main() {
     [ -n "$PROXY_CMD" ] || [ -x "$RINGWAY_BIN" ] ||
         die "no ringway binary at $RINGWAY_BIN (cargo build --release -p engine --bin ringway, or set RINGWAY_BIN)"
     ulimit -n 20000 2>/dev/null || true
-    [ "$(nproc)" -gt "$PROXY_CPU" ] && [ "$(nproc)" -gt "$LOAD_CPU" ] || die "PROXY_CPU/LOAD_CPU: only $(nproc) CPUs"
+    if [ "$(nproc)" -le "$PROXY_CPU" ] || [ "$(nproc)" -le "$LOAD_CPU" ]; then
+        die "PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU: only $(nproc) CPUs"
+    fi
 
     WORK="$(mktemp -d /tmp/ringway-wpr.XXXXXX)"
     chmod 755 "$WORK" # the nginx worker may run as nobody
@@ -498,6 +500,7 @@ main() {
     if [ -z "$PROXY_CMD" ]; then
         "$RINGWAY_BIN" --config "$WORK/conf/ringway.toml" --check >/dev/null || die "ringway --check refuses $WORK/conf/ringway.toml"
     fi
+    # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
     setsid bash -c 'sleep "$1" && kill -TERM "$2"' watchdog "$MAX_RUNTIME" $$ </dev/null >/dev/null 2>&1 &
     WATCHDOG=$!
 
