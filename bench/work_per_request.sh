@@ -533,7 +533,7 @@ main() {
         echo "- load: $(h2load --version 2>&1 | head -1) on CPU $LOAD_CPU; h1: \`h2load --h1 -n $REQUESTS -c $H1_CONNS -m 1\`; h2c: \`h2load -n $REQUESTS -c $H2_CONNS -m $H2_STREAMS\`; each after a warm-up of $WARMUP_REQUESTS requests"
         echo "- backend: $(nginx -v 2>&1 | head -1), \`return 200\` (37 bytes) on CPU $LOAD_CPU"
         echo "- $(valgrind --version 2>/dev/null); $(perf --version 2>/dev/null || echo 'no perf'); $(uname -sr)"
-        echo "- instructions/request: callgrind Ir (user space, all threads) from counters zeroed after the warm-up to a dump after the measured run, minus the idle rate (measured for ${IDLE_SECS} s after it) times the run's duration, divided by the requests; syscalls, io_uring_enter and io_uring submissions: \`perf stat -p\` over a separate native run of the same requests, divided by them (these depend on batching, so on timing: expect a few % run to run); opcodes: \`perf record -e io_uring:io_uring_submit_req\` over a third run"
+        echo "- instructions/request: callgrind Ir (user space, all threads) from counters zeroed after the warm-up to a dump after the measured run, minus the idle rate (measured for ${IDLE_SECS} s after it) times the run's duration, divided by the requests; syscalls, io_uring_enter and io_uring submissions: \`perf stat -p\` over a separate native run of the same requests, divided by them (these depend on how many completions each ring entry reaps, so on timing: syscalls and io_uring_enter vary by tens of percent run to run, submissions by a few); opcodes: \`perf record -e io_uring:io_uring_submit_req\` over a third run"
         echo
         report
     } >"$WORK/report.md"
