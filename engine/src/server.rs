@@ -201,7 +201,10 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
         admin: admin_state,
         state,
     });
-    let control = Control::start(opts.driver).map_err(StartError::Control)?;
+    // The control runtime serves a few connections to other services, not traffic: it runs on
+    // epoll whatever the workers use. That also keeps it from holding a thread in
+    // io_uring_enter, which tools that serialise threads (valgrind) cannot see as blocking.
+    let control = Control::start(IoDriver::Legacy).map_err(StartError::Control)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
     for (index, sockets) in per_worker.into_iter().enumerate() {
