@@ -2,8 +2,8 @@
 //! workers, where work that talks to other services runs without ever blocking a worker: etcd
 //! watches, active health checks, Zipkin span export, calls to a rate-limit service.
 //!
-//! Owns the thread, its runtime (same driver choice as the workers: io_uring where the kernel
-//! allows, else epoll; timers enabled) and a job queue. [`ControlHandle::spawn`], callable from
+//! Owns the thread, its runtime (the driver [`Control::start`] is given; the server starts it
+//! on epoll, see `server.rs`; timers enabled) and a job queue. [`ControlHandle::spawn`], callable from
 //! any thread, sends a `Send` closure that builds a future *on* the control thread, so the
 //! future itself may hold `Rc`s and monoio sockets. [`Control::shutdown`] (also on drop) stops
 //! taking jobs, cancels the tasks still running (drops their futures on the control thread),

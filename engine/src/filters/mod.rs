@@ -54,6 +54,9 @@ pub(crate) struct FilterState {
     pub(crate) buffered: u64,
     /// The buffer filter's limit for this request, once its decode-headers phase ran.
     pub(crate) buffer_limit: Option<u64>,
+    /// A filter asked for the whole request body ([`Flow::StopAndBuffer`]): the router
+    /// collects it before forwarding.
+    pub(crate) collect_body: bool,
 }
 
 /// A listener's filters, as one request on one route sees them.
@@ -84,6 +87,7 @@ impl<'a> Chain<'a> {
                 Flow::Continue => {}
                 Flow::Respond(_) => return step,
                 Flow::StopAndBuffer { limit } => {
+                    st.collect_body = true;
                     flow = match flow {
                         Flow::StopAndBuffer { limit: l } => Flow::StopAndBuffer {
                             limit: l.max(limit),
@@ -113,30 +117,30 @@ impl<'a> Chain<'a> {
 
     /// The header changes for the request sent upstream: the route's, then the filters'.
     pub(crate) fn request_edits(&self) -> Edits<'a> {
-        Edits {
-            route: self.route.map(|r| {
+        Edits::new(
+            self.route.map(|r| {
                 (
                     &r.request_headers_to_add[..],
                     &r.request_headers_to_remove[..],
                 )
             }),
-            filters: self.filters,
-            response: false,
-        }
+            self.filters,
+            false,
+        )
     }
 
     /// The header changes for the response sent downstream (local answers included).
     pub(crate) fn response_edits(&self) -> Edits<'a> {
-        Edits {
-            route: self.route.map(|r| {
+        Edits::new(
+            self.route.map(|r| {
                 (
                     &r.response_headers_to_add[..],
                     &r.response_headers_to_remove[..],
                 )
             }),
-            filters: self.filters,
-            response: true,
-        }
+            self.filters,
+            true,
+        )
     }
 }
 
@@ -147,6 +151,8 @@ pub(crate) struct Edits<'a> {
     route: Option<(&'a [HeaderToAdd], &'a [Bytes])>,
     filters: &'a [HttpFilterConfig],
     response: bool,
+    /// Some layer has a change: without one (the common case) every check is one branch.
+    any: bool,
 }
 
 impl<'a> Edits<'a> {
@@ -155,38 +161,84 @@ impl<'a> Edits<'a> {
         route: None,
         filters: &[],
         response: true,
+        any: false,
     };
 
-    fn layers(&self) -> impl Iterator<Item = (&'a [HeaderToAdd], &'a [Bytes])> + use<'a> {
-        let response = self.response;
-        self.route
-            .into_iter()
-            .chain(self.filters.iter().filter_map(move |f| match f {
-                HttpFilterConfig::HeaderMutation(m) if response => Some((
-                    &m.response_headers_to_add[..],
-                    &m.response_headers_to_remove[..],
-                )),
-                HttpFilterConfig::HeaderMutation(m) => Some((
-                    &m.request_headers_to_add[..],
-                    &m.request_headers_to_remove[..],
-                )),
-                HttpFilterConfig::Buffer { .. } => None,
-            }))
+    fn new(
+        route: Option<(&'a [HeaderToAdd], &'a [Bytes])>,
+        filters: &'a [HttpFilterConfig],
+        response: bool,
+    ) -> Self {
+        let mut edits = Self {
+            route,
+            filters,
+            response,
+            any: false,
+        };
+        edits.any = route.is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
+            || filters.iter().any(|f| {
+                edits
+                    .mutation(f)
+                    .is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
+            });
+        edits
+    }
+
+    /// A header mutation filter's lists for this direction.
+    fn mutation(&self, f: &'a HttpFilterConfig) -> Option<(&'a [HeaderToAdd], &'a [Bytes])> {
+        match f {
+            HttpFilterConfig::HeaderMutation(m) if self.response => Some((
+                &m.response_headers_to_add[..],
+                &m.response_headers_to_remove[..],
+            )),
+            HttpFilterConfig::HeaderMutation(m) => Some((
+                &m.request_headers_to_add[..],
+                &m.request_headers_to_remove[..],
+            )),
+            HttpFilterConfig::Buffer { .. } => None,
+        }
     }
 
     /// The field `name` is not passed on: a layer removes it, or replaces it with its own.
+    /// Called for every field of every head, so written as plain loops: a route without
+    /// header changes and a listener without filters cost two length checks.
+    #[inline]
     pub(crate) fn drops(&self, name: &[u8]) -> bool {
-        self.layers().any(|(adds, removes)| {
+        if !self.any {
+            return false;
+        }
+        #[inline]
+        fn layer(adds: &[HeaderToAdd], removes: &[Bytes], name: &[u8]) -> bool {
             removes.iter().any(|n| n.eq_ignore_ascii_case(name))
                 || adds
                     .iter()
                     .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
+        }
+        if let Some((adds, removes)) = self.route {
+            if layer(adds, removes, name) {
+                return true;
+            }
+        }
+        self.filters.iter().any(|f| {
+            self.mutation(f)
+                .is_some_and(|(adds, removes)| layer(adds, removes, name))
         })
     }
 
-    /// The fields to add, in order.
-    pub(crate) fn adds(&self) -> impl Iterator<Item = &'a HeaderToAdd> + use<'a> {
-        self.layers().flat_map(|(adds, _)| adds.iter())
+    /// Call `f` with each field to add, in order: the route's, then each filter's.
+    #[inline]
+    pub(crate) fn for_each_add(&self, mut f: impl FnMut(&'a HeaderToAdd)) {
+        if !self.any {
+            return;
+        }
+        if let Some((adds, _)) = self.route {
+            adds.iter().for_each(&mut f);
+        }
+        for filter in self.filters {
+            if let Some((adds, _)) = self.mutation(filter) {
+                adds.iter().for_each(&mut f);
+            }
+        }
     }
 }
 
@@ -225,13 +277,16 @@ mod tests {
         assert!(req.drops(b"X-Secret"));
         assert!(!req.drops(b"server"), "response removals stay on responses");
         assert!(!req.drops(b"x-env"), "an appended field does not replace");
-        let names: Vec<_> = req.adds().map(|h| h.name.clone()).collect();
+        let mut names = Vec::new();
+        req.for_each_add(|h| names.push(h.name.clone()));
         assert_eq!(names, [&b"x-env"[..], &b"x-second"[..]]);
         let resp = chain.response_edits();
         assert!(resp.drops(b"Server"));
         assert!(resp.drops(b"x-served-by"), "replaced by the filter's own");
-        assert_eq!(resp.adds().count(), 1);
+        let mut n = 0;
+        resp.for_each_add(|_| n += 1);
+        assert_eq!(n, 1);
         assert!(!Edits::NONE.drops(b"server"));
-        assert_eq!(Edits::NONE.adds().count(), 0);
+        Edits::NONE.for_each_add(|_| panic!("no adds"));
     }
 }

@@ -455,7 +455,8 @@ impl<'a> Exchange<'a> {
         {
             Flow::Continue => {}
             Flow::Respond(answer) => return self.reply_answer(answer).await,
-            // The router collects the body before it forwards (a local answer needs none).
+            // The router collects the body before it forwards (`filter_state.collect_body`;
+            // a local answer needs none).
             Flow::StopAndBuffer { .. } => {}
         }
         match &route.action {
@@ -687,7 +688,7 @@ impl<'a> Exchange<'a> {
 
     /// The router: collect the body if a filter asked, pick an endpoint, forward, relay.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
-        if self.filter_state.buffer_limit.is_some() {
+        if self.filter_state.collect_body {
             match self.collect_body().await {
                 Ok(b) => self.buffered = Some(b),
                 Err(Collect::Answer(a)) => {
@@ -1268,7 +1269,7 @@ impl After {
 struct NoBody;
 
 impl BodySource for NoBody {
-    async fn next(&mut self) -> Result<super::message::Chunk, PumpError> {
+    fn next(&mut self) -> Result<super::message::Chunk, PumpError> {
         Ok(super::message::Chunk::End)
     }
     async fn fill(&mut self) -> Result<(), PumpError> {

@@ -71,7 +71,7 @@ impl<'a, R: AsyncReadRent> H1Source<'a, R> {
 }
 
 impl<R: AsyncReadRent> BodySource for H1Source<'_, R> {
-    async fn next(&mut self) -> Result<Chunk, PumpError> {
+    fn next(&mut self) -> Result<Chunk, PumpError> {
         if self.decoder.is_done() {
             return Ok(Chunk::End);
         }
@@ -205,8 +205,8 @@ impl<'a, R: AsyncReadRent> H1Response<'a, R> {
 }
 
 impl<R: AsyncReadRent> BodySource for H1Response<'_, R> {
-    async fn next(&mut self) -> Result<Chunk, PumpError> {
-        self.body.next().await
+    fn next(&mut self) -> Result<Chunk, PumpError> {
+        self.body.next()
     }
 
     async fn fill(&mut self) -> Result<(), PumpError> {

@@ -249,9 +249,9 @@ pub(crate) fn write_response_fields<'f>(
 }
 
 fn write_adds(dst: &mut BytesMut, edits: Edits<'_>) {
-    for h in edits.adds() {
+    edits.for_each_add(|h| {
         encode::header(dst, &h.name, &h.value);
-    }
+    });
 }
 
 fn write_via(dst: &mut BytesMut, via: &str) {

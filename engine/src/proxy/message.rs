@@ -52,8 +52,8 @@ pub(crate) enum Chunk {
 
 /// A body being read: from the client (a request) or from the upstream (a response).
 pub(crate) trait BodySource {
-    /// The next piece, or [`Chunk::Pending`] when more must be read first.
-    async fn next(&mut self) -> Result<Chunk, PumpError>;
+    /// The next piece, or [`Chunk::Pending`] when more must be read first (never waits).
+    fn next(&mut self) -> Result<Chunk, PumpError>;
     /// Read more (after [`Chunk::Pending`]), waiting at most the idle timeout.
     async fn fill(&mut self) -> Result<(), PumpError>;
     /// `n` bytes were passed on: credit the sender (HTTP/2 flow control).
@@ -80,7 +80,7 @@ pub(crate) async fn pump<S: BodySource, K: BodySink>(
 ) -> Result<(), PumpError> {
     let to_sink = |_: io::Error| PumpError::Sink;
     loop {
-        match src.next().await? {
+        match src.next()? {
             Chunk::Data(d) => {
                 let n = d.len();
                 sink.data(d).await.map_err(to_sink)?;
@@ -115,7 +115,7 @@ impl<'b> MemorySource<'b> {
 }
 
 impl BodySource for MemorySource<'_> {
-    async fn next(&mut self) -> Result<Chunk, PumpError> {
+    fn next(&mut self) -> Result<Chunk, PumpError> {
         if let Some(d) = self.data.take() {
             return Ok(Chunk::Data(d));
         }

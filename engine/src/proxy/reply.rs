@@ -57,9 +57,8 @@ impl<'a> LocalReply<'a> {
         } else if self.keep_alive_10 {
             encode::header(dst, b"connection", b"keep-alive");
         }
-        for h in self.edits.adds() {
-            encode::header(dst, &h.name, &h.value);
-        }
+        self.edits
+            .for_each_add(|h| encode::header(dst, &h.name, &h.value));
         encode::end_head(dst);
         if self.head_only {
             0

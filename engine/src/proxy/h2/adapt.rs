@@ -47,7 +47,7 @@ pub(crate) struct ClientBody<'a> {
 }
 
 impl BodySource for ClientBody<'_> {
-    async fn next(&mut self) -> Result<Chunk, PumpError> {
+    fn next(&mut self) -> Result<Chunk, PumpError> {
         match chunk_of(self.slot) {
             // No second head comes from a client.
             Err(PumpError::Framing) => Err(PumpError::Source(io::ErrorKind::ConnectionReset)),
@@ -209,7 +209,7 @@ pub(crate) struct UpstreamResponse<'a> {
 }
 
 impl BodySource for UpstreamResponse<'_> {
-    async fn next(&mut self) -> Result<Chunk, PumpError> {
+    fn next(&mut self) -> Result<Chunk, PumpError> {
         chunk_of(&self.up.slot)
     }
 

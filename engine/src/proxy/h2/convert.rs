@@ -90,12 +90,12 @@ fn status_value(status: u16) -> Bytes {
 }
 
 fn push_adds(out: &mut Fields, edits: Edits<'_>) {
-    for h in edits.adds() {
+    edits.for_each_add(|h| {
         out.push((
             Bytes::from(h.name.to_ascii_lowercase()),
             Bytes::copy_from_slice(&h.value),
         ));
-    }
+    });
 }
 
 fn push_via(out: &mut Fields, opts: &HttpOptions) {
