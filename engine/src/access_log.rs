@@ -59,12 +59,18 @@ impl ResponseFlags {
     pub const SI: Self = Self(1 << 12);
     /// DT: downstream request timeout (request head or body took too long).
     pub const DT: Self = Self(1 << 13);
+    /// DI: the request was delayed by the fault filter.
+    pub const DI: Self = Self(1 << 14);
+    /// FI: the request was aborted by the fault filter.
+    pub const FI: Self = Self(1 << 15);
 
     /// Short codes in Envoy's (alphabetical) output order.
-    const CODES: [(Self, &'static str); 14] = [
+    const CODES: [(Self, &'static str); 16] = [
         (Self::DC, "DC"),
+        (Self::DI, "DI"),
         (Self::DPE, "DPE"),
         (Self::DT, "DT"),
+        (Self::FI, "FI"),
         (Self::LR, "LR"),
         (Self::NR, "NR"),
         (Self::RL, "RL"),
@@ -549,9 +555,9 @@ mod tests {
             .fold(ResponseFlags::NONE, |a, (f, _)| a | *f);
         assert_eq!(
             all.to_string(),
-            "DC,DPE,DT,LR,NR,RL,SI,UC,UF,UH,UO,UPE,URX,UT"
+            "DC,DI,DPE,DT,FI,LR,NR,RL,SI,UC,UF,UH,UO,UPE,URX,UT"
         );
-        assert_eq!(all.bits().count_ones(), 14);
+        assert_eq!(all.bits().count_ones(), 16);
     }
 
     fn entry() -> Entry<'static> {

@@ -350,3 +350,103 @@ fn bad_filter_configs_are_refused_with_their_place() {
         .to_string();
     assert!(msg.contains("listeners[0].http_filters"), "{msg}");
 }
+
+/// `fault`: a delay holds the request, then it goes on to the upstream; an abort answers with
+/// the configured status without reaching it. Both are counted and flagged in the access log,
+/// on HTTP/1 and HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delays_and_aborts_requests_on_both_protocols() {
+    let backend = Backend::echo();
+    let log = std::env::temp_dir().join(format!("ringway-fault-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let delay = format!(
+        r#"
+access_log = {{ path = "{}", format = "json" }}
+[[listeners.http_filters]]
+name = "fault"
+delay = "300ms"
+"#,
+        log.display()
+    );
+    let abort = r#"
+[[listeners.http_filters]]
+name = "fault"
+abort_status = 418
+"#;
+    for (filters, delayed) in [(delay.as_str(), true), (abort, false)] {
+        let proxy = Proxy::start(&config(backend.addr, filters));
+        let before = backend.request_count();
+        let mut h2c = h2(proxy.addr()).await;
+        let h1 = client();
+        for via_h2 in [false, true] {
+            let started = Instant::now();
+            let r = req(proxy.addr(), "/x", Bytes::from_static(b"hi"));
+            let resp = if via_h2 {
+                h2c.send_request(r).await.unwrap()
+            } else {
+                h1.request(r).await.unwrap()
+            };
+            let took = started.elapsed();
+            if delayed {
+                assert_eq!(resp.status(), 200, "h2: {via_h2}");
+                assert!(took >= Duration::from_millis(300), "took {took:?}");
+                assert_eq!(read_body(resp).await, "hi");
+            } else {
+                assert_eq!(resp.status(), 418, "h2: {via_h2}");
+                assert_eq!(read_body(resp).await, "fault filter abort");
+            }
+        }
+        if delayed {
+            assert_eq!(backend.request_count(), before + 2);
+            proxy.eventually("2 delays", |p| {
+                p.stat("http.main.fault_delays_injected") == 2
+            });
+            proxy.eventually("2 log lines flagged DI", |_| {
+                std::fs::read_to_string(&log)
+                    .map(|t| t.matches(r#""response_flags":"DI""#).count() == 2)
+                    .unwrap_or(false)
+            });
+        } else {
+            assert_eq!(
+                backend.request_count(),
+                before,
+                "aborts never reach the upstream"
+            );
+            proxy.eventually("2 aborts", |p| {
+                p.stat("http.main.fault_aborts_injected") == 2
+            });
+        }
+    }
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn bad_fault_configs_are_refused_with_their_place() {
+    let backend = "127.0.0.1:1".parse().unwrap();
+    let cases = [
+        (
+            "[[listeners.http_filters]]\nname = \"fault\"\n",
+            "needs `delay`",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"fault\"\nabort_status = 503\nabort_percent = 101\n",
+            "listeners[0].http_filters[0].abort_percent",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"fault\"\nabort_status = 100\n",
+            "listeners[0].http_filters[0].abort_status",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"fault\"\ndelay = \"soon\"\n",
+            "listeners[0].http_filters[0].delay",
+        ),
+    ];
+    for (filters, want) in cases {
+        let text = config(backend, filters);
+        let msg = engine::config::parse_str(&text, "f.toml")
+            .expect_err(filters)
+            .to_string();
+        assert!(msg.contains(want), "{msg}");
+        assert!(msg.contains("f.toml:"), "located: {msg}");
+    }
+}

@@ -95,6 +95,21 @@ pub enum HttpFilterConfig {
     },
     /// `header_mutation`: header changes on every request and response.
     HeaderMutation(HeaderMutation),
+    /// `fault`: delays and aborts injected into a share of requests.
+    Fault(FaultConfig),
+}
+
+/// Envoy's fault injection filter, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultConfig {
+    /// Hold a request this long before going on; `None`: no delay.
+    pub delay: Option<Duration>,
+    /// Percentage (0..=100) of requests delayed.
+    pub delay_percent: u32,
+    /// Answer with this status instead of forwarding; `None`: no abort.
+    pub abort_status: Option<u16>,
+    /// Percentage (0..=100) of requests aborted.
+    pub abort_percent: u32,
 }
 
 /// Header changes, in the shape routes use for theirs.

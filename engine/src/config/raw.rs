@@ -128,6 +128,26 @@ pub enum RawHttpFilter {
     Buffer(RawBufferFilter),
     /// Header changes on every request and response of the listener.
     HeaderMutation(RawHeaderMutation),
+    /// Envoy's fault injection: delay requests, abort them with a status.
+    Fault(RawFaultFilter),
+}
+
+/// `name = "fault"`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFaultFilter {
+    /// Duration string: hold matching requests this long before going on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    /// Percentage of requests delayed, 0..=100 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_percent: Option<u32>,
+    /// Answer matching requests with this status (200..=599) instead of forwarding them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_status: Option<u16>,
+    /// Percentage of requests aborted, 0..=100 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_percent: Option<u32>,
 }
 
 /// `name = "buffer"`.

@@ -16,13 +16,13 @@ use bytes::Bytes;
 
 use super::error::{FieldError, locate_field, locate_toml};
 use super::raw::{
-    RawAccessLogFormat, RawCluster, RawConfig, RawEndpoint, RawHttpFilter, RawHttpOptions,
-    RawLbPolicy, RawListener, RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol,
-    RawWorkers,
+    RawAccessLogFormat, RawCluster, RawConfig, RawEndpoint, RawFaultFilter, RawHttpFilter,
+    RawHttpOptions, RawLbPolicy, RawListener, RawListenerProtocol, RawProxyProtocolVersion,
+    RawUpstreamProtocol, RawWorkers,
 };
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
-    Endpoint, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy, ListenerConfig,
+    Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy, ListenerConfig,
     ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions, UpstreamProtocol,
     duration,
 };
@@ -288,6 +288,7 @@ fn http_filters(
                     max_request_bytes: b.max_request_bytes,
                 }
             }
+            RawHttpFilter::Fault(f) => HttpFilterConfig::Fault(fault_filter(f, &fat)?),
             RawHttpFilter::HeaderMutation(m) => HttpFilterConfig::HeaderMutation(HeaderMutation {
                 request_headers_to_add: headers_to_add(
                     &m.request_headers_to_add,
@@ -309,6 +310,42 @@ fn http_filters(
         });
     }
     Ok(out)
+}
+
+/// `name = "fault"`: a delay, an abort, or both; percentages within 0..=100.
+fn fault_filter(f: &RawFaultFilter, at: &str) -> Result<FaultConfig, FieldError> {
+    if f.delay.is_none() && f.abort_status.is_none() {
+        return Err(FieldError::new(
+            at,
+            "a fault filter needs `delay`, `abort_status`, or both",
+        ));
+    }
+    let percent = |v: Option<u32>, field: &str| match v {
+        None => Ok(100),
+        Some(p @ 0..=100) => Ok(p),
+        Some(p) => Err(FieldError::new(
+            format!("{at}.{field}"),
+            format!("{p} is not a percentage (0..=100)"),
+        )),
+    };
+    let delay = match &f.delay {
+        Some(d) => Some(parse_duration(d, &format!("{at}.delay"))?),
+        None => None,
+    };
+    if let Some(s) = f.abort_status {
+        if !(200..=599).contains(&s) {
+            return Err(FieldError::new(
+                format!("{at}.abort_status"),
+                format!("{s} is not a status to answer with (200..=599)"),
+            ));
+        }
+    }
+    Ok(FaultConfig {
+        delay,
+        delay_percent: percent(f.delay_percent, "delay_percent")?,
+        abort_status: f.abort_status,
+        abort_percent: percent(f.abort_percent, "abort_percent")?,
+    })
 }
 
 /// `[[listeners.network_filters]]`: tcp listeners only, every name a known filter.

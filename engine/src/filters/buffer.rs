@@ -9,13 +9,14 @@
 
 use protocols::http1::{BodyFraming, RequestHead};
 
-use super::{FilterState, Flow, LocalAnswer};
+use super::{AnswerKind, FilterState, Flow, LocalAnswer};
 use crate::router::Route;
 
 /// The answer to a body over the limit.
 pub(crate) const TOO_LARGE: LocalAnswer = LocalAnswer {
     status: 413,
     body: b"request body too large\n",
+    kind: AnswerKind::TooLarge,
 };
 
 pub(super) fn decode_headers(

@@ -21,6 +21,9 @@
 //! `proxy/`).
 
 pub(crate) mod buffer;
+pub(crate) mod fault;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use protocols::http1::RequestHead;
@@ -38,6 +41,15 @@ pub(crate) enum Flow {
     StopAndBuffer { limit: u64 },
     /// Answer locally; the router is not reached.
     Respond(LocalAnswer),
+    /// Wait, then run the same filter's phase again (its state says it already waited).
+    Pause(Wait),
+}
+
+/// What a paused exchange waits for before it resumes at the filter that paused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// A fixed delay (the fault filter).
+    Delay(Duration),
 }
 
 /// A response a filter answers with.
@@ -45,6 +57,17 @@ pub(crate) enum Flow {
 pub(crate) struct LocalAnswer {
     pub(crate) status: u16,
     pub(crate) body: &'static [u8],
+    /// Why: the exchange maps it to a stat and an access-log flag.
+    pub(crate) kind: AnswerKind,
+}
+
+/// Why a filter answered locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnswerKind {
+    /// The request is larger than a limit (`downstream_rq_too_large`).
+    TooLarge,
+    /// An injected fault (`fault_aborts_injected`, flag `FI`).
+    FaultAbort,
 }
 
 /// The filters' state for one request.
@@ -57,6 +80,8 @@ pub(crate) struct FilterState {
     /// A filter asked for the whole request body ([`Flow::StopAndBuffer`]): the router
     /// collects it before forwarding.
     pub(crate) collect_body: bool,
+    /// The fault filter's delay is over (it paused once).
+    pub(crate) fault_delayed: bool,
 }
 
 /// A listener's filters, as one request on one route sees them.
@@ -71,21 +96,28 @@ impl<'a> Chain<'a> {
         Self { filters, route }
     }
 
-    /// Run every filter's decode-headers phase. A local answer stops at once; a request to
-    /// buffer is remembered (the largest limit asked) while later filters still run, and
-    /// returned at the end.
-    pub(crate) fn decode_headers(&self, req: &RequestHead, st: &mut FilterState) -> Flow {
+    /// Run the decode-headers phase of the filters from index `from` on. A local answer
+    /// stops at once; a pause returns with the index to resume at (the same filter, after the
+    /// wait); a request to buffer is remembered in `st` (the largest limit asked) while later
+    /// filters still run, and returned at the end.
+    pub(crate) fn decode_headers(
+        &self,
+        from: usize,
+        req: &RequestHead,
+        st: &mut FilterState,
+    ) -> (Flow, usize) {
         let mut flow = Flow::Continue;
-        for f in self.filters {
+        for (i, f) in self.filters.iter().enumerate().skip(from) {
             let step = match f {
                 HttpFilterConfig::Buffer { max_request_bytes } => {
                     buffer::decode_headers(*max_request_bytes, self.route, req, st)
                 }
                 HttpFilterConfig::HeaderMutation(_) => Flow::Continue,
+                HttpFilterConfig::Fault(cfg) => fault::decode_headers(cfg, st),
             };
             match step {
                 Flow::Continue => {}
-                Flow::Respond(_) => return step,
+                Flow::Respond(_) | Flow::Pause(_) => return (step, i),
                 Flow::StopAndBuffer { limit } => {
                     st.collect_body = true;
                     flow = match flow {
@@ -97,7 +129,7 @@ impl<'a> Chain<'a> {
                 }
             }
         }
-        flow
+        (flow, self.filters.len())
     }
 
     /// Run the decode-data phase for `len` more bytes of a request body being collected.
@@ -106,7 +138,7 @@ impl<'a> Chain<'a> {
         for f in self.filters {
             let step = match f {
                 HttpFilterConfig::Buffer { .. } => buffer::decode_data(st),
-                HttpFilterConfig::HeaderMutation(_) => Flow::Continue,
+                HttpFilterConfig::HeaderMutation(_) | HttpFilterConfig::Fault(_) => Flow::Continue,
             };
             if step != Flow::Continue {
                 return step;
@@ -195,7 +227,7 @@ impl<'a> Edits<'a> {
                 &m.request_headers_to_add[..],
                 &m.request_headers_to_remove[..],
             )),
-            HttpFilterConfig::Buffer { .. } => None,
+            HttpFilterConfig::Buffer { .. } | HttpFilterConfig::Fault(_) => None,
         }
     }
 

@@ -37,7 +37,7 @@ use crate::access_log::{Entry, ResponseFlags};
 use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::error::{Kind, Phase, ProxyError, Side};
-use crate::filters::{BufferedBody, Chain, FilterState, Flow, LocalAnswer};
+use crate::filters::{AnswerKind, BufferedBody, Chain, FilterState, Flow, LocalAnswer, Wait};
 use crate::router::{Action, Route, Routed};
 use crate::rt::{buffers, rng, timer};
 use crate::upstream::http2::open_request;
@@ -449,15 +449,23 @@ impl<'a> Exchange<'a> {
         };
         self.route_name = &route.name;
         self.chain = Chain::new(&cfg.http_filters, Some(route));
-        match self
-            .chain
-            .decode_headers(&self.head, &mut self.filter_state)
-        {
-            Flow::Continue => {}
-            Flow::Respond(answer) => return self.reply_answer(answer).await,
-            // The router collects the body before it forwards (`filter_state.collect_body`;
-            // a local answer needs none).
-            Flow::StopAndBuffer { .. } => {}
+        // The filters' decode phase; a filter that pauses is run again after its wait.
+        let mut from = 0;
+        loop {
+            let (flow, at) = self
+                .chain
+                .decode_headers(from, &self.head, &mut self.filter_state);
+            match flow {
+                Flow::Continue => break,
+                Flow::Respond(answer) => return self.reply_answer(answer).await,
+                // The router collects the body before it forwards
+                // (`filter_state.collect_body`; a local answer needs none).
+                Flow::StopAndBuffer { .. } => break,
+                Flow::Pause(wait) => {
+                    self.pause(wait).await;
+                    from = at;
+                }
+            }
         }
         match &route.action {
             Action::DirectResponse { status, body } => {
@@ -578,10 +586,26 @@ impl<'a> Exchange<'a> {
 
     /// Answer for a filter.
     async fn reply_answer(&mut self, answer: LocalAnswer) {
-        if answer.status == 413 {
-            self.ll.http().downstream_rq_too_large.inc();
+        let http = self.ll.http();
+        match answer.kind {
+            AnswerKind::TooLarge => http.downstream_rq_too_large.inc(),
+            AnswerKind::FaultAbort => {
+                http.fault_aborts_injected.inc();
+                self.rec.flags |= ResponseFlags::FI;
+            }
         }
         self.reply_error(answer.status, answer.body, None).await;
+    }
+
+    /// Wait as a filter asked, counted and flagged.
+    async fn pause(&mut self, wait: Wait) {
+        match wait {
+            Wait::Delay(d) => {
+                self.ll.http().fault_delays_injected.inc();
+                self.rec.flags |= ResponseFlags::DI;
+                timer::sleep_until(timer::coarse_now() + d).await;
+            }
+        }
     }
 
     /// Tell an HTTP/1 client to send its body (`Expect: 100-continue`), once: like Envoy and

@@ -101,6 +101,8 @@ stats! {
         no_route: Counter "requests with no matching route (404)",
         rq_direct_response: Counter "requests answered with a direct response",
         rq_redirect: Counter "requests answered with a redirect",
+        fault_delays_injected: Counter "requests delayed by the fault filter (Envoy: fault.delays_injected)",
+        fault_aborts_injected: Counter "requests aborted by the fault filter (Envoy: fault.aborts_injected)",
         http2_rx_reset: Counter "HTTP/2 streams reset by the client (RST_STREAM received)",
         http2_tx_reset: Counter "HTTP/2 streams reset by ringway (RST_STREAM sent)",
         http2_streams_refused: Counter "HTTP/2 streams refused over the concurrent stream limit",

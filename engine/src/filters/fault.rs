@@ -1,0 +1,81 @@
+//! `fault`: Envoy's fault injection filter. A share of requests is delayed (the exchange
+//! pauses, then resumes at this filter) and a share is aborted with a status of the operator's
+//! choice instead of being forwarded: to test how clients and services behave when a
+//! dependency is slow or failing, without touching the dependency.
+//!
+//! Delays come first, then aborts (a request may get both), as in Envoy. Whether a request is
+//! hit is drawn from the worker's random numbers against `delay_percent` / `abort_percent`.
+//! Not here yet: Envoy's header-controlled faults (`x-envoy-fault-*`), response rate limits,
+//! and per-route settings.
+
+use super::{AnswerKind, FilterState, Flow, LocalAnswer, Wait};
+use crate::config::FaultConfig;
+use crate::rt::rng;
+
+/// The body of an injected abort (Envoy's).
+const ABORT_BODY: &[u8] = b"fault filter abort";
+
+fn hit(percent: u32) -> bool {
+    percent >= 100 || (percent > 0 && rng::below(100) < percent)
+}
+
+pub(super) fn decode_headers(cfg: &FaultConfig, st: &mut FilterState) -> Flow {
+    if let (Some(d), false) = (cfg.delay, st.fault_delayed) {
+        st.fault_delayed = true;
+        if hit(cfg.delay_percent) {
+            return Flow::Pause(Wait::Delay(d));
+        }
+    }
+    match cfg.abort_status {
+        Some(status) if hit(cfg.abort_percent) => Flow::Respond(LocalAnswer {
+            status,
+            body: ABORT_BODY,
+            kind: AnswerKind::FaultAbort,
+        }),
+        _ => Flow::Continue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn cfg(delay: Option<u64>, dp: u32, abort: Option<u16>, ap: u32) -> FaultConfig {
+        FaultConfig {
+            delay: delay.map(Duration::from_millis),
+            delay_percent: dp,
+            abort_status: abort,
+            abort_percent: ap,
+        }
+    }
+
+    #[test]
+    fn a_delay_pauses_once_then_the_abort_decides() {
+        let c = cfg(Some(50), 100, Some(503), 100);
+        let mut st = FilterState::default();
+        assert_eq!(
+            decode_headers(&c, &mut st),
+            Flow::Pause(Wait::Delay(Duration::from_millis(50)))
+        );
+        match decode_headers(&c, &mut st) {
+            Flow::Respond(a) => assert_eq!((a.status, a.kind), (503, AnswerKind::FaultAbort)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_percent_never_hits_and_hundred_always_does() {
+        let mut st = FilterState::default();
+        assert_eq!(
+            decode_headers(&cfg(Some(5), 0, Some(500), 0), &mut st),
+            Flow::Continue
+        );
+        for _ in 0..100 {
+            assert!(hit(100));
+            assert!(!hit(0));
+        }
+        let hits = (0..10_000).filter(|_| hit(30)).count();
+        assert!((2_000..4_000).contains(&hits), "30% of 10000 drew {hits}");
+    }
+}
