@@ -14,12 +14,38 @@ pub(crate) type Fields = Vec<(Bytes, Bytes)>;
 
 /// A header name as HTTP/2 requires it: lowercase (a slice of `raw` when it already is).
 pub(crate) fn lower(raw: &Bytes, name: &[u8]) -> Bytes {
-    if name.iter().any(u8::is_ascii_uppercase) {
-        Bytes::from(name.to_ascii_lowercase())
-    } else {
-        raw.slice_ref(name)
+    if !name.iter().any(u8::is_ascii_uppercase) {
+        return raw.slice_ref(name);
+    }
+    // HTTP/1 peers capitalise the common names: those need no allocation.
+    match COMMON_NAMES
+        .iter()
+        .find(|common| common.eq_ignore_ascii_case(name))
+    {
+        Some(common) => Bytes::from_static(common),
+        None => Bytes::from(name.to_ascii_lowercase()),
     }
 }
+
+/// Response and request field names HTTP/1 peers send in capitalised form most often.
+const COMMON_NAMES: [&[u8]; 16] = [
+    b"content-type",
+    b"content-length",
+    b"date",
+    b"server",
+    b"connection",
+    b"cache-control",
+    b"etag",
+    b"last-modified",
+    b"location",
+    b"set-cookie",
+    b"vary",
+    b"accept-ranges",
+    b"expires",
+    b"content-encoding",
+    b"keep-alive",
+    b"transfer-encoding",
+];
 
 /// The HTTP/2 request for an upstream, from the rewritten HTTP/1.1 head `head` (so both
 /// upstream codecs get the same forwarding fields and route changes).
@@ -107,5 +133,16 @@ mod tests {
         let mut dst = BytesMut::new();
         write_trailers(&out, &mut dst);
         assert_eq!(&dst[..], b"grpc-status: 0\r\nx-sum: 7\r\n");
+    }
+
+    #[test]
+    fn names_are_lowercased_with_or_without_the_common_table() {
+        let raw = Bytes::from_static(b"Content-Type X-Custom-Thing already-lower");
+        assert_eq!(lower(&raw, &raw[..12]), "content-type");
+        assert_eq!(lower(&raw, &raw[13..27]), "x-custom-thing");
+        assert_eq!(lower(&raw, &raw[28..]), "already-lower");
+        for name in COMMON_NAMES {
+            assert!(!name.iter().any(u8::is_ascii_uppercase), "{name:?}");
+        }
     }
 }

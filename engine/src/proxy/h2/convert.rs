@@ -85,8 +85,28 @@ pub(crate) fn request_head(
 }
 
 fn status_value(status: u16) -> Bytes {
-    let mut n = itoa::Buffer::new();
-    Bytes::copy_from_slice(n.format(status).as_bytes())
+    // The common ones without an allocation.
+    let common: &'static [u8] = match status {
+        200 => b"200",
+        201 => b"201",
+        204 => b"204",
+        301 => b"301",
+        302 => b"302",
+        304 => b"304",
+        400 => b"400",
+        401 => b"401",
+        403 => b"403",
+        404 => b"404",
+        500 => b"500",
+        502 => b"502",
+        503 => b"503",
+        504 => b"504",
+        _ => {
+            let mut n = itoa::Buffer::new();
+            return Bytes::copy_from_slice(n.format(status).as_bytes());
+        }
+    };
+    Bytes::from_static(common)
 }
 
 fn push_adds(out: &mut Fields, edits: Edits<'_>) {
