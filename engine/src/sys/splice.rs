@@ -1,5 +1,6 @@
-//! Pipes and the non-blocking `splice(2)` system call, for the TCP proxy's zero-copy relay
-//! (`tcp/relay/splice.rs`): socket -> pipe -> socket, the bytes never enter user space.
+//! Pipes and the non-blocking `splice(2)` system call, for the zero-copy relay of the TCP proxy
+//! and HTTP Upgrade tunnels (`net/relay/splice.rs`): socket -> pipe -> socket, the bytes never
+//! enter user space.
 //!
 //! Every call here is non-blocking (`SPLICE_F_NONBLOCK`, `O_NONBLOCK` pipes and sockets) and
 //! answers [`std::io::ErrorKind::WouldBlock`] instead of waiting; the caller waits for

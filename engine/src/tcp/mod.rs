@@ -7,7 +7,7 @@
 //! terminates TLS, else the ClientHello peeked without terminating it, [`inspect`]; exact
 //! names, then `*.suffix` wildcards, then the listener's `cluster`), pick an endpoint with the
 //! cluster's load balancer, open a NEW upstream connection (never the HTTP pool; a PROXY
-//! protocol header goes first when the cluster sends one), then relay both ways ([`relay`];
+//! protocol header goes first when the cluster sends one), then relay both ways ([`relay`], shared with HTTP Upgrade tunnels;
 //! peeked bytes go first) until both directions are done, either side resets, or the
 //! listener's idle timeout passes without a byte. No route, no endpoint or a failed connect
 //! closes the client. Stats: `tcp.<listener>.*` ([`crate::stats::TcpStats`], the inspector's
@@ -27,7 +27,6 @@
 
 pub(crate) mod filter;
 pub(crate) mod inspect;
-pub(crate) mod relay;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -38,6 +37,7 @@ use bytes::BytesMut;
 use crate::access_log::{Entry, ResponseFlags};
 use crate::config::ClusterId;
 use crate::net::Io;
+use crate::net::relay;
 use crate::rt::timer;
 use crate::stats::TcpStats;
 use crate::upstream::ConnectError;
@@ -214,7 +214,8 @@ async fn forward(
                 },
             };
             let (upstream, mut lease) = up.into_parts();
-            let (end, rx, tx) = relay::run(stream, first, upstream, idle, meter, chain).await;
+            let (end, rx, tx) =
+                relay::run(stream, first, upstream, BytesMut::new(), idle, meter, chain).await;
             log::debug!("tcp {peer}: {end:?} after {rx} bytes up, {tx} bytes down");
             match end {
                 relay::End::Done | relay::End::Reset { upstream: true } => {

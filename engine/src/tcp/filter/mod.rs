@@ -18,7 +18,8 @@
 //! bodies it does not decode, so bodies keep the zero-copy path (bodies shorter than a copy
 //! buffer are copied along: cheaper than two more splices).
 //!
-//! Does not move bytes (the relay does, [`super::relay`]) or pick upstreams ([`super`]).
+//! Does not move bytes (the relay does, [`crate::net::relay`], which sees the chain as its
+//! [`Filters`]) or pick upstreams ([`super`]).
 
 pub(crate) mod byte_counter;
 #[cfg(test)]
@@ -29,21 +30,14 @@ mod tests;
 use std::cell::RefCell;
 
 use crate::config::NetworkFilterConfig;
+use crate::net::relay::Filters;
+pub(crate) use crate::net::relay::{Dir, Path};
 use crate::rt::buffers;
 use crate::stats::TcpStats;
 
 /// The shortest skip worth splicing: bytes that fit the copy buffer cost less to copy along
 /// (one read, one write) than a detour through the pipe (two splices more).
 const MIN_SPLICED_SKIP: u64 = buffers::BUF_SIZE as u64;
-
-/// Which way bytes move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dir {
-    /// Downstream -> upstream (Envoy's `onData`).
-    ToUpstream,
-    /// Upstream -> downstream (Envoy's `onWrite`).
-    ToDownstream,
-}
 
 /// What a filter needs of the next bytes one way. Asked again after every delivery, so a
 /// filter changes its need by changing its state when it is told of bytes.
@@ -70,15 +64,6 @@ pub(crate) enum Need {
     /// from `Counts` (or `Nothing`) to `Bytes` applies only to bytes the relay reads after
     /// the bytes it is splicing now.
     Skip(u64),
-}
-
-/// How the relay moves the next bytes of one direction, decided from the filters' needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Path {
-    /// Zero copy (splice), at most this many bytes before asking again (`u64::MAX`: no limit).
-    Splice(u64),
-    /// Through a pooled buffer, so that filters see the bytes.
-    Copy,
 }
 
 /// One filter of a connection's chain, with its per-connection state.
@@ -250,5 +235,20 @@ impl<'a> Chain<'a> {
             .borrow_mut()
             .iter_mut()
             .for_each(Filter::on_close);
+    }
+}
+
+/// The relay's view of the chain.
+impl Filters for Chain<'_> {
+    fn path(&self, dir: Dir) -> Path {
+        Chain::path(self, dir)
+    }
+
+    fn on_bytes(&self, dir: Dir, bytes: &[u8]) {
+        Chain::on_bytes(self, dir, bytes);
+    }
+
+    fn on_passed(&self, dir: Dir, n: u64) {
+        Chain::on_passed(self, dir, n);
     }
 }

@@ -1,18 +1,21 @@
 //! Copying bytes both ways between a downstream and an upstream connection until both
-//! directions are done, passing each half-close (`shutdown(SHUT_WR)`) on to the other side.
+//! directions are done, passing each half-close (`shutdown(SHUT_WR)`) on to the other side:
+//! the TCP proxy's relay ([`crate::tcp`]), in a leaf so that HTTP Upgrade tunnels can use it
+//! too.
 //!
 //! Owns the copy loops, their byte counters and the shared idle deadline (no byte either way
-//! for `idle` closes both sides). Does not connect, pick endpoints or read PROXY headers (see
-//! [`super`]). Each direction reuses one owned buffer: monoio reads into the start of a
-//! `Vec`'s capacity, so the buffer is emptied before each read. A reset (read or write error,
-//! not an orderly end of stream) on either side ends both directions at once.
+//! for `idle` closes both sides). Does not connect, pick endpoints, read PROXY headers or parse
+//! HTTP (its callers do), and knows no network filter: a caller's filters are behind
+//! [`Filters`] (the TCP proxy's network filter chain). Each direction reuses one
+//! owned buffer: monoio reads into the start of a `Vec`'s capacity, so the buffer is emptied
+//! before each read. A reset (read or write error, not an orderly end of stream) on either
+//! side ends both directions at once.
 //!
 //! When both sides are plain TCP the bytes take the zero-copy path instead ([`splice`]:
-//! socket -> pipe -> socket with `splice(2)`, or a pooled buffer while a network filter needs
-//! to see them); TLS on either side, or no pipe to be had, keeps the buffered copy here. Both
-//! paths share [`drive`] (the idle deadline and how the two directions end the relay), and
-//! both show the listener's network filters ([`Chain`]) every byte they move or count, before
-//! it is written on.
+//! socket -> pipe -> socket with `splice(2)`, or a pooled buffer while a filter needs to see
+//! them); TLS on either side, or no pipe to be had, keeps the buffered copy here. Both paths
+//! share [`drive`] (the idle deadline and how the two directions end the relay), and both show
+//! the caller's [`Filters`] every byte they move or count, before it is written on.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -23,16 +26,45 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
-// A child of the relay (`tcp/relay/splice.rs`): the zero-copy path is a part of it.
+// A child of the relay (`net/relay/splice.rs`): the zero-copy path is a part of it.
 mod splice;
 
-use super::filter::{Chain, Dir};
-use crate::net::Io;
+use super::Io;
 use crate::rt::timer;
 use crate::stats::Counter;
 
 /// Bytes read per direction per call (one buffer of this size per direction).
 pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// Which way bytes move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// Downstream -> upstream (Envoy's `onData`).
+    ToUpstream,
+    /// Upstream -> downstream (Envoy's `onWrite`).
+    ToDownstream,
+}
+
+/// How the relay moves the next bytes of one direction, decided by the caller's [`Filters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Zero copy (splice), at most this many bytes before asking again (`u64::MAX`: no limit).
+    Splice(u64),
+    /// Through a pooled buffer, so that filters see the bytes.
+    Copy,
+}
+
+/// What watches the bytes a relay moves (the TCP proxy's network filter chain). Both
+/// directions share it; the relay never holds a call across an await.
+pub(crate) trait Filters {
+    /// How the next bytes going `dir` move.
+    fn path(&self, dir: Dir) -> Path;
+    /// Bytes going `dir` that the relay holds in memory (copied, or read before the relay
+    /// began), before they are written on.
+    fn on_bytes(&self, dir: Dir, bytes: &[u8]);
+    /// `n` bytes spliced `dir` (none needed to be seen, by [`Self::path`]).
+    fn on_passed(&self, dir: Dir, n: u64);
+}
 
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,30 +108,33 @@ pub(crate) struct SpliceMeter<'a> {
 }
 
 /// Relay until both directions are done, one fails, or `idle` passes without a byte.
-/// `first` holds downstream bytes already read (after a PROXY header); they go upstream first.
-/// Returns how it ended and the bytes moved (downstream -> upstream, upstream -> downstream).
+/// `first` holds downstream bytes already read (after a PROXY header, or past an HTTP head):
+/// they go upstream first; `up_first` likewise holds upstream bytes already read, which go
+/// downstream first. Returns how it ended and the bytes moved (downstream -> upstream,
+/// upstream -> downstream).
 pub(crate) async fn run(
     down: Io,
     first: BytesMut,
     up: Io,
+    up_first: BytesMut,
     idle: Option<Duration>,
     meter: Meter<'_>,
-    chain: &Chain<'_>,
+    filters: &dyn Filters,
 ) -> (End, u64, u64) {
     let (down, up) = match (down, up) {
         (Io::Plain(d), Io::Plain(u)) => match splice::Pipes::take(meter) {
             Ok(pipes) => {
-                return splice::run(d, first, u, pipes, idle, meter, chain).await;
+                return splice::run(d, first, u, up_first, pipes, idle, meter, filters).await;
             }
             Err(e) => {
-                log::debug!("tcp relay: no pipes ({e}), copying through a buffer");
+                log::debug!("relay: no pipes ({e}), copying through a buffer");
                 meter.splice.fallback.inc();
                 (Io::Plain(d), Io::Plain(u))
             }
         },
         other => other,
     };
-    buffered(down, first, up, idle, meter, chain).await
+    buffered(down, first, up, up_first, idle, meter, filters).await
 }
 
 /// [`run`] through a buffer per direction (any stream, TLS included).
@@ -107,9 +142,10 @@ async fn buffered(
     down: Io,
     first: BytesMut,
     up: Io,
+    up_first: BytesMut,
     idle: Option<Duration>,
     meter: Meter<'_>,
-    chain: &Chain<'_>,
+    filters: &dyn Filters,
 ) -> (End, u64, u64) {
     let (mut dr, mut dw) = down.into_split();
     let (mut ur, mut uw) = up.into_split();
@@ -117,20 +153,20 @@ async fn buffered(
     let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
     let up_side = Tally {
         dir: Dir::ToUpstream,
-        chain,
+        filters,
         meter: meter.down_rx,
         last: &last,
         moved: &to_up_n,
     };
     let down_side = Tally {
         dir: Dir::ToDownstream,
-        chain,
+        filters,
         meter: meter.up_rx,
         last: &last,
         moved: &to_down_n,
     };
     let to_up = copy(&mut dr, first, &mut uw, up_side);
-    let to_down = copy(&mut ur, BytesMut::new(), &mut dw, down_side);
+    let to_down = copy(&mut ur, up_first, &mut dw, down_side);
     let end = drive(to_up, to_down, &last, idle).await;
     (end, to_up_n.get(), to_down_n.get())
 }
@@ -188,18 +224,18 @@ pub(crate) enum Side {
     Dst,
 }
 
-/// Where one direction reports the bytes it moves: the network filters, the byte counters,
-/// the direction's total and the shared idle clock.
+/// Where one direction reports the bytes it moves: the filters, the byte counters, the
+/// direction's total and the shared idle clock.
 #[derive(Clone, Copy)]
-pub(crate) struct Tally<'a, 'c> {
+pub(crate) struct Tally<'a> {
     pub(crate) dir: Dir,
-    pub(crate) chain: &'a Chain<'c>,
+    pub(crate) filters: &'a dyn Filters,
     pub(crate) meter: [&'a Counter; 2],
     pub(crate) last: &'a Cell<Instant>,
     pub(crate) moved: &'a Cell<u64>,
 }
 
-impl Tally<'_, '_> {
+impl Tally<'_> {
     /// `n` bytes written on.
     pub(crate) fn count(&self, n: usize) {
         for c in self.meter {
@@ -216,11 +252,11 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
     src: &mut R,
     first: BytesMut,
     dst: &mut W,
-    tally: Tally<'_, '_>,
+    tally: Tally<'_>,
 ) -> Result<(), Side> {
     if !first.is_empty() {
         let n = first.len();
-        tally.chain.on_bytes(tally.dir, &first);
+        tally.filters.on_bytes(tally.dir, &first);
         dst.write_all(first).await.0.map_err(|_| Side::Dst)?;
         tally.count(n);
     }
@@ -232,7 +268,7 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
         match res {
             Ok(0) => break,
             Ok(n) => {
-                tally.chain.on_bytes(tally.dir, &buf);
+                tally.filters.on_bytes(tally.dir, &buf);
                 let (res, b) = dst.write_all(buf).await;
                 buf = b;
                 res.map_err(|_| Side::Dst)?;

@@ -15,7 +15,7 @@
 //! instead of creating and closing them. A pipe that cannot be created when a connection starts
 //! sends the connection to the buffered copy; later, the direction waits and tries again.
 //!
-//! Network filters ([`Chain`]) decide, per direction and step, how the next bytes move
+//! The caller's filters ([`Filters`]: the TCP proxy's network filters) decide, per direction and step, how the next bytes move
 //! ([`Path`]): spliced while no filter needs to see them (filters that count are told how many
 //! passed; a skip bounds the step), else copied through one pooled buffer
 //! ([`crate::rt::buffers`], taken only while bytes are waiting) with the same
@@ -23,7 +23,8 @@
 //! any two steps, with nothing in flight. The first copy of a connection counts
 //! `network_filter_copy_cx`; the first splice counts `splice_cx_total`.
 //!
-//! Keeps the buffered relay's behaviour: `first` bytes go upstream before anything else, byte
+//! Keeps the buffered relay's behaviour: `first` bytes go upstream (and `up_first` bytes
+//! downstream) before anything else, byte
 //! counters ([`Meter`]) count what was written, every move renews the shared idle deadline, an
 //! end of stream is passed on as `shutdown(SHUT_WR)` once the pipe is drained, and a failed
 //! call on either socket ends the relay as a reset.
@@ -39,12 +40,11 @@ use bytes::BytesMut;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use super::{End, Meter, Side, Tally, drive};
+use super::{Dir, End, Filters, Meter, Path, Side, Tally, drive};
 use crate::rt::{buffers, timer};
 use crate::stats::Counter;
 use crate::sys::send_nonblocking;
 use crate::sys::splice::{Pipe, recv_into, set_nonblocking, shutdown_write};
-use crate::tcp::filter::{Chain, Dir, Path};
 
 /// Buffer size asked for each pipe (`F_SETPIPE_SZ`); the kernel's default (64 KiB) is kept
 /// when it refuses (unprivileged users over `/proc/sys/fs/pipe-user-pages-soft`).
@@ -139,34 +139,39 @@ impl Pipes {
 }
 
 /// Relay between two plain TCP sockets with splice (same contract as [`super::run`]).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "super::run's arguments plus the pipes it took; a struct would only rename them"
+)]
 pub(crate) async fn run(
-    down: TcpStream,
+    mut down: TcpStream,
     first: BytesMut,
     mut up: TcpStream,
+    up_first: BytesMut,
     pipes: Pipes,
     idle: Option<Duration>,
     meter: Meter<'_>,
-    chain: &Chain<'_>,
+    filters: &dyn Filters,
 ) -> (End, u64, u64) {
     let last = Cell::new(timer::coarse_now());
     let (to_up_n, to_down_n) = (Cell::new(0u64), Cell::new(0u64));
     let up_tally = Tally {
         dir: Dir::ToUpstream,
-        chain,
+        filters,
         meter: meter.down_rx,
         last: &last,
         moved: &to_up_n,
     };
     let down_tally = Tally {
         dir: Dir::ToDownstream,
-        chain,
+        filters,
         meter: meter.up_rx,
         last: &last,
         moved: &to_down_n,
     };
     if !first.is_empty() {
         let n = first.len();
-        chain.on_bytes(Dir::ToUpstream, &first);
+        filters.on_bytes(Dir::ToUpstream, &first);
         // The runtime's write, before the socket is switched to the non-blocking mode the
         // direct splices need.
         if up.write_all(first).await.0.is_err() {
@@ -174,12 +179,22 @@ pub(crate) async fn run(
         }
         up_tally.count(n);
     }
+    if !up_first.is_empty() {
+        // At most one read buffer's worth (what came past an HTTP head): it fits the socket's
+        // send buffer, so writing it before splicing the other way does not wait on the peer.
+        let n = up_first.len();
+        filters.on_bytes(Dir::ToDownstream, &up_first);
+        if down.write_all(up_first).await.0.is_err() {
+            return (End::Reset { upstream: false }, to_up_n.get(), 0);
+        }
+        down_tally.count(n);
+    }
     if let Err(e) = set_nonblocking(&down) {
-        log::debug!("tcp relay: client socket: {e}");
+        log::debug!("relay: client socket: {e}");
         return (End::Reset { upstream: false }, to_up_n.get(), 0);
     }
     if let Err(e) = set_nonblocking(&up) {
-        log::debug!("tcp relay: upstream socket: {e}");
+        log::debug!("relay: upstream socket: {e}");
         return (End::Reset { upstream: true }, to_up_n.get(), 0);
     }
     let [p_up, p_down] = pipes.0;
@@ -218,20 +233,20 @@ enum Step {
 }
 
 /// One direction: `src` -> `dst`, a step at a time by the filters' [`Path`].
-struct Pump<'a, 'c> {
+struct Pump<'a> {
     src: &'a TcpStream,
     dst: &'a TcpStream,
-    tally: Tally<'a, 'c>,
+    tally: Tally<'a>,
     meter: Meter<'a>,
     once: &'a Once,
 }
 
-impl Pump<'_, '_> {
+impl Pump<'_> {
     /// Until end of stream, then half-close `dst`. `Err` names the side that failed.
     async fn run(self, pipe: Pipe) -> Result<(), Side> {
         let mut pipe = Some(pipe);
         loop {
-            let step = match self.tally.chain.path(self.tally.dir) {
+            let step = match self.tally.filters.path(self.tally.dir) {
                 Path::Splice(limit) => {
                     if !self.once.spliced.replace(true) {
                         self.meter.splice.relayed.inc();
@@ -317,7 +332,7 @@ impl Pump<'_, '_> {
                 match p.drain(dst, in_pipe) {
                     Ok(n) => {
                         in_pipe -= n;
-                        tally.chain.on_passed(tally.dir, n as u64);
+                        tally.filters.on_passed(tally.dir, n as u64);
                         tally.count(n);
                         if n >= budget {
                             yield_now().await;
@@ -325,7 +340,7 @@ impl Pump<'_, '_> {
                         } else {
                             budget -= n;
                         }
-                        if in_pipe == 0 && !eof && tally.chain.path(tally.dir) == Path::Copy {
+                        if in_pipe == 0 && !eof && tally.filters.path(tally.dir) == Path::Copy {
                             return Ok(Step::Again);
                         }
                     }
@@ -352,7 +367,7 @@ impl Pump<'_, '_> {
             match recv_into(src, &mut buf) {
                 Ok(0) => break Step::Eof,
                 Ok(n) => {
-                    tally.chain.on_bytes(tally.dir, &buf);
+                    tally.filters.on_bytes(tally.dir, &buf);
                     let mut sent = 0;
                     while sent < n {
                         match send_nonblocking(dst.as_raw_fd(), &buf[sent..]) {
@@ -373,7 +388,7 @@ impl Pump<'_, '_> {
                     } else {
                         budget -= n;
                     }
-                    if tally.chain.path(tally.dir) != Path::Copy {
+                    if tally.filters.path(tally.dir) != Path::Copy {
                         break Step::Again;
                     }
                 }
@@ -400,7 +415,7 @@ async fn take_pipe(created: &Counter) -> Pipe {
         match PipePool::take(created) {
             Ok(p) => return p,
             Err(e) => {
-                log::debug!("tcp relay: no pipe: {e}");
+                log::debug!("relay: no pipe: {e}");
                 timer::sleep_until(Instant::now() + PIPE_RETRY).await;
             }
         }
@@ -433,6 +448,7 @@ mod tests {
     use super::super::{SpliceMeter, run as relay};
     use super::*;
     use crate::net::Io;
+    use crate::tcp::filter::Chain;
 
     /// A plain client and a plain backend (std sockets on threads), relayed by `relay::run`
     /// on a runtime of `driver`: bytes both ways, `first` first, half-closes passed on,
@@ -479,6 +495,7 @@ mod tests {
             Io::Plain(down),
             BytesMut::from(&b"first:"[..]),
             Io::Plain(up),
+            BytesMut::new(),
             Some(Duration::from_secs(30)),
             meter,
             &chain,
