@@ -1,12 +1,12 @@
 //! Copying bytes both ways between a downstream and an upstream connection until both
 //! directions are done, passing each half-close (`shutdown(SHUT_WR)`) on to the other side:
-//! the TCP proxy's relay ([`crate::tcp`]), in a leaf so that HTTP Upgrade tunnels can use it
-//! too.
+//! the TCP proxy's relay ([`crate::tcp`]) and the HTTP/1 Upgrade tunnel after `101 Switching
+//! Protocols` ([`tunnel`]) are this one relay.
 //!
 //! Owns the copy loops, their byte counters and the shared idle deadline (no byte either way
 //! for `idle` closes both sides). Does not connect, pick endpoints, read PROXY headers or parse
 //! HTTP (its callers do), and knows no network filter: a caller's filters are behind
-//! [`Filters`] (the TCP proxy's network filter chain). Each direction reuses one
+//! [`Filters`] (the TCP proxy's chain; [`NoFilters`] for a tunnel). Each direction reuses one
 //! owned buffer: monoio reads into the start of a `Vec`'s capacity, so the buffer is emptied
 //! before each read. A reset (read or write error, not an orderly end of stream) on either
 //! side ends both directions at once.
@@ -64,6 +64,20 @@ pub(crate) trait Filters {
     fn on_bytes(&self, dir: Dir, bytes: &[u8]);
     /// `n` bytes spliced `dir` (none needed to be seen, by [`Self::path`]).
     fn on_passed(&self, dir: Dir, n: u64);
+}
+
+/// No filter: every byte may be spliced, and nobody is told of any.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NoFilters;
+
+impl Filters for NoFilters {
+    fn path(&self, _dir: Dir) -> Path {
+        Path::Splice(u64::MAX)
+    }
+
+    fn on_bytes(&self, _dir: Dir, _bytes: &[u8]) {}
+
+    fn on_passed(&self, _dir: Dir, _n: u64) {}
 }
 
 /// How a relay ended.
@@ -135,6 +149,35 @@ pub(crate) async fn run(
         other => other,
     };
     buffered(down, first, up, up_first, idle, meter, filters).await
+}
+
+/// The tunnel of an upgraded HTTP/1 connection (after `101 Switching Protocols`: WebSocket
+/// and other Upgrades): [`run`] with no filters, `down_buf` and `up_buf` holding the bytes
+/// each side sent past its head, and the listener's HTTP idle timeout. Plain TCP both sides
+/// splices; TLS on either side copies. The caller counts the bytes from the totals returned
+/// (the exchange's access-log record feeds `http.<listener>.downstream_cx_*_bytes_total`), so
+/// the relay's own counters here count nothing anyone reads.
+pub(crate) async fn tunnel(
+    down: Io,
+    down_buf: BytesMut,
+    up: Io,
+    up_buf: BytesMut,
+    idle: Duration,
+) -> (End, u64, u64) {
+    let unread: [Counter; 7] = Default::default();
+    let [a, b, c, d, e, f, g] = &unread;
+    let meter = Meter {
+        down_rx: [a, a],
+        up_rx: [b, b],
+        splice: SpliceMeter {
+            relayed: c,
+            fallback: d,
+            pipes_created: e,
+            filter_copy: f,
+            filter_copy_bytes: g,
+        },
+    };
+    run(down, down_buf, up, up_buf, Some(idle), meter, &NoFilters).await
 }
 
 /// [`run`] through a buffer per direction (any stream, TLS included).

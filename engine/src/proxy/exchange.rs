@@ -22,6 +22,7 @@ use monoio::io::Splitable;
 use protocols::grpc::Code;
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, Version};
 
+use super::Downstream;
 use super::body::{self, PumpError, read_into};
 use super::grpc::{self, GrpcCall};
 use super::h1::{H1Client, H1Response, H1Sink, H1Source};
@@ -32,7 +33,6 @@ use super::head::{self, OutFraming, RequestRewrite};
 use super::message::{BodySink, BodySource, MemorySource, pump};
 use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, relay};
 use super::reply::LocalReply;
-use super::{Downstream, tunnel};
 use crate::access_log::{Entry, ResponseFlags};
 use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
@@ -1080,7 +1080,11 @@ impl<'a> Exchange<'a> {
                 let (upstream, lease) = up.into_parts();
                 // Boxed: upgrades are rare, and the tunnel's future would otherwise size
                 // every request's.
-                let (rx, tx) = Box::pin(tunnel::run(stream, buf, upstream, upbuf, idle)).await;
+                let (end, rx, tx) = Box::pin(crate::net::relay::tunnel(
+                    stream, buf, upstream, upbuf, idle,
+                ))
+                .await;
+                log::debug!("upgrade tunnel: {end:?} after {rx} bytes up, {tx} bytes down");
                 self.rec.bytes_received += rx;
                 self.rec.bytes_sent += tx;
                 drop(lease);

@@ -17,7 +17,6 @@ mod head;
 mod message;
 mod relay;
 mod reply;
-mod tunnel;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

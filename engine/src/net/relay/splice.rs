@@ -445,10 +445,9 @@ mod tests {
 
     use monoio::net::TcpListener;
 
-    use super::super::{SpliceMeter, run as relay};
+    use super::super::{NoFilters, SpliceMeter, run as relay};
     use super::*;
     use crate::net::Io;
-    use crate::tcp::filter::Chain;
 
     /// A plain client and a plain backend (std sockets on threads), relayed by `relay::run`
     /// on a runtime of `driver`: bytes both ways, `first` first, half-closes passed on,
@@ -490,7 +489,6 @@ mod tests {
                 filter_copy_bytes: &counters[8],
             },
         };
-        let chain = Chain::empty();
         let (end, to_up, to_down) = relay(
             Io::Plain(down),
             BytesMut::from(&b"first:"[..]),
@@ -498,7 +496,7 @@ mod tests {
             BytesMut::new(),
             Some(Duration::from_secs(30)),
             meter,
-            &chain,
+            &NoFilters,
         )
         .await;
         assert_eq!(end, End::Done);
