@@ -1,6 +1,7 @@
 //! The real `ringway` binary end to end: `--check` errors with file:line:column, quick mode,
 //! the embedded default config, SIGTERM drain, SIGHUP reload, listener timeouts and the
-//! per-worker connection limit; plus a WebSocket upgrade tunnelled through the proxy.
+//! per-worker connection limit; plus WebSocket upgrades tunnelled through the proxy (8 MiB each
+//! way with a half-close, the listener's idle timeout, an upstream reset).
 //!
 //! Every child process is killed by a drop guard, every config is a unique temp file removed
 //! on drop, every wait is bounded in count and time. Under `RINGWAY_TEST_DRIVER=legacy` the
@@ -992,6 +993,234 @@ fn websocket_upgrade_is_tunnelled_both_ways_and_closes_with_the_client() {
     );
     assert!(buf.is_empty(), "stray bytes: {buf:?}");
     assert_eq!(proxy.stat("http.main.downstream_cx_upgrades_total"), 1);
+    proxy.eventually("tunnel gauge back to 0", |p| {
+        p.stat("http.main.downstream_cx_upgrades_active") == 0
+    });
+}
+
+/// Bytes of a deterministic pseudo-random stream (xorshift64*), `seed` picking the stream.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// FNV-1a 64 of `bytes`, continuing from `h` (start at [`FNV_START`]).
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Read `s` to end of stream, checksumming from `h`: (length, checksum).
+fn drain_summing(s: &mut TcpStream, mut h: u64) -> (usize, u64) {
+    let mut len = 0usize;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return (len, h),
+            Ok(n) => {
+                len += n;
+                h = fnv(h, &chunk[..n]);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("read after {len} bytes: {e}"),
+        }
+    }
+}
+
+/// Accept one connection on `listener`, read the request head, answer 101; returns the stream
+/// and the request head. Bytes past the head are not expected (the client waits for the 101).
+fn accept_upgrade(listener: &TcpListener) -> (TcpStream, String) {
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = Vec::new();
+    let head = read_head(&mut s, &mut buf);
+    assert!(buf.is_empty(), "bytes past the request head: {}", buf.len());
+    s.write_all(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .unwrap();
+    (s, head)
+}
+
+const UPGRADE_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// 8 MiB each way at the same time through one tunnel (plain TCP both sides: the spliced
+/// path), checked by length and checksum; the client then half-closes while the backend is
+/// still sending: the backend sees end of stream, sends a tail after it, and the client gets
+/// every byte before its own end of stream. The HTTP byte counters (what the access log
+/// records) count the heads plus every tunnelled byte.
+#[test]
+fn upgrade_tunnel_moves_8_mib_each_way_at_once_and_passes_a_half_close() {
+    const BIG: usize = 8 << 20;
+    const TAIL: usize = 1 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = listener.local_addr().unwrap();
+    let backend = std::thread::spawn(move || {
+        let (s, _head) = accept_upgrade(&listener);
+        let mut reader = s.try_clone().unwrap();
+        let (eof_tx, eof_rx) = mpsc::channel();
+        let read = std::thread::spawn(move || {
+            let got = drain_summing(&mut reader, FNV_START);
+            let _ = eof_tx.send(());
+            got
+        });
+        let mut w = s;
+        w.write_all(&pattern(2, BIG)).expect("backend write");
+        // Only after the client's half-close has arrived: this direction keeps going.
+        eof_rx
+            .recv_timeout(PATIENCE)
+            .expect("backend saw the client's end");
+        w.write_all(&pattern(3, TAIL))
+            .expect("backend write after half-close");
+        w.shutdown(Shutdown::Write).unwrap();
+        read.join().unwrap()
+    });
+
+    let proxy = Proxy::start(&support::one_route(backend_addr));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(UPGRADE_REQUEST).unwrap();
+    let mut buf = Vec::new();
+    let head = read_head(&mut s, &mut buf);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&pattern(1, BIG)).expect("client write");
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let (more, h) = drain_summing(&mut s, fnv(FNV_START, &buf));
+    let len = buf.len() + more;
+    writer.join().unwrap();
+
+    let mut want = pattern(2, BIG);
+    want.extend_from_slice(&pattern(3, TAIL));
+    assert_eq!(len, BIG + TAIL, "bytes the client got");
+    assert_eq!(h, fnv(FNV_START, &want), "checksum of what the client got");
+    let (up_len, up_h) = backend.join().unwrap();
+    assert_eq!(up_len, BIG, "bytes the backend got");
+    assert_eq!(up_h, fnv(FNV_START, &pattern(1, BIG)), "checksum upstream");
+
+    proxy.eventually("tunnel accounted", |p| {
+        p.stat("http.main.downstream_cx_upgrades_active") == 0
+            && p.stat("http.main.downstream_cx_rx_bytes_total") > 0
+    });
+    assert_eq!(proxy.stat("http.main.downstream_cx_upgrades_total"), 1);
+    assert_eq!(
+        proxy.stat("http.main.downstream_cx_rx_bytes_total"),
+        (UPGRADE_REQUEST.len() + BIG) as i64
+    );
+    assert_eq!(
+        proxy.stat("http.main.downstream_cx_tx_bytes_total"),
+        (head.len() + BIG + TAIL) as i64
+    );
+}
+
+/// The listener's `[listeners.http] idle_timeout` bounds a tunnel: traffic more often than the
+/// timeout keeps it open past it, and once neither side sends, both sides are closed after
+/// about the timeout.
+#[test]
+fn upgrade_tunnel_is_closed_by_the_listeners_idle_timeout() {
+    const IDLE: Duration = Duration::from_millis(400);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = listener.local_addr().unwrap();
+    let backend = std::thread::spawn(move || {
+        let (mut s, _head) = accept_upgrade(&listener);
+        // Echo until the proxy closes the tunnel; report how it ended.
+        let mut chunk = [0u8; 1024];
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => s.write_all(&chunk[..n]).unwrap(),
+                Err(e) => panic!("backend read: {e}"),
+            }
+        }
+    });
+    let config = format!(
+        "[[listeners]]\nname = \"main\"\naddress = \"127.0.0.1:0\"\n  [listeners.http]\n  \
+         idle_timeout = \"{}ms\"\n{}",
+        IDLE.as_millis(),
+        support::one_route(backend_addr)
+            .split_once("address = \"127.0.0.1:0\"\n")
+            .expect("one_route's listener")
+            .1
+    );
+    let proxy = Proxy::start(&config);
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(UPGRADE_REQUEST).unwrap();
+    let mut buf = Vec::new();
+    let head = read_head(&mut s, &mut buf);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+
+    // A message every quarter of the timeout, for twice the timeout: still open.
+    let started = Instant::now();
+    for round in 0..8u8 {
+        std::thread::sleep(IDLE / 4);
+        s.write_all(&[round; 16]).unwrap();
+        assert_eq!(read_exact_more(&mut s, &mut buf, 16), [round; 16]);
+    }
+    assert!(started.elapsed() > IDLE);
+
+    // Then silence: the proxy closes both sides, after the timeout, well before PATIENCE.
+    let silent = Instant::now();
+    assert!(closed_within(&mut s, PATIENCE), "silent tunnel still open");
+    let waited = silent.elapsed();
+    assert!(
+        waited >= IDLE - Duration::from_millis(50),
+        "closed early: {waited:?}"
+    );
+    assert!(waited < IDLE * 10, "closed late: {waited:?}");
+    assert!(backend.join().unwrap(), "backend saw the tunnel close");
+    proxy.eventually("tunnel gauge back to 0", |p| {
+        p.stat("http.main.downstream_cx_upgrades_active") == 0
+    });
+}
+
+/// An upstream reset ends the whole tunnel at once: the client, which has not closed its
+/// side, is closed too (long before the 60 s default idle timeout).
+#[test]
+fn upstream_reset_ends_the_upgrade_tunnel() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = listener.local_addr().unwrap();
+    let (reset_tx, reset_rx) = mpsc::channel::<()>();
+    let backend = std::thread::spawn(move || {
+        let (mut s, _head) = accept_upgrade(&listener);
+        s.write_all(b"hello|").unwrap();
+        reset_rx.recv_timeout(PATIENCE).expect("told to reset");
+        // Linger 0: close sends RST, not FIN.
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    });
+    let proxy = Proxy::start(&support::one_route(backend_addr));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(UPGRADE_REQUEST).unwrap();
+    let mut buf = Vec::new();
+    let head = read_head(&mut s, &mut buf);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert_eq!(read_exact_more(&mut s, &mut buf, 6), b"hello|");
+    reset_tx.send(()).unwrap();
+    backend.join().unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)),
+        "client side still open after the upstream reset"
+    );
     proxy.eventually("tunnel gauge back to 0", |p| {
         p.stat("http.main.downstream_cx_upgrades_active") == 0
     });
