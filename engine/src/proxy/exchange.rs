@@ -187,12 +187,10 @@ pub(crate) async fn handle(
     http.downstream_rq_http1_total.inc();
     http.downstream_rq_active.inc();
     let xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
-    let local_addr = conn.stream.local_addr().ok();
     let peer = conn.peer;
     let mut ex = Exchange::new(worker, local, li, head, Down::H1(Some(conn)), start);
     ex.xfcc = xfcc;
     ex.peer = peer;
-    ex.local_addr = local_addr;
     ex.run().await;
     ex.account(false);
     let after = ex.after;
@@ -254,7 +252,6 @@ pub(crate) async fn handle_stream(
     );
     ex.xfcc = ctx.xfcc.clone();
     ex.peer = ctx.peer;
-    ex.local_addr = ctx.local_addr;
     ex.h2_fields = Some(fields);
     let cancelled = monoio::select! {
         () = async {
@@ -329,8 +326,6 @@ pub(crate) struct Exchange<'a> {
     xfcc: Option<Rc<[u8]>>,
     route_name: &'a str,
     peer: SocketAddr,
-    /// The address the client connected to (for PROXY headers sent upstream).
-    local_addr: Option<SocketAddr>,
     /// The listener's HTTP filters, with the route once it is known.
     chain: Chain<'a>,
     filter_state: FilterState,
@@ -374,7 +369,6 @@ impl<'a> Exchange<'a> {
             xfcc: None,
             route_name: "",
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-            local_addr: None,
             chain: Chain::new(&cfg.http_filters, None),
             filter_state: FilterState::default(),
             buffered: None,
@@ -386,6 +380,16 @@ impl<'a> Exchange<'a> {
             h2_fields: None,
             // Wall-clock time is only needed for the access log.
             start_time: ll.access_log.as_ref().map(|_| SystemTime::now()),
+        }
+    }
+
+    /// The address the client connected to, for a PROXY header sent upstream: asked of the
+    /// socket only when a cluster sends one (an HTTP/2 connection asked once).
+    fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.down {
+            Down::H1(Some(conn)) => conn.stream.local_addr().ok(),
+            Down::H1(None) => None,
+            Down::H2 { ctx, .. } => ctx.local_addr,
         }
     }
 
@@ -808,7 +812,7 @@ impl<'a> Exchange<'a> {
         let facts = self.facts(upgrade_sent);
 
         if !complete {
-            let origin = cluster.origin(self.peer, || self.local_addr);
+            let origin = cluster.origin(self.peer, || self.local_addr());
             let up = match attempt.checkout(origin).await {
                 Ok(up) => up,
                 Err(err) => return self.fail(err).await,
@@ -826,7 +830,7 @@ impl<'a> Exchange<'a> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let origin = cluster.origin(self.peer, || self.local_addr);
+            let origin = cluster.origin(self.peer, || self.local_addr());
             let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
                 Err(err) => return self.fail(err).await,
