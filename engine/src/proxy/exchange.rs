@@ -951,37 +951,18 @@ impl<'a> Exchange<'a> {
                 };
                 let (mut dr, mut dw) = stream.into_split();
                 let out = {
-                    let mut sink = H1Client::new(&mut dw, *facts);
-                    match &buffered {
-                        Some(b) => {
-                            let mut src = MemorySource::new(b);
-                            both(
-                                &mut src,
-                                up_sink,
-                                up_src,
-                                &mut sink,
-                                facts,
-                                deadline,
-                                &progress,
-                                &mut self.rec,
-                            )
-                            .await
-                        }
+                    let mut src = match &buffered {
+                        Some(b) => ClientBodySource::Memory(MemorySource::new(b)),
                         None => {
-                            let mut src = H1Source::resume(&mut dr, &mut buf, decoder, idle);
-                            both(
-                                &mut src,
-                                up_sink,
-                                up_src,
-                                &mut sink,
-                                facts,
-                                deadline,
-                                &progress,
-                                &mut self.rec,
-                            )
-                            .await
+                            ClientBodySource::H1(H1Source::resume(&mut dr, &mut buf, decoder, idle))
                         }
-                    }
+                    };
+                    let mut sink = H1Client::new(&mut dw, *facts);
+                    let rec = &mut self.rec;
+                    both(
+                        &mut src, up_sink, up_src, &mut sink, facts, deadline, &progress, rec,
+                    )
+                    .await
                 };
                 match dr.reunite(dw) {
                     Ok(stream) => *slot = Some(Downstream { stream, buf, peer }),
@@ -990,55 +971,22 @@ impl<'a> Exchange<'a> {
                 out
             }
             Down::H2 { ctx, slot } => {
-                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
-                let out = match &buffered {
-                    Some(b) => {
-                        let mut src = MemorySource::new(b);
-                        both(
-                            &mut src,
-                            up_sink,
-                            up_src,
-                            &mut sink,
-                            facts,
-                            deadline,
-                            &progress,
-                            &mut self.rec,
-                        )
-                        .await
-                    }
-                    None if self.head.framing() == BodyFraming::None => {
-                        let mut src = NoBody;
-                        both(
-                            &mut src,
-                            up_sink,
-                            up_src,
-                            &mut sink,
-                            facts,
-                            deadline,
-                            &progress,
-                            &mut self.rec,
-                        )
-                        .await
-                    }
-                    None => {
-                        let mut src = ClientBody {
-                            slot,
-                            sess: &ctx.sess,
-                            idle,
-                        };
-                        both(
-                            &mut src,
-                            up_sink,
-                            up_src,
-                            &mut sink,
-                            facts,
-                            deadline,
-                            &progress,
-                            &mut self.rec,
-                        )
-                        .await
-                    }
+                // An HTTP/2 client's body never comes from a connection of its own.
+                let mut src: ClientBodySource<'_, crate::net::io::ReadHalf> = match &buffered {
+                    Some(b) => ClientBodySource::Memory(MemorySource::new(b)),
+                    None if self.head.framing() == BodyFraming::None => ClientBodySource::None,
+                    None => ClientBodySource::H2(ClientBody {
+                        slot,
+                        sess: &ctx.sess,
+                        idle,
+                    }),
                 };
+                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
+                let rec = &mut self.rec;
+                let out = both(
+                    &mut src, up_sink, up_src, &mut sink, facts, deadline, &progress, rec,
+                )
+                .await;
                 self.grpc_status = self.grpc_status.or_else(|| sink.grpc_status());
                 out
             }
@@ -1297,15 +1245,37 @@ impl After {
     }
 }
 
-/// A request without a body, as a source.
-struct NoBody;
+/// Where the request body of an exchange comes from: the client's HTTP/1 connection, its
+/// HTTP/2 stream, memory (a filter collected it), or nowhere (no body).
+enum ClientBodySource<'b, R> {
+    H1(H1Source<'b, R>),
+    H2(ClientBody<'b>),
+    Memory(MemorySource<'b>),
+    None,
+}
 
-impl BodySource for NoBody {
+impl<R: monoio::io::AsyncReadRent> BodySource for ClientBodySource<'_, R> {
     fn next(&mut self) -> Result<super::message::Chunk, PumpError> {
-        Ok(super::message::Chunk::End)
+        match self {
+            Self::H1(s) => s.next(),
+            Self::H2(s) => s.next(),
+            Self::Memory(s) => s.next(),
+            Self::None => Ok(super::message::Chunk::End),
+        }
     }
+
     async fn fill(&mut self) -> Result<(), PumpError> {
-        Ok(())
+        match self {
+            Self::H1(s) => s.fill().await,
+            Self::H2(s) => s.fill().await,
+            Self::Memory(_) | Self::None => Ok(()),
+        }
+    }
+
+    fn release(&self, n: usize) {
+        if let Self::H2(s) = self {
+            s.release(n);
+        }
     }
 }
 

@@ -46,12 +46,7 @@ impl<'a, R: AsyncReadRent> H1Source<'a, R> {
         framing: BodyFraming,
         idle: Duration,
     ) -> Self {
-        Self {
-            io,
-            buf,
-            decoder: BodyDecoder::new(framing),
-            idle,
-        }
+        Self::resume(io, buf, BodyDecoder::new(framing), idle)
     }
 
     /// Continue with a decoder that already consumed part of the body.
