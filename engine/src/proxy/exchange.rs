@@ -333,8 +333,6 @@ pub(crate) struct Exchange<'a> {
     buffered: Option<BufferedBody>,
     /// `100 Continue` went to the client already (HTTP/1).
     continue_sent: bool,
-    /// The request body was not read to its end.
-    body_unread: bool,
     /// HTTP/1: what the connection does next.
     after: After,
     /// Set for gRPC requests (HTTP/2).
@@ -373,7 +371,6 @@ impl<'a> Exchange<'a> {
             filter_state: FilterState::default(),
             buffered: None,
             continue_sent: false,
-            body_unread: false,
             after: After::Close,
             grpc: None,
             grpc_status: None,
@@ -719,10 +716,8 @@ impl<'a> Exchange<'a> {
         if self.filter_state.collect_body {
             match self.collect_body().await {
                 Ok(b) => self.buffered = Some(b),
-                Err(Collect::Answer(a)) => {
-                    self.body_unread = true;
-                    return self.reply_answer(a).await;
-                }
+                // The answer lingers: the body is not read to its end (`reply_local`).
+                Err(Collect::Answer(a)) => return self.reply_answer(a).await,
                 Err(Collect::Invalid) => {
                     let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
                     return self.fail(err).await;
@@ -992,7 +987,6 @@ impl<'a> Exchange<'a> {
             }
         };
         self.buffered = buffered;
-        self.body_unread = !matches!(out.0, Some(Ok(_)));
         out
     }
 
@@ -1061,7 +1055,7 @@ impl<'a> Exchange<'a> {
     fn settle_done(&mut self, keep_alive: bool, body_done: bool) {
         self.after = if keep_alive {
             After::KeepAlive
-        } else if !body_done || self.body_unread {
+        } else if !body_done {
             After::Linger
         } else {
             After::Close
