@@ -13,6 +13,7 @@
 )]
 
 pub mod grpc;
+pub mod http;
 pub mod http1;
 pub mod http2;
 pub mod proxy_protocol;

@@ -7,7 +7,7 @@
 //! Per route, `[listeners.virtual_hosts.routes.filters.buffer]` turns it off (`disabled =
 //! true`) or sets another `max_request_bytes`.
 
-use protocols::http1::{BodyFraming, RequestHead};
+use protocols::http::{BodyFraming, RequestHead};
 
 use super::{AnswerKind, FilterState, Flow, LocalAnswer};
 use crate::router::Route;

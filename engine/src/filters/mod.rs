@@ -26,7 +26,7 @@ pub(crate) mod fault;
 use std::time::Duration;
 
 use bytes::Bytes;
-use protocols::http1::RequestHead;
+use protocols::http::RequestHead;
 
 pub(crate) use crate::codec::BufferedBody;
 use crate::config::HttpFilterConfig;

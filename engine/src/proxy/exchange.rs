@@ -20,7 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use monoio::io::Splitable;
 use protocols::grpc::Code;
-use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, Version};
+use protocols::http::{BodyFraming, Limits, RequestHead, Version};
+use protocols::http1::{self, BodyDecoder, BodyEvent};
 
 use super::Downstream;
 use super::body::{self, PumpError, read_into};
@@ -29,11 +30,12 @@ use super::h1::{H1Client, H1Response, H1Sink, H1Source};
 use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamResponse};
 use super::h2::convert::{self, Fields};
 use super::h2::stream::ConnCtx;
-use super::head::{self, OutFraming, RequestRewrite};
+use super::head::{self, H2Request, OutFraming, RequestRewrite};
 use super::message::{BodySink, BodySource, MemorySource, pump};
 use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, relay};
 use super::reply::LocalReply;
 use crate::access_log::{Entry, ResponseFlags};
+use crate::codec::h2::convert::{PackedFields, slices};
 use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::error::{Kind, Phase, ProxyError, Side};
@@ -223,7 +225,7 @@ pub(crate) async fn handle_stream(
         max_head: opts.max_request_headers_bytes,
         max_headers: opts.max_request_headers_count,
     };
-    let head = match convert::request_head(fields, end_stream, &limits) {
+    let head = match protocols::http2::request_head(fields, end_stream, &limits) {
         Ok(h) => Ok(h),
         Err(e) => {
             http.downstream_rq_bad.inc();
@@ -531,7 +533,10 @@ impl<'a> Exchange<'a> {
                 let mut fields = Fields::new();
                 convert::local_reply_fields(&reply, &self.cfg.http, &mut fields);
                 let no_body = reply.body.is_empty() || head_request;
-                if slot.send_headers(&ctx.sess, &fields, no_body).is_err() {
+                if slot
+                    .send_headers(&ctx.sess, slices(&fields), no_body)
+                    .is_err()
+                {
                     return;
                 }
                 if !no_body {
@@ -577,7 +582,7 @@ impl<'a> Exchange<'a> {
             grpc::error_fields(code, text, &mut fields);
             self.rec.status = 200;
             self.grpc_status = Some(code);
-            if slot.send_headers(&ctx.sess, &fields, true).is_ok() {
+            if slot.send_headers(&ctx.sess, slices(&fields), true).is_ok() {
                 self.rec.completed = true;
             }
             return;
@@ -761,8 +766,7 @@ impl<'a> Exchange<'a> {
         };
         // The upstream request: head plus whatever body is already at hand.
         let mut out = buffers::take();
-        head::write_request_xfcc(
-            &mut out,
+        head::rewrite_request(
             &self.head,
             &RequestRewrite {
                 route,
@@ -774,6 +778,7 @@ impl<'a> Exchange<'a> {
                 edits: self.chain.request_edits(),
             },
             self.xfcc.as_deref(),
+            &mut out,
         );
         let upgrade_sent = upgrade.is_some();
         if self.send_continue().await.is_err() {
@@ -1075,20 +1080,22 @@ impl<'a> Exchange<'a> {
             request_id: self.request_id.as_ref(),
             edits: self.chain.request_edits(),
         };
-        let Some(up_head) = head::rewrite_request_xfcc(&self.head, &rw, self.xfcc.as_deref())
-        else {
-            // A route or filter added a header the head cannot carry.
-            return self.fail(ProxyError::internal(Kind::Protocol)).await;
+        let cluster = &attempt.cluster;
+        let mut up_head = PackedFields::new();
+        let scheme: &'static [u8] = if cluster.is_tls() { b"https" } else { b"http" };
+        let mut out = H2Request {
+            fields: &mut up_head,
+            scheme,
         };
+        head::rewrite_request(&self.head, &rw, self.xfcc.as_deref(), &mut out);
         if self.send_continue().await.is_err() {
             self.after = After::Close;
             return;
         }
-        let cluster = &attempt.cluster;
         cluster
             .stats()
             .upstream_cx_tx_bytes_total
-            .add(up_head.raw().len() as u64);
+            .add(up_head.byte_len() as u64);
         let (h2conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
         let Ok(up) = opened else {
             return self

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use protocols::grpc::{self, Code};
-use protocols::http1::RequestHead;
+use protocols::http::RequestHead;
 
 use crate::stats::HttpStats;
 

@@ -7,8 +7,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use protocols::http1::{self, Limits, RequestHead, ResponseHead, encode};
+use protocols::http::RequestHead;
+use protocols::http1::{ResponseHead, encode};
 
+use crate::codec::h2::convert::PackedFields;
 use crate::config::HttpOptions;
 use crate::filters::Edits;
 use crate::router::{Route, XFCC};
@@ -38,17 +40,101 @@ pub(crate) struct RequestRewrite<'a> {
     pub(crate) edits: Edits<'a>,
 }
 
-/// Write the head to send upstream for `req`. `xfcc`: the `x-forwarded-client-cert` value of
-/// the client's verified certificate (mTLS). An `x-forwarded-client-cert` the client sent is
-/// never forwarded: only ringway's own identifies the client.
-pub(crate) fn write_request_xfcc(
-    dst: &mut BytesMut,
+/// Where the upstream request head is written: HTTP/1.1 text ([`BytesMut`]) or an HTTP/2
+/// field list ([`H2Request`]). [`rewrite_request`] decides every field once for both.
+pub(crate) trait HeadOut {
+    /// The request line, or the pseudo-header fields: `query` without its `?`.
+    fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], authority: &[u8]);
+    /// One field whose value is `parts` concatenated.
+    fn field_parts(&mut self, name: &[u8], parts: &[&[u8]]);
+    /// One field.
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.field_parts(name, &[value]);
+    }
+    /// The head is complete.
+    fn end(&mut self);
+}
+
+impl HeadOut for BytesMut {
+    fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], _authority: &[u8]) {
+        self.extend_from_slice(method);
+        self.extend_from_slice(b" ");
+        self.extend_from_slice(path);
+        if !query.is_empty() {
+            self.extend_from_slice(b"?");
+            self.extend_from_slice(query);
+        }
+        self.extend_from_slice(b" HTTP/1.1\r\n");
+    }
+
+    fn field_parts(&mut self, name: &[u8], parts: &[&[u8]]) {
+        self.extend_from_slice(name);
+        self.extend_from_slice(b": ");
+        for part in parts {
+            self.extend_from_slice(part);
+        }
+        self.extend_from_slice(b"\r\n");
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        encode::header(self, name, value);
+    }
+
+    fn end(&mut self) {
+        encode::end_head(self);
+    }
+}
+
+/// An HTTP/2 upstream's request (RFC 9113 8.3.1): pseudo-header fields from the request line,
+/// the Host as `:authority`, names lowercased. The rewrite adds no connection-specific field
+/// for it (no upgrade, no chunked framing).
+pub(crate) struct H2Request<'a> {
+    pub(crate) fields: &'a mut PackedFields,
+    /// `http` or `https`, from the upstream connection.
+    pub(crate) scheme: &'static [u8],
+}
+
+impl HeadOut for H2Request<'_> {
+    fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], authority: &[u8]) {
+        self.fields.push(b":method", &[method]);
+        self.fields.push(b":scheme", &[self.scheme]);
+        self.fields.push(b":authority", &[authority]);
+        if query.is_empty() {
+            self.fields.push(b":path", &[path]);
+        } else {
+            self.fields.push(b":path", &[path, b"?", query]);
+        }
+    }
+
+    fn field_parts(&mut self, name: &[u8], parts: &[&[u8]]) {
+        // The Host travels as `:authority`.
+        if !name.eq_ignore_ascii_case(b"host") {
+            self.fields.push(name, parts);
+        }
+    }
+
+    fn end(&mut self) {}
+}
+
+/// Write the head to send upstream for `req`, as HTTP/1.1 text or as HTTP/2 fields. `xfcc`:
+/// the `x-forwarded-client-cert` value of the client's verified certificate (mTLS). An
+/// `x-forwarded-client-cert` the client sent is never forwarded: only ringway's own
+/// identifies the client.
+pub(crate) fn rewrite_request(
     req: &RequestHead,
     rw: &RequestRewrite<'_>,
     xfcc: Option<&[u8]>,
+    out: &mut impl HeadOut,
 ) {
     let route = rw.route;
-    write_request_line(dst, req, route);
+    let mut rewritten = Vec::new();
+    let path = req.path();
+    let path = if route.prefix_rewrite.is_some() && route.rewrite_path(path, &mut rewritten) {
+        &rewritten[..]
+    } else {
+        path
+    };
+    out.start(req.method(), path, req.query(), req.authority());
     let xff_last = if rw.opts.use_forwarded_headers {
         req.headers()
             .enumerate()
@@ -58,6 +144,7 @@ pub(crate) fn write_request_xfcc(
     } else {
         None
     };
+    let mut ip = IpText::default();
     let mut has_host = false;
     for (i, (name, value)) in req.headers().enumerate() {
         // `TE` is hop-by-hop, but its `trailers` token says the client takes trailers (gRPC
@@ -68,7 +155,7 @@ pub(crate) fn write_request_xfcc(
                 coding.trim_ascii().eq_ignore_ascii_case(b"trailers")
             });
             if trailers {
-                encode::header(dst, b"te", b"trailers");
+                out.field(b"te", b"trailers");
             }
             continue;
         }
@@ -84,90 +171,45 @@ pub(crate) fn write_request_xfcc(
         if name.eq_ignore_ascii_case(b"host") {
             has_host = true;
             // Absolute-form: the target's authority wins over Host (RFC 9112 3.2.2).
-            encode::header(dst, b"host", req.authority());
+            out.field(b"host", req.authority());
             continue;
         }
         if Some(i) == xff_last {
-            dst.extend_from_slice(name);
-            dst.extend_from_slice(b": ");
-            dst.extend_from_slice(value);
-            dst.extend_from_slice(b", ");
-            write_ip(dst, rw.peer);
-            dst.extend_from_slice(b"\r\n");
+            out.field_parts(name, &[value, b", ", ip.of(rw.peer)]);
             continue;
         }
-        encode::header(dst, name, value);
+        out.field(name, value);
     }
     if !has_host {
         // HTTP/1.0 without Host: an HTTP/1.1 request must carry one, empty when the target
         // has no authority (RFC 9112 3.2).
-        encode::header(dst, b"host", req.authority());
+        out.field(b"host", req.authority());
     }
     if rw.opts.use_forwarded_headers {
         if xff_last.is_none() {
-            dst.extend_from_slice(b"x-forwarded-for: ");
-            write_ip(dst, rw.peer);
-            dst.extend_from_slice(b"\r\n");
+            out.field(b"x-forwarded-for", ip.of(rw.peer));
         }
-        encode::header(dst, b"x-forwarded-proto", rw.opts.scheme());
+        out.field(b"x-forwarded-proto", rw.opts.scheme());
     }
     if let Some(id) = rw.request_id {
-        encode::header(dst, b"x-request-id", id);
+        out.field(b"x-request-id", id);
     }
     if let Some(v) = xfcc {
-        encode::header(dst, XFCC, v);
+        out.field(XFCC, v);
     }
     if let Some(via) = &rw.opts.via {
-        write_via(dst, via);
+        out.field_parts(b"via", &[b"1.1 ", via.as_bytes()]);
     }
     match rw.framing {
-        OutFraming::Chunked => encode::header(dst, b"transfer-encoding", b"chunked"),
+        OutFraming::Chunked => out.field(b"transfer-encoding", b"chunked"),
         OutFraming::AsIs | OutFraming::Close => {}
     }
     if let Some(proto) = rw.upgrade {
-        encode::header(dst, b"connection", b"upgrade");
-        encode::header(dst, b"upgrade", proto);
+        out.field(b"connection", b"upgrade");
+        out.field(b"upgrade", proto);
     }
-    write_adds(dst, rw.edits);
-    encode::end_head(dst);
-}
-
-/// The upstream request head as a parsed head, for HTTP/2 upstreams (which take fields):
-/// written by [`write_request_xfcc`], so both upstream codecs get the same rewrites, then read
-/// back. `None` only if the rewritten head does not parse (a route adds a bad header).
-/// `xfcc`: see [`write_request_xfcc`].
-pub(crate) fn rewrite_request_xfcc(
-    req: &RequestHead,
-    rw: &RequestRewrite<'_>,
-    xfcc: Option<&[u8]>,
-) -> Option<RequestHead> {
-    let mut out = BytesMut::with_capacity(req.raw().len() + 256 + xfcc.map_or(0, <[u8]>::len));
-    write_request_xfcc(&mut out, req, rw, xfcc);
-    // The downstream limits already bounded the head; these only bound the additions.
-    let limits = Limits {
-        max_request_line: out.len(),
-        max_head: out.len(),
-        max_headers: req.header_count() + 64,
-    };
-    http1::parse_request(&mut out, &limits).ok().flatten()
-}
-
-fn write_request_line(dst: &mut BytesMut, req: &RequestHead, route: &Route) {
-    dst.extend_from_slice(req.method());
-    dst.extend_from_slice(b" ");
-    let path = req.path();
-    let mut rewritten = Vec::new();
-    if route.prefix_rewrite.is_some() && route.rewrite_path(path, &mut rewritten) {
-        dst.extend_from_slice(&rewritten);
-    } else {
-        dst.extend_from_slice(path);
-    }
-    let query = req.query();
-    if !query.is_empty() {
-        dst.extend_from_slice(b"?");
-        dst.extend_from_slice(query);
-    }
-    dst.extend_from_slice(b" HTTP/1.1\r\n");
+    rw.edits.for_each_add(|h| out.field(&h.name, &h.value));
+    out.end();
 }
 
 /// Everything the downstream response head depends on besides the response itself.
@@ -260,25 +302,43 @@ fn write_via(dst: &mut BytesMut, via: &str) {
     dst.extend_from_slice(b"\r\n");
 }
 
-fn write_ip(dst: &mut BytesMut, peer: SocketAddr) {
-    match peer.ip() {
-        // The common case, written without the formatting machinery (it is on every request).
-        std::net::IpAddr::V4(ip) => {
-            let mut n = itoa::Buffer::new();
-            for (i, octet) in ip.octets().into_iter().enumerate() {
-                if i > 0 {
-                    dst.extend_from_slice(b".");
-                }
-                dst.extend_from_slice(n.format(octet).as_bytes());
-            }
-        }
-        ip @ std::net::IpAddr::V6(_) => {
-            let _ = write!(dst.writer(), "{ip}");
-        }
+/// A peer's address as text (no port), formatted without allocating.
+struct IpText {
+    buf: [u8; IP_TEXT],
+}
+
+/// Room for the longest IPv6 address in text (45 bytes).
+const IP_TEXT: usize = 48;
+
+impl Default for IpText {
+    fn default() -> Self {
+        Self { buf: [0; IP_TEXT] }
     }
 }
 
-use bytes::BufMut as _;
+impl IpText {
+    fn of(&mut self, peer: SocketAddr) -> &[u8] {
+        let mut w = &mut self.buf[..];
+        match peer.ip() {
+            // The common case, written without the formatting machinery (it is on every
+            // request).
+            std::net::IpAddr::V4(ip) => {
+                let mut n = itoa::Buffer::new();
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        let _ = w.write_all(b".");
+                    }
+                    let _ = w.write_all(n.format(octet).as_bytes());
+                }
+            }
+            ip @ std::net::IpAddr::V6(_) => {
+                let _ = write!(w, "{ip}");
+            }
+        }
+        let len = IP_TEXT - w.len();
+        &self.buf[..len]
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -294,10 +354,14 @@ mod tests {
 
     #[test]
     fn ip_is_written_without_port() {
-        let mut b = BytesMut::new();
-        write_ip(&mut b, "[::1]:9000".parse().unwrap());
-        write_ip(&mut b, "10.0.0.1:80".parse().unwrap());
-        write_ip(&mut b, " 255.255.0.9:1".trim().parse().unwrap());
-        assert_eq!(&b[..], b"::110.0.0.1255.255.0.9");
+        let mut ip = IpText::default();
+        assert_eq!(ip.of("[::1]:9000".parse().unwrap()), b"::1");
+        assert_eq!(ip.of("10.0.0.1:80".parse().unwrap()), b"10.0.0.1");
+        assert_eq!(ip.of("255.255.0.9:1".parse().unwrap()), b"255.255.0.9");
+        let long = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:1";
+        assert_eq!(
+            ip.of(long.parse().unwrap()),
+            b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
     }
 }

@@ -3,9 +3,10 @@
 //! body ([`BodySource`] reads one, [`BodySink`] writes one). [`pump`] moves a body from any
 //! source to any sink, so the four protocol pairings share one body loop in each direction.
 //!
-//! The request head stays the HTTP/1 [`protocols::http1::RequestHead`] (an HTTP/2 request is
-//! read into one, [`super::h2::convert::request_head`]); its header edits are applied by the
-//! codec that writes it ([`crate::filters::Edits`]).
+//! The request head is the protocol-neutral [`protocols::http::RequestHead`] (offsets into one
+//! buffer: the received head for HTTP/1, the packed decoded fields for HTTP/2); its header
+//! edits are applied once, by [`super::head::rewrite_request`], as it is written for either
+//! upstream codec ([`crate::filters::Edits`]).
 
 use std::io;
 

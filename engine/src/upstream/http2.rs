@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::Splitable;
-use protocols::http1::RequestHead;
 use protocols::http2::conn::{self, Role};
 use protocols::http2::frame::Reason;
 
 use super::{ConnectError, Pool};
-use crate::codec::h2::convert::{self, Fields};
+use crate::codec::h2::convert::{Fields, PackedFields};
 use crate::codec::h2::far_future;
 use crate::codec::h2::session::{self, Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::rt::timer;
@@ -85,20 +84,17 @@ impl UpstreamStream {
 }
 
 /// Open a stream to endpoint `ep` of `cluster` for `up_head`, the request head already
-/// rewritten for the upstream ([`crate::proxy::head::rewrite_request_xfcc`]). Returns the connection
+/// rewritten for the upstream (`proxy::head::rewrite_request`). Returns the connection
 /// too: if the stream fails before a response, [`H2Conn::connect_error`] tells whether
 /// connecting was the reason.
 pub(crate) fn open_request(
     cluster: &Rc<Pool>,
     ep: usize,
-    up_head: &RequestHead,
+    up_head: &PackedFields,
     end_stream: bool,
 ) -> (Rc<H2Conn>, Result<UpstreamStream, OpenError>) {
-    let mut fields = Fields::new();
-    let scheme: &[u8] = if cluster.is_tls() { b"https" } else { b"http" };
-    convert::request_fields(up_head, scheme, &mut fields);
     let conn = cluster.h2_checkout(ep);
-    let opened = conn.open(&fields, end_stream);
+    let opened = conn.open(up_head, end_stream);
     (conn, opened)
 }
 
@@ -136,7 +132,7 @@ impl H2Conn {
     }
 
     /// Open a stream sending the request head `fields`.
-    fn open(&self, fields: &Fields, end_stream: bool) -> Result<UpstreamStream, OpenError> {
+    fn open(&self, fields: &PackedFields, end_stream: bool) -> Result<UpstreamStream, OpenError> {
         if !self.can_open() {
             return Err(OpenError::Unavailable);
         }
@@ -154,7 +150,7 @@ impl H2Conn {
         };
         stream
             .slot
-            .send_headers(&self.sess, fields, end_stream)
+            .send_headers(&self.sess, fields.iter(), end_stream)
             .map_err(|_| OpenError::Unavailable)?;
         Ok(stream)
     }

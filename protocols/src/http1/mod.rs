@@ -12,16 +12,17 @@
 mod body;
 pub mod encode;
 mod error;
-mod headers;
+pub(crate) mod headers;
 mod request;
 mod response;
 #[cfg(test)]
 mod tests;
 
+pub use crate::http::RequestHead;
 pub use body::{BodyDecoder, BodyEvent, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::{BodyError, RequestError, ResponseError};
 pub use headers::BodyFraming;
-pub use request::{RequestHead, RequestParser, parse_request};
+pub use request::{RequestParser, parse_request};
 pub use response::{MethodKind, ResponseHead, ResponseParser, parse_response, parse_response_for};
 
 /// Default longest request line in bytes (without CRLF); longer gets 414.

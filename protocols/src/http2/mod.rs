@@ -3,3 +3,6 @@
 pub mod conn;
 pub mod frame;
 pub mod hpack;
+mod request;
+
+pub use request::request_head;

@@ -1,16 +1,20 @@
-//! HTTP/2 field lists as both sides of the proxy need them: the request sent to an upstream,
-//! from the rewritten HTTP/1.1 head (RFC 9113 8.3.1; connection-specific fields dropped, 8.2.2;
-//! names lowercased, 8.2.1), a response's `:status`, and trailer sections between HTTP/1
-//! chunked trailers and HTTP/2 fields. The downstream side's conversions, which apply route and
+//! HTTP/2 field lists as both sides of the proxy need them: the packed list a request to an
+//! upstream is written into (names lowercased, RFC 9113 8.2.1), a response's `:status`, and
+//! trailer sections between HTTP/1 chunked trailers and HTTP/2 fields. The downstream side's conversions, which apply route and
 //! filter header changes, are in `proxy::h2::convert`.
 
 use bytes::{Bytes, BytesMut};
-use protocols::http1::{RequestHead, encode};
+use protocols::http1::encode;
 
 use crate::codec::is_hop_by_hop;
 
 /// An HTTP/2 field list: pseudo-header fields first.
 pub(crate) type Fields = Vec<(Bytes, Bytes)>;
+
+/// The fields of `fields` as slices, as the connection encodes them.
+pub(crate) fn slices(fields: &Fields) -> impl Iterator<Item = (&[u8], &[u8])> {
+    fields.iter().map(|(n, v)| (&n[..], &v[..]))
+}
 
 /// A header name as HTTP/2 requires it: lowercase (a slice of `raw` when it already is).
 pub(crate) fn lower(raw: &Bytes, name: &[u8]) -> Bytes {
@@ -47,23 +51,50 @@ const COMMON_NAMES: [&[u8]; 16] = [
     b"transfer-encoding",
 ];
 
-/// The HTTP/2 request for an upstream, from the rewritten HTTP/1.1 head `head` (so both
-/// upstream codecs get the same forwarding fields and route changes).
-pub(crate) fn request_fields(head: &RequestHead, scheme: &'static [u8], out: &mut Fields) {
-    let raw = head.raw();
-    out.push((Bytes::from_static(b":method"), raw.slice_ref(head.method())));
-    out.push((Bytes::from_static(b":scheme"), Bytes::from_static(scheme)));
-    out.push((
-        Bytes::from_static(b":authority"),
-        raw.slice_ref(head.authority()),
-    ));
-    out.push((Bytes::from_static(b":path"), raw.slice_ref(head.target())));
-    for (name, value) in head.headers() {
-        let te_trailers = name.eq_ignore_ascii_case(b"te") && value == b"trailers";
-        if name.eq_ignore_ascii_case(b"host") || (is_hop_by_hop(name) && !te_trailers) {
-            continue;
+/// A field list packed into one buffer, names lowercased: the request head for an HTTP/2
+/// upstream, written by the same rewrite that writes an HTTP/1 upstream's head
+/// (`proxy::head::rewrite_request`). One buffer and one span list, no allocation per field.
+#[derive(Debug, Default)]
+pub(crate) struct PackedFields {
+    buf: Vec<u8>,
+    /// `[name start, name end, value end]`: each value follows its name.
+    spans: Vec<[u32; 3]>,
+}
+
+impl PackedFields {
+    /// An empty list with room for a typical request head.
+    pub(crate) fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(512),
+            spans: Vec::with_capacity(16),
         }
-        out.push((lower(raw, name), raw.slice_ref(value)));
+    }
+
+    /// Appends a field whose value is `parts` concatenated; the name is lowercased (RFC 9113
+    /// 8.2.1).
+    pub(crate) fn push(&mut self, name: &[u8], parts: &[&[u8]]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(name);
+        self.buf[start..].make_ascii_lowercase();
+        let name_end = self.buf.len();
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
+        let end = self.buf.len();
+        self.spans.push([start as u32, name_end as u32, end as u32]);
+    }
+
+    /// The fields in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&[start, name_end, end]| {
+            let at = |a: u32, b: u32| self.buf.get(a as usize..b as usize).unwrap_or_default();
+            (at(start, name_end), at(name_end, end))
+        })
+    }
+
+    /// The bytes of every name and value.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
     }
 }
 

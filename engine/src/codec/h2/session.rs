@@ -241,17 +241,16 @@ impl StreamSlot {
         sess.writer.notify();
     }
 
-    pub(crate) fn send_headers(
+    pub(crate) fn send_headers<'f>(
         &self,
         sess: &Session,
-        fields: &Fields,
+        fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>,
         end_stream: bool,
     ) -> Result<(), Gone> {
-        let sent = sess.conn.borrow_mut().send_headers(
-            self.id,
-            fields.iter().map(|(n, v)| (&n[..], &v[..])),
-            end_stream,
-        );
+        let sent = sess
+            .conn
+            .borrow_mut()
+            .send_headers(self.id, fields, end_stream);
         sess.writer.notify();
         sent.map_err(|_| Gone)
     }

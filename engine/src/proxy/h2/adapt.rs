@@ -13,6 +13,7 @@ use bytes::Bytes;
 use protocols::grpc::Code;
 
 use super::convert::{self, Fields};
+use crate::codec::h2::convert::slices;
 use crate::codec::h2::session::{Recv, Session, StreamSlot};
 use crate::error::{Kind, Phase, ProxyError};
 use crate::proxy::body::PumpError;
@@ -157,7 +158,7 @@ impl ResponseSink for ClientResponse<'_> {
             }
         };
         self.slot
-            .send_headers(self.sess, &out, end)
+            .send_headers(self.sess, slices(&out), end)
             .map_err(|_| gone())?;
         self.ended = end;
         Ok(HeadSent {
