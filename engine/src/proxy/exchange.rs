@@ -530,11 +530,11 @@ impl<'a> Exchange<'a> {
                 }
             }
             Down::H2 { ctx, slot } => {
-                let mut fields = Fields::new();
+                let mut fields = PackedFields::new();
                 convert::local_reply_fields(&reply, &self.cfg.http, &mut fields);
                 let no_body = reply.body.is_empty() || head_request;
                 if slot
-                    .send_headers(&ctx.sess, slices(&fields), no_body)
+                    .send_headers(&ctx.sess, fields.iter(), no_body)
                     .is_err()
                 {
                     return;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use protocols::grpc::Code;
 
 use super::convert::{self, Fields};
-use crate::codec::h2::convert::slices;
+use crate::codec::h2::convert::PackedFields;
 use crate::codec::h2::session::{Recv, Session, StreamSlot};
 use crate::error::{Kind, Phase, ProxyError};
 use crate::proxy::body::PumpError;
@@ -137,7 +137,7 @@ impl ResponseSink for ClientResponse<'_> {
     }
 
     async fn head(&mut self, resp: &RespHead, _answered_early: bool) -> io::Result<HeadSent> {
-        let mut out = Fields::new();
+        let mut out = PackedFields::new();
         let end = match resp {
             RespHead::H1(r) => {
                 convert::response_fields(r, self.facts.edits, self.facts.opts, &mut out);
@@ -149,7 +149,7 @@ impl ResponseSink for ClientResponse<'_> {
                     self.grpc_status = grpc::status_in(fields);
                 }
                 convert::upstream_response_fields(
-                    fields.clone(),
+                    fields,
                     self.facts.edits,
                     self.facts.opts,
                     &mut out,
@@ -158,7 +158,7 @@ impl ResponseSink for ClientResponse<'_> {
             }
         };
         self.slot
-            .send_headers(self.sess, slices(&out), end)
+            .send_headers(self.sess, out.iter(), end)
             .map_err(|_| gone())?;
         self.ended = end;
         Ok(HeadSent {

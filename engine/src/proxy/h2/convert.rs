@@ -7,56 +7,28 @@
 //! The conversions the upstream side needs too are in [`crate::codec::h2::convert`] and
 //! re-exported.
 
-use bytes::Bytes;
 use protocols::http1::ResponseHead;
 
-use crate::codec::h2::convert::lower;
+use crate::codec::h2::convert::PackedFields;
 pub(crate) use crate::codec::h2::convert::{Fields, status_of, trailer_fields, write_trailers};
 use crate::codec::is_hop_by_hop;
 use crate::config::HttpOptions;
 use crate::filters::Edits;
 use crate::proxy::reply::LocalReply;
 
-fn status_value(status: u16) -> Bytes {
-    // The common ones without an allocation.
-    let common: &'static [u8] = match status {
-        200 => b"200",
-        201 => b"201",
-        204 => b"204",
-        301 => b"301",
-        302 => b"302",
-        304 => b"304",
-        400 => b"400",
-        401 => b"401",
-        403 => b"403",
-        404 => b"404",
-        500 => b"500",
-        502 => b"502",
-        503 => b"503",
-        504 => b"504",
-        _ => {
-            let mut n = itoa::Buffer::new();
-            return Bytes::copy_from_slice(n.format(status).as_bytes());
-        }
-    };
-    Bytes::from_static(common)
+/// Appends `:status`.
+fn push_status(out: &mut PackedFields, status: u16) {
+    let mut n = itoa::Buffer::new();
+    out.push(b":status", &[n.format(status).as_bytes()]);
 }
 
-fn push_adds(out: &mut Fields, edits: Edits<'_>) {
-    edits.for_each_add(|h| {
-        out.push((
-            Bytes::from(h.name.to_ascii_lowercase()),
-            Bytes::copy_from_slice(&h.value),
-        ));
-    });
+fn push_adds(out: &mut PackedFields, edits: Edits<'_>) {
+    edits.for_each_add(|h| out.push(&h.name, &[&h.value]));
 }
 
-fn push_via(out: &mut Fields, opts: &HttpOptions) {
+fn push_via(out: &mut PackedFields, opts: &HttpOptions) {
     if let Some(via) = &opts.via {
-        out.push((
-            Bytes::from_static(b"via"),
-            Bytes::from(format!("1.1 {via}")),
-        ));
+        out.push(b"via", &[b"1.1 ", via.as_bytes()]);
     }
 }
 
@@ -66,42 +38,36 @@ pub(crate) fn response_fields(
     resp: &ResponseHead,
     edits: Edits<'_>,
     opts: &HttpOptions,
-    out: &mut Fields,
+    out: &mut PackedFields,
 ) {
-    out.push((Bytes::from_static(b":status"), status_value(resp.status())));
-    let raw = resp.raw();
+    push_status(out, resp.status());
     for (name, value) in resp.headers() {
         if is_hop_by_hop(name) || resp.connection_lists(name) || edits.drops(name) {
             continue;
         }
-        out.push((lower(raw, name), raw.slice_ref(value)));
+        out.push(name, &[value]);
     }
     push_via(out, opts);
     push_adds(out, edits);
 }
 
 /// The fields of a locally generated response (the body goes in DATA frames).
-pub(crate) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
-    out.push((Bytes::from_static(b":status"), status_value(reply.status)));
+pub(crate) fn local_reply_fields(
+    reply: &LocalReply<'_>,
+    opts: &HttpOptions,
+    out: &mut PackedFields,
+) {
+    push_status(out, reply.status);
     if !reply.edits.drops(b"server") {
-        out.push((
-            Bytes::from_static(b"server"),
-            Bytes::copy_from_slice(opts.server_name.as_bytes()),
-        ));
+        out.push(b"server", &[opts.server_name.as_bytes()]);
     }
     if let Some(loc) = reply.location {
-        out.push((Bytes::from_static(b"location"), Bytes::copy_from_slice(loc)));
+        out.push(b"location", &[loc]);
     }
     let mut n = itoa::Buffer::new();
-    out.push((
-        Bytes::from_static(b"content-length"),
-        Bytes::copy_from_slice(n.format(reply.body.len()).as_bytes()),
-    ));
+    out.push(b"content-length", &[n.format(reply.body.len()).as_bytes()]);
     if !reply.body.is_empty() && !reply.edits.drops(b"content-type") {
-        out.push((
-            Bytes::from_static(b"content-type"),
-            Bytes::copy_from_slice(reply.content_type),
-        ));
+        out.push(b"content-type", &[reply.content_type]);
     }
     push_adds(out, reply.edits);
 }
@@ -109,16 +75,16 @@ pub(crate) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out
 /// The response head from an HTTP/2 upstream with the route's and the filters' header
 /// changes.
 pub(crate) fn upstream_response_fields(
-    fields: Fields,
+    fields: &Fields,
     edits: Edits<'_>,
     opts: &HttpOptions,
-    out: &mut Fields,
+    out: &mut PackedFields,
 ) {
     for (name, value) in fields {
-        if edits.drops(&name) {
+        if edits.drops(name) {
             continue;
         }
-        out.push((name, value));
+        out.push(name, &[value]);
     }
     push_via(out, opts);
     push_adds(out, edits);
