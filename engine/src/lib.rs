@@ -48,3 +48,4 @@ mod worker;
 mod layers;
 
 pub use server::{Handle, IoDriver, StartError, StartOptions, start};
+pub use sys::alloc::Allocator;

@@ -12,7 +12,7 @@ use engine::{IoDriver, StartOptions};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: engine::Allocator = engine::Allocator;
 
 /// An io_uring, thread-per-core edge and service proxy.
 #[derive(Parser, Debug)]

@@ -2,6 +2,7 @@
 //! does not offer. Each `unsafe` block states the invariant it relies on.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub(crate) mod alloc;
 pub(crate) mod buf;
 pub(crate) mod splice;
 
