@@ -626,7 +626,6 @@ main() {
     WORK="$(mktemp -d /tmp/ringway-bench.XXXXXX)"
     chmod 755 "$WORK" # the nginx workers may run as nobody
     mkdir -p "$WORK/www" "$WORK/tmp"
-    printf 'hello from the ringway bench backend\n' >"$WORK/www/small"
     head -c 65536 /dev/zero | tr '\0' 'x' >"$WORK/www/64k"
     : >"$WORK/results.tsv"
     : >"$WORK/commands.txt"
