@@ -172,7 +172,13 @@ def main():
             return ""
 
     p = print
-    p("# ringway side-by-side benchmark\n")
+    if args.workers == 1:
+        p("# ringway side-by-side benchmark\n")
+    elif args.shared_cores:
+        p(f"# ringway side-by-side benchmark: {args.workers} workers per proxy, sharing cores "
+          "with the load generator\n")
+    else:
+        p(f"# ringway side-by-side benchmark: {args.workers} workers per proxy\n")
     if args.workers == 1:
         pinning = (f"Each proxy runs one worker pinned to one core (CPU {args.proxy_cpu}); wrk, "
                    f"h2load, the idle client and the shared nginx backend run on CPU {args.load_cpu}.")

@@ -4,10 +4,10 @@
 #   bench/run.sh                       # full run: install, build, measure, write bench/results/<date>.md
 #   DURATION=2s IDLE_CONNS=500 bench/run.sh   # quick check that everything works
 #
-# Every proxy gets WORKERS workers (default 1) pinned to the cores PROXY_CPU (taskset, and each
-# proxy's own per-worker pinning); wrk, h2load, the idle-connection client and the shared nginx
-# backend are pinned to LOAD_CPU. Traffic goes only to 127.0.0.1. Every step is bounded in time,
-# and the whole run by MAX_RUNTIME.
+# Every proxy gets WORKERS workers (default 1) pinned to the cores PROXY_CPU (default CPU 0;
+# taskset, and each proxy's own per-worker pinning); wrk, h2load, iperf3, the idle-connection
+# client and the shared nginx backend are pinned to LOAD_CPU (default CPU 1). Traffic goes only
+# to 127.0.0.1. Every step is bounded in time, and the whole run by MAX_RUNTIME.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,24 +25,25 @@ H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connecti
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
 SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn https h2c h2tls grpc tcp}"
 WORKERS="${WORKERS:-1}"             # workers (threads/processes) per proxy, one core each
-# The proxy's cores: CPU 1 for one worker; for N workers cores 1..N when the machine has more
-# than N, else 0..N-1 (then the load generator shares a core with the proxy: see the report).
-if [ -z "${PROXY_CPU:-}" ]; then
-    if [ "$WORKERS" = 1 ]; then
-        PROXY_CPU=1
-    elif [[ "$WORKERS" =~ ^[0-9]+$ ]] && [ "$(nproc)" -gt "$WORKERS" ]; then
-        PROXY_CPU="1-$WORKERS"
-    else
-        PROXY_CPU="0-$((WORKERS - 1))"
-    fi
+# The proxy's cores: 0..WORKERS-1 (CPU 0 for one worker). The load generator and the backend:
+# the next core, CPU WORKERS, when the machine has one, else its last core, which the proxy then
+# shares with them (WORKERS=2 on 2 cores: the report says so, and gets a file of its own).
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a number >= 1" >&2; exit 2; }
+if [ "$WORKERS" = 1 ]; then PROXY_CPU="${PROXY_CPU:-0}"; else PROXY_CPU="${PROXY_CPU:-0-$((WORKERS - 1))}"; fi
+if [ -z "${LOAD_CPU:-}" ]; then
+    if [ "$(nproc)" -gt "$WORKERS" ]; then LOAD_CPU="$WORKERS"; else LOAD_CPU="$(($(nproc) - 1))"; fi
 fi
-LOAD_CPU="${LOAD_CPU:-0}"
 SKIP_INSTALL="${SKIP_INSTALL:-0}"   # 1: do not apt/pip install anything
 SKIP_BUILD="${SKIP_BUILD:-0}"       # 1: use an existing release binary
 MAX_RUNTIME="${MAX_RUNTIME:-1800}"  # seconds; the whole run is killed after this
 RESULT_DATE="$(date -u +%Y-%m-%d)"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-OUT="${OUT:-$BENCH/results/$RESULT_DATE.md}"
+# One worker per proxy is the comparison; a multi-worker run gets a report of its own.
+if [ "$WORKERS" = 1 ]; then
+    OUT="${OUT:-$BENCH/results/$RESULT_DATE.md}"
+else
+    OUT="${OUT:-$BENCH/results/$RESULT_DATE-${WORKERS}workers.md}"
+fi
 RAW="${RAW:-$BENCH/results/raw/$STAMP}"   # logs and wrk output (git-ignored)
 
 # Ports: must match bench/configs/*; below the ephemeral range (32768+) so that client
@@ -67,7 +68,6 @@ DUR_SECS="${DURATION%s}"
 WARM_SECS="${WARMUP%s}"
 [[ "$DUR_SECS" =~ ^[0-9]+$ && "$WARM_SECS" =~ ^[0-9]+$ ]] ||
     { echo "DURATION and WARMUP must be whole seconds like 10s" >&2; exit 2; }
-[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a number >= 1" >&2; exit 2; }
 CLK_TCK="$(getconf CLK_TCK)"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
