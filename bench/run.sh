@@ -2,7 +2,7 @@
 # Side-by-side benchmark of ringway, nginx, HAProxy and Envoy (see bench/README.md).
 #
 #   bench/run.sh                       # full run: install, build, measure, write bench/results/<date>.md
-#   DURATION=2s IDLE_CONNS=500 bench/run.sh   # quick check that everything works
+#   REPS=1 DURATION=2 WARMUP=1 IDLE_CONNS=500 SCENARIOS=h1_small,h2c bench/run.sh   # smoke test
 #
 # Every proxy gets WORKERS workers (default 1) pinned to the cores PROXY_CPU (default CPU 0;
 # taskset, and each proxy's own per-worker pinning); wrk, h2load, iperf3, the idle-connection
