@@ -80,10 +80,10 @@ die() { log "error: $*"; exit 1; }
 
 # cpus LIST: a CPU list such as "1", "0-1" or "1,3-4" as one CPU number per word.
 cpus() {
-    local part out=()
+    local part c out=()
     for part in ${1//,/ }; do
         if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then
-            out+=($(seq "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"))
+            for ((c = BASH_REMATCH[1]; c <= BASH_REMATCH[2]; c++)); do out+=("$c"); done
         elif [[ "$part" =~ ^[0-9]+$ ]]; then
             out+=("$part")
         else
@@ -130,9 +130,9 @@ start() {
 
 # stop PGID: TERM the process group, KILL it after 5 s.
 stop() {
-    local pg="$1" i
+    local pg="$1"
     kill -TERM -- "-$pg" 2>/dev/null || return 0
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 -- "-$pg" 2>/dev/null || break
         sleep 0.1
     done
@@ -273,8 +273,8 @@ check_ports() {
 
 # wait_http PORT PGID: until GET / answers 200 (15 s), or the server died.
 wait_http() {
-    local port="$1" pg="$2" i
-    for i in $(seq 150); do
+    local port="$1" pg="$2"
+    for _ in $(seq 150); do
         kill -0 "$pg" 2>/dev/null || return 1
         if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null; then
             return 0
@@ -354,7 +354,7 @@ envoy_bin() {
 }
 
 install_tools() {
-    local want=() t pkg
+    local want=() t
     for t in nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client nghttp:nghttp2-client \
         iperf3:iperf3 curl:curl openssl:openssl taskset:util-linux python3:python3 pgrep:procps ss:iproute2; do
         command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || want+=("${t#*:}")
@@ -447,8 +447,7 @@ start_backend() {
     case " $SCENARIOS " in
         *" tcp "*)
             start iperf-server "$LOAD_CPU" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
-            local i
-            for i in $(seq 50); do port_open "$IPERF_PORT" && break; sleep 0.1; done
+            for _ in $(seq 50); do port_open "$IPERF_PORT" && break; sleep 0.1; done
             port_open "$IPERF_PORT" || die "iperf3 server did not start: $(tail -5 "$WORK/iperf-server.log")"
             ;;
     esac
