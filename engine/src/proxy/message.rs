@@ -69,6 +69,12 @@ pub(crate) trait BodySink {
     async fn trailers(&mut self, fields: Fields) -> io::Result<()>;
     /// End the body.
     async fn end(&mut self) -> io::Result<()>;
+    /// Send the last piece of data and end the body (HTTP/2: one DATA frame with END_STREAM
+    /// instead of an empty one after it).
+    async fn last(&mut self, data: Bytes) -> io::Result<()> {
+        self.data(data).await?;
+        self.end().await
+    }
     /// Write out what was gathered.
     async fn flush(&mut self) -> io::Result<()>;
 }
@@ -80,19 +86,30 @@ pub(crate) async fn pump<S: BodySource, K: BodySink>(
     moved: &mut u64,
 ) -> Result<(), PumpError> {
     let to_sink = |_: io::Error| PumpError::Sink;
+    let mut next = src.next()?;
     loop {
-        match src.next()? {
+        match next {
             Chunk::Data(d) => {
                 let n = d.len();
+                // A body whose end is already buffered ends with its last piece.
+                let after = src.next()?;
+                if matches!(after, Chunk::End) {
+                    sink.last(d).await.map_err(to_sink)?;
+                    src.release(n);
+                    *moved += n as u64;
+                    return Ok(());
+                }
                 sink.data(d).await.map_err(to_sink)?;
                 src.release(n);
                 *moved += n as u64;
+                next = after;
             }
             Chunk::Trailers(t) => return sink.trailers(t).await.map_err(to_sink),
             Chunk::End => return sink.end().await.map_err(to_sink),
             Chunk::Pending => {
                 sink.flush().await.map_err(to_sink)?;
                 src.fill().await?;
+                next = src.next()?;
             }
         }
     }

@@ -125,6 +125,14 @@ impl BodySink for ClientResponse<'_> {
             .map_err(|_| gone())
     }
 
+    async fn last(&mut self, data: Bytes) -> io::Result<()> {
+        self.ended = true;
+        self.slot
+            .send_data(self.sess, data, true, self.idle)
+            .await
+            .map_err(|_| gone())
+    }
+
     async fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -194,6 +202,13 @@ impl BodySink for UpstreamBody<'_> {
     async fn end(&mut self) -> io::Result<()> {
         self.up
             .send_data(Bytes::new(), true, self.idle)
+            .await
+            .map_err(|_| gone())
+    }
+
+    async fn last(&mut self, data: Bytes) -> io::Result<()> {
+        self.up
+            .send_data(data, true, self.idle)
             .await
             .map_err(|_| gone())
     }
