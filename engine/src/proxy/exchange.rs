@@ -806,8 +806,9 @@ impl<'a> Exchange<'a> {
             let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
             return self.fail(err).await;
         };
+        // `out` goes back to the pool once `request_bytes` is dropped, so the next request
+        // reuses its allocation.
         let request_bytes = out.split().freeze();
-        buffers::give_back(out);
         let deadline = self.response_deadline(route);
         let facts = self.facts(upgrade_sent);
 
@@ -821,9 +822,9 @@ impl<'a> Exchange<'a> {
                 .stats()
                 .upstream_cx_tx_bytes_total
                 .add(request_bytes.len() as u64);
-            return self
-                .stream_h1(up, request_bytes, out_framing, decoder, facts, deadline)
+            self.stream_h1(up, request_bytes, out_framing, decoder, facts, deadline)
                 .await;
+            return buffers::give_back(out);
         }
         // Wholly in memory: it can be sent again once on a fresh connection when a pooled
         // connection turns out to have been closed by the upstream while idle.
@@ -858,6 +859,8 @@ impl<'a> Exchange<'a> {
                 cluster.stats().upstream_rq_retry.inc();
                 continue;
             }
+            drop(request_bytes);
+            buffers::give_back(out);
             return self.finish_h1(up, upbuf, relayed, true).await;
         }
     }
