@@ -822,7 +822,9 @@ impl<'a> Exchange<'a> {
                 .stats()
                 .upstream_cx_tx_bytes_total
                 .add(request_bytes.len() as u64);
-            self.stream_h1(up, request_bytes, out_framing, decoder, facts, deadline)
+            // Boxed: a body still arriving is the rarer case, and its upload beside the relay
+            // (`both`) would otherwise size every request's future, copied at each await.
+            Box::pin(self.stream_h1(up, request_bytes, out_framing, decoder, facts, deadline))
                 .await;
             return buffers::give_back(out);
         }
@@ -1113,8 +1115,16 @@ impl<'a> Exchange<'a> {
             let mut up_src = UpstreamResponse { up: &up, idle };
             if has_body {
                 let decoder = BodyDecoder::new(self.head.framing());
-                self.upload_and_relay(decoder, &mut up_sink, &mut up_src, &facts, deadline)
-                    .await
+                // Boxed, as in `forward_h1`: the upload beside the relay is the largest state
+                // of an exchange, and only requests with a body need it.
+                Box::pin(self.upload_and_relay(
+                    decoder,
+                    &mut up_sink,
+                    &mut up_src,
+                    &facts,
+                    deadline,
+                ))
+                .await
             } else {
                 let r = self
                     .relay_to_client(&mut up_src, &facts, deadline, &Progress::default())
