@@ -1,7 +1,7 @@
 //! HTTP/2 field lists as both sides of the proxy need them: the packed list a request to an
 //! upstream is written into (names lowercased, RFC 9113 8.2.1), a response's `:status`, and
-//! trailer sections between HTTP/1 chunked trailers and HTTP/2 fields. The downstream side's conversions, which apply route and
-//! filter header changes, are in `proxy::h2::convert`.
+//! trailer sections between HTTP/1 chunked trailers and HTTP/2 fields. The downstream side's
+//! conversions, which apply route and filter header changes, are in `proxy::h2::convert`.
 
 use bytes::{Bytes, BytesMut};
 use protocols::http1::encode;
@@ -21,68 +21,18 @@ pub(crate) fn lower(raw: &Bytes, name: &[u8]) -> Bytes {
     if !name.iter().any(u8::is_ascii_uppercase) {
         return raw.slice_ref(name);
     }
-    // HTTP/1 peers capitalise the common names: those need no allocation.
-    match common_name(name) {
-        Some(common) => Bytes::from_static(common),
-        None => Bytes::from(name.to_ascii_lowercase()),
+    Bytes::from(name.to_ascii_lowercase())
+}
+
+/// ASCII-lowercases `b` in place, eight bytes at a time.
+fn make_lowercase(b: &mut [u8]) {
+    let mut words = b.chunks_exact_mut(8);
+    for w in &mut words {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(w);
+        w.copy_from_slice(&lowercase8(u64::from_le_bytes(x)).to_le_bytes());
     }
-}
-
-/// The response and request field names HTTP/1 peers send in capitalised form most often, as
-/// static lowercase names, when `name` is one of them (ASCII case aside): one comparison, the
-/// candidate picked by length and first letter (no two names share both).
-fn common_name(name: &[u8]) -> Option<&'static [u8]> {
-    let first = name.first()?.to_ascii_lowercase();
-    let common: &'static [u8] = match (name.len(), first) {
-        (4, b'd') => b"date",
-        (4, b'e') => b"etag",
-        (4, b'v') => b"vary",
-        (6, b's') => b"server",
-        (7, b'e') => b"expires",
-        (8, b'l') => b"location",
-        (10, b'c') => b"connection",
-        (10, b'k') => b"keep-alive",
-        (10, b's') => b"set-cookie",
-        (12, b'c') => b"content-type",
-        (13, b'a') => b"accept-ranges",
-        (13, b'c') => b"cache-control",
-        (13, b'l') => b"last-modified",
-        (14, b'c') => b"content-length",
-        (16, b'c') => b"content-encoding",
-        (17, b't') => b"transfer-encoding",
-        _ => return None,
-    };
-    is_lowercase_of(name, common).then_some(common)
-}
-
-/// `name` lowercased (ASCII) is `lower`, compared a word at a time: for 8 to 24 bytes the
-/// words at 0, 8 and the last eight bytes (overlapping), for 4 to 7 the first and last four.
-fn is_lowercase_of(name: &[u8], lower: &[u8]) -> bool {
-    let n = name.len();
-    if n != lower.len() {
-        return false;
-    }
-    let same8 = |i: usize| lowercase8(word8(name, i)) == word8(lower, i);
-    let same4 = |i: usize| lowercase8(word4(name, i)) == word4(lower, i);
-    match n {
-        8..=24 => same8(0) && same8(n - 8) && (n <= 16 || same8(8)),
-        4..=7 => same4(0) && same4(n - 4),
-        _ => name.eq_ignore_ascii_case(lower),
-    }
-}
-
-/// The eight bytes of `b` from `i`, as a word.
-fn word8(b: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[i..i + 8]);
-    u64::from_le_bytes(w)
-}
-
-/// The four bytes of `b` from `i`, as a word.
-fn word4(b: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[i..i + 4]);
-    u64::from(u32::from_le_bytes(w))
+    words.into_remainder().make_ascii_lowercase();
 }
 
 /// Each byte of `x` ASCII-lowercased (`A`-`Z` plus 0x20, every other byte as it is).
@@ -121,7 +71,7 @@ impl PackedFields {
     pub(crate) fn push(&mut self, name: &[u8], parts: &[&[u8]]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(name);
-        self.buf[start..].make_ascii_lowercase();
+        make_lowercase(&mut self.buf[start..]);
         let name_end = self.buf.len();
         for part in parts {
             self.buf.extend_from_slice(part);
@@ -212,76 +162,27 @@ mod tests {
         assert_eq!(&dst[..], b"grpc-status: 0\r\nx-sum: 7\r\n");
     }
 
-    /// Every name `common_name` knows.
-    const COMMON_NAMES: [&[u8]; 16] = [
-        b"content-type",
-        b"content-length",
-        b"date",
-        b"server",
-        b"connection",
-        b"cache-control",
-        b"etag",
-        b"last-modified",
-        b"location",
-        b"set-cookie",
-        b"vary",
-        b"accept-ranges",
-        b"expires",
-        b"content-encoding",
-        b"keep-alive",
-        b"transfer-encoding",
-    ];
-
     #[test]
-    fn names_are_lowercased_with_or_without_the_common_table() {
+    fn names_are_lowercased_a_word_at_a_time_like_byte_by_byte() {
         let raw = Bytes::from_static(b"Content-Type X-Custom-Thing already-lower");
         assert_eq!(lower(&raw, &raw[..12]), "content-type");
         assert_eq!(lower(&raw, &raw[13..27]), "x-custom-thing");
         assert_eq!(lower(&raw, &raw[28..]), "already-lower");
-        for name in COMMON_NAMES {
-            assert!(!name.iter().any(u8::is_ascii_uppercase), "{name:?}");
-            assert_eq!(common_name(&name.to_ascii_uppercase()), Some(name));
-            assert_eq!(common_name(name), Some(name));
-        }
-        assert_eq!(common_name(b"Content-Typo"), None);
-        assert_eq!(common_name(b"X-Date"), None);
-        assert_eq!(common_name(b""), None);
-    }
-
-    #[test]
-    fn eight_byte_lowercasing_is_ascii_lowercasing() {
-        let mut bytes: Vec<u8> = (0..=255).collect();
-        bytes.extend_from_slice(b"Content-Length: Transfer-Encoding X-Y@[`{");
-        for (i, chunk) in bytes.windows(8).enumerate() {
-            let mut want = [0u8; 8];
-            want.copy_from_slice(chunk);
-            want.make_ascii_lowercase();
-            assert_eq!(
-                lowercase8(word8(&bytes, i)),
-                u64::from_le_bytes(want),
-                "{chunk:?}"
-            );
-        }
-        for name in COMMON_NAMES {
-            for len in 0..=name.len() {
-                let mut mixed = name[..len].to_vec();
-                mixed
-                    .iter_mut()
-                    .step_by(2)
-                    .for_each(|b| *b = b.to_ascii_uppercase());
-                assert!(is_lowercase_of(&mixed, &name[..len]), "{mixed:?}");
-                for at in [len / 2, len.saturating_sub(1)]
-                    .into_iter()
-                    .filter(|_| len > 0)
-                {
-                    let mut wrong = mixed.clone();
-                    wrong[at] ^= 0x01;
-                    assert!(!is_lowercase_of(&wrong, &name[..len]), "{wrong:?}");
-                }
+        // Every byte value, at every position of a word and in the tail.
+        let all: Vec<u8> = (0..=255u8).collect();
+        for len in [0, 1, 7, 8, 9, 16, 17, 256] {
+            for start in 0..8 {
+                let src: Vec<u8> = all.iter().cycle().skip(start).take(len).copied().collect();
+                let mut got = src.clone();
+                make_lowercase(&mut got);
+                assert_eq!(got, src.to_ascii_lowercase(), "len {len} start {start}");
             }
         }
-        assert!(is_lowercase_of(b"Transfer-ENCODING", b"transfer-encoding"));
-        assert!(!is_lowercase_of(b"Transfer-Encodinh", b"transfer-encoding"));
-        assert!(!is_lowercase_of(b"Content\rLength", b"content-length"));
+        let mut packed = PackedFields::new();
+        packed.push(b"X-Forwarded-FOR", &[b"1.2.3.4"]);
+        assert_eq!(
+            packed.iter().next(),
+            Some((&b"x-forwarded-for"[..], &b"1.2.3.4"[..]))
+        );
     }
 }
