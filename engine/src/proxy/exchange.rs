@@ -15,6 +15,8 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+
+use protocols::http2::frame::Reason;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -204,77 +206,85 @@ pub(crate) async fn handle(
     }
 }
 
-/// Serve the request that opened an HTTP/2 stream (its fields already decoded), then account
-/// for it. The caller settles the stream.
+/// Serve the request that opened an HTTP/2 stream (its fields already decoded), account for
+/// it, then settle the stream. This is the stream's task: one future, so spawning it moves no
+/// nested future (the exchange borrows the task's own `ctx`, `slot` and `fields`).
 pub(crate) async fn handle_stream(
-    ctx: &ConnCtx,
-    slot: &StreamSlot,
-    fields: &Fields,
+    ctx: Rc<ConnCtx>,
+    slot: Rc<StreamSlot>,
+    fields: Fields,
     end_stream: bool,
 ) {
-    let local = ctx.worker.local();
-    let http = ctx.http();
-    http.downstream_rq_total.inc();
-    http.downstream_rq_http2_total.inc();
-    http.downstream_rq_active.inc();
-    let start = Instant::now();
-    let cfg = local.listener_config(ctx.li);
-    let opts = &cfg.http;
-    let limits = Limits {
-        max_request_line: opts.max_request_line_bytes,
-        max_head: opts.max_request_headers_bytes,
-        max_headers: opts.max_request_headers_count,
-    };
-    let head = match protocols::http2::request_head(fields, end_stream, &limits) {
-        Ok(h) => Ok(h),
-        Err(e) => {
-            http.downstream_rq_bad.inc();
-            if matches!(e.status(), 414 | 431) {
-                http.downstream_rq_too_large.inc();
+    let (ctx, slot, fields) = (&*ctx, &*slot, &fields);
+    'serve: {
+        let local = ctx.worker.local();
+        let http = ctx.http();
+        http.downstream_rq_total.inc();
+        http.downstream_rq_http2_total.inc();
+        http.downstream_rq_active.inc();
+        let start = Instant::now();
+        let cfg = local.listener_config(ctx.li);
+        let opts = &cfg.http;
+        let limits = Limits {
+            max_request_line: opts.max_request_line_bytes,
+            max_head: opts.max_request_headers_bytes,
+            max_headers: opts.max_request_headers_count,
+        };
+        let head = match protocols::http2::request_head(fields, end_stream, &limits) {
+            Ok(h) => Ok(h),
+            Err(e) => {
+                http.downstream_rq_bad.inc();
+                if matches!(e.status(), 414 | 431) {
+                    http.downstream_rq_too_large.inc();
+                }
+                Err(e)
             }
-            Err(e)
+        };
+        // An unparseable request still gets an exchange (for its answer, stats and log line),
+        // over a placeholder head.
+        let (head, bad) = match head {
+            Ok(h) => (h, None),
+            Err(e) => match placeholder_head() {
+                Some(h) => (h, Some(e)),
+                None => break 'serve,
+            },
+        };
+        let mut ex = Exchange::new(
+            &ctx.worker,
+            &local,
+            ctx.li,
+            head,
+            Down::H2 { ctx, slot },
+            start,
+        );
+        ex.xfcc = ctx.xfcc.clone();
+        ex.peer = ctx.peer;
+        ex.h2_fields = Some(fields);
+        let cancelled = monoio::select! {
+            () = async {
+                match bad {
+                    None => {
+                        ex.grpc = GrpcCall::of(&ex.head);
+                        ex.run().await;
+                    }
+                    Some(e) => {
+                        ex.rec.flags |= ResponseFlags::DPE;
+                        let text = format!("{e}\n");
+                        ex.reply_error(e.status(), text.as_bytes(), None).await;
+                    }
+                }
+            } => false,
+            () = slot.cancel.wait() => true,
+        };
+        if cancelled {
+            ex.rec.flags |= ResponseFlags::DC;
         }
-    };
-    // An unparseable request still gets an exchange (for its answer, stats and log line),
-    // over a placeholder head.
-    let (head, bad) = match head {
-        Ok(h) => (h, None),
-        Err(e) => match placeholder_head() {
-            Some(h) => (h, Some(e)),
-            None => return,
-        },
-    };
-    let mut ex = Exchange::new(
-        &ctx.worker,
-        &local,
-        ctx.li,
-        head,
-        Down::H2 { ctx, slot },
-        start,
-    );
-    ex.xfcc = ctx.xfcc.clone();
-    ex.peer = ctx.peer;
-    ex.h2_fields = Some(fields);
-    let cancelled = monoio::select! {
-        () = async {
-            match bad {
-                None => {
-                    ex.grpc = GrpcCall::of(&ex.head);
-                    ex.run().await;
-                }
-                Some(e) => {
-                    ex.rec.flags |= ResponseFlags::DPE;
-                    let text = format!("{e}\n");
-                    ex.reply_error(e.status(), text.as_bytes(), None).await;
-                }
-            }
-        } => false,
-        () = slot.cancel.wait() => true,
-    };
-    if cancelled {
-        ex.rec.flags |= ResponseFlags::DC;
+        ex.account(cancelled);
     }
-    ex.account(cancelled);
+    // An unfinished response is an error; an unfinished request after a complete response
+    // is not (RFC 9113 8.1).
+    ctx.sess
+        .settle(slot, Reason::INTERNAL_ERROR, Reason::NO_ERROR);
 }
 
 /// A minimal parsed head standing in for a request that could not be read (its log line

@@ -1,15 +1,12 @@
-//! One HTTP/2 stream of a client connection: what its requests share ([`ConnCtx`]), and the
-//! task that serves one through the exchange ([`crate::proxy::exchange::handle_stream`]) and
-//! settles the stream after it.
+//! What the HTTP/2 streams of one client connection share ([`ConnCtx`]). Each stream's task
+//! is [`crate::proxy::exchange::handle_stream`]: it serves the request through the exchange
+//! and settles the stream after it.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use protocols::http2::frame::Reason;
-
-use super::convert::Fields;
-use crate::codec::h2::session::{Session, StreamSlot};
+use crate::codec::h2::session::Session;
 use crate::shared::ListenerShared;
 use crate::stats::HttpStats;
 use crate::worker::Worker;
@@ -31,13 +28,4 @@ impl ConnCtx {
     pub(crate) fn http(&self) -> &HttpStats {
         self.listener.http.stats.core(self.worker.core)
     }
-}
-
-/// Serve the request that opened `slot`'s stream, then settle the stream.
-pub(super) async fn run(ctx: Rc<ConnCtx>, slot: Rc<StreamSlot>, fields: Fields, end_stream: bool) {
-    crate::proxy::exchange::handle_stream(&ctx, &slot, &fields, end_stream).await;
-    // An unfinished response is an error; an unfinished request after a complete response
-    // is not (RFC 9113 8.1).
-    ctx.sess
-        .settle(&slot, Reason::INTERNAL_ERROR, Reason::NO_ERROR);
 }
