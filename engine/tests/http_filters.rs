@@ -1,8 +1,11 @@
-//! HTTP filters configured through TOML (`[[listeners.http_filters]]`): `header_mutation` and
-//! `buffer`, on HTTP/1 and HTTP/2 clients, against real hyper backends and clients.
+//! HTTP filters configured through TOML (`[[listeners.http_filters]]`): `header_mutation`,
+//! `buffer`, `fault` and `custom_response`, on HTTP/1 and HTTP/2 clients and upstreams,
+//! against real hyper backends and clients: every filter phase (decode and encode headers,
+//! data and trailers, log).
 
 mod support;
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -439,6 +442,341 @@ fn bad_fault_configs_are_refused_with_their_place() {
         (
             "[[listeners.http_filters]]\nname = \"fault\"\ndelay = \"soon\"\n",
             "listeners[0].http_filters[0].delay",
+        ),
+    ];
+    for (filters, want) in cases {
+        let text = config(backend, filters);
+        let msg = engine::config::parse_str(&text, "f.toml")
+            .expect_err(filters)
+            .to_string();
+        assert!(msg.contains(want), "{msg}");
+        assert!(msg.contains("f.toml:"), "located: {msg}");
+    }
+}
+
+/// An HTTP/2 (h2c) hyper backend on its own thread; counts requests.
+struct H2Backend {
+    addr: SocketAddr,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl H2Backend {
+    fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Request<hyper::body::Incoming>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = hyper::Response<Body>> + Send + 'static,
+    {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let reqs = requests.clone();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let stream = tokio::select! {
+                        r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+                        _ = &mut stopped => break,
+                    };
+                    let handler = handler.clone();
+                    let reqs = reqs.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            reqs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let h = handler.clone();
+                            async move { Ok::<_, std::convert::Infallible>(h(req).await) }
+                        });
+                        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        Self {
+            addr,
+            requests,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn request_count(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for H2Backend {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `/down...` answers 503 "upstream down", anything else 200 "fine"; for both backends.
+async fn status_by_path(req: Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    let down = req.uri().path().starts_with("/down");
+    let _ = req.into_body().collect().await;
+    if down {
+        full(503, "upstream down")
+    } else {
+        full(200, "fine")
+    }
+}
+
+/// Listener `main` forwards to an HTTP/1 cluster, listener `h2up` to an HTTP/2 one; both with
+/// `filters`.
+fn two_upstreams(h1: SocketAddr, h2: SocketAddr, filters: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+{filters}
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "h1"
+
+[[listeners]]
+name = "h2up"
+address = "127.0.0.1:0"
+{filters}
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "h2"
+
+[[clusters]]
+name = "h1"
+endpoints = ["{h1}"]
+
+[[clusters]]
+name = "h2"
+protocol = "http2"
+endpoints = ["{h2}"]
+"#
+    )
+}
+
+const CUSTOM_503: &str = r#"
+[[listeners.http_filters]]
+name = "custom_response"
+status_codes = [502, 503]
+status = 200
+body = "we are on it\n"
+[[listeners.http_filters]]
+name = "header_mutation"
+response_headers_to_add = [{ name = "x-served-by", value = "ringway", append = false }]
+"#;
+
+/// Encode headers: `custom_response` sees the upstream's 503 before anything of it goes
+/// downstream and answers in its place (the configured status and body, the response header
+/// edits applied); other statuses pass. For HTTP/1 and HTTP/2 clients, over HTTP/1 and
+/// HTTP/2 upstreams; each replaced request did reach the upstream, whose stats keep its own
+/// status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_response_replaces_upstream_statuses_for_every_protocol_pair() {
+    let h1_backend = Backend::start(status_by_path);
+    let h2_backend = H2Backend::start(status_by_path);
+    let proxy = Proxy::start(&two_upstreams(h1_backend.addr, h2_backend.addr, CUSTOM_503));
+    let h1 = client();
+    for listener in ["main", "h2up"] {
+        let addr = proxy.listener(listener);
+        let mut h2c = h2(addr).await;
+        for via_h2 in [false, true] {
+            for (path, status, text) in [("/down", 200, "we are on it\n"), ("/ok", 200, "fine")] {
+                let r = Request::post(format!("http://{addr}{path}"))
+                    .body(body(Bytes::from_static(b"payload")))
+                    .unwrap();
+                let resp = if via_h2 {
+                    h2c.send_request(r).await.unwrap()
+                } else {
+                    h1.request(r).await.unwrap()
+                };
+                let what = format!("{listener} {path} h2 client: {via_h2}");
+                assert_eq!(resp.status(), status, "{what}");
+                assert_eq!(resp.headers()["x-served-by"], "ringway", "{what}");
+                assert_eq!(read_body(resp).await, text, "{what}");
+            }
+        }
+    }
+    assert_eq!(
+        h1_backend.request_count(),
+        4,
+        "every request reached its upstream"
+    );
+    assert_eq!(h2_backend.request_count(), 4);
+    // The upstream's stats keep the status it sent, not the one the client got.
+    proxy.eventually("upstream statuses counted", |p| {
+        ["h1", "h2"].iter().all(|c| {
+            p.stat(&format!("cluster.{c}.upstream_rq_5xx")) == 2
+                && p.stat(&format!("cluster.{c}.upstream_rq_2xx")) == 2
+        })
+    });
+}
+
+/// A gRPC-style backend: answers 200 `application/grpc` with the request body, then trailers:
+/// `grpc-status: 0`, `x-secret-t`, and each request trailer echoed as `x-echo-t-<name>`.
+async fn grpc_echo(req: Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    let collected = req.into_body().collect().await.unwrap();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    trailers.insert("x-secret-t", "s".parse().unwrap());
+    if let Some(t) = collected.trailers() {
+        for (name, value) in t {
+            let echo: http::HeaderName = format!("x-echo-t-{name}").parse().unwrap();
+            trailers.insert(echo, value.clone());
+        }
+    }
+    let frames: Vec<Result<Frame<Bytes>, hyper::Error>> = vec![
+        Ok(Frame::data(collected.to_bytes())),
+        Ok(Frame::trailers(trailers)),
+    ];
+    hyper::Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc")
+        .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+            frames,
+        ))))
+        .unwrap()
+}
+
+/// Decode and encode trailers, gRPC style over HTTP/2 on both hops: `header_mutation` adds and
+/// removes request trailers (the backend echoes what it got) and response trailers (the client
+/// sees them), on a streamed body and on one the buffer filter collected first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_mutation_changes_request_and_response_trailers_grpc_style() {
+    let backend = H2Backend::start(grpc_echo);
+    let filters = r#"
+[[listeners.http_filters]]
+name = "buffer"
+max_request_bytes = 65536
+[[listeners.http_filters]]
+name = "header_mutation"
+request_trailers_to_add = [{ name = "x-req-t", value = "added" }]
+request_trailers_to_remove = ["x-drop"]
+response_trailers_to_add = [{ name = "x-resp-t", value = "added" }]
+response_trailers_to_remove = ["x-secret-t"]
+"#;
+    let text = config(backend.addr, filters).replace(
+        "name = \"backend\"\n",
+        "name = \"backend\"\nprotocol = \"http2\"\n",
+    );
+    let proxy = Proxy::start(&text);
+    let addr = proxy.addr();
+    let mut h2c = h2(addr).await;
+    // `/stream` turns the buffer filter off: the body streams through the decode phases.
+    for path in ["/up", "/stream"] {
+        let mut req_trailers = http::HeaderMap::new();
+        req_trailers.insert("x-keep", "1".parse().unwrap());
+        req_trailers.insert("x-drop", "2".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, hyper::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi"))),
+            Ok(Frame::trailers(req_trailers)),
+        ];
+        let r = Request::post(format!("http://{addr}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                frames,
+            ))))
+            .unwrap();
+        let resp = h2c.send_request(r).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let collected = resp.into_body().collect().await.unwrap();
+        let t = collected.trailers().cloned().expect("response trailers");
+        assert_eq!(collected.to_bytes(), &b"\0\0\0\0\x02hi"[..], "{path}");
+        assert_eq!(t["grpc-status"], "0", "{path}");
+        assert_eq!(t["x-resp-t"], "added", "response trailer added ({path})");
+        assert!(
+            !t.contains_key("x-secret-t"),
+            "response trailer removed ({path})"
+        );
+        assert_eq!(t["x-echo-t-x-keep"], "1", "request trailer kept ({path})");
+        assert_eq!(
+            t["x-echo-t-x-req-t"], "added",
+            "request trailer added ({path})"
+        );
+        assert!(
+            !t.contains_key("x-echo-t-x-drop"),
+            "request trailer removed ({path})"
+        );
+    }
+    assert_eq!(backend.request_count(), 2);
+}
+
+/// The log phase runs once per exchange: the fault filter counts its delays and aborts there,
+/// so three exchanges (HTTP/1, HTTP/2, HTTP/1 again), each delayed and aborted, count three of
+/// each, and the counts stay there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_phase_counts_each_exchange_once() {
+    let backend = Backend::echo();
+    let filters = r#"
+[[listeners.http_filters]]
+name = "fault"
+delay = "10ms"
+abort_status = 503
+"#;
+    let proxy = Proxy::start(&config(backend.addr, filters));
+    let addr = proxy.addr();
+    let mut h2c = h2(addr).await;
+    let h1 = client();
+    for via_h2 in [false, true, false] {
+        let r = req(addr, "/x", Bytes::from_static(b"hi"));
+        let resp = if via_h2 {
+            h2c.send_request(r).await.unwrap()
+        } else {
+            h1.request(r).await.unwrap()
+        };
+        assert_eq!(resp.status(), 503);
+        assert_eq!(read_body(resp).await, "fault filter abort");
+    }
+    proxy.eventually("3 of each", |p| {
+        p.stat("http.main.fault_delays_injected") == 3
+            && p.stat("http.main.fault_aborts_injected") == 3
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(proxy.stat("http.main.fault_delays_injected"), 3);
+    assert_eq!(proxy.stat("http.main.fault_aborts_injected"), 3);
+    assert_eq!(backend.request_count(), 0);
+}
+
+#[test]
+fn bad_custom_response_and_trailer_configs_are_refused_with_their_place() {
+    let backend = "127.0.0.1:1".parse().unwrap();
+    let cases = [
+        (
+            "[[listeners.http_filters]]\nname = \"custom_response\"\nstatus_codes = []\n",
+            "listeners[0].http_filters[0].status_codes",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"custom_response\"\nstatus_codes = [503, 101]\n",
+            "listeners[0].http_filters[0].status_codes[1]",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"custom_response\"\nstatus_codes = [503]\nstatus = 700\n",
+            "listeners[0].http_filters[0].status",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"header_mutation\"\nresponse_trailers_to_add = [{ name = \"a b\", value = \"1\" }]\n",
+            "listeners[0].http_filters[0].response_trailers_to_add[0].name",
         ),
     ];
     for (filters, want) in cases {

@@ -97,6 +97,19 @@ pub enum HttpFilterConfig {
     HeaderMutation(HeaderMutation),
     /// `fault`: delays and aborts injected into a share of requests.
     Fault(FaultConfig),
+    /// `custom_response`: upstream responses with some statuses replaced by a local answer.
+    CustomResponse(CustomResponse),
+}
+
+/// Envoy's custom response filter with one local-response policy, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomResponse {
+    /// Upstream statuses (100..=599) whose response is replaced.
+    pub status_codes: Vec<u16>,
+    /// The status sent instead; `None` keeps the upstream's.
+    pub status: Option<u16>,
+    /// The body sent instead.
+    pub body: bytes::Bytes,
 }
 
 /// Envoy's fault injection filter, as configured.
@@ -123,6 +136,14 @@ pub struct HeaderMutation {
     pub response_headers_to_add: Vec<crate::router::HeaderToAdd>,
     /// Lowercase names removed from the response sent downstream.
     pub response_headers_to_remove: Vec<bytes::Bytes>,
+    /// Added to request trailers (when the request has trailers).
+    pub request_trailers_to_add: Vec<crate::router::HeaderToAdd>,
+    /// Lowercase names removed from request trailers.
+    pub request_trailers_to_remove: Vec<bytes::Bytes>,
+    /// Added to response trailers (when the response has trailers).
+    pub response_trailers_to_add: Vec<crate::router::HeaderToAdd>,
+    /// Lowercase names removed from response trailers.
+    pub response_trailers_to_remove: Vec<bytes::Bytes>,
 }
 
 /// One network filter of a tcp listener's chain (`[[listeners.network_filters]]`).

@@ -130,6 +130,22 @@ pub enum RawHttpFilter {
     HeaderMutation(RawHeaderMutation),
     /// Envoy's fault injection: delay requests, abort them with a status.
     Fault(RawFaultFilter),
+    /// Envoy's custom response: replace upstream responses with some statuses.
+    CustomResponse(RawCustomResponse),
+}
+
+/// `name = "custom_response"`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomResponse {
+    /// Upstream response statuses replaced (final statuses, 200..=599).
+    pub status_codes: Vec<u16>,
+    /// The status sent instead (200..=599); default: the upstream's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The body sent instead.
+    #[serde(default)]
+    pub body: String,
 }
 
 /// `name = "fault"`.
@@ -174,6 +190,18 @@ pub struct RawHeaderMutation {
     /// Header names removed from every response sent downstream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_headers_to_remove: Vec<String>,
+    /// Fields added to the trailers of requests that have trailers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_trailers_to_add: Vec<RawHeaderToAdd>,
+    /// Field names removed from request trailers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_trailers_to_remove: Vec<String>,
+    /// Fields added to the trailers of responses that have trailers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_trailers_to_add: Vec<RawHeaderToAdd>,
+    /// Field names removed from response trailers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_trailers_to_remove: Vec<String>,
 }
 
 /// `[listeners.virtual_hosts.routes.filters]`: per-route settings of HTTP filters, read by

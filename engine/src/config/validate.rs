@@ -16,15 +16,15 @@ use bytes::Bytes;
 
 use super::error::{FieldError, locate_field, locate_toml};
 use super::raw::{
-    RawAccessLogFormat, RawCluster, RawConfig, RawEndpoint, RawFaultFilter, RawHttpFilter,
-    RawHttpOptions, RawLbPolicy, RawListener, RawListenerProtocol, RawProxyProtocolVersion,
-    RawUpstreamProtocol, RawWorkers,
+    RawAccessLogFormat, RawCluster, RawConfig, RawCustomResponse, RawEndpoint, RawFaultFilter,
+    RawHeaderMutation, RawHttpFilter, RawHttpOptions, RawLbPolicy, RawListener,
+    RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol, RawWorkers,
 };
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
-    Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy, ListenerConfig,
-    ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions, UpstreamProtocol,
-    duration,
+    CustomResponse, Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy,
+    ListenerConfig, ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions,
+    UpstreamProtocol, duration,
 };
 use crate::router::{compile_routes, headers_to_add, headers_to_remove};
 use crate::tls::{ServerNames, check_server_name};
@@ -245,6 +245,7 @@ fn listener(
         None => None,
     };
     http.https = tls.is_some();
+    let http_filters = http_filters(l, at, protocol)?;
     Ok(ListenerConfig {
         name: l.name.clone(),
         address,
@@ -257,7 +258,7 @@ fn listener(
         access_log,
         max_connections_per_worker,
         network_filters,
-        http_filters: http_filters(l, at, protocol)?,
+        http_filters,
     })
 }
 
@@ -289,27 +290,73 @@ fn http_filters(
                 }
             }
             RawHttpFilter::Fault(f) => HttpFilterConfig::Fault(fault_filter(f, &fat)?),
-            RawHttpFilter::HeaderMutation(m) => HttpFilterConfig::HeaderMutation(HeaderMutation {
-                request_headers_to_add: headers_to_add(
-                    &m.request_headers_to_add,
-                    &format!("{fat}.request_headers_to_add"),
-                )?,
-                request_headers_to_remove: headers_to_remove(
-                    &m.request_headers_to_remove,
-                    &format!("{fat}.request_headers_to_remove"),
-                )?,
-                response_headers_to_add: headers_to_add(
-                    &m.response_headers_to_add,
-                    &format!("{fat}.response_headers_to_add"),
-                )?,
-                response_headers_to_remove: headers_to_remove(
-                    &m.response_headers_to_remove,
-                    &format!("{fat}.response_headers_to_remove"),
-                )?,
-            }),
+            RawHttpFilter::HeaderMutation(m) => {
+                HttpFilterConfig::HeaderMutation(header_mutation(m, &fat)?)
+            }
+            RawHttpFilter::CustomResponse(c) => {
+                HttpFilterConfig::CustomResponse(custom_response(c, &fat)?)
+            }
         });
     }
     Ok(out)
+}
+
+/// `name = "header_mutation"`: header and trailer lists checked like a route's.
+fn header_mutation(m: &RawHeaderMutation, at: &str) -> Result<HeaderMutation, FieldError> {
+    let add = |list, field: &str| headers_to_add(list, &format!("{at}.{field}"));
+    let remove = |list, field: &str| headers_to_remove(list, &format!("{at}.{field}"));
+    Ok(HeaderMutation {
+        request_headers_to_add: add(&m.request_headers_to_add, "request_headers_to_add")?,
+        request_headers_to_remove: remove(
+            &m.request_headers_to_remove,
+            "request_headers_to_remove",
+        )?,
+        response_headers_to_add: add(&m.response_headers_to_add, "response_headers_to_add")?,
+        response_headers_to_remove: remove(
+            &m.response_headers_to_remove,
+            "response_headers_to_remove",
+        )?,
+        request_trailers_to_add: add(&m.request_trailers_to_add, "request_trailers_to_add")?,
+        request_trailers_to_remove: remove(
+            &m.request_trailers_to_remove,
+            "request_trailers_to_remove",
+        )?,
+        response_trailers_to_add: add(&m.response_trailers_to_add, "response_trailers_to_add")?,
+        response_trailers_to_remove: remove(
+            &m.response_trailers_to_remove,
+            "response_trailers_to_remove",
+        )?,
+    })
+}
+
+/// `name = "custom_response"`: at least one final status to replace; the status sent a
+/// final one too.
+fn custom_response(c: &RawCustomResponse, at: &str) -> Result<CustomResponse, FieldError> {
+    if c.status_codes.is_empty() {
+        return Err(FieldError::new(
+            format!("{at}.status_codes"),
+            "list at least one upstream status to replace",
+        ));
+    }
+    for (i, s) in c.status_codes.iter().enumerate() {
+        if !(200..=599).contains(s) {
+            return Err(FieldError::new(
+                format!("{at}.status_codes[{i}]"),
+                format!("{s} is not a final status (200..=599)"),
+            ));
+        }
+    }
+    if let Some(s) = c.status.filter(|s| !(200..=599).contains(s)) {
+        return Err(FieldError::new(
+            format!("{at}.status"),
+            format!("{s} is not a status to answer with (200..=599)"),
+        ));
+    }
+    Ok(CustomResponse {
+        status_codes: c.status_codes.clone(),
+        status: c.status,
+        body: Bytes::from(c.body.clone()),
+    })
 }
 
 /// `name = "fault"`: a delay, an abort, or both; percentages within 0..=100.

@@ -13,7 +13,7 @@ use super::{AnswerKind, FilterState, Flow, LocalAnswer};
 use crate::router::Route;
 
 /// The answer to a body over the limit.
-pub(crate) const TOO_LARGE: LocalAnswer = LocalAnswer {
+pub(crate) const TOO_LARGE: LocalAnswer<'static> = LocalAnswer {
     status: 413,
     body: b"request body too large\n",
     kind: AnswerKind::TooLarge,
@@ -24,7 +24,7 @@ pub(super) fn decode_headers(
     route: Option<&Route>,
     req: &RequestHead,
     st: &mut FilterState,
-) -> Flow {
+) -> Flow<'static> {
     let limit = match route.and_then(|r| r.filters.buffer) {
         Some(None) => return Flow::Continue,
         Some(Some(n)) => n,
@@ -40,7 +40,7 @@ pub(super) fn decode_headers(
     }
 }
 
-pub(super) fn decode_data(st: &FilterState) -> Flow {
+pub(super) fn decode_data(st: &FilterState) -> Flow<'static> {
     match st.buffer_limit {
         Some(limit) if st.buffered > limit => Flow::Respond(TOO_LARGE),
         _ => Flow::Continue,

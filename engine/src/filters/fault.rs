@@ -5,12 +5,15 @@
 //!
 //! Delays come first, then aborts (a request may get both), as in Envoy. Whether a request is
 //! hit is drawn from the worker's random numbers against `delay_percent` / `abort_percent`.
+//! The filter counts what it did in its log phase, once per exchange
+//! (`fault_delays_injected`, `fault_aborts_injected`).
 //! Not here yet: Envoy's header-controlled faults (`x-envoy-fault-*`), response rate limits,
 //! and per-route settings.
 
-use super::{AnswerKind, FilterState, Flow, LocalAnswer, Wait};
+use super::{AnswerKind, Done, FilterState, Flow, LocalAnswer, Wait};
 use crate::config::FaultConfig;
 use crate::rt::rng;
+use crate::stats::HttpStats;
 
 /// The body of an injected abort (Envoy's).
 const ABORT_BODY: &[u8] = b"fault filter abort";
@@ -19,20 +22,34 @@ fn hit(percent: u32) -> bool {
     percent >= 100 || (percent > 0 && rng::below(100) < percent)
 }
 
-pub(super) fn decode_headers(cfg: &FaultConfig, st: &mut FilterState) -> Flow {
+pub(super) fn decode_headers(cfg: &FaultConfig, st: &mut FilterState) -> Flow<'static> {
     if let (Some(d), false) = (cfg.delay, st.fault_delayed) {
         st.fault_delayed = true;
         if hit(cfg.delay_percent) {
+            st.fault_delay_hit = true;
             return Flow::Pause(Wait::Delay(d));
         }
     }
     match cfg.abort_status {
-        Some(status) if hit(cfg.abort_percent) => Flow::Respond(LocalAnswer {
-            status,
-            body: ABORT_BODY,
-            kind: AnswerKind::FaultAbort,
-        }),
+        Some(status) if hit(cfg.abort_percent) => {
+            st.fault_aborted = true;
+            Flow::Respond(LocalAnswer {
+                status,
+                body: ABORT_BODY,
+                kind: AnswerKind::FaultAbort,
+            })
+        }
         _ => Flow::Continue,
+    }
+}
+
+/// The log phase: count the faults this exchange got.
+pub(super) fn log(_done: &Done, stats: &HttpStats, st: &FilterState) {
+    if st.fault_delay_hit {
+        stats.fault_delays_injected.inc();
+    }
+    if st.fault_aborted {
+        stats.fault_aborts_injected.inc();
     }
 }
 

@@ -2,26 +2,40 @@
 //!
 //! The set of filters is closed (an enum, [`HttpFilterConfig`], matched in a loop), so a
 //! listener without filters costs nothing and one with filters costs a few branches. Each
-//! phase returns a [`Flow`]: go on, collect the request body first, or answer locally. The
-//! router is the terminal filter and is not listed: the exchange runs it after every phase
-//! said [`Flow::Continue`].
+//! phase returns a [`Flow`]: go on, collect the request body first, answer locally, or pause
+//! on one small awaitable ([`Wait`]) and then run the same filter again. The router is the
+//! terminal filter and is not listed: the exchange runs it after every phase said
+//! [`Flow::Continue`].
 //!
 //! Phases, in the order an exchange runs them:
 //! - **decode headers** ([`Chain::decode_headers`]): once the request head is read and the route
 //!   resolved (a filter reads its per-route settings from [`Route::filters`]);
-//! - **decode data** ([`Chain::decode_data`]): for each piece of a request body being collected
-//!   because a filter asked for [`Flow::StopAndBuffer`];
+//! - **decode data** ([`Chain::decode_data`]) and **decode trailers**
+//!   ([`Chain::decode_trailers`]): each piece of the request body and its trailers. A body
+//!   collected for [`Flow::StopAndBuffer`] always passes them; a streamed body only when a
+//!   filter of the chain has them ([`Phases::decode_body`]);
+//! - **encode headers** ([`Chain::encode_headers`]): the upstream's final response head before
+//!   anything of it goes downstream; a filter may replace the response with a local answer;
+//! - **encode data** ([`Chain::encode_data`]) and **encode trailers**
+//!   ([`Chain::encode_trailers`]): each piece of the response body and its trailers, when a
+//!   filter has them ([`Phases::encode_body`]);
+//! - **log** ([`Chain::log`]): once per exchange, after its access-log record is known (the
+//!   filters' own stats);
 //! - **header edits** ([`Chain::request_edits`], [`Chain::response_edits`]): header changes
 //!   the codecs apply while they write a head, so no head is copied to be changed.
 //!
-//! Per-request state lives in [`FilterState`], one small struct per exchange.
+//! Per-request state lives in [`FilterState`], one small struct per exchange. [`Phases`] says
+//! which phases some filter of a chain has, so the exchange does no work per body piece for
+//! a chain that has none.
 //!
 //! Not here: request ids, the client identity (XFCC) and gRPC handling, which the connection
 //! manager drives from the listener's `[listeners.http]` options; the router (`router/`,
 //! `proxy/`).
 
 pub(crate) mod buffer;
+pub(crate) mod custom_response;
 pub(crate) mod fault;
+pub(crate) mod header_mutation;
 
 use std::time::Duration;
 
@@ -29,18 +43,23 @@ use bytes::Bytes;
 use protocols::http::RequestHead;
 
 pub(crate) use crate::codec::BufferedBody;
+use crate::codec::h2::convert::Fields;
 use crate::config::HttpFilterConfig;
 use crate::router::{HeaderToAdd, Route};
+use crate::stats::HttpStats;
 
 /// What a filter phase tells the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    /// Go on to the next filter, and after the last to the router.
+pub(crate) enum Flow<'a> {
+    /// Go on to the next filter, and after the last to the router (or the client).
     Continue,
-    /// Collect the whole request body, at most `limit` bytes, before the router sees it.
+    /// Collect the whole request body, at most `limit` bytes, before the router sees it
+    /// (decode headers only; other phases treat it as [`Flow::Continue`]).
     StopAndBuffer { limit: u64 },
-    /// Answer locally; the router is not reached.
-    Respond(LocalAnswer),
+    /// Answer locally; the router is not reached (decode phases), or the upstream's response
+    /// is replaced (encode headers). Once the response head went downstream no answer can be
+    /// given: the response is cut short instead.
+    Respond(LocalAnswer<'a>),
     /// Wait, then run the same filter's phase again (its state says it already waited).
     Pause(Wait),
 }
@@ -52,11 +71,23 @@ pub(crate) enum Wait {
     Delay(Duration),
 }
 
+impl Wait {
+    /// Wait it out.
+    pub(crate) async fn elapse(self) {
+        match self {
+            Self::Delay(d) => {
+                crate::rt::timer::sleep_until(crate::rt::timer::coarse_now() + d).await
+            }
+        }
+    }
+}
+
 /// A response a filter answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LocalAnswer {
+pub(crate) struct LocalAnswer<'a> {
     pub(crate) status: u16,
-    pub(crate) body: &'static [u8],
+    /// Borrowed from the configuration (or static).
+    pub(crate) body: &'a [u8],
     /// Why: the exchange maps it to a stat and an access-log flag.
     pub(crate) kind: AnswerKind,
 }
@@ -66,8 +97,29 @@ pub(crate) struct LocalAnswer {
 pub(crate) enum AnswerKind {
     /// The request is larger than a limit (`downstream_rq_too_large`).
     TooLarge,
-    /// An injected fault (`fault_aborts_injected`, flag `FI`).
+    /// An injected fault (flag `FI`; counted by the fault filter's log phase).
     FaultAbort,
+    /// The upstream's response was replaced (`custom_response`).
+    CustomResponse,
+}
+
+/// A response head as the encode phases see it, whichever codec read it.
+pub(crate) trait ResponseInfo {
+    /// The final status (never 1xx: interim responses pass no filter).
+    fn status(&self) -> u16;
+    /// The first field with this lowercase name, as the upstream sent it.
+    #[allow(dead_code)] // reason: part of what encode headers shows; no filter reads a field yet
+    fn header(&self, name: &[u8]) -> Option<&[u8]>;
+}
+
+/// What the log phase knows of a finished exchange.
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // reason: what the log phase shows; today's filters count from their state
+pub(crate) struct Done {
+    /// The status sent downstream (0: none).
+    pub(crate) status: u16,
+    /// A complete response reached the client.
+    pub(crate) completed: bool,
 }
 
 /// The filters' state for one request.
@@ -82,6 +134,44 @@ pub(crate) struct FilterState {
     pub(crate) collect_body: bool,
     /// The fault filter's delay is over (it paused once).
     pub(crate) fault_delayed: bool,
+    /// The fault filter delayed this request (counted by its log phase).
+    pub(crate) fault_delay_hit: bool,
+    /// The fault filter aborted this request (counted by its log phase).
+    pub(crate) fault_aborted: bool,
+}
+
+/// Which phases some filter of a chain has. Worked out once per chain, so the exchange does
+/// no work per body piece, and calls no log phase, for a chain without them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Phases {
+    /// A streamed request body passes decode data and decode trailers (a collected body
+    /// always does).
+    pub(crate) decode_body: bool,
+    /// The response head passes encode headers.
+    pub(crate) encode_headers: bool,
+    /// The response body passes encode data and encode trailers.
+    pub(crate) encode_body: bool,
+    /// The exchange calls the log phase.
+    pub(crate) log: bool,
+}
+
+impl Phases {
+    fn of(filters: &[HttpFilterConfig]) -> Self {
+        let mut p = Self::default();
+        for f in filters {
+            match f {
+                // Acts only on a body it has collected.
+                HttpFilterConfig::Buffer { .. } => {}
+                HttpFilterConfig::HeaderMutation(m) => {
+                    p.decode_body |= header_mutation::edits_request_trailers(m);
+                    p.encode_body |= header_mutation::edits_response_trailers(m);
+                }
+                HttpFilterConfig::Fault(_) => p.log = true,
+                HttpFilterConfig::CustomResponse(_) => p.encode_headers = true,
+            }
+        }
+        p
+    }
 }
 
 /// A listener's filters, as one request on one route sees them.
@@ -89,11 +179,21 @@ pub(crate) struct FilterState {
 pub(crate) struct Chain<'a> {
     filters: &'a [HttpFilterConfig],
     route: Option<&'a Route>,
+    phases: Phases,
 }
 
 impl<'a> Chain<'a> {
     pub(crate) fn new(filters: &'a [HttpFilterConfig], route: Option<&'a Route>) -> Self {
-        Self { filters, route }
+        Self {
+            filters,
+            route,
+            phases: Phases::of(filters),
+        }
+    }
+
+    /// Which phases some filter has.
+    pub(crate) fn phases(&self) -> Phases {
+        self.phases
     }
 
     /// Run the decode-headers phase of the filters from index `from` on. A local answer
@@ -105,7 +205,7 @@ impl<'a> Chain<'a> {
         from: usize,
         req: &RequestHead,
         st: &mut FilterState,
-    ) -> (Flow, usize) {
+    ) -> (Flow<'a>, usize) {
         let mut flow = Flow::Continue;
         for (i, f) in self.filters.iter().enumerate().skip(from) {
             let step = match f {
@@ -114,6 +214,7 @@ impl<'a> Chain<'a> {
                 }
                 HttpFilterConfig::HeaderMutation(_) => Flow::Continue,
                 HttpFilterConfig::Fault(cfg) => fault::decode_headers(cfg, st),
+                HttpFilterConfig::CustomResponse(_) => Flow::Continue,
             };
             match step {
                 Flow::Continue => {}
@@ -132,19 +233,112 @@ impl<'a> Chain<'a> {
         (flow, self.filters.len())
     }
 
-    /// Run the decode-data phase for `len` more bytes of a request body being collected.
-    pub(crate) fn decode_data(&self, len: usize, st: &mut FilterState) -> Flow {
+    /// Run the decode-data phase for `len` more bytes of the request body.
+    pub(crate) fn decode_data(&self, len: usize, st: &mut FilterState) -> Flow<'a> {
         st.buffered += len as u64;
         for f in self.filters {
             let step = match f {
                 HttpFilterConfig::Buffer { .. } => buffer::decode_data(st),
-                HttpFilterConfig::HeaderMutation(_) | HttpFilterConfig::Fault(_) => Flow::Continue,
+                HttpFilterConfig::HeaderMutation(_)
+                | HttpFilterConfig::Fault(_)
+                | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
             };
-            if step != Flow::Continue {
+            if !matches!(step, Flow::Continue | Flow::StopAndBuffer { .. }) {
                 return step;
             }
         }
         Flow::Continue
+    }
+
+    /// Run the decode-trailers phase over the request's trailers (changed in place).
+    pub(crate) fn decode_trailers(
+        &self,
+        from: usize,
+        trailers: &mut Fields,
+        _st: &mut FilterState,
+    ) -> (Flow<'a>, usize) {
+        self.each(from, |f| match f {
+            HttpFilterConfig::HeaderMutation(m) => header_mutation::decode_trailers(m, trailers),
+            HttpFilterConfig::Buffer { .. }
+            | HttpFilterConfig::Fault(_)
+            | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+        })
+    }
+
+    /// Run the encode-headers phase over the upstream's final response head, before any of it
+    /// goes downstream. A [`Flow::Respond`] replaces the response.
+    pub(crate) fn encode_headers<R: ResponseInfo + ?Sized>(
+        &self,
+        from: usize,
+        resp: &R,
+        _st: &mut FilterState,
+    ) -> (Flow<'a>, usize) {
+        self.each(from, |f| match f {
+            HttpFilterConfig::CustomResponse(c) => custom_response::encode_headers(c, resp),
+            HttpFilterConfig::Buffer { .. }
+            | HttpFilterConfig::HeaderMutation(_)
+            | HttpFilterConfig::Fault(_) => Flow::Continue,
+        })
+    }
+
+    /// Run the encode-data phase for `len` more bytes of the response body (no filter has one
+    /// yet; a rate limit would pause here).
+    pub(crate) fn encode_data(
+        &self,
+        from: usize,
+        _len: usize,
+        _st: &mut FilterState,
+    ) -> (Flow<'a>, usize) {
+        self.each(from, |f| match f {
+            HttpFilterConfig::Buffer { .. }
+            | HttpFilterConfig::HeaderMutation(_)
+            | HttpFilterConfig::Fault(_)
+            | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+        })
+    }
+
+    /// Run the encode-trailers phase over the response's trailers (changed in place).
+    pub(crate) fn encode_trailers(
+        &self,
+        from: usize,
+        trailers: &mut Fields,
+        _st: &mut FilterState,
+    ) -> (Flow<'a>, usize) {
+        self.each(from, |f| match f {
+            HttpFilterConfig::HeaderMutation(m) => header_mutation::encode_trailers(m, trailers),
+            HttpFilterConfig::Buffer { .. }
+            | HttpFilterConfig::Fault(_)
+            | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+        })
+    }
+
+    /// The log phase: once per exchange, after its access-log record is known. Filters count
+    /// their own stats here, in this worker's slot.
+    pub(crate) fn log(&self, done: &Done, stats: &HttpStats, st: &FilterState) {
+        for f in self.filters {
+            match f {
+                HttpFilterConfig::Fault(_) => fault::log(done, stats, st),
+                HttpFilterConfig::Buffer { .. }
+                | HttpFilterConfig::HeaderMutation(_)
+                | HttpFilterConfig::CustomResponse(_) => {}
+            }
+        }
+    }
+
+    /// Run one phase from filter `from` on: the first flow other than continue stops it, with
+    /// the filter's index (to resume at after a pause).
+    fn each(
+        &self,
+        from: usize,
+        mut phase: impl FnMut(&'a HttpFilterConfig) -> Flow<'a>,
+    ) -> (Flow<'a>, usize) {
+        for (i, f) in self.filters.iter().enumerate().skip(from) {
+            match phase(f) {
+                Flow::Continue | Flow::StopAndBuffer { .. } => {}
+                step => return (step, i),
+            }
+        }
+        (Flow::Continue, self.filters.len())
     }
 
     /// The header changes for the request sent upstream: the route's, then the filters'.
@@ -227,7 +421,9 @@ impl<'a> Edits<'a> {
                 &m.request_headers_to_add[..],
                 &m.request_headers_to_remove[..],
             )),
-            HttpFilterConfig::Buffer { .. } | HttpFilterConfig::Fault(_) => None,
+            HttpFilterConfig::Buffer { .. }
+            | HttpFilterConfig::Fault(_)
+            | HttpFilterConfig::CustomResponse(_) => None,
         }
     }
 
@@ -295,6 +491,7 @@ mod tests {
                 request_headers_to_remove: vec![Bytes::from_static(b"x-secret")],
                 response_headers_to_add: vec![add("x-served-by", "ringway", false)],
                 response_headers_to_remove: vec![Bytes::from_static(b"server")],
+                ..HeaderMutation::default()
             }),
             HttpFilterConfig::Buffer {
                 max_request_bytes: 10,
@@ -320,5 +517,30 @@ mod tests {
         assert_eq!(n, 1);
         assert!(!Edits::NONE.drops(b"server"));
         Edits::NONE.for_each_add(|_| panic!("no adds"));
+    }
+
+    #[test]
+    fn phases_are_only_those_some_filter_has() {
+        assert_eq!(Chain::new(&[], None).phases(), Phases::default());
+        let filters = [
+            HttpFilterConfig::Buffer {
+                max_request_bytes: 1,
+            },
+            HttpFilterConfig::HeaderMutation(HeaderMutation {
+                request_headers_to_add: vec![add("x", "1", true)],
+                ..HeaderMutation::default()
+            }),
+        ];
+        assert_eq!(
+            Chain::new(&filters, None).phases(),
+            Phases::default(),
+            "head edits and a collecting buffer need no body phases"
+        );
+        let filters = [HttpFilterConfig::HeaderMutation(HeaderMutation {
+            response_trailers_to_remove: vec![Bytes::from_static(b"x")],
+            ..HeaderMutation::default()
+        })];
+        let p = Chain::new(&filters, None).phases();
+        assert!(p.encode_body && !p.decode_body && !p.encode_headers && !p.log);
     }
 }

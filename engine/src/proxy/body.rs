@@ -24,6 +24,9 @@ pub(crate) enum PumpError {
     Framing,
     /// Writing to the destination failed.
     Sink,
+    /// A filter's data or trailers phase answered while the body was passing: too late for a
+    /// local answer, so the transfer stops.
+    Filter,
 }
 
 /// Write all of `data`.

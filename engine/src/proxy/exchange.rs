@@ -5,14 +5,16 @@
 //! In order: checks the connection manager owns (unsupported codings, CONNECT, request id,
 //! the client identity), the route, the HTTP filters' decode phase ([`crate::filters`]), then
 //! the route's action: a local answer, or the router, which collects the body when a filter
-//! asked, picks an endpoint, opens the upstream request and relays. The request body and the
-//! response move through [`super::message::pump`] and [`super::relay::relay`]: sequentially
+//! asked, picks an endpoint, opens the upstream request and relays (the encode phases run in
+//! the relay). The request body and the response move through [`super::message::pump`] and [`super::relay::relay`]: sequentially
 //! when the request is wholly in memory (the common case; it may then be sent again on a fresh
 //! connection when a pooled one turns out closed), otherwise at the same time, so an upstream
 //! that answers early or echoes while it reads never deadlocks against us.
 //!
-//! Every exchange ends in one access-log record and one set of stats.
+//! Every exchange ends in one access-log record and one set of stats, then the filters' log
+//! phase.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -33,15 +35,17 @@ use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamRespons
 use super::h2::convert::{self, Fields};
 use super::h2::stream::ConnCtx;
 use super::head::{self, H2Request, OutFraming, RequestRewrite};
-use super::message::{BodySink, BodySource, MemorySource, pump};
-use super::relay::{Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, relay};
+use super::message::{BodySink, BodySource, Decode, Filters, MemorySource, pump, pump_with};
+use super::relay::{
+    Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, filter_stopped, relay,
+};
 use super::reply::LocalReply;
 use crate::access_log::{Entry, ResponseFlags};
 use crate::codec::h2::convert::{PackedFields, slices};
 use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::error::{Kind, Phase, ProxyError, Side};
-use crate::filters::{AnswerKind, BufferedBody, Chain, FilterState, Flow, LocalAnswer, Wait};
+use crate::filters::{AnswerKind, BufferedBody, Chain, Done, FilterState, Flow, LocalAnswer, Wait};
 use crate::router::{Action, Route, Routed};
 use crate::rt::{buffers, rng, timer};
 use crate::upstream::http2::open_request;
@@ -85,6 +89,8 @@ pub(crate) struct Record {
     pub(crate) completed: bool,
     /// Bytes of the response received from the upstream (head and body payload).
     pub(crate) up_rx: u64,
+    /// The upstream's status when a filter replaced its response (`status` is the answer's).
+    pub(crate) up_status: Option<u16>,
 }
 
 impl Record {
@@ -100,6 +106,7 @@ impl Record {
             head_tx: 0,
             completed: false,
             up_rx: 0,
+            up_status: None,
         }
     }
 }
@@ -314,9 +321,9 @@ async fn reject(
 }
 
 /// Why collecting a request body ended the exchange.
-enum Collect {
+enum Collect<'a> {
     /// A filter answers (413 over its limit).
-    Answer(LocalAnswer),
+    Answer(LocalAnswer<'a>),
     /// The body's framing is broken.
     Invalid,
     /// The client closed, reset or went quiet.
@@ -340,7 +347,8 @@ pub(crate) struct Exchange<'a> {
     peer: SocketAddr,
     /// The listener's HTTP filters, with the route once it is known.
     chain: Chain<'a>,
-    filter_state: FilterState,
+    /// Shared by the upload and the relay while both run ([`Filters`]).
+    filter_state: RefCell<FilterState>,
     /// The whole request body, when a filter had it collected before forwarding.
     buffered: Option<BufferedBody>,
     /// `100 Continue` went to the client already (HTTP/1).
@@ -380,7 +388,7 @@ impl<'a> Exchange<'a> {
             route_name: "",
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             chain: Chain::new(&cfg.http_filters, None),
-            filter_state: FilterState::default(),
+            filter_state: RefCell::default(),
             buffered: None,
             continue_sent: false,
             after: After::Close,
@@ -465,9 +473,9 @@ impl<'a> Exchange<'a> {
         // The filters' decode phase; a filter that pauses is run again after its wait.
         let mut from = 0;
         loop {
-            let (flow, at) = self
-                .chain
-                .decode_headers(from, &self.head, &mut self.filter_state);
+            let (flow, at) =
+                self.chain
+                    .decode_headers(from, &self.head, self.filter_state.get_mut());
             match flow {
                 Flow::Continue => break,
                 Flow::Respond(answer) => return self.reply_answer(answer).await,
@@ -601,27 +609,23 @@ impl<'a> Exchange<'a> {
     }
 
     /// Answer for a filter.
-    async fn reply_answer(&mut self, answer: LocalAnswer) {
+    async fn reply_answer(&mut self, answer: LocalAnswer<'_>) {
         let http = self.ll.http();
         match answer.kind {
             AnswerKind::TooLarge => http.downstream_rq_too_large.inc(),
-            AnswerKind::FaultAbort => {
-                http.fault_aborts_injected.inc();
-                self.rec.flags |= ResponseFlags::FI;
-            }
+            // Counted by the fault filter's log phase.
+            AnswerKind::FaultAbort => self.rec.flags |= ResponseFlags::FI,
+            AnswerKind::CustomResponse => {}
         }
         self.reply_error(answer.status, answer.body, None).await;
     }
 
-    /// Wait as a filter asked, counted and flagged.
+    /// Wait as a filter asked, flagged (the filter counts it in its log phase).
     async fn pause(&mut self, wait: Wait) {
         match wait {
-            Wait::Delay(d) => {
-                self.ll.http().fault_delays_injected.inc();
-                self.rec.flags |= ResponseFlags::DI;
-                timer::sleep_until(timer::coarse_now() + d).await;
-            }
+            Wait::Delay(_) => self.rec.flags |= ResponseFlags::DI,
         }
+        wait.elapse().await;
     }
 
     /// Tell an HTTP/1 client to send its body (`Expect: 100-continue`), once: like Envoy and
@@ -650,7 +654,27 @@ impl<'a> Exchange<'a> {
     /// Read the whole request body into memory for a filter that asked for it (bounded by its
     /// limit). An HTTP/2 client is credited for each DATA frame as it is collected, so a body
     /// larger than the stream window still arrives.
-    async fn collect_body(&mut self) -> Result<BufferedBody, Collect> {
+    async fn collect_body(&mut self) -> Result<BufferedBody, Collect<'a>> {
+        let mut body = self.collect_body_data().await?;
+        let mut from = 0;
+        while let Some(t) = body.trailers.as_mut() {
+            let (flow, at) = self
+                .chain
+                .decode_trailers(from, t, self.filter_state.get_mut());
+            match flow {
+                Flow::Respond(a) => return Err(Collect::Answer(a)),
+                Flow::Pause(wait) => {
+                    self.pause(wait).await;
+                    from = at;
+                }
+                Flow::Continue | Flow::StopAndBuffer { .. } => break,
+            }
+        }
+        Ok(body)
+    }
+
+    /// The body and its trailers, each piece through the decode-data phase.
+    async fn collect_body_data(&mut self) -> Result<BufferedBody, Collect<'a>> {
         if self.send_continue().await.is_err() {
             return Err(Collect::Gone);
         }
@@ -668,7 +692,7 @@ impl<'a> Exchange<'a> {
                         Ok(BodyEvent::Data(d)) => {
                             self.rec.bytes_received += d.len() as u64;
                             if let Flow::Respond(a) =
-                                self.chain.decode_data(d.len(), &mut self.filter_state)
+                                self.chain.decode_data(d.len(), self.filter_state.get_mut())
                             {
                                 return Err(Collect::Answer(a));
                             }
@@ -701,7 +725,8 @@ impl<'a> Exchange<'a> {
                     Recv::Data(d) => {
                         let n = d.len();
                         self.rec.bytes_received += n as u64;
-                        if let Flow::Respond(a) = self.chain.decode_data(n, &mut self.filter_state)
+                        if let Flow::Respond(a) =
+                            self.chain.decode_data(n, self.filter_state.get_mut())
                         {
                             return Err(Collect::Answer(a));
                         }
@@ -728,7 +753,7 @@ impl<'a> Exchange<'a> {
 
     /// The router: collect the body if a filter asked, pick an endpoint, forward, relay.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
-        if self.filter_state.collect_body {
+        if self.filter_state.get_mut().collect_body {
             match self.collect_body().await {
                 Ok(b) => self.buffered = Some(b),
                 // The answer lingers: the body is not read to its end (`reply_local`).
@@ -755,7 +780,8 @@ impl<'a> Exchange<'a> {
             UpstreamProtocol::Http1 => self.forward_h1(route, &attempt).await,
             UpstreamProtocol::Http2 => self.forward_h2(route, &attempt).await,
         }
-        self.rec.upstream_time = Some(attempt.end(self.rec.status, self.rec.flags, self.rec.up_rx));
+        let up_status = self.rec.up_status.unwrap_or(self.rec.status);
+        self.rec.upstream_time = Some(attempt.end(up_status, self.rec.flags, self.rec.up_rx));
     }
 
     /// Forward over a pooled HTTP/1 connection.
@@ -800,6 +826,10 @@ impl<'a> Exchange<'a> {
             (Some(b), _) => {
                 body::frame_whole(&mut out, b, out_framing);
                 Ok(true)
+            }
+            // The body goes through the decode phases on its way (`pump_with`).
+            (None, Down::H1(_)) if self.chain.phases().decode_body => {
+                Ok(req_framing == BodyFraming::None)
             }
             (None, Down::H1(Some(conn))) => body::fill(
                 &mut decoder,
@@ -884,19 +914,24 @@ impl<'a> Exchange<'a> {
         facts: &ReqFacts<'_>,
         deadline: Option<Instant>,
         progress: &Progress,
-    ) -> Relayed {
+    ) -> Relayed<'a> {
         let idle = self.opts().idle_timeout;
+        let filters = Filters {
+            chain: self.chain,
+            state: &self.filter_state,
+        };
+        let rec = &mut self.rec;
         match &mut self.down {
             Down::H1(conn) => {
                 let Some(conn) = conn.as_mut() else {
                     return Relayed::Failed(client_gone(Phase::BeforeResponse));
                 };
                 let mut sink = H1Client::new(&mut conn.stream, *facts);
-                relay(src, &mut sink, facts, deadline, progress, &mut self.rec).await
+                relay(src, &mut sink, facts, deadline, progress, rec, filters).await
             }
             Down::H2 { ctx, slot } => {
                 let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
-                let r = relay(src, &mut sink, facts, deadline, progress, &mut self.rec).await;
+                let r = relay(src, &mut sink, facts, deadline, progress, rec, filters).await;
                 self.grpc_status = self.grpc_status.or_else(|| sink.grpc_status());
                 r
             }
@@ -950,10 +985,16 @@ impl<'a> Exchange<'a> {
         up_src: &mut UR,
         facts: &ReqFacts<'_>,
         deadline: Option<Instant>,
-    ) -> (Option<Result<u64, PumpError>>, Relayed) {
+    ) -> (Option<Result<u64, PumpError>>, Relayed<'a>) {
         let idle = self.opts().idle_timeout;
         let progress = Progress::default();
         let buffered = self.buffered.take();
+        let filters = Filters {
+            chain: self.chain,
+            state: &self.filter_state,
+        };
+        // A collected body passed the decode phases already.
+        let decode = (buffered.is_none() && self.chain.phases().decode_body).then_some(filters);
         let out = match &mut self.down {
             Down::H1(slot) => {
                 let Some(Downstream {
@@ -974,10 +1015,8 @@ impl<'a> Exchange<'a> {
                     };
                     let mut sink = H1Client::new(&mut dw, *facts);
                     let rec = &mut self.rec;
-                    both(
-                        &mut src, up_sink, up_src, &mut sink, facts, deadline, &progress, rec,
-                    )
-                    .await
+                    let halves = (&mut src, up_sink, up_src, &mut sink);
+                    both(halves, facts, deadline, &progress, rec, filters, decode).await
                 };
                 match dr.reunite(dw) {
                     Ok(stream) => *slot = Some(Downstream { stream, buf, peer }),
@@ -998,10 +1037,8 @@ impl<'a> Exchange<'a> {
                 };
                 let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
                 let rec = &mut self.rec;
-                let out = both(
-                    &mut src, up_sink, up_src, &mut sink, facts, deadline, &progress, rec,
-                )
-                .await;
+                let halves = (&mut src, up_sink, up_src, &mut sink);
+                let out = both(halves, facts, deadline, &progress, rec, filters, decode).await;
                 self.grpc_status = self.grpc_status.or_else(|| sink.grpc_status());
                 out
             }
@@ -1015,7 +1052,7 @@ impl<'a> Exchange<'a> {
         &mut self,
         up: Upstream,
         upbuf: BytesMut,
-        relayed: Relayed,
+        relayed: Relayed<'_>,
         body_done: bool,
     ) {
         match relayed {
@@ -1064,6 +1101,16 @@ impl<'a> Exchange<'a> {
                 upstream::count_failure(&mut up, &err);
                 drop(up);
                 self.fail(err).await;
+                if !body_done {
+                    self.after = self.after.min_close();
+                }
+            }
+            Relayed::Answer(answer) => {
+                // The response's body was not read: the connection closes.
+                drop(up);
+                buffers::give_back(upbuf);
+                self.rec.up_status = Some(self.rec.status);
+                self.reply_answer(answer).await;
                 if !body_done {
                     self.after = self.after.min_close();
                 }
@@ -1172,6 +1219,14 @@ impl<'a> Exchange<'a> {
                 }
             }
             Relayed::Upgraded => self.after = After::Close,
+            // The stream was reset when dropped above.
+            Relayed::Answer(answer) => {
+                self.rec.up_status = Some(self.rec.status);
+                self.reply_answer(answer).await;
+                if !body_done {
+                    self.after = self.after.min_close();
+                }
+            }
         }
     }
 
@@ -1204,6 +1259,14 @@ impl<'a> Exchange<'a> {
             .record(self.rec.start.elapsed().as_micros() as u64);
         if let (Some(log), Some(start)) = (&self.ll.access_log, self.start_time) {
             self.log(log, start);
+        }
+        // The filters' log phase, once the record is final.
+        if self.chain.phases().log {
+            let done = Done {
+                status: self.rec.status,
+                completed: self.rec.completed,
+            };
+            self.chain.log(&done, http, &self.filter_state.borrow());
         }
     }
 
@@ -1305,27 +1368,31 @@ impl<R: monoio::io::AsyncReadRent> BodySource for ClientBodySource<'_, R> {
 
 /// Run the upload (`down_src` -> `up_sink`) and the relay (`up_src` -> `down_sink`) together.
 /// A client that leaves or breaks its body's framing ends both; an upstream that stops taking
-/// the body may still be answering, so the relay goes on.
+/// the body may still be answering, so the relay goes on. `decode`: the request body passes
+/// the filters' decode phases on its way (only when a filter has them).
 #[allow(clippy::too_many_arguments)] // reason: the four halves of one exchange and its state
-async fn both<DS: BodySource, US: BodySink, UR: ResponseSource, DK: ResponseSink>(
-    down_src: &mut DS,
-    up_sink: &mut US,
-    up_src: &mut UR,
-    down_sink: &mut DK,
+async fn both<'a, DS: BodySource, US: BodySink, UR: ResponseSource, DK: ResponseSink>(
+    (down_src, up_sink, up_src, down_sink): (&mut DS, &mut US, &mut UR, &mut DK),
     facts: &ReqFacts<'_>,
     deadline: Option<Instant>,
     progress: &Progress,
     rec: &mut Record,
-) -> (Option<Result<u64, PumpError>>, Relayed) {
+    filters: Filters<'_, 'a>,
+    decode: Option<Filters<'_, 'a>>,
+) -> (Option<Result<u64, PumpError>>, Relayed<'a>) {
     progress.body_pending.set(true);
     let upload = async {
         let mut n = 0;
-        let r = pump(down_src, up_sink, &mut n).await.map(|()| n);
+        let r = match decode {
+            Some(f) => pump_with(down_src, up_sink, &mut n, &Decode(f)).await,
+            None => pump(down_src, up_sink, &mut n).await,
+        }
+        .map(|()| n);
         // Only a body read to its end frees the connection for another request.
         progress.body_pending.set(r.is_err());
         r
     };
-    let relay = relay(up_src, down_sink, facts, deadline, progress, rec);
+    let relay = relay(up_src, down_sink, facts, deadline, progress, rec, filters);
     let mut upload = std::pin::pin!(upload);
     let mut relay = std::pin::pin!(relay);
     let mut uploaded = None;
@@ -1340,6 +1407,7 @@ async fn both<DS: BodySource, US: BodySink, UR: ResponseSource, DK: ResponseSink
                 let failed = match &r {
                     Err(PumpError::Source(_)) => Some(client_gone(phase)),
                     Err(PumpError::Framing) => Some(ProxyError::downstream(Kind::Protocol, phase)),
+                    Err(PumpError::Filter) => Some(filter_stopped(phase)),
                     // An upstream that stopped taking the body may still be answering.
                     _ => None,
                 };

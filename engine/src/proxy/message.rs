@@ -3,11 +3,17 @@
 //! body ([`BodySource`] reads one, [`BodySink`] writes one). [`pump`] moves a body from any
 //! source to any sink, so the four protocol pairings share one body loop in each direction.
 //!
+//! [`pump_with`] is the same loop with the filters' data and trailers phases on the way
+//! ([`Decode`] for a request body, [`Encode`] for a response body); the exchange uses it only
+//! when a filter of its chain has such a phase ([`crate::filters::Phases`]), so a chain
+//! without one costs nothing per piece.
+//!
 //! The request head is the protocol-neutral [`protocols::http::RequestHead`] (offsets into one
 //! buffer: the received head for HTTP/1, the packed decoded fields for HTTP/2); its header
 //! edits are applied once, by [`super::head::rewrite_request`], as it is written for either
 //! upstream codec ([`crate::filters::Edits`]).
 
+use std::cell::RefCell;
 use std::io;
 
 use bytes::Bytes;
@@ -15,6 +21,7 @@ use protocols::http1::{BodyFraming, ResponseHead};
 
 use super::body::PumpError;
 use super::h2::convert::{self, Fields};
+use crate::filters::{Chain, FilterState, Flow, ResponseInfo, Wait};
 
 /// A response head as the upstream codec read it.
 pub(crate) enum RespHead {
@@ -37,6 +44,22 @@ impl RespHead {
         match self {
             Self::H1(h) => matches!(h.framing(), BodyFraming::None | BodyFraming::Length(0)),
             Self::H2(_, end) => *end,
+        }
+    }
+}
+
+impl ResponseInfo for RespHead {
+    fn status(&self) -> u16 {
+        Self::status(self)
+    }
+
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        match self {
+            Self::H1(h) => h.header(name),
+            Self::H2(f, _) => f
+                .iter()
+                .find(|(n, _)| n.as_ref() == name)
+                .map(|(_, v)| &v[..]),
         }
     }
 }
@@ -85,12 +108,130 @@ pub(crate) async fn pump<S: BodySource, K: BodySink>(
     sink: &mut K,
     moved: &mut u64,
 ) -> Result<(), PumpError> {
+    pump_with(src, sink, moved, &NoPhases).await
+}
+
+/// An exchange's filters as its two halves see them while both run (the request body upload
+/// and the response relay): the chain and the request's filter state. A phase borrows the
+/// state only while it runs, never across an await, so the two never collide.
+#[derive(Clone, Copy)]
+pub(crate) struct Filters<'s, 'a> {
+    pub(crate) chain: Chain<'a>,
+    pub(crate) state: &'s RefCell<FilterState>,
+}
+
+/// What a body's data and trailers phases said of one piece.
+pub(crate) enum Step {
+    /// Pass it on.
+    Go,
+    /// Wait, then run the phase again from the filter that paused.
+    Wait(Wait),
+    /// A filter answered: stop the transfer ([`PumpError::Filter`]).
+    Stop,
+}
+
+impl Step {
+    fn of(flow: Flow<'_>) -> Self {
+        match flow {
+            Flow::Continue | Flow::StopAndBuffer { .. } => Self::Go,
+            Flow::Pause(w) => Self::Wait(w),
+            Flow::Respond(_) => Self::Stop,
+        }
+    }
+}
+
+/// The filter phases a body passes in [`pump_with`].
+pub(crate) trait BodyPhases {
+    /// Whether any phase runs: [`NoPhases`] makes [`pump_with`] the plain loop.
+    const ACTIVE: bool = true;
+    /// The data phase for `len` bytes, from filter `from` on; with the index to resume at.
+    fn data(&self, from: usize, len: usize) -> (Step, usize);
+    /// The trailers phase, from filter `from` on.
+    fn trailers(&self, from: usize, trailers: &mut Fields) -> (Step, usize);
+}
+
+/// No filter phase: what [`pump`] passes.
+pub(crate) struct NoPhases;
+
+impl BodyPhases for NoPhases {
+    const ACTIVE: bool = false;
+
+    fn data(&self, _from: usize, _len: usize) -> (Step, usize) {
+        (Step::Go, 0)
+    }
+
+    fn trailers(&self, _from: usize, _trailers: &mut Fields) -> (Step, usize) {
+        (Step::Go, 0)
+    }
+}
+
+/// A request body's decode phases.
+pub(crate) struct Decode<'s, 'a>(pub(crate) Filters<'s, 'a>);
+
+impl BodyPhases for Decode<'_, '_> {
+    fn data(&self, _from: usize, len: usize) -> (Step, usize) {
+        // Decode data runs the whole chain each time (a pause runs it again).
+        let st = &mut self.0.state.borrow_mut();
+        (Step::of(self.0.chain.decode_data(len, st)), 0)
+    }
+
+    fn trailers(&self, from: usize, trailers: &mut Fields) -> (Step, usize) {
+        let st = &mut self.0.state.borrow_mut();
+        let (flow, at) = self.0.chain.decode_trailers(from, trailers, st);
+        (Step::of(flow), at)
+    }
+}
+
+/// A response body's encode phases.
+pub(crate) struct Encode<'s, 'a>(pub(crate) Filters<'s, 'a>);
+
+impl BodyPhases for Encode<'_, '_> {
+    fn data(&self, from: usize, len: usize) -> (Step, usize) {
+        let st = &mut self.0.state.borrow_mut();
+        let (flow, at) = self.0.chain.encode_data(from, len, st);
+        (Step::of(flow), at)
+    }
+
+    fn trailers(&self, from: usize, trailers: &mut Fields) -> (Step, usize) {
+        let st = &mut self.0.state.borrow_mut();
+        let (flow, at) = self.0.chain.encode_trailers(from, trailers, st);
+        (Step::of(flow), at)
+    }
+}
+
+/// Run a phase until it lets the piece pass, waiting out each pause and resuming at the filter
+/// that paused.
+async fn passed(mut phase: impl FnMut(usize) -> (Step, usize)) -> Result<(), PumpError> {
+    let mut from = 0;
+    loop {
+        match phase(from) {
+            (Step::Go, _) => return Ok(()),
+            (Step::Wait(w), at) => {
+                w.elapse().await;
+                from = at;
+            }
+            (Step::Stop, _) => return Err(PumpError::Filter),
+        }
+    }
+}
+
+/// [`pump`] with the filters' data and trailers phases on the way: each piece passes them
+/// before the sink takes it.
+pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
+    src: &mut S,
+    sink: &mut K,
+    moved: &mut u64,
+    phases: &P,
+) -> Result<(), PumpError> {
     let to_sink = |_: io::Error| PumpError::Sink;
     let mut next = src.next()?;
     loop {
         match next {
             Chunk::Data(d) => {
                 let n = d.len();
+                if P::ACTIVE {
+                    passed(|from| phases.data(from, n)).await?;
+                }
                 // A body whose end is already buffered ends with its last piece.
                 let after = src.next()?;
                 if matches!(after, Chunk::End) {
@@ -104,7 +245,12 @@ pub(crate) async fn pump<S: BodySource, K: BodySink>(
                 *moved += n as u64;
                 next = after;
             }
-            Chunk::Trailers(t) => return sink.trailers(t).await.map_err(to_sink),
+            Chunk::Trailers(mut t) => {
+                if P::ACTIVE {
+                    passed(|from| phases.trailers(from, &mut t)).await?;
+                }
+                return sink.trailers(t).await.map_err(to_sink);
+            }
             Chunk::End => return sink.end().await.map_err(to_sink),
             Chunk::Pending => {
                 sink.flush().await.map_err(to_sink)?;

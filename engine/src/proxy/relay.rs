@@ -2,6 +2,11 @@
 //! upstream's head (passing interim ones on), write the head for the client, then [`pump`] the
 //! body. The upstream side is a [`ResponseSource`] (HTTP/1 connection or HTTP/2 stream), the
 //! client side a [`ResponseSink`] (HTTP/1 connection or HTTP/2 stream).
+//!
+//! The encode phases of the HTTP filters run here, once for every pairing: encode headers
+//! between reading the final head and writing it (a filter may replace the response,
+//! [`Relayed::Answer`]), encode data and trailers while the body is pumped
+//! ([`super::message::pump_with`]). A chain without them takes the plain path.
 
 use std::io;
 use std::time::Instant;
@@ -10,10 +15,10 @@ use protocols::grpc::Code;
 
 use super::body::PumpError;
 use super::exchange::Record;
-use super::message::{BodySink, BodySource, RespHead, pump};
+use super::message::{BodySink, BodySource, Encode, Filters, RespHead, pump, pump_with};
 use crate::config::HttpOptions;
-use crate::error::{Kind, Phase, ProxyError};
-use crate::filters::Edits;
+use crate::error::{Kind, Phase, ProxyError, Side};
+use crate::filters::{Edits, Flow, LocalAnswer};
 
 /// What the client-side codec needs to know of the request to frame the response.
 #[derive(Clone, Copy)]
@@ -84,7 +89,7 @@ pub(crate) struct Progress {
 }
 
 /// How the upstream part of an exchange ended.
-pub(crate) enum Relayed {
+pub(crate) enum Relayed<'a> {
     /// Response complete.
     Done {
         /// The upstream connection may serve another request.
@@ -96,17 +101,22 @@ pub(crate) enum Relayed {
     Upgraded,
     /// Failed: [`ProxyError::phase`] says whether the response had started.
     Failed(ProxyError),
+    /// A filter's encode-headers phase replaced the response: nothing of it went downstream
+    /// and its body was not read (the upstream connection is not reusable); the exchange
+    /// answers locally.
+    Answer(LocalAnswer<'a>),
 }
 
-/// Relay one response from `src` to `sink`.
-pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
+/// Relay one response from `src` to `sink`, through the encode phases of `filters`.
+pub(crate) async fn relay<'a, S: ResponseSource, K: ResponseSink>(
     src: &mut S,
     sink: &mut K,
     facts: &ReqFacts<'_>,
     deadline: Option<Instant>,
     progress: &Progress,
     rec: &mut Record,
-) -> Relayed {
+    filters: Filters<'_, 'a>,
+) -> Relayed<'a> {
     let resp = loop {
         match src.head(deadline).await {
             Ok(r) if r.status() == 101 => {
@@ -131,6 +141,23 @@ pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
     if let RespHead::H1(r) = &resp {
         rec.up_rx += r.raw().len() as u64;
     }
+    if filters.chain.phases().encode_headers && resp.status() != 101 {
+        let mut from = 0;
+        loop {
+            let (flow, at) =
+                filters
+                    .chain
+                    .encode_headers(from, &resp, &mut filters.state.borrow_mut());
+            match flow {
+                Flow::Continue | Flow::StopAndBuffer { .. } => break,
+                Flow::Respond(answer) => return Relayed::Answer(answer),
+                Flow::Pause(w) => {
+                    w.elapse().await;
+                    from = at;
+                }
+            }
+        }
+    }
     let answered_early = progress.body_pending.get() && src.is_complete();
     let Ok(sent) = sink.head(&resp, answered_early).await else {
         return Relayed::Failed(client_gone(Phase::BeforeResponse));
@@ -141,7 +168,11 @@ pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
         return Relayed::Upgraded;
     }
     let mut moved = 0;
-    let result = pump(src, sink, &mut moved).await;
+    let result = if filters.chain.phases().encode_body {
+        pump_with(src, sink, &mut moved, &Encode(filters)).await
+    } else {
+        pump(src, sink, &mut moved).await
+    };
     rec.bytes_sent += moved;
     rec.up_rx += moved;
     match result {
@@ -159,7 +190,13 @@ pub(crate) async fn relay<S: ResponseSource, K: ResponseSink>(
         Err(PumpError::Framing) => {
             Relayed::Failed(ProxyError::upstream(Kind::Protocol, Phase::AfterHead))
         }
+        Err(PumpError::Filter) => Relayed::Failed(filter_stopped(Phase::AfterHead)),
     }
+}
+
+/// A filter stopped a body passing through (an answer too late to give).
+pub(crate) fn filter_stopped(phase: Phase) -> ProxyError {
+    ProxyError::new(Kind::Protocol, Side::Internal, phase)
 }
 
 /// The client went away (or stopped reading).

@@ -1,0 +1,107 @@
+//! `header_mutation`: Envoy's header mutation filter. Header changes on every request and
+//! response of the listener, and on their trailers when they have some.
+//!
+//! - **Heads**: applied by the codec that writes the head ([`super::Edits`]), so no head is
+//!   copied to be changed.
+//! - **Trailers**: changed in place in the decode-trailers and encode-trailers phases; a
+//!   message without trailers gets none added (as in Envoy).
+
+use bytes::Bytes;
+
+use super::Flow;
+use crate::codec::h2::convert::Fields;
+use crate::config::HeaderMutation;
+use crate::router::HeaderToAdd;
+
+pub(super) fn edits_request_trailers(m: &HeaderMutation) -> bool {
+    !m.request_trailers_to_add.is_empty() || !m.request_trailers_to_remove.is_empty()
+}
+
+pub(super) fn edits_response_trailers(m: &HeaderMutation) -> bool {
+    !m.response_trailers_to_add.is_empty() || !m.response_trailers_to_remove.is_empty()
+}
+
+pub(super) fn decode_trailers(m: &HeaderMutation, trailers: &mut Fields) -> Flow<'static> {
+    edit(
+        trailers,
+        &m.request_trailers_to_add,
+        &m.request_trailers_to_remove,
+    );
+    Flow::Continue
+}
+
+pub(super) fn encode_trailers(m: &HeaderMutation, trailers: &mut Fields) -> Flow<'static> {
+    edit(
+        trailers,
+        &m.response_trailers_to_add,
+        &m.response_trailers_to_remove,
+    );
+    Flow::Continue
+}
+
+/// Drop the removed fields and those an add replaces, then append the adds in order.
+fn edit(fields: &mut Fields, adds: &[HeaderToAdd], removes: &[Bytes]) {
+    if adds.is_empty() && removes.is_empty() {
+        return;
+    }
+    fields.retain(|(name, _)| {
+        !removes.iter().any(|r| r.eq_ignore_ascii_case(name))
+            && !adds
+                .iter()
+                .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
+    });
+    fields.extend(adds.iter().map(|h| (h.name.clone(), h.value.clone())));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(name: &'static str, value: &'static str, append: bool) -> HeaderToAdd {
+        HeaderToAdd {
+            name: Bytes::from_static(name.as_bytes()),
+            value: Bytes::from_static(value.as_bytes()),
+            append,
+        }
+    }
+
+    fn field(n: &'static str, v: &'static str) -> (Bytes, Bytes) {
+        (
+            Bytes::from_static(n.as_bytes()),
+            Bytes::from_static(v.as_bytes()),
+        )
+    }
+
+    #[test]
+    fn trailers_lose_removed_and_replaced_fields_and_gain_adds_in_order() {
+        let m = HeaderMutation {
+            response_trailers_to_add: vec![add("x-a", "1", true), add("grpc-message", "ok", false)],
+            response_trailers_to_remove: vec![Bytes::from_static(b"x-secret")],
+            ..HeaderMutation::default()
+        };
+        let mut t = vec![
+            field("grpc-status", "0"),
+            field("grpc-message", "fine"),
+            field("x-secret", "s"),
+            field("x-a", "0"),
+        ];
+        assert_eq!(encode_trailers(&m, &mut t), Flow::Continue);
+        assert_eq!(
+            t,
+            vec![
+                field("grpc-status", "0"),
+                field("x-a", "0"),
+                field("x-a", "1"),
+                field("grpc-message", "ok"),
+            ]
+        );
+        let mut req = vec![field("x-secret", "s")];
+        decode_trailers(&m, &mut req);
+        assert_eq!(
+            req,
+            vec![field("x-secret", "s")],
+            "request trailers untouched"
+        );
+        assert!(edits_response_trailers(&m) && !edits_request_trailers(&m));
+    }
+}
