@@ -1,7 +1,7 @@
 //! HTTP filters configured through TOML (`[[listeners.http_filters]]`): `header_mutation`,
 //! `buffer`, `fault` and `custom_response`, on HTTP/1 and HTTP/2 clients and upstreams,
 //! against real hyper backends and clients: every filter phase (decode and encode headers,
-//! data and trailers, log).
+//! data and trailers, log) and route re-resolution after a filter changed the request.
 
 mod support;
 
@@ -756,6 +756,85 @@ abort_status = 503
     assert_eq!(proxy.stat("http.main.fault_delays_injected"), 3);
     assert_eq!(proxy.stat("http.main.fault_aborts_injected"), 3);
     assert_eq!(backend.request_count(), 0);
+}
+
+/// Route re-resolution: a listener-level `header_mutation` adds `x-canary: 1`, which a route
+/// matches on, so the route is resolved again with the change and the request goes to the
+/// canary route; a mutation removing the header sends a client's `x-canary: 1` to the main
+/// route. On HTTP/1 and HTTP/2 clients. The upstream sees the header it was routed by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_added_by_a_filter_selects_another_route() {
+    let backend = Backend::echo();
+    let routes = |filters: &str| {
+        format!(
+            r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+{filters}
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    headers = [ {{ name = "x-canary", exact = "1" }} ]
+    cluster = "backend"
+    response_headers_to_add = [{{ name = "x-route", value = "canary" }}]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "backend"
+    response_headers_to_add = [{{ name = "x-route", value = "main" }}]
+
+[[clusters]]
+name = "backend"
+endpoints = ["{}"]
+"#,
+            backend.addr
+        )
+    };
+    let add = r#"
+[[listeners.http_filters]]
+name = "header_mutation"
+request_headers_to_add = [{ name = "x-canary", value = "1", append = false }]
+"#;
+    let remove = r#"
+[[listeners.http_filters]]
+name = "header_mutation"
+request_headers_to_remove = ["x-canary"]
+"#;
+    for (filters, client_sends, want, upstream_sees) in [
+        (add, None, "canary", Some("1")),
+        (add, Some("0"), "canary", Some("1")),
+        (remove, Some("1"), "main", None),
+        ("", Some("1"), "canary", Some("1")),
+    ] {
+        let proxy = Proxy::start(&routes(filters));
+        let addr = proxy.addr();
+        let mut h2c = h2(addr).await;
+        let h1 = client();
+        for via_h2 in [false, true] {
+            let mut r = Request::get(format!("http://{addr}/x"));
+            if let Some(v) = client_sends {
+                r = r.header("x-canary", v);
+            }
+            let r = r.body(body(Bytes::new())).unwrap();
+            let resp = if via_h2 {
+                h2c.send_request(r).await.unwrap()
+            } else {
+                h1.request(r).await.unwrap()
+            };
+            let what = format!("{filters} sends {client_sends:?} h2: {via_h2}");
+            assert_eq!(resp.status(), 200, "{what}");
+            assert_eq!(resp.headers()["x-route"], want, "{what}");
+            assert_eq!(
+                resp.headers()
+                    .get("x-echo-h-x-canary")
+                    .map(|v| v.to_str().unwrap()),
+                upstream_sees,
+                "{what}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -144,6 +144,10 @@ pub struct HeaderMutation {
     pub response_trailers_to_add: Vec<crate::router::HeaderToAdd>,
     /// Lowercase names removed from response trailers.
     pub response_trailers_to_remove: Vec<bytes::Bytes>,
+    /// Some route of the listener matches on a request header this filter adds or removes
+    /// (or `host`): the filter clears the route cache, and the route is resolved again with
+    /// its changes (computed from the route table, not configured).
+    pub affects_routing: bool,
 }
 
 /// One network filter of a tcp listener's chain (`[[listeners.network_filters]]`).

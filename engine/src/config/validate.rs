@@ -26,7 +26,7 @@ use super::{
     ListenerConfig, ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions,
     UpstreamProtocol, duration,
 };
-use crate::router::{compile_routes, headers_to_add, headers_to_remove};
+use crate::router::{RouteTable, compile_routes, headers_to_add, headers_to_remove};
 use crate::tls::{ServerNames, check_server_name};
 
 /// `http2_keepalive_timeout` (Envoy's `connection_keepalive.timeout` default).
@@ -245,7 +245,7 @@ fn listener(
         None => None,
     };
     http.https = tls.is_some();
-    let http_filters = http_filters(l, at, protocol)?;
+    let http_filters = http_filters(l, at, protocol, &routes)?;
     Ok(ListenerConfig {
         name: l.name.clone(),
         address,
@@ -267,6 +267,7 @@ fn http_filters(
     l: &RawListener,
     at: &str,
     protocol: ListenerProtocol,
+    routes: &RouteTable,
 ) -> Result<Vec<HttpFilterConfig>, FieldError> {
     if protocol != ListenerProtocol::Http && !l.http_filters.is_empty() {
         return Err(FieldError::new(
@@ -291,7 +292,7 @@ fn http_filters(
             }
             RawHttpFilter::Fault(f) => HttpFilterConfig::Fault(fault_filter(f, &fat)?),
             RawHttpFilter::HeaderMutation(m) => {
-                HttpFilterConfig::HeaderMutation(header_mutation(m, &fat)?)
+                HttpFilterConfig::HeaderMutation(header_mutation(m, &fat, routes)?)
             }
             RawHttpFilter::CustomResponse(c) => {
                 HttpFilterConfig::CustomResponse(custom_response(c, &fat)?)
@@ -301,11 +302,16 @@ fn http_filters(
     Ok(out)
 }
 
-/// `name = "header_mutation"`: header and trailer lists checked like a route's.
-fn header_mutation(m: &RawHeaderMutation, at: &str) -> Result<HeaderMutation, FieldError> {
+/// `name = "header_mutation"`: header and trailer lists checked like a route's; whether a
+/// route matches on a request header it changes is worked out here, once.
+fn header_mutation(
+    m: &RawHeaderMutation,
+    at: &str,
+    routes: &RouteTable,
+) -> Result<HeaderMutation, FieldError> {
     let add = |list, field: &str| headers_to_add(list, &format!("{at}.{field}"));
     let remove = |list, field: &str| headers_to_remove(list, &format!("{at}.{field}"));
-    Ok(HeaderMutation {
+    let mut out = HeaderMutation {
         request_headers_to_add: add(&m.request_headers_to_add, "request_headers_to_add")?,
         request_headers_to_remove: remove(
             &m.request_headers_to_remove,
@@ -326,7 +332,12 @@ fn header_mutation(m: &RawHeaderMutation, at: &str) -> Result<HeaderMutation, Fi
             &m.response_trailers_to_remove,
             "response_trailers_to_remove",
         )?,
-    })
+        affects_routing: false,
+    };
+    let routed = |name: &Bytes| name.as_ref() == b"host" || routes.reads_header(name);
+    out.affects_routing = out.request_headers_to_add.iter().any(|h| routed(&h.name))
+        || out.request_headers_to_remove.iter().any(routed);
+    Ok(out)
 }
 
 /// `name = "custom_response"`: at least one final status to replace; the status sent a
@@ -1407,6 +1418,35 @@ protocol = "http1"
             &format!("{R}.query[0].name"),
             "invalid query parameter name",
         );
+    }
+
+    #[test]
+    fn a_header_mutation_affects_routing_only_when_a_route_reads_what_it_changes() {
+        let with = |mutation: &str| {
+            let text = format!(
+                "{LISTENER}[[listeners.http_filters]]\nname = \"header_mutation\"\n{mutation}\n\
+                 [[listeners.virtual_hosts]]\nname = \"v\"\ndomains = [\"*\"]\n\
+                 [[listeners.virtual_hosts.routes]]\nprefix = \"/\"\ncluster = \"c\"\n\
+                 headers = [{{ name = \"x-canary\", present = true }}]\n{CLUSTER}"
+            );
+            match &parse_str(&text, "t.toml").unwrap().listeners[0].http_filters[0] {
+                HttpFilterConfig::HeaderMutation(m) => m.affects_routing,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(with(
+            r#"request_headers_to_add = [{ name = "x-canary", value = "1" }]"#
+        ));
+        assert!(with(r#"request_headers_to_remove = ["x-canary"]"#));
+        assert!(with(
+            r#"request_headers_to_add = [{ name = "host", value = "b" }]"#
+        ));
+        assert!(!with(
+            r#"request_headers_to_add = [{ name = "x-env", value = "1" }]"#
+        ));
+        assert!(!with(
+            r#"response_headers_to_add = [{ name = "x-canary", value = "1" }]"#
+        ));
     }
 
     #[test]

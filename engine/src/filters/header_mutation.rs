@@ -5,13 +5,26 @@
 //!   copied to be changed.
 //! - **Trailers**: changed in place in the decode-trailers and encode-trailers phases; a
 //!   message without trailers gets none added (as in Envoy).
+//! - **Routing**: when some route of the listener matches on a request header this filter
+//!   adds or removes (or on `host`), its decode-headers phase clears the route cache and the
+//!   route is resolved again with the changes applied (Envoy resolves the route after a
+//!   listener-level mutation; ringway resolved it before the filters ran, so it clears it).
+//!   Which filters do so is worked out from the route table when the config is loaded
+//!   ([`HeaderMutation::affects_routing`]); others cost no second lookup.
 
 use bytes::Bytes;
 
-use super::Flow;
+use super::{FilterState, Flow};
 use crate::codec::h2::convert::Fields;
 use crate::config::HeaderMutation;
 use crate::router::HeaderToAdd;
+
+pub(super) fn decode_headers(m: &HeaderMutation, st: &mut FilterState) -> Flow<'static> {
+    if m.affects_routing {
+        st.route_dirty = true;
+    }
+    Flow::Continue
+}
 
 pub(super) fn edits_request_trailers(m: &HeaderMutation) -> bool {
     !m.request_trailers_to_add.is_empty() || !m.request_trailers_to_remove.is_empty()
@@ -103,5 +116,18 @@ mod tests {
             "request trailers untouched"
         );
         assert!(edits_response_trailers(&m) && !edits_request_trailers(&m));
+    }
+
+    #[test]
+    fn only_a_mutation_routes_read_clears_the_route_cache() {
+        let mut st = FilterState::default();
+        decode_headers(&HeaderMutation::default(), &mut st);
+        assert!(!st.route_dirty);
+        let m = HeaderMutation {
+            affects_routing: true,
+            ..HeaderMutation::default()
+        };
+        decode_headers(&m, &mut st);
+        assert!(st.route_dirty);
     }
 }

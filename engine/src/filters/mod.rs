@@ -9,7 +9,9 @@
 //!
 //! Phases, in the order an exchange runs them:
 //! - **decode headers** ([`Chain::decode_headers`]): once the request head is read and the route
-//!   resolved (a filter reads its per-route settings from [`Route::filters`]);
+//!   resolved (a filter reads its per-route settings from [`Route::filters`]). A filter that
+//!   changes what routing sees sets [`FilterState::route_dirty`] (Envoy's `clearRouteCache`):
+//!   the exchange resolves the route again ([`RoutingView`]) before the next filter runs;
 //! - **decode data** ([`Chain::decode_data`]) and **decode trailers**
 //!   ([`Chain::decode_trailers`]): each piece of the request body and its trailers. A body
 //!   collected for [`Flow::StopAndBuffer`] always passes them; a streamed body only when a
@@ -45,7 +47,7 @@ use protocols::http::RequestHead;
 pub(crate) use crate::codec::BufferedBody;
 use crate::codec::h2::convert::Fields;
 use crate::config::HttpFilterConfig;
-use crate::router::{HeaderToAdd, Route};
+use crate::router::{HeaderToAdd, RequestInfo, Route};
 use crate::stats::HttpStats;
 
 /// What a filter phase tells the exchange.
@@ -132,6 +134,9 @@ pub(crate) struct FilterState {
     /// A filter asked for the whole request body ([`Flow::StopAndBuffer`]): the router
     /// collects it before forwarding.
     pub(crate) collect_body: bool,
+    /// A filter changed what routing sees (Envoy's `clearRouteCache`): the exchange resolves
+    /// the route again before the next filter runs, and clears this.
+    pub(crate) route_dirty: bool,
     /// The fault filter's delay is over (it paused once).
     pub(crate) fault_delayed: bool,
     /// The fault filter delayed this request (counted by its log phase).
@@ -191,6 +196,16 @@ impl<'a> Chain<'a> {
         }
     }
 
+    /// The same filters on another route (after the route was resolved again).
+    pub(crate) fn with_route(self, route: Option<&'a Route>) -> Self {
+        Self { route, ..self }
+    }
+
+    /// The route the filters see (`None`: none matched).
+    pub(crate) fn route(&self) -> Option<&'a Route> {
+        self.route
+    }
+
     /// Which phases some filter has.
     pub(crate) fn phases(&self) -> Phases {
         self.phases
@@ -199,7 +214,10 @@ impl<'a> Chain<'a> {
     /// Run the decode-headers phase of the filters from index `from` on. A local answer
     /// stops at once; a pause returns with the index to resume at (the same filter, after the
     /// wait); a request to buffer is remembered in `st` (the largest limit asked) while later
-    /// filters still run, and returned at the end.
+    /// filters still run, and returned at the end. A filter that sets
+    /// [`FilterState::route_dirty`] returns with the index of the next filter: the exchange
+    /// resolves the route again ([`RoutingView`] over the filters before that index) and goes
+    /// on from there.
     pub(crate) fn decode_headers(
         &self,
         from: usize,
@@ -212,7 +230,7 @@ impl<'a> Chain<'a> {
                 HttpFilterConfig::Buffer { max_request_bytes } => {
                     buffer::decode_headers(*max_request_bytes, self.route, req, st)
                 }
-                HttpFilterConfig::HeaderMutation(_) => Flow::Continue,
+                HttpFilterConfig::HeaderMutation(m) => header_mutation::decode_headers(m, st),
                 HttpFilterConfig::Fault(cfg) => fault::decode_headers(cfg, st),
                 HttpFilterConfig::CustomResponse(_) => Flow::Continue,
             };
@@ -228,6 +246,9 @@ impl<'a> Chain<'a> {
                         _ => step,
                     };
                 }
+            }
+            if st.route_dirty {
+                return (flow, i + 1);
             }
         }
         (flow, self.filters.len())
@@ -368,6 +389,59 @@ impl<'a> Chain<'a> {
             true,
         )
     }
+
+    /// The request as routing sees it once the filters before index `ran` have run.
+    pub(crate) fn routing_view<'r, R: RequestInfo + ?Sized>(
+        &self,
+        req: &'r R,
+        ran: usize,
+    ) -> RoutingView<'r, R>
+    where
+        'a: 'r,
+    {
+        let ran = &self.filters[..ran.min(self.filters.len())];
+        RoutingView {
+            req,
+            edits: Edits::new(None, ran, false),
+        }
+    }
+}
+
+/// A request as routing sees it after filters changed it: the request header edits of the
+/// filters that ran are applied as the upstream will see them (a removed or replaced field is
+/// gone, an added one is there); the route's own edits are not (they apply on the way out,
+/// as in Envoy).
+pub(crate) struct RoutingView<'r, R: ?Sized> {
+    req: &'r R,
+    edits: Edits<'r>,
+}
+
+impl<R: RequestInfo + ?Sized> RequestInfo for RoutingView<'_, R> {
+    fn authority(&self) -> &[u8] {
+        if self.edits.drops(b"host") {
+            if let Some(host) = self.edits.first_add(b"host") {
+                return host;
+            }
+        }
+        self.req.authority()
+    }
+    fn path(&self) -> &[u8] {
+        self.req.path()
+    }
+    fn query(&self) -> &[u8] {
+        self.req.query()
+    }
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        if !self.edits.drops(name) {
+            if let Some(v) = self.req.header(name) {
+                return Some(v);
+            }
+        }
+        self.edits.first_add(name)
+    }
+    fn method(&self) -> &[u8] {
+        self.req.method()
+    }
 }
 
 /// Header changes applied by the codec that writes a head: fields to drop, fields to add.
@@ -453,6 +527,23 @@ impl<'a> Edits<'a> {
         })
     }
 
+    /// The value of the first field named `name` (lowercase) to add, if any.
+    pub(crate) fn first_add(&self, name: &[u8]) -> Option<&'a [u8]> {
+        if !self.any {
+            return None;
+        }
+        let layers = self
+            .route
+            .into_iter()
+            .chain(self.filters.iter().filter_map(|f| self.mutation(f)));
+        for (adds, _) in layers {
+            if let Some(h) = adds.iter().find(|h| h.name.as_ref() == name) {
+                return Some(&h.value);
+            }
+        }
+        None
+    }
+
     /// Call `f` with each field to add, in order: the route's, then each filter's.
     #[inline]
     pub(crate) fn for_each_add(&self, mut f: impl FnMut(&'a HeaderToAdd)) {
@@ -517,6 +608,52 @@ mod tests {
         assert_eq!(n, 1);
         assert!(!Edits::NONE.drops(b"server"));
         Edits::NONE.for_each_add(|_| panic!("no adds"));
+    }
+
+    fn request(head: &'static [u8]) -> RequestHead {
+        let mut b = bytes::BytesMut::from(head);
+        protocols::http1::parse_request(&mut b, &Default::default())
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn routing_sees_the_request_edits_of_the_filters_that_ran() {
+        let filters = [
+            HttpFilterConfig::HeaderMutation(HeaderMutation {
+                request_headers_to_add: vec![add("x-canary", "1", false), add("host", "b", false)],
+                request_headers_to_remove: vec![Bytes::from_static(b"x-gone")],
+                affects_routing: true,
+                ..HeaderMutation::default()
+            }),
+            HttpFilterConfig::HeaderMutation(HeaderMutation {
+                request_headers_to_add: vec![add("x-late", "1", true)],
+                ..HeaderMutation::default()
+            }),
+        ];
+        let req = request(b"GET / HTTP/1.1\r\nhost: a\r\nx-canary: 0\r\nx-gone: 1\r\n\r\n");
+        let chain = Chain::new(&filters, None);
+        let none = chain.routing_view(&req, 0);
+        assert_eq!(none.header(b"x-canary"), Some(&b"0"[..]));
+        assert_eq!(none.authority(), b"a");
+        let first = chain.routing_view(&req, 1);
+        assert_eq!(first.header(b"x-canary"), Some(&b"1"[..]), "replaced");
+        assert_eq!(first.header(b"x-gone"), None, "removed");
+        assert_eq!(
+            first.header(b"x-late"),
+            None,
+            "the second filter has not run"
+        );
+        assert_eq!(first.authority(), b"b");
+        assert_eq!(
+            chain.routing_view(&req, 2).header(b"x-late"),
+            Some(&b"1"[..])
+        );
+
+        // The filter that clears the route cache hands back before the next one runs.
+        let mut st = FilterState::default();
+        assert_eq!(chain.decode_headers(0, &req, &mut st), (Flow::Continue, 1));
+        assert!(st.route_dirty);
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! an HTTP/2 stream) are adapters; the exchange itself is written once.
 //!
 //! In order: checks the connection manager owns (unsupported codings, CONNECT, request id,
-//! the client identity), the route, the HTTP filters' decode phase ([`crate::filters`]), then
-//! the route's action: a local answer, or the router, which collects the body when a filter
-//! asked, picks an endpoint, opens the upstream request and relays (the encode phases run in
-//! the relay). The request body and the response move through [`super::message::pump`] and [`super::relay::relay`]: sequentially
+//! the client identity), the route, the HTTP filters' decode phase ([`crate::filters`]; the
+//! route is resolved again when a filter changed what routing sees), then the route's action:
+//! a local answer, or the router, which collects the body when a filter asked, picks an
+//! endpoint, opens the upstream request and relays (the encode phases run in the relay). The
+//! request body and the response move through [`super::message::pump`] and [`super::relay::relay`]: sequentially
 //! when the request is wholly in memory (the common case; it may then be sent again on a fresh
 //! connection when a pooled one turns out closed), otherwise at the same time, so an upstream
 //! that answers early or echoes while it reads never deadlocks against us.
@@ -459,35 +460,9 @@ impl<'a> Exchange<'a> {
             rng::uuid_v4(&mut id);
             self.request_id = Some(id);
         }
-        let cfg: &'a ListenerConfig = self.cfg;
-        let routed = Routed {
-            req: &self.head,
-            xfcc: self.xfcc.as_deref(),
+        let Some(route) = self.decode_headers().await else {
+            return;
         };
-        let Some(route) = cfg.routes.route(&routed) else {
-            self.ll.http().no_route.inc();
-            return self.fail(ProxyError::internal(Kind::NoRoute)).await;
-        };
-        self.route_name = &route.name;
-        self.chain = Chain::new(&cfg.http_filters, Some(route));
-        // The filters' decode phase; a filter that pauses is run again after its wait.
-        let mut from = 0;
-        loop {
-            let (flow, at) =
-                self.chain
-                    .decode_headers(from, &self.head, self.filter_state.get_mut());
-            match flow {
-                Flow::Continue => break,
-                Flow::Respond(answer) => return self.reply_answer(answer).await,
-                // The router collects the body before it forwards
-                // (`filter_state.collect_body`; a local answer needs none).
-                Flow::StopAndBuffer { .. } => break,
-                Flow::Pause(wait) => {
-                    self.pause(wait).await;
-                    from = at;
-                }
-            }
-        }
         match &route.action {
             Action::DirectResponse { status, body } => {
                 self.ll.http().rq_direct_response.inc();
@@ -507,6 +482,59 @@ impl<'a> Exchange<'a> {
                 self.forward(route, id).await;
             }
         }
+    }
+
+    /// Resolve the route, then run the filters' decode-headers phase: a filter that pauses is
+    /// run again after its wait; one that changes what routing sees has the route resolved
+    /// again (with the changes of the filters that ran) before the next filter. `None`: the
+    /// exchange was answered (no route, or a filter's answer).
+    async fn decode_headers(&mut self) -> Option<&'a Route> {
+        self.chain = Chain::new(&self.cfg.http_filters, self.resolve_route(0));
+        let mut from = 0;
+        loop {
+            let Some(route) = self.chain.route() else {
+                self.ll.http().no_route.inc();
+                self.fail(ProxyError::internal(Kind::NoRoute)).await;
+                return None;
+            };
+            self.route_name = &route.name;
+            let st = self.filter_state.get_mut();
+            let (flow, at) = self.chain.decode_headers(from, &self.head, st);
+            if std::mem::take(&mut st.route_dirty) {
+                self.chain = self.chain.with_route(self.resolve_route(at));
+            }
+            match flow {
+                Flow::Respond(answer) => {
+                    self.reply_answer(answer).await;
+                    return None;
+                }
+                Flow::Pause(wait) => {
+                    self.pause(wait).await;
+                    from = at;
+                }
+                // The router collects the body before it forwards
+                // (`filter_state.collect_body`; a local answer needs none).
+                Flow::Continue | Flow::StopAndBuffer { .. } if at < self.cfg.http_filters.len() => {
+                    from = at;
+                }
+                Flow::Continue | Flow::StopAndBuffer { .. } => {
+                    if self.chain.route().is_some() {
+                        return self.chain.route();
+                    }
+                    from = at;
+                }
+            }
+        }
+    }
+
+    /// The route for the request as routing sees it after the first `ran` filters.
+    fn resolve_route(&self, ran: usize) -> Option<&'a Route> {
+        let cfg: &'a ListenerConfig = self.cfg;
+        let routed = Routed {
+            req: &self.chain.routing_view(&self.head, ran),
+            xfcc: self.xfcc.as_deref(),
+        };
+        cfg.routes.route(&routed)
     }
 
     /// Send a locally generated response. An HTTP/1 connection stays open only when no request

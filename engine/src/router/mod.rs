@@ -175,6 +175,16 @@ pub use compile::{MAX_DOMAIN_LEN, REGEX_SIZE_LIMIT};
 pub(crate) use compile::{compile_routes, headers_to_add, headers_to_remove};
 
 impl RouteTable {
+    /// Some route matches on the request header `name` (lowercase): a filter that changes it
+    /// changes what routing sees.
+    pub fn reads_header(&self, name: &[u8]) -> bool {
+        self.virtual_hosts.iter().any(|vh| {
+            vh.routes
+                .iter()
+                .any(|r| r.matcher.headers.iter().any(|h| h.name.as_ref() == name))
+        })
+    }
+
     /// The route for `req`: the virtual host chosen by [`Self::virtual_host`], then its first
     /// route whose matchers all hold. `None` means no vhost or no route matched (404 `NR`).
     /// Allocates nothing.
