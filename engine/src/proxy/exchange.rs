@@ -7,10 +7,11 @@
 //! route is resolved again when a filter changed what routing sees), then the route's action:
 //! a local answer, or the router, which collects the body when a filter asked, picks an
 //! endpoint, opens the upstream request and relays (the encode phases run in the relay). The
-//! request body and the response move through [`super::message::pump`] and [`super::relay::relay`]: sequentially
-//! when the request is wholly in memory (the common case; it may then be sent again on a fresh
-//! connection when a pooled one turns out closed), otherwise at the same time, so an upstream
-//! that answers early or echoes while it reads never deadlocks against us.
+//! request body and the response move through [`super::message::pump`] and
+//! [`super::relay::relay`]: sequentially when the request is wholly in memory (the common
+//! case; it may then be sent again on a fresh connection when a pooled one turns out closed),
+//! otherwise at the same time, so an upstream that answers early or echoes while it reads
+//! never deadlocks against us.
 //!
 //! Every exchange ends in one access-log record and one set of stats, then the filters' log
 //! phase.
