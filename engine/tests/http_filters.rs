@@ -443,6 +443,14 @@ fn bad_fault_configs_are_refused_with_their_place() {
             "[[listeners.http_filters]]\nname = \"fault\"\ndelay = \"soon\"\n",
             "listeners[0].http_filters[0].delay",
         ),
+        (
+            "[[listeners.http_filters]]\nname = \"fault\"\nresponse_rate_limit_kbps = 0\n",
+            "listeners[0].http_filters[0].response_rate_limit_kbps",
+        ),
+        (
+            "[[listeners.http_filters]]\nname = \"fault\"\nresponse_rate_limit_kbps = 8\nresponse_rate_limit_percent = 101\n",
+            "listeners[0].http_filters[0].response_rate_limit_percent",
+        ),
     ];
     for (filters, want) in cases {
         let text = config(backend, filters);
@@ -756,6 +764,59 @@ abort_status = 503
     assert_eq!(proxy.stat("http.main.fault_delays_injected"), 3);
     assert_eq!(proxy.stat("http.main.fault_aborts_injected"), 3);
     assert_eq!(backend.request_count(), 0);
+}
+
+/// Encode data with a pause: the fault filter's response rate limit holds each piece of a
+/// 64 KiB response body for its share of 64 KiB/s, so the response takes about a second on
+/// HTTP/1 and HTTP/2 clients, over HTTP/1 and HTTP/2 upstreams, and arrives whole; counted
+/// once per exchange (`fault_response_rl_injected`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_rate_limits_response_bodies_for_every_protocol_pair() {
+    let data: Bytes = (0..64 * 1024)
+        .map(|i| (i * 13 % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let (d1, d2) = (data.clone(), data.clone());
+    let h1_backend = Backend::start(move |_req| {
+        let d = d1.clone();
+        async move { full(200, d) }
+    });
+    let h2_backend = H2Backend::start(move |_req| {
+        let d = d2.clone();
+        async move { full(200, d) }
+    });
+    let filters = r#"
+[[listeners.http_filters]]
+name = "fault"
+response_rate_limit_kbps = 64
+"#;
+    let proxy = Proxy::start(&two_upstreams(h1_backend.addr, h2_backend.addr, filters));
+    let h1 = client();
+    for listener in ["main", "h2up"] {
+        let addr = proxy.listener(listener);
+        let mut h2c = h2(addr).await;
+        for via_h2 in [false, true] {
+            let started = Instant::now();
+            let r = Request::get(format!("http://{addr}/big"))
+                .body(body(Bytes::new()))
+                .unwrap();
+            let resp = if via_h2 {
+                h2c.send_request(r).await.unwrap()
+            } else {
+                h1.request(r).await.unwrap()
+            };
+            assert_eq!(resp.status(), 200);
+            let got = read_body(resp).await;
+            let took = started.elapsed();
+            let what = format!("{listener} h2 client: {via_h2}");
+            assert!(got == data, "body intact ({what})");
+            assert!(took >= Duration::from_millis(900), "{what}: took {took:?}");
+        }
+    }
+    proxy.eventually("4 rate limited", |p| {
+        p.stat("http.main.fault_response_rl_injected") == 2
+            && p.stat("http.h2up.fault_response_rl_injected") == 2
+    });
 }
 
 /// Route re-resolution: a listener-level `header_mutation` adds `x-canary: 1`, which a route

@@ -123,6 +123,10 @@ pub struct FaultConfig {
     pub abort_status: Option<u16>,
     /// Percentage (0..=100) of requests aborted.
     pub abort_percent: u32,
+    /// Send response bodies at most this many bytes per second; `None`: no limit.
+    pub response_rate_limit: Option<u64>,
+    /// Percentage (0..=100) of requests whose response is rate limited.
+    pub response_rate_limit_percent: u32,
 }
 
 /// Header changes, in the shape routes use for theirs.

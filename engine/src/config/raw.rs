@@ -164,6 +164,13 @@ pub struct RawFaultFilter {
     /// Percentage of requests aborted, 0..=100 (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abort_percent: Option<u32>,
+    /// Send matching responses' bodies at most this many KiB per second (Envoy's
+    /// `response_rate_limit.fixed_limit.limit_kbps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_rate_limit_kbps: Option<u64>,
+    /// Percentage of requests whose response is rate limited, 0..=100 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_rate_limit_percent: Option<u32>,
 }
 
 /// `name = "buffer"`.

@@ -372,10 +372,16 @@ fn custom_response(c: &RawCustomResponse, at: &str) -> Result<CustomResponse, Fi
 
 /// `name = "fault"`: a delay, an abort, or both; percentages within 0..=100.
 fn fault_filter(f: &RawFaultFilter, at: &str) -> Result<FaultConfig, FieldError> {
-    if f.delay.is_none() && f.abort_status.is_none() {
+    if f.delay.is_none() && f.abort_status.is_none() && f.response_rate_limit_kbps.is_none() {
         return Err(FieldError::new(
             at,
-            "a fault filter needs `delay`, `abort_status`, or both",
+            "a fault filter needs `delay`, `abort_status`, `response_rate_limit_kbps`, or some of them",
+        ));
+    }
+    if f.response_rate_limit_kbps == Some(0) {
+        return Err(FieldError::new(
+            format!("{at}.response_rate_limit_kbps"),
+            "must be at least 1",
         ));
     }
     let percent = |v: Option<u32>, field: &str| match v {
@@ -403,6 +409,11 @@ fn fault_filter(f: &RawFaultFilter, at: &str) -> Result<FaultConfig, FieldError>
         delay_percent: percent(f.delay_percent, "delay_percent")?,
         abort_status: f.abort_status,
         abort_percent: percent(f.abort_percent, "abort_percent")?,
+        response_rate_limit: f.response_rate_limit_kbps.map(|k| k.saturating_mul(1024)),
+        response_rate_limit_percent: percent(
+            f.response_rate_limit_percent,
+            "response_rate_limit_percent",
+        )?,
     })
 }
 

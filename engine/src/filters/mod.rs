@@ -143,6 +143,10 @@ pub(crate) struct FilterState {
     pub(crate) fault_delay_hit: bool,
     /// The fault filter aborted this request (counted by its log phase).
     pub(crate) fault_aborted: bool,
+    /// The fault filter limits this response's body to so many bytes per second.
+    pub(crate) fault_rate_limit: Option<u64>,
+    /// The fault filter waited for the piece of response body now passing.
+    pub(crate) fault_rate_paid: bool,
 }
 
 /// Which phases some filter of a chain has. Worked out once per chain, so the exchange does
@@ -171,7 +175,10 @@ impl Phases {
                     p.decode_body |= header_mutation::edits_request_trailers(m);
                     p.encode_body |= header_mutation::edits_response_trailers(m);
                 }
-                HttpFilterConfig::Fault(_) => p.log = true,
+                HttpFilterConfig::Fault(f) => {
+                    p.log = true;
+                    p.encode_body |= f.response_rate_limit.is_some();
+                }
                 HttpFilterConfig::CustomResponse(_) => p.encode_headers = true,
             }
         }
@@ -302,18 +309,18 @@ impl<'a> Chain<'a> {
         })
     }
 
-    /// Run the encode-data phase for `len` more bytes of the response body (no filter has one
-    /// yet; a rate limit would pause here).
+    /// Run the encode-data phase for `len` more bytes of the response body (the fault
+    /// filter's rate limit pauses here).
     pub(crate) fn encode_data(
         &self,
         from: usize,
-        _len: usize,
-        _st: &mut FilterState,
+        len: usize,
+        st: &mut FilterState,
     ) -> (Flow<'a>, usize) {
         self.each(from, |f| match f {
+            HttpFilterConfig::Fault(_) => fault::encode_data(len, st),
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::HeaderMutation(_)
-            | HttpFilterConfig::Fault(_)
             | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
         })
     }

@@ -103,6 +103,7 @@ stats! {
         rq_redirect: Counter "requests answered with a redirect",
         fault_delays_injected: Counter "requests delayed by the fault filter (Envoy: fault.delays_injected)",
         fault_aborts_injected: Counter "requests aborted by the fault filter (Envoy: fault.aborts_injected)",
+        fault_response_rl_injected: Counter "responses rate limited by the fault filter (Envoy: fault.response_rl_injected)",
         http2_rx_reset: Counter "HTTP/2 streams reset by the client (RST_STREAM received)",
         http2_tx_reset: Counter "HTTP/2 streams reset by ringway (RST_STREAM sent)",
         http2_streams_refused: Counter "HTTP/2 streams refused over the concurrent stream limit",
