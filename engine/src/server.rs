@@ -13,37 +13,15 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::access_log::AccessLog;
-use crate::admin::{self, AdminState};
-use crate::config::{Config, ListenerProtocol};
+use crate::admin;
+use crate::config::Config;
 use crate::control::{Control, ControlHandle};
 use crate::listener;
-use crate::shared::{ClusterShared, ListenerShared};
+pub use crate::rt::driver::IoDriver;
+use crate::shared::{AdminState, Shared, Snapshot};
 use crate::shared_state::Registry;
 use crate::stats::Store;
 use crate::worker;
-
-/// Which io driver the workers run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IoDriver {
-    /// io_uring where the kernel allows it, else epoll.
-    #[default]
-    Auto,
-    IoUring,
-    /// monoio's epoll-based legacy driver.
-    Legacy,
-}
-
-impl IoDriver {
-    /// From `RINGWAY_IO_DRIVER` (`auto`, `io_uring`, `legacy`); unset or unknown means auto.
-    pub fn from_env() -> Self {
-        match std::env::var("RINGWAY_IO_DRIVER").as_deref() {
-            Ok("io_uring" | "uring") => Self::IoUring,
-            Ok("legacy" | "epoll") => Self::Legacy,
-            _ => Self::Auto,
-        }
-    }
-}
 
 /// Options that are not part of the configuration file.
 #[derive(Debug, Clone, Default)]
@@ -51,73 +29,6 @@ pub struct StartOptions {
     pub driver: IoDriver,
     /// Pin worker `i` to core `i % cores` (default on; tests running many servers turn it off).
     pub no_pinning: bool,
-}
-
-/// Everything a worker needs from one configuration, immutable once published.
-pub(crate) struct Snapshot {
-    pub(crate) config: Arc<Config>,
-    pub(crate) listeners: Vec<Arc<ListenerShared>>,
-    pub(crate) clusters: Vec<Arc<ClusterShared>>,
-}
-
-impl Snapshot {
-    fn build(config: Arc<Config>, stats: &Store) -> std::io::Result<Self> {
-        let listeners = config
-            .listeners
-            .iter()
-            .map(|l| {
-                let access_log = l.access_log.as_ref().map(AccessLog::open).transpose()?;
-                Ok(Arc::new(ListenerShared {
-                    stats: stats.listener(&l.name),
-                    http: stats.http(&l.name),
-                    tcp: (l.protocol == ListenerProtocol::Tcp).then(|| stats.tcp(&l.name)),
-                    access_log,
-                }))
-            })
-            .collect::<std::io::Result<_>>()?;
-        let clusters = config
-            .clusters
-            .iter()
-            .map(|c| {
-                let scope = stats.cluster(&c.name);
-                let n = c.endpoints.len() as i64;
-                // Set on one slot only: readers sum the slots.
-                scope.stats.core(0).membership_total.set(n);
-                // No health checking yet: every endpoint counts as healthy.
-                scope.stats.core(0).membership_healthy.set(n);
-                Arc::new(ClusterShared {
-                    scope,
-                    endpoints: c
-                        .endpoints
-                        .iter()
-                        .map(|e| stats.endpoint(&c.name, e.address))
-                        .collect(),
-                })
-            })
-            .collect();
-        Ok(Self {
-            config,
-            listeners,
-            clusters,
-        })
-    }
-}
-
-/// State shared by the workers and the control thread.
-pub(crate) struct Shared {
-    pub(crate) snapshot: ArcSwap<Snapshot>,
-    /// Bumped after each publish; workers compare it to notice a new snapshot cheaply.
-    pub(crate) generation: AtomicU64,
-    pub(crate) admin: Arc<AdminState>,
-    /// Cross-core limits and buckets by name (circuit breakers, rate limits), for the process
-    /// lifetime: snapshot builds look their entries up here, so they survive reloads.
-    pub(crate) state: Arc<Registry>,
-}
-
-impl Shared {
-    pub(crate) fn is_draining(&self) -> bool {
-        self.admin.draining.load(Ordering::Relaxed)
-    }
 }
 
 /// Errors starting the server.

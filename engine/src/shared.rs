@@ -2,13 +2,26 @@
 //! listener, the stats of a cluster and its endpoints. Resolved by name once, when the control
 //! side builds a config snapshot ([`crate::server`]); workers only read them.
 //!
-//! A leaf: imports `stats` and `access_log` only, so clusters, upstreams and connection
-//! managers can hold these without importing the server that builds them.
+//! Also the snapshot itself ([`Snapshot`]), the state the workers share with the control side
+//! ([`Shared`]: the published snapshot, the lifecycle flags and stats in [`AdminState`], the
+//! cross-core [`Registry`]).
+//!
+//! A leaf: imports `config`, `stats`, `access_log` and `shared_state` only, so workers,
+//! clusters, upstreams and connection managers can hold these without importing the server
+//! that builds them or the admin API that reads them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
-use crate::stats::{ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, TcpStats};
+use crate::config::{Config, ListenerProtocol};
+use crate::shared_state::Registry;
+use crate::stats::{
+    ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store, TcpStats,
+};
 
 /// Stats handles of one listener, resolved by name when the snapshot is built.
 pub(crate) struct ListenerShared {
@@ -23,4 +36,99 @@ pub(crate) struct ListenerShared {
 pub(crate) struct ClusterShared {
     pub(crate) scope: Arc<ClusterScope>,
     pub(crate) endpoints: Vec<Arc<PerCore<EndpointStats>>>,
+}
+
+/// Everything a worker needs from one configuration, immutable once published.
+pub(crate) struct Snapshot {
+    pub(crate) config: Arc<Config>,
+    pub(crate) listeners: Vec<Arc<ListenerShared>>,
+    pub(crate) clusters: Vec<Arc<ClusterShared>>,
+}
+
+impl Snapshot {
+    pub(crate) fn build(config: Arc<Config>, stats: &Store) -> std::io::Result<Self> {
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let access_log = l.access_log.as_ref().map(AccessLog::open).transpose()?;
+                Ok(Arc::new(ListenerShared {
+                    stats: stats.listener(&l.name),
+                    http: stats.http(&l.name),
+                    tcp: (l.protocol == ListenerProtocol::Tcp).then(|| stats.tcp(&l.name)),
+                    access_log,
+                }))
+            })
+            .collect::<std::io::Result<_>>()?;
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| {
+                let scope = stats.cluster(&c.name);
+                let n = c.endpoints.len() as i64;
+                // Set on one slot only: readers sum the slots.
+                scope.stats.core(0).membership_total.set(n);
+                // No health checking yet: every endpoint counts as healthy.
+                scope.stats.core(0).membership_healthy.set(n);
+                Arc::new(ClusterShared {
+                    scope,
+                    endpoints: c
+                        .endpoints
+                        .iter()
+                        .map(|e| stats.endpoint(&c.name, e.address))
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(Self {
+            config,
+            listeners,
+            clusters,
+        })
+    }
+}
+
+/// State shared by the workers and the control thread.
+pub(crate) struct Shared {
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    /// Bumped after each publish; workers compare it to notice a new snapshot cheaply.
+    pub(crate) generation: AtomicU64,
+    pub(crate) admin: Arc<AdminState>,
+    /// Cross-core limits and buckets by name (circuit breakers, rate limits), for the process
+    /// lifetime: snapshot builds look their entries up here, so they survive reloads.
+    pub(crate) state: Arc<Registry>,
+}
+
+impl Shared {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.admin.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// What the admin API reads and flips. Shared with the workers and the control thread.
+#[derive(Debug)]
+pub struct AdminState {
+    /// Every stat.
+    pub stats: Arc<Store>,
+    /// The config snapshot the workers run on.
+    pub config: Arc<ArcSwap<Config>>,
+    /// Set by `POST /healthcheck/fail`: `/ready` answers 503 so load balancers stop sending.
+    pub health_failed: AtomicBool,
+    /// Set when draining (SIGTERM): `/ready` answers 503 `DRAINING`.
+    pub draining: AtomicBool,
+    /// Process start, for uptime.
+    pub started: Instant,
+}
+
+impl AdminState {
+    /// A live (not draining, health check passing) state starting now.
+    pub fn new(stats: Arc<Store>, config: Arc<ArcSwap<Config>>) -> Arc<Self> {
+        Arc::new(Self {
+            stats,
+            config,
+            health_failed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            started: Instant::now(),
+        })
+    }
 }

@@ -17,15 +17,13 @@ mod tests;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
 use protocols::http1::{self, BodyFraming, Limits, encode};
 
-use crate::config::Config;
-use crate::stats::Store;
+pub use crate::shared::AdminState;
 
 /// Most admin connections served at once; more are closed on accept.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -33,34 +31,6 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request body accepted (and discarded); admin endpoints take no body.
 pub const MAX_BODY: u64 = 64 * 1024;
-
-/// What the admin API reads and flips. Shared with the workers and the control thread.
-#[derive(Debug)]
-pub struct AdminState {
-    /// Every stat.
-    pub stats: Arc<Store>,
-    /// The config snapshot the workers run on.
-    pub config: Arc<ArcSwap<Config>>,
-    /// Set by `POST /healthcheck/fail`: `/ready` answers 503 so load balancers stop sending.
-    pub health_failed: AtomicBool,
-    /// Set when draining (SIGTERM): `/ready` answers 503 `DRAINING`.
-    pub draining: AtomicBool,
-    /// Process start, for uptime.
-    pub started: Instant,
-}
-
-impl AdminState {
-    /// A live (not draining, health check passing) state starting now.
-    pub fn new(stats: Arc<Store>, config: Arc<ArcSwap<Config>>) -> Arc<Self> {
-        Arc::new(Self {
-            stats,
-            config,
-            health_failed: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            started: Instant::now(),
-        })
-    }
-}
 
 /// Binds `addr` (port 0 picks a free port), then serves on a new thread `ringway-admin`;
 /// returns the bound address. Bind errors are returned; errors after that are logged.

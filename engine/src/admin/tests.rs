@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use super::handlers::{Query, percent_decode};
 use super::*;
 use crate::config::{DEFAULT_CONFIG, parse_str};
+use crate::stats::Store;
 
 const TEXT: &str = r#"
 workers = 2

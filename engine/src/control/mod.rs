@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::rt::drain::Drain;
-use crate::server::IoDriver;
+use crate::rt::driver::IoDriver;
 
 /// io_uring submission queue size of the control runtime (few connections live here).
 const RING_ENTRIES: u32 = 256;

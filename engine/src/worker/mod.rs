@@ -15,9 +15,9 @@ use monoio::net::{TcpListener, TcpStream};
 use crate::access_log::AccessLogWriter;
 use crate::cluster::ClusterLocal;
 use crate::config::ListenerConfig;
+use crate::rt::driver::IoDriver;
 use crate::rt::{drain, park, timer};
-use crate::server::{IoDriver, Shared, Snapshot};
-use crate::shared::ListenerShared;
+use crate::shared::{ListenerShared, Shared, Snapshot};
 use crate::stats::{HttpStats, ListenerStats, LocalHistogram};
 
 /// How often a worker flushes histograms and access logs and sweeps idle upstream connections.
