@@ -35,6 +35,7 @@ mod codec;
 mod error;
 mod filters;
 mod listener;
+mod local;
 mod net;
 mod proxy;
 mod rt;

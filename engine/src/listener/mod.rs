@@ -22,9 +22,9 @@ use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenerProtocol;
+use crate::local::Worker;
 use crate::net::Io;
 use crate::proxy::Ended;
-use crate::worker::Worker;
 
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;

@@ -20,8 +20,8 @@ use bytes::BytesMut;
 use monoio::net::TcpStream;
 use protocols::proxy_protocol::{self as pp, Addresses, Command, Header};
 
+use crate::local::Worker;
 use crate::rt::{buffers, timer};
-use crate::worker::Worker;
 
 /// How long a TCP listener waits for the PROXY header (HTTP listeners use their
 /// `request_header_timeout`).

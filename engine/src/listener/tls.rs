@@ -23,9 +23,9 @@ use bytes::BytesMut;
 use monoio::net::TcpStream;
 use rustls::{CertificateError, ProtocolVersion, ServerConfig};
 
+use crate::local::Worker;
 use crate::rt::timer;
 use crate::tls::{self, TlsError, TlsStream};
-use crate::worker::Worker;
 
 /// What a listener needs to accept TLS: its rustls configuration and the handshake timeout.
 pub(crate) struct Acceptor {

@@ -48,11 +48,11 @@ use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::filters::{AnswerKind, BufferedBody, Chain, Done, FilterState, Flow, LocalAnswer, Wait};
+use crate::local::{ListenerLocal, Local, Worker};
 use crate::router::{Action, Route, Routed};
 use crate::rt::{buffers, rng, timer};
 use crate::upstream::http2::open_request;
 use crate::upstream::{self, Attempt, Upstream};
-use crate::worker::{ListenerLocal, Local, Worker};
 
 /// The outcome of one HTTP/1 exchange for the downstream connection.
 pub(crate) enum Next {

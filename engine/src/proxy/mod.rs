@@ -23,9 +23,9 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
+use crate::local::Worker;
 use crate::net::Io;
 use crate::rt::{buffers, park, timer};
-use crate::worker::Worker;
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {

@@ -36,12 +36,12 @@ use bytes::BytesMut;
 
 use crate::access_log::{Entry, ResponseFlags};
 use crate::config::ClusterId;
+use crate::local::{Local, Worker};
 use crate::net::Io;
 use crate::net::relay;
 use crate::rt::timer;
 use crate::stats::TcpStats;
 use crate::upstream::ConnectError;
-use crate::worker::{Local, Worker};
 use filter::Chain;
 use inspect::{Failure, Inspected, ServerName};
 

@@ -19,10 +19,10 @@ use protocols::http2::frame::Reason;
 
 use crate::codec::h2::far_future;
 use crate::codec::h2::session::{self, ReadEnd, Session, StreamSlot};
+use crate::local::Worker;
 use crate::proxy::Downstream;
 use crate::rt::timer;
 use crate::stats::HttpStats;
-use crate::worker::Worker;
 
 /// The HTTP/2 connection preface a client sends first (RFC 9113 3.4).
 pub(crate) const PREFACE: &[u8] = conn::PREFACE;

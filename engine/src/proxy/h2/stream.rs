@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::codec::h2::session::Session;
+use crate::local::Worker;
 use crate::shared::ListenerShared;
 use crate::stats::HttpStats;
-use crate::worker::Worker;
 
 /// What the stream tasks of one connection share .
 pub(crate) struct ConnCtx {
