@@ -5,12 +5,13 @@
 //! references between sections are resolved to indices ([`ClusterId`]). Errors carry the file,
 //! line, column and the path of the offending field (`clusters[2].endpoints[0]`).
 //!
-//! This module owns parsing and validation only; the route table it produces is compiled by
-//! [`crate::router`], and nothing here touches sockets.
+//! This module owns parsing and validation only, route tables included (compiled in [`route`],
+//! matched by `crate::router`); nothing here touches sockets.
 
 pub mod duration;
 pub mod error;
 pub mod raw;
+pub mod route;
 pub mod tls;
 pub mod upstream_tls;
 pub mod validate;
@@ -22,7 +23,7 @@ use std::time::Duration;
 pub use error::{ConfigError, FieldError};
 pub use validate::{load_file, parse_str, parse_str_in, validate, validate_in};
 
-use crate::router::RouteTable;
+use route::{HeaderToAdd, RouteTable};
 
 /// The configuration embedded in the binary: `ringway` with no arguments serves this.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config.toml");
@@ -133,19 +134,19 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, Default)]
 pub struct HeaderMutation {
     /// Added to the request sent upstream.
-    pub request_headers_to_add: Vec<crate::router::HeaderToAdd>,
+    pub request_headers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names removed from the request sent upstream.
     pub request_headers_to_remove: Vec<bytes::Bytes>,
     /// Added to the response sent downstream.
-    pub response_headers_to_add: Vec<crate::router::HeaderToAdd>,
+    pub response_headers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names removed from the response sent downstream.
     pub response_headers_to_remove: Vec<bytes::Bytes>,
     /// Added to request trailers (when the request has trailers).
-    pub request_trailers_to_add: Vec<crate::router::HeaderToAdd>,
+    pub request_trailers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names removed from request trailers.
     pub request_trailers_to_remove: Vec<bytes::Bytes>,
     /// Added to response trailers (when the response has trailers).
-    pub response_trailers_to_add: Vec<crate::router::HeaderToAdd>,
+    pub response_trailers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names removed from response trailers.
     pub response_trailers_to_remove: Vec<bytes::Bytes>,
     /// Some route of the listener matches on a request header this filter adds or removes

@@ -4,7 +4,7 @@
 //! All defaults are the `DEFAULT_*` consts below (Envoy's where a concept matches). A config is
 //! accepted whole or refused with the first error, located at file:line:column with its field
 //! path (DESIGN.md "Errors and bad input", STYLE.md §5). Route compilation is delegated to
-//! [`crate::router`]; nothing here opens sockets. Besides the config, the only files
+//! [`super::route`]; nothing here opens sockets. Besides the config, the only files
 //! read are the certificates and keys `[listeners.tls]` names (by [`super::tls`]).
 
 use std::collections::HashMap;
@@ -20,13 +20,13 @@ use super::raw::{
     RawHeaderMutation, RawHttpFilter, RawHttpOptions, RawLbPolicy, RawListener,
     RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol, RawWorkers,
 };
+use super::route::{RouteTable, compile_routes, headers_to_add, headers_to_remove};
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
     CustomResponse, Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy,
     ListenerConfig, ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions,
     UpstreamProtocol, duration,
 };
-use crate::router::{RouteTable, compile_routes, headers_to_add, headers_to_remove};
 use crate::tls::{ServerNames, check_server_name};
 
 /// `http2_keepalive_timeout` (Envoy's `connection_keepalive.timeout` default).
@@ -817,7 +817,7 @@ pub(crate) fn check_header_value(value: &str, at: &str) -> Result<(), FieldError
 mod tests {
     use super::*;
     use crate::config::DEFAULT_CONFIG;
-    use crate::router::Action;
+    use crate::config::route::Action;
 
     /// The error for `text`, as (line, column, path, reason), and its Display.
     fn err(text: &str) -> (usize, usize, String, String) {

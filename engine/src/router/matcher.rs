@@ -6,56 +6,8 @@
 //! percent-decoding and no `+` -> space, so `a%20b` only matches a configured `a%20b`. A query
 //! parameter without `=` has the empty value. This module does not pick virtual hosts.
 
-use bytes::Bytes;
-use regex::bytes::Regex;
-
 use super::RequestInfo;
-
-/// Everything a request must satisfy to take a route.
-#[derive(Debug)]
-pub(crate) struct RouteMatch {
-    pub(crate) path: PathMatch,
-    pub(crate) headers: Vec<HeaderMatcher>,
-    pub(crate) query: Vec<QueryMatcher>,
-}
-
-/// How the path is compared.
-#[derive(Debug)]
-pub(crate) enum PathMatch {
-    /// Path starts with the bytes.
-    Prefix { value: Bytes, case_sensitive: bool },
-    /// Path equals the bytes.
-    Exact { value: Bytes, case_sensitive: bool },
-    /// Whole path matches (compiled as `^(?:re)$`, case folding per config).
-    Regex(Regex),
-}
-
-/// A comparison of one header or query value.
-#[derive(Debug)]
-pub(crate) enum ValueMatch {
-    Exact(Bytes),
-    Prefix(Bytes),
-    Suffix(Bytes),
-    /// Anchored at both ends.
-    Regex(Regex),
-    /// `true`: the field exists; `false`: it does not.
-    Present(bool),
-}
-
-/// Matches the first header field named `name` (lowercase).
-#[derive(Debug)]
-pub(crate) struct HeaderMatcher {
-    pub(crate) name: Bytes,
-    pub(crate) value: ValueMatch,
-    pub(crate) invert: bool,
-}
-
-/// Matches the first query parameter named `name`.
-#[derive(Debug)]
-pub(crate) struct QueryMatcher {
-    pub(crate) name: Bytes,
-    pub(crate) value: ValueMatch,
-}
+pub(crate) use crate::config::route::matcher::{HeaderMatcher, PathMatch, RouteMatch, ValueMatch};
 
 impl RouteMatch {
     /// Whether `req` takes this route.

@@ -1,5 +1,9 @@
 //! Router tests: tables are compiled from real config text, then matched against requests.
 
+use std::time::Duration;
+
+use bytes::Bytes;
+
 use super::*;
 use crate::config::{Config, parse_str};
 
