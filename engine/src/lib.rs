@@ -7,18 +7,24 @@
 //! attempt: how) -> `protocols` (the sans-IO codecs). Workers share nothing but the immutable
 //! config snapshot and the atomics in [`stats`] and [`shared_state`].
 //!
-//! Imports flow one way, down that path: a module imports only modules after it, never one
-//! before it or beside it. Below the path sit leaves anyone may import, which import none of
-//! the path, `worker` or `server`:
+//! Imports flow one way, top to bottom: [`server`] (starts everything) -> `worker` (a worker's
+//! runtime: accept loops, housekeeping), beside [`control`] and [`admin`] -> the data path,
+//! with `local` (a worker's state: the `Worker` handle and its instance of the snapshot, which
+//! holds the clusters) between `tcp` | `proxy` and `filters`. A module imports only modules
+//! after it, never one before it or beside it. Below sit leaves anyone may import, which
+//! import none of those and form no circle among themselves:
 //!
 //! - `rt`: per-worker runtime utilities (read buffers, coarse timer, rng, parking lot, drain)
+//!   and the io driver choice
 //! - `net`: the `Io` stream type (plain | TLS) of both directions
 //! - `codec`: sans-IO machine <-> monoio glue shared by both sides (the HTTP/2 session)
-//! - `shared`: per-snapshot handles (listener and cluster stats, access logs)
-//! - [`stats`], [`config`], [`tls`], `sys`
+//! - `shared`: per-snapshot handles (listener and cluster stats, access logs), the snapshot
+//!   and the state workers share with the control side
+//! - [`config`] (route tables included: the router only matches them), [`access_log`],
+//!   [`shared_state`], [`stats`], [`tls`], `error`, `sys`
 //!
-//! `worker` (one runtime per core) and [`server`] sit on top: they build and spawn all of it.
-//! A unit test (`layers.rs`) reads `src/` and fails on an import against this order.
+//! A unit test (`layers.rs`) reads `src/` and fails on an import against this order, on a
+//! module left out of it, and on a circle.
 
 pub mod access_log;
 pub mod admin;
