@@ -6,9 +6,10 @@
 //! `?format=json`), `/stats/prometheus`, `/clusters` (`?format=json`), `/config_dump`,
 //! `/ready`, `/server_info`, and `POST /healthcheck/fail|ok`.
 //!
-//! It does not touch worker connections or the request path: it reads the stats [`Store`], the
-//! published config snapshot and the lifecycle flags in [`AdminState`]; the workers and the
-//! control thread act on those flags. DESIGN.md "Threads" (control thread) and "observability".
+//! It does not touch worker connections or the request path: it reads the stats
+//! [`Store`](crate::stats::Store), the published config snapshot and the lifecycle flags in
+//! [`AdminState`]; the workers and the control thread act on those flags. DESIGN.md "Threads"
+//! (control thread) and "observability".
 
 mod handlers;
 #[cfg(test)]

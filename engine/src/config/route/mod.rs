@@ -1,5 +1,5 @@
 //! The compiled route table of a listener: virtual hosts, routes, their matchers and actions,
-//! as [`compile_routes`] builds them from `[[listeners.virtual_hosts]]`.
+//! as `compile_routes` builds them from `[[listeners.virtual_hosts]]`.
 //!
 //! Data only: matching a request against a table is `crate::router`'s job (its `impl` blocks
 //! on these types), so the config can hold a compiled table without importing the router.
