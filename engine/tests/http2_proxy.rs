@@ -943,3 +943,34 @@ endpoints = ["{}"]
     let got = String::from_utf8_lossy(&read_body(resp).await).into_owned();
     assert!(got.contains("\ncookie: a=1; b=2\n"), "{got}");
 }
+
+/// An HTTP/2 request is held to the same head limits as an HTTP/1 one (RFC 9112 3 and RFC 6585
+/// 5, measured on the equivalent HTTP/1.1 head): a path longer than the request line allows is
+/// 414, more fields than allowed 431, both answered on the stream and counted, and the
+/// connection goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_meet_the_http1_head_limits() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let addr = proxy.addr();
+    let mut h2 = h2(addr, 65_535).await;
+
+    let long = format!("/{}", "a".repeat(9000));
+    let resp = h2.send_request(get(addr, &long)).await.unwrap();
+    assert_eq!(resp.status(), 414);
+
+    let mut many = get(addr, "/many");
+    for i in 0..101 {
+        many.headers_mut().insert(
+            hyper::header::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+            "v".parse().unwrap(),
+        );
+    }
+    let resp = h2.send_request(many).await.unwrap();
+    assert_eq!(resp.status(), 431);
+
+    let resp = h2.send_request(get(addr, "/fine")).await.unwrap();
+    assert_eq!(resp.status(), 200, "the connection still serves");
+    settled(&proxy, "http.main.downstream_rq_too_large", 2);
+    settled(&proxy, "http.main.downstream_rq_4xx", 2);
+}

@@ -299,10 +299,13 @@ pub(crate) async fn handle_stream(
 /// A minimal parsed head standing in for a request that could not be read (its log line
 /// takes method and path from the HTTP/2 fields).
 fn placeholder_head() -> Option<RequestHead> {
-    let mut b = BytesMut::from(&b"GET / HTTP/1.1\r\nhost: -\r\n\r\n"[..]);
-    http1::parse_request(&mut b, &Limits::default())
-        .ok()
-        .flatten()
+    let field = |n: &'static [u8], v: &'static [u8]| (Bytes::from_static(n), Bytes::from_static(v));
+    let fields = [
+        field(b":method", b"GET"),
+        field(b":path", b"/"),
+        field(b":authority", b"-"),
+    ];
+    protocols::http2::request_head(&fields, true, &Limits::default()).ok()
 }
 
 /// Answer a request whose head could not be read (malformed, too large, too slow) and close.
