@@ -344,8 +344,8 @@ def main():
     if machine:
         p("## Machine load\n")
         p("Sampled over 2 s with none of the benchmark's load running (only the idle backend); "
-          "busy = a 1-minute load average of at least a quarter of the CPUs, or more than 10 % "
-          "of them busy.\n")
+          "busy = more than 10 % of the CPUs busy (the load average, which lags by minutes and "
+          "still counts the previous repetition's load, is shown but does not decide).\n")
         p("| when | load average | CPUs busy | |\n|---|---|---:|---|")
         for m in machine:
             p(f"| {m[0]} | {m[1]} | {m[2]} % | {'**busy**' if m[3] == '1' else 'quiet'} |")

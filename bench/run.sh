@@ -288,9 +288,10 @@ wait_http() {
 # Other programs on these cores (a build, another benchmark) take time from the proxy or the
 # load generator: the figures of such a run are not comparable. machine_sample WHEN SECS appends
 # "WHEN, load average, % of all CPUs busy over SECS seconds, busy flag" to MACHINE (a TSV that
-# report.py puts at the top of the report) and logs it; BUSY=1 once one sample said busy:
-# a 1-minute load average of at least nproc/4, or more than 10 % of all CPUs busy while nothing
-# of ours runs but the idle backend.
+# report.py puts at the top of the report) and logs it; BUSY=1 once one sample said busy: more
+# than 10 % of all CPUs busy while nothing of ours runs but the idle backend. The load average
+# is logged but does not decide: it lags by minutes, so it still counts a build that just
+# ended, or the previous repetition's own load.
 MACHINE=()
 BUSY=0
 machine_sample() {
@@ -300,7 +301,7 @@ machine_sample() {
     read -r b1 t1 <<<"$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
     la="$(cut -d' ' -f1-3 /proc/loadavg)"
     pct=$(((b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1)))
-    if [ "$pct" -gt 10 ] || awk -v l="${la%% *}" -v n="$(nproc)" 'BEGIN {exit !(l >= n / 4)}'; then
+    if [ "$pct" -gt 10 ]; then
         flag=1
         BUSY=1
     fi
