@@ -334,7 +334,7 @@ impl TeState {
 
 /// RFC 9110 section 8.6: `Content-Length = 1*DIGIT`; a list is tolerated here only so the caller
 /// can decide about duplicates.
-fn parse_content_length(v: &[u8]) -> Option<u64> {
+pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 20 {
         return None;
     }

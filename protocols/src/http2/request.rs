@@ -18,7 +18,9 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::http::{RequestHead, TargetForm};
-use crate::http1::headers::{Field, Span, is_field_value, is_token, is_valid_authority};
+use crate::http1::headers::{
+    Field, Span, is_field_value, is_token, is_valid_authority, parse_content_length,
+};
 use crate::http1::{BodyFraming, Limits, RequestError, Version};
 
 /// `" HTTP/1.1"`: what the equivalent request line adds after the target.
@@ -100,7 +102,8 @@ pub fn request_head(
                 if content_length.is_some() {
                     return Err(RequestError::DuplicateContentLength);
                 }
-                content_length = Some(parse_length(value)?);
+                content_length =
+                    Some(parse_content_length(value).ok_or(RequestError::InvalidContentLength)?);
             }
             b"expect" => expect_continue |= value.eq_ignore_ascii_case(b"100-continue"),
             _ => {}
@@ -244,18 +247,6 @@ fn split_target(
         }
         None => (TargetForm::Origin, at, Span::default()),
     })
-}
-
-/// A `content-length` value: one decimal number (the connection already refused others).
-fn parse_length(v: &[u8]) -> Result<u64, RequestError> {
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-        return Err(RequestError::InvalidContentLength);
-    }
-    v.iter()
-        .try_fold(0u64, |n, &d| {
-            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
-        .ok_or(RequestError::InvalidContentLength)
 }
 
 #[cfg(test)]
