@@ -974,3 +974,53 @@ async fn http2_requests_meet_the_http1_head_limits() {
     settled(&proxy, "http.main.downstream_rq_too_large", 2);
     settled(&proxy, "http.main.downstream_rq_4xx", 2);
 }
+
+/// The access log of HTTP/2 requests: method and path from the request, protocol `HTTP/2`;
+/// a refused request (its head could not be built) still logs what the client sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_are_logged_with_their_method_and_path() {
+    let backend = Backend::echo();
+    let log = std::env::temp_dir().join(format!("ringway-h2log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let config = one_route(backend.addr).replacen(
+        "address = \"127.0.0.1:0\"\n",
+        &format!(
+            "address = \"127.0.0.1:0\"\naccess_log = {{ path = \"{}\", format = \"json\" }}\n",
+            log.display()
+        ),
+        1,
+    );
+    let proxy = Proxy::start(&config);
+    let addr = proxy.addr();
+    let mut h2 = h2(addr, 65_535).await;
+    let resp = h2.send_request(get(addr, "/a?b=1")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let long = format!("/{}", "l".repeat(9000));
+    let resp = h2.send_request(get(addr, &long)).await.unwrap();
+    assert_eq!(resp.status(), 414);
+
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    proxy.eventually("two log lines", |_| lines().len() == 2);
+    let entries = lines();
+    let by_path = |p: &str| {
+        entries
+            .iter()
+            .find(|e| e["path"] == p)
+            .unwrap_or_else(|| panic!("no line for {p}: {entries:?}"))
+    };
+    let ok = by_path("/a?b=1");
+    assert_eq!(ok["method"], "GET", "{ok}");
+    assert_eq!(ok["protocol"], "HTTP/2", "{ok}");
+    assert_eq!(ok["response_code"], 200, "{ok}");
+    let refused = by_path(&long);
+    assert_eq!(refused["method"], "GET", "{refused}");
+    assert_eq!(refused["response_code"], 414, "{refused}");
+    assert_eq!(refused["response_flags"], "DPE", "{refused}");
+    let _ = std::fs::remove_file(&log);
+}

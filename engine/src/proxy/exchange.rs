@@ -268,7 +268,9 @@ pub(crate) async fn handle_stream(
         );
         ex.xfcc = ctx.xfcc.clone();
         ex.peer = ctx.peer;
-        ex.h2_fields = Some(fields);
+        if bad.is_some() {
+            ex.refused_fields = Some(fields);
+        }
         let cancelled = monoio::select! {
             () = async {
                 match bad {
@@ -364,8 +366,9 @@ pub(crate) struct Exchange<'a> {
     grpc: Option<GrpcCall>,
     /// The gRPC call's final status, once known.
     grpc_status: Option<Code>,
-    /// HTTP/2: the request's fields as received (the access log's method and path).
-    h2_fields: Option<&'a Fields>,
+    /// A refused HTTP/2 request's fields as received: its head is a placeholder, so the
+    /// access log takes the method and path from these.
+    refused_fields: Option<&'a Fields>,
     start_time: Option<SystemTime>,
 }
 
@@ -399,7 +402,7 @@ impl<'a> Exchange<'a> {
             after: After::Close,
             grpc: None,
             grpc_status: None,
-            h2_fields: None,
+            refused_fields: None,
             // Wall-clock time is only needed for the access log.
             start_time: ll.access_log.as_ref().map(|_| SystemTime::now()),
         }
@@ -1305,12 +1308,10 @@ impl<'a> Exchange<'a> {
     /// The one access-log record of an HTTP exchange, for both protocols.
     fn log(&self, writer: &crate::access_log::AccessLogWriter, start: SystemTime) {
         let h = &self.head;
-        let pseudo = |name: &[u8]| {
-            self.h2_fields.and_then(|f| {
-                f.iter()
-                    .find(|(n, _)| n.as_ref() == name)
-                    .map(|(_, v)| &v[..])
-            })
+        let pseudo = |f: &'a Fields, name: &[u8]| {
+            f.iter()
+                .find(|(n, _)| n.as_ref() == name)
+                .map_or(&b""[..], |(_, v)| &v[..])
         };
         let (method, path, protocol) = match self.down {
             Down::H1(_) => (
@@ -1321,11 +1322,12 @@ impl<'a> Exchange<'a> {
                     Version::Http11 => "HTTP/1.1",
                 },
             ),
-            Down::H2 { .. } => (
-                pseudo(b":method").unwrap_or_default(),
-                pseudo(b":path").unwrap_or_default(),
-                "HTTP/2",
-            ),
+            Down::H2 { .. } => match self.refused_fields {
+                Some(f) => (pseudo(f, b":method"), pseudo(f, b":path"), "HTTP/2"),
+                // `:path` is the target; CONNECT has none (its target is `:authority`).
+                None if h.is_connect() => (h.method(), &b""[..], "HTTP/2"),
+                None => (h.method(), h.target(), "HTTP/2"),
+            },
         };
         writer.log(&Entry {
             start,
