@@ -337,26 +337,6 @@ async fn drain_sends_goaway_and_finishes_the_stream_in_flight() {
 // ---------------------------------------------------------------------------------------------
 // HTTP/2 upstreams
 
-/// An h2c (prior knowledge) hyper backend echoing like [`Backend::echo`] (request trailers
-/// come back as response trailers), counting connections. Runs on its own thread.
-struct H2Backend {
-    addr: SocketAddr,
-    connections: Arc<std::sync::atomic::AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for H2Backend {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 async fn echo_h2(
     req: Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Body>, hyper::Error> {
@@ -379,50 +359,10 @@ async fn echo_h2(
     Ok(resp.body(body).unwrap())
 }
 
-fn h2_backend() -> H2Backend {
-    h2_backend_with(echo_h2)
-}
-
-fn h2_backend_with<F, Fut>(handler: F) -> H2Backend
-where
-    F: Fn(Request<hyper::body::Incoming>) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = Result<hyper::Response<Body>, hyper::Error>> + Send + 'static,
-{
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let addr = std_listener.local_addr().unwrap();
-    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let conns = connections.clone();
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let stream = tokio::select! {
-                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                    _ = &mut stopped => break,
-                };
-                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(handler);
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-    });
-    H2Backend {
-        addr,
-        connections,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
+/// An h2c (prior knowledge) backend echoing like [`Backend::echo`] (request trailers come back
+/// as response trailers).
+fn h2_backend() -> Backend {
+    Backend::start_h2(echo_h2)
 }
 
 fn h2_route(backend: SocketAddr) -> String {
@@ -691,7 +631,7 @@ async fn a_cancelled_stream_resets_its_h2_upstream_stream() {
     // The handler never answers; when the upstream stream is reset, hyper drops it.
     let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
     let dropped_tx = Arc::new(std::sync::Mutex::new(dropped_tx));
-    let backend = h2_backend_with(move |_req| {
+    let backend = Backend::start_h2(move |_req| {
         let tx = dropped_tx.clone();
         async move {
             struct Guard(Arc<std::sync::Mutex<std::sync::mpsc::Sender<()>>>);
@@ -739,7 +679,7 @@ async fn a_cancelled_stream_resets_its_h2_upstream_stream() {
 /// (RFC 9113 8.1), whichever of the two ringway processes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_answer_then_rst_no_error_still_reaches_the_client() {
-    let backend = h2_backend_with(|_req| async { Ok(full(413, "too big, did not read it")) });
+    let backend = Backend::start_h2(|_req| async { Ok(full(413, "too big, did not read it")) });
     let proxy = Proxy::start(&h2_route(backend.addr));
     let mut h2 = h2(proxy.addr(), 65_535).await;
     let client = client();
@@ -876,7 +816,7 @@ async fn fields_h2(
 /// fields dropped, names lowercased), and an HTTP/2 client's cookie crumbs arrive joined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_client_protocols_make_the_same_h2_upstream_request() {
-    let backend = h2_backend_with(fields_h2);
+    let backend = Backend::start_h2(fields_h2);
     let proxy = Proxy::start(&format!(
         r#"
 [[listeners]]

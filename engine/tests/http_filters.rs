@@ -462,75 +462,16 @@ fn bad_fault_configs_are_refused_with_their_place() {
     }
 }
 
-/// An HTTP/2 (h2c) hyper backend on its own thread; counts requests.
-struct H2Backend {
-    addr: SocketAddr,
-    requests: Arc<std::sync::atomic::AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl H2Backend {
-    fn start<F, Fut>(handler: F) -> Self
-    where
-        F: Fn(Request<hyper::body::Incoming>) -> Fut + Send + Sync + Clone + 'static,
-        Fut: Future<Output = hyper::Response<Body>> + Send + 'static,
-    {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let reqs = requests.clone();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    let stream = tokio::select! {
-                        r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                        _ = &mut stopped => break,
-                    };
-                    let handler = handler.clone();
-                    let reqs = reqs.clone();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| {
-                            reqs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let h = handler.clone();
-                            async move { Ok::<_, std::convert::Infallible>(h(req).await) }
-                        });
-                        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-            });
-        });
-        Self {
-            addr,
-            requests,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn request_count(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for H2Backend {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// An h2c backend serving every request with `handler` (which cannot fail).
+fn h2_backend<F, Fut>(handler: F) -> Backend
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = hyper::Response<Body>> + Send + 'static,
+{
+    Backend::start_h2(move |req| {
+        let h = handler.clone();
+        async move { Ok::<_, hyper::Error>(h(req).await) }
+    })
 }
 
 /// `/down...` answers 503 "upstream down", anything else 200 "fine"; for both backends.
@@ -602,7 +543,7 @@ response_headers_to_add = [{ name = "x-served-by", value = "ringway", append = f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_response_replaces_upstream_statuses_for_every_protocol_pair() {
     let h1_backend = Backend::start(status_by_path);
-    let h2_backend = H2Backend::start(status_by_path);
+    let h2_backend = h2_backend(status_by_path);
     let proxy = Proxy::start(&two_upstreams(h1_backend.addr, h2_backend.addr, CUSTOM_503));
     let h1 = client();
     for listener in ["main", "h2up"] {
@@ -671,7 +612,7 @@ async fn grpc_echo(req: Request<hyper::body::Incoming>) -> hyper::Response<Body>
 /// sees them), on a streamed body and on one the buffer filter collected first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_mutation_changes_request_and_response_trailers_grpc_style() {
-    let backend = H2Backend::start(grpc_echo);
+    let backend = h2_backend(grpc_echo);
     let filters = r#"
 [[listeners.http_filters]]
 name = "buffer"
@@ -781,7 +722,7 @@ async fn fault_rate_limits_response_bodies_for_every_protocol_pair() {
         let d = d1.clone();
         async move { full(200, d) }
     });
-    let h2_backend = H2Backend::start(move |_req| {
+    let h2_backend = h2_backend(move |_req| {
         let d = d2.clone();
         async move { full(200, d) }
     });

@@ -12,11 +12,8 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 
 /// One worker; listener `main` with `/a` -> cluster `a`, `/b` -> cluster `b`, then `routes`
@@ -217,73 +214,9 @@ fn a_removed_cluster_finishes_its_request_in_flight_then_closes() {
     assert_eq!(proxy.stat("cluster.b.upstream_cx_active"), 1);
 }
 
-/// An h2c (prior knowledge) backend answering 200 `h2`, counting connections.
-struct H2Backend {
-    addr: SocketAddr,
-    connections: Arc<AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl H2Backend {
-    fn start() -> Self {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let conns = connections.clone();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    let stream = tokio::select! {
-                        r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                        _ = &mut stopped => break,
-                    };
-                    conns.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(|_req: Request<_>| async {
-                            Ok::<_, std::convert::Infallible>(full(200, "h2"))
-                        });
-                        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-            });
-        });
-        Self {
-            addr,
-            connections,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for H2Backend {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn an_unchanged_http2_cluster_keeps_its_connection_across_a_reload() {
-    let h2 = H2Backend::start();
+    let h2 = Backend::start_h2(|_req| async { Ok::<_, hyper::Error>(full(200, "h2")) });
     let b = Backend::fixed(200, "b");
     let a = cluster("a", &[h2.addr], "protocol = \"http2\"");
     let proxy = start(&config("", &[&a, &cluster("b", &[b.addr], "")]));

@@ -158,7 +158,8 @@ pub fn status_of(resp: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
-/// A hyper HTTP/1.1 backend on its own thread and tokio runtime. Counts accepted connections.
+/// A hyper backend (HTTP/1.1, or h2c with [`Backend::start_h2`]) on its own thread and tokio
+/// runtime. Counts accepted connections and requests.
 pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
@@ -168,11 +169,33 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Serve every request with `handler`.
+    /// Serve every request with `handler`, over HTTP/1.1.
     pub fn start<F, Fut>(handler: F) -> Self
     where
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + Clone + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Self::serve(false, move |req| {
+            let h = handler.clone();
+            async move { Ok::<_, Infallible>(h(req).await) }
+        })
+    }
+
+    /// Serve every request with `handler`, over h2c (prior knowledge). An error from the
+    /// handler resets the stream.
+    pub fn start_h2<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = Result<Response<Body>, hyper::Error>> + Send + 'static,
+    {
+        Self::serve(true, handler)
+    }
+
+    fn serve<F, Fut, E>(http2: bool, handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = Result<Response<Body>, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -199,13 +222,21 @@ impl Backend {
                     tokio::spawn(async move {
                         let svc = service_fn(move |req| {
                             reqs.fetch_add(1, Ordering::SeqCst);
-                            let h = handler.clone();
-                            async move { Ok::<_, Infallible>(h(req).await) }
+                            handler(req)
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .with_upgrades()
-                            .await;
+                        let io = TokioIo::new(stream);
+                        let _ = if http2 {
+                            hyper::server::conn::http2::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            )
+                            .serve_connection(io, svc)
+                            .await
+                        } else {
+                            hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, svc)
+                                .with_upgrades()
+                                .await
+                        };
                     });
                 }
             });
