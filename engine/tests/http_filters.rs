@@ -29,6 +29,19 @@ async fn h2(addr: SocketAddr) -> SendRequest<Body> {
     send
 }
 
+/// Each `(filters, want)`: the config with these filters is refused, the error names `want`
+/// and is located in the file.
+fn assert_refused(backend: SocketAddr, cases: &[(&str, &str)]) {
+    for (filters, want) in cases {
+        let text = config(backend, filters);
+        let msg = engine::config::parse_str(&text, "f.toml")
+            .expect_err(filters)
+            .to_string();
+        assert!(msg.contains(want), "{msg}");
+        assert!(msg.contains("f.toml:"), "located: {msg}");
+    }
+}
+
 fn config(backend: SocketAddr, filters: &str) -> String {
     format!(
         r#"
@@ -340,13 +353,7 @@ fn bad_filter_configs_are_refused_with_their_place() {
             "listeners[0].http_filters[0].request_headers_to_add[0].name",
         ),
     ];
-    for (filters, want) in cases {
-        let text = config(backend, filters);
-        let err = engine::config::parse_str(&text, "f.toml").expect_err(filters);
-        let msg = err.to_string();
-        assert!(msg.contains(want), "{msg}");
-        assert!(msg.contains("f.toml:"), "located: {msg}");
-    }
+    assert_refused(backend, &cases);
     let tcp = "[[listeners]]\nname = \"t\"\naddress = \"127.0.0.1:0\"\nprotocol = \"tcp\"\ncluster = \"c\"\n[[listeners.http_filters]]\nname = \"buffer\"\nmax_request_bytes = 10\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n";
     let msg = engine::config::parse_str(tcp, "t.toml")
         .unwrap_err()
@@ -452,14 +459,7 @@ fn bad_fault_configs_are_refused_with_their_place() {
             "listeners[0].http_filters[0].response_rate_limit_percent",
         ),
     ];
-    for (filters, want) in cases {
-        let text = config(backend, filters);
-        let msg = engine::config::parse_str(&text, "f.toml")
-            .expect_err(filters)
-            .to_string();
-        assert!(msg.contains(want), "{msg}");
-        assert!(msg.contains("f.toml:"), "located: {msg}");
-    }
+    assert_refused(backend, &cases);
 }
 
 /// An h2c backend serving every request with `handler` (which cannot fail).
@@ -860,12 +860,5 @@ fn bad_custom_response_and_trailer_configs_are_refused_with_their_place() {
             "listeners[0].http_filters[0].response_trailers_to_add[0].name",
         ),
     ];
-    for (filters, want) in cases {
-        let text = config(backend, filters);
-        let msg = engine::config::parse_str(&text, "f.toml")
-            .expect_err(filters)
-            .to_string();
-        assert!(msg.contains(want), "{msg}");
-        assert!(msg.contains("f.toml:"), "located: {msg}");
-    }
+    assert_refused(backend, &cases);
 }
