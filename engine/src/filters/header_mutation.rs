@@ -69,14 +69,7 @@ fn edit(fields: &mut Fields, adds: &[HeaderToAdd], removes: &[Bytes]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn add(name: &'static str, value: &'static str, append: bool) -> HeaderToAdd {
-        HeaderToAdd {
-            name: Bytes::from_static(name.as_bytes()),
-            value: Bytes::from_static(value.as_bytes()),
-            append,
-        }
-    }
+    use crate::filters::tests::add;
 
     fn field(n: &'static str, v: &'static str) -> (Bytes, Bytes) {
         (

@@ -573,7 +573,8 @@ mod tests {
     use super::*;
     use crate::config::HeaderMutation;
 
-    fn add(name: &'static str, value: &'static str, append: bool) -> HeaderToAdd {
+    /// A header to add, for the filters' tests.
+    pub(super) fn add(name: &'static str, value: &'static str, append: bool) -> HeaderToAdd {
         HeaderToAdd {
             name: Bytes::from_static(name.as_bytes()),
             value: Bytes::from_static(value.as_bytes()),
