@@ -64,7 +64,7 @@ pub fn parse(s: &str) -> Result<Duration, &'static str> {
 pub fn format(d: Duration) -> String {
     let nanos = d.as_nanos();
     for &(unit, per) in NANOS_PER_UNIT.iter().rev() {
-        if nanos >= per && nanos % per == 0 {
+        if nanos >= per && nanos.is_multiple_of(per) {
             return format!("{}{unit}", nanos / per);
         }
     }

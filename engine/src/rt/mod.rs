@@ -11,3 +11,16 @@ pub(crate) mod driver;
 pub(crate) mod park;
 pub(crate) mod rng;
 pub(crate) mod timer;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// The future `make` returns, pinned in a box it is built in.
+///
+/// `Box::pin(f())` builds the future on the stack and then copies all of it (a request's task
+/// future is kilobytes) into the allocation; allocating first lets the compiler write the
+/// future's few initial fields straight into the box.
+#[inline(always)]
+pub(crate) fn boxed<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
+}

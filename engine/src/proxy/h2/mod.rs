@@ -67,13 +67,10 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> b
         let slot = StreamSlot::new(id);
         sess.insert(slot.clone());
         // Boxed first: the task then holds a pointer, and the stream future (kilobytes) is
-        // written once, into its box, instead of moved into the task cell.
-        monoio::spawn(Box::pin(crate::proxy::exchange::handle_stream(
-            spawn_ctx.clone(),
-            slot,
-            fields,
-            end_stream,
-        )));
+        // built in its box, instead of on the stack and then moved.
+        monoio::spawn(crate::rt::boxed(|| {
+            crate::proxy::exchange::handle_stream(spawn_ctx.clone(), slot, fields, end_stream)
+        }));
     });
     let writer = session::write_loop(&sess, wr);
     let mut reader = std::pin::pin!(reader);

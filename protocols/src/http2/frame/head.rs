@@ -39,7 +39,7 @@ impl StreamId {
 
     /// True for even non-zero ids, the ones a server opens (section 5.1.1).
     pub const fn is_server_initiated(self) -> bool {
-        self.0 != 0 && self.0 % 2 == 0
+        self.0 != 0 && self.0.is_multiple_of(2)
     }
 }
 

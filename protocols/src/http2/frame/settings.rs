@@ -138,7 +138,7 @@ impl Settings {
         }
         // Section 6.5: "A SETTINGS frame with a length other than a multiple of 6 octets MUST
         // be treated as a connection error of type FRAME_SIZE_ERROR."
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(Error::conn(Reason::FRAME_SIZE_ERROR, ErrorKind::BadLength));
         }
         let mut out = Self::default();
