@@ -1,5 +1,5 @@
-//! Shared head machinery for requests and responses: line-ending and size scan of a head,
-//! field-line checks on top of `httparse`, offset spans, and the framing summary (Content-Length,
+//! Shared head machinery for requests and responses: line-ending and size scan of a head, field
+//! lines parsed and checked in one pass, offset spans, and the framing summary (Content-Length,
 //! Transfer-Encoding, Connection, Host, Expect, Upgrade).
 //!
 //! Does not: parse start lines (see `request.rs`, `response.rs`) or decode bodies (`body.rs`).
@@ -67,6 +67,7 @@ pub(crate) enum HeadError {
     BareLf,
     BareCr,
     ObsFold,
+    HeaderName,
     HeaderValue,
     ContentLength,
     TransferEncoding,
@@ -180,13 +181,17 @@ pub(crate) fn scan_head(
     Ok(None)
 }
 
-/// RFC 9110 section 5.6.2: `tchar`, as a bit set over ASCII (bit `b` set: byte `b` is a
-/// tchar), so the hot path tests a byte with a shift instead of a chain of comparisons.
-const TCHAR: u128 = {
-    let mut set = 0u128;
+/// RFC 9110 section 5.6.2: `tchar`, as a table over every byte value, so the hot path tests a
+/// byte with one load instead of a chain of comparisons.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "built at compile time; every index is below 128 of 256"
+)]
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
     let mut b = 0u8;
     while b < 128 {
-        let tchar = b.is_ascii_alphanumeric()
+        table[b as usize] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'!' | b'#'
@@ -204,17 +209,15 @@ const TCHAR: u128 = {
                     | b'|'
                     | b'~'
             );
-        if tchar {
-            set |= 1 << b;
-        }
         b += 1;
     }
-    set
+    table
 };
 
 /// RFC 9110 section 5.6.2: `tchar`.
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b < 128 && (TCHAR >> b) & 1 == 1
+    // Never `None`: the table has an entry for every byte value.
+    TCHAR.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// RFC 9110 section 5.6.2: `token = 1*tchar`. Looks at every byte (no early exit) so the
@@ -223,15 +226,38 @@ pub(crate) fn is_token(v: &[u8]) -> bool {
     !v.is_empty() && v.iter().fold(true, |ok, &b| ok & is_tchar(b))
 }
 
-/// RFC 9110 section 5.5: every byte of `v` is a field-value byte; no early exit, so the
-/// compiler vectorises it.
+/// RFC 9110 section 5.5: every byte of `v` is a field-value byte. Eight bytes per step (most
+/// values are too short for the compiler's vector loop), with no early exit.
 pub(crate) fn is_field_value(v: &[u8]) -> bool {
-    v.iter().fold(true, |ok, &b| ok & is_field_value_byte(b))
+    let mut chunks = v.chunks_exact(8);
+    let mut ok = true;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        ok &= field_value_word(u64::from_le_bytes(word));
+    }
+    // The tail, padded with a field-value byte.
+    let mut word = [b'a'; 8];
+    let rest = chunks.remainder();
+    if let Some(dst) = word.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
+    }
+    ok & field_value_word(u64::from_le_bytes(word))
 }
 
-/// RFC 9110 section 5.5: field-value bytes are HTAB, SP, VCHAR or obs-text.
-pub(crate) fn is_field_value_byte(b: u8) -> bool {
-    b == b'\t' || (b >= b' ' && b != 0x7f)
+/// Whether all eight bytes of `x` are field-value bytes: each at least SP but not DEL, or HTAB.
+/// Every per-byte sum stays below 0x100, so no carry crosses into the next byte.
+fn field_value_word(x: u64) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // High bit of each byte: set when the byte is not zero.
+    let nonzero = |y: u64| ((y & LOW7) + LOW7) | y;
+    // b >= 0x20: (b & 0x7f) + 0x60 reaches 0x80 exactly when b & 0x7f >= 0x20; or b >= 0x80.
+    let at_least_sp = ((x & LOW7) + 0x60 * ONES) | x;
+    let not_del = nonzero(x ^ (0x7f * ONES));
+    let tab = !nonzero(x ^ (0x09 * ONES));
+    ((at_least_sp & not_del) | tab) & HIGH == HIGH
 }
 
 /// Trims optional whitespace (SP / HTAB) from both ends.
@@ -370,23 +396,38 @@ pub(crate) struct Summary {
     pub(crate) upgrade: Option<Span>,
 }
 
-/// Converts `httparse` headers into spans over `raw` and builds the [`Summary`].
-pub(crate) fn collect_fields(
-    raw: &[u8],
-    parsed: &[httparse::Header<'_>],
+/// Parses the `count` field lines of a head that [`scan_head`] accepted, the first starting at
+/// `head[start]`, into spans over `head`, and builds the [`Summary`].
+///
+/// The scan already judged every line ending (CRLF only), obs-fold and the number of lines, so
+/// each line is known to end at its CR. A line is `field-name ":" OWS field-value OWS`
+/// (RFC 9112 section 5): the name `1*tchar` up to the colon (no whitespace before it, RFC 9112
+/// section 5.1), the value, trimmed of OWS, only field-value bytes (RFC 9110 section 5.5).
+/// One pass per line: a name is classified by its length first, so a field that framing does
+/// not care about costs one comparison at most.
+pub(crate) fn parse_fields(
+    head: &[u8],
+    start: usize,
+    count: usize,
 ) -> Result<(Vec<Field>, Summary), HeadError> {
-    let mut fields = Vec::with_capacity(parsed.len());
+    let mut fields = Vec::with_capacity(count);
     let mut s = Summary::default();
     let mut te = TeState::default();
-    for h in parsed {
-        let name = h.name.as_bytes();
-        let value = trim_ows(h.value);
-        // httparse accepted the line only if the name is `1*tchar` and the value holds only
-        // field-value bytes (its tables are exactly RFC 9110 sections 5.6.2 and 5.5), so the
-        // bytes are not looked at again here. `every_byte_outside_the_rfc_sets_is_refused`
-        // pins that contract for every byte value; debug builds and the fuzzers recheck it.
-        debug_assert!(is_token(name) && is_field_value(value));
-        let (Some(name_span), Some(value_span)) = (Span::of(raw, name), Span::of(raw, value))
+    let mut pos = start;
+    for _ in 0..count {
+        let rest = head.get(pos..).unwrap_or_default();
+        let line_len = memchr::memchr(b'\r', rest).ok_or(HeadError::HeaderName)?;
+        let line = rest.get(..line_len).unwrap_or_default();
+        let colon = memchr::memchr(b':', line).ok_or(HeadError::HeaderName)?;
+        let (name, value) = line.split_at(colon);
+        if !is_token(name) {
+            return Err(HeadError::HeaderName);
+        }
+        let value = trim_ows(value.get(1..).unwrap_or_default());
+        if !is_field_value(value) {
+            return Err(HeadError::HeaderValue);
+        }
+        let (Some(name_span), Some(value_span)) = (Span::of(head, name), Span::of(head, value))
         else {
             return Err(HeadError::HeaderValue);
         };
@@ -394,45 +435,59 @@ pub(crate) fn collect_fields(
             name: name_span,
             value: value_span,
         });
-        if name.eq_ignore_ascii_case(b"content-length") {
-            for element in value.split(|&b| b == b',') {
-                let n = parse_content_length(trim_ows(element)).ok_or(HeadError::ContentLength)?;
-                match s.content_length {
-                    Some(first) if first != n => s.content_length_differs = true,
-                    Some(_) => {}
-                    None => s.content_length = Some(n),
-                }
-                s.content_length_count = s.content_length_count.saturating_add(1);
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te.add(value)?;
-        } else if name.eq_ignore_ascii_case(b"host") {
-            s.host_count = s.host_count.saturating_add(1);
-            if s.host.is_none() {
-                s.host = Some(value_span);
-            }
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in list_elements(value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    s.connection_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    s.connection_keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    s.connection_upgrade = true;
-                } else {
-                    s.connection_other = true;
+        pos += line_len + 2;
+        match name.len() {
+            14 if is_name(name, b"content-length") => {
+                for element in value.split(|&b| b == b',') {
+                    let n =
+                        parse_content_length(trim_ows(element)).ok_or(HeadError::ContentLength)?;
+                    match s.content_length {
+                        Some(first) if first != n => s.content_length_differs = true,
+                        Some(_) => {}
+                        None => s.content_length = Some(n),
+                    }
+                    s.content_length_count = s.content_length_count.saturating_add(1);
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
+            17 if is_name(name, b"transfer-encoding") => te.add(value)?,
+            4 if is_name(name, b"host") => {
+                s.host_count = s.host_count.saturating_add(1);
+                if s.host.is_none() {
+                    s.host = Some(value_span);
+                }
+            }
+            10 if is_name(name, b"connection") => {
+                for token in list_elements(value) {
+                    match token.len() {
+                        5 if is_name(token, b"close") => s.connection_close = true,
+                        10 if is_name(token, b"keep-alive") => s.connection_keep_alive = true,
+                        7 if is_name(token, b"upgrade") => s.connection_upgrade = true,
+                        _ => s.connection_other = true,
+                    }
+                }
+            }
+            6 if is_name(name, b"expect") && value.eq_ignore_ascii_case(b"100-continue") => {
                 s.expect_continue = true;
             }
-        } else if name.eq_ignore_ascii_case(b"upgrade") && s.upgrade.is_none() {
-            s.upgrade = Some(value_span);
+            7 if is_name(name, b"upgrade") && s.upgrade.is_none() => s.upgrade = Some(value_span),
+            _ => {}
         }
     }
     s.transfer_coding = te.result();
     Ok((fields, s))
+}
+
+/// Whether `name` (a field name or a list element of a field value) is `lower` (lowercase
+/// letters and `-`) in any case. Against such bytes `b | 0x20` folds case exactly: the only
+/// other byte it maps onto one of them is CR (onto `-`), which no field line holds. No early
+/// exit, so a comparison with a literal compiles to a few wide operations.
+fn is_name(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(true, |ok, (&a, &b)| ok & (a | 0x20 == b))
 }
 
 /// The non-empty, OWS-trimmed elements of a comma-separated list value.

@@ -1,10 +1,11 @@
 //! HTTP/1.1 (RFC 9112): request and response head parsing, body framing, chunked coding and
 //! head/chunk encoding.
 //!
-//! Owns: the sans-IO HTTP/1 codec. Heads are parsed in place with `httparse` plus the extra
-//! strictness RFC 9112 asks of a proxy (no bare CR/LF, no obs-fold, one unambiguous body length,
-//! sections 2.2, 3, 5, 6 and 7), kept as one [`bytes::Bytes`] with `u32` offset spans. Bodies are
-//! decoded by [`BodyDecoder`] into zero-copy slices of the caller's buffer.
+//! Owns: the sans-IO HTTP/1 codec. Heads are parsed in place, in two passes (line endings and
+//! sizes, then start line and field lines), with the strictness RFC 9112 asks of a proxy (no
+//! bare CR/LF, no obs-fold, one unambiguous body length, sections 2.2, 3, 5, 6 and 7), kept as
+//! one [`bytes::Bytes`] with `u32` offset spans. Bodies are decoded by [`BodyDecoder`] into
+//! zero-copy slices of the caller's buffer.
 //!
 //! Does not: own sockets or buffers, decide routing, rewrite hop-by-hop headers (it only reports
 //! them via `connection_tokens`), or decode content codings (gzip etc. are forwarded as-is).

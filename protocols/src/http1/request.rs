@@ -13,9 +13,6 @@ use super::headers::{
 use super::{Limits, RequestError, Version, is_version_shaped};
 use crate::http::{RequestHead, TargetForm};
 
-/// Header slots kept on the stack; heads with more field lines use one heap array.
-const STACK_HEADERS: usize = 64;
-
 impl From<HeadError> for RequestError {
     fn from(e: HeadError) -> Self {
         match e {
@@ -25,6 +22,7 @@ impl From<HeadError> for RequestError {
             HeadError::BareLf => Self::BareLf,
             HeadError::BareCr => Self::BareCr,
             HeadError::ObsFold => Self::ObsFold,
+            HeadError::HeaderName => Self::InvalidHeaderName,
             HeadError::HeaderValue => Self::InvalidHeaderValue,
             HeadError::ContentLength => Self::InvalidContentLength,
             HeadError::TransferEncoding => Self::InvalidTransferEncoding,
@@ -127,21 +125,7 @@ fn parse_in_place(
     };
     let head_bytes = buf.get(..scan.len).unwrap_or_default();
 
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if scan.fields <= STACK_HEADERS {
-        stack.get_mut(..scan.fields).unwrap_or_default()
-    } else {
-        heap = vec![httparse::EMPTY_HEADER; scan.fields];
-        &mut heap
-    };
-    let mut req = httparse::Request::new(slots);
-    match req.parse(head_bytes) {
-        Ok(httparse::Status::Complete(n)) if n == scan.len => {}
-        Ok(_) => return Err(RequestError::InvalidRequestLine),
-        Err(e) => return Err(map_httparse(e)),
-    }
-    let (fields, summary) = headers::collect_fields(head_bytes, req.headers)?;
+    let (fields, summary) = headers::parse_fields(head_bytes, line_end + 2, scan.fields)?;
 
     let method_span = span(head_bytes, method)?;
     let target_span = span(head_bytes, target)?;
@@ -179,17 +163,6 @@ fn parse_in_place(
 
 fn span(base: &[u8], part: &[u8]) -> Result<Span, RequestError> {
     Span::of(base, part).ok_or(RequestError::InvalidRequestLine)
-}
-
-fn map_httparse(e: httparse::Error) -> RequestError {
-    match e {
-        httparse::Error::HeaderName => RequestError::InvalidHeaderName,
-        httparse::Error::HeaderValue => RequestError::InvalidHeaderValue,
-        httparse::Error::Token => RequestError::InvalidMethod,
-        httparse::Error::Version => RequestError::InvalidVersion,
-        httparse::Error::TooManyHeaders => RequestError::TooManyHeaders,
-        httparse::Error::NewLine | httparse::Error::Status => RequestError::InvalidRequestLine,
-    }
 }
 
 /// RFC 9112 section 3: `request-line = method SP request-target SP HTTP-version`, single SP.

@@ -11,9 +11,6 @@ use super::headers::{
 };
 use super::{Limits, ResponseError, Version};
 
-/// Header slots kept on the stack; heads with more field lines use one heap array.
-const STACK_HEADERS: usize = 64;
-
 /// What the request this response answers was, as far as response framing cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MethodKind {
@@ -120,6 +117,7 @@ impl From<HeadError> for ResponseError {
             HeadError::BareLf => Self::BareLf,
             HeadError::BareCr => Self::BareCr,
             HeadError::ObsFold => Self::ObsFold,
+            HeadError::HeaderName => Self::InvalidHeaderName,
             HeadError::HeaderValue => Self::InvalidHeaderValue,
             HeadError::ContentLength => Self::InvalidContentLength,
             HeadError::TransferEncoding => Self::InvalidTransferEncoding,
@@ -208,21 +206,7 @@ fn parse_in_place(
     };
     let head_bytes = buf.get(..scan.len).unwrap_or_default();
 
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if scan.fields <= STACK_HEADERS {
-        stack.get_mut(..scan.fields).unwrap_or_default()
-    } else {
-        heap = vec![httparse::EMPTY_HEADER; scan.fields];
-        &mut heap
-    };
-    let mut resp = httparse::Response::new(slots);
-    match resp.parse(head_bytes) {
-        Ok(httparse::Status::Complete(n)) if n == scan.len => {}
-        Ok(_) => return Err(ResponseError::InvalidStatusLine),
-        Err(e) => return Err(map_httparse(e)),
-    }
-    let (fields, summary) = headers::collect_fields(head_bytes, resp.headers)?;
+    let (fields, summary) = headers::parse_fields(head_bytes, line_end + 2, scan.fields)?;
     let reason = Span::of(head_bytes, reason).ok_or(ResponseError::InvalidStatusLine)?;
     let framing = response_framing(version, status, method, &summary)?;
     let keep_alive = framing != BodyFraming::Close
@@ -249,17 +233,6 @@ fn parse_in_place(
             upgrade,
         },
     )))
-}
-
-fn map_httparse(e: httparse::Error) -> ResponseError {
-    match e {
-        httparse::Error::HeaderName => ResponseError::InvalidHeaderName,
-        httparse::Error::HeaderValue => ResponseError::InvalidHeaderValue,
-        httparse::Error::Version => ResponseError::InvalidVersion,
-        httparse::Error::Status => ResponseError::InvalidStatus,
-        httparse::Error::TooManyHeaders => ResponseError::TooManyHeaders,
-        httparse::Error::NewLine | httparse::Error::Token => ResponseError::InvalidStatusLine,
-    }
 }
 
 /// RFC 9112 section 4: `status-line = HTTP-version SP status-code SP [ reason-phrase ]`; a

@@ -1847,15 +1847,34 @@ fn tchar_set_is_rfc9110_tchar_for_every_byte() {
     }
 }
 
+/// RFC 9110 section 5.5, byte by byte: HTAB, SP, VCHAR or obs-text.
+fn rfc_field_value_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || b.is_ascii_graphic() || b >= 0x80
+}
+
 #[test]
 fn field_value_check_is_per_byte_rule() {
+    // Every byte value at every position of a word and of the tail.
     for b in 0..=255u8 {
-        let v = [b'a', b, b'z'];
-        assert_eq!(
-            headers::is_field_value(&v),
-            headers::is_field_value_byte(b),
-            "byte {b:#04x}"
-        );
+        for at in 0..17 {
+            let mut v = [b'a'; 17];
+            v[at] = b;
+            for len in [at + 1, 17] {
+                assert_eq!(
+                    headers::is_field_value(&v[..len]),
+                    rfc_field_value_byte(b),
+                    "byte {b:#04x} at {at} of {len}"
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    /// The word-at-a-time check answers what the byte rule answers, for any bytes.
+    #[test]
+    fn field_value_check_agrees_with_byte_rule(v in proptest::collection::vec(any::<u8>(), 0..40)) {
+        prop_assert_eq!(headers::is_field_value(&v), v.iter().all(|&b| rfc_field_value_byte(b)));
     }
 }
 
@@ -1903,7 +1922,7 @@ proptest! {
 }
 
 /// The field-line byte rules (RFC 9110 sections 5.6.2 and 5.5) hold for every byte value, in
-/// names and values, of requests and responses: `collect_fields` relies on httparse for them.
+/// names and values, of requests and responses (`headers::parse_fields`).
 #[test]
 fn every_byte_outside_the_rfc_sets_is_refused() {
     for b in 0..=255u8 {
@@ -1925,19 +1944,69 @@ fn every_byte_outside_the_rfc_sets_is_refused() {
         value.extend_from_slice(&[b, b'c']);
         value.extend_from_slice(b"\r\n\r\n");
         let ok = matches!(req(&value), Ok(Some(_)));
-        assert_eq!(
-            ok,
-            headers::is_field_value_byte(b),
-            "request value byte {b:#04x}"
-        );
+        assert_eq!(ok, rfc_field_value_byte(b), "request value byte {b:#04x}");
         let mut resp_value = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: a".to_vec();
         resp_value.extend_from_slice(&[b, b'c']);
         resp_value.extend_from_slice(b"\r\n\r\n");
         let ok = matches!(resp(&resp_value, MethodKind::Other), Ok(Some(_)));
-        assert_eq!(
-            ok,
-            headers::is_field_value_byte(b),
-            "response value byte {b:#04x}"
-        );
+        assert_eq!(ok, rfc_field_value_byte(b), "response value byte {b:#04x}");
+    }
+}
+
+/// Bytes that make field lines interesting: tchars, the colon, whitespace, controls, DEL,
+/// obs-text and delimiters. None spells a name that framing looks at.
+const FIELD_BYTES: &[u8] = b"aX-!~: \t\x01\x7f\x80\xff\"(";
+
+proptest! {
+    /// The field lines of a head are accepted exactly when `httparse` (an independent parser,
+    /// a dev-dependency) accepts them, with the same names and OWS-trimmed values, for
+    /// requests and responses.
+    #[test]
+    fn field_lines_agree_with_httparse(
+        lines in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(FIELD_BYTES), 0..8),
+            0..6,
+        )
+    ) {
+        let mut fields = Vec::new();
+        for line in &lines {
+            fields.extend_from_slice(line);
+            fields.extend_from_slice(b"\r\n");
+        }
+        fields.extend_from_slice(b"\r\n");
+        let request = [&b"GET / HTTP/1.1\r\nHost: a\r\n"[..], &fields].concat();
+        let response = [&b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n"[..], &fields].concat();
+
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut r = httparse::Request::new(&mut slots);
+        let reference = match r.parse(&request) {
+            Ok(httparse::Status::Complete(_)) => Some(
+                r.headers
+                    .iter()
+                    .map(|h| (h.name.as_bytes().to_vec(), headers::trim_ows(h.value).to_vec()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        };
+        let ours = req(&request).ok().flatten().map(|h| {
+            h.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(&ours, &reference, "request {:?}", String::from_utf8_lossy(&request));
+
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut r = httparse::Response::new(&mut slots);
+        let reference = match r.parse(&response) {
+            Ok(httparse::Status::Complete(_)) => Some(
+                r.headers
+                    .iter()
+                    .map(|h| (h.name.as_bytes().to_vec(), headers::trim_ows(h.value).to_vec()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        };
+        let ours = resp(&response, MethodKind::Other).ok().flatten().map(|h| {
+            h.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(&ours, &reference, "response {:?}", String::from_utf8_lossy(&response));
     }
 }
