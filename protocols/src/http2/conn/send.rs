@@ -9,8 +9,10 @@
 
 use super::store::{RECENTLY_CLOSED, Stream};
 use super::{ConnError, ConnErrorKind, Connection, Event, SendError, ZERO_COPY_MIN};
-use crate::http2::frame::{self, Data, GoAway, Headers, Ping, Reason, RstStream, StreamId};
-use bytes::{Bytes, BytesMut};
+use crate::http2::frame::{
+    Data, GoAway, Head, Headers, Kind, Ping, Reason, RstStream, StreamId, flags,
+};
+use bytes::{BufMut, Bytes, BytesMut};
 
 impl Connection {
     /// Sends a header section: the request (client), a response head or 1xx (server). Fields
@@ -36,16 +38,38 @@ impl Connection {
             self.last_local_started = stream.get();
         }
         let mut is_head = false;
-        let mut block = BytesMut::new();
+        // The block is encoded where its HEADERS frame goes, after room for the frame header,
+        // which is written once the block's length is known; only a block larger than one
+        // frame is moved out and split into HEADERS + CONTINUATION.
+        let frame_start = self.out.len();
+        self.out.put_bytes(0, Head::LEN);
+        let block_start = self.out.len();
         self.encoder.encode(
             fields.into_iter().map(|(n, v)| {
                 is_head |= n == b":method" && v == b"HEAD";
                 (n, v, false)
             }),
-            &mut block,
+            &mut self.out,
         );
-        Headers::new(stream, block.freeze(), end_stream)
-            .encode_split(self.peer.max_frame_size, &mut self.out);
+        let block_len = self.out.len() - block_start;
+        match u32::try_from(block_len) {
+            Ok(len) if len <= self.peer.max_frame_size => {
+                let mut fl = flags::END_HEADERS;
+                if end_stream {
+                    fl |= flags::END_STREAM;
+                }
+                let head = Head::new(Kind::Headers, fl, stream, len).to_bytes();
+                if let Some(dst) = self.out.get_mut(frame_start..block_start) {
+                    dst.copy_from_slice(&head);
+                }
+            }
+            _ => {
+                let block = self.out.split_off(block_start).freeze();
+                self.out.truncate(frame_start);
+                Headers::new(stream, block, end_stream)
+                    .encode_split(self.peer.max_frame_size, &mut self.out);
+            }
+        }
         if let Some(s) = self.streams.get_mut(key) {
             s.headers_sent = true;
             s.is_head |= is_head;
@@ -200,9 +224,9 @@ impl Connection {
         while !rest.is_empty() {
             let chunk = rest.split_to(rest.len().min(max));
             let fin = end_stream && rest.is_empty();
-            let fl = if fin { frame::flags::END_STREAM } else { 0 };
+            let fl = if fin { flags::END_STREAM } else { 0 };
             let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            frame::Head::new(frame::Kind::Data, fl, stream, len).encode(&mut self.out);
+            Head::new(Kind::Data, fl, stream, len).encode(&mut self.out);
             self.seal();
             self.queue.push_back(chunk);
         }

@@ -1669,3 +1669,60 @@ fn sec5_1_2_client_assumes_100_streams_until_the_server_settings_arrive() {
     assert!(c.can_open_stream());
     assert!(c.open_stream().is_ok());
 }
+
+/// A field block within the peer's frame size goes out as one HEADERS frame with END_HEADERS
+/// (and END_STREAM when asked); a larger one as HEADERS + CONTINUATION frames within it, whose
+/// fragments together decode to the fields sent.
+#[test]
+fn sec6_10_sent_field_block_is_split_only_over_the_frame_size() {
+    let mut c = client();
+    let id = c.open_stream().unwrap();
+    c.send_headers(id, fields(GET), true).unwrap();
+    let frames = sent(&mut c);
+    let [Frame::Headers(h)] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    assert!(h.end_headers && h.end_stream);
+    let mut decoded = Vec::new();
+    let mut dec = hpack::Decoder::default();
+    dec.decode(&h.fragment, usize::MAX, |n, v, _| decoded.push((n, v)))
+        .unwrap();
+    let want: Vec<_> = fields(GET)
+        .into_iter()
+        .map(|(n, v)| (Bytes::from_static(n), Bytes::from_static(v)))
+        .collect();
+    assert_eq!(decoded, want);
+
+    let big = "v".repeat(40_000);
+    let id = c.open_stream().unwrap();
+    let list = [
+        (&b":method"[..], &b"POST"[..]),
+        (b":scheme", b"https"),
+        (b":path", b"/upload"),
+        (b":authority", b"example.com"),
+        (b"x-big", big.as_bytes()),
+    ];
+    c.send_headers(id, list, false).unwrap();
+    let frames = sent(&mut c);
+    let [Frame::Headers(h), rest @ ..] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    assert!(!h.end_headers && !h.end_stream);
+    assert_eq!(h.fragment.len(), frame::DEFAULT_MAX_FRAME_SIZE as usize);
+    let mut block = h.fragment.to_vec();
+    for (i, f) in rest.iter().enumerate() {
+        let Frame::Continuation(cont) = f else {
+            panic!("{f:?}")
+        };
+        assert_eq!(cont.end_headers, i == rest.len() - 1);
+        assert!(cont.fragment.len() <= frame::DEFAULT_MAX_FRAME_SIZE as usize);
+        block.extend_from_slice(&cont.fragment);
+    }
+    let mut decoded = Vec::new();
+    dec.decode(&Bytes::from(block), usize::MAX, |n, v, _| {
+        decoded.push((n.to_vec(), v.to_vec()))
+    })
+    .unwrap();
+    let want: Vec<_> = list.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+    assert_eq!(decoded, want);
+}

@@ -185,10 +185,14 @@ impl Head {
     /// Appends the 9 header octets. Only the low 24 bits of `length` are written; callers keep
     /// payloads within SETTINGS_MAX_FRAME_SIZE (at most 2^24-1).
     pub fn encode(&self, dst: &mut BytesMut) {
-        let len = self.length.to_be_bytes();
-        dst.reserve(Self::LEN);
-        dst.put_slice(&[len[1], len[2], len[3], self.kind.as_u8(), self.flags]);
-        dst.put_u32(self.stream_id.get());
+        dst.put_slice(&self.to_bytes());
+    }
+
+    /// The 9 header octets (only the low 24 bits of `length`).
+    pub fn to_bytes(&self) -> [u8; 9] {
+        let [_, l0, l1, l2] = self.length.to_be_bytes();
+        let [s0, s1, s2, s3] = self.stream_id.get().to_be_bytes();
+        [l0, l1, l2, self.kind.as_u8(), self.flags, s0, s1, s2, s3]
     }
 }
 
