@@ -87,7 +87,12 @@ impl Future for Deadline {
         let at = self.at;
         match self.key {
             None => {
-                if at <= Instant::now() {
+                // By the coarse clock, as the ticker judges: a deadline fires only once
+                // `coarse_now()` has reached it, so a task that checks the time after waking
+                // always finds it passed (judged by `Instant::now()`, a deadline could fire
+                // while the coarse clock still said "not yet", and a loop that re-arms until
+                // the coarse clock agrees would spin without ever letting the ticker run).
+                if at <= coarse_now() {
                     return Poll::Ready(());
                 }
                 let key = TABLE.with(|t| {
