@@ -77,9 +77,9 @@ impl Wait {
     /// Wait it out.
     pub(crate) async fn elapse(self) {
         match self {
-            Self::Delay(d) => {
-                crate::rt::timer::sleep_until(crate::rt::timer::coarse_now() + d).await
-            }
+            // From the precise clock: the coarse one may lag by a tick, and an injected delay
+            // must not be shorter than configured (it may be up to a tick longer).
+            Self::Delay(d) => crate::rt::timer::sleep_until(std::time::Instant::now() + d).await,
         }
     }
 }
