@@ -5,10 +5,9 @@
 //! Input: `[flags, (name selector, name length, name, value length, value)...]`.
 #![no_main]
 
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use protocols::http1::Limits;
-use protocols::http2::request_head;
+use protocols::http2::{Fields, request_head};
 
 /// Names most heads carry, so short inputs reach past the pseudo-header checks.
 const NAMES: [&[u8]; 8] = [
@@ -27,20 +26,20 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let mut rest: &[u8] = rest;
-    let mut fields = Vec::new();
+    let mut fields = Fields::new();
     while let [sel, len, tail @ ..] = rest {
-        let (name, tail): (Bytes, &[u8]) = match NAMES.get(usize::from(*sel)) {
-            Some(name) => (Bytes::from_static(name), tail),
+        let (name, tail): (&[u8], &[u8]) = match NAMES.get(usize::from(*sel)) {
+            Some(name) => (name, tail),
             None => {
                 let n = usize::from(*len).min(tail.len());
-                (Bytes::copy_from_slice(&tail[..n]), &tail[n..])
+                (&tail[..n], &tail[n..])
             }
         };
         let [vlen, tail @ ..] = tail else {
             break;
         };
         let n = usize::from(*vlen).min(tail.len());
-        fields.push((name, Bytes::copy_from_slice(&tail[..n])));
+        fields.push(name, &tail[..n]);
         rest = &tail[n..];
     }
     let limits = if flags & 2 == 0 {
@@ -52,10 +51,16 @@ fuzz_target!(|input: &[u8]| {
             max_headers: 4,
         }
     };
-    let Ok(head) = request_head(&fields, flags & 1 == 1, &limits) else {
-        return;
+    let head = match request_head(fields.clone(), flags & 1 == 1, &limits) {
+        Ok(head) => head,
+        Err((_, back)) => {
+            // A refusal gives the fields back as they were.
+            assert_eq!(back, fields);
+            assert_eq!(back.byte_len(), fields.byte_len());
+            return;
+        }
     };
-    let pseudo = |name: &[u8]| fields.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..]);
+    let pseudo = |name: &[u8]| fields.value_of(name);
     assert_eq!(Some(head.method()), pseudo(b":method"));
     let target = if head.is_connect() {
         pseudo(b":authority")
@@ -66,14 +71,14 @@ fuzz_target!(|input: &[u8]| {
     assert!(head.header_count() <= limits.max_headers);
     let kept = fields
         .iter()
-        .filter(|(n, _)| !n.starts_with(b":") && n != "host" && n != "cookie");
+        .filter(|(n, _)| !n.starts_with(b":") && *n != b"host" && *n != b"cookie");
     for (name, value) in kept {
         assert!(
-            head.headers().any(|(n, v)| n == &name[..] && v == &value[..]),
+            head.headers().any(|(n, v)| n == name && v == value),
             "field lost"
         );
     }
-    let crumbs = fields.iter().filter(|(n, _)| n == "cookie").count();
+    let crumbs = fields.iter().filter(|(n, _)| *n == b"cookie").count();
     assert_eq!(
         head.headers().filter(|(n, _)| *n == b"cookie").count(),
         usize::from(crumbs > 0)

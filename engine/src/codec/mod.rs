@@ -30,11 +30,11 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
 pub(crate) struct BufferedBody {
     pub(crate) data: Bytes,
     /// Trailer fields, lowercase names.
-    pub(crate) trailers: Option<Vec<(Bytes, Bytes)>>,
+    pub(crate) trailers: Option<h2::convert::Fields>,
 }
 
 impl BufferedBody {
-    pub(crate) fn new(data: Bytes, trailers: Option<Vec<(Bytes, Bytes)>>) -> Self {
+    pub(crate) fn new(data: Bytes, trailers: Option<h2::convert::Fields>) -> Self {
         Self { data, trailers }
     }
 }

@@ -57,13 +57,15 @@ fn edit(fields: &mut Fields, adds: &[HeaderToAdd], removes: &[Bytes]) {
     if adds.is_empty() && removes.is_empty() {
         return;
     }
-    fields.retain(|(name, _)| {
+    fields.retain(|name, _| {
         !removes.iter().any(|r| r.eq_ignore_ascii_case(name))
             && !adds
                 .iter()
                 .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
     });
-    fields.extend(adds.iter().map(|h| (h.name.clone(), h.value.clone())));
+    for h in adds {
+        fields.push(&h.name, &h.value);
+    }
 }
 
 #[cfg(test)]
@@ -71,11 +73,8 @@ mod tests {
     use super::*;
     use crate::filters::tests::add;
 
-    fn field(n: &'static str, v: &'static str) -> (Bytes, Bytes) {
-        (
-            Bytes::from_static(n.as_bytes()),
-            Bytes::from_static(v.as_bytes()),
-        )
+    fn fields(pairs: &[(&'static str, &'static str)]) -> Fields {
+        pairs.iter().copied().collect()
     }
 
     #[test]
@@ -85,27 +84,27 @@ mod tests {
             response_trailers_to_remove: vec![Bytes::from_static(b"x-secret")],
             ..HeaderMutation::default()
         };
-        let mut t = vec![
-            field("grpc-status", "0"),
-            field("grpc-message", "fine"),
-            field("x-secret", "s"),
-            field("x-a", "0"),
-        ];
+        let mut t = fields(&[
+            ("grpc-status", "0"),
+            ("grpc-message", "fine"),
+            ("x-secret", "s"),
+            ("x-a", "0"),
+        ]);
         assert_eq!(encode_trailers(&m, &mut t), Flow::Continue);
         assert_eq!(
             t,
-            vec![
-                field("grpc-status", "0"),
-                field("x-a", "0"),
-                field("x-a", "1"),
-                field("grpc-message", "ok"),
-            ]
+            fields(&[
+                ("grpc-status", "0"),
+                ("x-a", "0"),
+                ("x-a", "1"),
+                ("grpc-message", "ok"),
+            ])
         );
-        let mut req = vec![field("x-secret", "s")];
+        let mut req = fields(&[("x-secret", "s")]);
         decode_trailers(&m, &mut req);
         assert_eq!(
             req,
-            vec![field("x-secret", "s")],
+            fields(&[("x-secret", "s")]),
             "request trailers untouched"
         );
         assert!(edits_response_trailers(&m) && !edits_request_trailers(&m));

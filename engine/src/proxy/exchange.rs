@@ -43,7 +43,6 @@ use super::relay::{
 };
 use super::reply::LocalReply;
 use crate::access_log::{Entry, ResponseFlags};
-use crate::codec::h2::convert::{PackedFields, slices};
 use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
 use crate::error::{Kind, Phase, ProxyError, Side};
@@ -217,14 +216,15 @@ pub(crate) async fn handle(
 
 /// Serve the request that opened an HTTP/2 stream (its fields already decoded), account for
 /// it, then settle the stream. This is the stream's task: one future, so spawning it moves no
-/// nested future (the exchange borrows the task's own `ctx`, `slot` and `fields`).
+/// nested future (the exchange borrows the task's own `ctx` and `slot`; the fields become the
+/// head's buffer, or stay with a refused request for its log line).
 pub(crate) async fn handle_stream(
     ctx: Rc<ConnCtx>,
     slot: Rc<StreamSlot>,
     fields: Fields,
     end_stream: bool,
 ) {
-    let (ctx, slot, fields) = (&*ctx, &*slot, &fields);
+    let (ctx, slot) = (&*ctx, &*slot);
     'serve: {
         let local = ctx.worker.local();
         let http = ctx.http();
@@ -241,20 +241,20 @@ pub(crate) async fn handle_stream(
         };
         let head = match protocols::http2::request_head(fields, end_stream, &limits) {
             Ok(h) => Ok(h),
-            Err(e) => {
+            Err((e, fields)) => {
                 http.downstream_rq_bad.inc();
                 if matches!(e.status(), 414 | 431) {
                     http.downstream_rq_too_large.inc();
                 }
-                Err(e)
+                Err((e, fields))
             }
         };
         // An unparseable request still gets an exchange (for its answer, stats and log line),
         // over a placeholder head.
-        let (head, bad) = match head {
-            Ok(h) => (h, None),
-            Err(e) => match placeholder_head() {
-                Some(h) => (h, Some(e)),
+        let (head, bad, refused) = match head {
+            Ok(h) => (h, None, None),
+            Err((e, fields)) => match placeholder_head() {
+                Some(h) => (h, Some(e), Some(fields)),
                 None => break 'serve,
             },
         };
@@ -268,9 +268,7 @@ pub(crate) async fn handle_stream(
         );
         ex.xfcc = ctx.xfcc.clone();
         ex.peer = ctx.peer;
-        if bad.is_some() {
-            ex.refused_fields = Some(fields);
-        }
+        ex.refused_fields = refused;
         let cancelled = monoio::select! {
             () = async {
                 match bad {
@@ -301,13 +299,8 @@ pub(crate) async fn handle_stream(
 /// A minimal parsed head standing in for a request that could not be read (its log line
 /// takes method and path from the HTTP/2 fields).
 fn placeholder_head() -> Option<RequestHead> {
-    let field = |n: &'static [u8], v: &'static [u8]| (Bytes::from_static(n), Bytes::from_static(v));
-    let fields = [
-        field(b":method", b"GET"),
-        field(b":path", b"/"),
-        field(b":authority", b"-"),
-    ];
-    protocols::http2::request_head(&fields, true, &Limits::default()).ok()
+    let fields = [(":method", "GET"), (":path", "/"), (":authority", "-")];
+    protocols::http2::request_head(fields.into_iter().collect(), true, &Limits::default()).ok()
 }
 
 /// Answer a request whose head could not be read (malformed, too large, too slow) and close.
@@ -368,7 +361,7 @@ pub(crate) struct Exchange<'a> {
     grpc_status: Option<Code>,
     /// A refused HTTP/2 request's fields as received: its head is a placeholder, so the
     /// access log takes the method and path from these.
-    refused_fields: Option<&'a Fields>,
+    refused_fields: Option<Fields>,
     start_time: Option<SystemTime>,
 }
 
@@ -583,7 +576,7 @@ impl<'a> Exchange<'a> {
                 }
             }
             Down::H2 { ctx, slot } => {
-                let mut fields = PackedFields::new();
+                let mut fields = Fields::new();
                 convert::local_reply_fields(&reply, &self.cfg.http, &mut fields);
                 let no_body = reply.body.is_empty() || head_request;
                 if slot
@@ -635,7 +628,7 @@ impl<'a> Exchange<'a> {
             grpc::error_fields(code, text, &mut fields);
             self.rec.status = 200;
             self.grpc_status = Some(code);
-            if slot.send_headers(&ctx.sess, slices(&fields), true).is_ok() {
+            if slot.send_headers(&ctx.sess, fields.iter(), true).is_ok() {
                 self.rec.completed = true;
             }
             return;
@@ -1178,7 +1171,7 @@ impl<'a> Exchange<'a> {
             edits: self.chain.request_edits(),
         };
         let cluster = &attempt.cluster;
-        let mut up_head = PackedFields::new();
+        let mut up_head = Fields::new();
         let scheme: &'static [u8] = if cluster.is_tls() { b"https" } else { b"http" };
         let mut out = H2Request {
             fields: &mut up_head,
@@ -1308,11 +1301,6 @@ impl<'a> Exchange<'a> {
     /// The one access-log record of an HTTP exchange, for both protocols.
     fn log(&self, writer: &crate::access_log::AccessLogWriter, start: SystemTime) {
         let h = &self.head;
-        let pseudo = |f: &'a Fields, name: &[u8]| {
-            f.iter()
-                .find(|(n, _)| n.as_ref() == name)
-                .map_or(&b""[..], |(_, v)| &v[..])
-        };
         let (method, path, protocol) = match self.down {
             Down::H1(_) => (
                 h.method(),
@@ -1322,8 +1310,11 @@ impl<'a> Exchange<'a> {
                     Version::Http11 => "HTTP/1.1",
                 },
             ),
-            Down::H2 { .. } => match self.refused_fields {
-                Some(f) => (pseudo(f, b":method"), pseudo(f, b":path"), "HTTP/2"),
+            Down::H2 { .. } => match &self.refused_fields {
+                Some(f) => {
+                    let pseudo = |name: &[u8]| f.value_of(name).unwrap_or_default();
+                    (pseudo(b":method"), pseudo(b":path"), "HTTP/2")
+                }
                 // `:path` is the target; CONNECT has none (its target is `:authority`).
                 None if h.is_connect() => (h.method(), &b""[..], "HTTP/2"),
                 None => (h.method(), h.target(), "HTTP/2"),

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use protocols::grpc::{self, Code};
 use protocols::http::RequestHead;
+use protocols::http2::Fields;
 
 use crate::stats::HttpStats;
 
@@ -43,31 +43,19 @@ impl GrpcCall {
 
 /// The trailers-only response (one HEADERS frame ending the stream) for a local error:
 /// `:status 200`, the gRPC content type, `grpc-status` and the percent-encoded message.
-pub(crate) fn error_fields(code: Code, message: &[u8], out: &mut Vec<(Bytes, Bytes)>) {
-    out.push((Bytes::from_static(b":status"), Bytes::from_static(b"200")));
-    out.push((
-        Bytes::from_static(b"content-type"),
-        Bytes::from_static(b"application/grpc"),
-    ));
-    out.push((
-        Bytes::from_static(b"grpc-status"),
-        Bytes::from_static(code.as_header_value()),
-    ));
+pub(crate) fn error_fields(code: Code, message: &[u8], out: &mut Fields) {
+    out.push(b":status", b"200");
+    out.push(b"content-type", b"application/grpc");
+    out.push(b"grpc-status", code.as_header_value());
     let text = message.trim_ascii();
     if !text.is_empty() {
-        out.push((
-            Bytes::from_static(b"grpc-message"),
-            Bytes::from(grpc::encode_message(text).into_owned()),
-        ));
+        out.push(b"grpc-message", &grpc::encode_message(text));
     }
 }
 
 /// The `grpc-status` in a trailer section (or a trailers-only head).
-pub(crate) fn status_in(fields: &[(Bytes, Bytes)]) -> Option<Code> {
-    fields
-        .iter()
-        .find(|(n, _)| n.as_ref() == b"grpc-status")
-        .and_then(|(_, v)| Code::parse(v))
+pub(crate) fn status_in(fields: &Fields) -> Option<Code> {
+    fields.value_of(b"grpc-status").and_then(Code::parse)
 }
 
 /// Count the final status of a gRPC call; `None`: the call ended without one.
@@ -154,13 +142,12 @@ mod tests {
         let timeout = ProxyError::upstream(Kind::Timeout, Phase::BeforeResponse);
         assert_eq!(code(timeout), Code::DeadlineExceeded);
         assert_eq!(Code::from_http_status(400), Code::Internal);
-        let mut out = Vec::new();
+        let mut out = Fields::new();
         error_fields(Code::Unavailable, b"upstream connect error\n", &mut out);
         assert_eq!(status_in(&out), Some(Code::Unavailable));
         assert!(
             out.iter()
-                .any(|(n, v)| n.as_ref() == b"grpc-message"
-                    && v.as_ref() == b"upstream connect error")
+                .any(|(n, v)| n == b"grpc-message" && v == b"upstream connect error")
         );
     }
 }

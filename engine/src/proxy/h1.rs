@@ -320,7 +320,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Client<'_, W> {
             }
             RespHead::H2(fields, end) => {
                 let end = *end;
-                let has_length = fields.iter().any(|(n, _)| n.as_ref() == b"content-length");
+                let has_length = fields.value_of(b"content-length").is_some();
                 let bodiless = f.head_request || status == 204 || status == 304;
                 let framing = if end || has_length || bodiless {
                     OutFraming::AsIs
@@ -339,10 +339,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Client<'_, W> {
                 head::write_response_fields(
                     &mut out,
                     status,
-                    fields
-                        .iter()
-                        .map(|(n, v)| (&n[..], &v[..]))
-                        .chain(zero.iter().copied()),
+                    fields.iter().chain(zero.iter().copied()),
                     &ResponseRewrite {
                         edits: f.edits,
                         opts: f.opts,

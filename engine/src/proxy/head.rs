@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use protocols::http::RequestHead;
 use protocols::http1::{ResponseHead, encode};
 
-use crate::codec::h2::convert::PackedFields;
+use crate::codec::h2::convert::Fields;
 use crate::config::HttpOptions;
 use crate::filters::Edits;
 use crate::router::{Route, XFCC};
@@ -89,27 +89,27 @@ impl HeadOut for BytesMut {
 /// the Host as `:authority`, names lowercased. The rewrite adds no connection-specific field
 /// for it (no upgrade, no chunked framing).
 pub(crate) struct H2Request<'a> {
-    pub(crate) fields: &'a mut PackedFields,
+    pub(crate) fields: &'a mut Fields,
     /// `http` or `https`, from the upstream connection.
     pub(crate) scheme: &'static [u8],
 }
 
 impl HeadOut for H2Request<'_> {
     fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], authority: &[u8]) {
-        self.fields.push(b":method", &[method]);
-        self.fields.push(b":scheme", &[self.scheme]);
-        self.fields.push(b":authority", &[authority]);
+        self.fields.push_lowercase(b":method", &[method]);
+        self.fields.push_lowercase(b":scheme", &[self.scheme]);
+        self.fields.push_lowercase(b":authority", &[authority]);
         if query.is_empty() {
-            self.fields.push(b":path", &[path]);
+            self.fields.push_lowercase(b":path", &[path]);
         } else {
-            self.fields.push(b":path", &[path, b"?", query]);
+            self.fields.push_lowercase(b":path", &[path, b"?", query]);
         }
     }
 
     fn field_parts(&mut self, name: &[u8], parts: &[&[u8]]) {
         // The Host travels as `:authority`.
         if !name.eq_ignore_ascii_case(b"host") {
-            self.fields.push(name, parts);
+            self.fields.push_lowercase(name, parts);
         }
     }
 

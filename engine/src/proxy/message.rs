@@ -56,10 +56,7 @@ impl ResponseInfo for RespHead {
     fn header(&self, name: &[u8]) -> Option<&[u8]> {
         match self {
             Self::H1(h) => h.header(name),
-            Self::H2(f, _) => f
-                .iter()
-                .find(|(n, _)| n.as_ref() == name)
-                .map(|(_, v)| &v[..]),
+            Self::H2(f, _) => f.value_of(name),
         }
     }
 }

@@ -14,7 +14,7 @@ use protocols::http2::conn::{self, Role};
 use protocols::http2::frame::Reason;
 
 use super::{ConnectError, Pool};
-use crate::codec::h2::convert::{Fields, PackedFields};
+use crate::codec::h2::convert::Fields;
 use crate::codec::h2::far_future;
 use crate::codec::h2::session::{self, Gone, ReadEnd, Recv, Session, StreamSlot};
 use crate::rt::timer;
@@ -90,7 +90,7 @@ impl UpstreamStream {
 pub(crate) fn open_request(
     cluster: &Rc<Pool>,
     ep: usize,
-    up_head: &PackedFields,
+    up_head: &Fields,
     end_stream: bool,
 ) -> (Rc<H2Conn>, Result<UpstreamStream, OpenError>) {
     let conn = cluster.h2_checkout(ep);
@@ -132,7 +132,7 @@ impl H2Conn {
     }
 
     /// Open a stream sending the request head `fields`.
-    fn open(&self, fields: &PackedFields, end_stream: bool) -> Result<UpstreamStream, OpenError> {
+    fn open(&self, fields: &Fields, end_stream: bool) -> Result<UpstreamStream, OpenError> {
         if !self.can_open() {
             return Err(OpenError::Unavailable);
         }

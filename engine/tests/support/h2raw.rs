@@ -450,17 +450,17 @@ impl H2 {
             }
         }
         let block = block.freeze();
-        let mut fields = Vec::new();
+        let mut fields = protocols::http2::Fields::new();
         self.decoder
-            .decode(&block, usize::MAX, |n, v, _| {
-                fields.push((
-                    String::from_utf8_lossy(&n).into_owned(),
-                    String::from_utf8_lossy(&v).into_owned(),
-                ));
-            })
+            .decode(&block, usize::MAX, &mut fields)
             .unwrap_or_else(|e| panic!("peer's field block does not decode: {e}"));
         f.payload = block;
-        f.fields = fields;
+        f.fields = (fields.iter())
+            .map(|(n, v)| {
+                let text = |b| String::from_utf8_lossy(b).into_owned();
+                (text(n), text(v))
+            })
+            .collect();
         f.flags &= !(flag::PADDED | flag::PRIORITY);
         Got::Frame(f)
     }

@@ -22,6 +22,7 @@
 
 use bytes::Bytes;
 use loona_hpack::decoder::{DecoderError, IntegerDecodingError};
+use protocols::http2::Fields;
 use protocols::http2::hpack::{Decoder, Error};
 
 /// One decoded field from our decoder: name, value, never-indexed.
@@ -63,12 +64,9 @@ impl Pair {
     /// Decodes one complete header block with both; panics when they disagree in a way the
     /// module documentation does not exclude.
     pub fn decode(&mut self, block: &[u8]) -> Step {
-        let mut fields: Vec<Field> = Vec::new();
-        let ours = self
-            .ours
-            .decode(&Bytes::copy_from_slice(block), usize::MAX, |n, v, s| {
-                fields.push((n, v, s))
-            });
+        let mut out = Fields::new();
+        let ours = self.ours.decode(block, usize::MAX, &mut out);
+        let fields = triples(&out);
         let theirs = self.theirs.decode(block);
         match (ours, theirs) {
             (Ok(()), Ok(list)) => {
@@ -98,6 +96,16 @@ impl Pair {
             ),
         }
     }
+}
+
+/// A decoded list as owned fields with their never-indexed flags.
+pub fn triples(fields: &Fields) -> Vec<Field> {
+    (fields.iter().enumerate())
+        .map(|(i, (n, v))| {
+            let (n, v) = (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v));
+            (n, v, fields.is_sensitive(i))
+        })
+        .collect()
 }
 
 /// A field list as readable text for a failure message.

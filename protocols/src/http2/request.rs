@@ -1,10 +1,12 @@
 //! An HTTP/2 request's decoded fields as the protocol-neutral [`RequestHead`] (RFC 9113 8.3.1).
 //!
-//! Owns: [`request_head`]. The fields are packed into one buffer (names and values, no text
-//! framing) and the head keeps offsets into it, as an HTTP/1 head does into the bytes it was
-//! parsed from; nothing is written as HTTP/1 text or parsed twice. `:authority` stands for the
-//! Host field (a `host` field beside it is dropped), cookie crumbs are joined into one field
-//! (8.2.3), and the body framing comes from `content-length` and END_STREAM.
+//! Owns: [`request_head`]. The head takes over the buffer HPACK decoded the fields into
+//! ([`Fields`]) and keeps offsets into it, as an HTTP/1 head does into the bytes it was parsed
+//! from: no name or value is copied, nothing is written as HTTP/1 text or parsed twice.
+//! Pseudo-header fields are skipped, `:authority` stands for the Host field (a `host` field
+//! beside it is dropped; the name `host` is appended once), cookie crumbs are joined into one
+//! field appended at the end (8.2.3), and the body framing comes from `content-length` and
+//! END_STREAM.
 //!
 //! The same limits and rules as an HTTP/1 head apply, with the same errors, so a request is
 //! answered alike on either protocol: the size of the equivalent HTTP/1.1 head against
@@ -15,13 +17,15 @@
 //! order, presence and uniqueness, lowercase names, connection-specific fields, a decimal
 //! `content-length`: `conn::validate`).
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use crate::http::{RequestHead, TargetForm};
 use crate::http1::headers::{
     Field, Span, is_field_value, is_token, is_valid_authority, parse_content_length,
 };
 use crate::http1::{BodyFraming, Limits, RequestError, Version};
+use crate::http2::Fields;
+use crate::http2::fields::Slot;
 
 /// `" HTTP/1.1"`: what the equivalent request line adds after the target.
 const VERSION_SUFFIX: usize = 9;
@@ -29,75 +33,119 @@ const VERSION_SUFFIX: usize = 9;
 /// The head for an HTTP/2 request whose HEADERS carried `fields` (pseudo-header fields first,
 /// as the connection checked). `end_stream`: no body follows. An HTTP/2 head reports
 /// [`Version::Http11`] semantics: persistent, `Host` required, `Expect: 100-continue` honoured.
+///
+/// The head's buffer is `fields`' own: its spans point at the decoded names and values, with
+/// `host` (for `:authority`) and joined cookie crumbs appended. A refused request gives its
+/// fields back beside the error (as received: the log line reads `:method` and `:path`).
 pub fn request_head(
-    fields: &[(Bytes, Bytes)],
+    mut fields: Fields,
+    end_stream: bool,
+    limits: &Limits,
+) -> Result<RequestHead, (RequestError, Fields)> {
+    let len = fields.buf.len();
+    match build(&mut fields.buf, &fields.slots, end_stream, limits) {
+        Ok(head) => Ok(RequestHead {
+            raw: fields.buf.freeze(),
+            ..head
+        }),
+        Err(e) => {
+            fields.buf.truncate(len);
+            Err((e, fields))
+        }
+    }
+}
+
+/// The name and value spans of `slot`.
+fn spans(slot: &Slot) -> (Span, Span) {
+    let name = Span {
+        start: slot.start,
+        end: slot.name_end,
+    };
+    let value = Span {
+        start: slot.name_end,
+        end: slot.end,
+    };
+    (name, value)
+}
+
+/// [`request_head`] over the buffer `buf` the `slots` point into; appends to `buf` what the
+/// head adds. The returned head's `raw` is empty: the caller puts the buffer in.
+fn build(
+    buf: &mut BytesMut,
+    slots: &[Slot],
     end_stream: bool,
     limits: &Limits,
 ) -> Result<RequestHead, RequestError> {
-    let mut method: Option<&[u8]> = None;
-    let mut path: Option<&[u8]> = None;
-    let mut authority: Option<&[u8]> = None;
-    let mut size = 0;
+    let mut method: Option<Span> = None;
+    let mut path: Option<Span> = None;
+    let mut authority: Option<Span> = None;
     let mut cookies = 0;
-    let mut cookie_bytes = 0;
-    for (name, value) in fields {
+    for slot in slots {
+        let (name, value) = spans(slot);
         // The first of each pseudo-header counts (the connection refuses a repeated one).
-        match name.as_ref() {
+        match name.get(buf) {
             b":method" => _ = method.get_or_insert(value),
             b":path" => _ = path.get_or_insert(value),
             b":authority" => _ = authority.get_or_insert(value),
-            b"cookie" => {
-                cookies += 1;
-                cookie_bytes += value.len() + 2;
-            }
+            b"cookie" => cookies += 1,
             _ => {}
         }
-        size += name.len() + value.len();
     }
-    let method = method.unwrap_or_default();
+    let method_span = method.unwrap_or_default();
+    let method = method_span.get(buf);
     if !is_token(method) {
         return Err(RequestError::InvalidMethod);
     }
     let connect = method == b"CONNECT";
-    let target = if connect { authority } else { path }.unwrap_or_default();
+    let target_span = if connect { authority } else { path }.unwrap_or_default();
+    let target = target_span.get(buf);
     // RFC 9112 section 3: the equivalent request line's length, CRLF excluded.
     if method.len() + 1 + target.len() + VERSION_SUFFIX > limits.max_request_line {
         return Err(RequestError::RequestLineTooLong);
     }
+    let method_len = method.len();
+    let target_len = target.len();
 
-    let mut buf = BytesMut::with_capacity(size + cookie_bytes + "host".len());
-    let method_span = put(&mut buf, method);
-    let target_span = put(&mut buf, target);
-    let mut list = Vec::with_capacity(fields.len() + 1);
+    let mut list = Vec::with_capacity(slots.len() + 1);
     // `:authority` is the Host (RFC 9113 8.3.1), first as an HTTP/1.1 client would send it.
-    let authority_span = authority.map(|a| {
-        let value = Span {
-            start: target_span.start,
-            end: target_span.end,
-        };
-        let value = if connect { value } else { put(&mut buf, a) };
+    if let Some(value) = authority {
         list.push(Field {
-            name: put(&mut buf, b"host"),
+            name: put(buf, b"host"),
             value,
         });
-        value
-    });
+    }
     let mut host = None;
     let mut host_count = 0u32;
     let mut content_length = None;
     let mut expect_continue = false;
-    for (name, value) in fields.iter().filter(|(n, _)| !n.starts_with(b":")) {
+    let mut cookie: Option<Field> = None;
+    for slot in slots {
+        let (name_span, value_span) = spans(slot);
+        let (name, value) = (name_span.get(buf), value_span.get(buf));
+        if name.starts_with(b":") {
+            continue;
+        }
         if !is_token(name) {
             return Err(RequestError::InvalidHeaderName);
         }
         if !is_field_value(value) {
             return Err(RequestError::InvalidHeaderValue);
         }
-        match name.as_ref() {
-            b"cookie" => continue,
+        match name {
+            b"cookie" => {
+                // One crumb stays where it is; more are joined at the end, below.
+                _ = cookie.get_or_insert(Field {
+                    name: name_span,
+                    value: value_span,
+                });
+                continue;
+            }
             // `:authority` wins over Host (RFC 9113 8.3.1).
             b"host" if authority.is_some() => continue,
-            b"host" => host_count += 1,
+            b"host" => {
+                host_count += 1;
+                _ = host.get_or_insert(value_span);
+            }
             b"content-length" => {
                 if content_length.is_some() {
                     return Err(RequestError::DuplicateContentLength);
@@ -108,31 +156,32 @@ pub fn request_head(
             b"expect" => expect_continue |= value.eq_ignore_ascii_case(b"100-continue"),
             _ => {}
         }
-        let field = Field {
-            name: put(&mut buf, name),
-            value: put(&mut buf, value),
-        };
-        if name.as_ref() == b"host" && host.is_none() {
-            host = Some(field.value);
+        list.push(Field {
+            name: name_span,
+            value: value_span,
+        });
+    }
+    if let Some(mut field) = cookie {
+        if cookies > 1 {
+            // Crumbs become one field again (RFC 9113 8.2.3), as HTTP/1.1 carries them.
+            let start = buf.len() as u32;
+            let mut first = true;
+            for (name, value) in slots.iter().map(spans) {
+                if name.get(buf) != b"cookie" {
+                    continue;
+                }
+                if !first {
+                    buf.extend_from_slice(b"; ");
+                }
+                first = false;
+                append_within(buf, value);
+            }
+            field.value = Span {
+                start,
+                end: buf.len() as u32,
+            };
         }
         list.push(field);
-    }
-    if cookies > 0 {
-        // Crumbs become one field again (RFC 9113 8.2.3), as HTTP/1.1 carries them.
-        let name = put(&mut buf, b"cookie");
-        let start = buf.len() as u32;
-        let crumbs = fields.iter().filter(|(n, _)| n.as_ref() == b"cookie");
-        for (i, (_, v)) in crumbs.enumerate() {
-            if i > 0 {
-                buf.extend_from_slice(b"; ");
-            }
-            buf.extend_from_slice(v);
-        }
-        let value = Span {
-            start,
-            end: buf.len() as u32,
-        };
-        list.push(Field { name, value });
     }
     let framing = match content_length {
         Some(n) => BodyFraming::Length(n),
@@ -148,7 +197,7 @@ pub fn request_head(
         0
     };
     let count = list.len() + usize::from(chunked_line > 0);
-    let head_len = method.len() + 1 + target.len() + VERSION_SUFFIX + 2 + chunked_line + 2;
+    let head_len = method_len + 1 + target_len + VERSION_SUFFIX + 2 + chunked_line + 2;
     let head_len = head_len
         + list
             .iter()
@@ -161,7 +210,8 @@ pub fn request_head(
         return Err(RequestError::HeadTooLarge);
     }
 
-    let raw = buf.freeze();
+    let target = target_span.get(buf);
+    let method = method_span.get(buf);
     let (form, path, query, authority) = if connect {
         // RFC 9113 8.5: CONNECT names only the authority, which must carry a port.
         if !is_valid_authority(target, true) {
@@ -179,17 +229,17 @@ pub fn request_head(
         if host_count > 1 {
             return Err(RequestError::DuplicateHost);
         }
-        let Some(authority) = authority_span.or(host) else {
+        let Some(authority) = authority.or(host) else {
             return Err(RequestError::MissingHost);
         };
-        let value = authority.get(&raw);
+        let value = authority.get(buf);
         if !value.is_empty() && !is_valid_authority(value, false) {
             return Err(RequestError::InvalidHost);
         }
         (form, Some(path), query, authority)
     };
     Ok(RequestHead {
-        raw,
+        raw: Default::default(),
         method: method_span,
         target: target_span,
         path,
@@ -214,6 +264,14 @@ fn put(buf: &mut BytesMut, bytes: &[u8]) -> Span {
         start: start as u32,
         end: buf.len() as u32,
     }
+}
+
+/// Appends a copy of the octets at `span` of `buf` to its end.
+fn append_within(buf: &mut BytesMut, span: Span) {
+    let end = buf.len();
+    let len = (span.end - span.start) as usize;
+    buf.resize(end + len, 0);
+    buf.copy_within(span.start as usize..span.end as usize, end);
 }
 
 /// `:path` (RFC 9113 8.3.1): origin-form, or `*` for OPTIONS; visible ASCII, no fragment.
@@ -253,20 +311,21 @@ fn split_target(
 mod tests {
     use super::*;
 
-    fn f(pairs: &[(&'static str, &'static str)]) -> Vec<(Bytes, Bytes)> {
-        pairs
-            .iter()
-            .map(|(n, v)| {
-                (
-                    Bytes::from_static(n.as_bytes()),
-                    Bytes::from_static(v.as_bytes()),
-                )
-            })
-            .collect()
+    fn f(pairs: &[(&'static str, &'static str)]) -> Fields {
+        pairs.iter().copied().collect()
+    }
+
+    /// [`request_head`] without the fields a refusal gives back.
+    fn build_head(
+        fields: &Fields,
+        end_stream: bool,
+        limits: &Limits,
+    ) -> Result<RequestHead, RequestError> {
+        request_head(fields.clone(), end_stream, limits).map_err(|(e, _)| e)
     }
 
     fn get(pairs: &[(&'static str, &'static str)]) -> Result<RequestHead, RequestError> {
-        request_head(&f(pairs), true, &Limits::default())
+        build_head(&f(pairs), true, &Limits::default())
     }
 
     #[test]
@@ -298,6 +357,33 @@ mod tests {
     }
 
     #[test]
+    fn the_head_keeps_the_decoded_buffer_and_a_refusal_gives_the_fields_back() {
+        let fields = f(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "a"),
+            (":path", "/p"),
+            ("x", "1"),
+        ]);
+        let (bytes, at) = (fields.byte_len(), fields.get(0).unwrap().0.as_ptr());
+        let head = request_head(fields, true, &Limits::default()).unwrap();
+        // The same allocation, with only the name `host` appended.
+        assert_eq!(head.raw().as_ptr(), at);
+        assert_eq!(head.raw().len(), bytes + "host".len());
+        assert_eq!(head.header(b"host"), Some(&b"a"[..]));
+        // Refused after `host` was appended: the fields come back as they were.
+        let bad = f(&[
+            (":method", "GET"),
+            (":authority", "a"),
+            (":path", "/"),
+            ("a(b", "v"),
+        ]);
+        let (e, back) = request_head(bad.clone(), true, &Limits::default()).unwrap_err();
+        assert_eq!(e, RequestError::InvalidHeaderName);
+        assert_eq!((back.byte_len(), &back), (bad.byte_len(), &bad));
+    }
+
+    #[test]
     fn host_stands_in_for_a_missing_authority() {
         let head = get(&[(":method", "GET"), (":path", "/"), ("host", "h:8080")]).unwrap();
         assert_eq!(head.authority(), b"h:8080");
@@ -317,20 +403,14 @@ mod tests {
     #[test]
     fn framing_follows_content_length_then_end_stream() {
         let base = [(":method", "POST"), (":authority", "a"), (":path", "/")];
-        let head = request_head(&f(&base), false, &Limits::default()).unwrap();
+        let head = build_head(&f(&base), false, &Limits::default()).unwrap();
         assert_eq!(head.framing(), BodyFraming::Chunked);
         let mut with_len = f(&base);
-        with_len.push((
-            Bytes::from_static(b"content-length"),
-            Bytes::from_static(b"5"),
-        ));
-        let head = request_head(&with_len, false, &Limits::default()).unwrap();
+        with_len.push(b"content-length", b"5");
+        let head = build_head(&with_len, false, &Limits::default()).unwrap();
         assert_eq!(head.framing(), BodyFraming::Length(5));
-        with_len.push((
-            Bytes::from_static(b"content-length"),
-            Bytes::from_static(b"5"),
-        ));
-        let err = request_head(&with_len, false, &Limits::default()).unwrap_err();
+        with_len.push(b"content-length", b"5");
+        let err = build_head(&with_len, false, &Limits::default()).unwrap_err();
         assert_eq!(err, RequestError::DuplicateContentLength);
         let expect = get(&[
             (":method", "PUT"),
@@ -388,14 +468,14 @@ mod tests {
             max_head: head,
             max_headers: n,
         };
-        assert!(request_head(&fields, true, &limits(18, 1000, 10)).is_ok());
-        let err = request_head(&fields, true, &limits(17, 1000, 10)).unwrap_err();
+        assert!(build_head(&fields, true, &limits(18, 1000, 10)).is_ok());
+        let err = build_head(&fields, true, &limits(17, 1000, 10)).unwrap_err();
         assert_eq!(err, RequestError::RequestLineTooLong);
         // + "host: a\r\n" (9) + CRLF after the line and at the end: 31 bytes, 1 field.
-        assert!(request_head(&fields, true, &limits(18, 31, 1)).is_ok());
-        let err = request_head(&fields, true, &limits(18, 30, 1)).unwrap_err();
+        assert!(build_head(&fields, true, &limits(18, 31, 1)).is_ok());
+        let err = build_head(&fields, true, &limits(18, 30, 1)).unwrap_err();
         assert_eq!(err, RequestError::HeadTooLarge);
-        let err = request_head(&fields, true, &limits(18, 31, 0)).unwrap_err();
+        let err = build_head(&fields, true, &limits(18, 31, 0)).unwrap_err();
         assert_eq!(err, RequestError::TooManyHeaders);
     }
 }

@@ -261,7 +261,7 @@ impl StreamSlot {
         let sent = if fields.is_empty() {
             conn.send_data(self.id, &mut Bytes::new(), true).map(|_| ())
         } else {
-            conn.send_trailers(self.id, fields.iter().map(|(n, v)| (&n[..], &v[..])))
+            conn.send_trailers(self.id, fields.iter())
         };
         drop(conn);
         sess.writer.notify();

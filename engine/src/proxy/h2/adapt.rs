@@ -13,7 +13,6 @@ use bytes::Bytes;
 use protocols::grpc::Code;
 
 use super::convert::{self, Fields};
-use crate::codec::h2::convert::PackedFields;
 use crate::codec::h2::session::{Recv, Session, StreamSlot};
 use crate::error::{Kind, Phase, ProxyError};
 use crate::proxy::body::PumpError;
@@ -145,7 +144,7 @@ impl ResponseSink for ClientResponse<'_> {
     }
 
     async fn head(&mut self, resp: &RespHead, _answered_early: bool) -> io::Result<HeadSent> {
-        let mut out = PackedFields::new();
+        let mut out = Fields::new();
         let end = match resp {
             RespHead::H1(r) => {
                 convert::response_fields(r, self.facts.edits, self.facts.opts, &mut out);

@@ -9,7 +9,6 @@
 
 use protocols::http1::ResponseHead;
 
-use crate::codec::h2::convert::PackedFields;
 pub(crate) use crate::codec::h2::convert::{Fields, status_of, trailer_fields, write_trailers};
 use crate::codec::is_hop_by_hop;
 use crate::config::HttpOptions;
@@ -17,18 +16,18 @@ use crate::filters::Edits;
 use crate::proxy::reply::LocalReply;
 
 /// Appends `:status`.
-fn push_status(out: &mut PackedFields, status: u16) {
+fn push_status(out: &mut Fields, status: u16) {
     let mut n = itoa::Buffer::new();
-    out.push(b":status", &[n.format(status).as_bytes()]);
+    out.push_lowercase(b":status", &[n.format(status).as_bytes()]);
 }
 
-fn push_adds(out: &mut PackedFields, edits: Edits<'_>) {
-    edits.for_each_add(|h| out.push(&h.name, &[&h.value]));
+fn push_adds(out: &mut Fields, edits: Edits<'_>) {
+    edits.for_each_add(|h| out.push_lowercase(&h.name, &[&h.value]));
 }
 
-fn push_via(out: &mut PackedFields, opts: &HttpOptions) {
+fn push_via(out: &mut Fields, opts: &HttpOptions) {
     if let Some(via) = &opts.via {
-        out.push(b"via", &[b"1.1 ", via.as_bytes()]);
+        out.push_lowercase(b"via", &[b"1.1 ", via.as_bytes()]);
     }
 }
 
@@ -38,36 +37,32 @@ pub(crate) fn response_fields(
     resp: &ResponseHead,
     edits: Edits<'_>,
     opts: &HttpOptions,
-    out: &mut PackedFields,
+    out: &mut Fields,
 ) {
     push_status(out, resp.status());
     for (name, value) in resp.headers() {
         if is_hop_by_hop(name) || resp.connection_lists(name) || edits.drops(name) {
             continue;
         }
-        out.push(name, &[value]);
+        out.push_lowercase(name, &[value]);
     }
     push_via(out, opts);
     push_adds(out, edits);
 }
 
 /// The fields of a locally generated response (the body goes in DATA frames).
-pub(crate) fn local_reply_fields(
-    reply: &LocalReply<'_>,
-    opts: &HttpOptions,
-    out: &mut PackedFields,
-) {
+pub(crate) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
     push_status(out, reply.status);
     if !reply.edits.drops(b"server") {
-        out.push(b"server", &[opts.server_name.as_bytes()]);
+        out.push_lowercase(b"server", &[opts.server_name.as_bytes()]);
     }
     if let Some(loc) = reply.location {
-        out.push(b"location", &[loc]);
+        out.push_lowercase(b"location", &[loc]);
     }
     let mut n = itoa::Buffer::new();
-    out.push(b"content-length", &[n.format(reply.body.len()).as_bytes()]);
+    out.push_lowercase(b"content-length", &[n.format(reply.body.len()).as_bytes()]);
     if !reply.body.is_empty() && !reply.edits.drops(b"content-type") {
-        out.push(b"content-type", &[reply.content_type]);
+        out.push_lowercase(b"content-type", &[reply.content_type]);
     }
     push_adds(out, reply.edits);
 }
@@ -78,13 +73,13 @@ pub(crate) fn upstream_response_fields(
     fields: &Fields,
     edits: Edits<'_>,
     opts: &HttpOptions,
-    out: &mut PackedFields,
+    out: &mut Fields,
 ) {
-    for (name, value) in fields {
+    for (name, value) in fields.iter() {
         if edits.drops(name) {
             continue;
         }
-        out.push(name, &[value]);
+        out.push_lowercase(name, &[value]);
     }
     push_via(out, opts);
     push_adds(out, edits);

@@ -32,7 +32,7 @@ pub use ids::{StreamIdHasher, StreamIdMap};
 pub use validate::Malformed;
 
 use super::frame::{self, MAX_WINDOW_SIZE, Reason, StreamId, WindowUpdate};
-use super::hpack;
+use super::{Fields, hpack};
 use bytes::{Bytes, BytesMut};
 use recv::Partial;
 use slab::Slab;
@@ -115,7 +115,7 @@ pub enum Event {
         /// Stream.
         stream: StreamId,
         /// Decoded fields in order, pseudo-headers first.
-        fields: Vec<(Bytes, Bytes)>,
+        fields: Fields,
         /// No body follows.
         end_stream: bool,
     },
@@ -133,7 +133,7 @@ pub enum Event {
         /// Stream.
         stream: StreamId,
         /// Decoded fields.
-        fields: Vec<(Bytes, Bytes)>,
+        fields: Fields,
     },
     /// The stream is gone: reset by the peer (`remote`), by us after a stream error, or refused
     /// by the peer's GOAWAY (REFUSED_STREAM, safe to retry).

@@ -16,11 +16,13 @@ use crate::http2::frame::{
     self, Continuation, Data, Frame, GoAway, Headers, MAX_WINDOW_SIZE, Ping, Reason, RstStream,
     StreamId,
 };
-use crate::http2::hpack;
+use crate::http2::{Fields, hpack};
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Fields a decoded field block has room for before its list grows (most heads have fewer).
 const FIELDS_CAPACITY: usize = 16;
+/// Octets a decoded field block has room for at least before its buffer grows.
+const FIELD_BYTES_MIN: usize = 512;
 
 /// A field block being reassembled from HEADERS + CONTINUATION.
 pub(super) struct Partial {
@@ -179,13 +181,13 @@ impl Connection {
         end_stream: bool,
         block: Bytes,
     ) -> Result<(), ConnError> {
-        // Most heads have fewer fields: one allocation, no regrowth.
-        let mut fields = Vec::with_capacity(FIELDS_CAPACITY);
+        // Most heads fit: one allocation each for the octets and the offsets, no regrowth. A
+        // block decodes to about twice its size, more when it references the tables; the head
+        // built from a request keeps room for `host` and joined cookies.
+        let bytes = block.len().saturating_mul(2).max(FIELD_BYTES_MIN);
+        let mut fields = Fields::with_capacity(bytes, FIELDS_CAPACITY);
         let limit = self.config.max_header_list_size as usize;
-        let too_large = match self
-            .decoder
-            .decode(&block, limit, |n, v, _| fields.push((n, v)))
-        {
+        let too_large = match self.decoder.decode(&block, limit, &mut fields) {
             Ok(()) => false,
             Err(e) if e.is_compression_error() => {
                 self.counters.compression_errors += 1;
@@ -207,7 +209,7 @@ impl Connection {
     fn recv_headers_new(
         &mut self,
         id: StreamId,
-        fields: Vec<(Bytes, Bytes)>,
+        fields: Fields,
         end_stream: bool,
         too_large: bool,
     ) -> Result<(), ConnError> {
@@ -273,7 +275,7 @@ impl Connection {
     fn recv_headers_existing(
         &mut self,
         key: usize,
-        fields: Vec<(Bytes, Bytes)>,
+        fields: Fields,
         end_stream: bool,
         too_large: bool,
     ) -> Result<(), ConnError> {

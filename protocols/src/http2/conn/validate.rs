@@ -4,7 +4,7 @@
 //! HPACK and does not act on the result: a malformed message is a stream error of type
 //! PROTOCOL_ERROR (section 8.1.1), which the connection sends.
 
-use bytes::Bytes;
+use crate::http2::Fields;
 
 /// Why a field section is malformed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,12 +87,12 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
 }
 
 /// Checks one field section. Returns what later checks need.
-pub(super) fn check(fields: &[(Bytes, Bytes)], section: Section) -> Result<HeadInfo, Malformed> {
+pub(super) fn check(fields: &Fields, section: Section) -> Result<HeadInfo, Malformed> {
     let mut info = HeadInfo::default();
     let mut regular_seen = false;
     let (mut method, mut scheme, mut path, mut authority, mut status) =
         (None, None, None, None, None);
-    for (name, value) in fields {
+    for (name, value) in fields.iter() {
         if let Some(pseudo) = name.strip_prefix(b":") {
             // Section 8.1: "Trailers MUST NOT include pseudo-header fields".
             if section == Section::Trailers {
@@ -131,7 +131,7 @@ pub(super) fn check(fields: &[(Bytes, Bytes)], section: Section) -> Result<HeadI
         if !value_ok(value) {
             return Err(Malformed::BadValue);
         }
-        match &name[..] {
+        match name {
             // Section 8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
             // connection-specific header fields ... Any message containing connection-specific
             // header fields MUST be treated as malformed."
@@ -140,7 +140,7 @@ pub(super) fn check(fields: &[(Bytes, Bytes)], section: Section) -> Result<HeadI
             // Section 8.2.2: "The only exception to this is the TE header field, which MAY be
             // present in an HTTP/2 request; when it is, it MUST NOT contain any value other
             // than "trailers"."
-            b"te" if section != Section::Request || &value[..] != b"trailers" => {
+            b"te" if section != Section::Request || value != b"trailers" => {
                 return Err(Malformed::BadTe);
             }
             b"content-length" if section != Section::Trailers => {
@@ -156,8 +156,8 @@ pub(super) fn check(fields: &[(Bytes, Bytes)], section: Section) -> Result<HeadI
     match section {
         Section::Request => {
             let method = method.ok_or(Malformed::MissingPseudo)?;
-            info.is_head = &method[..] == b"HEAD";
-            if &method[..] == b"CONNECT" {
+            info.is_head = method == b"HEAD";
+            if method == b"CONNECT" {
                 // Section 8.5: "The :scheme and :path pseudo-header fields MUST be omitted." and
                 // ":authority ... MUST" be present.
                 if scheme.is_some() || path.is_some() || authority.is_none_or(|a| a.is_empty()) {
@@ -192,15 +192,8 @@ pub(super) fn check(fields: &[(Bytes, Bytes)], section: Section) -> Result<HeadI
 mod tests {
     use super::*;
 
-    fn f(list: &[(&'static str, &'static str)]) -> Vec<(Bytes, Bytes)> {
-        list.iter()
-            .map(|(n, v)| {
-                (
-                    Bytes::from_static(n.as_bytes()),
-                    Bytes::from_static(v.as_bytes()),
-                )
-            })
-            .collect()
+    fn f(list: &[(&'static str, &'static str)]) -> Fields {
+        list.iter().copied().collect()
     }
 
     const REQ: &[(&str, &str)] = &[(":method", "GET"), (":scheme", "https"), (":path", "/")];

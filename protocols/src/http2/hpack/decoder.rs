@@ -1,14 +1,16 @@
 //! The HPACK decoder (RFC 7541 §3, §5, §6) and the RFC 9113 §8.2.1 field checks.
 //!
-//! Owns the peer-to-us dynamic table and turns one complete header block into fields. It does
-//! not reassemble CONTINUATION frames, and it does not judge names or values (uppercase names,
+//! Owns the peer-to-us dynamic table and turns one complete header block into a packed
+//! [`Fields`] list, every name and value copied into its one buffer. It does not reassemble
+//! CONTINUATION frames, and it does not judge names or values (uppercase names,
 //! pseudo-headers): that is a stream error the caller decides with [`is_valid_name`] and
 //! [`is_valid_value`], not a compression error.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::table::{DynamicTable, ENTRY_OVERHEAD, STATIC_LEN, static_get};
 use super::{DEFAULT_TABLE_SIZE, Error, huffman};
+use crate::http2::Fields;
 
 /// Continuation octets allowed after a full prefix: 5 x 7 bits covers 2^32 - 1 (§5.1).
 const MAX_CONTINUATION: usize = 5;
@@ -47,58 +49,67 @@ impl Decoder {
         &self.table
     }
 
-    /// Decodes one complete header block, calling `f(name, value, sensitive)` per field in
-    /// order; `sensitive` is set for a literal never indexed (§6.2.3), which a proxy must
-    /// forward the same way.
+    /// Decodes one complete header block, appending its fields to `out` in order. A literal
+    /// never indexed (§6.2.3), which a proxy must forward the same way, is marked
+    /// ([`Fields::is_sensitive`]).
     ///
-    /// Names and values are zero-copy slices of `src` when sent as plain literals, static
-    /// strings for static-table references, shared slices of the dynamic table for dynamic
-    /// references, and slices of one per-block buffer when Huffman coded.
+    /// Every name and value is copied into `out`'s one buffer: plain literals from `src`,
+    /// Huffman-coded ones decoded straight into it, table references from the table (a copy of a
+    /// few octets costs less than sharing them). Nothing in `out` refers to `src` or the table.
     ///
     /// Once the header list size (the sum of name + value + 32 per field) exceeds
-    /// `max_list_size`, `f` is no longer called; the rest of the block is still decoded so the
+    /// `max_list_size`, no more fields are stored; the rest of the block is still decoded so the
     /// dynamic table stays in sync, and the result is [`Error::HeaderListTooLarge`] unless a
-    /// compression error comes first. The work is bounded by the size of `src` whatever the
-    /// fields expand to: references to the table are not copied. On any error the fields
-    /// already passed to `f` must be discarded.
+    /// compression error comes first. What is stored is bounded by `max_list_size` and the work
+    /// by the size of `src`, whatever the fields expand to: a table reference past the limit is
+    /// not copied. On any error the fields already appended to `out` must be discarded.
     pub fn decode(
         &mut self,
-        src: &Bytes,
+        src: &[u8],
         max_list_size: usize,
-        mut f: impl FnMut(Bytes, Bytes, bool),
+        out: &mut Fields,
     ) -> Result<(), Error> {
-        let buf: &[u8] = src;
         let mut pos = 0;
-        let mut list_size = 0usize;
-        let mut too_large = false;
-        let mut at_start = true;
-        let mut scratch = BytesMut::new();
-        let mut emit = |name: Bytes, value: Bytes, sensitive: bool| {
-            list_size = list_size.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);
-            too_large |= list_size > max_list_size;
-            if !too_large {
-                f(name, value, sensitive);
-            }
+        let mut budget = Budget {
+            used: 0,
+            // Offsets in `out` are u32; the limit keeps them in range.
+            max: max_list_size.min(u32::MAX as usize),
+            over: false,
         };
-        while let Some(&first) = buf.get(pos) {
+        let mut at_start = true;
+        while let Some(&first) = src.get(pos) {
             if first & 0x80 != 0 {
                 // §6.1 Indexed Header Field.
-                let index = decode_int(buf, &mut pos, 7)?;
-                if index <= STATIC_LEN {
-                    let (name, value) = static_get(index).ok_or(Error::InvalidIndex)?;
-                    emit(Bytes::from_static(name), Bytes::from_static(value), false);
+                let index = decode_int(src, &mut pos, 7)?;
+                let (name, value): (&[u8], &[u8]) = if index <= STATIC_LEN {
+                    static_get(index).ok_or(Error::InvalidIndex)?
                 } else {
                     let entry = self
                         .table
                         .get(index - STATIC_LEN - 1)
                         .ok_or(Error::InvalidIndex)?;
-                    emit(entry.name.clone(), entry.value.clone(), false);
+                    (&entry.name, &entry.value)
+                };
+                if budget.fits(name.len() + value.len()) {
+                    let start = out.buf.len();
+                    out.buf.extend_from_slice(name);
+                    let name_end = out.buf.len();
+                    out.buf.extend_from_slice(value);
+                    out.push_slot(start, name_end, false);
                 }
             } else if first & 0x40 != 0 {
-                // §6.2.1 Literal Header Field with Incremental Indexing.
-                let (name, value) = self.literal(src, &mut pos, 6, &mut scratch)?;
-                self.table.insert(&name, &value, |_, _| {});
-                emit(name, value, false);
+                // §6.2.1 Literal Header Field with Incremental Indexing: decoded into `out`
+                // even past the limit, to be copied into the table, then dropped.
+                let start = out.buf.len();
+                let name_end = self.literal(src, &mut pos, 6, out, true)?;
+                let field = out.buf.get(start..).unwrap_or_default();
+                let (name, value) = field.split_at_checked(name_end - start).unwrap_or_default();
+                self.table.insert(name, value, |_, _| {});
+                if budget.fits(field.len()) {
+                    out.push_slot(start, name_end, false);
+                } else {
+                    out.buf.truncate(start);
+                }
             } else if first & 0x20 != 0 {
                 // §6.3 Dynamic Table Size Update.
                 // §4.2: "This dynamic table size update MUST occur at the beginning of the
@@ -106,7 +117,7 @@ impl Decoder {
                 if !at_start {
                     return Err(Error::TableSizeUpdateNotAtStart);
                 }
-                let size = decode_int(buf, &mut pos, 5)?;
+                let size = decode_int(src, &mut pos, 5)?;
                 // §6.3: "The new maximum size MUST be lower than or equal to the limit
                 // determined by the protocol using HPACK."
                 if size > self.max_allowed {
@@ -117,41 +128,72 @@ impl Decoder {
             } else {
                 // §6.2.2 Literal Header Field without Indexing (0000), §6.2.3 Never Indexed (0001).
                 let never_indexed = first & 0x10 != 0;
-                let (name, value) = self.literal(src, &mut pos, 4, &mut scratch)?;
-                emit(name, value, never_indexed);
+                let start = out.buf.len();
+                // Past the limit a name from the table is not copied: the field is dropped.
+                let name_end = self.literal(src, &mut pos, 4, out, !budget.over)?;
+                if budget.fits(out.buf.len() - start) {
+                    out.push_slot(start, name_end, never_indexed);
+                } else {
+                    out.buf.truncate(start);
+                }
             }
             at_start = false;
         }
-        if too_large {
+        if budget.over {
             Err(Error::HeaderListTooLarge)
         } else {
             Ok(())
         }
     }
 
-    /// Reads a literal representation's name (indexed or literal) and value (§6.2).
+    /// Reads a literal representation's name (indexed or literal) and value (§6.2), appending
+    /// both to `out`'s buffer; returns where the name ends (and the value starts). A name from
+    /// a table is checked but only copied when `copy_indexed_name`.
     fn literal(
         &self,
-        src: &Bytes,
+        src: &[u8],
         pos: &mut usize,
         prefix: u8,
-        scratch: &mut BytesMut,
-    ) -> Result<(Bytes, Bytes), Error> {
+        out: &mut Fields,
+        copy_indexed_name: bool,
+    ) -> Result<usize, Error> {
         let index = decode_int(src, pos, prefix)?;
-        let name = if index == 0 {
-            read_string(src, pos, scratch)?
+        if index == 0 {
+            read_string(src, pos, &mut out.buf)?;
         } else if index <= STATIC_LEN {
             let (name, _) = static_get(index).ok_or(Error::InvalidIndex)?;
-            Bytes::from_static(name)
+            if copy_indexed_name {
+                out.buf.extend_from_slice(name);
+            }
         } else {
             let entry = self
                 .table
                 .get(index - STATIC_LEN - 1)
                 .ok_or(Error::InvalidIndex)?;
-            entry.name.clone()
-        };
-        let value = read_string(src, pos, scratch)?;
-        Ok((name, value))
+            if copy_indexed_name {
+                out.buf.extend_from_slice(&entry.name);
+            }
+        }
+        let name_end = out.buf.len();
+        read_string(src, pos, &mut out.buf)?;
+        Ok(name_end)
+    }
+}
+
+/// The header list size of one block against its limit.
+struct Budget {
+    used: usize,
+    max: usize,
+    /// The limit was passed: no later field is stored.
+    over: bool,
+}
+
+impl Budget {
+    /// Adds a field of `len` octets of name and value; whether it may be stored.
+    fn fits(&mut self, len: usize) -> bool {
+        self.used = self.used.saturating_add(len + ENTRY_OVERHEAD);
+        self.over |= self.used > self.max;
+        !self.over
     }
 }
 
@@ -188,25 +230,21 @@ pub(crate) fn decode_int(src: &[u8], pos: &mut usize, prefix: u8) -> Result<usiz
     Err(Error::IntegerOverflow)
 }
 
-/// Reads a string literal (§5.2) at `src[*pos]`: a zero-copy slice of `src` when plain, or
-/// Huffman-decoded into `scratch` and split off. `scratch` grows at most once per block: the
-/// first time it is short it reserves room for the whole rest of the block decoded.
-fn read_string(src: &Bytes, pos: &mut usize, scratch: &mut BytesMut) -> Result<Bytes, Error> {
+/// Reads a string literal (§5.2) at `src[*pos]` and appends it to `dst`: copied when plain,
+/// decoded straight into `dst` when Huffman coded.
+fn read_string(src: &[u8], pos: &mut usize, dst: &mut BytesMut) -> Result<(), Error> {
     let huffman_coded = src.get(*pos).ok_or(Error::Truncated)? & 0x80 != 0;
     let len = decode_int(src, pos, 7)?;
     let start = *pos;
     let end = start.checked_add(len).ok_or(Error::Truncated)?;
     let raw = src.get(start..end).ok_or(Error::Truncated)?;
     *pos = end;
-    if !huffman_coded {
-        return Ok(src.slice(start..end));
+    if huffman_coded {
+        huffman::decode(raw, dst)
+    } else {
+        dst.extend_from_slice(raw);
+        Ok(())
     }
-    // `huffman::decode` needs up to 8/5 of its input plus one octet of slack.
-    if scratch.capacity() < len * 8 / 5 + 1 {
-        scratch.reserve((src.len() - start) * 8 / 5 + 1);
-    }
-    huffman::decode(raw, scratch)?;
-    Ok(scratch.split().freeze())
 }
 
 /// Whether `name` is a valid HTTP/2 field name (RFC 9113 §8.2.1): non-empty, no octet in

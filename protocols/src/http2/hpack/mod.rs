@@ -2,8 +2,8 @@
 //!
 //! Owns the wire format of header blocks: prefixed integers (§5.1), string literals with the
 //! Huffman code (§5.2, Appendix B), the static and dynamic tables (§2.3, §4, Appendix A), and
-//! every field representation (§6). [`Decoder`] turns one complete header block into fields;
-//! [`Encoder`] turns fields into one header block.
+//! every field representation (§6). [`Decoder`] turns one complete header block into a packed
+//! [`crate::http2::Fields`] list; [`Encoder`] turns fields into one header block.
 //!
 //! It does not own framing: the caller reassembles HEADERS + CONTINUATION into one block before
 //! decoding, splits an encoded block into frames, and applies the HTTP/2 message rules of

@@ -1,11 +1,12 @@
 //! HPACK conformance tests, named after the RFC 7541 section they check, plus property tests.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use proptest::prelude::*;
 
 use super::encoder::HuffmanPolicy;
 use super::table::DynamicTable;
 use super::*;
+use crate::http2::Fields;
 
 type Field = (Vec<u8>, Vec<u8>, bool);
 
@@ -21,11 +22,15 @@ fn decode(d: &mut Decoder, block: &[u8]) -> Result<Vec<Field>, Error> {
 }
 
 fn decode_limited(d: &mut Decoder, block: &[u8], limit: usize) -> Result<Vec<Field>, Error> {
-    let mut out = Vec::new();
-    d.decode(&Bytes::copy_from_slice(block), limit, |n, v, s| {
-        out.push((n.to_vec(), v.to_vec(), s))
-    })?;
-    Ok(out)
+    let mut out = Fields::new();
+    d.decode(block, limit, &mut out)?;
+    Ok(triples(&out))
+}
+
+fn triples(fields: &Fields) -> Vec<Field> {
+    (fields.iter().enumerate())
+        .map(|(i, (n, v))| (n.to_vec(), v.to_vec(), fields.is_sensitive(i)))
+        .collect()
 }
 
 fn encode(e: &mut Encoder, fields: &[(&str, &str)]) -> Vec<u8> {
@@ -842,38 +847,36 @@ fn rfc7541_6_truncated_blocks_are_errors() {
 }
 
 #[test]
-fn rfc7541_6_2_plain_literals_are_zero_copy_slices() {
-    let src = Bytes::from(unhex("040c 2f73 616d 706c 652f 7061 7468"));
+fn rfc7541_6_2_plain_literals_are_copied_into_the_block_buffer() {
+    let src = unhex("040c 2f73 616d 706c 652f 7061 7468");
     let range = src.as_ptr_range();
-    let mut got = None;
+    let mut out = Fields::new();
     Decoder::new(4096)
-        .decode(&src, usize::MAX, |_, v, _| got = Some(v))
+        .decode(&src, usize::MAX, &mut out)
         .unwrap();
-    let v = got.unwrap();
-    assert_eq!(&v[..], b"/sample/path");
-    assert!(range.contains(&v.as_ptr()));
+    let (name, v) = out.get(0).unwrap();
+    assert_eq!((name, v), (&b":path"[..], &b"/sample/path"[..]));
+    // Nothing refers to the block: it can be dropped or reused once decoded.
+    assert!(!range.contains(&v.as_ptr()));
+    assert_eq!(out.byte_len(), name.len() + v.len());
 }
 
 #[test]
 fn rfc7541_5_2_huffman_strings_of_a_block_share_one_buffer() {
     // `:method: GET`, then C.4.3's last field (Huffman-coded name and value): decoded back to
-    // back into the block's one scratch allocation.
-    let src = Bytes::from(unhex(
-        "82 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
-    ));
-    let mut got = Vec::new();
+    // back into the list's one buffer, after the static entry's copy.
+    let src = unhex("82 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf");
+    let mut out = Fields::new();
     let mut dec = Decoder::new(4096);
-    dec.decode(&src, usize::MAX, |n, v, _| got.push((n, v)))
-        .unwrap();
-    let (name, value) = got.pop().unwrap();
-    assert_eq!(
-        (&name[..], &value[..]),
-        (&b"custom-key"[..], &b"custom-value"[..])
-    );
+    dec.decode(&src, usize::MAX, &mut out).unwrap();
+    let (method, get) = out.get(0).unwrap();
+    let (name, value) = out.get(1).unwrap();
+    assert_eq!((method, get), (&b":method"[..], &b"GET"[..]));
+    assert_eq!((name, value), (&b"custom-key"[..], &b"custom-value"[..]));
+    assert_eq!(method.as_ptr_range().end, get.as_ptr());
+    assert_eq!(get.as_ptr_range().end, name.as_ptr());
     assert_eq!(name.as_ptr_range().end, value.as_ptr());
-    // Static references point into the static table: no allocation.
-    let static_method = table::STATIC_TABLE[1].0;
-    assert_eq!(got[0].0.as_ptr(), static_method.as_ptr());
+    assert_eq!(out.byte_len(), ":methodGETcustom-keycustom-value".len());
 }
 
 #[test]
@@ -951,14 +954,36 @@ fn hpack_bomb_is_refused_and_the_table_stays_in_sync() {
     block.extend(unhex(
         "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572",
     ));
-    let mut calls = 0;
-    let src = Bytes::from(block);
-    let r = dec.decode(&src, 16 * 1024, |_, _, _| calls += 1);
+    let mut out = Fields::new();
+    let r = dec.decode(&block, 16 * 1024, &mut out);
     assert_eq!(r, Err(Error::HeaderListTooLarge));
     assert!(!r.unwrap_err().is_compression_error());
-    assert_eq!(calls, 4); // 4 x 4036 fits in 16 KiB, the fifth does not
+    assert_eq!(out.len(), 4); // 4 x 4036 fits in 16 KiB, the fifth does not
+    assert_eq!(out.byte_len(), 4 * 4004, "nothing stored past the limit");
     assert_eq!(dec.table().len(), 2);
     assert_eq!(&dec.table().get(0).unwrap().name[..], b"custom-key");
+}
+
+#[test]
+fn hpack_bomb_of_literals_naming_a_table_entry_stores_nothing_past_the_limit() {
+    let mut dec = Decoder::new(4096);
+    let name = "n".repeat(4000);
+    // A literal with indexing, plain name of length 127 + 0x21 + 0x1e * 128 = 4000.
+    let mut block = vec![0x40, 0x7f, 0xa1, 0x1e];
+    block.extend(name.as_bytes());
+    block.push(0x00);
+    decode(&mut dec, &block).unwrap();
+    // Literals without indexing (§6.2.2) and never indexed (§6.2.3), named by index 62.
+    let mut block = Vec::new();
+    for _ in 0..8 * 1024 {
+        block.extend([0x0f, 0x2f, 0x00, 0x1f, 0x2f, 0x00]);
+    }
+    let mut out = Fields::new();
+    let r = dec.decode(&block, 16 * 1024, &mut out);
+    assert_eq!(r, Err(Error::HeaderListTooLarge));
+    assert_eq!(out.len(), 4);
+    assert_eq!(out.byte_len(), 4 * 4000);
+    assert!(out.is_sensitive(1) && !out.is_sensitive(0));
 }
 
 // ---- RFC 9113 §8.2.1 field checks ----
