@@ -268,7 +268,7 @@ pub(crate) async fn handle_stream(
         );
         ex.xfcc = ctx.xfcc.clone();
         ex.peer = ctx.peer;
-        ex.refused_fields = refused;
+        ex.refused_fields = refused.as_ref();
         let cancelled = monoio::select! {
             () = async {
                 match bad {
@@ -361,7 +361,7 @@ pub(crate) struct Exchange<'a> {
     grpc_status: Option<Code>,
     /// A refused HTTP/2 request's fields as received: its head is a placeholder, so the
     /// access log takes the method and path from these.
-    refused_fields: Option<Fields>,
+    refused_fields: Option<&'a Fields>,
     start_time: Option<SystemTime>,
 }
 
@@ -576,7 +576,7 @@ impl<'a> Exchange<'a> {
                 }
             }
             Down::H2 { ctx, slot } => {
-                let mut fields = Fields::new();
+                let mut fields = convert::head_fields();
                 convert::local_reply_fields(&reply, &self.cfg.http, &mut fields);
                 let no_body = reply.body.is_empty() || head_request;
                 if slot
@@ -1171,7 +1171,7 @@ impl<'a> Exchange<'a> {
             edits: self.chain.request_edits(),
         };
         let cluster = &attempt.cluster;
-        let mut up_head = Fields::new();
+        let mut up_head = convert::head_fields();
         let scheme: &'static [u8] = if cluster.is_tls() { b"https" } else { b"http" };
         let mut out = H2Request {
             fields: &mut up_head,
@@ -1310,7 +1310,7 @@ impl<'a> Exchange<'a> {
                     Version::Http11 => "HTTP/1.1",
                 },
             ),
-            Down::H2 { .. } => match &self.refused_fields {
+            Down::H2 { .. } => match self.refused_fields {
                 Some(f) => {
                     let pseudo = |name: &[u8]| f.value_of(name).unwrap_or_default();
                     (pseudo(b":method"), pseudo(b":path"), "HTTP/2")

@@ -31,6 +31,10 @@ pub(crate) struct Slot {
 pub struct Fields {
     pub(crate) buf: BytesMut,
     pub(crate) slots: Vec<Slot>,
+    /// Every regular (non-pseudo) name is a token and every regular value an RFC 9110 field
+    /// value: learned by the connection's checks (`conn::validate`) in their one pass, so that
+    /// `request_head` need not look at the octets again. Cleared by every push.
+    pub(crate) http1_valid: bool,
 }
 
 impl Fields {
@@ -44,6 +48,7 @@ impl Fields {
         Self {
             buf: BytesMut::with_capacity(bytes),
             slots: Vec::with_capacity(fields),
+            http1_valid: false,
         }
     }
 
@@ -74,6 +79,7 @@ impl Fields {
     /// Records the field whose name is `buf[start..name_end]` and whose value runs from there to
     /// the end of the buffer.
     pub(crate) fn push_slot(&mut self, start: usize, name_end: usize, sensitive: bool) {
+        self.http1_valid = false;
         self.slots.push(Slot {
             start: start as u32,
             name_end: name_end as u32,
@@ -138,6 +144,7 @@ impl Fields {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.slots.clear();
+        self.http1_valid = false;
     }
 }
 

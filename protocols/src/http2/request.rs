@@ -15,7 +15,9 @@
 //!
 //! Does not: check what the connection already checked for every HTTP/2 request (pseudo-header
 //! order, presence and uniqueness, lowercase names, connection-specific fields, a decimal
-//! `content-length`: `conn::validate`).
+//! `content-length`: `conn::validate`). Names and values are not scanned again when the
+//! connection's one pass found them tokens and field values (`Fields::http1_valid`); a list
+//! built otherwise is scanned here.
 
 use bytes::BytesMut;
 
@@ -43,7 +45,8 @@ pub fn request_head(
     limits: &Limits,
 ) -> Result<RequestHead, (RequestError, Fields)> {
     let len = fields.buf.len();
-    match build(&mut fields.buf, &fields.slots, end_stream, limits) {
+    let checked = fields.http1_valid;
+    match build(&mut fields.buf, &fields.slots, checked, end_stream, limits) {
         Ok(head) => Ok(RequestHead {
             raw: fields.buf.freeze(),
             ..head
@@ -69,10 +72,13 @@ fn spans(slot: &Slot) -> (Span, Span) {
 }
 
 /// [`request_head`] over the buffer `buf` the `slots` point into; appends to `buf` what the
-/// head adds. The returned head's `raw` is empty: the caller puts the buffer in.
+/// head adds. `checked`: the names are known to be tokens and the values field values
+/// ([`Fields`]' `http1_valid`). The returned head's `raw` is empty: the caller puts the buffer
+/// in.
 fn build(
     buf: &mut BytesMut,
     slots: &[Slot],
+    checked: bool,
     end_stream: bool,
     limits: &Limits,
 ) -> Result<RequestHead, RequestError> {
@@ -125,10 +131,10 @@ fn build(
         if name.starts_with(b":") {
             continue;
         }
-        if !is_token(name) {
+        if !checked && !is_token(name) {
             return Err(RequestError::InvalidHeaderName);
         }
-        if !is_field_value(value) {
+        if !checked && !is_field_value(value) {
             return Err(RequestError::InvalidHeaderValue);
         }
         match name {

@@ -13,6 +13,12 @@ use crate::codec::is_hop_by_hop;
 /// `proxy::head::rewrite_request` for an upstream request, names lowercased, RFC 9113 8.2.1).
 pub(crate) use protocols::http2::Fields;
 
+/// An empty list with room for a typical head (one allocation each for its octets and its
+/// offsets, no regrowth), for a head about to be written.
+pub(crate) fn head_fields() -> Fields {
+    Fields::with_capacity(512, 16)
+}
+
 /// The `:status` of a response head (0 when missing or not a number).
 pub(crate) fn status_of(fields: &Fields) -> u16 {
     fields

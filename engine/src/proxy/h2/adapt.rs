@@ -144,7 +144,7 @@ impl ResponseSink for ClientResponse<'_> {
     }
 
     async fn head(&mut self, resp: &RespHead, _answered_early: bool) -> io::Result<HeadSent> {
-        let mut out = Fields::new();
+        let mut out = convert::head_fields();
         let end = match resp {
             RespHead::H1(r) => {
                 convert::response_fields(r, self.facts.edits, self.facts.opts, &mut out);

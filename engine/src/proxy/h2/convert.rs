@@ -9,7 +9,9 @@
 
 use protocols::http1::ResponseHead;
 
-pub(crate) use crate::codec::h2::convert::{Fields, status_of, trailer_fields, write_trailers};
+pub(crate) use crate::codec::h2::convert::{
+    Fields, head_fields, status_of, trailer_fields, write_trailers,
+};
 use crate::codec::is_hop_by_hop;
 use crate::config::HttpOptions;
 use crate::filters::Edits;

@@ -209,7 +209,7 @@ impl Connection {
     fn recv_headers_new(
         &mut self,
         id: StreamId,
-        fields: Fields,
+        mut fields: Fields,
         end_stream: bool,
         too_large: bool,
     ) -> Result<(), ConnError> {
@@ -245,7 +245,7 @@ impl Connection {
             self.stream_error(id, Reason::REFUSED_STREAM);
             return Ok(());
         }
-        let Ok(info) = validate::check(&fields, Section::Request) else {
+        let Ok(info) = validate::check(&mut fields, Section::Request) else {
             return self.malformed(id);
         };
         // Section 8.1.1: a content-length that does not match the DATA frames is malformed.
@@ -275,7 +275,7 @@ impl Connection {
     fn recv_headers_existing(
         &mut self,
         key: usize,
-        fields: Fields,
+        mut fields: Fields,
         end_stream: bool,
         too_large: bool,
     ) -> Result<(), ConnError> {
@@ -300,7 +300,7 @@ impl Connection {
         } else {
             Section::Response
         };
-        let Ok(info) = validate::check(&fields, section) else {
+        let Ok(info) = validate::check(&mut fields, section) else {
             return self.malformed(id);
         };
         let event = match section {

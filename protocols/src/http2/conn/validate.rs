@@ -4,6 +4,7 @@
 //! HPACK and does not act on the result: a malformed message is a stream error of type
 //! PROTOCOL_ERROR (section 8.1.1), which the connection sends.
 
+use crate::http1::headers::is_field_value;
 use crate::http2::Fields;
 
 /// Why a field section is malformed.
@@ -56,23 +57,71 @@ pub(super) enum Section {
     Trailers,
 }
 
+/// Byte class bits of [`CLASS`].
+const H2_NAME: u8 = 1;
+/// RFC 9110 5.6.2 `tchar`, what `request_head` requires of a name (as HTTP/1 does).
+const TCHAR: u8 = 2;
+
+/// Per byte: whether it may appear in an HTTP/2 field name ([`H2_NAME`]) and whether it is a
+/// token character ([`TCHAR`]), so one pass over a name answers both.
+///
 /// Section 8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a,
 /// or 0x7f-0xff (all ranges inclusive)." and "With the exception of pseudo-header fields
 /// (Section 8.3), which have a name that starts with a single colon, field names MUST NOT
 /// include a colon (ASCII COLON, 0x3a)." (pseudo-header names are checked apart).
-fn name_ok(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b > 0x20 && !b.is_ascii_uppercase() && b < 0x7f && b != b':')
+#[allow(
+    clippy::indexing_slicing,
+    reason = "built at compile time; a u8 always indexes 256 entries"
+)]
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0u8;
+    loop {
+        let h2 = b > 0x20 && !b.is_ascii_uppercase() && b < 0x7f && b != b':';
+        let tchar = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        t[b as usize] = if h2 { H2_NAME } else { 0 } | if tchar { TCHAR } else { 0 };
+        if b == u8::MAX {
+            break;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The classes every byte of `name` has: [`H2_NAME`] for a valid HTTP/2 name (when not
+/// empty), [`TCHAR`] for a token. Looks at every byte, no early exit.
+fn name_classes(name: &[u8]) -> u8 {
+    (name.iter()).fold(H2_NAME | TCHAR, |acc, &b| {
+        acc & CLASS.get(usize::from(b)).copied().unwrap_or(0)
+    })
 }
 
 /// Section 8.2.1: "A field value MUST NOT contain the zero value (ASCII NUL, 0x00), line feed
 /// (ASCII LF, 0x0a), or carriage return (ASCII CR, 0x0d) at any position." and "MUST NOT start
 /// or end with an ASCII whitespace character (ASCII SP or HTAB, 0x20 or 0x09)."
-fn value_ok(value: &[u8]) -> bool {
+///
+/// `field_value`: whether `value` is an RFC 9110 field value (what `request_head` requires, as
+/// HTTP/1 does). Such a value has no NUL, CR or LF, so the common case is one pass.
+fn value_ok(value: &[u8], field_value: bool) -> bool {
     let ws = |b: &u8| *b == b' ' || *b == b'\t';
-    !value.iter().any(|&b| b == 0 || b == b'\n' || b == b'\r')
+    (field_value || !value.iter().any(|&b| b == 0 || b == b'\n' || b == b'\r'))
         && !value.first().is_some_and(ws)
         && !value.last().is_some_and(ws)
 }
@@ -86,8 +135,11 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// Checks one field section. Returns what later checks need.
-pub(super) fn check(fields: &Fields, section: Section) -> Result<HeadInfo, Malformed> {
+/// Checks one field section. Returns what later checks need, and records in `fields` whether
+/// every regular name is a token and every regular value an RFC 9110 field value (the HTTP/1
+/// rules `request_head` applies), learned in the same pass.
+pub(super) fn check(fields: &mut Fields, section: Section) -> Result<HeadInfo, Malformed> {
+    let mut http1_valid = true;
     let mut info = HeadInfo::default();
     let mut regular_seen = false;
     let (mut method, mut scheme, mut path, mut authority, mut status) =
@@ -119,18 +171,21 @@ pub(super) fn check(fields: &Fields, section: Section) -> Result<HeadInfo, Malfo
             if slot.replace(value).is_some() {
                 return Err(Malformed::DuplicatePseudo);
             }
-            if !value_ok(value) {
+            if !value_ok(value, is_field_value(value)) {
                 return Err(Malformed::BadValue);
             }
             continue;
         }
         regular_seen = true;
-        if !name_ok(name) {
+        let classes = name_classes(name);
+        if name.is_empty() || classes & H2_NAME == 0 {
             return Err(Malformed::BadName);
         }
-        if !value_ok(value) {
+        let field_value = is_field_value(value);
+        if !value_ok(value, field_value) {
             return Err(Malformed::BadValue);
         }
+        http1_valid &= classes & TCHAR != 0 && field_value;
         match name {
             // Section 8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
             // connection-specific header fields ... Any message containing connection-specific
@@ -185,6 +240,7 @@ pub(super) fn check(fields: &Fields, section: Section) -> Result<HeadInfo, Malfo
         }
         Section::Trailers => {}
     }
+    fields.http1_valid = http1_valid;
     Ok(info)
 }
 
@@ -199,11 +255,39 @@ mod tests {
     const REQ: &[(&str, &str)] = &[(":method", "GET"), (":scheme", "https"), (":path", "/")];
 
     #[test]
+    fn byte_classes_are_the_http2_name_rule_and_tchar() {
+        for b in 0..=255u8 {
+            let h2 = b > 0x20 && !b.is_ascii_uppercase() && b < 0x7f && b != b':';
+            assert_eq!(CLASS[usize::from(b)] & H2_NAME != 0, h2, "{b:#x}");
+            let tchar = crate::http1::headers::is_tchar(b);
+            assert_eq!(CLASS[usize::from(b)] & TCHAR != 0, tchar, "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn the_one_pass_learns_whether_names_are_tokens_and_values_field_values() {
+        for (field, http1) in [
+            (("x-a", "b c"), true),
+            (("a(b", "v"), false),
+            (("a", "v\x01"), false),
+            (("a", "v\x7f"), false),
+        ] {
+            let mut l = REQ.to_vec();
+            l.push(field);
+            let mut fields = f(&l);
+            assert!(check(&mut fields, Section::Request).is_ok(), "{field:?}");
+            assert_eq!(fields.http1_valid, http1, "{field:?}");
+            fields.push(b"x", b"y");
+            assert!(!fields.http1_valid, "a push clears it");
+        }
+    }
+
+    #[test]
     fn sec8_3_1_valid_request() {
         let mut l = REQ.to_vec();
         l.push(("content-length", "12"));
         l.push(("te", "trailers"));
-        let info = check(&f(&l), Section::Request).unwrap();
+        let info = check(&mut f(&l), Section::Request).unwrap();
         assert_eq!(info.content_length, Some(12));
     }
 
@@ -211,7 +295,7 @@ mod tests {
     fn sec8_2_1_uppercase_name() {
         let mut l = REQ.to_vec();
         l.push(("Host", "x"));
-        assert_eq!(check(&f(&l), Section::Request), Err(Malformed::BadName));
+        assert_eq!(check(&mut f(&l), Section::Request), Err(Malformed::BadName));
     }
 
     #[test]
@@ -220,7 +304,7 @@ mod tests {
             let mut l = REQ.to_vec();
             l.push((n, "v"));
             assert_eq!(
-                check(&f(&l), Section::Request),
+                check(&mut f(&l), Section::Request),
                 Err(Malformed::BadName),
                 "{n:?}"
             );
@@ -233,7 +317,7 @@ mod tests {
             let mut l = REQ.to_vec();
             l.push(("x", v));
             assert_eq!(
-                check(&f(&l), Section::Request),
+                check(&mut f(&l), Section::Request),
                 Err(Malformed::BadValue),
                 "{v:?}"
             );
@@ -252,7 +336,7 @@ mod tests {
             let mut l = REQ.to_vec();
             l.push((n, "x"));
             assert_eq!(
-                check(&f(&l), Section::Request),
+                check(&mut f(&l), Section::Request),
                 Err(Malformed::ConnectionSpecific)
             );
         }
@@ -262,7 +346,7 @@ mod tests {
     fn sec8_2_2_te_other_than_trailers() {
         let mut l = REQ.to_vec();
         l.push(("te", "gzip"));
-        assert_eq!(check(&f(&l), Section::Request), Err(Malformed::BadTe));
+        assert_eq!(check(&mut f(&l), Section::Request), Err(Malformed::BadTe));
     }
 
     #[test]
@@ -274,7 +358,7 @@ mod tests {
             (":path", "/"),
         ];
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::PseudoAfterRegular)
         );
     }
@@ -284,18 +368,18 @@ mod tests {
         let mut l = REQ.to_vec();
         l.insert(0, (":foo", "x"));
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::UnknownPseudo)
         );
         let mut l = REQ.to_vec();
         l.insert(0, (":path", "/a"));
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::DuplicatePseudo)
         );
         let l = [(":status", "200"), (":path", "/")];
         assert_eq!(
-            check(&f(&l), Section::Response),
+            check(&mut f(&l), Section::Response),
             Err(Malformed::UnknownPseudo)
         );
     }
@@ -304,12 +388,12 @@ mod tests {
     fn sec8_3_1_missing_pseudo() {
         let l = [(":method", "GET"), (":scheme", "https")];
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::MissingPseudo)
         );
         let l = [(":method", "GET"), (":scheme", "https"), (":path", "")];
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::MissingPseudo)
         );
     }
@@ -317,14 +401,14 @@ mod tests {
     #[test]
     fn sec8_5_connect_needs_only_authority() {
         let l = [(":method", "CONNECT"), (":authority", "a:443")];
-        assert!(check(&f(&l), Section::Request).is_ok());
+        assert!(check(&mut f(&l), Section::Request).is_ok());
         let l = [
             (":method", "CONNECT"),
             (":authority", "a:443"),
             (":path", "/"),
         ];
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::MissingPseudo)
         );
     }
@@ -332,21 +416,21 @@ mod tests {
     #[test]
     fn sec8_3_2_response_status() {
         assert_eq!(
-            check(&f(&[(":status", "204")]), Section::Response)
+            check(&mut f(&[(":status", "204")]), Section::Response)
                 .unwrap()
                 .status,
             Some(204)
         );
         assert_eq!(
-            check(&f(&[("x", "y")]), Section::Response),
+            check(&mut f(&[("x", "y")]), Section::Response),
             Err(Malformed::MissingPseudo)
         );
         assert_eq!(
-            check(&f(&[(":status", "20")]), Section::Response),
+            check(&mut f(&[(":status", "20")]), Section::Response),
             Err(Malformed::BadStatus)
         );
         assert_eq!(
-            check(&f(&[(":status", "2x0")]), Section::Response),
+            check(&mut f(&[(":status", "2x0")]), Section::Response),
             Err(Malformed::BadStatus)
         );
     }
@@ -354,10 +438,10 @@ mod tests {
     #[test]
     fn sec8_1_pseudo_in_trailers() {
         assert_eq!(
-            check(&f(&[(":status", "200")]), Section::Trailers),
+            check(&mut f(&[(":status", "200")]), Section::Trailers),
             Err(Malformed::PseudoInTrailers)
         );
-        assert!(check(&f(&[("grpc-status", "0")]), Section::Trailers).is_ok());
+        assert!(check(&mut f(&[("grpc-status", "0")]), Section::Trailers).is_ok());
     }
 
     #[test]
@@ -365,14 +449,14 @@ mod tests {
         let mut l = REQ.to_vec();
         l.push(("content-length", "1x"));
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::BadContentLength)
         );
         let mut l = REQ.to_vec();
         l.push(("content-length", "1"));
         l.push(("content-length", "2"));
         assert_eq!(
-            check(&f(&l), Section::Request),
+            check(&mut f(&l), Section::Request),
             Err(Malformed::BadContentLength)
         );
     }
