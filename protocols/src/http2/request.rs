@@ -85,17 +85,72 @@ fn build(
     let mut method: Option<Span> = None;
     let mut path: Option<Span> = None;
     let mut authority: Option<Span> = None;
+    let mut list = Vec::with_capacity(slots.len() + 1);
+    let mut host = None;
+    let mut host_count = 0u32;
+    let mut content_length = None;
+    let mut expect_continue = false;
+    let mut cookie: Option<Field> = None;
     let mut cookies = 0;
+    // The first problem with a regular field, in order: reported once the method and the
+    // request line passed, as an HTTP/1 head's would be.
+    let mut field_error = None;
     for slot in slots {
-        let (name, value) = spans(slot);
-        // The first of each pseudo-header counts (the connection refuses a repeated one).
-        match name.get(buf) {
-            b":method" => _ = method.get_or_insert(value),
-            b":path" => _ = path.get_or_insert(value),
-            b":authority" => _ = authority.get_or_insert(value),
-            b"cookie" => cookies += 1,
+        let (name_span, value_span) = spans(slot);
+        let (name, value) = (name_span.get(buf), value_span.get(buf));
+        if name.starts_with(b":") {
+            // The first of each pseudo-header counts (the connection refuses a repeated one).
+            match name {
+                b":method" => _ = method.get_or_insert(value_span),
+                b":path" => _ = path.get_or_insert(value_span),
+                b":authority" => _ = authority.get_or_insert(value_span),
+                _ => {}
+            }
+            continue;
+        }
+        if field_error.is_some() {
+            continue;
+        }
+        if !checked && !is_token(name) {
+            field_error = Some(RequestError::InvalidHeaderName);
+            continue;
+        }
+        if !checked && !is_field_value(value) {
+            field_error = Some(RequestError::InvalidHeaderValue);
+            continue;
+        }
+        match name {
+            b"cookie" => {
+                // One crumb stays where it is; more are joined at the end, below.
+                cookies += 1;
+                _ = cookie.get_or_insert(Field {
+                    name: name_span,
+                    value: value_span,
+                });
+                continue;
+            }
+            b"host" => {
+                host_count += 1;
+                _ = host.get_or_insert(value_span);
+            }
+            b"content-length" => {
+                if content_length.is_some() {
+                    field_error = Some(RequestError::DuplicateContentLength);
+                    continue;
+                }
+                let Some(n) = parse_content_length(value) else {
+                    field_error = Some(RequestError::InvalidContentLength);
+                    continue;
+                };
+                content_length = Some(n);
+            }
+            b"expect" => expect_continue |= value.eq_ignore_ascii_case(b"100-continue"),
             _ => {}
         }
+        list.push(Field {
+            name: name_span,
+            value: value_span,
+        });
     }
     let method_span = method.unwrap_or_default();
     let method = method_span.get(buf);
@@ -109,63 +164,20 @@ fn build(
     if method.len() + 1 + target.len() + VERSION_SUFFIX > limits.max_request_line {
         return Err(RequestError::RequestLineTooLong);
     }
+    if let Some(e) = field_error {
+        return Err(e);
+    }
     let method_len = method.len();
     let target_len = target.len();
-
-    let mut list = Vec::with_capacity(slots.len() + 1);
-    // `:authority` is the Host (RFC 9113 8.3.1), first as an HTTP/1.1 client would send it.
     if let Some(value) = authority {
-        list.push(Field {
-            name: put(buf, b"host"),
-            value,
-        });
-    }
-    let mut host = None;
-    let mut host_count = 0u32;
-    let mut content_length = None;
-    let mut expect_continue = false;
-    let mut cookie: Option<Field> = None;
-    for slot in slots {
-        let (name_span, value_span) = spans(slot);
-        let (name, value) = (name_span.get(buf), value_span.get(buf));
-        if name.starts_with(b":") {
-            continue;
+        // `:authority` wins over Host (RFC 9113 8.3.1) ...
+        if host_count > 0 {
+            list.retain(|f| f.name.get(buf) != b"host");
+            (host, host_count) = (None, 0);
         }
-        if !checked && !is_token(name) {
-            return Err(RequestError::InvalidHeaderName);
-        }
-        if !checked && !is_field_value(value) {
-            return Err(RequestError::InvalidHeaderValue);
-        }
-        match name {
-            b"cookie" => {
-                // One crumb stays where it is; more are joined at the end, below.
-                _ = cookie.get_or_insert(Field {
-                    name: name_span,
-                    value: value_span,
-                });
-                continue;
-            }
-            // `:authority` wins over Host (RFC 9113 8.3.1).
-            b"host" if authority.is_some() => continue,
-            b"host" => {
-                host_count += 1;
-                _ = host.get_or_insert(value_span);
-            }
-            b"content-length" => {
-                if content_length.is_some() {
-                    return Err(RequestError::DuplicateContentLength);
-                }
-                content_length =
-                    Some(parse_content_length(value).ok_or(RequestError::InvalidContentLength)?);
-            }
-            b"expect" => expect_continue |= value.eq_ignore_ascii_case(b"100-continue"),
-            _ => {}
-        }
-        list.push(Field {
-            name: name_span,
-            value: value_span,
-        });
+        // ... and is the Host, first as an HTTP/1.1 client would send it.
+        let name = put(buf, b"host");
+        list.insert(0, Field { name, value });
     }
     if let Some(mut field) = cookie {
         if cookies > 1 {
@@ -272,12 +284,16 @@ fn put(buf: &mut BytesMut, bytes: &[u8]) -> Span {
     }
 }
 
-/// Appends a copy of the octets at `span` of `buf` to its end.
+/// Appends a copy of the octets at `span` of `buf` to its end (nothing if `span` is not in
+/// `buf`, which cannot happen for the spans of its own fields).
 fn append_within(buf: &mut BytesMut, span: Span) {
-    let end = buf.len();
-    let len = (span.end - span.start) as usize;
-    buf.resize(end + len, 0);
-    buf.copy_within(span.start as usize..span.end as usize, end);
+    let (start, end) = (span.start as usize, span.end as usize);
+    if start > end || end > buf.len() {
+        return;
+    }
+    let at = buf.len();
+    buf.resize(at + (end - start), 0);
+    buf.copy_within(start..end, at);
 }
 
 /// `:path` (RFC 9113 8.3.1): origin-form, or `*` for OPTIONS; visible ASCII, no fragment.
