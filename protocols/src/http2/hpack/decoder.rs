@@ -8,12 +8,79 @@
 
 use bytes::BytesMut;
 
-use super::table::{DynamicTable, ENTRY_OVERHEAD, STATIC_LEN, static_get};
+use super::table::{DynamicTable, ENTRY_OVERHEAD, STATIC_LEN, STATIC_TABLE, static_get};
 use super::{DEFAULT_TABLE_SIZE, Error, huffman};
 use crate::http2::Fields;
 
 /// Continuation octets allowed after a full prefix: 5 x 7 bits covers 2^32 - 1 (§5.1).
 const MAX_CONTINUATION: usize = 5;
+
+/// The octets of every static entry's name and value.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "computed at compile time over the STATIC_LEN entries"
+)]
+const STATIC_BYTES: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < STATIC_LEN {
+        let (name, value) = STATIC_TABLE[i];
+        n += name.len() + value.len();
+        i += 1;
+    }
+    n
+};
+
+/// The static table (Appendix A) with each entry's name and value back to back, so that an
+/// indexed static field is copied in one piece: the octets, and per entry where it starts,
+/// where its name ends and where its value ends.
+struct PackedStatic {
+    bytes: [u8; STATIC_BYTES],
+    spans: [[u16; 3]; STATIC_LEN],
+}
+
+#[allow(
+    clippy::indexing_slicing,
+    reason = "built at compile time from STATIC_TABLE, within the lengths it sums"
+)]
+static PACKED_STATIC: PackedStatic = {
+    let mut packed = PackedStatic {
+        bytes: [0; STATIC_BYTES],
+        spans: [[0; 3]; STATIC_LEN],
+    };
+    let mut at = 0;
+    let mut i = 0;
+    while i < STATIC_LEN {
+        let (name, value) = STATIC_TABLE[i];
+        let start = at;
+        let mut j = 0;
+        while j < name.len() {
+            packed.bytes[at] = name[j];
+            at += 1;
+            j += 1;
+        }
+        let name_end = at;
+        j = 0;
+        while j < value.len() {
+            packed.bytes[at] = value[j];
+            at += 1;
+            j += 1;
+        }
+        packed.spans[i] = [start as u16, name_end as u16, at as u16];
+        i += 1;
+    }
+    packed
+};
+
+/// The static entry at the 1-based `index` as one slice of name and value, and the name's
+/// length.
+fn static_field(index: usize) -> Option<(&'static [u8], usize)> {
+    let [start, name_end, end] = *PACKED_STATIC.spans.get(index.checked_sub(1)?)?;
+    let field = PACKED_STATIC
+        .bytes
+        .get(usize::from(start)..usize::from(end))?;
+    Some((field, usize::from(name_end - start)))
+}
 
 /// Decodes header blocks from one peer, keeping the dynamic table in step with its encoder.
 #[derive(Debug)]
@@ -81,21 +148,23 @@ impl Decoder {
             if first & 0x80 != 0 {
                 // §6.1 Indexed Header Field.
                 let index = decode_int(src, &mut pos, 7)?;
-                let (name, value): (&[u8], &[u8]) = if index <= STATIC_LEN {
-                    static_get(index).ok_or(Error::InvalidIndex)?
+                let start = out.buf.len();
+                if index <= STATIC_LEN {
+                    let (field, name_len) = static_field(index).ok_or(Error::InvalidIndex)?;
+                    if budget.fits(field.len()) {
+                        out.buf.extend_from_slice(field);
+                        out.push_slot(start, start + name_len, false);
+                    }
                 } else {
                     let entry = self
                         .table
                         .get(index - STATIC_LEN - 1)
                         .ok_or(Error::InvalidIndex)?;
-                    (&entry.name, &entry.value)
-                };
-                if budget.fits(name.len() + value.len()) {
-                    let start = out.buf.len();
-                    out.buf.extend_from_slice(name);
-                    let name_end = out.buf.len();
-                    out.buf.extend_from_slice(value);
-                    out.push_slot(start, name_end, false);
+                    if budget.fits(entry.name.len() + entry.value.len()) {
+                        out.buf.extend_from_slice(&entry.name);
+                        out.buf.extend_from_slice(&entry.value);
+                        out.push_slot(start, start + entry.name.len(), false);
+                    }
                 }
             } else if first & 0x40 != 0 {
                 // §6.2.1 Literal Header Field with Incremental Indexing: decoded into `out`
@@ -268,4 +337,20 @@ pub fn is_valid_value(value: &[u8]) -> bool {
     edge_ok(value.first())
         && edge_ok(value.last())
         && !value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_static_entries_are_the_static_table() {
+        for index in 1..=STATIC_LEN {
+            let (name, value) = static_get(index).unwrap();
+            let (field, name_len) = static_field(index).unwrap();
+            assert_eq!(field.split_at(name_len), (name, value), "index {index}");
+        }
+        assert_eq!(static_field(0), None);
+        assert_eq!(static_field(STATIC_LEN + 1), None);
+    }
 }
