@@ -11,6 +11,8 @@
 //! Does not: parse anything (each codec builds heads), or rewrite fields: the engine applies
 //! its edits while writing the head for the next hop.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use crate::http1::headers::{self, Field, Span};
@@ -46,6 +48,8 @@ pub struct RequestHead {
     pub(crate) connection_other: bool,
     pub(crate) expect_continue: bool,
     pub(crate) upgrade: Option<Span>,
+    /// [`Self::raw`] is the head as received in HTTP/1 text (not HTTP/2 fields packed).
+    pub(crate) text: bool,
 }
 
 impl RequestHead {
@@ -152,6 +156,23 @@ impl RequestHead {
     /// the scan for heads whose Connection fields hold only `close`, `keep-alive`, `upgrade`.
     pub fn connection_lists(&self, name: &[u8]) -> bool {
         headers::connection_lists(&self.raw, &self.fields, self.connection_other, name)
+    }
+
+    /// Where field line `index` lies in [`Self::raw`], from its name to its CRLF included: the
+    /// line exactly as received, optional whitespace and all. `None` for a head that did not
+    /// come as HTTP/1 text (an HTTP/2 head's buffer holds no lines) or past the last field.
+    /// Consecutive fields' lines are adjacent: `field_line(i).end == field_line(i + 1).start`.
+    pub fn field_line(&self, index: usize) -> Option<Range<usize>> {
+        if !self.text {
+            return None;
+        }
+        let start = self.fields.get(index)?.name.start as usize;
+        let end = match self.fields.get(index + 1) {
+            Some(next) => next.name.start as usize,
+            // The head ends with the last field's CRLF, then the empty line's.
+            None => self.raw.len().checked_sub(2)?,
+        };
+        Some(start..end)
     }
 
     /// The buffer the head's spans point into: for HTTP/1 the whole head as received, from the

@@ -157,6 +157,7 @@ fn parse_in_place(
             } else {
                 None
             },
+            text: true,
         },
     }))
 }

@@ -2010,3 +2010,21 @@ proptest! {
         prop_assert_eq!(&ours, &reference, "response {:?}", String::from_utf8_lossy(&response));
     }
 }
+
+/// `field_line` gives each field's whole line as received, OWS and CRLF included; the lines
+/// are adjacent and together are the field section (what a proxy forwards unchanged).
+#[test]
+fn field_lines_are_the_received_lines_end_to_end() {
+    let text: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nX-Ows:  v \t\r\nX-None:x\r\n\r\n";
+    let h = req_ok(text);
+    let lines: Vec<&[u8]> = (0..h.header_count())
+        .map(|i| &h.raw()[h.field_line(i).unwrap()])
+        .collect();
+    assert_eq!(
+        lines,
+        [&b"Host: a\r\n"[..], b"X-Ows:  v \t\r\n", b"X-None:x\r\n"]
+    );
+    assert_eq!(h.field_line(3), None);
+    assert_eq!(lines.concat(), &text[16..text.len() - 2]);
+    assert_eq!(req_ok(b"GET / HTTP/1.0\r\n\r\n").field_line(0), None);
+}

@@ -271,6 +271,7 @@ fn build(
         connection_other: false,
         expect_continue,
         upgrade: None,
+        text: false,
     })
 }
 
@@ -376,6 +377,8 @@ mod tests {
         assert_eq!(head.framing(), BodyFraming::None);
         assert!(head.is_keep_alive() && !head.expects_continue());
         assert!(!head.is_absolute_form() && head.upgrade().is_none());
+        // The packed buffer holds no field lines to forward as they are.
+        assert_eq!(head.field_line(0), None);
     }
 
     #[test]
