@@ -36,7 +36,7 @@ use super::h1::{H1Client, H1Response, H1Sink, H1Source};
 use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamResponse};
 use super::h2::convert::{self, Fields};
 use super::h2::stream::ConnCtx;
-use super::head::{self, H2Request, OutFraming, RequestRewrite};
+use super::head::{self, H1Parts, H2Request, OutFraming, RequestRewrite};
 use super::message::{BodySink, BodySource, Decode, Filters, MemorySource, pump, pump_with};
 use super::relay::{
     Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, filter_stopped, relay,
@@ -50,6 +50,7 @@ use crate::filters::{AnswerKind, BufferedBody, Chain, Done, FilterState, Flow, L
 use crate::local::{ListenerLocal, Local, Worker};
 use crate::router::{Action, Route, Routed};
 use crate::rt::{buffers, rng, timer};
+use crate::sys::gather::{self, Gather, Src};
 use crate::upstream::http2::open_request;
 use crate::upstream::{self, Attempt, Upstream};
 
@@ -828,8 +829,16 @@ impl<'a> Exchange<'a> {
             BodyFraming::Chunked => OutFraming::Chunked,
             _ => OutFraming::AsIs,
         };
-        // The upstream request: head plus whatever body is already at hand.
+        // The upstream request: head plus whatever body is already at hand, as the kept field
+        // lines of the client's head and what was written to `out` (`H1Parts`).
         let mut out = buffers::take();
+        let mut parts = Gather::take();
+        let mut writer = H1Parts {
+            req: &self.head,
+            out: &mut out,
+            parts: &mut parts,
+            from: 0,
+        };
         head::rewrite_request(
             &self.head,
             &RequestRewrite {
@@ -842,8 +851,9 @@ impl<'a> Exchange<'a> {
                 edits: self.chain.request_edits(),
             },
             self.xfcc.as_deref(),
-            &mut out,
+            &mut writer,
         );
+        let out_from = writer.from;
         let upgrade_sent = upgrade.is_some();
         if self.send_continue().await.is_err() {
             self.after = After::Close;
@@ -870,12 +880,15 @@ impl<'a> Exchange<'a> {
             (None, Down::H2 { .. }) => Ok(req_framing == BodyFraming::None),
         };
         let Ok(complete) = complete else {
+            parts.give_back();
             buffers::give_back(out);
             let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
             return self.fail(err).await;
         };
-        // `out` goes back to the pool once `request_bytes` is dropped, so the next request
-        // reuses its allocation.
+        parts.push(Src::Out, out_from..out.len());
+        let request_len = parts.len() as u64;
+        // `out` goes back to the pool once `request_bytes` (and `parts`' handle on it) is
+        // dropped, so the next request reuses its allocation.
         let request_bytes = out.split().freeze();
         let deadline = self.response_deadline(route);
         let facts = self.facts(upgrade_sent);
@@ -884,16 +897,22 @@ impl<'a> Exchange<'a> {
             let origin = cluster.origin(self.peer, || self.local_addr());
             let up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(err) => return self.fail(err).await,
+                Err(err) => {
+                    parts.give_back();
+                    return self.fail(err).await;
+                }
             };
-            cluster
-                .stats()
-                .upstream_cx_tx_bytes_total
-                .add(request_bytes.len() as u64);
+            cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
+            // The upload's output buffer starts with the whole request so far, in one piece.
+            let mut first = BytesMut::with_capacity(request_len as usize);
+            for part in parts.slices(self.head.raw(), &request_bytes) {
+                first.extend_from_slice(part);
+            }
+            parts.give_back();
+            drop(request_bytes);
             // Boxed: a body still arriving is the rarer case, and its upload beside the relay
             // (`both`) would otherwise size every request's future, copied at each await.
-            Box::pin(self.stream_h1(up, request_bytes, out_framing, decoder, facts, deadline))
-                .await;
+            Box::pin(self.stream_h1(up, first, out_framing, decoder, facts, deadline)).await;
             return buffers::give_back(out);
         }
         // Wholly in memory: it can be sent again once on a fresh connection when a pooled
@@ -904,14 +923,22 @@ impl<'a> Exchange<'a> {
             let origin = cluster.origin(self.peer, || self.local_addr());
             let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
-                Err(err) => return self.fail(err).await,
+                Err(err) => {
+                    parts.give_back();
+                    return self.fail(err).await;
+                }
             };
-            cluster
-                .stats()
-                .upstream_cx_tx_bytes_total
-                .add(request_bytes.len() as u64);
+            cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
             let mut upbuf = BytesMut::new();
-            let relayed = match body::write_bytes(&mut up.stream, request_bytes.clone()).await {
+            let sent = if parts.is_out_only() {
+                body::write_bytes(&mut up.stream, request_bytes.clone()).await
+            } else {
+                parts.arm(self.head.raw().clone(), request_bytes.clone());
+                let (res, back) = gather::write_all(&mut up.stream, parts).await;
+                parts = back;
+                res
+            };
+            let relayed = match sent {
                 Ok(()) => {
                     let idle = self.opts().idle_timeout;
                     let mut src =
@@ -929,6 +956,7 @@ impl<'a> Exchange<'a> {
                 cluster.stats().upstream_rq_retry.inc();
                 continue;
             }
+            parts.give_back();
             drop(request_bytes);
             buffers::give_back(out);
             return self.finish_h1(up, upbuf, relayed, true).await;
@@ -971,7 +999,7 @@ impl<'a> Exchange<'a> {
     async fn stream_h1(
         &mut self,
         up: Upstream,
-        first: Bytes,
+        first_out: BytesMut,
         framing: OutFraming,
         decoder: BodyDecoder,
         facts: ReqFacts<'a>,
@@ -982,8 +1010,6 @@ impl<'a> Exchange<'a> {
         let (mut ur, mut uw) = upstream.into_split();
         let mut upbuf = BytesMut::new();
         let idle = self.opts().idle_timeout;
-        let mut first_out = BytesMut::with_capacity(first.len());
-        first_out.extend_from_slice(&first);
         let mut up_sink = H1Sink::new(&mut uw, first_out, framing);
         let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, idle);
         let (uploaded, relayed) = self

@@ -1,7 +1,10 @@
 //! Rewriting heads on their way through: hop-by-hop fields dropped (RFC 9110 7.6.1), framing
 //! re-declared for the next hop, forwarding fields and route header changes applied.
 //!
-//! Heads are written straight into the outgoing buffer; nothing is collected per header.
+//! Heads are written straight into the outgoing buffer; nothing is collected per header. For an
+//! HTTP/1 request to an HTTP/1 upstream, the field lines kept unchanged are not copied at all:
+//! they leave from the client's head buffer, beside the buffer the rest went to, in one
+//! vectored write ([`H1Parts`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -14,6 +17,7 @@ use crate::codec::h2::convert::Fields;
 use crate::config::HttpOptions;
 use crate::filters::Edits;
 use crate::router::{Route, XFCC};
+use crate::sys::gather::{Gather, Src};
 
 pub(crate) use crate::codec::is_hop_by_hop;
 
@@ -40,8 +44,9 @@ pub(crate) struct RequestRewrite<'a> {
     pub(crate) edits: Edits<'a>,
 }
 
-/// Where the upstream request head is written: HTTP/1.1 text ([`BytesMut`]) or an HTTP/2
-/// field list ([`H2Request`]). [`rewrite_request`] decides every field once for both.
+/// Where the upstream request head is written: HTTP/1.1 text ([`BytesMut`]), HTTP/1.1 text
+/// whose kept lines stay where they were received ([`H1Parts`]), or an HTTP/2 field list
+/// ([`H2Request`]). [`rewrite_request`] decides every field once for all three.
 pub(crate) trait HeadOut {
     /// The request line, or the pseudo-header fields: `query` without its `?`.
     fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], authority: &[u8]);
@@ -50,6 +55,11 @@ pub(crate) trait HeadOut {
     /// One field.
     fn field(&mut self, name: &[u8], value: &[u8]) {
         self.field_parts(name, &[value]);
+    }
+    /// The request's field number `index` (`name`, trimmed `value`), forwarded unchanged.
+    fn keep(&mut self, index: usize, name: &[u8], value: &[u8]) {
+        let _ = index;
+        self.field(name, value);
     }
     /// The head is complete.
     fn end(&mut self);
@@ -82,6 +92,51 @@ impl HeadOut for BytesMut {
 
     fn end(&mut self) {
         encode::end_head(self);
+    }
+}
+
+/// An HTTP/1 upstream's request as the parts of one vectored write ([`Gather`]): each field
+/// line kept unchanged is sent as received, a slice of the client's head buffer (runs of kept
+/// lines are one slice), and everything else (request line, changed and added fields, the end
+/// of the head, and whatever the caller appends after it, such as a small body) is written to
+/// `out` as [`BytesMut`]'s [`HeadOut`] writes it. A kept line keeps its optional whitespace
+/// (`x:  v ` leaves as `x:  v `; the text writer would send `x: v`), which HTTP/1 allows a
+/// proxy to forward. A head that did not come as HTTP/1 text has no lines to keep: all of it
+/// goes to `out`.
+pub(crate) struct H1Parts<'a> {
+    pub(crate) req: &'a RequestHead,
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) parts: &'a mut Gather,
+    /// Where the bytes written to `out` since the last part start. After the head, the caller
+    /// appends what follows it to `out` and closes the parts with
+    /// `parts.push(Src::Out, from..out.len())`.
+    pub(crate) from: usize,
+}
+
+impl HeadOut for H1Parts<'_> {
+    fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], authority: &[u8]) {
+        self.out.start(method, path, query, authority);
+    }
+
+    fn field_parts(&mut self, name: &[u8], parts: &[&[u8]]) {
+        self.out.field_parts(name, parts);
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.out.field(name, value);
+    }
+
+    fn keep(&mut self, index: usize, name: &[u8], value: &[u8]) {
+        let Some(line) = self.req.field_line(index) else {
+            return self.out.field(name, value);
+        };
+        self.parts.push(Src::Out, self.from..self.out.len());
+        self.from = self.out.len();
+        self.parts.push(Src::Head, line);
+    }
+
+    fn end(&mut self) {
+        self.out.end();
     }
 }
 
@@ -178,7 +233,7 @@ pub(crate) fn rewrite_request(
             out.field_parts(name, &[value, b", ", ip.of(rw.peer)]);
             continue;
         }
-        out.field(name, value);
+        out.keep(i, name, value);
     }
     if !has_host {
         // HTTP/1.0 without Host: an HTTP/1.1 request must carry one, empty when the target

@@ -4,6 +4,7 @@
 
 pub(crate) mod alloc;
 pub(crate) mod buf;
+pub(crate) mod gather;
 pub(crate) mod splice;
 
 use std::io;
