@@ -829,19 +829,14 @@ impl<'a> Exchange<'a> {
             BodyFraming::Chunked => OutFraming::Chunked,
             _ => OutFraming::AsIs,
         };
-        // The upstream request: head plus whatever body is already at hand, as the kept field
-        // lines of the client's head and what was written to `out` (`H1Parts`).
+        // The upstream request: head plus whatever body is already at hand. The field lines
+        // kept from an HTTP/1 client's head are not copied (`H1Parts`): `parts` lists them
+        // and what was written to `out` around them. An HTTP/2 client's head has no lines:
+        // all of it is written to `out`.
         let mut out = buffers::take();
-        let mut parts = Gather::take();
-        let mut writer = H1Parts {
-            req: &self.head,
-            out: &mut out,
-            parts: &mut parts,
-            from: 0,
-        };
-        head::rewrite_request(
-            &self.head,
-            &RequestRewrite {
+        let mut parts = self.head.field_line(0).map(|_| Gather::take());
+        let out_from = {
+            let rw = RequestRewrite {
                 route,
                 opts: self.opts(),
                 peer: self.peer,
@@ -849,11 +844,25 @@ impl<'a> Exchange<'a> {
                 upgrade,
                 request_id: self.request_id.as_ref(),
                 edits: self.chain.request_edits(),
-            },
-            self.xfcc.as_deref(),
-            &mut writer,
-        );
-        let out_from = writer.from;
+            };
+            let xfcc = self.xfcc.as_deref();
+            match &mut parts {
+                Some(parts) => {
+                    let mut writer = H1Parts {
+                        req: &self.head,
+                        out: &mut out,
+                        parts,
+                        from: 0,
+                    };
+                    head::rewrite_request(&self.head, &rw, xfcc, &mut writer);
+                    writer.from
+                }
+                None => {
+                    head::rewrite_request(&self.head, &rw, xfcc, &mut out);
+                    0
+                }
+            }
+        };
         let upgrade_sent = upgrade.is_some();
         if self.send_continue().await.is_err() {
             self.after = After::Close;
@@ -880,13 +889,18 @@ impl<'a> Exchange<'a> {
             (None, Down::H2 { .. }) => Ok(req_framing == BodyFraming::None),
         };
         let Ok(complete) = complete else {
-            parts.give_back();
+            gather::give_back(parts);
             buffers::give_back(out);
             let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
             return self.fail(err).await;
         };
-        parts.push(Src::Out, out_from..out.len());
-        let request_len = parts.len() as u64;
+        let request_len = match &mut parts {
+            Some(p) => {
+                p.push(Src::Out, out_from..out.len());
+                p.len()
+            }
+            None => out.len(),
+        } as u64;
         // `out` goes back to the pool once `request_bytes` (and `parts`' handle on it) is
         // dropped, so the next request reuses its allocation.
         let request_bytes = out.split().freeze();
@@ -898,17 +912,22 @@ impl<'a> Exchange<'a> {
             let up = match attempt.checkout(origin).await {
                 Ok(up) => up,
                 Err(err) => {
-                    parts.give_back();
+                    gather::give_back(parts);
                     return self.fail(err).await;
                 }
             };
             cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
             // The upload's output buffer starts with the whole request so far, in one piece.
             let mut first = BytesMut::with_capacity(request_len as usize);
-            for part in parts.slices(self.head.raw(), &request_bytes) {
-                first.extend_from_slice(part);
+            match parts {
+                Some(p) => {
+                    for part in p.slices(self.head.raw(), &request_bytes) {
+                        first.extend_from_slice(part);
+                    }
+                    p.give_back();
+                }
+                None => first.extend_from_slice(&request_bytes),
             }
-            parts.give_back();
             drop(request_bytes);
             // Boxed: a body still arriving is the rarer case, and its upload beside the relay
             // (`both`) would otherwise size every request's future, copied at each await.
@@ -924,19 +943,23 @@ impl<'a> Exchange<'a> {
             let mut up = match attempt.checkout(origin).await {
                 Ok(up) => up,
                 Err(err) => {
-                    parts.give_back();
+                    gather::give_back(parts);
                     return self.fail(err).await;
                 }
             };
             cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
             let mut upbuf = BytesMut::new();
-            let sent = if parts.is_out_only() {
-                body::write_bytes(&mut up.stream, request_bytes.clone()).await
-            } else {
-                parts.arm(self.head.raw().clone(), request_bytes.clone());
-                let (res, back) = gather::write_all(&mut up.stream, parts).await;
-                parts = back;
-                res
+            let sent = match parts.take() {
+                Some(mut p) if !p.is_out_only() => {
+                    p.arm(self.head.raw().clone(), request_bytes.clone());
+                    let (res, back) = gather::write_all(&mut up.stream, p).await;
+                    parts = Some(back);
+                    res
+                }
+                p => {
+                    parts = p;
+                    body::write_bytes(&mut up.stream, request_bytes.clone()).await
+                }
             };
             let relayed = match sent {
                 Ok(()) => {
@@ -956,7 +979,7 @@ impl<'a> Exchange<'a> {
                 cluster.stats().upstream_rq_retry.inc();
                 continue;
             }
-            parts.give_back();
+            gather::give_back(parts);
             drop(request_bytes);
             buffers::give_back(out);
             return self.finish_h1(up, upbuf, relayed, true).await;

@@ -36,8 +36,12 @@ struct Part {
 /// more parts (hundreds of fields, kept and dropped in turn) goes in several writes.
 const MAX_IOVECS: usize = 1024;
 
-/// Gathers kept per worker; more are simply freed.
-const POOL_MAX: usize = 64;
+/// Gathers kept per worker (one per HTTP/1 request in flight, so more than the read buffers'
+/// pool: each is a few hundred bytes); more are simply freed.
+const POOL_MAX: usize = 256;
+/// A gather whose part list grew beyond this (a head with very many fields) is freed rather
+/// than pooled, so one such request does not pin its memory.
+const POOL_MAX_PARTS: usize = 64;
 
 thread_local! {
     static POOL: RefCell<Vec<Gather>> = const { RefCell::new(Vec::new()) };
@@ -69,6 +73,9 @@ impl Gather {
     /// be reclaimed once its other handles are gone).
     pub(crate) fn give_back(mut self) {
         let g = &mut *self.0;
+        if g.parts.capacity() > POOL_MAX_PARTS {
+            return;
+        }
         g.parts.clear();
         g.iovs.clear();
         g.head = Bytes::new();
@@ -177,6 +184,13 @@ unsafe impl IoVecBuf for Gather {
 
     fn read_iovec_len(&self) -> usize {
         (self.0.iovs.len() - self.0.first).min(MAX_IOVECS)
+    }
+}
+
+/// [`Gather::give_back`] for a gather that may not have been taken.
+pub(crate) fn give_back(g: Option<Gather>) {
+    if let Some(g) = g {
+        g.give_back();
     }
 }
 
