@@ -181,8 +181,32 @@ pub(crate) fn scan_head(
     Ok(None)
 }
 
-/// RFC 9110 section 5.6.2: `tchar`, as a table over every byte value, so the hot path tests a
-/// byte with one load instead of a chain of comparisons.
+/// RFC 9110 section 5.6.2: `tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+/// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA`. For building tables at compile time; at run
+/// time, [`is_tchar`] looks a byte up in one.
+pub(crate) const fn tchar_rule(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// [`tchar_rule`] as a table over every byte value, so the hot path tests a byte with one load
+/// instead of a chain of comparisons.
 #[allow(
     clippy::indexing_slicing,
     reason = "built at compile time; every index is below 128 of 256"
@@ -191,24 +215,7 @@ static TCHAR: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0u8;
     while b < 128 {
-        table[b as usize] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        table[b as usize] = tchar_rule(b);
         b += 1;
     }
     table

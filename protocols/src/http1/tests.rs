@@ -1953,6 +1953,24 @@ fn every_byte_outside_the_rfc_sets_is_refused() {
     }
 }
 
+/// The fields `httparse` parsed, names and OWS-trimmed values, if the head was complete.
+fn complete(
+    status: httparse::Status<usize>,
+    fields: &[httparse::Header<'_>],
+) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    status.is_complete().then(|| {
+        fields
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_bytes().to_vec(),
+                    headers::trim_ows(h.value).to_vec(),
+                )
+            })
+            .collect()
+    })
+}
+
 /// Bytes that make field lines interesting: tchars, the colon, whitespace, controls, DEL,
 /// obs-text and delimiters. None spells a name that framing looks at.
 const FIELD_BYTES: &[u8] = b"aX-!~: \t\x01\x7f\x80\xff\"(";
@@ -1979,15 +1997,7 @@ proptest! {
 
         let mut slots = [httparse::EMPTY_HEADER; 8];
         let mut r = httparse::Request::new(&mut slots);
-        let reference = match r.parse(&request) {
-            Ok(httparse::Status::Complete(_)) => Some(
-                r.headers
-                    .iter()
-                    .map(|h| (h.name.as_bytes().to_vec(), headers::trim_ows(h.value).to_vec()))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        };
+        let reference = r.parse(&request).ok().and_then(|s| complete(s, r.headers));
         let ours = req(&request).ok().flatten().map(|h| {
             h.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect::<Vec<_>>()
         });
@@ -1995,15 +2005,7 @@ proptest! {
 
         let mut slots = [httparse::EMPTY_HEADER; 8];
         let mut r = httparse::Response::new(&mut slots);
-        let reference = match r.parse(&response) {
-            Ok(httparse::Status::Complete(_)) => Some(
-                r.headers
-                    .iter()
-                    .map(|h| (h.name.as_bytes().to_vec(), headers::trim_ows(h.value).to_vec()))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        };
+        let reference = r.parse(&response).ok().and_then(|s| complete(s, r.headers));
         let ours = resp(&response, MethodKind::Other).ok().flatten().map(|h| {
             h.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect::<Vec<_>>()
         });

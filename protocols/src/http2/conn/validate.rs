@@ -4,7 +4,7 @@
 //! HPACK and does not act on the result: a malformed message is a stream error of type
 //! PROTOCOL_ERROR (section 8.1.1), which the connection sends.
 
-use crate::http1::headers::is_field_value;
+use crate::http1::headers::{is_field_value, tchar_rule};
 use crate::http2::Fields;
 
 /// Why a field section is malformed.
@@ -78,24 +78,7 @@ static CLASS: [u8; 256] = {
     let mut b = 0u8;
     loop {
         let h2 = b > 0x20 && !b.is_ascii_uppercase() && b < 0x7f && b != b':';
-        let tchar = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        let tchar = tchar_rule(b);
         t[b as usize] = if h2 { H2_NAME } else { 0 } | if tchar { TCHAR } else { 0 };
         if b == u8::MAX {
             break;
