@@ -14,6 +14,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 
 use crate::rt::timer;
+use crate::sys::pool::FreeList;
 
 /// Capacity of a pooled read buffer: large enough for nearly every request head and a small
 /// body in one read.
@@ -23,7 +24,13 @@ pub(crate) const BUF_SIZE: usize = 16 * 1024;
 const POOL_MAX: usize = 64;
 
 thread_local! {
-    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<FreeList<BytesMut>> = const { RefCell::new(FreeList::new(POOL_MAX)) };
+}
+
+/// Let go of the pooled buffers an idle spell did not use ([`FreeList::trim`]), so a burst of
+/// requests does not pin its peak after it is over.
+pub(crate) fn trim() {
+    POOL.with(|p| p.borrow_mut().trim());
 }
 
 /// An empty buffer with at least [`BUF_SIZE`] bytes of capacity.
@@ -41,12 +48,7 @@ pub(crate) fn give_back(mut buf: BytesMut) {
     if !buf.try_reclaim(BUF_SIZE) || buf.capacity() > 4 * BUF_SIZE {
         return;
     }
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < POOL_MAX {
-            p.push(buf);
-        }
-    });
+    POOL.with(|p| p.borrow_mut().push(buf));
 }
 
 /// Make sure `buf` has room for a read of a useful size.

@@ -15,6 +15,8 @@ use bytes::Bytes;
 use monoio::buf::IoVecBuf;
 use monoio::io::AsyncWriteRent;
 
+use super::pool::FreeList;
+
 /// Which buffer a part is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Src {
@@ -44,7 +46,12 @@ const POOL_MAX: usize = 256;
 const POOL_MAX_PARTS: usize = 64;
 
 thread_local! {
-    static POOL: RefCell<Vec<Gather>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<FreeList<Gather>> = const { RefCell::new(FreeList::new(POOL_MAX)) };
+}
+
+/// Let go of the pooled gathers an idle spell did not use ([`FreeList::trim`]).
+pub(crate) fn trim() {
+    POOL.with(|p| p.borrow_mut().trim());
 }
 
 /// The parts of one message in order, then (once both buffers are frozen) the `iovec`s over
@@ -81,12 +88,7 @@ impl Gather {
         g.head = Bytes::new();
         g.out = Bytes::new();
         g.first = 0;
-        POOL.with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < POOL_MAX {
-                p.push(self);
-            }
-        });
+        POOL.with(|p| p.borrow_mut().push(self));
     }
 
     /// Append `range` of `src` to the message.

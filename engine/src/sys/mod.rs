@@ -5,6 +5,7 @@
 pub(crate) mod alloc;
 pub(crate) mod buf;
 pub(crate) mod gather;
+pub(crate) mod pool;
 pub(crate) mod splice;
 
 use std::io;

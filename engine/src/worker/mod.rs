@@ -309,6 +309,10 @@ async fn housekeeping(worker: Rc<Worker>) {
         for p in expired {
             close_parked(&worker, p, true);
         }
+        // Pooled buffers a quiet second did not use go back to the allocator, which the
+        // collection then returns to the system.
+        crate::rt::buffers::trim();
+        crate::sys::gather::trim();
         crate::sys::allocator_collect();
     }
 }
