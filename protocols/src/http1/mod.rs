@@ -14,7 +14,7 @@ mod body;
 pub mod encode;
 mod error;
 pub(crate) mod headers;
-mod request;
+pub(crate) mod request;
 mod response;
 #[cfg(test)]
 mod tests;

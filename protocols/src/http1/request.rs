@@ -200,7 +200,7 @@ struct Target {
 /// and asterisk-form (OPTIONS only). Bytes must be visible ASCII; no fragment is allowed.
 fn parse_target(base: &[u8], method: &[u8], target: &[u8]) -> Result<Target, RequestError> {
     let bad = RequestError::InvalidTarget;
-    if !target.iter().all(|&b| (0x21..=0x7e).contains(&b)) || target.contains(&b'#') {
+    if !is_target_text(target) {
         return Err(bad);
     }
     let sp = |part: &[u8]| Span::of(base, part).ok_or(bad);
@@ -263,7 +263,14 @@ fn parse_target(base: &[u8], method: &[u8], target: &[u8]) -> Result<Target, Req
     })
 }
 
-fn split_query(v: &[u8]) -> (&[u8], Option<&[u8]>) {
+/// A request target's bytes: visible ASCII only, and no fragment (RFC 9112 section 3.2; the
+/// same rule for an HTTP/2 `:path`, RFC 9113 8.3.1).
+pub(crate) fn is_target_text(target: &[u8]) -> bool {
+    target.iter().all(|&b| (0x21..=0x7e).contains(&b)) && !target.contains(&b'#')
+}
+
+/// The path and the query (without its `?`, `None` when there is no `?`) of a target.
+pub(crate) fn split_query(v: &[u8]) -> (&[u8], Option<&[u8]>) {
     match v.iter().position(|&b| b == b'?') {
         Some(i) => {
             let (path, q) = v.split_at(i);

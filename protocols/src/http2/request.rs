@@ -25,6 +25,7 @@ use crate::http::{RequestHead, TargetForm};
 use crate::http1::headers::{
     Field, Span, is_field_value, is_token, is_valid_authority, parse_content_length,
 };
+use crate::http1::request::{is_target_text, split_query};
 use crate::http1::{BodyFraming, Limits, RequestError, Version};
 use crate::http2::Fields;
 use crate::http2::fields::Slot;
@@ -242,7 +243,7 @@ fn build(
             target_span,
         )
     } else {
-        let (form, path, query) = split_target(method, target, target_span)?;
+        let (form, path, query) = split_target(buf, method, target)?;
         // RFC 9112 3.2 (as HTTP/1.1 would): an authority, or a Host, valid when not empty.
         if host_count > 1 {
             return Err(RequestError::DuplicateHost);
@@ -297,37 +298,28 @@ fn append_within(buf: &mut BytesMut, span: Span) {
     buf.copy_within(start..end, at);
 }
 
-/// `:path` (RFC 9113 8.3.1): origin-form, or `*` for OPTIONS; visible ASCII, no fragment.
-/// Returns the form and the spans of the path and the query (without its `?`).
+/// `:path` (RFC 9113 8.3.1): origin-form, or `*` for OPTIONS; the HTTP/1 target rules
+/// (visible ASCII, no fragment). `target` is a slice of `base`; returns the form and the spans
+/// of the path and the query (without its `?`) in `base`.
 fn split_target(
+    base: &[u8],
     method: &[u8],
     target: &[u8],
-    at: Span,
 ) -> Result<(TargetForm, Span, Span), RequestError> {
-    if !target.iter().all(|&b| (0x21..=0x7e).contains(&b)) || target.contains(&b'#') {
-        return Err(RequestError::InvalidTarget);
+    let bad = RequestError::InvalidTarget;
+    if !is_target_text(target) {
+        return Err(bad);
     }
+    let sp = |part: &[u8]| Span::of(base, part).ok_or(bad);
     if target == b"*" && method == b"OPTIONS" {
-        return Ok((TargetForm::Asterisk, at, Span::default()));
+        return Ok((TargetForm::Asterisk, sp(target)?, Span::default()));
     }
     if target.first() != Some(&b'/') {
-        return Err(RequestError::InvalidTarget);
+        return Err(bad);
     }
-    Ok(match target.iter().position(|&b| b == b'?') {
-        Some(q) => {
-            let q = at.start + q as u32;
-            let path = Span {
-                start: at.start,
-                end: q,
-            };
-            let query = Span {
-                start: q + 1,
-                end: at.end,
-            };
-            (TargetForm::Origin, path, query)
-        }
-        None => (TargetForm::Origin, at, Span::default()),
-    })
+    let (path, query) = split_query(target);
+    let query = query.map(sp).transpose()?.unwrap_or_default();
+    Ok((TargetForm::Origin, sp(path)?, query))
 }
 
 #[cfg(test)]
