@@ -70,7 +70,8 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
     let config = Arc::new(config);
     let stats = Store::new(workers);
     let state = Registry::new();
-    let snapshot = Snapshot::build(config.clone(), &stats).map_err(StartError::AccessLog)?;
+    let snapshot =
+        Snapshot::build(config.clone(), &stats, &state).map_err(StartError::AccessLog)?;
 
     // Bind all sockets before starting anything, so a bad address fails the start cleanly.
     let mut per_worker: Vec<Vec<(usize, std::net::TcpListener)>> =
@@ -181,7 +182,8 @@ impl Handle {
         }
         let config = Arc::new(config);
         let snapshot =
-            Snapshot::build(config.clone(), &self.shared.admin.stats).map_err(|e| e.to_string())?;
+            Snapshot::build(config.clone(), &self.shared.admin.stats, &self.shared.state)
+                .map_err(|e| e.to_string())?;
         self.shared.admin.config.store(config);
         self.shared.snapshot.store(Arc::new(snapshot));
         self.shared.generation.fetch_add(1, Ordering::Release);

@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
 use crate::config::{Config, ListenerProtocol};
-use crate::shared_state::Registry;
+use crate::shared_state::{Occupancy, Registry};
 use crate::stats::{
     ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store, TcpStats,
 };
@@ -32,10 +32,27 @@ pub(crate) struct ListenerShared {
     pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
-/// Stats handles of one cluster and its endpoints.
+/// Stats handles of one cluster and its endpoints, and its circuit breakers: process-wide
+/// occupancies from the [`Registry`], looked up by the cluster's name (and an endpoint's
+/// address) so what is held carries over a reload. Limits come from the cluster's
+/// `circuit_breakers` ([`crate::config::CircuitBreakers`]).
+// The breaker fields are read by the upstream admission and the retries, built on them.
+#[allow(dead_code)]
 pub(crate) struct ClusterShared {
     pub(crate) scope: Arc<ClusterScope>,
     pub(crate) endpoints: Vec<Arc<PerCore<EndpointStats>>>,
+    /// `max_connections`: upstream connections open on all workers (kind `cluster.cx`).
+    pub(crate) connections: Arc<Occupancy>,
+    /// `max_pending_requests`: requests waiting for a connection (kind `cluster.pending`).
+    pub(crate) pending: Arc<Occupancy>,
+    /// `max_requests`: requests in flight upstream (kind `cluster.rq`).
+    pub(crate) requests: Arc<Occupancy>,
+    /// `max_retries`: retries in flight (kind `cluster.retries`). With a retry budget the
+    /// limit is computed per retry ([`Occupancy::try_acquire_within`]).
+    pub(crate) retries: Arc<Occupancy>,
+    /// `per_host_max_connections`: connections open to each endpoint, by endpoint index
+    /// (kind `cluster.host_cx`, named `<cluster>/<address>`).
+    pub(crate) host_connections: Vec<Arc<Occupancy>>,
 }
 
 /// Everything a worker needs from one configuration, immutable once published.
@@ -46,7 +63,13 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn build(config: Arc<Config>, stats: &Store) -> std::io::Result<Self> {
+    /// Resolves every handle of `config` by name: stats in `stats`, cross-core state in
+    /// `state` (whose limits take the new config's values).
+    pub(crate) fn build(
+        config: Arc<Config>,
+        stats: &Store,
+        state: &Registry,
+    ) -> std::io::Result<Self> {
         let listeners = config
             .listeners
             .iter()
@@ -70,12 +93,29 @@ impl Snapshot {
                 scope.stats.core(0).membership_total.set(n);
                 // No health checking yet: every endpoint counts as healthy.
                 scope.stats.core(0).membership_healthy.set(n);
+                let cb = &c.circuit_breakers;
                 Arc::new(ClusterShared {
                     scope,
                     endpoints: c
                         .endpoints
                         .iter()
                         .map(|e| stats.endpoint(&c.name, e.address))
+                        .collect(),
+                    connections: state.occupancy("cluster.cx", &c.name, Some(cb.max_connections)),
+                    pending: state.occupancy(
+                        "cluster.pending",
+                        &c.name,
+                        Some(cb.max_pending_requests),
+                    ),
+                    requests: state.occupancy("cluster.rq", &c.name, Some(cb.max_requests)),
+                    retries: state.occupancy("cluster.retries", &c.name, Some(cb.max_retries)),
+                    host_connections: c
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            let name = format!("{}/{}", c.name, e.address);
+                            state.occupancy("cluster.host_cx", &name, cb.per_host_max_connections)
+                        })
                         .collect(),
                 })
             })
@@ -130,5 +170,43 @@ impl AdminState {
             draining: AtomicBool::new(false),
             started: Instant::now(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    /// A reload looks the breakers up again by name: the same occupancies (what is held
+    /// carries over) with the new config's limits.
+    #[test]
+    fn breakers_survive_a_rebuild_and_take_new_limits() {
+        let text = |n: u64| {
+            format!(
+                "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n\
+                 circuit_breakers = {{ max_connections = {n}, per_host_max_connections = 1 }}\n"
+            )
+        };
+        let (stats, state) = (Store::new(2), Registry::new());
+        let one = Arc::new(parse_str(&text(5), "t").unwrap());
+        let a = Snapshot::build(one, &stats, &state).unwrap();
+        let c = &a.clusters[0];
+        let held = c.connections.try_acquire().unwrap();
+        assert_eq!(c.connections.limit(), Some(5));
+        assert_eq!(c.pending.limit(), Some(1024));
+        assert_eq!(c.requests.limit(), Some(1024));
+        assert_eq!(c.retries.limit(), Some(3));
+        assert_eq!(c.host_connections[0].limit(), Some(1));
+        assert!(!Arc::ptr_eq(&c.host_connections[0], &c.host_connections[1]));
+        let two = Arc::new(parse_str(&text(7), "t").unwrap());
+        let b = Snapshot::build(two, &stats, &state).unwrap();
+        let d = &b.clusters[0];
+        assert!(Arc::ptr_eq(&c.connections, &d.connections));
+        assert_eq!(
+            (d.connections.current(), d.connections.limit()),
+            (1, Some(7))
+        );
+        drop(held);
     }
 }

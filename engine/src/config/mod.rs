@@ -277,6 +277,63 @@ pub struct ClusterConfig {
     pub http2_keepalive_interval: Option<Duration>,
     /// A PING not answered within this closes the HTTP/2 connection.
     pub http2_keepalive_timeout: Duration,
+    /// Process-wide limits on connections, pending and active requests and retries.
+    pub circuit_breakers: CircuitBreakers,
+}
+
+/// A cluster's circuit breakers (Envoy's `thresholds` of the default priority): limits that
+/// hold across all workers together. Defaults are Envoy's ([`Default`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitBreakers {
+    /// Upstream connections open at once (HTTP/1 pooled or in use, HTTP/2, TCP proxy); a
+    /// request that needs a new one beyond it waits in the pending queue.
+    pub max_connections: u64,
+    /// Requests waiting for a connection at once; beyond it a request gets 503 `UO`.
+    pub max_pending_requests: u64,
+    /// Requests in flight upstream at once; beyond it a request gets 503 `UO`.
+    pub max_requests: u64,
+    /// Retries in flight at once (when `retry_budget` is `None`).
+    pub max_retries: u64,
+    /// Retries in flight as a share of the requests in flight; overrides `max_retries`.
+    pub retry_budget: Option<RetryBudget>,
+    /// Connections open at once to each endpoint; `None`: no per-endpoint limit.
+    pub per_host_max_connections: Option<u64>,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        use validate::{
+            DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_REQUESTS,
+            DEFAULT_MAX_RETRIES,
+        };
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_budget: None,
+            per_host_max_connections: None,
+        }
+    }
+}
+
+/// Envoy's retry budget: the retries allowed in flight are `budget_percent` of the requests
+/// in flight and pending, and never fewer than `min_retry_concurrency`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// 0..=100.
+    pub budget_percent: f64,
+    /// The floor of the computed limit.
+    pub min_retry_concurrency: u64,
+}
+
+impl RetryBudget {
+    /// The retries allowed in flight while `outstanding` requests are in flight or pending.
+    pub fn max_retries(&self, outstanding: u64) -> u64 {
+        // Exact enough: f64 holds every count below 2^53.
+        let share = (outstanding as f64 * self.budget_percent / 100.0) as u64;
+        share.max(self.min_retry_concurrency)
+    }
 }
 
 /// PROXY protocol header versions sent upstream.

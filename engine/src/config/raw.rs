@@ -596,6 +596,45 @@ pub struct RawCluster {
     /// Duration string: close it when a PING is not answered within this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http2_keepalive_timeout: Option<String>,
+    /// `[clusters.circuit_breakers]`: process-wide limits (Envoy's thresholds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breakers: Option<RawCircuitBreakers>,
+}
+
+/// `[clusters.circuit_breakers]`, Envoy's names; every field optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreakers {
+    /// Upstream connections open on all workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    /// Requests waiting for a connection on all workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u64>,
+    /// Requests in flight upstream on all workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
+    /// Retries in flight on all workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u64>,
+    /// `{ budget_percent, min_retry_concurrency }`: overrides `max_retries`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<RawRetryBudget>,
+    /// Connections open to each endpoint on all workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_host_max_connections: Option<u64>,
+}
+
+/// `retry_budget = { budget_percent, min_retry_concurrency }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryBudget {
+    /// Percent of the requests in flight (and pending) that may be retries, 0..=100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_percent: Option<f64>,
+    /// Retries always allowed in flight, whatever the percentage gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_retry_concurrency: Option<u64>,
 }
 
 /// A cluster's `tls = { sni, ca, cert, key, alpn, verify }`.

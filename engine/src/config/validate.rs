@@ -16,19 +16,31 @@ use bytes::Bytes;
 
 use super::error::{FieldError, locate_field, locate_toml};
 use super::raw::{
-    RawAccessLogFormat, RawCluster, RawConfig, RawCustomResponse, RawEndpoint, RawFaultFilter,
-    RawHeaderMutation, RawHttpFilter, RawHttpOptions, RawLbPolicy, RawListener,
+    RawAccessLogFormat, RawCircuitBreakers, RawCluster, RawConfig, RawCustomResponse, RawEndpoint,
+    RawFaultFilter, RawHeaderMutation, RawHttpFilter, RawHttpOptions, RawLbPolicy, RawListener,
     RawListenerProtocol, RawProxyProtocolVersion, RawUpstreamProtocol, RawWorkers,
 };
 use super::route::{RouteTable, compile_routes, headers_to_add, headers_to_remove};
 use super::{
-    AccessLogConfig, AccessLogFormat, AdminConfig, ClusterConfig, ClusterId, Config, ConfigError,
-    CustomResponse, Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig, HttpOptions, LbPolicy,
-    ListenerConfig, ListenerProtocol, NetworkFilterConfig, ProxyProtocolVersion, TcpOptions,
-    UpstreamProtocol, duration,
+    AccessLogConfig, AccessLogFormat, AdminConfig, CircuitBreakers, ClusterConfig, ClusterId,
+    Config, ConfigError, CustomResponse, Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig,
+    HttpOptions, LbPolicy, ListenerConfig, ListenerProtocol, NetworkFilterConfig,
+    ProxyProtocolVersion, RetryBudget, TcpOptions, UpstreamProtocol, duration,
 };
 use crate::tls::{ServerNames, check_server_name};
 
+/// `circuit_breakers.max_connections` (Envoy's default threshold).
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+/// `circuit_breakers.max_pending_requests` (Envoy's default threshold).
+pub const DEFAULT_MAX_PENDING_REQUESTS: u64 = 1024;
+/// `circuit_breakers.max_requests` (Envoy's default threshold).
+pub const DEFAULT_MAX_REQUESTS: u64 = 1024;
+/// `circuit_breakers.max_retries` (Envoy's default threshold).
+pub const DEFAULT_MAX_RETRIES: u64 = 3;
+/// `circuit_breakers.retry_budget.budget_percent` (Envoy's default).
+pub const DEFAULT_RETRY_BUDGET_PERCENT: f64 = 20.0;
+/// `circuit_breakers.retry_budget.min_retry_concurrency` (Envoy's default).
+pub const DEFAULT_MIN_RETRY_CONCURRENCY: u64 = 3;
 /// `http2_keepalive_timeout` (Envoy's `connection_keepalive.timeout` default).
 pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `drain_timeout`.
@@ -744,6 +756,57 @@ fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldE
         },
         http2_keepalive_interval,
         http2_keepalive_timeout,
+        circuit_breakers: match &c.circuit_breakers {
+            None => CircuitBreakers::default(),
+            Some(cb) => circuit_breakers(cb, &format!("{at}.circuit_breakers"))?,
+        },
+    })
+}
+
+fn circuit_breakers(cb: &RawCircuitBreakers, at: &str) -> Result<CircuitBreakers, FieldError> {
+    // A limit of 0 on connections or requests would refuse every request: surely a mistake.
+    // 0 pending requests (no queue) and 0 retries are meaningful.
+    let nonzero = |v: Option<u64>, field: &str, default: u64| match v {
+        Some(0) => Err(FieldError::new(
+            format!("{at}.{field}"),
+            "must be greater than 0 (0 would refuse every request)",
+        )),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let retry_budget = match &cb.retry_budget {
+        None => None,
+        Some(b) => {
+            let budget_percent = b.budget_percent.unwrap_or(DEFAULT_RETRY_BUDGET_PERCENT);
+            if !(0.0..=100.0).contains(&budget_percent) {
+                return Err(FieldError::new(
+                    format!("{at}.retry_budget.budget_percent"),
+                    format!("must be 0..=100 (a percentage), not {budget_percent}"),
+                ));
+            }
+            Some(RetryBudget {
+                budget_percent,
+                min_retry_concurrency: b
+                    .min_retry_concurrency
+                    .unwrap_or(DEFAULT_MIN_RETRY_CONCURRENCY),
+            })
+        }
+    };
+    Ok(CircuitBreakers {
+        max_connections: nonzero(
+            cb.max_connections,
+            "max_connections",
+            DEFAULT_MAX_CONNECTIONS,
+        )?,
+        max_pending_requests: cb
+            .max_pending_requests
+            .unwrap_or(DEFAULT_MAX_PENDING_REQUESTS),
+        max_requests: nonzero(cb.max_requests, "max_requests", DEFAULT_MAX_REQUESTS)?,
+        max_retries: cb.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+        retry_budget,
+        per_host_max_connections: match cb.per_host_max_connections {
+            None => None,
+            v => Some(nonzero(v, "per_host_max_connections", 0)?),
+        },
     })
 }
 
@@ -1279,6 +1342,106 @@ protocol = "http1"
             "clusters[0].max_connections_per_worker",
             "greater than 0",
         );
+    }
+
+    #[test]
+    fn circuit_breakers_parse_with_envoy_defaults() {
+        let c = &parse_str(CLUSTER, "t").unwrap().clusters[0];
+        assert_eq!(c.circuit_breakers, CircuitBreakers::default());
+        assert_eq!(
+            (
+                c.circuit_breakers.max_connections,
+                c.circuit_breakers.max_pending_requests,
+                c.circuit_breakers.max_requests,
+                c.circuit_breakers.max_retries,
+                c.circuit_breakers.retry_budget,
+                c.circuit_breakers.per_host_max_connections,
+            ),
+            (1024, 1024, 1024, 3, None, None)
+        );
+        let text = format!(
+            "{CLUSTER}  [clusters.circuit_breakers]\n  max_connections = 10\n  \
+             max_pending_requests = 0\n  max_requests = 20\n  max_retries = 0\n  \
+             retry_budget = {{ budget_percent = 25.5, min_retry_concurrency = 1 }}\n  \
+             per_host_max_connections = 4\n"
+        );
+        let cb = &parse_str(&text, "t").unwrap().clusters[0].circuit_breakers;
+        assert_eq!(
+            *cb,
+            CircuitBreakers {
+                max_connections: 10,
+                max_pending_requests: 0,
+                max_requests: 20,
+                max_retries: 0,
+                retry_budget: Some(RetryBudget {
+                    budget_percent: 25.5,
+                    min_retry_concurrency: 1
+                }),
+                per_host_max_connections: Some(4),
+            }
+        );
+        // A budget's fields default to Envoy's.
+        let text = format!("{CLUSTER}circuit_breakers = {{ retry_budget = {{}} }}\n");
+        let budget = parse_str(&text, "t").unwrap().clusters[0]
+            .circuit_breakers
+            .retry_budget
+            .unwrap();
+        assert_eq!(
+            (budget.budget_percent, budget.min_retry_concurrency),
+            (20.0, 3)
+        );
+        assert_eq!(budget.max_retries(0), 3);
+        assert_eq!(budget.max_retries(100), 20);
+        let json = serde_json::to_value(&parse_str(&text, "t").unwrap().raw).unwrap();
+        assert!(json["clusters"][0]["circuit_breakers"]["retry_budget"].is_object());
+    }
+
+    #[test]
+    fn circuit_breakers_are_checked_with_location() {
+        const CB: &str = "  [clusters.circuit_breakers]\n";
+        let (line, col, path, reason) = err(&format!("{CLUSTER}{CB}  max_conections = 1\n"));
+        assert_eq!(
+            (line, col, path.as_str()),
+            (5, 3, "clusters[0].circuit_breakers.max_conections")
+        );
+        assert!(
+            reason.contains("unknown field `max_conections`"),
+            "{reason}"
+        );
+        let (line, _, path, reason) = err(&format!(
+            "{CLUSTER}{CB}  retry_budget = {{ budget_percent = 5.0, min_retry = 1 }}\n"
+        ));
+        assert_eq!(
+            (line, path.as_str()),
+            (5, "clusters[0].circuit_breakers.retry_budget.min_retry")
+        );
+        assert!(reason.contains("unknown field `min_retry`"), "{reason}");
+        assert_err(
+            &format!("{CLUSTER}{CB}  max_requests = -1\n"),
+            5,
+            "clusters[0].circuit_breakers.max_requests",
+            "",
+        );
+        for field in [
+            "max_connections",
+            "max_requests",
+            "per_host_max_connections",
+        ] {
+            assert_err(
+                &format!("{CLUSTER}{CB}  max_retries = 2\n  {field} = 0\n"),
+                6,
+                &format!("clusters[0].circuit_breakers.{field}"),
+                "greater than 0",
+            );
+        }
+        for pct in ["100.5", "-1.0", "nan"] {
+            assert_err(
+                &format!("{CLUSTER}{CB}  retry_budget = {{ budget_percent = {pct} }}\n"),
+                5,
+                "clusters[0].circuit_breakers.retry_budget.budget_percent",
+                "must be 0..=100",
+            );
+        }
     }
 
     #[test]
