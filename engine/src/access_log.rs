@@ -183,6 +183,9 @@ pub struct Entry<'a> {
     pub route_name: &'a str,
     /// The TLS server name (SNI) the client asked for (Envoy's `%REQUESTED_SERVER_NAME%`).
     pub requested_server_name: Option<&'a [u8]>,
+    /// Tries made upstream, retries included (Envoy's `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`);
+    /// 0 when the request went to no upstream.
+    pub upstream_request_attempt_count: u32,
 }
 
 enum Sink {
@@ -400,7 +403,11 @@ pub fn format_json(buf: &mut Vec<u8>, e: &Entry<'_>) {
         Some(v) => json_str(buf, v),
         None => buf.extend_from_slice(b"null"),
     }
-    buf.extend_from_slice(b"}\n");
+    let _ = writeln!(
+        buf,
+        ",\"upstream_request_attempt_count\":{}}}",
+        e.upstream_request_attempt_count
+    );
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -580,6 +587,7 @@ mod tests {
             downstream_remote: "10.0.0.1:5555".parse().unwrap(),
             route_name: "r1",
             requested_server_name: Some(b"api.example"),
+            upstream_request_attempt_count: 2,
         }
     }
 
@@ -653,7 +661,8 @@ mod tests {
         assert_eq!(v["downstream_remote_address"], "10.0.0.1:5555");
         assert_eq!(v["route_name"], "r1");
         assert_eq!(v["requested_server_name"], "api.example");
-        assert_eq!(v.as_object().unwrap().len(), 18);
+        assert_eq!(v["upstream_request_attempt_count"], 2);
+        assert_eq!(v.as_object().unwrap().len(), 19);
 
         let e = Entry {
             path: b"/\"q\"\\\x01\t\xc3\xa9\xff\xfe",
@@ -663,6 +672,7 @@ mod tests {
             upstream_host: None,
             route_name: "",
             requested_server_name: None,
+            upstream_request_attempt_count: 0,
             ..entry()
         };
         let v = json_line(&e);

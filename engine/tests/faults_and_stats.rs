@@ -14,7 +14,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -264,62 +263,6 @@ impl Drop for RawBackend {
 // ---------------------------------------------------------------------------------------------
 // Access log helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A log file path unique to this test run; removed on drop.
-struct TempLog(PathBuf);
-
-impl TempLog {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Self(std::env::temp_dir().join(format!(
-            "ringway-test-{}-{tag}-{nanos}.log",
-            std::process::id()
-        )))
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-
-    fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.0)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Wait (bounded) for the workers' periodic flush to have written `n` lines.
-    fn wait_lines(&self, proxy: &Proxy, n: usize) -> Vec<String> {
-        proxy.eventually(&format!("{n} access log lines"), |_| {
-            self.lines().len() >= n
-        });
-        let lines = self.lines();
-        assert_eq!(lines.len(), n, "{lines:#?}");
-        lines
-    }
-
-    /// Parse the JSON lines; index them by `path`.
-    fn json_by_path(&self, proxy: &Proxy, n: usize) -> BTreeMap<String, Value> {
-        self.wait_lines(proxy, n)
-            .iter()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-                let path = v["path"].as_str().expect("path").to_owned();
-                (path, v)
-            })
-            .collect()
-    }
-}
-
-impl Drop for TempLog {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Add `access_log` (JSON) to the first listener of `config` (apply before [`one_worker`]).
 fn with_json_log(config: &str, log: &TempLog) -> String {

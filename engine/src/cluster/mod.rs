@@ -14,12 +14,27 @@ use std::time::Instant;
 
 use crate::config::ClusterConfig;
 use crate::shared::ClusterShared;
+use crate::shared_state::Occupancy;
 use crate::stats::ClusterStats;
 use crate::upstream::Pool;
+
+/// What bounds the retries of one request ([`ClusterLocal::retry_limits`]).
+pub(crate) struct RetryLimits<'p> {
+    pub(crate) stats: &'p ClusterStats,
+    /// The cluster's retries in flight across all workers (`max_retries`).
+    pub(crate) breaker: &'p Arc<Occupancy>,
+    /// `(budget_percent, min_retry_concurrency, requests in flight)`: with a retry budget,
+    /// the retries in flight may be this share of the requests in flight, at least the floor.
+    pub(crate) budget: Option<(f64, u64, &'p Occupancy)>,
+}
 
 /// One worker's view of a cluster.
 pub(crate) struct ClusterLocal {
     balancer: lb::Balancer,
+    /// The cluster's process-wide state (circuit breakers).
+    shared: Arc<ClusterShared>,
+    /// `circuit_breakers.retry_budget`: `(budget_percent, min_retry_concurrency)`.
+    retry_budget: Option<(f64, u64)>,
     /// This worker's connections to the cluster; attempts and HTTP/2 connections hold it too.
     pool: Rc<Pool>,
 }
@@ -28,7 +43,13 @@ impl ClusterLocal {
     pub(crate) fn new(cfg: &ClusterConfig, shared: Arc<ClusterShared>, core: usize) -> Self {
         Self {
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
-            pool: Rc::new(Pool::new(cfg, shared, core)),
+            retry_budget: cfg
+                .circuit_breakers
+                .retry_budget
+                .as_ref()
+                .map(|b| (b.budget_percent, b.min_retry_concurrency)),
+            pool: Rc::new(Pool::new(cfg, Arc::clone(&shared), core)),
+            shared,
         }
     }
 
@@ -44,6 +65,33 @@ impl ClusterLocal {
     /// Choose an endpoint for a new request.
     pub(crate) fn pick(&self) -> Option<usize> {
         self.balancer.pick(|i| self.pool.endpoints[i].active.get())
+    }
+
+    /// Choose an endpoint for a try of a request that already tried those in `tried` (bit
+    /// `i % 64` for endpoint `i`): the balancer's choice, asked again a few times while it
+    /// names one tried before (a retry prefers another endpoint; with all tried, any).
+    pub(crate) fn pick_avoiding(&self, tried: u64) -> Option<usize> {
+        let mut ep = self.pick()?;
+        let n = self.pool.endpoints.len();
+        for _ in 1..n.min(4) {
+            if tried & (1 << (ep % 64)) == 0 {
+                break;
+            }
+            ep = self.pick()?;
+        }
+        Some(ep)
+    }
+
+    /// What bounds the retries of requests to this cluster: its retry circuit breaker or
+    /// retry budget, shared by all workers.
+    pub(crate) fn retry_limits(&self) -> RetryLimits<'_> {
+        RetryLimits {
+            stats: self.stats(),
+            breaker: &self.shared.retries,
+            budget: self
+                .retry_budget
+                .map(|(percent, floor)| (percent, floor, &*self.shared.requests)),
+        }
     }
 
     /// Close pooled connections idle for longer than the idle timeout.

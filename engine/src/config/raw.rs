@@ -393,6 +393,47 @@ pub struct RawVirtualHost {
     /// `[[listeners.virtual_hosts.routes]]`, first match wins.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// `[listeners.virtual_hosts.retry_policy]`: for the routes that have none of their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RawRetryPolicy>,
+}
+
+/// `retry_policy`: Envoy's route retry policy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryPolicy {
+    /// Conditions: `5xx`, `gateway-error`, `reset`, `reset-before-request`, `connect-failure`,
+    /// `retriable-4xx`, `refused-stream`, `retriable-status-codes`, and for gRPC `cancelled`,
+    /// `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_on: Vec<String>,
+    /// Statuses `retriable-status-codes` retries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status_codes: Vec<u16>,
+    /// Tries after the first (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_retries: Option<u32>,
+    /// Duration string: the timeout of each try; default none (the route timeout only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
+    /// `{ base_interval, max_interval }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_back_off: Option<RawRetryBackOff>,
+    /// A request whose body is larger than this is not retried (default 65536).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_request_buffer_limit_bytes: Option<u64>,
+}
+
+/// `retry_back_off = { base_interval = "25ms", max_interval = "250ms" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryBackOff {
+    /// Duration string (default 25ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_interval: Option<String>,
+    /// Duration string (default 10 × `base_interval`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<String>,
 }
 
 /// `[[listeners.virtual_hosts.routes]]`: exactly one of `prefix|path|regex` and exactly one of
@@ -436,6 +477,9 @@ pub struct RawRoute {
     /// Duration string; `"0s"` disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// `[listeners.virtual_hosts.routes.retry_policy]`: replaces the virtual host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RawRetryPolicy>,
     /// Replacement for the matched prefix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix_rewrite: Option<String>,

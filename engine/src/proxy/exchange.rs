@@ -42,6 +42,7 @@ use super::relay::{
     Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, filter_stopped, relay,
 };
 use super::reply::LocalReply;
+use super::retry::Retry;
 use crate::access_log::{Entry, ResponseFlags};
 use crate::codec::h2::session::{Recv, StreamSlot};
 use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
@@ -93,6 +94,8 @@ pub(crate) struct Record {
     pub(crate) up_rx: u64,
     /// The upstream's status when a filter replaced its response (`status` is the answer's).
     pub(crate) up_status: Option<u16>,
+    /// Tries made upstream (retries included).
+    pub(crate) attempts: u32,
 }
 
 impl Record {
@@ -109,6 +112,7 @@ impl Record {
             completed: false,
             up_rx: 0,
             up_status: None,
+            attempts: 0,
         }
     }
 }
@@ -430,6 +434,7 @@ impl<'a> Exchange<'a> {
             opts: self.opts(),
             edits: self.chain.response_edits(),
             upgrade_sent,
+            retry: None,
         }
     }
 
@@ -780,41 +785,115 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// The router: collect the body if a filter asked, pick an endpoint, forward, relay.
+    /// Collect the whole request body into `buffered`. `false`: the exchange was settled
+    /// instead (a filter's answer, a broken body, a client that left).
+    async fn collect_or_settle(&mut self) -> bool {
+        match self.collect_body().await {
+            Ok(b) => {
+                self.buffered = Some(b);
+                true
+            }
+            // The answer lingers: the body is not read to its end (`reply_local`).
+            Err(Collect::Answer(a)) => {
+                self.reply_answer(a).await;
+                false
+            }
+            Err(Collect::Invalid) => {
+                let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
+                self.fail(err).await;
+                false
+            }
+            Err(Collect::Gone) => {
+                self.fail(client_gone(Phase::BeforeRequest)).await;
+                false
+            }
+        }
+    }
+
+    /// The router: collect the body if a filter asked (or to hold it for retries), then try
+    /// endpoints until a try settles the exchange: the first, or more as the route's retry
+    /// policy allows ([`Retry`]), each on an endpoint not tried before where there is one,
+    /// after a back-off, all within the route's timeout.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
-        if self.filter_state.get_mut().collect_body {
-            match self.collect_body().await {
-                Ok(b) => self.buffered = Some(b),
-                // The answer lingers: the body is not read to its end (`reply_local`).
-                Err(Collect::Answer(a)) => return self.reply_answer(a).await,
-                Err(Collect::Invalid) => {
-                    let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
-                    return self.fail(err).await;
-                }
-                Err(Collect::Gone) => {
-                    return self.fail(client_gone(Phase::BeforeRequest)).await;
+        if self.filter_state.get_mut().collect_body && !self.collect_or_settle().await {
+            return;
+        }
+        let cluster = self.local.clusters[id].clone();
+        let mut policy = route.retry_policy.as_deref();
+        if let Some(p) = policy {
+            // A request is retried only while its whole body is held.
+            if self.buffered.is_none() && self.head.framing() != BodyFraming::None {
+                let limit = p.per_request_buffer_limit_bytes;
+                if matches!(self.head.framing(), BodyFraming::Length(n) if n <= limit) {
+                    if !self.collect_or_settle().await {
+                        return;
+                    }
+                } else {
+                    cluster.stats().retry_or_shadow_abandoned.inc();
+                    policy = None;
                 }
             }
         }
-        let cluster = self.local.clusters[id].clone();
-        let Some(ep) = cluster.pick() else {
-            cluster.stats().upstream_cx_none_healthy.inc();
-            return self
-                .fail(ProxyError::internal(Kind::NoHealthyUpstream))
-                .await;
-        };
-        let attempt = Attempt::begin(cluster, ep, self.rec.start);
-        self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
-        match attempt.cluster.protocol {
-            UpstreamProtocol::Http1 => self.forward_h1(route, &attempt).await,
-            UpstreamProtocol::Http2 => self.forward_h2(route, &attempt).await,
+        let retry = policy.map(|p| Retry::new(p, cluster.retry_limits(), self.grpc.is_some()));
+        let deadline = self.response_deadline(route);
+        // Endpoints tried (index modulo 64): a retry prefers another.
+        let mut tried = 0u64;
+        loop {
+            let Some(ep) = cluster.pick_avoiding(tried) else {
+                cluster.stats().upstream_cx_none_healthy.inc();
+                return self
+                    .fail(ProxyError::internal(Kind::NoHealthyUpstream))
+                    .await;
+            };
+            tried |= 1 << (ep % 64);
+            self.rec.attempts += 1;
+            let attempt = Attempt::begin(cluster.clone(), ep, self.rec.start);
+            self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
+            let this = match &retry {
+                Some(r) => {
+                    let d = r.try_deadline(deadline);
+                    Try {
+                        retry: Some(r),
+                        deadline: d,
+                        per_try: d != deadline,
+                    }
+                }
+                None => Try {
+                    retry: None,
+                    deadline,
+                    per_try: false,
+                },
+            };
+            let tried_out = match attempt.cluster.protocol {
+                UpstreamProtocol::Http1 => self.forward_h1(route, &attempt, &this).await,
+                UpstreamProtocol::Http2 => self.forward_h2(route, &attempt, &this).await,
+            };
+            let Tried::Again { status, flags } = tried_out else {
+                let up_status = self.rec.up_status.unwrap_or(self.rec.status);
+                self.rec.upstream_time =
+                    Some(attempt.end(up_status, self.rec.flags, self.rec.up_rx));
+                if let Some(r) = &retry {
+                    if r.limit_exceeded() {
+                        self.rec.flags |= ResponseFlags::URX;
+                    }
+                    r.finish(self.rec.completed && up_status < 500);
+                }
+                return;
+            };
+            attempt.end(status, flags, 0);
+            let Some(r) = &retry else { return };
+            let until = Instant::now() + r.back_off();
+            if let Some(d) = deadline.filter(|&d| d <= until) {
+                timer::sleep_until(d).await;
+                let err = ProxyError::upstream(Kind::Timeout, Phase::BeforeResponse);
+                return self.fail(err).await;
+            }
+            timer::sleep_until(until).await;
         }
-        let up_status = self.rec.up_status.unwrap_or(self.rec.status);
-        self.rec.upstream_time = Some(attempt.end(up_status, self.rec.flags, self.rec.up_rx));
     }
 
     /// Forward over a pooled HTTP/1 connection.
-    async fn forward_h1(&mut self, route: &'a Route, attempt: &Attempt) {
+    async fn forward_h1(&mut self, route: &'a Route, attempt: &Attempt, this: &Try<'_>) -> Tried {
         let cluster = &attempt.cluster;
         let req_framing = self.head.framing();
         // Only an HTTP/1 client can upgrade, and only a request without a body.
@@ -866,7 +945,7 @@ impl<'a> Exchange<'a> {
         let upgrade_sent = upgrade.is_some();
         if self.send_continue().await.is_err() {
             self.after = After::Close;
-            return;
+            return Tried::Done;
         }
         let mut decoder = BodyDecoder::new(req_framing);
         let complete = match (&self.buffered, &mut self.down) {
@@ -892,7 +971,8 @@ impl<'a> Exchange<'a> {
             gather::give_back(parts);
             buffers::give_back(out);
             let err = ProxyError::downstream(Kind::Protocol, Phase::BeforeRequest);
-            return self.fail(err).await;
+            self.fail(err).await;
+            return Tried::Done;
         };
         let request_len = match &mut parts {
             Some(p) => {
@@ -904,16 +984,18 @@ impl<'a> Exchange<'a> {
         // `out` goes back to the pool once `request_bytes` (and `parts`' handle on it) is
         // dropped, so the next request reuses its allocation.
         let request_bytes = out.split().freeze();
-        let deadline = self.response_deadline(route);
-        let facts = self.facts(upgrade_sent);
+        let deadline = this.deadline;
 
         if !complete {
+            // A body still arriving is never retried (`forward` collected any it may retry).
+            let facts = self.facts(upgrade_sent);
             let origin = cluster.origin(self.peer, || self.local_addr());
             let up = match attempt.checkout(origin).await {
                 Ok(up) => up,
                 Err(err) => {
                     gather::give_back(parts);
-                    return self.fail(err).await;
+                    self.fail(err).await;
+                    return Tried::Done;
                 }
             };
             cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
@@ -932,8 +1014,13 @@ impl<'a> Exchange<'a> {
             // Boxed: a body still arriving is the rarer case, and its upload beside the relay
             // (`both`) would otherwise size every request's future, copied at each await.
             Box::pin(self.stream_h1(up, first, out_framing, decoder, facts, deadline)).await;
-            return buffers::give_back(out);
+            buffers::give_back(out);
+            return Tried::Done;
         }
+        let facts = ReqFacts {
+            retry: this.retry,
+            ..self.facts(upgrade_sent)
+        };
         // Wholly in memory: it can be sent again once on a fresh connection when a pooled
         // connection turns out to have been closed by the upstream while idle.
         let mut tries = 0;
@@ -944,7 +1031,12 @@ impl<'a> Exchange<'a> {
                 Ok(up) => up,
                 Err(err) => {
                     gather::give_back(parts);
-                    return self.fail(err).await;
+                    buffers::give_back(out);
+                    if this.again(&err) {
+                        return Tried::again(&err);
+                    }
+                    self.fail(err).await;
+                    return Tried::Done;
                 }
             };
             cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
@@ -982,7 +1074,23 @@ impl<'a> Exchange<'a> {
             gather::give_back(parts);
             drop(request_bytes);
             buffers::give_back(out);
-            return self.finish_h1(up, upbuf, relayed, true).await;
+            match relayed {
+                Relayed::Failed(err) if this.again(&err) => {
+                    upstream::count_failure(&mut up, &err);
+                    buffers::give_back(upbuf);
+                    return Tried::again(&err);
+                }
+                // Its body was not read: the connection is dropped.
+                Relayed::Retry(status) => {
+                    buffers::give_back(upbuf);
+                    return Tried::Again {
+                        status,
+                        flags: ResponseFlags::NONE,
+                    };
+                }
+                relayed => self.finish_h1(up, upbuf, relayed, true).await,
+            }
+            return Tried::Done;
         }
     }
 
@@ -1173,6 +1281,14 @@ impl<'a> Exchange<'a> {
                 self.rec.completed = true;
                 self.after = After::Close;
             }
+            // A dropped response to retry is taken by the router before it gets here; should
+            // one come, it was lost before its head went downstream.
+            Relayed::Retry(_) => {
+                drop(up);
+                buffers::give_back(upbuf);
+                self.fail(ProxyError::upstream(Kind::Reset, Phase::BeforeResponse))
+                    .await;
+            }
             Relayed::Failed(err) => {
                 let mut up = up;
                 upstream::count_failure(&mut up, &err);
@@ -1208,7 +1324,7 @@ impl<'a> Exchange<'a> {
 
     /// Forward over an HTTP/2 upstream connection: the request body and the response are
     /// relayed at the same time, each direction under both connections' flow control.
-    async fn forward_h2(&mut self, route: &'a Route, attempt: &Attempt) {
+    async fn forward_h2(&mut self, route: &'a Route, attempt: &Attempt, this: &Try<'_>) -> Tried {
         let has_body = self.head.framing() != BodyFraming::None;
         let rw = RequestRewrite {
             route,
@@ -1229,7 +1345,7 @@ impl<'a> Exchange<'a> {
         head::rewrite_request(&self.head, &rw, self.xfcc.as_deref(), &mut out);
         if self.send_continue().await.is_err() {
             self.after = After::Close;
-            return;
+            return Tried::Done;
         }
         cluster
             .stats()
@@ -1237,13 +1353,19 @@ impl<'a> Exchange<'a> {
             .add(up_head.byte_len() as u64);
         let (h2conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
         let Ok(up) = opened else {
-            return self
-                .fail(ProxyError::upstream(Kind::Reset, Phase::BeforeRequest))
-                .await;
+            let err = ProxyError::upstream(Kind::Reset, Phase::BeforeRequest);
+            if this.again(&err) {
+                return Tried::again(&err);
+            }
+            self.fail(err).await;
+            return Tried::Done;
         };
-        let deadline = self.response_deadline(route);
+        let deadline = this.deadline;
         let idle = self.opts().idle_timeout;
-        let facts = self.facts(false);
+        let facts = ReqFacts {
+            retry: this.retry,
+            ..self.facts(false)
+        };
         let (uploaded, relayed) = {
             let mut up_sink = UpstreamBody { up: &up, idle };
             let mut up_src = UpstreamResponse { up: &up, idle };
@@ -1269,7 +1391,10 @@ impl<'a> Exchange<'a> {
         drop(up);
         let body_done = matches!(uploaded, Some(Ok(_)));
         if let Some(Ok(n)) = uploaded {
-            self.rec.bytes_received += n;
+            // A collected body was counted as it was read.
+            if self.buffered.is_none() {
+                self.rec.bytes_received += n;
+            }
             cluster.stats().upstream_cx_tx_bytes_total.add(n);
         }
         match relayed {
@@ -1290,6 +1415,9 @@ impl<'a> Exchange<'a> {
                     }
                 }
                 err.count(cluster.stats());
+                if this.again(&err) {
+                    return Tried::again(&err);
+                }
                 self.fail(err).await;
                 if !body_done {
                     self.after = self.after.min_close();
@@ -1304,7 +1432,14 @@ impl<'a> Exchange<'a> {
                     self.after = self.after.min_close();
                 }
             }
+            Relayed::Retry(status) => {
+                return Tried::Again {
+                    status,
+                    flags: ResponseFlags::NONE,
+                };
+            }
         }
+        Tried::Done
     }
 
     /// Stats and the access-log line for the finished exchange.
@@ -1392,7 +1527,44 @@ impl<'a> Exchange<'a> {
             route_name: self.route_name,
             // Not recorded for HTTP yet (tcp listeners log it).
             requested_server_name: None,
+            upstream_request_attempt_count: self.rec.attempts,
         });
+    }
+}
+
+/// One try of the router: its retry state (`None`: the request is tried once) and when it
+/// ends without a response head.
+struct Try<'r> {
+    retry: Option<&'r Retry<'r>>,
+    deadline: Option<Instant>,
+    /// `deadline` is the try's own (per-try timeout), earlier than the request's.
+    per_try: bool,
+}
+
+impl Try<'_> {
+    /// The try failed with `err` before anything went downstream: try again? (Admitted and
+    /// counted when so.)
+    fn again(&self, err: &ProxyError) -> bool {
+        self.retry.is_some_and(|r| r.on_error(err, self.per_try))
+    }
+}
+
+/// How a try ended.
+enum Tried {
+    /// The exchange is settled: relayed, answered, or failed for good.
+    Done,
+    /// The try failed in a way the retry policy retries and a retry was admitted; nothing
+    /// went downstream. `status` (0: none) and `flags` describe the try for its endpoint's
+    /// stats.
+    Again { status: u16, flags: ResponseFlags },
+}
+
+impl Tried {
+    fn again(err: &ProxyError) -> Self {
+        Self::Again {
+            status: 0,
+            flags: err.flag(),
+        }
     }
 }
 

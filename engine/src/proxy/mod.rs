@@ -17,6 +17,7 @@ mod head;
 mod message;
 mod relay;
 mod reply;
+mod retry;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -16,6 +16,7 @@ use protocols::grpc::Code;
 use super::body::PumpError;
 use super::exchange::Record;
 use super::message::{BodySink, BodySource, Encode, Filters, RespHead, pump, pump_with};
+use super::retry::Retry;
 use crate::config::HttpOptions;
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::filters::{Edits, Flow, LocalAnswer};
@@ -34,6 +35,9 @@ pub(crate) struct ReqFacts<'a> {
     pub(crate) edits: Edits<'a>,
     /// An `Upgrade` was sent upstream: a 101 may answer it.
     pub(crate) upgrade_sent: bool,
+    /// The request may be tried again: a final response head its retry policy retries is
+    /// dropped, not relayed ([`Relayed::Retry`]).
+    pub(crate) retry: Option<&'a Retry<'a>>,
 }
 
 impl ReqFacts<'_> {
@@ -105,6 +109,10 @@ pub(crate) enum Relayed<'a> {
     /// and its body was not read (the upstream connection is not reusable); the exchange
     /// answers locally.
     Answer(LocalAnswer<'a>),
+    /// The response head (this status) is one the request's retry policy retries, and a
+    /// retry was admitted: nothing of it went downstream and its body was not read (the
+    /// upstream connection is not reusable).
+    Retry(u16),
 }
 
 /// Relay one response from `src` to `sink`, through the encode phases of `filters`.
@@ -137,6 +145,11 @@ pub(crate) async fn relay<'a, S: ResponseSource, K: ResponseSink>(
             Err(e) => return Relayed::Failed(e),
         }
     };
+    if let Some(retry) = facts.retry {
+        if resp.status() != 101 && retry.on_head(&resp) {
+            return Relayed::Retry(resp.status());
+        }
+    }
     rec.status = resp.status();
     if let RespHead::H1(r) = &resp {
         rec.up_rx += r.raw().len() as u64;

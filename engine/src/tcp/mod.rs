@@ -143,6 +143,7 @@ pub(crate) async fn serve(
             downstream_remote: peer,
             route_name: "",
             requested_server_name: requested.as_ref().map(ServerName::as_bytes),
+            upstream_request_attempt_count: u32::from(done.upstream.is_some()),
         });
     }
 }

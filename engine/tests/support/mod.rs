@@ -354,3 +354,64 @@ endpoints = ["{backend}"]
 "#
     )
 }
+
+/// A log file path unique to this test run; removed on drop.
+pub struct TempLog(std::path::PathBuf);
+
+impl TempLog {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Self(std::env::temp_dir().join(format!(
+            "ringway-test-{}-{tag}-{nanos}.log",
+            std::process::id()
+        )))
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Wait (bounded) for the workers' periodic flush to have written `n` lines.
+    pub fn wait_lines(&self, proxy: &Proxy, n: usize) -> Vec<String> {
+        proxy.eventually(&format!("{n} access log lines"), |_| {
+            self.lines().len() >= n
+        });
+        let lines = self.lines();
+        assert_eq!(lines.len(), n, "{lines:#?}");
+        lines
+    }
+
+    /// Parse the JSON lines; index them by `path`.
+    pub fn json_by_path(
+        &self,
+        proxy: &Proxy,
+        n: usize,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.wait_lines(proxy, n)
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                let path = v["path"].as_str().expect("path").to_owned();
+                (path, v)
+            })
+            .collect()
+    }
+}
+
+impl Drop for TempLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -6,17 +6,22 @@
 //! resolved to [`ClusterId`]s here; cluster definitions themselves are validated elsewhere.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::matcher::{HeaderMatcher, PathMatch, QueryMatcher, RouteMatch, ValueMatch};
 use super::{
-    Action, HeaderToAdd, Redirect, Route, RouteFilters, RouteTable, VirtualHost, WeightedClusters,
+    Action, HeaderToAdd, Redirect, RetryOn, RetryPolicy, Route, RouteFilters, RouteTable,
+    VirtualHost, WeightedClusters,
 };
 use crate::config::ClusterId;
 use crate::config::error::FieldError;
-use crate::config::raw::{RawHeaderToAdd, RawRoute, RawRouteFilters, RawVirtualHost};
+use crate::config::raw::{
+    RawHeaderToAdd, RawRetryPolicy, RawRoute, RawRouteFilters, RawVirtualHost,
+};
 use crate::config::validate::{
     DEFAULT_REDIRECT_STATUS, DEFAULT_ROUTE_TIMEOUT, check_header_value, check_name, header_name,
     parse_duration,
@@ -74,6 +79,11 @@ pub(crate) fn compile_routes(
                 table.exact_domains.insert(lower.as_bytes().into(), vi);
             }
         }
+        let vh_retry = vh
+            .retry_policy
+            .as_ref()
+            .map(|p| retry_policy(p, &format!("{vat}.retry_policy")).map(Arc::new))
+            .transpose()?;
         let mut routes = Vec::with_capacity(vh.routes.len());
         for (ri, route) in vh.routes.iter().enumerate() {
             let rat = format!("{vat}.routes[{ri}]");
@@ -81,7 +91,11 @@ pub(crate) fn compile_routes(
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}/{ri}", vh.name));
-            routes.push(compile_route(route, name, &rat, clusters)?);
+            let mut compiled = compile_route(route, name, &rat, clusters)?;
+            if compiled.retry_policy.is_none() {
+                compiled.retry_policy = vh_retry.clone();
+            }
+            routes.push(compiled);
         }
         table.virtual_hosts.push(VirtualHost {
             name: vh.name.clone(),
@@ -239,6 +253,11 @@ fn compile_route(
         )?,
         prefix_rewrite,
         filters: route_filters(route.filters.as_ref(), &format!("{at}.filters"))?,
+        retry_policy: route
+            .retry_policy
+            .as_ref()
+            .map(|p| retry_policy(p, &format!("{at}.retry_policy")).map(Arc::new))
+            .transpose()?,
         matcher: RouteMatch {
             path,
             headers,
@@ -490,4 +509,89 @@ pub(crate) fn headers_to_remove(list: &[String], at: &str) -> Result<Vec<Bytes>,
         .enumerate()
         .map(|(i, n)| header_name(n, &format!("{at}[{i}]")))
         .collect()
+}
+
+/// Envoy's default back-off base interval.
+pub const DEFAULT_RETRY_BASE_INTERVAL: Duration = Duration::from_millis(25);
+/// The retry buffer's default size.
+pub const DEFAULT_RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
+/// Most retries a policy may ask for.
+pub const MAX_NUM_RETRIES: u32 = 10;
+
+fn retry_policy(raw: &RawRetryPolicy, at: &str) -> Result<RetryPolicy, FieldError> {
+    let mut retry_on = RetryOn::default();
+    for (i, name) in raw.retry_on.iter().enumerate() {
+        let Some((_, on)) = RetryOn::NAMES.iter().find(|(n, _)| n == name) else {
+            let known: Vec<&str> = RetryOn::NAMES.iter().map(|(n, _)| *n).collect();
+            return Err(FieldError::new(
+                format!("{at}.retry_on[{i}]"),
+                format!(
+                    "unknown retry condition {name:?} (one of {})",
+                    known.join(", ")
+                ),
+            ));
+        };
+        retry_on |= *on;
+    }
+    if raw.retry_on.is_empty() {
+        return Err(FieldError::new(
+            format!("{at}.retry_on"),
+            "a retry policy needs at least one `retry_on` condition",
+        ));
+    }
+    for (i, &code) in raw.retriable_status_codes.iter().enumerate() {
+        if !(100..=599).contains(&code) {
+            return Err(FieldError::new(
+                format!("{at}.retriable_status_codes[{i}]"),
+                format!("{code} is not an HTTP status (100..=599)"),
+            ));
+        }
+    }
+    let num_retries = raw.num_retries.unwrap_or(1);
+    if num_retries > MAX_NUM_RETRIES {
+        return Err(FieldError::new(
+            format!("{at}.num_retries"),
+            format!("at most {MAX_NUM_RETRIES} retries"),
+        ));
+    }
+    let per_try_timeout = match &raw.per_try_timeout {
+        Some(t) => Some(parse_duration(t, &format!("{at}.per_try_timeout"))?),
+        None => None,
+    }
+    .filter(|t| !t.is_zero());
+    let back_off = raw.retry_back_off.as_ref();
+    let base_interval = match back_off.and_then(|b| b.base_interval.as_ref()) {
+        Some(t) => parse_duration(t, &format!("{at}.retry_back_off.base_interval"))?,
+        None => DEFAULT_RETRY_BASE_INTERVAL,
+    };
+    if base_interval.is_zero() {
+        return Err(FieldError::new(
+            format!("{at}.retry_back_off.base_interval"),
+            "must be greater than zero",
+        ));
+    }
+    let max_interval = match back_off.and_then(|b| b.max_interval.as_ref()) {
+        Some(t) => {
+            let max = parse_duration(t, &format!("{at}.retry_back_off.max_interval"))?;
+            if max < base_interval {
+                return Err(FieldError::new(
+                    format!("{at}.retry_back_off.max_interval"),
+                    "must not be less than `base_interval`",
+                ));
+            }
+            max
+        }
+        None => base_interval * 10,
+    };
+    Ok(RetryPolicy {
+        retry_on,
+        retriable_status_codes: raw.retriable_status_codes.clone(),
+        num_retries,
+        per_try_timeout,
+        base_interval,
+        max_interval,
+        per_request_buffer_limit_bytes: raw
+            .per_request_buffer_limit_bytes
+            .unwrap_or(DEFAULT_RETRY_BUFFER_LIMIT),
+    })
 }

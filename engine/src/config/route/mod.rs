@@ -5,6 +5,7 @@
 //! on these types), so the config can hold a compiled table without importing the router.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +15,10 @@ use crate::config::ClusterId;
 mod compile;
 pub(crate) mod matcher;
 
-pub use compile::{MAX_DOMAIN_LEN, REGEX_SIZE_LIMIT};
+pub use compile::{
+    DEFAULT_RETRY_BASE_INTERVAL, DEFAULT_RETRY_BUFFER_LIMIT, MAX_DOMAIN_LEN, MAX_NUM_RETRIES,
+    REGEX_SIZE_LIMIT,
+};
 pub(crate) use compile::{compile_routes, headers_to_add, headers_to_remove};
 
 /// The compiled routes of one listener.
@@ -59,7 +63,99 @@ pub struct Route {
     pub prefix_rewrite: Option<Bytes>,
     /// Per-route settings of HTTP filters (`[listeners.virtual_hosts.routes.filters]`).
     pub filters: RouteFilters,
+    /// The route's retry policy, or its virtual host's; `None`: no retries (a request is sent
+    /// again only when its pooled connection turns out closed before anything came back).
+    pub retry_policy: Option<Arc<RetryPolicy>>,
     pub(crate) matcher: matcher::RouteMatch,
+}
+
+/// When and how often a request is tried again ([`Route::retry_policy`]): Envoy's route retry
+/// policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// The conditions that retry.
+    pub retry_on: RetryOn,
+    /// The statuses `retriable-status-codes` retries.
+    pub retriable_status_codes: Vec<u16>,
+    /// Tries after the first.
+    pub num_retries: u32,
+    /// Each try ends after this long without a response head; `None`: only the route timeout.
+    pub per_try_timeout: Option<Duration>,
+    /// Back-off before the first retry (full jitter: a random wait up to this, doubled for
+    /// each retry after it).
+    pub base_interval: Duration,
+    /// The longest back-off.
+    pub max_interval: Duration,
+    /// A request with a body larger than this is not retried.
+    pub per_request_buffer_limit_bytes: u64,
+}
+
+/// A set of `retry_on` conditions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn(u16);
+
+impl RetryOn {
+    /// Any 5xx response, a reset, a connect failure or a per-try timeout.
+    pub const FIVE_XX: Self = Self(1 << 0);
+    /// 502, 503 or 504, a connect failure or a per-try timeout.
+    pub const GATEWAY_ERROR: Self = Self(1 << 1);
+    /// The upstream reset, closed or timed out before a response head (connect failures too).
+    pub const RESET: Self = Self(1 << 2);
+    /// The upstream reset before the request was sent.
+    pub const RESET_BEFORE_REQUEST: Self = Self(1 << 3);
+    /// Connecting failed or timed out.
+    pub const CONNECT_FAILURE: Self = Self(1 << 4);
+    /// 409.
+    pub const RETRIABLE_4XX: Self = Self(1 << 5);
+    /// An HTTP/2 upstream refused the stream (`REFUSED_STREAM`).
+    pub const REFUSED_STREAM: Self = Self(1 << 6);
+    /// The statuses of `retriable_status_codes`.
+    pub const RETRIABLE_STATUS_CODES: Self = Self(1 << 7);
+    /// gRPC status `CANCELLED`.
+    pub const GRPC_CANCELLED: Self = Self(1 << 8);
+    /// gRPC status `DEADLINE_EXCEEDED`.
+    pub const GRPC_DEADLINE_EXCEEDED: Self = Self(1 << 9);
+    /// gRPC status `INTERNAL`.
+    pub const GRPC_INTERNAL: Self = Self(1 << 10);
+    /// gRPC status `RESOURCE_EXHAUSTED`.
+    pub const GRPC_RESOURCE_EXHAUSTED: Self = Self(1 << 11);
+    /// gRPC status `UNAVAILABLE`.
+    pub const GRPC_UNAVAILABLE: Self = Self(1 << 12);
+
+    /// The configuration names, as Envoy spells them.
+    pub const NAMES: [(&'static str, Self); 13] = [
+        ("5xx", Self::FIVE_XX),
+        ("gateway-error", Self::GATEWAY_ERROR),
+        ("reset", Self::RESET),
+        ("reset-before-request", Self::RESET_BEFORE_REQUEST),
+        ("connect-failure", Self::CONNECT_FAILURE),
+        ("retriable-4xx", Self::RETRIABLE_4XX),
+        ("refused-stream", Self::REFUSED_STREAM),
+        ("retriable-status-codes", Self::RETRIABLE_STATUS_CODES),
+        ("cancelled", Self::GRPC_CANCELLED),
+        ("deadline-exceeded", Self::GRPC_DEADLINE_EXCEEDED),
+        ("internal", Self::GRPC_INTERNAL),
+        ("resource-exhausted", Self::GRPC_RESOURCE_EXHAUSTED),
+        ("unavailable", Self::GRPC_UNAVAILABLE),
+    ];
+
+    /// Some condition of `other` is in the set.
+    pub fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for RetryOn {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for RetryOn {
+    fn bitor_assign(&mut self, rhs: Self) {
+        self.0 |= rhs.0;
+    }
 }
 
 /// Per-route HTTP filter settings; each is read by its filter, never by the exchange.
