@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, StreamBody};
 use hyper::Request;
+use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 
@@ -104,16 +105,22 @@ fn serve(
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        // One whole request: head, then a content-length body.
-        let (head_end, len) = loop {
+        // One whole request: head, then a content-length or chunked body (no trailers).
+        let (head_end, len, body) = loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                if buf.len() >= end + 4 + len {
-                    break (end + 4, len);
+                if head.contains("transfer-encoding: chunked") {
+                    if let Some(body) = dechunk(&buf[end + 4..]) {
+                        break (end + 4, body.1, body.0);
+                    }
+                } else {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    if buf.len() >= end + 4 + len {
+                        break (end + 4, len, buf[end + 4..end + 4 + len].to_vec());
+                    }
                 }
             }
             match c.read(&mut chunk) {
@@ -121,8 +128,11 @@ fn serve(
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         };
-        let req: Vec<u8> = buf.drain(..head_end + len).collect();
-        bodies.lock().unwrap().push(req[head_end..].to_vec());
+        let mut req: Vec<u8> = buf.drain(..head_end + len).collect();
+        // What the script sees: the head and the decoded body.
+        req.truncate(head_end);
+        req.extend_from_slice(&body);
+        bodies.lock().unwrap().push(body);
         let n = seen.fetch_add(1, Ordering::SeqCst);
         match act(n, &req) {
             Act::Answer(bytes) => {
@@ -138,6 +148,45 @@ fn serve(
             }
         }
     }
+}
+
+/// A whole chunked body at the front of `buf` (no trailers): (decoded, bytes used).
+fn dechunk(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let line = buf[at..].windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&buf[at..at + line]).ok()?, 16).ok()?;
+        at += line + 2;
+        if size == 0 {
+            return (buf.len() >= at + 2).then_some((body, at + 2));
+        }
+        if buf.len() < at + size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        at += size + 2;
+    }
+}
+
+/// One POST with a chunked body sent in pieces of `piece` bytes; (status, body).
+fn chunked_post(addr: SocketAddr, body: &[u8], piece: usize) -> (u16, Vec<u8>) {
+    let mut req =
+        b"POST /x HTTP/1.1\r\nhost: t\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for p in body.chunks(piece) {
+        req.extend_from_slice(format!("{:x}\r\n", p.len()).as_bytes());
+        req.extend_from_slice(p);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let resp = raw_exchange(addr, &req);
+    let at = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |p| p + 4);
+    (status_of(&resp), resp[at..].to_vec())
 }
 
 /// One listener, one route to cluster `c` over `endpoints`, with `policy` as the route's
@@ -402,6 +451,31 @@ fn a_held_post_is_replayed_byte_exact_and_a_larger_body_is_not() {
     assert_eq!(status, 502);
     assert_eq!(up.seen(), 3, "sent once");
     assert_eq!(proxy.stat("cluster.c.retry_or_shadow_abandoned"), 1);
+
+    assert_eq!(
+        get(proxy.addr()),
+        200,
+        "the next one's connection is closed again"
+    );
+    // A chunked body of unknown length is held while it fits.
+    let (status, echoed) = chunked_post(proxy.addr(), &payload, 1000);
+    assert_eq!(status, 200);
+    assert!(echoed == payload);
+    assert_eq!(up.seen(), 6, "replayed");
+    // One that outgrows the buffer: what was read of it goes first, then the rest; the
+    // upstream gets it whole, once.
+    let big: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let (status, _) = chunked_post(proxy.addr(), &big, 3000);
+    assert_eq!(status, 502, "the first try fails, and is not retried");
+    assert_eq!(up.seen(), 7);
+    let (status, echoed) = chunked_post(proxy.addr(), &big, 3000);
+    assert_eq!(status, 200);
+    assert!(
+        echoed == big,
+        "the held start and the streamed rest, in order"
+    );
+    assert_eq!(up.seen(), 8);
+    assert_eq!(proxy.stat("cluster.c.retry_or_shadow_abandoned"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,11 +568,15 @@ async fn a_grpc_unavailable_answer_is_retried() {
         .await
         .unwrap();
     tokio::spawn(conn);
+    // As gRPC clients send it: no content-length, the message in a DATA frame of its own.
+    let pieces: Vec<Result<Frame<Bytes>, hyper::Error>> =
+        vec![Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\0")))];
     let req = Request::post(format!("http://{}/svc/Call", proxy.addr()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .header("content-length", "5")
-        .body(body(&b"\0\0\0\0\0"[..]))
+        .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+            pieces,
+        ))))
         .unwrap();
     let resp = h2.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -612,5 +690,53 @@ fn a_bad_retry_policy_is_refused_with_its_place() {
             .unwrap_err()
             .to_string();
         assert!(err.contains(what), "{policy}: {err}");
+    }
+}
+
+/// An HTTP/2 client's body of unknown length larger than the retry buffer (and than the
+/// stream window): its start is held, then the rest streams; both upstream protocols get it
+/// whole, and flow control keeps crediting the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_body_over_the_retry_buffer_streams_whole() {
+    let h1 = Backend::echo();
+    let h2 = Backend::start_h2(|req: Request<hyper::body::Incoming>| async move {
+        Ok(hyper::Response::new(req.into_body().boxed()))
+    });
+    let policy = "retry_on = [\"reset\"]\nper_request_buffer_limit_bytes = 20000";
+    for (cfg, what) in [
+        (config(&[h1.addr], policy, None), "http1 upstream"),
+        (
+            h2_upstream(config(&[h2.addr], policy, None)),
+            "http2 upstream",
+        ),
+    ] {
+        let proxy = Proxy::start(&cfg);
+        let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+        let (mut client, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let pieces: Vec<Result<Frame<Bytes>, hyper::Error>> = data
+            .chunks(16_000)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let req = Request::post(format!("http://{}/x", proxy.addr()))
+            .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                pieces,
+            ))))
+            .unwrap();
+        let resp = client.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{what}");
+        let got = read_body(resp).await;
+        assert!(got == data, "{what}: {} bytes back", got.len());
+        assert_eq!(
+            proxy.stat("cluster.c.retry_or_shadow_abandoned"),
+            1,
+            "{what}"
+        );
+        // Counted once: the held start is not counted again as it is sent.
+        settled(&proxy, "http.main.downstream_cx_rx_bytes_total", 200_000);
     }
 }

@@ -37,7 +37,9 @@ use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamRespons
 use super::h2::convert::{self, Fields};
 use super::h2::stream::ConnCtx;
 use super::head::{self, H1Parts, H2Request, OutFraming, RequestRewrite};
-use super::message::{BodySink, BodySource, Decode, Filters, MemorySource, pump, pump_with};
+use super::message::{
+    BodySink, BodySource, Decode, Filters, MemorySource, Prefixed, pump, pump_with,
+};
 use super::relay::{
     Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, filter_stopped, relay,
 };
@@ -325,14 +327,25 @@ async fn reject(
     Next::Close
 }
 
-/// Why collecting a request body ended the exchange.
+/// Why collecting a request body stopped short of a [`BufferedBody`].
 enum Collect<'a> {
+    /// The body outgrew the limit it was collected under (held for retries): what was read
+    /// of it, and (HTTP/1) the decoder to read the rest with. Not an end of the exchange.
+    Over(Held),
     /// A filter answers (413 over its limit).
     Answer(LocalAnswer<'a>),
     /// The body's framing is broken.
     Invalid,
     /// The client closed, reset or went quiet.
     Gone,
+}
+
+/// The start of a request body that outgrew the retry buffer: it goes upstream first, then the
+/// rest as it arrives ([`Prefixed`]).
+struct Held {
+    data: Bytes,
+    /// Where an HTTP/1 client's body framing stands after `data`.
+    decoder: BodyDecoder,
 }
 
 pub(crate) struct Exchange<'a> {
@@ -356,6 +369,9 @@ pub(crate) struct Exchange<'a> {
     filter_state: RefCell<FilterState>,
     /// The whole request body, when a filter had it collected before forwarding.
     buffered: Option<BufferedBody>,
+    /// The start of a request body collected to be held for retries that turned out larger
+    /// than the retry buffer; the rest is still to be read.
+    held: Option<Held>,
     /// `100 Continue` went to the client already (HTTP/1).
     continue_sent: bool,
     /// HTTP/1: what the connection does next.
@@ -396,6 +412,7 @@ impl<'a> Exchange<'a> {
             chain: Chain::new(&cfg.http_filters, None),
             filter_state: RefCell::default(),
             buffered: None,
+            held: None,
             continue_sent: false,
             after: After::Close,
             grpc: None,
@@ -688,8 +705,8 @@ impl<'a> Exchange<'a> {
     /// Read the whole request body into memory for a filter that asked for it (bounded by its
     /// limit). An HTTP/2 client is credited for each DATA frame as it is collected, so a body
     /// larger than the stream window still arrives.
-    async fn collect_body(&mut self) -> Result<BufferedBody, Collect<'a>> {
-        let mut body = self.collect_body_data().await?;
+    async fn collect_body(&mut self, limit: Option<u64>) -> Result<BufferedBody, Collect<'a>> {
+        let mut body = self.collect_body_data(limit).await?;
         let mut from = 0;
         while let Some(t) = body.trailers.as_mut() {
             let (flow, at) = self
@@ -707,8 +724,10 @@ impl<'a> Exchange<'a> {
         Ok(body)
     }
 
-    /// The body and its trailers, each piece through the decode-data phase.
-    async fn collect_body_data(&mut self) -> Result<BufferedBody, Collect<'a>> {
+    /// The body and its trailers, each piece through the decode-data phase; with a `limit`,
+    /// only while it is no larger ([`Collect::Over`] after).
+    async fn collect_body_data(&mut self, limit: Option<u64>) -> Result<BufferedBody, Collect<'a>> {
+        let limit = limit.unwrap_or(u64::MAX);
         if self.send_continue().await.is_err() {
             return Err(Collect::Gone);
         }
@@ -731,6 +750,9 @@ impl<'a> Exchange<'a> {
                                 return Err(Collect::Answer(a));
                             }
                             data.extend_from_slice(&d);
+                            if data.len() as u64 > limit {
+                                return Err(self.over(data, decoder));
+                            }
                         }
                         Ok(BodyEvent::Trailers(block)) => {
                             let mut fields = Fields::new();
@@ -766,6 +788,9 @@ impl<'a> Exchange<'a> {
                         }
                         data.extend_from_slice(&d);
                         slot.release(&ctx.sess, n);
+                        if data.len() as u64 > limit {
+                            return Err(self.over(data, BodyDecoder::new(BodyFraming::None)));
+                        }
                     }
                     Recv::Trailers(t) => return Ok(BufferedBody::new(data.freeze(), Some(t))),
                     Recv::End => return Ok(BufferedBody::new(data.freeze(), None)),
@@ -773,6 +798,16 @@ impl<'a> Exchange<'a> {
                 }
             },
         }
+    }
+
+    /// The body collected so far outgrew its limit: hold it to be sent first. Its bytes are
+    /// counted as received when they are passed on, like the rest.
+    fn over(&mut self, data: BytesMut, decoder: BodyDecoder) -> Collect<'a> {
+        self.rec.bytes_received -= data.len() as u64;
+        Collect::Over(Held {
+            data: data.freeze(),
+            decoder,
+        })
     }
 
     /// When the wait for the response head ends: the route's timeout, or the gRPC client's
@@ -785,12 +820,17 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// Collect the whole request body into `buffered`. `false`: the exchange was settled
-    /// instead (a filter's answer, a broken body, a client that left).
-    async fn collect_or_settle(&mut self) -> bool {
-        match self.collect_body().await {
+    /// Collect the whole request body into `buffered`, or with a `limit` at most that much
+    /// (a larger one's start goes to `held`). `false`: the exchange was settled instead (a
+    /// filter's answer, a broken body, a client that left).
+    async fn collect_or_settle(&mut self, limit: Option<u64>) -> bool {
+        match self.collect_body(limit).await {
             Ok(b) => {
                 self.buffered = Some(b);
+                true
+            }
+            Err(Collect::Over(held)) => {
+                self.held = Some(held);
                 true
             }
             // The answer lingers: the body is not read to its end (`reply_local`).
@@ -815,20 +855,24 @@ impl<'a> Exchange<'a> {
     /// policy allows ([`Retry`]), each on an endpoint not tried before where there is one,
     /// after a back-off, all within the route's timeout.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
-        if self.filter_state.get_mut().collect_body && !self.collect_or_settle().await {
+        if self.filter_state.get_mut().collect_body && !self.collect_or_settle(None).await {
             return;
         }
         let cluster = self.local.clusters[id].clone();
         let mut policy = route.retry_policy.as_deref();
         if let Some(p) = policy {
-            // A request is retried only while its whole body is held.
+            // A request is retried only while its whole body is held: one of unknown length
+            // is collected up to the limit, and what was read of a larger one is sent first.
             if self.buffered.is_none() && self.head.framing() != BodyFraming::None {
                 let limit = p.per_request_buffer_limit_bytes;
-                if matches!(self.head.framing(), BodyFraming::Length(n) if n <= limit) {
-                    if !self.collect_or_settle().await {
-                        return;
-                    }
-                } else {
+                let fits = match self.head.framing() {
+                    BodyFraming::Length(n) => n <= limit,
+                    _ => true,
+                };
+                if fits && !self.collect_or_settle(Some(limit)).await {
+                    return;
+                }
+                if self.buffered.is_none() {
                     cluster.stats().retry_or_shadow_abandoned.inc();
                     policy = None;
                 }
@@ -953,6 +997,8 @@ impl<'a> Exchange<'a> {
                 body::frame_whole(&mut out, b, out_framing);
                 Ok(true)
             }
+            // The body's start was read (`held`): the upload sends it, then the rest.
+            (None, _) if self.held.is_some() => Ok(false),
             // The body goes through the decode phases on its way (`pump_with`).
             (None, Down::H1(_)) if self.chain.phases().decode_body => {
                 Ok(req_framing == BodyFraming::None)
@@ -1174,6 +1220,10 @@ impl<'a> Exchange<'a> {
         let idle = self.opts().idle_timeout;
         let progress = Progress::default();
         let buffered = self.buffered.take();
+        let (prefix, decoder) = match self.held.take() {
+            Some(Held { data, decoder }) => (data, decoder),
+            None => (Bytes::new(), decoder),
+        };
         let filters = Filters {
             chain: self.chain,
             state: &self.filter_state,
@@ -1192,12 +1242,13 @@ impl<'a> Exchange<'a> {
                 };
                 let (mut dr, mut dw) = stream.into_split();
                 let out = {
-                    let mut src = match &buffered {
+                    let src = match &buffered {
                         Some(b) => ClientBodySource::Memory(MemorySource::new(b)),
                         None => {
                             ClientBodySource::H1(H1Source::resume(&mut dr, &mut buf, decoder, idle))
                         }
                     };
+                    let mut src = Prefixed::new(prefix, src);
                     let mut sink = H1Client::new(&mut dw, *facts);
                     let rec = &mut self.rec;
                     let halves = (&mut src, up_sink, up_src, &mut sink);
@@ -1211,7 +1262,7 @@ impl<'a> Exchange<'a> {
             }
             Down::H2 { ctx, slot } => {
                 // An HTTP/2 client's body never comes from a connection of its own.
-                let mut src: ClientBodySource<'_, crate::net::io::ReadHalf> = match &buffered {
+                let src: ClientBodySource<'_, crate::net::io::ReadHalf> = match &buffered {
                     Some(b) => ClientBodySource::Memory(MemorySource::new(b)),
                     None if self.head.framing() == BodyFraming::None => ClientBodySource::None,
                     None => ClientBodySource::H2(ClientBody {
@@ -1220,6 +1271,7 @@ impl<'a> Exchange<'a> {
                         idle,
                     }),
                 };
+                let mut src = Prefixed::new(prefix, src);
                 let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
                 let rec = &mut self.rec;
                 let halves = (&mut src, up_sink, up_src, &mut sink);

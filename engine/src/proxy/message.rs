@@ -259,6 +259,46 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
 }
 
 /// A request body held in memory ([`crate::filters::BufferedBody`]) as a source.
+/// A body whose start was read already: `prefix` first, then the rest from `rest`.
+pub(crate) struct Prefixed<S> {
+    prefix: Option<Bytes>,
+    /// Bytes of the prefix, credited to the sender when it was read: not credited again.
+    credited: std::cell::Cell<usize>,
+    rest: S,
+}
+
+impl<S> Prefixed<S> {
+    /// `prefix` (empty: none) was read, and credited, before `rest`.
+    pub(crate) fn new(prefix: Bytes, rest: S) -> Self {
+        Self {
+            credited: std::cell::Cell::new(prefix.len()),
+            prefix: Some(prefix).filter(|p| !p.is_empty()),
+            rest,
+        }
+    }
+}
+
+impl<S: BodySource> BodySource for Prefixed<S> {
+    fn next(&mut self) -> Result<Chunk, PumpError> {
+        match self.prefix.take() {
+            Some(p) => Ok(Chunk::Data(p)),
+            None => self.rest.next(),
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), PumpError> {
+        self.rest.fill().await
+    }
+
+    fn release(&self, n: usize) {
+        let skip = n.min(self.credited.get());
+        self.credited.set(self.credited.get() - skip);
+        if n > skip {
+            self.rest.release(n - skip);
+        }
+    }
+}
+
 pub(crate) struct MemorySource<'b> {
     data: Option<Bytes>,
     trailers: Option<&'b Fields>,
