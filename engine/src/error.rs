@@ -34,8 +34,13 @@ pub(crate) enum Kind {
     /// The peer closed or reset the connection (or the stream) before its message was
     /// complete.
     Reset,
-    /// No response head within the route timeout, or a body stalled past the idle timeout.
+    /// Upstream: no response head within the route (or per-try) timeout, or a response
+    /// body that stalled past the stream idle timeout or outlasted the route timeout.
+    /// Downstream: a request body that stalled past the stream idle timeout or outlasted
+    /// `request_timeout`. Either side: `max_stream_duration` passed.
     Timeout,
+    /// A body (either way) moved no byte for the stream idle timeout.
+    Idle,
     /// The peer sent something that is not valid HTTP (framing, heads).
     Protocol,
 }
@@ -98,20 +103,22 @@ impl ProxyError {
     }
 
     /// Nothing went downstream yet and the client is still there (it may have broken its
-    /// request body's framing, but it did not leave): answer locally.
+    /// request body's framing or stalled it, but it did not leave): answer locally.
     pub(crate) fn is_answerable(&self) -> bool {
         self.phase < Phase::AfterHead
-            && (self.side != Side::Downstream || self.kind == Kind::Protocol)
+            && (self.side != Side::Downstream
+                || matches!(self.kind, Kind::Protocol | Kind::Timeout | Kind::Idle))
     }
 
     /// The status of the local answer.
     pub(crate) fn status(&self) -> u16 {
         match (self.side, self.kind) {
             (Side::Downstream, Kind::Protocol) => 400,
+            (Side::Downstream, Kind::Timeout | Kind::Idle) => 408,
             (_, Kind::NoRoute) => 404,
             (_, Kind::NoHealthyUpstream | Kind::Overflow | Kind::UpstreamTls) => 503,
             (_, Kind::ConnectFailure | Kind::Reset | Kind::Protocol) => 502,
-            (_, Kind::ConnectTimeout | Kind::Timeout) => 504,
+            (_, Kind::ConnectTimeout | Kind::Timeout | Kind::Idle) => 504,
         }
     }
 
@@ -120,6 +127,10 @@ impl ProxyError {
         if self.side == Side::Downstream {
             return match self.kind {
                 Kind::Protocol => ResponseFlags::DPE,
+                Kind::Idle => ResponseFlags::SI,
+                // `request_timeout` (Envoy sets no flag), unless the exchange names another
+                // limit.
+                Kind::Timeout => ResponseFlags::NONE,
                 _ => ResponseFlags::DC,
             };
         }
@@ -130,6 +141,7 @@ impl ProxyError {
             Kind::ConnectFailure | Kind::ConnectTimeout | Kind::UpstreamTls => ResponseFlags::UF,
             Kind::Reset => ResponseFlags::UC,
             Kind::Timeout => ResponseFlags::UT,
+            Kind::Idle => ResponseFlags::SI,
             Kind::Protocol => ResponseFlags::UPE,
         }
     }
@@ -138,6 +150,9 @@ impl ProxyError {
     pub(crate) fn body(&self) -> &'static [u8] {
         if self.side == Side::Downstream && self.kind == Kind::Protocol {
             return b"invalid request body\n";
+        }
+        if self.side == Side::Downstream && matches!(self.kind, Kind::Timeout | Kind::Idle) {
+            return b"request timeout\n";
         }
         match self.kind {
             Kind::NoRoute => b"no route\n",
@@ -148,6 +163,7 @@ impl ProxyError {
             Kind::UpstreamTls => b"upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: TLS error\n",
             Kind::Reset => b"upstream reset before response\n",
             Kind::Timeout => b"upstream request timeout\n",
+            Kind::Idle => b"stream timeout\n",
             Kind::Protocol => b"upstream protocol error\n",
         }
     }
@@ -156,7 +172,7 @@ impl ProxyError {
     pub(crate) fn grpc_code(&self) -> Code {
         match self.kind {
             // The client's deadline (or the route's) passed before the upstream answered.
-            Kind::Timeout if self.side == Side::Upstream => Code::DeadlineExceeded,
+            Kind::Timeout | Kind::Idle if self.side == Side::Upstream => Code::DeadlineExceeded,
             _ => Code::from_http_status(self.status()),
         }
     }
@@ -168,7 +184,9 @@ impl ProxyError {
             (Side::Upstream, Kind::Timeout) => stats.upstream_rq_timeout.inc(),
             (Side::Upstream, Kind::Reset) => stats.upstream_rq_rx_reset.inc(),
             // The client left with the upstream request in flight.
-            (Side::Downstream, Kind::Reset | Kind::Timeout) => stats.upstream_rq_tx_reset.inc(),
+            (Side::Downstream, Kind::Reset | Kind::Timeout | Kind::Idle) => {
+                stats.upstream_rq_tx_reset.inc()
+            }
             _ => {}
         }
     }

@@ -201,6 +201,14 @@ pub struct HttpOptions {
     pub request_header_timeout: Duration,
     /// A keep-alive connection with no request in flight is closed after this long.
     pub idle_timeout: Duration,
+    /// A request in progress whose stream moves no byte for this long ends (flag `SI`);
+    /// zero: never. A route's `idle_timeout` replaces it.
+    pub stream_idle_timeout: Duration,
+    /// The whole request (head and body) must have arrived within this (408); `None`: no limit.
+    pub request_timeout: Option<Duration>,
+    /// A request ends this long after it started, whatever it is doing (flag `DT`); `None`:
+    /// no limit.
+    pub max_stream_duration: Option<Duration>,
     /// Longest request line (method + target + version) before 414.
     pub max_request_line_bytes: usize,
     /// Largest request head (request line + headers) before 431.

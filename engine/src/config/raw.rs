@@ -359,6 +359,15 @@ pub struct RawHttpOptions {
     /// Duration string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// Duration string; `"0s"` disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout: Option<String>,
+    /// Duration string; absent or `"0s"`: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
+    /// Duration string; absent or `"0s"`: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration: Option<String>,
     /// Bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_line_bytes: Option<u32>,
@@ -477,6 +486,9 @@ pub struct RawRoute {
     /// Duration string; `"0s"` disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Duration string: the stream idle timeout of this route's requests; `"0s"` disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
     /// `[listeners.virtual_hosts.routes.retry_policy]`: replaces the virtual host's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RawRetryPolicy>,

@@ -53,6 +53,8 @@ pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9901";
 pub const DEFAULT_REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `[listeners.http] idle_timeout`.
 pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `[listeners.http] stream_idle_timeout` (Envoy: 5 minutes).
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// `[listeners.http] max_request_line_bytes`.
 pub const DEFAULT_MAX_REQUEST_LINE_BYTES: usize = 8192;
 /// `[listeners.http] max_request_headers_bytes` (Envoy: 60 KiB; we use 64 KiB).
@@ -623,6 +625,23 @@ fn http_options(h: Option<&RawHttpOptions>, at: &str) -> Result<HttpOptions, Fie
             DEFAULT_REQUEST_HEADER_TIMEOUT,
         )?,
         idle_timeout: duration_or(&h.idle_timeout, "idle_timeout", DEFAULT_HTTP_IDLE_TIMEOUT)?,
+        stream_idle_timeout: duration_or(
+            &h.stream_idle_timeout,
+            "stream_idle_timeout",
+            DEFAULT_STREAM_IDLE_TIMEOUT,
+        )?,
+        request_timeout: Some(duration_or(
+            &h.request_timeout,
+            "request_timeout",
+            Duration::ZERO,
+        )?)
+        .filter(|t| !t.is_zero()),
+        max_stream_duration: Some(duration_or(
+            &h.max_stream_duration,
+            "max_stream_duration",
+            Duration::ZERO,
+        )?)
+        .filter(|t| !t.is_zero()),
         max_request_line_bytes: size_or(
             h.max_request_line_bytes,
             "max_request_line_bytes",

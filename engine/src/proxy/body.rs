@@ -6,6 +6,7 @@
 //! whatever the body length.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
@@ -14,12 +15,15 @@ use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 use crate::filters::BufferedBody;
 use crate::proxy::head::OutFraming;
 pub(crate) use crate::rt::buffers::read_into;
+use crate::rt::timer;
 
 /// Which side a body transfer failed on.
 #[derive(Debug)]
 pub(crate) enum PumpError {
     /// Reading the source failed, timed out, or it closed mid-body.
     Source(io::ErrorKind),
+    /// The source sent nothing for the stream idle timeout ([`Patience::idle`]).
+    Idle,
     /// The source sent invalid framing.
     Framing,
     /// Writing to the destination failed.
@@ -27,6 +31,43 @@ pub(crate) enum PumpError {
     /// A filter's data or trailers phase answered while the body was passing: too late for a
     /// local answer, so the transfer stops.
     Filter,
+}
+
+/// How long a body read may wait: `idle` for its next bytes, and never past `ends_by` (the
+/// route timeout over the whole response, say).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Patience {
+    pub(crate) idle: Duration,
+    pub(crate) ends_by: Option<Instant>,
+}
+
+impl Patience {
+    /// When a read starting now gives up.
+    pub(crate) fn deadline(&self) -> Instant {
+        let by_idle = timer::coarse_now() + self.idle;
+        match self.ends_by {
+            Some(end) if end < by_idle => end,
+            _ => by_idle,
+        }
+    }
+
+    /// A read that waited from `started` (its [`Patience::deadline`] then) timed out: into
+    /// the idle timeout ([`PumpError::Idle`]), or into `ends_by`.
+    pub(crate) fn timed_out(&self, started: Instant) -> PumpError {
+        match self.ends_by {
+            Some(end) if end < started + self.idle => PumpError::Source(io::ErrorKind::TimedOut),
+            _ => PumpError::Idle,
+        }
+    }
+}
+
+impl From<Duration> for Patience {
+    fn from(idle: Duration) -> Self {
+        Self {
+            idle,
+            ends_by: None,
+        }
+    }
 }
 
 /// Write all of `data`.

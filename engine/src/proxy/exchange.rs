@@ -30,7 +30,7 @@ use protocols::http::{BodyFraming, Limits, RequestHead, Version};
 use protocols::http1::{self, BodyDecoder, BodyEvent};
 
 use super::Downstream;
-use super::body::{self, PumpError, read_into};
+use super::body::{self, Patience, PumpError, read_into};
 use super::grpc::{self, GrpcCall};
 use super::h1::{H1Client, H1Response, H1Sink, H1Source};
 use super::h2::adapt::{ClientBody, ClientResponse, UpstreamBody, UpstreamResponse};
@@ -161,7 +161,12 @@ pub(crate) async fn handle(
         max_head: opts.max_request_headers_bytes,
         max_headers: opts.max_request_headers_count,
     };
-    let header_deadline = start + opts.request_header_timeout;
+    // The head is bounded by `request_timeout` and `max_stream_duration` too.
+    let header_deadline = [opts.request_timeout, opts.max_stream_duration]
+        .into_iter()
+        .flatten()
+        .fold(opts.request_header_timeout, Duration::min);
+    let header_deadline = start + header_deadline;
     // Incremental: a head arriving in many small reads is scanned once, not once per read.
     let mut parser = http1::RequestParser::new();
     let head = loop {
@@ -336,6 +341,9 @@ enum Collect<'a> {
     Answer(LocalAnswer<'a>),
     /// The body's framing is broken.
     Invalid,
+    /// The body stalled past the stream idle timeout ([`Kind::Idle`]), or outlasted
+    /// `request_timeout` or `max_stream_duration` ([`Kind::Timeout`]).
+    TimedOut(Kind),
     /// The client closed, reset or went quiet.
     Gone,
 }
@@ -372,6 +380,15 @@ pub(crate) struct Exchange<'a> {
     /// The start of a request body collected to be held for retries that turned out larger
     /// than the retry buffer; the rest is still to be read.
     held: Option<Held>,
+    /// The stream idle timeout: the longest wait for the next bytes of a body in flight,
+    /// either direction (the route's `idle_timeout`, else the listener's).
+    stream_idle: Duration,
+    /// The listener's `max_stream_duration`, from the start of the request.
+    ends_by: Option<Instant>,
+    /// When the whole request must have arrived: `request_timeout`, `max_stream_duration`.
+    request_ends_by: Option<Instant>,
+    /// When the whole response must be complete (once the router knows its route).
+    response_by: Option<Instant>,
     /// `100 Continue` went to the client already (HTTP/1).
     continue_sent: bool,
     /// HTTP/1: what the connection does next.
@@ -397,6 +414,7 @@ impl<'a> Exchange<'a> {
     ) -> Self {
         let cfg = local.listener_config(li);
         let ll = &local.listeners[li];
+        let ends_by = cfg.http.max_stream_duration.map(|t| start + t);
         Self {
             worker,
             local,
@@ -413,6 +431,10 @@ impl<'a> Exchange<'a> {
             filter_state: RefCell::default(),
             buffered: None,
             held: None,
+            stream_idle: stream_idle(cfg.http.stream_idle_timeout),
+            ends_by,
+            request_ends_by: earliest(cfg.http.request_timeout.map(|t| start + t), ends_by),
+            response_by: None,
             continue_sent: false,
             after: After::Close,
             grpc: None,
@@ -610,7 +632,7 @@ impl<'a> Exchange<'a> {
                 }
                 if !no_body {
                     let body = Bytes::copy_from_slice(reply.body);
-                    let idle = self.cfg.http.idle_timeout;
+                    let idle = self.stream_idle;
                     if slot.send_data(&ctx.sess, body, true, idle).await.is_err() {
                         return;
                     }
@@ -625,11 +647,18 @@ impl<'a> Exchange<'a> {
     /// local answer when nothing went downstream yet and the client is still there, a
     /// response cut short when the head went out, or nothing for a client that left.
     async fn fail(&mut self, err: ProxyError) {
-        self.rec.flags |= err.flag();
+        self.rec.flags |= match err.kind {
+            Kind::Timeout | Kind::Idle => self.timed_out(&err),
+            _ => err.flag(),
+        };
         if err.is_answerable() {
             return self
                 .reply_error(err.status(), err.body(), Some(err.grpc_code()))
                 .await;
+        }
+        let late = matches!(err.kind, Kind::Timeout | Kind::Idle) && err.side == Side::Upstream;
+        if late && self.end_grpc_late().await {
+            return;
         }
         if err.side == Side::Downstream && err.kind != Kind::Protocol {
             self.after = After::PeerGone;
@@ -639,6 +668,39 @@ impl<'a> Exchange<'a> {
         // when the exchange settles it).
         self.ll.http().downstream_rq_tx_reset.inc();
         self.after = After::Close;
+    }
+
+    /// Which limit a timeout ran into, counted: its response flag. `max_stream_duration` is
+    /// told by the clock (it bounds every wait); the others by the error's facts.
+    fn timed_out(&self, err: &ProxyError) -> ResponseFlags {
+        let http = self.ll.http();
+        if self.ends_by.is_some_and(|at| timer::coarse_now() >= at) {
+            http.downstream_rq_max_duration_reached.inc();
+            return ResponseFlags::DT;
+        }
+        match (err.side, err.kind) {
+            (_, Kind::Idle) => http.downstream_rq_idle_timeout.inc(),
+            (Side::Downstream, _) => http.downstream_rq_timeout.inc(),
+            _ => {}
+        }
+        err.flag()
+    }
+
+    /// A gRPC call's response timed out after its head went downstream: end it with
+    /// trailers `grpc-status: 4` (DEADLINE_EXCEEDED), as a gRPC client expects, instead of a
+    /// reset. `false`: not a gRPC call on HTTP/2, or the stream is gone.
+    async fn end_grpc_late(&mut self) -> bool {
+        let (Some(_), Down::H2 { ctx, slot }) = (&self.grpc, &self.down) else {
+            return false;
+        };
+        let mut fields = Fields::new();
+        fields.push(b"grpc-status", Code::DeadlineExceeded.as_header_value());
+        fields.push(b"grpc-message", b"upstream request timeout");
+        if slot.send_headers(&ctx.sess, fields.iter(), true).is_err() {
+            return false;
+        }
+        self.grpc_status = Some(Code::DeadlineExceeded);
+        true
     }
 
     /// Answer an error ringway found itself: as an HTTP error, or for a gRPC request as a
@@ -731,7 +793,7 @@ impl<'a> Exchange<'a> {
         if self.send_continue().await.is_err() {
             return Err(Collect::Gone);
         }
-        let idle = self.opts().idle_timeout;
+        let patience = self.request_patience();
         let mut data = BytesMut::new();
         match &mut self.down {
             Down::H1(conn) => {
@@ -762,7 +824,8 @@ impl<'a> Exchange<'a> {
                         }
                         Ok(BodyEvent::End) => return Ok(BufferedBody::new(data.freeze(), None)),
                         Ok(BodyEvent::NeedMore) => {
-                            let deadline = timer::coarse_now() + idle;
+                            let started = timer::coarse_now();
+                            let deadline = patience.deadline();
                             match read_into(&mut conn.stream, &mut conn.buf, Some(deadline)).await {
                                 Ok(0) => {
                                     if decoder.eof().is_err() {
@@ -770,6 +833,9 @@ impl<'a> Exchange<'a> {
                                     }
                                 }
                                 Ok(_) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                                    return Err(timed_out(&patience, started));
+                                }
                                 Err(_) => return Err(Collect::Gone),
                             }
                         }
@@ -777,7 +843,14 @@ impl<'a> Exchange<'a> {
                 }
             }
             Down::H2 { ctx, slot } => loop {
-                match slot.recv(idle).await {
+                let Some(next) = slot.try_recv() else {
+                    let started = timer::coarse_now();
+                    if !slot.wait_until(patience.deadline()).await {
+                        return Err(timed_out(&patience, started));
+                    }
+                    continue;
+                };
+                match next {
                     Recv::Data(d) => {
                         let n = d.len();
                         self.rec.bytes_received += n as u64;
@@ -810,13 +883,30 @@ impl<'a> Exchange<'a> {
         })
     }
 
-    /// When the wait for the response head ends: the route's timeout, or the gRPC client's
-    /// deadline if that is earlier.
+    /// When the response must be complete, across all tries: the route's timeout, the gRPC
+    /// client's deadline or the listener's `max_stream_duration`, whichever is earliest.
     fn response_deadline(&self, route: &Route) -> Option<Instant> {
         let by_route = route.timeout.map(|t| self.rec.start + t);
-        match &self.grpc {
+        let by_call = match &self.grpc {
             Some(call) => call.deadline(self.rec.start, by_route),
             None => by_route,
+        };
+        earliest(by_call, self.ends_by)
+    }
+
+    /// How long a read of the request body may wait.
+    fn request_patience(&self) -> Patience {
+        Patience {
+            idle: self.stream_idle,
+            ends_by: self.request_ends_by,
+        }
+    }
+
+    /// How long a read of the response body may wait, given the response's `deadline`.
+    fn response_patience(&self, deadline: Option<Instant>) -> Patience {
+        Patience {
+            idle: self.stream_idle,
+            ends_by: deadline,
         }
     }
 
@@ -847,6 +937,11 @@ impl<'a> Exchange<'a> {
                 self.fail(client_gone(Phase::BeforeRequest)).await;
                 false
             }
+            Err(Collect::TimedOut(kind)) => {
+                let err = ProxyError::downstream(kind, Phase::BeforeRequest);
+                self.fail(err).await;
+                false
+            }
         }
     }
 
@@ -855,6 +950,9 @@ impl<'a> Exchange<'a> {
     /// policy allows ([`Retry`]), each on an endpoint not tried before where there is one,
     /// after a back-off, all within the route's timeout.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
+        if let Some(t) = route.idle_timeout {
+            self.stream_idle = stream_idle(t);
+        }
         if self.filter_state.get_mut().collect_body && !self.collect_or_settle(None).await {
             return;
         }
@@ -880,6 +978,7 @@ impl<'a> Exchange<'a> {
         }
         let retry = policy.map(|p| Retry::new(p, cluster.retry_limits(), self.grpc.is_some()));
         let deadline = self.response_deadline(route);
+        self.response_by = deadline;
         // Endpoints tried (index modulo 64): a retry prefers another.
         let mut tried = 0u64;
         loop {
@@ -899,12 +998,14 @@ impl<'a> Exchange<'a> {
                     Try {
                         retry: Some(r),
                         deadline: d,
+                        response_by: deadline,
                         per_try: d != deadline,
                     }
                 }
                 None => Try {
                     retry: None,
                     deadline,
+                    response_by: deadline,
                     per_try: false,
                 },
             };
@@ -1101,9 +1202,9 @@ impl<'a> Exchange<'a> {
             };
             let relayed = match sent {
                 Ok(()) => {
-                    let idle = self.opts().idle_timeout;
+                    let patience = self.response_patience(this.response_by);
                     let mut src =
-                        H1Response::new(&mut up.stream, &mut upbuf, facts.head_request, idle);
+                        H1Response::new(&mut up.stream, &mut upbuf, facts.head_request, patience);
                     self.relay_to_client(&mut src, &facts, deadline, &Progress::default())
                         .await
                 }
@@ -1148,7 +1249,7 @@ impl<'a> Exchange<'a> {
         deadline: Option<Instant>,
         progress: &Progress,
     ) -> Relayed<'a> {
-        let idle = self.opts().idle_timeout;
+        let idle = self.stream_idle;
         let filters = Filters {
             chain: self.chain,
             state: &self.filter_state,
@@ -1186,9 +1287,9 @@ impl<'a> Exchange<'a> {
         let (upstream, lease) = up.into_parts();
         let (mut ur, mut uw) = upstream.into_split();
         let mut upbuf = BytesMut::new();
-        let idle = self.opts().idle_timeout;
+        let patience = self.response_patience(deadline);
         let mut up_sink = H1Sink::new(&mut uw, first_out, framing);
-        let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, idle);
+        let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, patience);
         let (uploaded, relayed) = self
             .upload_and_relay(decoder, &mut up_sink, &mut up_src, &facts, deadline)
             .await;
@@ -1217,7 +1318,8 @@ impl<'a> Exchange<'a> {
         facts: &ReqFacts<'_>,
         deadline: Option<Instant>,
     ) -> (Option<Result<u64, PumpError>>, Relayed<'a>) {
-        let idle = self.opts().idle_timeout;
+        let idle = self.stream_idle;
+        let patience = self.request_patience();
         let progress = Progress::default();
         let buffered = self.buffered.take();
         let (prefix, decoder) = match self.held.take() {
@@ -1245,7 +1347,8 @@ impl<'a> Exchange<'a> {
                     let src = match &buffered {
                         Some(b) => ClientBodySource::Memory(MemorySource::new(b)),
                         None => {
-                            ClientBodySource::H1(H1Source::resume(&mut dr, &mut buf, decoder, idle))
+                            let rest = H1Source::resume(&mut dr, &mut buf, decoder, patience);
+                            ClientBodySource::H1(rest)
                         }
                     };
                     let mut src = Prefixed::new(prefix, src);
@@ -1268,7 +1371,7 @@ impl<'a> Exchange<'a> {
                     None => ClientBodySource::H2(ClientBody {
                         slot,
                         sess: &ctx.sess,
-                        idle,
+                        patience,
                     }),
                 };
                 let mut src = Prefixed::new(prefix, src);
@@ -1413,14 +1516,15 @@ impl<'a> Exchange<'a> {
             return Tried::Done;
         };
         let deadline = this.deadline;
-        let idle = self.opts().idle_timeout;
+        let idle = self.stream_idle;
+        let patience = self.response_patience(this.response_by);
         let facts = ReqFacts {
             retry: this.retry,
             ..self.facts(false)
         };
         let (uploaded, relayed) = {
             let mut up_sink = UpstreamBody { up: &up, idle };
-            let mut up_src = UpstreamResponse { up: &up, idle };
+            let mut up_src = UpstreamResponse { up: &up, patience };
             if has_body {
                 let decoder = BodyDecoder::new(self.head.framing());
                 // Boxed, as in `forward_h1`: the upload beside the relay is the largest state
@@ -1584,11 +1688,38 @@ impl<'a> Exchange<'a> {
     }
 }
 
+/// A read of a request body being collected timed out: which limit it ran into.
+fn timed_out<'a>(patience: &Patience, started: Instant) -> Collect<'a> {
+    Collect::TimedOut(match patience.timed_out(started) {
+        PumpError::Idle => Kind::Idle,
+        _ => Kind::Timeout,
+    })
+}
+
+/// A stream idle timeout of zero never fires: a year stands for it.
+fn stream_idle(t: Duration) -> Duration {
+    if t.is_zero() {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        t
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// One try of the router: its retry state (`None`: the request is tried once) and when it
 /// ends without a response head.
 struct Try<'r> {
     retry: Option<&'r Retry<'r>>,
     deadline: Option<Instant>,
+    /// When the whole response must be complete (all tries).
+    response_by: Option<Instant>,
     /// `deadline` is the try's own (per-try timeout), earlier than the request's.
     per_try: bool,
 }
@@ -1703,6 +1834,10 @@ async fn both<'a, DS: BodySource, US: BodySink, UR: ResponseSource, DK: Response
                     Phase::BeforeResponse
                 };
                 let failed = match &r {
+                    Err(PumpError::Source(std::io::ErrorKind::TimedOut)) => {
+                        Some(ProxyError::downstream(Kind::Timeout, phase))
+                    }
+                    Err(PumpError::Idle) => Some(ProxyError::downstream(Kind::Idle, phase)),
                     Err(PumpError::Source(_)) => Some(client_gone(phase)),
                     Err(PumpError::Framing) => Some(ProxyError::downstream(Kind::Protocol, phase)),
                     Err(PumpError::Filter) => Some(filter_stopped(phase)),

@@ -9,13 +9,13 @@
 //! write; pieces of [`WRITE_THROUGH`] and more are written straight from the read buffer.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, encode};
 
-use super::body::{PumpError, flush_out, read_into, write_bytes};
+use super::body::{Patience, PumpError, flush_out, read_into, write_bytes};
 use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
 use super::message::{BodySink, BodySource, Chunk, RespHead};
@@ -36,7 +36,7 @@ pub(crate) struct H1Source<'a, R> {
     io: &'a mut R,
     buf: &'a mut BytesMut,
     decoder: BodyDecoder,
-    idle: Duration,
+    patience: Patience,
 }
 
 impl<'a, R: AsyncReadRent> H1Source<'a, R> {
@@ -44,9 +44,9 @@ impl<'a, R: AsyncReadRent> H1Source<'a, R> {
         io: &'a mut R,
         buf: &'a mut BytesMut,
         framing: BodyFraming,
-        idle: Duration,
+        patience: impl Into<Patience>,
     ) -> Self {
-        Self::resume(io, buf, BodyDecoder::new(framing), idle)
+        Self::resume(io, buf, BodyDecoder::new(framing), patience)
     }
 
     /// Continue with a decoder that already consumed part of the body.
@@ -54,13 +54,13 @@ impl<'a, R: AsyncReadRent> H1Source<'a, R> {
         io: &'a mut R,
         buf: &'a mut BytesMut,
         decoder: BodyDecoder,
-        idle: Duration,
+        patience: impl Into<Patience>,
     ) -> Self {
         Self {
             io,
             buf,
             decoder,
-            idle,
+            patience: patience.into(),
         }
     }
 }
@@ -98,13 +98,15 @@ impl<R: AsyncReadRent> BodySource for H1Source<'_, R> {
         if self.buf.capacity() - self.buf.len() < BODY_READ / 4 {
             self.buf.reserve(BODY_READ);
         }
-        let deadline = timer::coarse_now() + self.idle;
+        let started = timer::coarse_now();
+        let deadline = self.patience.deadline();
         match read_into(self.io, self.buf, Some(deadline)).await {
             Ok(0) => self
                 .decoder
                 .eof()
                 .map_err(|_| PumpError::Source(io::ErrorKind::UnexpectedEof)),
             Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(self.patience.timed_out(started)),
             Err(e) => Err(PumpError::Source(e.kind())),
         }
     }
@@ -179,13 +181,13 @@ impl<'a, R: AsyncReadRent> H1Response<'a, R> {
         io: &'a mut R,
         buf: &'a mut BytesMut,
         head_request: bool,
-        idle: Duration,
+        patience: impl Into<Patience>,
     ) -> Self {
         if buf.capacity() == 0 {
             *buf = buffers::take();
         }
         Self {
-            body: H1Source::new(io, buf, BodyFraming::None, idle),
+            body: H1Source::new(io, buf, BodyFraming::None, patience),
             parser: http1::ResponseParser::new(),
             method: if head_request {
                 MethodKind::Head

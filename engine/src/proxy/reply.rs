@@ -77,6 +77,9 @@ mod tests {
         HttpOptions {
             request_header_timeout: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),
+            stream_idle_timeout: std::time::Duration::from_secs(1),
+            request_timeout: None,
+            max_stream_duration: None,
             max_request_line_bytes: 1,
             max_request_headers_bytes: 1,
             max_request_headers_count: 1,

@@ -123,6 +123,8 @@ impl<'p> Retry<'p> {
                 per_try && on.intersects(RetryOn::RESET | RetryOn::FIVE_XX | RetryOn::GATEWAY_ERROR)
             }
             Kind::Protocol => on.intersects(RetryOn::FIVE_XX | RetryOn::RESET),
+            // A body stalled: its response head went downstream already.
+            Kind::Idle => false,
             Kind::NoRoute | Kind::NoHealthyUpstream | Kind::Overflow | Kind::UpstreamTls => false,
         }
     }

@@ -226,7 +226,11 @@ impl StreamSlot {
 
     /// Wait until something arrives, at most `idle`; `false` when the time ran out.
     pub(crate) async fn wait(&self, idle: Duration) -> bool {
-        let deadline = timer::coarse_now() + idle;
+        self.wait_until(timer::coarse_now() + idle).await
+    }
+
+    /// Wait until something arrives (`true`) or `deadline` passes (`false`).
+    pub(crate) async fn wait_until(&self, deadline: Instant) -> bool {
         monoio::select! {
             () = self.rx_ready.wait() => true,
             () = timer::sleep_until(deadline) => false,

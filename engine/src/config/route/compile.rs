@@ -231,10 +231,15 @@ fn compile_route(
             Some(Bytes::from(p.clone()))
         }
     };
+    let idle_timeout = match &route.idle_timeout {
+        Some(t) => Some(parse_duration(t, &format!("{at}.idle_timeout"))?),
+        None => None,
+    };
     Ok(Route {
         name,
         action,
         timeout: (!timeout.is_zero()).then_some(timeout),
+        idle_timeout,
         request_headers_to_add: headers_to_add(
             &route.request_headers_to_add,
             &format!("{at}.request_headers_to_add"),

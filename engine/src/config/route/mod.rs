@@ -49,8 +49,12 @@ pub struct Route {
     pub name: String,
     /// What to do with a matching request.
     pub action: Action,
-    /// Whole-request timeout (until the response head... and body are complete); `None` disables.
+    /// Whole-response timeout (from the start of the request until the response is complete,
+    /// across all tries); `None` disables.
     pub timeout: Option<Duration>,
+    /// The stream idle timeout of this route's requests (zero: none); `None`: the listener's
+    /// `stream_idle_timeout`.
+    pub idle_timeout: Option<Duration>,
     /// Added to the upstream request.
     pub request_headers_to_add: Vec<HeaderToAdd>,
     /// Lowercase names.

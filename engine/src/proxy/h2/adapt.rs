@@ -15,7 +15,7 @@ use protocols::grpc::Code;
 use super::convert::{self, Fields};
 use crate::codec::h2::session::{Recv, Session, StreamSlot};
 use crate::error::{Kind, Phase, ProxyError};
-use crate::proxy::body::PumpError;
+use crate::proxy::body::{Patience, PumpError};
 use crate::proxy::grpc;
 use crate::proxy::message::{BodySink, BodySource, Chunk, RespHead};
 use crate::proxy::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
@@ -43,7 +43,7 @@ fn chunk_of(slot: &StreamSlot) -> Result<Chunk, PumpError> {
 pub(crate) struct ClientBody<'a> {
     pub(crate) slot: &'a StreamSlot,
     pub(crate) sess: &'a Session,
-    pub(crate) idle: Duration,
+    pub(crate) patience: Patience,
 }
 
 impl BodySource for ClientBody<'_> {
@@ -56,10 +56,11 @@ impl BodySource for ClientBody<'_> {
     }
 
     async fn fill(&mut self) -> Result<(), PumpError> {
-        if self.slot.wait(self.idle).await {
+        let started = timer::coarse_now();
+        if self.slot.wait_until(self.patience.deadline()).await {
             Ok(())
         } else {
-            Err(PumpError::Source(io::ErrorKind::ConnectionReset))
+            Err(self.patience.timed_out(started))
         }
     }
 
@@ -220,7 +221,7 @@ impl BodySink for UpstreamBody<'_> {
 /// An upstream stream's response.
 pub(crate) struct UpstreamResponse<'a> {
     pub(crate) up: &'a UpstreamStream,
-    pub(crate) idle: Duration,
+    pub(crate) patience: Patience,
 }
 
 impl BodySource for UpstreamResponse<'_> {
@@ -229,10 +230,11 @@ impl BodySource for UpstreamResponse<'_> {
     }
 
     async fn fill(&mut self) -> Result<(), PumpError> {
-        if self.up.slot.wait(self.idle).await {
+        let started = timer::coarse_now();
+        if self.up.slot.wait_until(self.patience.deadline()).await {
             Ok(())
         } else {
-            Err(PumpError::Source(io::ErrorKind::ConnectionReset))
+            Err(self.patience.timed_out(started))
         }
     }
 
@@ -247,10 +249,10 @@ impl ResponseSource for UpstreamResponse<'_> {
         let fail = |kind| ProxyError::upstream(kind, Phase::BeforeResponse);
         let next = match deadline {
             Some(d) => monoio::select! {
-                r = self.up.recv(self.idle) => r,
+                r = self.up.recv(self.patience.idle) => r,
                 () = timer::sleep_until(d) => return Err(fail(Kind::Timeout)),
             },
-            None => self.up.recv(self.idle).await,
+            None => self.up.recv(self.patience.idle).await,
         };
         match next {
             Recv::Head(fields, end) => Ok(RespHead::H2(fields, end)),
