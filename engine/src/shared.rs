@@ -17,10 +17,11 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, ListenerProtocol};
+use crate::config::{Config, ListenerProtocol, RetryBudget};
 use crate::shared_state::{Occupancy, Registry};
 use crate::stats::{
-    ClusterScope, EndpointStats, HttpScope, ListenerStats, PerCore, Store, TcpStats,
+    BreakerSource, CircuitBreakerStats, ClusterScope, EndpointStats, HttpScope, ListenerStats,
+    PerCore, Store, TcpStats,
 };
 
 /// Stats handles of one listener, resolved by name when the snapshot is built.
@@ -36,7 +37,7 @@ pub(crate) struct ListenerShared {
 /// occupancies from the [`Registry`], looked up by the cluster's name (and an endpoint's
 /// address) so what is held carries over a reload. Limits come from the cluster's
 /// `circuit_breakers` ([`crate::config::CircuitBreakers`]).
-// The breaker fields are read by the upstream admission and the retries, built on them.
+// The breaker fields are read by the upstream admission (next commit) and the retries.
 #[allow(dead_code)]
 pub(crate) struct ClusterShared {
     pub(crate) scope: Arc<ClusterScope>,
@@ -53,6 +54,39 @@ pub(crate) struct ClusterShared {
     /// `per_host_max_connections`: connections open to each endpoint, by endpoint index
     /// (kind `cluster.host_cx`, named `<cluster>/<address>`).
     pub(crate) host_connections: Vec<Arc<Occupancy>>,
+    /// Replaces `max_retries` as the limit of `retries` when set.
+    pub(crate) retry_budget: Option<RetryBudget>,
+}
+
+impl ClusterShared {
+    /// The retries allowed in flight now: the retry budget's share of the requests in
+    /// flight and pending, or `max_retries`.
+    pub(crate) fn retry_limit(&self) -> u64 {
+        match &self.retry_budget {
+            Some(b) => b.max_retries(self.requests.current() + self.pending.current()),
+            None => self.retries.limit().unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// The circuit-breaker gauges, computed from the occupancies when the stats are read.
+impl BreakerSource for ClusterShared {
+    fn read(&self, out: &CircuitBreakerStats) {
+        let remaining = |o: &Occupancy| i64::try_from(o.remaining()).unwrap_or(i64::MAX);
+        let open = |o: &Occupancy| i64::from(o.limit().is_some() && o.remaining() == 0);
+        out.cx_open.set(open(&self.connections));
+        out.cx_pool_open.set(0);
+        out.rq_pending_open.set(open(&self.pending));
+        out.rq_open.set(open(&self.requests));
+        let (limit, held) = (self.retry_limit(), self.retries.current());
+        out.rq_retry_open.set(i64::from(held >= limit));
+        out.remaining_cx.set(remaining(&self.connections));
+        out.remaining_pending.set(remaining(&self.pending));
+        out.remaining_rq.set(remaining(&self.requests));
+        let left = limit.saturating_sub(held);
+        out.remaining_retries
+            .set(i64::try_from(left).unwrap_or(i64::MAX));
+    }
 }
 
 /// Everything a worker needs from one configuration, immutable once published.
@@ -94,7 +128,7 @@ impl Snapshot {
                 // No health checking yet: every endpoint counts as healthy.
                 scope.stats.core(0).membership_healthy.set(n);
                 let cb = &c.circuit_breakers;
-                Arc::new(ClusterShared {
+                let shared = Arc::new(ClusterShared {
                     scope,
                     endpoints: c
                         .endpoints
@@ -117,7 +151,12 @@ impl Snapshot {
                             state.occupancy("cluster.host_cx", &name, cb.per_host_max_connections)
                         })
                         .collect(),
-                })
+                    retry_budget: cb.retry_budget,
+                });
+                // The newest snapshot's cluster answers for the gauges.
+                let source: std::sync::Weak<dyn BreakerSource> = Arc::downgrade(&shared) as _;
+                shared.scope.set_breakers(source);
+                shared
             })
             .collect();
         Ok(Self {
@@ -208,5 +247,49 @@ mod tests {
             (1, Some(7))
         );
         drop(held);
+    }
+
+    /// The gauges read the occupancies: open at the limit, remaining = limit - held; a retry
+    /// budget's limit follows the requests in flight and pending.
+    #[test]
+    fn breaker_gauges_are_computed_from_the_occupancies() {
+        let text = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n\
+                    circuit_breakers = { max_requests = 20, max_pending_requests = 1, \
+                    retry_budget = { budget_percent = 25.0, min_retry_concurrency = 1 } }\n";
+        let (stats, state) = (Store::new(1), Registry::new());
+        let snap =
+            Snapshot::build(Arc::new(parse_str(text, "t").unwrap()), &stats, &state).unwrap();
+        let c = &snap.clusters[0];
+        let read = || {
+            let out = CircuitBreakerStats::default();
+            c.read(&out);
+            out
+        };
+        let g = read();
+        assert_eq!((g.rq_open.get(), g.remaining_rq.get()), (0, 20));
+        assert_eq!((g.rq_retry_open.get(), g.remaining_retries.get()), (0, 1));
+        assert_eq!((g.cx_open.get(), g.remaining_cx.get()), (0, 1024));
+        let rq: Vec<_> = (0..8).map(|_| c.requests.try_acquire().unwrap()).collect();
+        let pending = c.pending.try_acquire().unwrap();
+        let retry = c.retries.try_acquire().unwrap();
+        let g = read();
+        assert_eq!(g.remaining_rq.get(), 12);
+        assert_eq!((g.rq_pending_open.get(), g.remaining_pending.get()), (1, 0));
+        // 25 % of 9 outstanding: 2 retries, one held.
+        assert_eq!(c.retry_limit(), 2);
+        assert_eq!((g.rq_retry_open.get(), g.remaining_retries.get()), (0, 1));
+        let retry2 = c.retries.try_acquire_within(c.retry_limit()).unwrap();
+        assert!(c.retries.try_acquire_within(c.retry_limit()).is_none());
+        assert_eq!(read().rq_retry_open.get(), 1);
+        // The scope renders them while the snapshot lives.
+        let text = stats.render_text_with(None, &[]);
+        assert!(
+            text.contains("cluster.c.circuit_breakers.default.remaining_rq: 12"),
+            "{text}"
+        );
+        drop((rq, pending, retry, retry2));
+        drop(snap);
+        let text = stats.render_text_with(None, &[]);
+        assert!(!text.contains("circuit_breakers"), "{text}");
     }
 }

@@ -15,9 +15,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 pub use dynamic::{DynamicKind, DynamicLocal, DynamicScope, MAX_NAME_LEN, OVERFLOW_NAME};
 pub use histogram::{Histogram, HistogramSnapshot, LocalHistogram, PROMETHEUS_BUCKETS_MS};
-pub use names::{ClusterStats, EndpointStats, HttpStats, ListenerStats, ServerStats, TcpStats};
+pub use names::{
+    CircuitBreakerStats, ClusterStats, EndpointStats, HttpStats, ListenerStats, ServerStats,
+    TcpStats,
+};
 pub use render::ExtraGauge;
-pub use store::{ClusterScope, HttpScope, Store};
+pub use store::{BreakerSource, ClusterScope, HttpScope, Store};
 
 /// A monotonically increasing count, written by one worker with `Relaxed` atomics.
 #[derive(Debug, Default)]

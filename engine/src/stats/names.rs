@@ -195,6 +195,23 @@ stats! {
 }
 
 stats! {
+    /// `cluster.<name>.circuit_breakers.default.*`: the state of a cluster's process-wide
+    /// circuit breakers (Envoy's names). Not written by workers: computed from the breakers'
+    /// occupancies each time the stats are read ([`super::BreakerSource`]).
+    pub struct CircuitBreakerStats {
+        cx_open: Gauge as "circuit_breakers.default.cx_open" "1 while upstream connections are at max_connections (new ones wait), else 0",
+        cx_pool_open: Gauge as "circuit_breakers.default.cx_pool_open" "always 0: ringway has no max_connection_pools limit (kept for Envoy dashboards)",
+        rq_pending_open: Gauge as "circuit_breakers.default.rq_pending_open" "1 while the pending queue is at max_pending_requests (new ones get 503 UO), else 0",
+        rq_open: Gauge as "circuit_breakers.default.rq_open" "1 while requests in flight are at max_requests (new ones get 503 UO), else 0",
+        rq_retry_open: Gauge as "circuit_breakers.default.rq_retry_open" "1 while retries in flight are at max_retries (or the retry budget), else 0",
+        remaining_cx: Gauge as "circuit_breakers.default.remaining_cx" "upstream connections that may still open before max_connections",
+        remaining_pending: Gauge as "circuit_breakers.default.remaining_pending" "requests that may still wait before max_pending_requests",
+        remaining_rq: Gauge as "circuit_breakers.default.remaining_rq" "requests that may still start before max_requests",
+        remaining_retries: Gauge as "circuit_breakers.default.remaining_retries" "retries that may still start before max_retries (or the retry budget)",
+    }
+}
+
+stats! {
     /// One endpoint of a cluster; shown by `/clusters` (not in `/stats`, to bound cardinality).
     pub struct EndpointStats {
         cx_total: Counter "connections opened to this endpoint",

@@ -168,6 +168,9 @@ impl Store {
         }
         for (n, s) in &clusters {
             push_set(&mut samples, "cluster", Some(n), &s.stats);
+            if let Some(b) = s.read_breakers() {
+                push_set(&mut samples, "cluster", Some(n), &b);
+            }
             hists.push(hist(
                 "cluster",
                 n,

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{
-    ClusterStats, EndpointStats, Histogram, HttpStats, ListenerStats, PerCore, ServerStats,
-    TcpStats,
+    CircuitBreakerStats, ClusterStats, EndpointStats, Histogram, HttpStats, ListenerStats, PerCore,
+    ServerStats, TcpStats,
 };
 
 /// `http.<name>.*`: the HTTP connection manager stats of one listener.
@@ -29,6 +29,46 @@ pub struct ClusterScope {
     pub upstream_rq_time: Arc<Histogram>,
     /// `cluster.<name>.upstream_cx_connect_ms`: TCP connect time.
     pub upstream_cx_connect_ms: Arc<Histogram>,
+    /// Where `cluster.<name>.circuit_breakers.default.*` are read from: the cluster of the
+    /// newest config snapshot, while one holds it (rendered only then).
+    pub breakers: Mutex<Option<Weak<dyn BreakerSource>>>,
+}
+
+impl ClusterScope {
+    /// Read the circuit-breaker gauges from `source` from now on.
+    pub fn set_breakers(&self, source: Weak<dyn BreakerSource>) {
+        *self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
+    /// The circuit-breaker gauges now, if a live cluster provides them.
+    pub(super) fn read_breakers(&self) -> Option<PerCore<CircuitBreakerStats>> {
+        let source = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()?
+            .upgrade()?;
+        let out = PerCore::new(1);
+        source.read(out.core(0));
+        Some(out)
+    }
+}
+
+/// Computes a cluster's circuit-breaker gauges when the stats are read, from state that
+/// lives elsewhere (the breakers' process-wide occupancies), so workers write nothing for
+/// them.
+pub trait BreakerSource: Send + Sync {
+    /// Set every gauge of `out`.
+    fn read(&self, out: &CircuitBreakerStats);
+}
+
+impl std::fmt::Debug for dyn BreakerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BreakerSource")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +162,7 @@ impl Store {
             stats: PerCore::new(self.cores),
             upstream_rq_time: Histogram::new(),
             upstream_cx_connect_ms: Histogram::new(),
+            breakers: Mutex::new(None),
         });
         g.clusters.insert(name.to_owned(), Arc::clone(&s));
         s
