@@ -37,8 +37,6 @@ pub(crate) struct ListenerShared {
 /// occupancies from the [`Registry`], looked up by the cluster's name (and an endpoint's
 /// address) so what is held carries over a reload. Limits come from the cluster's
 /// `circuit_breakers` ([`crate::config::CircuitBreakers`]).
-// The breaker fields are read by the upstream admission (next commit) and the retries.
-#[allow(dead_code)]
 pub(crate) struct ClusterShared {
     pub(crate) scope: Arc<ClusterScope>,
     pub(crate) endpoints: Vec<Arc<PerCore<EndpointStats>>>,

@@ -1,7 +1,8 @@
 //! A cluster as one worker sees it: its membership (the endpoints of its config), this
 //! worker's load-balancer state ([`lb`]) and this worker's [`Pool`] of connections to it.
-//! Everything that decides *where* a request goes lives here (health, outlier detection and
-//! circuit breakers will too); *how* it gets there — connecting, TLS, PROXY protocol, pooled
+//! Everything that decides *where* a request goes lives here (health and outlier detection
+//! will too; the cluster's process-wide circuit breakers are its `ClusterShared`, whose
+//! admission the upstream layer applies); *how* it gets there — connecting, TLS, PROXY protocol, pooled
 //! HTTP/1 and HTTP/2 connections, the per-request attempt — is [`crate::upstream`].
 //!
 //! Imports `upstream`, never the layers above it (router, filters, connection managers).

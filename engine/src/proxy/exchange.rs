@@ -990,7 +990,10 @@ impl<'a> Exchange<'a> {
             };
             tried |= 1 << (ep % 64);
             self.rec.attempts += 1;
-            let attempt = Attempt::begin(cluster.clone(), ep, self.rec.start);
+            let attempt = match Attempt::begin(cluster.clone(), ep, self.rec.start) {
+                Ok(a) => a,
+                Err(err) => return self.fail(err).await,
+            };
             self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
             let this = match &retry {
                 Some(r) => {
@@ -1137,7 +1140,7 @@ impl<'a> Exchange<'a> {
             // A body still arriving is never retried (`forward` collected any it may retry).
             let facts = self.facts(upgrade_sent);
             let origin = cluster.origin(self.peer, || self.local_addr());
-            let up = match attempt.checkout(origin).await {
+            let up = match attempt.checkout(origin, deadline).await {
                 Ok(up) => up,
                 Err(err) => {
                     gather::give_back(parts);
@@ -1174,7 +1177,7 @@ impl<'a> Exchange<'a> {
         loop {
             tries += 1;
             let origin = cluster.origin(self.peer, || self.local_addr());
-            let mut up = match attempt.checkout(origin).await {
+            let mut up = match attempt.checkout(origin, deadline).await {
                 Ok(up) => up,
                 Err(err) => {
                     gather::give_back(parts);
@@ -1506,7 +1509,18 @@ impl<'a> Exchange<'a> {
             .stats()
             .upstream_cx_tx_bytes_total
             .add(up_head.byte_len() as u64);
-        let (h2conn, opened) = open_request(cluster, attempt.endpoint, &up_head, !has_body);
+        let opening = open_request(cluster, attempt.endpoint, &up_head, !has_body, this.deadline);
+        let (h2conn, opened) = match opening.await {
+            Ok(o) => o,
+            Err(e) => {
+                let err = attempt.connect_fault(e);
+                if this.again(&err) {
+                    return Tried::again(&err);
+                }
+                self.fail(err).await;
+                return Tried::Done;
+            }
+        };
         let Ok(up) = opened else {
             let err = ProxyError::upstream(Kind::Reset, Phase::BeforeRequest);
             if this.again(&err) {

@@ -236,9 +236,10 @@ async fn forward(
             // handshake is UF.
             out.flags = match e {
                 ConnectError::Overflow => ResponseFlags::UO,
-                ConnectError::Refused | ConnectError::Timeout | ConnectError::Tls => {
-                    ResponseFlags::UF
-                }
+                ConnectError::Refused
+                | ConnectError::Timeout
+                | ConnectError::PendingTimeout
+                | ConnectError::Tls => ResponseFlags::UF,
             };
         }
     }

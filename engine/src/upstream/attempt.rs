@@ -13,24 +13,37 @@ use super::{ConnectError, Origin, Pool, Upstream};
 use crate::access_log::ResponseFlags;
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::rt::buffers::read_into;
+use crate::shared_state::OccupancyGuard;
 
 /// One request sent to one endpoint: counted active from [`Attempt::begin`] to
 /// [`Attempt::end`], or to its drop when the request is abandoned (an HTTP/2 stream the client
-/// reset drops its request mid-way).
+/// reset drops its request mid-way). Holds its slot of the cluster's `max_requests` circuit
+/// breaker as long.
 pub(crate) struct Attempt {
     /// The pool of the cluster the request goes to.
     pub(crate) cluster: Rc<Pool>,
     pub(crate) endpoint: usize,
     started: Instant,
     ended: bool,
+    _admitted: OccupancyGuard,
 }
 
 impl Attempt {
     /// Count a request to endpoint `ep` of `cluster`, started (by the client) at `started`.
     /// `cluster` is whatever holds the cluster's pool on this worker (`cluster::ClusterLocal`,
-    /// a layer above this one).
-    pub(crate) fn begin(cluster: Rc<impl AsRef<Rc<Pool>>>, ep: usize, started: Instant) -> Self {
+    /// a layer above this one). Refused (503 `UO`, counted as Envoy does in
+    /// `upstream_rq_pending_overflow`) when the cluster has `max_requests` in flight on all
+    /// workers.
+    pub(crate) fn begin(
+        cluster: Rc<impl AsRef<Rc<Pool>>>,
+        ep: usize,
+        started: Instant,
+    ) -> Result<Self, ProxyError> {
         let cluster = Rc::clone((*cluster).as_ref());
+        let Some(admitted) = cluster.shared().requests.try_acquire() else {
+            cluster.stats().upstream_rq_pending_overflow.inc();
+            return Err(ProxyError::internal(Kind::Overflow));
+        };
         let stats = cluster.stats();
         stats.upstream_rq_total.inc();
         stats.upstream_rq_active.inc();
@@ -39,12 +52,13 @@ impl Attempt {
         ep_stats.rq_active.inc();
         let endpoint = &cluster.endpoints[ep];
         endpoint.active.set(endpoint.active.get() + 1);
-        Self {
+        Ok(Self {
             cluster,
             endpoint: ep,
             started,
             ended: false,
-        }
+            _admitted: admitted,
+        })
     }
 
     /// The request ended with `status` (0: no response) and `flags`, after `up_rx` bytes of
@@ -76,10 +90,15 @@ impl Attempt {
         elapsed
     }
 
-    /// A connection to the endpoint from the pool (or a new one), or the fault to answer.
-    pub(crate) async fn checkout(&self, origin: Option<Origin>) -> Result<Upstream, ProxyError> {
+    /// A connection to the endpoint from the pool (or a new one, waiting in the circuit
+    /// breakers' pending queue until `deadline` at most), or the fault to answer.
+    pub(crate) async fn checkout(
+        &self,
+        origin: Option<Origin>,
+        deadline: Option<Instant>,
+    ) -> Result<Upstream, ProxyError> {
         self.cluster
-            .checkout(self.endpoint, origin)
+            .checkout(self.endpoint, origin, deadline)
             .await
             .map_err(|e| self.connect_fault(e))
     }
@@ -90,6 +109,10 @@ impl Attempt {
             ConnectError::Overflow => {
                 self.cluster.stats().upstream_rq_pending_overflow.inc();
                 return ProxyError::internal(Kind::Overflow);
+            }
+            ConnectError::PendingTimeout => {
+                self.cluster.stats().upstream_rq_timeout.inc();
+                return ProxyError::upstream(Kind::Timeout, Phase::BeforeRequest);
             }
             ConnectError::Refused => Kind::ConnectFailure,
             ConnectError::Timeout => Kind::ConnectTimeout,

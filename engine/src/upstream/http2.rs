@@ -13,6 +13,7 @@ use monoio::io::Splitable;
 use protocols::http2::conn::{self, Role};
 use protocols::http2::frame::Reason;
 
+use super::pool::Slots;
 use super::{ConnectError, Pool};
 use crate::codec::h2::convert::Fields;
 use crate::codec::h2::far_future;
@@ -86,16 +87,18 @@ impl UpstreamStream {
 /// Open a stream to endpoint `ep` of `cluster` for `up_head`, the request head already
 /// rewritten for the upstream (`proxy::head::rewrite_request`). Returns the connection
 /// too: if the stream fails before a response, [`H2Conn::connect_error`] tells whether
-/// connecting was the reason.
-pub(crate) fn open_request(
+/// connecting was the reason. Fails when no connection can be had: the circuit breakers'
+/// pending queue is full, or the request waited in it until `deadline`.
+pub(crate) async fn open_request(
     cluster: &Rc<Pool>,
     ep: usize,
     up_head: &Fields,
     end_stream: bool,
-) -> (Rc<H2Conn>, Result<UpstreamStream, OpenError>) {
-    let conn = cluster.h2_checkout(ep);
+    deadline: Option<Instant>,
+) -> Result<(Rc<H2Conn>, Result<UpstreamStream, OpenError>), ConnectError> {
+    let conn = cluster.h2_checkout(ep, deadline).await?;
     let opened = conn.open(up_head, end_stream);
-    (conn, opened)
+    Ok((conn, opened))
 }
 
 impl Drop for UpstreamStream {
@@ -105,14 +108,15 @@ impl Drop for UpstreamStream {
 }
 
 impl H2Conn {
-    /// A connection to endpoint `ep` of `cluster`: its task connects at once, and streams
-    /// may be opened before that finishes (their frames wait in the session).
-    pub(crate) fn start(cluster: Rc<Pool>, ep: usize) -> Rc<Self> {
+    /// A connection to endpoint `ep` of `cluster`, admitted with `slots`: its task connects
+    /// at once, and streams may be opened before that finishes (their frames wait in the
+    /// session).
+    pub(crate) fn start(cluster: Rc<Pool>, ep: usize, slots: Slots) -> Rc<Self> {
         let conn = Rc::new(Self {
             sess: Session::new(Role::Client, client_config()),
             connect_error: Cell::new(None),
         });
-        monoio::spawn(drive(conn.clone(), cluster, ep));
+        monoio::spawn(drive(conn.clone(), cluster, ep, slots));
         conn
     }
 
@@ -158,9 +162,9 @@ impl H2Conn {
 
 /// The connection task: connect, then read and write until the upstream goes away, the
 /// connection fails, or it is idle too long; then leave the pool.
-async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize) {
+async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize, slots: Slots) {
     let sess = conn.sess.clone();
-    let up = match cluster.connect(ep, None).await {
+    let up = match cluster.connect_h2(ep, slots).await {
         Ok(up) => up,
         Err(e) => {
             conn.connect_error.set(Some(e));

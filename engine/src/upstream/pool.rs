@@ -12,16 +12,29 @@
 //! PROXY protocol header when the cluster sends one (HAProxy `proxy-protocol.txt` 2.1/2.2). A
 //! cluster that sends PROXY headers never pools: each connection speaks for one client.
 //!
+//! Every new connection first takes its slots in the cluster's process-wide circuit breakers
+//! (`max_connections`, `per_host_max_connections`: [`crate::shared::ClusterShared`]), held
+//! with the connection, pooled or in use, until it closes. A request that needs a new
+//! connection when they are full waits in the pending queue (`max_pending_requests`, process
+//! wide; [`Pool::checkout`], [`Pool::h2_checkout`]) until this worker has a connection it can
+//! use or a slot is free: this worker's own releases wake it at once, slots freed by other
+//! workers are seen within [`PENDING_RECHECK`] by one polling waiter per worker, which wakes
+//! the others. While requests wait, idle connections that
+//! could give their slot (to other endpoints on this worker, to anything on a worker without
+//! waiters) are closed instead of kept. The admission costs the occupancy atomics, no lock.
+//!
 //! A cluster with a `tls` table talks TLS to its endpoints ([`crate::tls::connect`]): the
 //! handshake is part of connecting (after the PROXY header, which precedes TLS on the wire)
 //! and must finish within the connect timeout; pooled TLS connections are reused like plain
 //! ones. A failed handshake counts as a connect failure and in the cluster's `ssl.*` stats.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -30,12 +43,19 @@ use monoio::net::TcpStream;
 use protocols::proxy_protocol::{self as pp, Addresses};
 
 use super::http2::H2Conn;
+use crate::codec::h2::far_future;
 use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
 use crate::net::Io;
 use crate::rt::timer;
 use crate::shared::ClusterShared;
+use crate::shared_state::OccupancyGuard;
 use crate::stats::{ClusterStats, EndpointStats, LocalHistogram};
 use crate::tls::{ClientFailure, ClientTls, TlsError};
+
+/// How often a request waiting for a connection looks again for a slot another worker freed
+/// (this worker's own releases wake it at once). One waiting request per worker polls; the
+/// others sleep until something is freed.
+pub(crate) const PENDING_RECHECK: Duration = Duration::from_millis(5);
 
 /// One worker's connections to one cluster.
 pub(crate) struct Pool {
@@ -54,6 +74,12 @@ pub(crate) struct Pool {
     pub(crate) endpoints: Vec<EndpointLocal>,
     /// Upstream connections this worker holds open to the cluster (pooled or in use).
     open: Cell<u32>,
+    /// Requests of this worker waiting in the pending queue.
+    waiting: Cell<u32>,
+    /// Wakes them when a connection here is released or closed.
+    freed: Event,
+    /// One of them polls for slots freed on other workers.
+    polling: Cell<bool>,
     pub(crate) rq_time: LocalHistogram,
     connect_time: LocalHistogram,
 }
@@ -70,6 +96,22 @@ pub(crate) struct EndpointLocal {
 struct Idle {
     stream: Io,
     since: Instant,
+    slots: Slots,
+}
+
+/// The circuit-breaker slots one open connection holds (cluster-wide and per endpoint);
+/// dropping them (the connection closed) frees them for any worker.
+pub(crate) struct Slots {
+    _cluster: OccupancyGuard,
+    _host: OccupancyGuard,
+}
+
+/// Why no new connection may be opened now.
+enum Full {
+    /// This worker's `max_connections_per_worker`: refused at once, as before the breakers.
+    Worker,
+    /// The process-wide `max_connections` or `per_host_max_connections`: wait.
+    Breaker,
 }
 
 /// An upstream connection checked out of the pool. Dropping it closes the connection;
@@ -80,6 +122,7 @@ pub(crate) struct Upstream {
     /// Came from the pool (may have been closed by the peer while idle).
     pub(crate) reused: bool,
     guard: OpenGuard,
+    slots: Slots,
 }
 
 /// The downstream connection an upstream connection is opened for: what a PROXY protocol
@@ -138,8 +181,11 @@ pub(crate) fn proxy_header(version: ProxyProtocolVersion, origin: Option<&Origin
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnectError {
-    /// The per-worker connection limit is reached.
+    /// The per-worker connection limit is reached, or the cluster's circuit breakers are and
+    /// the pending queue is full.
     Overflow,
+    /// Waited in the pending queue until the request's deadline.
+    PendingTimeout,
     Refused,
     Timeout,
     /// The TLS handshake failed (verification, alerts, no ALPN agreement, a reset, ...); one
@@ -175,6 +221,9 @@ impl Pool {
                 .map(|every| (every, cfg.http2_keepalive_timeout)),
             endpoints,
             open: Cell::new(0),
+            waiting: Cell::new(0),
+            freed: Event::default(),
+            polling: Cell::new(false),
             rq_time,
             connect_time,
             shared,
@@ -183,6 +232,11 @@ impl Pool {
 
     pub(crate) fn stats(&self) -> &ClusterStats {
         self.shared.scope.stats.core(self.core)
+    }
+
+    /// The cluster's process-wide handles (stats, circuit breakers).
+    pub(crate) fn shared(&self) -> &ClusterShared {
+        &self.shared
     }
 
     pub(crate) fn endpoint_stats(&self, i: usize) -> &EndpointStats {
@@ -201,17 +255,37 @@ impl Pool {
 
     /// An HTTP/2 connection to endpoint `ep` that can take another stream: a pooled one, or a
     /// new one that starts connecting now (streams opened meanwhile wait for it, so a burst of
-    /// requests shares one new connection).
-    pub(crate) fn h2_checkout(self: &Rc<Self>, ep: usize) -> Rc<H2Conn> {
-        let endpoint = &self.endpoints[ep];
-        let pooled = endpoint.h2.borrow().iter().find(|c| c.can_open()).cloned();
-        if let Some(c) = pooled {
-            self.stats().upstream_cx_pool_reuse.inc();
-            return c;
+    /// requests shares one new connection). When the circuit breakers allow no new one, the
+    /// request waits in the pending queue until `deadline` at most.
+    pub(crate) async fn h2_checkout(
+        self: &Rc<Self>,
+        ep: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Rc<H2Conn>, ConnectError> {
+        let ready = || {
+            let pooled = self.endpoints[ep]
+                .h2
+                .borrow()
+                .iter()
+                .find(|c| c.can_open())
+                .cloned();
+            if let Some(c) = pooled {
+                self.stats().upstream_cx_pool_reuse.inc();
+                return Ok(c);
+            }
+            let slots = self.admit(ep)?;
+            let conn = H2Conn::start(self.clone(), ep, slots);
+            self.endpoints[ep].h2.borrow_mut().push(conn.clone());
+            Ok(conn)
+        };
+        match ready() {
+            Ok(c) => Ok(c),
+            Err(Full::Worker) => {
+                self.stats().upstream_cx_overflow.inc();
+                Err(ConnectError::Overflow)
+            }
+            Err(Full::Breaker) => Box::pin(self.pending(ep, deadline, || ready().ok())).await,
         }
-        let conn = H2Conn::start(self.clone(), ep);
-        endpoint.h2.borrow_mut().push(conn.clone());
-        conn
     }
 
     /// An HTTP/2 connection's task ended: it leaves the pool.
@@ -239,54 +313,177 @@ impl Pool {
     /// An HTTP/1 connection to endpoint `ep`: a pooled one if a fresh one is idle, else a new
     /// connection. `origin` is the client a PROXY header speaks for (only read when the
     /// cluster sends one; then nothing is pooled).
+    /// When the circuit breakers allow no new connection, the request waits in the pending
+    /// queue for a pooled one or a free slot until `deadline` at most.
     pub(crate) async fn checkout(
         self: &Rc<Self>,
         ep: usize,
         origin: Option<Origin>,
+        deadline: Option<Instant>,
     ) -> Result<Upstream, ConnectError> {
-        let now = timer::coarse_now();
-        let endpoint = &self.endpoints[ep];
-        loop {
-            let idle = endpoint.idle.borrow_mut().pop();
-            let Some(idle) = idle else { break };
-            if now.duration_since(idle.since) < self.idle_timeout {
-                self.stats().upstream_cx_pool_reuse.inc();
-                return Ok(self.wrap(idle.stream, ep, true));
-            }
-            self.stats().upstream_cx_idle_timeout.inc();
-            self.closed(ep, false);
+        if let Some(up) = self.pop_idle(ep) {
+            return Ok(up);
         }
+        let slots = match self.admit(ep) {
+            Ok(slots) => slots,
+            Err(Full::Worker) => {
+                self.stats().upstream_cx_overflow.inc();
+                return Err(ConnectError::Overflow);
+            }
+            Err(Full::Breaker) => {
+                let ready = || {
+                    if let Some(up) = self.pop_idle(ep) {
+                        return Some(Ok(up));
+                    }
+                    self.admit(ep).ok().map(Err)
+                };
+                match Box::pin(self.pending(ep, deadline, ready)).await? {
+                    Ok(up) => return Ok(up),
+                    Err(slots) => slots,
+                }
+            }
+        };
         // Boxed: a new connection is the rare path, and its future (connect, TLS handshake,
         // PROXY header; about 3 KiB) would otherwise be part of every request's future, which
         // is moved into a fresh allocation for each request.
-        Box::pin(self.open_new(ep, origin.as_ref(), true)).await
+        Box::pin(self.open_new(ep, origin.as_ref(), true, slots)).await
+    }
+
+    /// A fresh pooled connection to endpoint `ep`, if one is idle (expired ones are closed).
+    fn pop_idle(self: &Rc<Self>, ep: usize) -> Option<Upstream> {
+        let now = timer::coarse_now();
+        loop {
+            let idle = self.endpoints[ep].idle.borrow_mut().pop()?;
+            if now.duration_since(idle.since) < self.idle_timeout {
+                self.stats().upstream_cx_pool_reuse.inc();
+                return Some(self.wrap(idle.stream, ep, true, idle.slots));
+            }
+            self.stats().upstream_cx_idle_timeout.inc();
+            drop(idle);
+            self.closed(ep, false);
+        }
+    }
+
+    /// The slots of a new connection to endpoint `ep`, if this worker's limit and the
+    /// cluster's circuit breakers allow one more (the breaker's overflow is counted).
+    fn admit(&self, ep: usize) -> Result<Slots, Full> {
+        if self
+            .max_connections
+            .is_some_and(|max| self.open.get() >= max)
+        {
+            return Err(Full::Worker);
+        }
+        let shared = &self.shared;
+        let admitted = shared.connections.try_acquire().and_then(|cluster| {
+            Some(Slots {
+                _host: shared.host_connections[ep].try_acquire()?,
+                _cluster: cluster,
+            })
+        });
+        admitted.ok_or(Full::Breaker)
+    }
+
+    /// Wait in the pending queue until `ready` gives something (a connection or slots) or
+    /// `deadline` passes. Refused at once when `max_pending_requests` are waiting already.
+    async fn pending<T>(
+        &self,
+        ep: usize,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Result<T, ConnectError> {
+        let stats = self.stats();
+        stats.upstream_cx_overflow.inc();
+        let Some(_queued) = self.shared.pending.try_acquire() else {
+            return Err(ConnectError::Overflow);
+        };
+        stats.upstream_rq_pending_total.inc();
+        stats.upstream_rq_pending_active.inc();
+        let mut waiting = Waiting::new(self);
+        loop {
+            // Slots another endpoint's idle connections here hold are better used by us.
+            self.shed_idle(Some(ep));
+            if deadline.is_some_and(|at| at <= Instant::now()) {
+                return Err(ConnectError::PendingTimeout);
+            }
+            // One waiter per worker polls for slots other workers free; the rest sleep
+            // until this worker frees something, the poller sees room, or their deadline.
+            let polling = waiting.poll_role();
+            let freed = self.freed.wait();
+            let until = timer::sleep_until(deadline.unwrap_or_else(far_future));
+            let mut ticked = false;
+            monoio::select! {
+                _ = freed => {}
+                _ = until => {}
+                _ = monoio::time::sleep(PENDING_RECHECK), if polling => ticked = true,
+            }
+            if let Some(t) = ready() {
+                return Ok(t);
+            }
+            if ticked && self.shared.connections.remaining() > 0 {
+                // Room appeared elsewhere (or an endpoint's own limit is what holds some
+                // back): every waiter here looks again.
+                self.freed.notify_all();
+            }
+        }
+    }
+
+    /// Close idle HTTP/1 connections whose slots requests in the pending queue wait for:
+    /// those to endpoints other than `keep` (`None`: all). Cheap when nothing waits.
+    fn shed_idle(&self, keep: Option<usize>) {
+        if self.shared.pending.current() == 0 {
+            return;
+        }
+        for (ep, endpoint) in self.endpoints.iter().enumerate() {
+            if Some(ep) == keep {
+                continue;
+            }
+            let n = endpoint.idle.borrow_mut().drain(..).count();
+            for _ in 0..n {
+                self.closed(ep, false);
+            }
+        }
+    }
+
+    /// Requests wait in the pending queue on other workers only: whatever this worker keeps
+    /// idle holds slots they need.
+    fn others_wait(&self) -> bool {
+        self.shared.pending.current() > u64::from(self.waiting.get())
     }
 
     /// A new connection to endpoint `ep`, never from or for the pool (the TCP proxy). Counted
     /// like pooled ones; a PROXY header for `origin` is written first if the cluster sends one.
+    /// Does not wait: over a limit it fails at once.
     pub(crate) async fn connect(
         self: &Rc<Self>,
         ep: usize,
         origin: Option<Origin>,
     ) -> Result<Upstream, ConnectError> {
-        self.open_new(ep, origin.as_ref(), false).await
+        let Ok(slots) = self.admit(ep) else {
+            self.stats().upstream_cx_overflow.inc();
+            return Err(ConnectError::Overflow);
+        };
+        self.open_new(ep, origin.as_ref(), false, slots).await
     }
 
-    /// The one connect path: limit, stats, connect timeout, then the PROXY header.
+    /// A new HTTP/2 connection to endpoint `ep`, with the slots [`Pool::h2_checkout`] took.
+    pub(crate) async fn connect_h2(
+        self: &Rc<Self>,
+        ep: usize,
+        slots: Slots,
+    ) -> Result<Upstream, ConnectError> {
+        self.open_new(ep, None, false, slots).await
+    }
+
+    /// The one connect path: stats, connect timeout, then the PROXY header. `slots` are the
+    /// connection's admission ([`Pool::admit`]); a failed connect frees them.
     async fn open_new(
         self: &Rc<Self>,
         ep: usize,
         origin: Option<&Origin>,
         http1: bool,
+        slots: Slots,
     ) -> Result<Upstream, ConnectError> {
         let endpoint = &self.endpoints[ep];
-        if self
-            .max_connections
-            .is_some_and(|max| self.open.get() >= max)
-        {
-            self.stats().upstream_cx_overflow.inc();
-            return Err(ConnectError::Overflow);
-        }
         let stats = self.stats();
         let ep_stats = self.endpoint_stats(ep);
         stats.upstream_cx_total.inc();
@@ -317,7 +514,7 @@ impl Pool {
         self.open.set(self.open.get() + 1);
         stats.upstream_cx_active.inc();
         ep_stats.cx_active.inc();
-        let mut up = self.wrap(Io::Plain(stream), ep, false);
+        let mut up = self.wrap(Io::Plain(stream), ep, false, slots);
         if let Some(version) = self.proxy_protocol {
             let header = proxy_header(version, origin);
             stats.upstream_cx_tx_bytes_total.add(header.len() as u64);
@@ -393,7 +590,7 @@ impl Pool {
         }
     }
 
-    fn wrap(self: &Rc<Self>, stream: Io, endpoint: usize, reused: bool) -> Upstream {
+    fn wrap(self: &Rc<Self>, stream: Io, endpoint: usize, reused: bool, slots: Slots) -> Upstream {
         let guard = OpenGuard {
             cluster: self.clone(),
             endpoint,
@@ -405,6 +602,7 @@ impl Pool {
             endpoint,
             reused,
             guard,
+            slots,
         }
     }
 
@@ -415,22 +613,30 @@ impl Pool {
             return;
         }
         let ep = up.endpoint;
-        let stream = up.into_stream();
+        let (stream, slots) = up.into_stream();
         let mut idle = self.endpoints[ep].idle.borrow_mut();
-        if idle.len() >= self.max_idle {
+        // Requests waiting on other workers need the slot more than this pool needs the
+        // connection.
+        if idle.len() >= self.max_idle || self.others_wait() {
             drop(idle);
-            drop(stream);
+            drop((stream, slots));
             self.closed(ep, false);
             return;
         }
         idle.push(Idle {
             stream,
             since: timer::coarse_now(),
+            slots,
         });
+        drop(idle);
+        self.freed.notify_all();
     }
 
     /// Close pooled connections idle for longer than the idle timeout.
     pub(crate) fn sweep(&self, now: Instant) {
+        if self.others_wait() {
+            self.shed_idle(None);
+        }
         for (ep, endpoint) in self.endpoints.iter().enumerate() {
             let mut expired = 0;
             endpoint.idle.borrow_mut().retain(|i| {
@@ -462,6 +668,8 @@ impl Pool {
     /// Accounting for a connection that is gone; `remote`: the upstream closed or reset it.
     fn closed(&self, ep: usize, remote: bool) {
         self.open.set(self.open.get().saturating_sub(1));
+        // Waiters run after this task yields, when the connection's slots are dropped too.
+        self.freed.notify_all();
         let stats = self.stats();
         stats.upstream_cx_active.dec();
         stats.upstream_cx_destroy.inc();
@@ -497,6 +705,7 @@ impl Upstream {
             endpoint,
             reused,
             guard,
+            slots,
         } = self;
         (
             stream,
@@ -504,6 +713,7 @@ impl Upstream {
                 endpoint,
                 reused,
                 guard,
+                slots,
             },
         )
     }
@@ -513,20 +723,28 @@ impl Upstream {
             endpoint,
             reused,
             guard,
+            slots,
         } = lease;
         Self {
             stream,
             endpoint,
             reused,
             guard,
+            slots,
         }
     }
 
-    /// Take the stream out for pooling; the connection stays counted as open.
-    fn into_stream(self) -> Io {
-        let Self { stream, guard, .. } = self;
+    /// Take the stream out for pooling; the connection stays counted as open and keeps its
+    /// slots.
+    fn into_stream(self) -> (Io, Slots) {
+        let Self {
+            stream,
+            guard,
+            slots,
+            ..
+        } = self;
         guard.disarm();
-        stream
+        (stream, slots)
     }
 }
 
@@ -535,6 +753,7 @@ pub(crate) struct Lease {
     endpoint: usize,
     reused: bool,
     guard: OpenGuard,
+    slots: Slots,
 }
 
 impl Lease {
@@ -570,9 +789,162 @@ impl From<ConnectError> for io::ErrorKind {
     fn from(e: ConnectError) -> Self {
         match e {
             ConnectError::Overflow => Self::WouldBlock,
+            ConnectError::PendingTimeout => Self::TimedOut,
             ConnectError::Refused => Self::ConnectionRefused,
             ConnectError::Timeout => Self::TimedOut,
             ConnectError::Tls => Self::ConnectionAborted,
         }
+    }
+}
+
+/// A request of this worker in the pending queue, counted until it leaves (served, timed
+/// out, or dropped with its client).
+struct Waiting<'a> {
+    pool: &'a Pool,
+    /// This one polls for slots freed on other workers ([`Pool::pending`]).
+    poller: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(pool: &'a Pool) -> Self {
+        pool.waiting.set(pool.waiting.get() + 1);
+        Self {
+            pool,
+            poller: false,
+        }
+    }
+
+    /// Whether this waiter polls: it does if it did, or if no other waiter of the pool does.
+    fn poll_role(&mut self) -> bool {
+        if !self.poller && !self.pool.polling.get() {
+            self.pool.polling.set(true);
+            self.poller = true;
+        }
+        self.poller
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let pool = self.pool;
+        pool.waiting.set(pool.waiting.get() - 1);
+        pool.stats().upstream_rq_pending_active.dec();
+        if self.poller {
+            // Another waiter takes the role over.
+            pool.polling.set(false);
+            pool.freed.notify_all();
+        }
+    }
+}
+
+/// A wake-up for every task of one worker waiting on it: those waiting when
+/// [`Event::notify_all`] is called complete. Wakers are kept in a slab and removed when their
+/// wait is dropped, so a waiter woken by something else leaves nothing behind.
+#[derive(Default)]
+struct Event {
+    generation: Cell<u64>,
+    waiters: RefCell<slab::Slab<Waker>>,
+}
+
+impl Event {
+    fn notify_all(&self) {
+        self.generation.set(self.generation.get() + 1);
+        if self.waiters.borrow().is_empty() {
+            return;
+        }
+        // Wake outside the borrow: waking only schedules, but stay safe if it ever runs.
+        let woken: Vec<Waker> = self.waiters.borrow_mut().drain().collect();
+        for w in woken {
+            w.wake();
+        }
+    }
+
+    /// Completes at the next [`Event::notify_all`].
+    fn wait(&self) -> EventWait<'_> {
+        EventWait {
+            event: self,
+            start: self.generation.get(),
+            key: None,
+        }
+    }
+}
+
+/// The future of [`Event::wait`].
+struct EventWait<'a> {
+    event: &'a Event,
+    /// The generation it started in; a notify moves it on (and empties the slab).
+    start: u64,
+    key: Option<usize>,
+}
+
+impl Future for EventWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.event.generation.get() != self.start {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.event.waiters.borrow_mut();
+        match self.key {
+            Some(k) if waiters.contains(k) => waiters[k].clone_from(cx.waker()),
+            _ => {
+                let k = waiters.insert(cx.waker().clone());
+                drop(waiters);
+                self.key = Some(k);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for EventWait<'_> {
+    fn drop(&mut self) {
+        // After a notify the slab was emptied: the key may be someone else's by now.
+        if let (Some(k), true) = (self.key, self.event.generation.get() == self.start) {
+            let mut waiters = self.event.waiters.borrow_mut();
+            if waiters.contains(k) {
+                waiters.remove(k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::Context;
+
+    use super::*;
+
+    #[test]
+    fn event_wakes_the_waits_begun_before_it_and_forgets_dropped_ones() {
+        let event = Event::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut a = pin!(event.wait());
+        let b = event.wait();
+        let mut b = Box::pin(b);
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        assert!(b.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(event.waiters.borrow().len(), 2);
+        // A wait dropped before the notify leaves nothing behind.
+        drop(b);
+        assert_eq!(event.waiters.borrow().len(), 1);
+        event.notify_all();
+        assert!(event.waiters.borrow().is_empty());
+        assert!(a.as_mut().poll(&mut cx).is_ready());
+        // A wait begun after a notify waits for the next one; a wait dropped after a notify,
+        // whose slab key a later wait now has, leaves the later one's waker alone.
+        let d = event.wait();
+        let mut d = Box::pin(d);
+        assert!(d.as_mut().poll(&mut cx).is_pending());
+        event.notify_all();
+        let mut c = pin!(event.wait());
+        assert!(c.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(event.waiters.borrow().len(), 1);
+        drop(d);
+        assert_eq!(event.waiters.borrow().len(), 1);
+        assert!(c.as_mut().poll(&mut cx).is_pending());
+        event.notify_all();
+        assert!(c.as_mut().poll(&mut cx).is_ready());
     }
 }
