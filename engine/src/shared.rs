@@ -58,10 +58,11 @@ pub(crate) struct ClusterShared {
 
 impl ClusterShared {
     /// The retries allowed in flight now: the retry budget's share of the requests in
-    /// flight and pending, or `max_retries`.
+    /// flight and pending, or `max_retries`. (`requests` counts both: a request holds its
+    /// slot from the start of its attempt, waiting in the pending queue included.)
     pub(crate) fn retry_limit(&self) -> u64 {
         match &self.retry_budget {
-            Some(b) => b.max_retries(self.requests.current() + self.pending.current()),
+            Some(b) => b.max_retries(self.requests.current()),
             None => self.retries.limit().unwrap_or(u64::MAX),
         }
     }
@@ -273,7 +274,7 @@ mod tests {
         let g = read();
         assert_eq!(g.remaining_rq.get(), 12);
         assert_eq!((g.rq_pending_open.get(), g.remaining_pending.get()), (1, 0));
-        // 25 % of 9 outstanding: 2 retries, one held.
+        // 25 % of the 8 requests (a waiting one holds a request slot too): 2, one held.
         assert_eq!(c.retry_limit(), 2);
         assert_eq!((g.rq_retry_open.get(), g.remaining_retries.get()), (0, 1));
         let retry2 = c.retries.try_acquire_within(c.retry_limit()).unwrap();
