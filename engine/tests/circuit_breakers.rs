@@ -467,6 +467,31 @@ fn an_idle_connection_gives_its_slot_to_a_waiting_request() {
 }
 
 #[test]
+fn an_idle_http2_connection_gives_its_slot_to_a_waiting_request() {
+    let start = || Backend::start_h2(|_req| async { Ok(full(200, "h2")) });
+    let (a, b) = (start(), start());
+    let log = TempLog::new("idle-h2");
+    let text = config(&[a.addr, b.addr], "  max_connections = 1\n", "10s", &log)
+        .replace("workers = 2", "workers = 1")
+        .replace("endpoints = [", "protocol = \"http2\"\nendpoints = [");
+    let proxy = Proxy::start(&text);
+    let addr = proxy.addr();
+    // As for HTTP/1: the first endpoint's connection, without streams, closes (GOAWAY) for
+    // the request to the other endpoint.
+    assert_eq!(raw_get(addr, "/one").0, 200);
+    assert_eq!(raw_get(addr, "/two").0, 200);
+    assert_eq!((a.request_count(), b.request_count()), (1, 1));
+    expect_stats(
+        &proxy,
+        &[
+            ("cluster.backend.upstream_rq_pending_total", 1),
+            ("cluster.backend.upstream_cx_total", 2),
+            ("cluster.backend.upstream_cx_active", 1),
+        ],
+    );
+}
+
+#[test]
 fn per_host_max_connections_bounds_each_endpoint() {
     let (a, b) = (GatedBackend::start(), GatedBackend::start());
     let log = TempLog::new("host");

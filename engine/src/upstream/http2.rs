@@ -130,6 +130,11 @@ impl H2Conn {
         !self.sess.closing.get() && self.sess.conn.borrow().can_open_stream()
     }
 
+    /// Carries no stream and still takes new ones: closing it costs nothing in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.sess.streams() == 0 && !self.sess.closing.get()
+    }
+
     /// Stop taking streams; close once the open ones finished.
     pub(crate) fn retire(&self) {
         self.sess.go_away();

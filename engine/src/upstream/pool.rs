@@ -427,8 +427,9 @@ impl Pool {
         }
     }
 
-    /// Close idle HTTP/1 connections whose slots requests in the pending queue wait for:
-    /// those to endpoints other than `keep` (`None`: all). Cheap when nothing waits.
+    /// Close idle connections whose slots requests in the pending queue wait for: those to
+    /// endpoints other than `keep` (`None`: all). HTTP/2 ones without streams get GOAWAY and
+    /// close. Cheap when nothing waits.
     fn shed_idle(&self, keep: Option<usize>) {
         if self.shared.pending.current() == 0 {
             return;
@@ -436,6 +437,9 @@ impl Pool {
         for (ep, endpoint) in self.endpoints.iter().enumerate() {
             if Some(ep) == keep {
                 continue;
+            }
+            for c in endpoint.h2.borrow().iter().filter(|c| c.is_idle()) {
+                c.retire();
             }
             let n = endpoint.idle.borrow_mut().drain(..).count();
             for _ in 0..n {
