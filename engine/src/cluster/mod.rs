@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, RetryBudget};
 use crate::shared::ClusterShared;
 use crate::shared_state::Occupancy;
 use crate::stats::ClusterStats;
@@ -24,9 +24,9 @@ pub(crate) struct RetryLimits<'p> {
     pub(crate) stats: &'p ClusterStats,
     /// The cluster's retries in flight across all workers (`max_retries`).
     pub(crate) breaker: &'p Arc<Occupancy>,
-    /// `(budget_percent, min_retry_concurrency, requests in flight)`: with a retry budget,
-    /// the retries in flight may be this share of the requests in flight, at least the floor.
-    pub(crate) budget: Option<(f64, u64, &'p Occupancy)>,
+    /// With a retry budget, the retries in flight may be its share of the requests in
+    /// flight (those waiting for a connection included).
+    pub(crate) budget: Option<(&'p RetryBudget, &'p Occupancy)>,
 }
 
 /// One worker's view of a cluster.
@@ -34,8 +34,6 @@ pub(crate) struct ClusterLocal {
     balancer: lb::Balancer,
     /// The cluster's process-wide state (circuit breakers).
     shared: Arc<ClusterShared>,
-    /// `circuit_breakers.retry_budget`: `(budget_percent, min_retry_concurrency)`.
-    retry_budget: Option<(f64, u64)>,
     /// This worker's connections to the cluster; attempts and HTTP/2 connections hold it too.
     pool: Rc<Pool>,
 }
@@ -44,11 +42,6 @@ impl ClusterLocal {
     pub(crate) fn new(cfg: &ClusterConfig, shared: Arc<ClusterShared>, core: usize) -> Self {
         Self {
             balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
-            retry_budget: cfg
-                .circuit_breakers
-                .retry_budget
-                .as_ref()
-                .map(|b| (b.budget_percent, b.min_retry_concurrency)),
             pool: Rc::new(Pool::new(cfg, Arc::clone(&shared), core)),
             shared,
         }
@@ -90,8 +83,10 @@ impl ClusterLocal {
             stats: self.stats(),
             breaker: &self.shared.retries,
             budget: self
+                .shared
                 .retry_budget
-                .map(|(percent, floor)| (percent, floor, &*self.shared.requests)),
+                .as_ref()
+                .map(|b| (b, &*self.shared.requests)),
         }
     }
 

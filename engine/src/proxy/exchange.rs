@@ -1509,7 +1509,13 @@ impl<'a> Exchange<'a> {
             .stats()
             .upstream_cx_tx_bytes_total
             .add(up_head.byte_len() as u64);
-        let opening = open_request(cluster, attempt.endpoint, &up_head, !has_body, this.deadline);
+        let opening = open_request(
+            cluster,
+            attempt.endpoint,
+            &up_head,
+            !has_body,
+            this.deadline,
+        );
         let (h2conn, opened) = match opening.await {
             Ok(o) => o,
             Err(e) => {

@@ -17,6 +17,7 @@ use protocols::http2::frame::Reason;
 
 use super::message::RespHead;
 use crate::cluster::RetryLimits;
+use crate::config::RetryBudget;
 use crate::config::route::{RetryOn, RetryPolicy};
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::filters::ResponseInfo;
@@ -30,9 +31,8 @@ pub(crate) struct Retry<'p> {
     stats: &'p ClusterStats,
     /// The cluster's retries in flight across all workers (`max_retries`).
     breaker: &'p Arc<Occupancy>,
-    /// With a retry budget: the share of the requests in flight that may be retries, and the
-    /// floor; the requests in flight are read from `in_flight`.
-    budget: Option<(f64, u64, &'p Occupancy)>,
+    /// With a retry budget: the budget and the requests in flight it is a share of.
+    budget: Option<(&'p RetryBudget, &'p Occupancy)>,
     grpc: bool,
     /// Retries left.
     left: Cell<u32>,
@@ -172,9 +172,9 @@ impl<'p> Retry<'p> {
         // The retry this request may already hold a slot for is over.
         drop(self.held.borrow_mut().take());
         let guard = match self.budget {
-            Some((percent, floor, in_flight)) => {
-                let share = (in_flight.current() as f64 * percent / 100.0) as u64;
-                self.breaker.try_acquire_within(share.max(floor))
+            Some((budget, in_flight)) => {
+                let limit = budget.max_retries(in_flight.current());
+                self.breaker.try_acquire_within(limit)
             }
             None => self.breaker.try_acquire(),
         };
@@ -366,12 +366,16 @@ mod tests {
         let breaker = Arc::new(Occupancy::new(Some(3)));
         let in_flight = Arc::new(Occupancy::new(None));
         let held: Vec<_> = (0..20).map(|_| in_flight.try_acquire().unwrap()).collect();
+        let budget = RetryBudget {
+            budget_percent: 20.0,
+            min_retry_concurrency: 2,
+        };
         let retries: Vec<_> = (0..5)
             .map(|_| {
                 let limits = RetryLimits {
                     stats: stats.core(0),
                     breaker: &breaker,
-                    budget: Some((20.0, 2, &*in_flight)),
+                    budget: Some((&budget, &*in_flight)),
                 };
                 Retry::new(&p, limits, false)
             })
