@@ -9,6 +9,8 @@
 //!   breakers (connections, pending, requests, retries per cluster) and connection limits.
 //! - [`TokenBucket`]: a lock-free token bucket (burst, refill rate) answering
 //!   [`TokenBucket::try_take`] at an explicit `now`. Local rate limits.
+//! - [`KeyedBuckets`]: token buckets by a key clients choose (a header's value, a client
+//!   address) in a table of fixed capacity. Local rate limit descriptors.
 //!
 //! Any other `Send + Sync` type (outlier counters, a retry budget's parameters) can be kept
 //! with [`Registry::get_or_insert_with`].
@@ -110,6 +112,23 @@ impl Registry {
         let b = self.get_or_insert_with(kind, name, || TokenBucket::new(params, now));
         b.set_params(params, now);
         b
+    }
+
+    /// The [`KeyedBuckets`] named `(kind, name)` with this capacity, created on first use
+    /// (at `now`); `params` replace the burst and rate of its buckets, keeping their levels.
+    /// Another capacity is another table (the capacity is part of the name).
+    pub fn keyed_buckets(
+        &self,
+        kind: &'static str,
+        name: &str,
+        capacity: usize,
+        params: BucketParams,
+        now: Instant,
+    ) -> Arc<KeyedBuckets> {
+        let name = format!("{name}#{capacity}");
+        let t = self.get_or_insert_with(kind, &name, || KeyedBuckets::new(capacity, params, now));
+        t.set_params(params, now);
+        t
     }
 
     /// Drops the entries nothing outside the registry references; returns how many.
@@ -356,6 +375,110 @@ impl TokenBucket {
         let used = self.tat.load(Ordering::Relaxed).saturating_sub(now);
         tolerance.saturating_sub(used) / interval
     }
+
+    /// How long until the bucket is full again at `now` (zero when it is).
+    pub fn until_full(&self, now: Instant) -> Duration {
+        let now = self.nanos(now);
+        Duration::from_nanos(self.tat.load(Ordering::Relaxed).saturating_sub(now))
+    }
+
+    /// The bucket is full at `now`: it is then indistinguishable from a new one.
+    #[inline]
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.tat.load(Ordering::Relaxed) <= self.nanos(now)
+    }
+}
+
+/// Slots probed for a key, from the one its hash names: bounds the work per lookup.
+const PROBE: usize = 8;
+
+/// Token buckets by key (a header's value, a client address), all with the same burst and
+/// rate, in a table of fixed capacity shared by all cores, lock-free: a bounded number of
+/// [`TokenBucket`]s for keys chosen by clients.
+///
+/// A key is hashed (std's randomly seeded SipHash, so clients cannot aim keys at one slot)
+/// to a 64-bit tag and looked for in 8 slots from the one the tag names. A key not
+/// found takes a free slot there, or one whose bucket is full again: a full bucket is the
+/// same as a new one, so a key idle long enough to refill loses nothing by giving its slot
+/// up. When every probed slot holds a key still refilling, the key shares one overflow
+/// bucket (same burst and rate) with every other key in that position: the table never
+/// grows, and a flood of new keys is limited together instead of each getting a fresh burst.
+///
+/// Races cost at most a token: two cores claiming a slot for the same new key at once may
+/// each take one slot (the key then has two buckets until one refills), and a token taken
+/// just as a slot changes hands is taken from the new key's bucket. Tags are 64 bits wide;
+/// two keys sharing one share a bucket.
+#[derive(Debug)]
+pub struct KeyedBuckets {
+    hasher: std::hash::RandomState,
+    slots: Box<[Slot]>,
+    overflow: TokenBucket,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// The key's tag; 0: free.
+    tag: AtomicU64,
+    bucket: TokenBucket,
+}
+
+impl KeyedBuckets {
+    /// A table of `capacity` buckets (at least one), all full at `now`.
+    pub fn new(capacity: usize, params: BucketParams, now: Instant) -> Self {
+        Self {
+            hasher: std::hash::RandomState::new(),
+            slots: (0..capacity.max(1))
+                .map(|_| Slot {
+                    tag: AtomicU64::new(0),
+                    bucket: TokenBucket::new(params, now),
+                })
+                .collect(),
+            overflow: TokenBucket::new(params, now),
+        }
+    }
+
+    /// How many keys it holds at most.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Replaces burst and rate of every bucket, keeping their levels
+    /// ([`TokenBucket::set_params`]).
+    pub fn set_params(&self, params: BucketParams, now: Instant) {
+        for s in &self.slots {
+            s.bucket.set_params(params, now);
+        }
+        self.overflow.set_params(params, now);
+    }
+
+    /// The bucket of `key` at `now`: its own, or the shared overflow bucket when the table
+    /// has no room for it.
+    pub fn bucket(&self, key: &[u8], now: Instant) -> &TokenBucket {
+        use std::hash::BuildHasher;
+        let tag = self.hasher.hash_one(key) | 1;
+        let n = self.slots.len();
+        let start = (tag % n as u64) as usize;
+        let window = || (0..PROBE.min(n)).map(move |i| &self.slots[(start + i) % n]);
+        if let Some(s) = window().find(|s| s.tag.load(Ordering::Relaxed) == tag) {
+            return &s.bucket;
+        }
+        for s in window() {
+            let seen = s.tag.load(Ordering::Relaxed);
+            if seen != 0 && !s.bucket.is_full(now) {
+                continue;
+            }
+            match s
+                .tag
+                .compare_exchange(seen, tag, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return &s.bucket,
+                // Another core took it, perhaps for this very key.
+                Err(now_tag) if now_tag == tag => return &s.bucket,
+                Err(_) => {}
+            }
+        }
+        &self.overflow
+    }
 }
 
 #[cfg(test)]
@@ -536,6 +659,52 @@ mod tests {
             .collect();
         let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(total, 1);
+    }
+
+    #[test]
+    fn keyed_buckets_give_each_key_its_own_bucket_within_capacity() {
+        let t0 = Instant::now();
+        let t = KeyedBuckets::new(64, params(2, 1, 1000), t0);
+        assert!(t.bucket(b"a", t0).try_take(t0));
+        assert!(t.bucket(b"a", t0).try_take(t0));
+        assert!(!t.bucket(b"a", t0).try_take(t0), "a's burst of 2 is spent");
+        assert!(t.bucket(b"b", t0).try_take(t0), "b has its own bucket");
+        assert!(std::ptr::eq(t.bucket(b"a", t0), t.bucket(b"a", t0)));
+        // New params keep the level.
+        t.set_params(params(5, 1, 1000), t0);
+        assert_eq!(t.bucket(b"a", t0).available(t0), 0);
+        assert_eq!(t.bucket(b"b", t0).available(t0), 1);
+    }
+
+    #[test]
+    fn keyed_buckets_are_bounded_and_reuse_slots_of_refilled_keys() {
+        let t0 = Instant::now();
+        // One slot: the first key in debt holds it, others share the overflow bucket.
+        let t = KeyedBuckets::new(1, params(1, 1, 1000), t0);
+        assert_eq!(t.capacity(), 1);
+        assert!(t.bucket(b"a", t0).try_take(t0));
+        let overflow = t.bucket(b"b", t0);
+        assert!(std::ptr::eq(overflow, t.bucket(b"c", t0)), "b and c share");
+        assert!(overflow.try_take(t0));
+        assert!(
+            !t.bucket(b"c", t0).try_take(t0),
+            "the shared token is spent"
+        );
+        // Once a's bucket is full again, its slot goes to the next key that needs one.
+        let later = t0 + Duration::from_secs(1);
+        assert!(t.bucket(b"a", later).is_full(later));
+        let b = t.bucket(b"b", later);
+        assert!(!std::ptr::eq(b, overflow), "b took a's slot");
+        assert!(b.try_take(later));
+        assert!(
+            std::ptr::eq(t.bucket(b"a", later), overflow),
+            "a now overflows"
+        );
+        // Many distinct keys never grow the table.
+        for i in 0..10_000u32 {
+            t.bucket(&i.to_be_bytes(), later);
+        }
+        assert_eq!(t.capacity(), 1);
     }
 
     /// A reload looks entries up again by name: same objects, counts and levels intact, new
