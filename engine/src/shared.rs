@@ -17,20 +17,121 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, ListenerProtocol, RetryBudget};
-use crate::shared_state::{Occupancy, Registry};
+use crate::config::route::RateLimitOverride;
+use crate::config::{
+    Config, HttpFilterConfig, ListenerConfig, ListenerProtocol, NetworkFilterConfig, RetryBudget,
+};
+use crate::shared_state::{KeyedBuckets, Occupancy, Registry, TokenBucket};
 use crate::stats::{
     BreakerSource, CircuitBreakerStats, ClusterScope, EndpointStats, HttpScope, ListenerStats,
-    PerCore, Store, TcpStats,
+    LocalRateLimitStats, PerCore, Store, TcpStats,
 };
 
-/// Stats handles of one listener, resolved by name when the snapshot is built.
+/// Stats handles and process-wide buckets of one listener, resolved by name when the
+/// snapshot is built.
 pub(crate) struct ListenerShared {
     pub(crate) stats: Arc<PerCore<ListenerStats>>,
     pub(crate) http: Arc<HttpScope>,
     /// `tcp.<name>.*`, for TCP proxy listeners only.
     pub(crate) tcp: Option<Arc<PerCore<TcpStats>>>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    /// The buckets of the listener's `local_ratelimit` HTTP filter, if it has one.
+    pub(crate) http_ratelimit: Option<HttpRateLimits>,
+    /// Per network filter, in chain order: the `local_ratelimit` ones' bucket and stats.
+    pub(crate) network_ratelimits: Vec<Option<NetworkRateLimit>>,
+}
+
+/// The process-wide buckets of a listener's `local_ratelimit` HTTP filter.
+pub(crate) struct HttpRateLimits {
+    /// Index 0: the listener's; then one per virtual host or route with its own, by its
+    /// [`RateLimitOverride::Bucket`] `slot`.
+    pub(crate) buckets: Vec<Arc<TokenBucket>>,
+    /// One table per descriptor, in configuration order.
+    pub(crate) descriptors: Vec<Arc<KeyedBuckets>>,
+}
+
+/// A tcp listener's `local_ratelimit` network filter: its bucket and stats.
+pub(crate) struct NetworkRateLimit {
+    pub(crate) bucket: Arc<TokenBucket>,
+    pub(crate) stats: Arc<PerCore<LocalRateLimitStats>>,
+}
+
+/// Registry kinds of the rate limit buckets.
+const HTTP_BUCKET: &str = "http.local_ratelimit";
+const HTTP_DESCRIPTOR: &str = "http.local_ratelimit.descriptor";
+const NETWORK_BUCKET: &str = "network.local_ratelimit";
+
+/// The buckets of `l`'s rate limit filters, looked up by name in `state`: a reload finds the
+/// same buckets (levels kept, new rates applied).
+fn rate_limits(
+    l: &ListenerConfig,
+    stats: &Store,
+    state: &Registry,
+) -> (Option<HttpRateLimits>, Vec<Option<NetworkRateLimit>>) {
+    let now = Instant::now();
+    let http = l.http_filters.iter().find_map(|f| match f {
+        HttpFilterConfig::LocalRateLimit(rl) => Some(rl),
+        _ => None,
+    });
+    let http = http.map(|rl| {
+        let mut buckets = vec![state.token_bucket(HTTP_BUCKET, &l.name, rl.token_bucket, now)];
+        let overrides = l.routes.virtual_hosts.iter().flat_map(|v| &v.routes);
+        for r in overrides {
+            if let Some(RateLimitOverride::Bucket {
+                slot,
+                name,
+                token_bucket,
+            }) = &r.filters.local_ratelimit
+            {
+                if buckets.len() <= *slot {
+                    let listener = Arc::clone(&buckets[0]);
+                    buckets.resize_with(*slot + 1, || Arc::clone(&listener));
+                }
+                let name = format!("{}/{name}", l.name);
+                buckets[*slot] = state.token_bucket(HTTP_BUCKET, &name, *token_bucket, now);
+            }
+        }
+        let descriptors = rl
+            .descriptors
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let name = format!("{}/{i}", l.name);
+                state.keyed_buckets(
+                    HTTP_DESCRIPTOR,
+                    &name,
+                    rl.max_descriptors,
+                    d.token_bucket,
+                    now,
+                )
+            })
+            .collect();
+        HttpRateLimits {
+            buckets,
+            descriptors,
+        }
+    });
+    let network = l
+        .network_filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match f {
+            NetworkFilterConfig::LocalRateLimit {
+                token_bucket,
+                stat_prefix,
+            } => Some(NetworkRateLimit {
+                bucket: state.token_bucket(
+                    NETWORK_BUCKET,
+                    &format!("{}/{i}", l.name),
+                    *token_bucket,
+                    now,
+                ),
+                stats: stats.local_rate_limit(stat_prefix),
+            }),
+            _ => None,
+        })
+        .collect();
+    (http, network)
 }
 
 /// Stats handles of one cluster and its endpoints, and its circuit breakers: process-wide
@@ -108,11 +209,14 @@ impl Snapshot {
             .iter()
             .map(|l| {
                 let access_log = l.access_log.as_ref().map(AccessLog::open).transpose()?;
+                let (http_ratelimit, network_ratelimits) = rate_limits(l, stats, state);
                 Ok(Arc::new(ListenerShared {
                     stats: stats.listener(&l.name),
                     http: stats.http(&l.name),
                     tcp: (l.protocol == ListenerProtocol::Tcp).then(|| stats.tcp(&l.name)),
                     access_log,
+                    http_ratelimit,
+                    network_ratelimits,
                 }))
             })
             .collect::<std::io::Result<_>>()?;

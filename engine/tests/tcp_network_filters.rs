@@ -187,16 +187,26 @@ fn config_errors_name_the_place() {
     assert_eq!(
         config_error(&unknown),
         "f.toml:12:8: listeners[0].network_filters[1].name: unknown network filter \
-         \"mongo_proxyy\" (known: \"byte_counter\")"
+         \"mongo_proxyy\" (known: \"byte_counter\", \"local_ratelimit\")"
     );
     let extra = tcp_config(
         ep.parse().unwrap(),
-        "[[listeners.network_filters]]\nname = \"byte_counter\"\nstat_prefix = \"x\"\n",
+        "[[listeners.network_filters]]\nname = \"byte_counter\"\nmax_bytes = 1\n",
     );
     let e = config_error(&extra);
     assert!(
-        e.starts_with("f.toml:11:1: listeners[0].network_filters[0].stat_prefix: unknown field"),
+        e.starts_with("f.toml:11:1: listeners[0].network_filters[0].max_bytes: unknown field"),
         "{e}"
+    );
+    // Another filter's setting is refused for this one.
+    let other = tcp_config(
+        ep.parse().unwrap(),
+        "[[listeners.network_filters]]\nname = \"byte_counter\"\nstat_prefix = \"x\"\n",
+    );
+    assert_eq!(
+        config_error(&other),
+        "f.toml:11:15: listeners[0].network_filters[0].stat_prefix: the \"byte_counter\" \
+         network filter has no `stat_prefix`"
     );
     let http = format!(
         "[[listeners]]\nname = \"h\"\naddress = \"127.0.0.1:0\"\n\

@@ -10,6 +10,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod ratelimit;
 pub mod raw;
 pub mod route;
 pub mod tls;
@@ -100,7 +101,50 @@ pub enum HttpFilterConfig {
     Fault(FaultConfig),
     /// `custom_response`: upstream responses with some statuses replaced by a local answer.
     CustomResponse(CustomResponse),
+    /// `local_ratelimit`: a token bucket for the whole process; requests over it get 429.
+    LocalRateLimit(LocalRateLimit),
 }
+
+/// Envoy's local rate limit filter, as configured. The buckets themselves are process-wide
+/// state, looked up by name when a snapshot is built (`crate::shared`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRateLimit {
+    /// The listener's bucket (routes and virtual hosts may have their own,
+    /// [`route::RouteFilters::local_ratelimit`]).
+    pub token_bucket: BucketParams,
+    /// Percentage (0..=100) of requests the filter looks at.
+    pub filter_enabled: u32,
+    /// Percentage (0..=100) of requests over the limit that are refused (the rest are only
+    /// counted).
+    pub filter_enforced: u32,
+    /// Add `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-reset` to responses.
+    pub x_ratelimit_headers: bool,
+    /// Buckets per value of a key, each checked before the listener's (or route's) bucket.
+    pub descriptors: Vec<RateLimitDescriptor>,
+    /// Most distinct values each descriptor keeps a bucket for.
+    pub max_descriptors: usize,
+}
+
+/// One descriptor of a [`LocalRateLimit`]: a bucket per distinct value of `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitDescriptor {
+    /// What a request's value is.
+    pub key: DescriptorKey,
+    /// Each value's burst and rate.
+    pub token_bucket: BucketParams,
+}
+
+/// What a [`RateLimitDescriptor`] is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescriptorKey {
+    /// The value of this request header (lowercase name); requests without it are not
+    /// counted by the descriptor.
+    Header(bytes::Bytes),
+    /// The client's IP address (the PROXY header's source when the listener reads one).
+    RemoteAddress,
+}
+
+pub use crate::shared_state::BucketParams;
 
 /// Envoy's custom response filter with one local-response policy, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,10 +200,18 @@ pub struct HeaderMutation {
 }
 
 /// One network filter of a tcp listener's chain (`[[listeners.network_filters]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkFilterConfig {
     /// `byte_counter`: counts the bytes passing each way (`tcp.<name>.byte_counter.*`).
     ByteCounter,
+    /// `local_ratelimit`: a new connection takes a token from a process-wide bucket or is
+    /// closed at once (`local_rate_limit.<stat_prefix>.rate_limited`).
+    LocalRateLimit {
+        /// The bucket's burst and rate.
+        token_bucket: BucketParams,
+        /// Stats prefix (`local_rate_limit.<stat_prefix>.`).
+        stat_prefix: String,
+    },
     /// Test only (`test_checksum`): sees every byte both ways, so the relay copies them.
     #[cfg(test)]
     TestChecksum,

@@ -132,6 +132,80 @@ pub enum RawHttpFilter {
     Fault(RawFaultFilter),
     /// Envoy's custom response: replace upstream responses with some statuses.
     CustomResponse(RawCustomResponse),
+    /// Envoy's local rate limit: a token bucket for the whole process, 429 over it.
+    LocalRatelimit(RawLocalRateLimit),
+}
+
+/// `{ max_tokens, tokens_per_fill, fill_interval }` (Envoy's `token_bucket`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenBucket {
+    /// Burst: most tokens held (and held at start), at least 1.
+    pub max_tokens: u32,
+    /// Tokens added every `fill_interval`, at least 1 (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_fill: Option<u32>,
+    /// Duration string, greater than 0.
+    pub fill_interval: String,
+}
+
+/// `name = "local_ratelimit"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalRateLimit {
+    /// The listener's bucket.
+    pub token_bucket: RawTokenBucket,
+    /// Percentage of requests the filter looks at, 0..=100 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_enabled: Option<u32>,
+    /// Percentage of limited requests actually refused, 0..=100 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_enforced: Option<u32>,
+    /// `"OFF"` (default) or `"DRAFT_VERSION_03"`: add `x-ratelimit-*` response headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_x_ratelimit_headers: Option<String>,
+    /// Buckets per value of a request header or per client address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub descriptors: Vec<RawRateLimitDescriptor>,
+    /// Most distinct values each descriptor keeps a bucket for (default 1024).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_descriptors: Option<u32>,
+}
+
+/// `{ header | remote_address, token_bucket }`: one bucket per distinct value.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimitDescriptor {
+    /// Key by this request header's value (requests without it are not counted here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// `true`: key by the client's IP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<bool>,
+    /// Each value's bucket.
+    pub token_bucket: RawTokenBucket,
+}
+
+/// `[listeners.virtual_hosts.filters.local_ratelimit]` and the same on a route: this virtual
+/// host's or route's own bucket, or no limit.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalRateLimitPerRoute {
+    /// `true`: not limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// A bucket of its own instead of the listener's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_bucket: Option<RawTokenBucket>,
+}
+
+/// `[listeners.virtual_hosts.filters]`: per-virtual-host settings of HTTP filters.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVirtualHostFilters {
+    /// `[listeners.virtual_hosts.filters.local_ratelimit]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_ratelimit: Option<RawLocalRateLimitPerRoute>,
 }
 
 /// `name = "custom_response"`.
@@ -219,6 +293,9 @@ pub struct RawRouteFilters {
     /// `[listeners.virtual_hosts.routes.filters.buffer]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<RawBufferPerRoute>,
+    /// `[listeners.virtual_hosts.routes.filters.local_ratelimit]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_ratelimit: Option<RawLocalRateLimitPerRoute>,
 }
 
 /// Per-route buffer filter settings: off for this route, or another limit.
@@ -234,12 +311,19 @@ pub struct RawBufferPerRoute {
 }
 
 /// `[[listeners.network_filters]]`: one network filter, picked by `name`. A filter's own
-/// settings (none yet) are flat fields of this table, checked against `name` by validation.
+/// settings are flat fields of this table, checked against `name` by validation.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetworkFilter {
-    /// The filter: `"byte_counter"`.
+    /// The filter: `"byte_counter"` or `"local_ratelimit"`.
     pub name: String,
+    /// `local_ratelimit`: the bucket new connections take a token from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_bucket: Option<RawTokenBucket>,
+    /// `local_ratelimit`: stats under `local_rate_limit.<stat_prefix>.` (default: the
+    /// listener's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stat_prefix: Option<String>,
 }
 
 /// Listener protocols.
@@ -405,6 +489,10 @@ pub struct RawVirtualHost {
     /// `[listeners.virtual_hosts.retry_policy]`: for the routes that have none of their own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RawRetryPolicy>,
+    /// `[listeners.virtual_hosts.filters.<name>]`: settings of HTTP filters for every route
+    /// of this virtual host (a route's own settings win).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<RawVirtualHostFilters>,
 }
 
 /// `retry_policy`: Envoy's route retry policy.

@@ -311,9 +311,58 @@ fn http_filters(
             RawHttpFilter::CustomResponse(c) => {
                 HttpFilterConfig::CustomResponse(custom_response(c, &fat)?)
             }
+            RawHttpFilter::LocalRatelimit(r) => {
+                if out
+                    .iter()
+                    .any(|f| matches!(f, HttpFilterConfig::LocalRateLimit(_)))
+                {
+                    return Err(FieldError::new(
+                        format!("{fat}.name"),
+                        "a listener has at most one local_ratelimit filter (use descriptors \
+                         and per-route buckets for more limits)",
+                    ));
+                }
+                HttpFilterConfig::LocalRateLimit(super::ratelimit::local_ratelimit(r, &fat)?)
+            }
         });
     }
+    let limited = out
+        .iter()
+        .any(|f| matches!(f, HttpFilterConfig::LocalRateLimit(_)));
+    if !limited {
+        // A per-route setting of a filter the listener does not run would silently do nothing.
+        for (vi, vh) in l.virtual_hosts.iter().enumerate() {
+            let vat = format!("{at}.virtual_hosts[{vi}]");
+            if vh
+                .filters
+                .as_ref()
+                .is_some_and(|f| f.local_ratelimit.is_some())
+            {
+                return Err(no_ratelimit_filter(format!(
+                    "{vat}.filters.local_ratelimit"
+                )));
+            }
+            for (ri, r) in vh.routes.iter().enumerate() {
+                if r.filters
+                    .as_ref()
+                    .is_some_and(|f| f.local_ratelimit.is_some())
+                {
+                    return Err(no_ratelimit_filter(format!(
+                        "{vat}.routes[{ri}].filters.local_ratelimit"
+                    )));
+                }
+            }
+        }
+    }
     Ok(out)
+}
+
+fn no_ratelimit_filter(at: String) -> FieldError {
+    FieldError::new(
+        at,
+        "the listener has no local_ratelimit filter in [[listeners.http_filters]] for this \
+         setting to apply to",
+    )
 }
 
 /// `name = "header_mutation"`: header and trailer lists checked like a route's; whether a
@@ -446,16 +495,36 @@ fn network_filters(
     l.network_filters
         .iter()
         .enumerate()
-        .map(|(i, f)| match f.name.as_str() {
-            "byte_counter" => Ok(NetworkFilterConfig::ByteCounter),
-            #[cfg(test)]
-            "test_checksum" => Ok(NetworkFilterConfig::TestChecksum),
-            #[cfg(test)]
-            "test_frames" => Ok(NetworkFilterConfig::TestFrames),
-            other => Err(FieldError::new(
-                format!("{at}.network_filters[{i}].name"),
-                format!("unknown network filter {other:?} (known: \"byte_counter\")"),
-            )),
+        .map(|(i, f)| {
+            let fat = format!("{at}.network_filters[{i}]");
+            if f.name != "local_ratelimit" {
+                // Settings of the rate limit only.
+                let extra = [
+                    ("token_bucket", f.token_bucket.is_some()),
+                    ("stat_prefix", f.stat_prefix.is_some()),
+                ];
+                if let Some((field, _)) = extra.iter().find(|(_, set)| *set) {
+                    return Err(FieldError::new(
+                        format!("{fat}.{field}"),
+                        format!("the {:?} network filter has no `{field}`", f.name),
+                    ));
+                }
+            }
+            match f.name.as_str() {
+                "byte_counter" => Ok(NetworkFilterConfig::ByteCounter),
+                "local_ratelimit" => super::ratelimit::network_filter(f, &fat, &l.name),
+                #[cfg(test)]
+                "test_checksum" => Ok(NetworkFilterConfig::TestChecksum),
+                #[cfg(test)]
+                "test_frames" => Ok(NetworkFilterConfig::TestFrames),
+                other => Err(FieldError::new(
+                    format!("{fat}.name"),
+                    format!(
+                        "unknown network filter {other:?} (known: \"byte_counter\", \
+                         \"local_ratelimit\")"
+                    ),
+                )),
+            }
         })
         .collect()
 }

@@ -21,7 +21,8 @@ use crate::stats::HttpStats;
 /// The body of an injected abort (Envoy's).
 const ABORT_BODY: &[u8] = b"fault filter abort";
 
-fn hit(percent: u32) -> bool {
+/// Drawn from the worker's random numbers: `percent` (0..=100) of calls say yes.
+pub(super) fn hit(percent: u32) -> bool {
     percent >= 100 || (percent > 0 && rng::below(100) < percent)
 }
 

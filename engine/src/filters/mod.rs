@@ -38,7 +38,9 @@ pub(crate) mod buffer;
 pub(crate) mod custom_response;
 pub(crate) mod fault;
 pub(crate) mod header_mutation;
+pub(crate) mod local_ratelimit;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,7 +50,9 @@ pub(crate) use crate::codec::BufferedBody;
 use crate::codec::h2::convert::Fields;
 use crate::config::HttpFilterConfig;
 use crate::router::{HeaderToAdd, RequestInfo, Route};
+use crate::shared::HttpRateLimits;
 use crate::stats::HttpStats;
+use local_ratelimit::RateLimitHeaders;
 
 /// What a filter phase tells the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +107,8 @@ pub(crate) enum AnswerKind {
     FaultAbort,
     /// The upstream's response was replaced (`custom_response`).
     CustomResponse,
+    /// Over a local rate limit (flag `RL`; a gRPC request is answered `UNAVAILABLE`).
+    RateLimited,
 }
 
 /// A response head as the encode phases see it, whichever codec read it.
@@ -147,6 +153,10 @@ pub(crate) struct FilterState {
     pub(crate) fault_rate_limit: Option<u64>,
     /// The fault filter waited for the piece of response body now passing.
     pub(crate) fault_rate_paid: bool,
+    /// What the local rate limit filter did (counted by its log phase).
+    pub(crate) ratelimit: local_ratelimit::Outcome,
+    /// The local rate limit filter's `x-ratelimit-*` response fields.
+    pub(crate) ratelimit_headers: Option<RateLimitHeaders>,
 }
 
 /// Which phases some filter of a chain has. Worked out once per chain, so the exchange does
@@ -180,6 +190,7 @@ impl Phases {
                     p.encode_body |= f.response_rate_limit.is_some();
                 }
                 HttpFilterConfig::CustomResponse(_) => p.encode_headers = true,
+                HttpFilterConfig::LocalRateLimit(_) => p.log = true,
             }
         }
         p
@@ -192,6 +203,10 @@ pub(crate) struct Chain<'a> {
     filters: &'a [HttpFilterConfig],
     route: Option<&'a Route>,
     phases: Phases,
+    /// The process-wide buckets of the listener's rate limit filter.
+    ratelimits: Option<&'a HttpRateLimits>,
+    /// The client's address (descriptors by client address).
+    client: IpAddr,
 }
 
 impl<'a> Chain<'a> {
@@ -200,6 +215,21 @@ impl<'a> Chain<'a> {
             filters,
             route,
             phases: Phases::of(filters),
+            ratelimits: None,
+            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+
+    /// The same filters with the listener's shared state and the request's client.
+    pub(crate) fn with_request(
+        self,
+        ratelimits: Option<&'a HttpRateLimits>,
+        client: IpAddr,
+    ) -> Self {
+        Self {
+            ratelimits,
+            client,
+            ..self
         }
     }
 
@@ -240,6 +270,14 @@ impl<'a> Chain<'a> {
                 HttpFilterConfig::HeaderMutation(m) => header_mutation::decode_headers(m, st),
                 HttpFilterConfig::Fault(cfg) => fault::decode_headers(cfg, st),
                 HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+                HttpFilterConfig::LocalRateLimit(cfg) => local_ratelimit::decode_headers(
+                    cfg,
+                    self.ratelimits,
+                    self.route,
+                    req,
+                    self.client,
+                    st,
+                ),
             };
             match step {
                 Flow::Continue => {}
@@ -269,7 +307,8 @@ impl<'a> Chain<'a> {
                 HttpFilterConfig::Buffer { .. } => buffer::decode_data(st),
                 HttpFilterConfig::HeaderMutation(_)
                 | HttpFilterConfig::Fault(_)
-                | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+                | HttpFilterConfig::CustomResponse(_)
+                | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
             };
             if !matches!(step, Flow::Continue | Flow::StopAndBuffer { .. }) {
                 return step;
@@ -289,7 +328,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::HeaderMutation(m) => header_mutation::decode_trailers(m, trailers),
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::Fault(_)
-            | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+            | HttpFilterConfig::CustomResponse(_)
+            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
         })
     }
 
@@ -305,7 +345,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::CustomResponse(c) => custom_response::encode_headers(c, resp),
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::HeaderMutation(_)
-            | HttpFilterConfig::Fault(_) => Flow::Continue,
+            | HttpFilterConfig::Fault(_)
+            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
         })
     }
 
@@ -321,7 +362,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::Fault(_) => fault::encode_data(len, st),
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::HeaderMutation(_)
-            | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+            | HttpFilterConfig::CustomResponse(_)
+            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
         })
     }
 
@@ -336,7 +378,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::HeaderMutation(m) => header_mutation::encode_trailers(m, trailers),
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::Fault(_)
-            | HttpFilterConfig::CustomResponse(_) => Flow::Continue,
+            | HttpFilterConfig::CustomResponse(_)
+            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
         })
     }
 
@@ -346,6 +389,7 @@ impl<'a> Chain<'a> {
         for f in self.filters {
             match f {
                 HttpFilterConfig::Fault(_) => fault::log(done, stats, st),
+                HttpFilterConfig::LocalRateLimit(_) => local_ratelimit::log(done, stats, st),
                 HttpFilterConfig::Buffer { .. }
                 | HttpFilterConfig::HeaderMutation(_)
                 | HttpFilterConfig::CustomResponse(_) => {}
@@ -383,9 +427,10 @@ impl<'a> Chain<'a> {
         )
     }
 
-    /// The header changes for the response sent downstream (local answers included).
-    pub(crate) fn response_edits(&self) -> Edits<'a> {
-        Edits::new(
+    /// The header changes for the response sent downstream (local answers included), with
+    /// the fields the filters worked out for this request (`st`).
+    pub(crate) fn response_edits(&self, st: &FilterState) -> Edits<'a> {
+        let mut edits = Edits::new(
             self.route.map(|r| {
                 (
                     &r.response_headers_to_add[..],
@@ -394,7 +439,10 @@ impl<'a> Chain<'a> {
             }),
             self.filters,
             true,
-        )
+        );
+        edits.ratelimit = st.ratelimit_headers;
+        edits.any |= edits.ratelimit.is_some();
+        edits
     }
 
     /// The request as routing sees it once the filters before index `ran` have run.
@@ -458,6 +506,9 @@ pub(crate) struct Edits<'a> {
     route: Option<(&'a [HeaderToAdd], &'a [Bytes])>,
     filters: &'a [HttpFilterConfig],
     response: bool,
+    /// The rate limit filter's `x-ratelimit-*` fields (responses only); they replace any the
+    /// upstream sent.
+    ratelimit: Option<RateLimitHeaders>,
     /// Some layer has a change: without one (the common case) every check is one branch.
     any: bool,
 }
@@ -468,6 +519,7 @@ impl<'a> Edits<'a> {
         route: None,
         filters: &[],
         response: true,
+        ratelimit: None,
         any: false,
     };
 
@@ -480,6 +532,7 @@ impl<'a> Edits<'a> {
             route,
             filters,
             response,
+            ratelimit: None,
             any: false,
         };
         edits.any = route.is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
@@ -504,7 +557,8 @@ impl<'a> Edits<'a> {
             )),
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::Fault(_)
-            | HttpFilterConfig::CustomResponse(_) => None,
+            | HttpFilterConfig::CustomResponse(_)
+            | HttpFilterConfig::LocalRateLimit(_) => None,
         }
     }
 
@@ -527,6 +581,13 @@ impl<'a> Edits<'a> {
             if layer(adds, removes, name) {
                 return true;
             }
+        }
+        if self.ratelimit.is_some()
+            && RateLimitHeaders::NAMES
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+        {
+            return true;
         }
         self.filters.iter().any(|f| {
             self.mutation(f)
@@ -551,19 +612,24 @@ impl<'a> Edits<'a> {
         None
     }
 
-    /// Call `f` with each field to add, in order: the route's, then each filter's.
+    /// Call `f` with each field to add as (name, value), in order: the route's, then each
+    /// filter's.
     #[inline]
-    pub(crate) fn for_each_add(&self, mut f: impl FnMut(&'a HeaderToAdd)) {
+    pub(crate) fn for_each_add(&self, mut f: impl FnMut(&[u8], &[u8])) {
         if !self.any {
             return;
         }
+        let mut add = |h: &HeaderToAdd| f(&h.name, &h.value);
         if let Some((adds, _)) = self.route {
-            adds.iter().for_each(&mut f);
+            adds.iter().for_each(&mut add);
         }
         for filter in self.filters {
             if let Some((adds, _)) = self.mutation(filter) {
-                adds.iter().for_each(&mut f);
+                adds.iter().for_each(&mut add);
             }
+        }
+        if let Some(h) = &self.ratelimit {
+            h.for_each(f);
         }
     }
 }
@@ -606,16 +672,16 @@ mod tests {
         assert!(!req.drops(b"server"), "response removals stay on responses");
         assert!(!req.drops(b"x-env"), "an appended field does not replace");
         let mut names = Vec::new();
-        req.for_each_add(|h| names.push(h.name.clone()));
+        req.for_each_add(|name, _| names.push(name.to_vec()));
         assert_eq!(names, [&b"x-env"[..], &b"x-second"[..]]);
-        let resp = chain.response_edits();
+        let resp = chain.response_edits(&FilterState::default());
         assert!(resp.drops(b"Server"));
         assert!(resp.drops(b"x-served-by"), "replaced by the filter's own");
         let mut n = 0;
-        resp.for_each_add(|_| n += 1);
+        resp.for_each_add(|_, _| n += 1);
         assert_eq!(n, 1);
         assert!(!Edits::NONE.drops(b"server"));
-        Edits::NONE.for_each_add(|_| panic!("no adds"));
+        Edits::NONE.for_each_add(|_, _| panic!("no adds"));
     }
 
     fn request(head: &'static [u8]) -> RequestHead {

@@ -471,7 +471,7 @@ impl<'a> Exchange<'a> {
             client_keep_alive: self.head.is_keep_alive(),
             drain: &self.worker.drain,
             opts: self.opts(),
-            edits: self.chain.response_edits(),
+            edits: self.chain.response_edits(&self.filter_state.borrow()),
             upgrade_sent,
             retry: None,
         }
@@ -534,7 +534,8 @@ impl<'a> Exchange<'a> {
     /// again (with the changes of the filters that ran) before the next filter. `None`: the
     /// exchange was answered (no route, or a filter's answer).
     async fn decode_headers(&mut self) -> Option<&'a Route> {
-        self.chain = Chain::new(&self.cfg.http_filters, self.resolve_route(0));
+        self.chain = Chain::new(&self.cfg.http_filters, self.resolve_route(0))
+            .with_request(self.ll.shared().http_ratelimit.as_ref(), self.peer.ip());
         let mut from = 0;
         loop {
             let Some(route) = self.chain.route() else {
@@ -585,7 +586,7 @@ impl<'a> Exchange<'a> {
     /// Send a locally generated response. An HTTP/1 connection stays open only when no request
     /// body is left unread and the client wants keep-alive.
     async fn reply_local(&mut self, mut reply: LocalReply<'_>) {
-        reply.edits = self.chain.response_edits();
+        reply.edits = self.chain.response_edits(self.filter_state.get_mut());
         self.rec.status = reply.status;
         let head_request = self.head.is_head();
         match &mut self.down {
@@ -729,6 +730,13 @@ impl<'a> Exchange<'a> {
             // Counted by the fault filter's log phase.
             AnswerKind::FaultAbort => self.rec.flags |= ResponseFlags::FI,
             AnswerKind::CustomResponse => {}
+            // Counted by the rate limit filter's log phase.
+            AnswerKind::RateLimited => {
+                self.rec.flags |= ResponseFlags::RL;
+                // Envoy's answer to a gRPC client over a local rate limit.
+                let code = Some(Code::Unavailable);
+                return self.reply_error(answer.status, answer.body, code).await;
+            }
         }
         self.reply_error(answer.status, answer.body, None).await;
     }

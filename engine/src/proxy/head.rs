@@ -263,7 +263,7 @@ pub(crate) fn rewrite_request(
         out.field(b"connection", b"upgrade");
         out.field(b"upgrade", proto);
     }
-    rw.edits.for_each_add(|h| out.field(&h.name, &h.value));
+    rw.edits.for_each_add(|name, value| out.field(name, value));
     out.end();
 }
 
@@ -346,8 +346,8 @@ pub(crate) fn write_response_fields<'f>(
 }
 
 fn write_adds(dst: &mut BytesMut, edits: Edits<'_>) {
-    edits.for_each_add(|h| {
-        encode::header(dst, &h.name, &h.value);
+    edits.for_each_add(|name, value| {
+        encode::header(dst, name, value);
     });
 }
 

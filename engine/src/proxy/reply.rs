@@ -58,7 +58,7 @@ impl<'a> LocalReply<'a> {
             encode::header(dst, b"connection", b"keep-alive");
         }
         self.edits
-            .for_each_add(|h| encode::header(dst, &h.name, &h.value));
+            .for_each_add(|name, value| encode::header(dst, name, value));
         encode::end_head(dst);
         if self.head_only {
             0

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub use dynamic::{DynamicKind, DynamicLocal, DynamicScope, MAX_NAME_LEN, OVERFLOW_NAME};
 pub use histogram::{Histogram, HistogramSnapshot, LocalHistogram, PROMETHEUS_BUCKETS_MS};
 pub use names::{
-    CircuitBreakerStats, ClusterStats, EndpointStats, HttpStats, ListenerStats, ServerStats,
-    TcpStats,
+    CircuitBreakerStats, ClusterStats, EndpointStats, HttpStats, ListenerStats,
+    LocalRateLimitStats, ServerStats, TcpStats,
 };
 pub use render::ExtraGauge;
 pub use store::{BreakerSource, ClusterScope, HttpScope, Store};

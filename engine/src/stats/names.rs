@@ -65,6 +65,14 @@ stats! {
 }
 
 stats! {
+    /// `local_rate_limit.<stat_prefix>.*`: the `local_ratelimit` network filter of a tcp
+    /// listener (Envoy's network local rate limit filter).
+    pub struct LocalRateLimitStats {
+        rate_limited: Counter "connections closed at once because the local rate limit's bucket was empty",
+    }
+}
+
+stats! {
     /// `http.<name>.*`: the HTTP connection manager of one listener.
     pub struct HttpStats {
         downstream_cx_total: Counter "HTTP connections opened",
@@ -106,6 +114,10 @@ stats! {
         fault_delays_injected: Counter "requests delayed by the fault filter (Envoy: fault.delays_injected)",
         fault_aborts_injected: Counter "requests aborted by the fault filter (Envoy: fault.aborts_injected)",
         fault_response_rl_injected: Counter "responses rate limited by the fault filter (Envoy: fault.response_rl_injected)",
+        http_local_rate_limit_enabled: Counter as "http_local_rate_limit.enabled" "requests the local_ratelimit filter looked at (filter_enabled)",
+        http_local_rate_limit_enforced: Counter as "http_local_rate_limit.enforced" "requests over the local rate limit that were refused with 429 (filter_enforced)",
+        http_local_rate_limit_rate_limited: Counter as "http_local_rate_limit.rate_limited" "requests over the local rate limit, refused or not",
+        http_local_rate_limit_ok: Counter as "http_local_rate_limit.ok" "requests within the local rate limit",
         http2_rx_reset: Counter "HTTP/2 streams reset by the client (RST_STREAM received)",
         http2_tx_reset: Counter "HTTP/2 streams reset by ringway (RST_STREAM sent)",
         http2_streams_refused: Counter "HTTP/2 streams refused over the concurrent stream limit",

@@ -111,7 +111,7 @@ fn hist(
 impl Store {
     /// Sums every counter and gauge and snapshots every histogram (endpoint stats excluded).
     fn collect(&self, extra: &[ExtraGauge]) -> (Vec<Sample>, Vec<HistSample>) {
-        let (listeners, http, tcp, clusters, dynamic) = {
+        let (listeners, http, tcp, rl, clusters, dynamic) = {
             let g = self.lock();
             let l: Vec<_> = g
                 .listeners
@@ -128,13 +128,18 @@ impl Store {
                 .iter()
                 .map(|(k, v)| (k.clone(), Arc::clone(v)))
                 .collect();
+            let rl: Vec<_> = g
+                .local_rate_limit
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .collect();
             let c: Vec<_> = g
                 .clusters
                 .iter()
                 .map(|(k, v)| (k.clone(), Arc::clone(v)))
                 .collect();
             let d: Vec<_> = g.dynamic.values().map(Arc::clone).collect();
-            (l, h, t, c, d)
+            (l, h, t, rl, c, d)
         };
         let mut samples = Vec::new();
         let mut hists = Vec::new();
@@ -165,6 +170,9 @@ impl Store {
         }
         for (n, s) in &tcp {
             push_set(&mut samples, "tcp", Some(n), s);
+        }
+        for (n, s) in &rl {
+            push_set(&mut samples, "local_rate_limit", Some(n), s);
         }
         for (n, s) in &clusters {
             push_set(&mut samples, "cluster", Some(n), &s.stats);

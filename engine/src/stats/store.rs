@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{
-    CircuitBreakerStats, ClusterStats, EndpointStats, Histogram, HttpStats, ListenerStats, PerCore,
-    ServerStats, TcpStats,
+    CircuitBreakerStats, ClusterStats, EndpointStats, Histogram, HttpStats, ListenerStats,
+    LocalRateLimitStats, PerCore, ServerStats, TcpStats,
 };
 
 /// `http.<name>.*`: the HTTP connection manager stats of one listener.
@@ -76,6 +76,7 @@ pub(super) struct Scopes {
     pub(super) listeners: BTreeMap<String, Arc<PerCore<ListenerStats>>>,
     pub(super) http: BTreeMap<String, Arc<HttpScope>>,
     pub(super) tcp: BTreeMap<String, Arc<PerCore<TcpStats>>>,
+    pub(super) local_rate_limit: BTreeMap<String, Arc<PerCore<LocalRateLimitStats>>>,
     pub(super) clusters: BTreeMap<String, Arc<ClusterScope>>,
     pub(super) endpoints: BTreeMap<(String, SocketAddr), Arc<PerCore<EndpointStats>>>,
     /// Dynamic scopes by their text prefix (`http.ingress.dynamodb.operation`).
@@ -149,6 +150,18 @@ impl Store {
         }
         let s = Arc::new(PerCore::new(self.cores));
         g.tcp.insert(name.to_owned(), Arc::clone(&s));
+        s
+    }
+
+    /// `local_rate_limit.<prefix>.*` (a tcp listener's rate limit filter), created on first
+    /// use.
+    pub fn local_rate_limit(&self, prefix: &str) -> Arc<PerCore<LocalRateLimitStats>> {
+        let mut g = self.lock();
+        if let Some(s) = g.local_rate_limit.get(prefix) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(PerCore::new(self.cores));
+        g.local_rate_limit.insert(prefix.to_owned(), Arc::clone(&s));
         s
     }
 

@@ -115,9 +115,19 @@ pub(crate) async fn serve(
     ts.downstream_cx_total.inc();
     ts.downstream_cx_active.inc();
     let idle = cfg.tcp.idle_timeout;
-    let chain = Chain::new(&cfg.network_filters, ts);
-    chain.on_new_connection();
-    let done = forward(&local, ts, idle, route, stream, peer, first, &chain).await;
+    let limits = &ll.shared().network_ratelimits;
+    let chain = Chain::new(&cfg.network_filters, ts, limits, worker.core);
+    let done = if chain.on_new_connection() {
+        forward(&local, ts, idle, route, stream, peer, first, &chain).await
+    } else {
+        // A rate limit filter refused it: closed at once, nothing sent upstream.
+        Forwarded {
+            flags: ResponseFlags::RL,
+            upstream: None,
+            rx: 0,
+            tx: 0,
+        }
+    };
     chain.on_close();
     ts.downstream_cx_active.dec();
     ls.downstream_cx_active.dec();

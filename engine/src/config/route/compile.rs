@@ -19,6 +19,7 @@ use super::{
 };
 use crate::config::ClusterId;
 use crate::config::error::FieldError;
+use crate::config::ratelimit;
 use crate::config::raw::{
     RawHeaderToAdd, RawRetryPolicy, RawRoute, RawRouteFilters, RawVirtualHost,
 };
@@ -40,6 +41,8 @@ pub(crate) fn compile_routes(
     clusters: &HashMap<&str, ClusterId>,
 ) -> Result<RouteTable, FieldError> {
     let mut table = RouteTable::default();
+    // Local rate limit buckets of virtual hosts and routes: slot 0 is the listener's.
+    let mut slots = 0;
     let mut names: HashMap<&str, usize> = HashMap::new();
     // Lowercased domain -> where it was first declared.
     let mut domains: HashMap<String, String> = HashMap::new();
@@ -84,6 +87,12 @@ pub(crate) fn compile_routes(
             .as_ref()
             .map(|p| retry_policy(p, &format!("{vat}.retry_policy")).map(Arc::new))
             .transpose()?;
+        let vh_ratelimit = ratelimit::per_route(
+            vh.filters.as_ref().and_then(|f| f.local_ratelimit.as_ref()),
+            &format!("{vat}.filters"),
+            || format!("vhost:{}", vh.name),
+            &mut slots,
+        )?;
         let mut routes = Vec::with_capacity(vh.routes.len());
         for (ri, route) in vh.routes.iter().enumerate() {
             let rat = format!("{vat}.routes[{ri}]");
@@ -95,6 +104,16 @@ pub(crate) fn compile_routes(
             if compiled.retry_policy.is_none() {
                 compiled.retry_policy = vh_retry.clone();
             }
+            let own = ratelimit::per_route(
+                route
+                    .filters
+                    .as_ref()
+                    .and_then(|f| f.local_ratelimit.as_ref()),
+                &format!("{rat}.filters"),
+                || format!("route:{}/{}", vh.name, compiled.name),
+                &mut slots,
+            )?;
+            compiled.filters.local_ratelimit = own.or_else(|| vh_ratelimit.clone());
             routes.push(compiled);
         }
         table.virtual_hosts.push(VirtualHost {
@@ -488,7 +507,10 @@ fn route_filters(raw: Option<&RawRouteFilters>, at: &str) -> Result<RouteFilters
             }
         },
     };
-    Ok(RouteFilters { buffer })
+    Ok(RouteFilters {
+        buffer,
+        local_ratelimit: None,
+    })
 }
 
 pub(crate) fn headers_to_add(

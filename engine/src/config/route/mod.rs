@@ -168,6 +168,27 @@ pub struct RouteFilters {
     /// The buffer filter on this route: `Some(None)` turns it off, `Some(Some(n))` sets the
     /// limit to `n` bytes, `None` keeps the listener's setting.
     pub buffer: Option<Option<u64>>,
+    /// The local rate limit filter on this route (its own or its virtual host's setting);
+    /// `None` keeps the listener's bucket.
+    pub local_ratelimit: Option<RateLimitOverride>,
+}
+
+/// A virtual host's or route's local rate limit setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitOverride {
+    /// Not limited (descriptors included).
+    Disabled,
+    /// A bucket of its own: every route of a virtual host with one shares it.
+    Bucket {
+        /// Index of the bucket among the listener's (0 is the listener's own), assigned
+        /// when the routes are compiled.
+        slot: usize,
+        /// Name within the listener (`vhost:<name>`, `route:<vhost>/<route>`): with the
+        /// listener's, the bucket's process-wide name, so it survives reloads.
+        name: String,
+        /// Burst and rate.
+        token_bucket: crate::shared_state::BucketParams,
+    },
 }
 
 /// A header to add to a request or response.

@@ -24,7 +24,7 @@ fn push_status(out: &mut Fields, status: u16) {
 }
 
 fn push_adds(out: &mut Fields, edits: Edits<'_>) {
-    edits.for_each_add(|h| out.push_lowercase(&h.name, &[&h.value]));
+    edits.for_each_add(|name, value| out.push_lowercase(name, &[value]));
 }
 
 fn push_via(out: &mut Fields, opts: &HttpOptions) {

@@ -7,7 +7,8 @@
 //! [`Chain::on_close`]. Filters are a closed set ([`Filter`], an enum matched in a loop: no
 //! trait objects, no boxed future per filter); a connection's filter state is the enum's
 //! payload. Filters are read-only for now: they see or count the bytes, they do not change,
-//! hold back or inject any.
+//! hold back or inject any; one may refuse a new connection ([`Chain::on_new_connection`],
+//! the `local_ratelimit` filter), which is then closed at once.
 //!
 //! Each filter says, per direction, what it [`Need`]s of the next bytes; the chain folds the
 //! needs into the relay's [`Path`]: while every filter needs at most [`Need::Counts`] (or skips)
@@ -28,12 +29,15 @@ pub(crate) mod probe;
 mod tests;
 
 use std::cell::RefCell;
+use std::time::Instant;
 
 use crate::config::NetworkFilterConfig;
 use crate::net::relay::Filters;
 pub(crate) use crate::net::relay::{Dir, Path};
 use crate::rt::buffers;
-use crate::stats::TcpStats;
+use crate::shared::NetworkRateLimit;
+use crate::shared_state::TokenBucket;
+use crate::stats::{LocalRateLimitStats, TcpStats};
 
 /// The shortest skip worth splicing: bytes that fit the copy buffer cost less to copy along
 /// (one read, one write) than a detour through the pipe (two splices more).
@@ -71,27 +75,47 @@ pub(crate) enum Need {
 pub(crate) enum Filter<'a> {
     /// `byte_counter`.
     ByteCounter(byte_counter::ByteCounter<'a>),
+    /// `local_ratelimit`: decides once, when the connection is new; then needs nothing.
+    LocalRateLimit {
+        bucket: &'a TokenBucket,
+        stats: &'a LocalRateLimitStats,
+    },
     /// `test_checksum`, `test_frames`.
     #[cfg(test)]
     Probe(probe::Probe),
 }
 
 impl<'a> Filter<'a> {
-    fn new(config: NetworkFilterConfig, ts: &'a TcpStats) -> Self {
-        match config {
+    /// `limit`: the filter's bucket and stats when it is a `local_ratelimit` (a snapshot
+    /// builds one for each); without them such a filter is left out.
+    fn new(
+        config: &NetworkFilterConfig,
+        ts: &'a TcpStats,
+        limit: Option<&'a NetworkRateLimit>,
+        core: usize,
+    ) -> Option<Self> {
+        Some(match config {
             NetworkFilterConfig::ByteCounter => {
                 Self::ByteCounter(byte_counter::ByteCounter::new(ts))
+            }
+            NetworkFilterConfig::LocalRateLimit { .. } => {
+                let limit = limit?;
+                Self::LocalRateLimit {
+                    bucket: &limit.bucket,
+                    stats: limit.stats.core(core),
+                }
             }
             #[cfg(test)]
             NetworkFilterConfig::TestChecksum => Self::Probe(probe::Probe::checksum()),
             #[cfg(test)]
             NetworkFilterConfig::TestFrames => Self::Probe(probe::Probe::frames()),
-        }
+        })
     }
 
     fn need(&self, dir: Dir) -> Need {
         match self {
             Self::ByteCounter(f) => f.need(dir),
+            Self::LocalRateLimit { .. } => Need::Nothing,
             #[cfg(test)]
             Self::Probe(f) => f.need(dir),
         }
@@ -106,6 +130,7 @@ impl<'a> Filter<'a> {
                 f.on_passed(dir, bytes.len() as u64);
                 bytes.len()
             }
+            Self::LocalRateLimit { .. } => 0,
             #[cfg(test)]
             Self::Probe(f) => f.on_bytes(dir, bytes),
         }
@@ -115,22 +140,34 @@ impl<'a> Filter<'a> {
     fn on_passed(&mut self, dir: Dir, n: u64) {
         match self {
             Self::ByteCounter(f) => f.on_passed(dir, n),
+            Self::LocalRateLimit { .. } => {}
             #[cfg(test)]
             Self::Probe(f) => f.on_passed(dir, n),
         }
     }
 
-    fn on_new_connection(&mut self) {
+    /// `false`: close the connection at once (Envoy's `StopIteration` and close).
+    fn on_new_connection(&mut self) -> bool {
         match self {
-            Self::ByteCounter(_) => {}
+            Self::ByteCounter(_) => true,
+            Self::LocalRateLimit { bucket, stats } => {
+                let admitted = bucket.try_take(Instant::now());
+                if !admitted {
+                    stats.rate_limited.inc();
+                }
+                admitted
+            }
             #[cfg(test)]
-            Self::Probe(f) => f.on_new_connection(),
+            Self::Probe(f) => {
+                f.on_new_connection();
+                true
+            }
         }
     }
 
     fn on_close(&mut self) {
         match self {
-            Self::ByteCounter(_) => {}
+            Self::ByteCounter(_) | Self::LocalRateLimit { .. } => {}
             #[cfg(test)]
             Self::Probe(f) => f.on_close(),
         }
@@ -167,10 +204,20 @@ pub(crate) struct Chain<'a> {
 }
 
 impl<'a> Chain<'a> {
-    /// The chain for one connection of a listener with these filters.
-    pub(crate) fn new(configs: &[NetworkFilterConfig], ts: &'a TcpStats) -> Self {
+    /// The chain for one connection of a listener with these filters, on worker `core`;
+    /// `limits` are the rate limit filters' buckets and stats, by filter index.
+    pub(crate) fn new(
+        configs: &[NetworkFilterConfig],
+        ts: &'a TcpStats,
+        limits: &'a [Option<NetworkRateLimit>],
+        core: usize,
+    ) -> Self {
+        let filters = configs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Filter::new(c, ts, limits.get(i).and_then(Option::as_ref), core));
         Self {
-            filters: RefCell::new(configs.iter().map(|&c| Filter::new(c, ts)).collect()),
+            filters: RefCell::new(filters.collect()),
         }
     }
 
@@ -182,12 +229,13 @@ impl<'a> Chain<'a> {
         }
     }
 
-    /// A connection was accepted and routed (before the upstream connect).
-    pub(crate) fn on_new_connection(&self) {
+    /// A connection was accepted and routed (before the upstream connect). `false`: a
+    /// filter refused it (the filters after it are not told); close it at once.
+    pub(crate) fn on_new_connection(&self) -> bool {
         self.filters
             .borrow_mut()
             .iter_mut()
-            .for_each(Filter::on_new_connection);
+            .all(Filter::on_new_connection)
     }
 
     /// How the relay moves the next bytes going `dir`: copy while any filter needs to see

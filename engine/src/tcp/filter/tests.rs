@@ -15,17 +15,17 @@ use crate::config::NetworkFilterConfig as C;
 fn needs_fold_into_a_path() {
     let ts = TcpStats::default();
     assert_eq!(Chain::empty().path(Dir::ToUpstream), Path::Splice(u64::MAX));
-    let counts = Chain::new(&[C::ByteCounter, C::ByteCounter], &ts);
+    let counts = Chain::new(&[C::ByteCounter, C::ByteCounter], &ts, &[], 0);
     assert_eq!(counts.path(Dir::ToUpstream), Path::Splice(u64::MAX));
     assert_eq!(counts.path(Dir::ToDownstream), Path::Splice(u64::MAX));
-    let bytes = Chain::new(&[C::ByteCounter, C::TestChecksum], &ts);
+    let bytes = Chain::new(&[C::ByteCounter, C::TestChecksum], &ts, &[], 0);
     assert_eq!(bytes.path(Dir::ToUpstream), Path::Copy);
     assert_eq!(bytes.path(Dir::ToDownstream), Path::Copy);
-    bytes.on_new_connection();
+    assert!(bytes.on_new_connection());
     bytes.on_close();
     // The frames probe reads a header (copy), then skips the body (splice, bounded).
-    let frames = Chain::new(&[C::TestFrames, C::ByteCounter], &ts);
-    frames.on_new_connection();
+    let frames = Chain::new(&[C::TestFrames, C::ByteCounter], &ts, &[], 0);
+    assert!(frames.on_new_connection());
     assert_eq!(frames.path(Dir::ToUpstream), Path::Copy);
     assert_eq!(frames.path(Dir::ToDownstream), Path::Splice(u64::MAX));
     frames.on_bytes(Dir::ToUpstream, &[0, 1, 0, 4]);
@@ -44,8 +44,8 @@ fn needs_fold_into_a_path() {
 #[test]
 fn one_chunk_is_split_between_headers_and_skipped_bodies() {
     let ts = TcpStats::default();
-    let chain = Chain::new(&[C::TestFrames], &ts);
-    chain.on_new_connection();
+    let chain = Chain::new(&[C::TestFrames], &ts, &[], 0);
+    assert!(chain.on_new_connection());
     // Three frames in one chunk (8-, 4- and 6-byte), the last header cut in two.
     let mut chunk = Vec::new();
     chunk.extend_from_slice(&8u32.to_be_bytes());
