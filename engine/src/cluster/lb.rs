@@ -3,10 +3,14 @@
 //! Each worker balances with its own state (cursor, active-request counts): no shared cache
 //! lines. Weighted round robin is precomputed into a smooth schedule (nginx's algorithm) so a
 //! pick is O(1); least request is power-of-two-choices on `weight / (active + 1)`; random is
-//! weighted by cumulative weights.
+//! weighted by cumulative weights. Ring hash and Maglev look the request's hash up in the
+//! cluster's [`Table`], compiled with the config and shared by every worker; a request
+//! without a hash goes to a weighted random endpoint (as in Envoy).
 
 use std::cell::Cell;
+use std::sync::Arc;
 
+use crate::config::lb_table::Table;
 use crate::config::{Endpoint, LbPolicy};
 use crate::rt::rng;
 
@@ -22,10 +26,13 @@ pub(crate) struct Balancer {
     cursor: Cell<usize>,
     /// Cumulative weights for weighted random.
     cumulative: Vec<u32>,
+    /// Ring hash and Maglev: the cluster's lookup table.
+    table: Option<Arc<Table>>,
 }
 
 impl Balancer {
-    pub(crate) fn new(policy: LbPolicy, endpoints: &[Endpoint]) -> Self {
+    /// `table`: the cluster's consistent-hash table (ring hash, Maglev), shared.
+    pub(crate) fn new(policy: LbPolicy, endpoints: &[Endpoint], table: Option<Arc<Table>>) -> Self {
         let weights: Vec<u32> = endpoints.iter().map(|e| e.weight.max(1)).collect();
         let schedule = if policy == LbPolicy::RoundRobin {
             smooth_schedule(&weights)
@@ -52,12 +59,14 @@ impl Balancer {
             schedule,
             cursor: Cell::new(cursor),
             cumulative,
+            table,
         }
     }
 
-    /// Pick an endpoint index; `active(i)` is this worker's in-flight request count for `i`.
-    /// `None` only when the cluster has no endpoints.
-    pub(crate) fn pick(&self, active: impl Fn(usize) -> u32) -> Option<usize> {
+    /// Pick an endpoint index; `active(i)` is this worker's in-flight request count for `i`,
+    /// `hash` the request's hash (ring hash and Maglev; other policies ignore it). `None` only
+    /// when the cluster has no endpoints.
+    pub(crate) fn pick(&self, active: impl Fn(usize) -> u32, hash: Option<u64>) -> Option<usize> {
         let n = self.weights.len();
         if n <= 1 {
             return (n == 1).then_some(0);
@@ -73,6 +82,10 @@ impl Balancer {
                 self.schedule.get(c).map(|&i| i as usize)
             }
             LbPolicy::Random => Some(self.weighted_random()),
+            LbPolicy::RingHash | LbPolicy::Maglev => Some(match (&self.table, hash) {
+                (Some(t), Some(h)) => t.pick(h),
+                _ => self.weighted_random(),
+            }),
             LbPolicy::LeastRequest => {
                 let a = rng::below(n as u32) as usize;
                 let mut b = rng::below(n as u32 - 1) as usize;
@@ -144,30 +157,30 @@ mod tests {
 
     #[test]
     fn round_robin_honours_weights_exactly_per_period() {
-        let b = Balancer::new(LbPolicy::RoundRobin, &eps(&[3, 1]));
+        let b = Balancer::new(LbPolicy::RoundRobin, &eps(&[3, 1]), None);
         let mut counts = [0; 2];
         for _ in 0..400 {
-            counts[b.pick(|_| 0).unwrap()] += 1;
+            counts[b.pick(|_| 0, None).unwrap()] += 1;
         }
         assert_eq!(counts, [300, 100]);
     }
 
     #[test]
     fn random_is_weighted() {
-        let b = Balancer::new(LbPolicy::Random, &eps(&[1, 9]));
+        let b = Balancer::new(LbPolicy::Random, &eps(&[1, 9]), None);
         let mut counts = [0; 2];
         for _ in 0..20_000 {
-            counts[b.pick(|_| 0).unwrap()] += 1;
+            counts[b.pick(|_| 0, None).unwrap()] += 1;
         }
         assert!((16_000..20_000).contains(&counts[1]), "{counts:?}");
     }
 
     #[test]
     fn least_request_avoids_busy_endpoint() {
-        let b = Balancer::new(LbPolicy::LeastRequest, &eps(&[1, 1, 1]));
+        let b = Balancer::new(LbPolicy::LeastRequest, &eps(&[1, 1, 1]), None);
         let mut counts = [0; 3];
         for _ in 0..3_000 {
-            counts[b.pick(|i| if i == 0 { 100 } else { 0 }).unwrap()] += 1;
+            counts[b.pick(|i| if i == 0 { 100 } else { 0 }, None).unwrap()] += 1;
         }
         assert_eq!(counts[0], 0, "{counts:?}");
         assert!(counts[1] > 1000 && counts[2] > 1000, "{counts:?}");
@@ -176,9 +189,12 @@ mod tests {
     #[test]
     fn single_and_empty() {
         assert_eq!(
-            Balancer::new(LbPolicy::Random, &eps(&[1])).pick(|_| 0),
+            Balancer::new(LbPolicy::Random, &eps(&[1]), None).pick(|_| 0, None),
             Some(0)
         );
-        assert_eq!(Balancer::new(LbPolicy::RoundRobin, &[]).pick(|_| 0), None);
+        assert_eq!(
+            Balancer::new(LbPolicy::RoundRobin, &[], None).pick(|_| 0, None),
+            None
+        );
     }
 }

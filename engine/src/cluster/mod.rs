@@ -41,7 +41,7 @@ pub(crate) struct ClusterLocal {
 impl ClusterLocal {
     pub(crate) fn new(cfg: &ClusterConfig, shared: Arc<ClusterShared>, core: usize) -> Self {
         Self {
-            balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints),
+            balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints, cfg.lb_table.clone()),
             pool: Rc::new(Pool::new(cfg, Arc::clone(&shared), core)),
             shared,
         }
@@ -56,22 +56,28 @@ impl ClusterLocal {
         self.pool.stats()
     }
 
-    /// Choose an endpoint for a new request.
-    pub(crate) fn pick(&self) -> Option<usize> {
-        self.balancer.pick(|i| self.pool.endpoints[i].active.get())
+    /// Choose an endpoint for a new request; `hash` is the request's hash by its route's
+    /// `hash_policy` (used by `ring_hash` and `maglev` clusters).
+    pub(crate) fn pick(&self, hash: Option<u64>) -> Option<usize> {
+        self.balancer
+            .pick(|i| self.pool.endpoints[i].active.get(), hash)
     }
 
     /// Choose an endpoint for a try of a request that already tried those in `tried` (bit
     /// `i % 64` for endpoint `i`): the balancer's choice, asked again a few times while it
-    /// names one tried before (a retry prefers another endpoint; with all tried, any).
-    pub(crate) fn pick_avoiding(&self, tried: u64) -> Option<usize> {
-        let mut ep = self.pick()?;
+    /// names one tried before (a retry prefers another endpoint; with all tried, any). A
+    /// request `hash` is varied for each new ask, so a hashing balancer moves on too, the
+    /// same way for the same key.
+    pub(crate) fn pick_avoiding(&self, tried: u64, hash: Option<u64>) -> Option<usize> {
+        let mut ep = self.pick(hash)?;
         let n = self.pool.endpoints.len();
-        for _ in 1..n.min(4) {
+        for again in 1..n.min(4) as u64 {
             if tried & (1 << (ep % 64)) == 0 {
                 break;
             }
-            ep = self.pick()?;
+            // Odd multiples of the golden ratio: distinct, well spread.
+            let varied = hash.map(|h| h ^ again.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            ep = self.pick(varied)?;
         }
         Some(ep)
     }

@@ -6,10 +6,12 @@
 //! line, column and the path of the offending field (`clusters[2].endpoints[0]`).
 //!
 //! This module owns parsing and validation only, route tables included (compiled in [`route`],
-//! matched by `crate::router`); nothing here touches sockets.
+//! matched by `crate::router`), and the consistent-hash tables of `ring_hash` and `maglev`
+//! clusters ([`lb_table`], looked up by `crate::cluster`); nothing here touches sockets.
 
 pub mod duration;
 pub mod error;
+pub mod lb_table;
 pub mod ratelimit;
 pub mod raw;
 pub mod route;
@@ -317,6 +319,9 @@ pub struct ClusterConfig {
     pub endpoints: Vec<Endpoint>,
     /// How endpoints are chosen.
     pub lb: LbPolicy,
+    /// `ring_hash` and `maglev`: the lookup table, compiled with the config and shared by
+    /// every worker.
+    pub lb_table: Option<std::sync::Arc<lb_table::Table>>,
     /// Upstream TCP connect timeout (non-zero).
     pub connect_timeout: Duration,
     /// Pooled upstream connections idle longer than this are closed.
@@ -423,6 +428,12 @@ pub enum LbPolicy {
     LeastRequest,
     /// Weighted random.
     Random,
+    /// Consistent hashing on a ring by the route's `hash_policy` (Envoy's `RING_HASH`);
+    /// requests without a hash go to a weighted random endpoint.
+    RingHash,
+    /// Consistent hashing with a Maglev lookup table by the route's `hash_policy` (Envoy's
+    /// `MAGLEV`); requests without a hash go to a weighted random endpoint.
+    Maglev,
 }
 
 /// Upstream protocols.

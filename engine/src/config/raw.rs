@@ -583,6 +583,9 @@ pub struct RawRoute {
     /// Replacement for the matched prefix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix_rewrite: Option<String>,
+    /// What a `ring_hash` or `maglev` cluster hashes; the first that yields a value wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hash_policy: Vec<RawHashPolicy>,
     /// `[listeners.virtual_hosts.routes.filters.<name>]`: per-route HTTP filter settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filters: Option<RawRouteFilters>,
@@ -598,6 +601,38 @@ pub struct RawRoute {
     /// Header names removed from the downstream response.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_headers_to_remove: Vec<String>,
+}
+
+/// One `hash_policy` entry: exactly one of its fields.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHashPolicy {
+    /// Hash this request header's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Hash this cookie's value; with a `ttl`, set one when the request has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<RawHashCookie>,
+    /// `true`: hash the client's IP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<bool>,
+    /// Hash this query parameter's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_parameter: Option<String>,
+}
+
+/// `cookie = { name, ttl, path }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHashCookie {
+    /// Cookie name.
+    pub name: String,
+    /// Duration string: generate the cookie when absent, with this `Max-Age`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// `Path` attribute of a generated cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// `{ name, exact | prefix | suffix | regex | present, invert }`.
@@ -825,6 +860,10 @@ pub enum RawLbPolicy {
     LeastRequest,
     /// Weighted random.
     Random,
+    /// Consistent hashing on a ring (Envoy's ring hash), by the route's `hash_policy`.
+    RingHash,
+    /// Consistent hashing with a Maglev lookup table, by the route's `hash_policy`.
+    Maglev,
 }
 
 /// Upstream protocols.

@@ -812,14 +812,18 @@ fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldE
             "must be greater than 0s",
         ));
     }
+    let lb = match c.lb.unwrap_or(RawLbPolicy::RoundRobin) {
+        RawLbPolicy::RoundRobin => LbPolicy::RoundRobin,
+        RawLbPolicy::LeastRequest => LbPolicy::LeastRequest,
+        RawLbPolicy::Random => LbPolicy::Random,
+        RawLbPolicy::RingHash => LbPolicy::RingHash,
+        RawLbPolicy::Maglev => LbPolicy::Maglev,
+    };
     Ok(ClusterConfig {
         name: c.name.clone(),
+        lb_table: super::lb_table::Table::build(lb, &endpoints).map(std::sync::Arc::new),
         endpoints,
-        lb: match c.lb.unwrap_or(RawLbPolicy::RoundRobin) {
-            RawLbPolicy::RoundRobin => LbPolicy::RoundRobin,
-            RawLbPolicy::LeastRequest => LbPolicy::LeastRequest,
-            RawLbPolicy::Random => LbPolicy::Random,
-        },
+        lb,
         connect_timeout,
         idle_timeout: duration_or(
             &c.idle_timeout,

@@ -49,7 +49,7 @@ use protocols::http::RequestHead;
 pub(crate) use crate::codec::BufferedBody;
 use crate::codec::h2::convert::Fields;
 use crate::config::HttpFilterConfig;
-use crate::router::{HeaderToAdd, RequestInfo, Route};
+use crate::router::{HeaderToAdd, RequestInfo, Route, SetCookie};
 use crate::shared::HttpRateLimits;
 use crate::stats::HttpStats;
 use local_ratelimit::RateLimitHeaders;
@@ -509,6 +509,8 @@ pub(crate) struct Edits<'a> {
     /// The rate limit filter's `x-ratelimit-*` fields (responses only); they replace any the
     /// upstream sent.
     ratelimit: Option<RateLimitHeaders>,
+    /// A generated hash-policy cookie (responses only), added beside the upstream's.
+    set_cookie: Option<SetCookie<'a>>,
     /// Some layer has a change: without one (the common case) every check is one branch.
     any: bool,
 }
@@ -520,6 +522,7 @@ impl<'a> Edits<'a> {
         filters: &[],
         response: true,
         ratelimit: None,
+        set_cookie: None,
         any: false,
     };
 
@@ -533,6 +536,7 @@ impl<'a> Edits<'a> {
             filters,
             response,
             ratelimit: None,
+            set_cookie: None,
             any: false,
         };
         edits.any = route.is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
@@ -629,8 +633,21 @@ impl<'a> Edits<'a> {
             }
         }
         if let Some(h) = &self.ratelimit {
-            h.for_each(f);
+            h.for_each(&mut f);
         }
+        if let Some(c) = &self.set_cookie {
+            // Only on the response that hands a client its new cookie.
+            let mut value = Vec::with_capacity(64);
+            c.write(&mut value);
+            f(b"set-cookie", &value);
+        }
+    }
+
+    /// The same edits, with a generated hash-policy cookie to set (responses).
+    pub(crate) fn with_cookie(mut self, cookie: Option<SetCookie<'a>>) -> Self {
+        self.set_cookie = cookie;
+        self.any |= cookie.is_some();
+        self
     }
 }
 

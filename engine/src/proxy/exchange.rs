@@ -47,11 +47,11 @@ use super::reply::LocalReply;
 use super::retry::Retry;
 use crate::access_log::{Entry, ResponseFlags};
 use crate::codec::h2::session::{Recv, StreamSlot};
-use crate::config::{ClusterId, HttpOptions, ListenerConfig, UpstreamProtocol};
+use crate::config::{ClusterId, HttpOptions, LbPolicy, ListenerConfig, UpstreamProtocol};
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::filters::{AnswerKind, BufferedBody, Chain, Done, FilterState, Flow, LocalAnswer, Wait};
 use crate::local::{ListenerLocal, Local, Worker};
-use crate::router::{Action, Route, Routed};
+use crate::router::{Action, RequestHash, Route, Routed};
 use crate::rt::{buffers, rng, timer};
 use crate::sys::gather::{self, Gather, Src};
 use crate::upstream::http2::open_request;
@@ -373,6 +373,8 @@ pub(crate) struct Exchange<'a> {
     peer: SocketAddr,
     /// The listener's HTTP filters, with the route once it is known.
     chain: Chain<'a>,
+    /// The request's hash for a consistent-hash cluster, and the cookie to set with it.
+    lb_hash: RequestHash<'a>,
     /// Shared by the upload and the relay while both run ([`Filters`]).
     filter_state: RefCell<FilterState>,
     /// The whole request body, when a filter had it collected before forwarding.
@@ -428,6 +430,7 @@ impl<'a> Exchange<'a> {
             route_name: "",
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             chain: Chain::new(&cfg.http_filters, None),
+            lb_hash: RequestHash::default(),
             filter_state: RefCell::default(),
             buffered: None,
             held: None,
@@ -471,7 +474,10 @@ impl<'a> Exchange<'a> {
             client_keep_alive: self.head.is_keep_alive(),
             drain: &self.worker.drain,
             opts: self.opts(),
-            edits: self.chain.response_edits(&self.filter_state.borrow()),
+            edits: self
+                .chain
+                .response_edits(&self.filter_state.borrow())
+                .with_cookie(self.lb_hash.set_cookie),
             upgrade_sent,
             retry: None,
         }
@@ -521,9 +527,13 @@ impl<'a> Exchange<'a> {
                 reply.location = Some(&location);
                 self.reply_local(reply).await;
             }
-            Action::Cluster(id) => self.forward(route, *id).await,
+            Action::Cluster(id) => {
+                self.hash_request(route, *id);
+                self.forward(route, *id).await;
+            }
             Action::WeightedClusters(w) => {
                 let id = w.pick(rng::next_u64() as u32);
+                self.hash_request(route, id);
                 self.forward(route, id).await;
             }
         }
@@ -573,6 +583,17 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Work out the request's hash by the route's `hash_policy`, for a cluster that balances
+    /// by one (ring hash, Maglev).
+    fn hash_request(&mut self, route: &'a Route, id: ClusterId) {
+        let policy = self.local.snapshot.config.clusters[id].lb;
+        if route.hash_policy.is_empty() || !matches!(policy, LbPolicy::RingHash | LbPolicy::Maglev)
+        {
+            return;
+        }
+        self.lb_hash = route.request_hash(&self.head, self.peer.ip(), rng::next_u64);
+    }
+
     /// The route for the request as routing sees it after the first `ran` filters.
     fn resolve_route(&self, ran: usize) -> Option<&'a Route> {
         let cfg: &'a ListenerConfig = self.cfg;
@@ -586,7 +607,10 @@ impl<'a> Exchange<'a> {
     /// Send a locally generated response. An HTTP/1 connection stays open only when no request
     /// body is left unread and the client wants keep-alive.
     async fn reply_local(&mut self, mut reply: LocalReply<'_>) {
-        reply.edits = self.chain.response_edits(self.filter_state.get_mut());
+        reply.edits = self
+            .chain
+            .response_edits(self.filter_state.get_mut())
+            .with_cookie(self.lb_hash.set_cookie);
         self.rec.status = reply.status;
         let head_request = self.head.is_head();
         match &mut self.down {
@@ -990,7 +1014,7 @@ impl<'a> Exchange<'a> {
         // Endpoints tried (index modulo 64): a retry prefers another.
         let mut tried = 0u64;
         loop {
-            let Some(ep) = cluster.pick_avoiding(tried) else {
+            let Some(ep) = cluster.pick_avoiding(tried, self.lb_hash.hash) else {
                 cluster.stats().upstream_cx_none_healthy.inc();
                 return self
                     .fail(ProxyError::internal(Kind::NoHealthyUpstream))

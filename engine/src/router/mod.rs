@@ -62,9 +62,12 @@ impl<R: RequestInfo + ?Sized> RequestInfo for Routed<'_, R> {
     }
 }
 
+pub(crate) mod hash;
 pub mod matcher;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use hash::{RequestHash, SetCookie};
 
 impl RouteTable {
     /// Some route matches on the request header `name` (lowercase): a filter that changes it

@@ -194,7 +194,7 @@ async fn forward(
         return out;
     };
     let cluster = &local.clusters[ci];
-    let Some(ep) = cluster.pick() else {
+    let Some(ep) = cluster.pick(None) else {
         ts.downstream_cx_no_route.inc();
         out.flags = ResponseFlags::UH;
         return out;

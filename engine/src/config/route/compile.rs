@@ -14,8 +14,8 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::matcher::{HeaderMatcher, PathMatch, QueryMatcher, RouteMatch, ValueMatch};
 use super::{
-    Action, HeaderToAdd, Redirect, RetryOn, RetryPolicy, Route, RouteFilters, RouteTable,
-    VirtualHost, WeightedClusters,
+    Action, HashPolicy, HeaderToAdd, Redirect, RetryOn, RetryPolicy, Route, RouteFilters,
+    RouteTable, VirtualHost, WeightedClusters,
 };
 use crate::config::ClusterId;
 use crate::config::error::FieldError;
@@ -282,6 +282,7 @@ fn compile_route(
             .as_ref()
             .map(|p| retry_policy(p, &format!("{at}.retry_policy")).map(Arc::new))
             .transpose()?,
+        hash_policy: hash_policy(route, at)?,
         matcher: RouteMatch {
             path,
             headers,
@@ -474,6 +475,69 @@ fn compile_action(
         status: d.status,
         body: Bytes::from(d.body.clone().unwrap_or_default()),
     })
+}
+
+/// `hash_policy = [...]`: each entry exactly one kind; names are tokens, cookie values and
+/// paths safe in a `Set-Cookie` field.
+fn hash_policy(route: &RawRoute, at: &str) -> Result<Vec<HashPolicy>, FieldError> {
+    let mut out = Vec::with_capacity(route.hash_policy.len());
+    for (i, p) in route.hash_policy.iter().enumerate() {
+        let pat = format!("{at}.hash_policy[{i}]");
+        let kinds = [
+            p.header.is_some(),
+            p.cookie.is_some(),
+            p.source_ip.is_some(),
+            p.query_parameter.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 || p.source_ip == Some(false) {
+            return Err(FieldError::new(
+                pat,
+                "exactly one of `header`, `cookie`, `source_ip = true` or `query_parameter`",
+            ));
+        }
+        out.push(if let Some(h) = &p.header {
+            HashPolicy::Header(header_name(h, &format!("{pat}.header"))?)
+        } else if let Some(c) = &p.cookie {
+            // A cookie name is a token (RFC 6265 4.1.1).
+            let name = header_name(&c.name, &format!("{pat}.cookie.name"))?;
+            let ttl = match &c.ttl {
+                Some(t) => {
+                    let field = format!("{pat}.cookie.ttl");
+                    let ttl = parse_duration(t, &field)?;
+                    if ttl.is_zero() {
+                        return Err(FieldError::new(field, "must be greater than 0s"));
+                    }
+                    Some(ttl)
+                }
+                None => None,
+            };
+            let path = match &c.path {
+                Some(path) => {
+                    check_path(path, &format!("{pat}.cookie.path"))?;
+                    if path.contains(';') {
+                        return Err(FieldError::new(
+                            format!("{pat}.cookie.path"),
+                            "a cookie path has no `;`",
+                        ));
+                    }
+                    Some(Bytes::from(path.clone()))
+                }
+                None => None,
+            };
+            HashPolicy::Cookie { name, ttl, path }
+        } else if let Some(q) = &p.query_parameter {
+            if q.is_empty() || q.contains(['&', '=', '#', ' ']) {
+                return Err(FieldError::new(
+                    format!("{pat}.query_parameter"),
+                    format!("invalid query parameter name {q:?}"),
+                ));
+            }
+            HashPolicy::QueryParameter(Bytes::from(q.clone()))
+        } else {
+            HashPolicy::SourceIp
+        });
+    }
+    Ok(out)
 }
 
 fn route_filters(raw: Option<&RawRouteFilters>, at: &str) -> Result<RouteFilters, FieldError> {

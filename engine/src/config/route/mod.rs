@@ -70,6 +70,8 @@ pub struct Route {
     /// The route's retry policy, or its virtual host's; `None`: no retries (a request is sent
     /// again only when its pooled connection turns out closed before anything came back).
     pub retry_policy: Option<Arc<RetryPolicy>>,
+    /// What `ring_hash` and `maglev` clusters hash, in order: the first that yields a value.
+    pub hash_policy: Vec<HashPolicy>,
     pub(crate) matcher: matcher::RouteMatch,
 }
 
@@ -171,6 +173,27 @@ pub struct RouteFilters {
     /// The local rate limit filter on this route (its own or its virtual host's setting);
     /// `None` keeps the listener's bucket.
     pub local_ratelimit: Option<RateLimitOverride>,
+}
+
+/// One way to hash a request for consistent-hash load balancing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashPolicy {
+    /// The value of this request header (lowercase name).
+    Header(Bytes),
+    /// The value of this cookie.
+    Cookie {
+        /// Cookie name.
+        name: Bytes,
+        /// Set a generated cookie with this `Max-Age` when the request has none; `None`:
+        /// only hash a cookie the request has.
+        ttl: Option<Duration>,
+        /// `Path` of a generated cookie.
+        path: Option<Bytes>,
+    },
+    /// The client's IP address.
+    SourceIp,
+    /// The value of this query parameter.
+    QueryParameter(Bytes),
 }
 
 /// A virtual host's or route's local rate limit setting.
