@@ -514,3 +514,63 @@ redirect = { path = "/new?a=b" }
         (301, "http://h.example/new?a=b".into())
     );
 }
+
+#[test]
+fn hash_policy_takes_the_first_entry_with_a_value() {
+    use std::net::IpAddr;
+
+    use crate::config::lb_table::hash_key;
+
+    let cfg = routes(
+        r#"[[listeners.virtual_hosts.routes]]
+prefix = "/"
+cluster = "a"
+hash_policy = [{ header = "x-user" }, { query_parameter = "u" }, { cookie = { name = "sid" } }, { source_ip = true }]
+[[listeners.virtual_hosts.routes]]
+prefix = "/"
+cluster = "b"
+"#,
+    );
+    let route = &cfg.listeners[0].routes.virtual_hosts()[0].routes[0];
+    let client = IpAddr::from([10, 1, 2, 3]);
+    let never = || -> u64 { panic!("no cookie to make up") };
+    let hash = |req: &Req<'_>| route.request_hash(req, client, never).hash;
+    let both = Req::new("h", "/?u=7").header("x-user", "alice");
+    assert_eq!(
+        hash(&both),
+        Some(hash_key(b"alice")),
+        "the header comes first"
+    );
+    assert_eq!(hash(&Req::new("h", "/?a=1&u=7")), Some(hash_key(b"7")));
+    let cookie = Req::new("h", "/").header("cookie", "a=1; sid=\"s1\"");
+    assert_eq!(hash(&cookie), Some(hash_key(b"s1")));
+    assert_eq!(
+        hash(&Req::new("h", "/")),
+        Some(hash_key(&[10, 1, 2, 3])),
+        "a cookie entry without ttl makes none up"
+    );
+    let other = &cfg.listeners[0].routes.virtual_hosts()[0].routes[1];
+    assert_eq!(
+        other.request_hash(&Req::new("h", "/"), client, never),
+        RequestHash::default(),
+        "no policy, no hash"
+    );
+
+    // With a ttl, a missing cookie is made up, hashed and set.
+    let cfg = routes(
+        r#"[[listeners.virtual_hosts.routes]]
+prefix = "/"
+cluster = "a"
+hash_policy = [{ cookie = { name = "sid", ttl = "90s" } }]
+"#,
+    );
+    let route = &cfg.listeners[0].routes.virtual_hosts()[0].routes[0];
+    let made = route.request_hash(&Req::new("h", "/"), client, || 0xabc);
+    let set = made.set_cookie.expect("a cookie to set");
+    assert_eq!(&set.value, b"0000000000000abc");
+    assert_eq!((set.name, set.max_age, set.path), (&b"sid"[..], 90, None));
+    assert_eq!(made.hash, Some(hash_key(b"0000000000000abc")));
+    let back = Req::new("h", "/").header("cookie", "sid=0000000000000abc");
+    let again = route.request_hash(&back, client, never);
+    assert_eq!((again.hash, again.set_cookie), (made.hash, None));
+}
