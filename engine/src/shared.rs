@@ -204,22 +204,29 @@ impl Snapshot {
         stats: &Store,
         state: &Registry,
     ) -> std::io::Result<Self> {
+        // What can fail first: a build that fails must not have touched the buckets (their
+        // lookup applies the new rates to the live ones).
+        let access_logs = config
+            .listeners
+            .iter()
+            .map(|l| l.access_log.as_ref().map(AccessLog::open).transpose())
+            .collect::<std::io::Result<Vec<_>>>()?;
         let listeners = config
             .listeners
             .iter()
-            .map(|l| {
-                let access_log = l.access_log.as_ref().map(AccessLog::open).transpose()?;
+            .zip(access_logs)
+            .map(|(l, access_log)| {
                 let (http_ratelimit, network_ratelimits) = rate_limits(l, stats, state);
-                Ok(Arc::new(ListenerShared {
+                Arc::new(ListenerShared {
                     stats: stats.listener(&l.name),
                     http: stats.http(&l.name),
                     tcp: (l.protocol == ListenerProtocol::Tcp).then(|| stats.tcp(&l.name)),
                     access_log,
                     http_ratelimit,
                     network_ratelimits,
-                }))
+                })
             })
-            .collect::<std::io::Result<_>>()?;
+            .collect();
         let clusters = config
             .clusters
             .iter()
