@@ -307,6 +307,7 @@ fn echo_backend() -> SocketAddr {
 #[test]
 fn a_tcp_listener_closes_new_connections_over_the_bucket() {
     let backend = echo_backend();
+    let log = log_path(backend);
     let proxy = Proxy::start(&format!(
         r#"
 workers = 2
@@ -317,6 +318,7 @@ name = "db"
 address = "127.0.0.1:0"
 protocol = "tcp"
 cluster = "backend"
+access_log = {{ path = "{log}" }}
   [[listeners.network_filters]]
   name = "local_ratelimit"
   stat_prefix = "db_limit"
@@ -327,7 +329,8 @@ cluster = "backend"
 name = "backend"
 endpoints = ["{backend}"]
 "#,
-        bucket(2)
+        bucket(2),
+        log = log.display(),
     ));
     let echoed = |addr| {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -345,6 +348,14 @@ endpoints = ["{backend}"]
         proxy.stat("tcp.db.byte_counter.rx_bytes"),
         8,
         "limited ones never relayed"
+    );
+    drop(proxy);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(
+        lines.lines().filter(|l| l.contains(" RL ")).count(),
+        2,
+        "{lines}"
     );
 }
 
