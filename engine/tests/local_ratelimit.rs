@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 
 /// One token an hour: no refill during a test.
@@ -238,12 +237,7 @@ async fn a_grpc_request_over_the_limit_gets_unavailable() {
         .await
         .unwrap();
     assert_eq!(s, 200, "the one token");
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2c(addr).await;
     let req = hyper::Request::post(format!("http://{addr}/pkg.Svc/Call"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")

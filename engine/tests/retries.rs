@@ -21,7 +21,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Request;
 use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 
 /// What a [`Script`] does with a request it read.
@@ -488,12 +487,7 @@ async fn an_http2_client_is_retried_to_an_http1_upstream() {
         }
     });
     let proxy = Proxy::start(&config(&[up.addr], "retry_on = [\"reset\"]", None));
-    let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut h2 = h2c(proxy.addr()).await;
     let req = Request::post(format!("http://{}/x", proxy.addr()))
         .header("content-length", "5")
         .body(body("hello"))
@@ -562,12 +556,7 @@ async fn a_grpc_unavailable_answer_is_retried() {
     });
     let policy = "retry_on = [\"unavailable\"]";
     let proxy = Proxy::start(&h2_upstream(config(&[up.addr], policy, None)));
-    let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut h2 = h2c(proxy.addr()).await;
     // As gRPC clients send it: no content-length, the message in a DATA frame of its own.
     let pieces: Vec<Result<Frame<Bytes>, hyper::Error>> =
         vec![Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\0")))];
@@ -711,12 +700,7 @@ async fn an_http2_body_over_the_retry_buffer_streams_whole() {
         ),
     ] {
         let proxy = Proxy::start(&cfg);
-        let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
-        let (mut client, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut client = h2c(proxy.addr()).await;
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
         let pieces: Vec<Result<Frame<Bytes>, hyper::Error>> = data
             .chunks(16_000)

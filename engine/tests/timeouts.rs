@@ -16,7 +16,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Request;
 use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 
 /// An upstream that reads one request head and then runs `write` on the connection.
@@ -264,12 +263,7 @@ async fn a_grpc_deadline_after_the_head_ends_the_call_with_deadline_exceeded() {
     let cfg = config(up.addr, "", "", &log)
         .replace("name = \"c\"\n", "name = \"c\"\nprotocol = \"http2\"\n");
     let proxy = Proxy::start(&cfg);
-    let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut h2 = h2c(proxy.addr()).await;
     let req = Request::post(format!("http://{}/svc/Call", proxy.addr()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")

@@ -8,6 +8,7 @@
 pub(crate) mod buffers;
 pub(crate) mod drain;
 pub(crate) mod driver;
+pub(crate) mod event;
 pub(crate) mod park;
 pub(crate) mod rng;
 pub(crate) mod timer;

@@ -29,12 +29,10 @@
 //! ones. A failed handshake counts as a connect failure and in the cluster's `ssl.*` stats.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -46,6 +44,7 @@ use super::http2::H2Conn;
 use crate::codec::h2::far_future;
 use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
 use crate::net::Io;
+use crate::rt::event::Event;
 use crate::rt::timer;
 use crate::shared::ClusterShared;
 use crate::shared_state::OccupancyGuard;
@@ -838,117 +837,5 @@ impl Drop for Waiting<'_> {
             pool.polling.set(false);
             pool.freed.notify_all();
         }
-    }
-}
-
-/// A wake-up for every task of one worker waiting on it: those waiting when
-/// [`Event::notify_all`] is called complete. Wakers are kept in a slab and removed when their
-/// wait is dropped, so a waiter woken by something else leaves nothing behind.
-#[derive(Default)]
-struct Event {
-    generation: Cell<u64>,
-    waiters: RefCell<slab::Slab<Waker>>,
-}
-
-impl Event {
-    fn notify_all(&self) {
-        self.generation.set(self.generation.get() + 1);
-        if self.waiters.borrow().is_empty() {
-            return;
-        }
-        // Wake outside the borrow: waking only schedules, but stay safe if it ever runs.
-        let woken: Vec<Waker> = self.waiters.borrow_mut().drain().collect();
-        for w in woken {
-            w.wake();
-        }
-    }
-
-    /// Completes at the next [`Event::notify_all`].
-    fn wait(&self) -> EventWait<'_> {
-        EventWait {
-            event: self,
-            start: self.generation.get(),
-            key: None,
-        }
-    }
-}
-
-/// The future of [`Event::wait`].
-struct EventWait<'a> {
-    event: &'a Event,
-    /// The generation it started in; a notify moves it on (and empties the slab).
-    start: u64,
-    key: Option<usize>,
-}
-
-impl Future for EventWait<'_> {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        if self.event.generation.get() != self.start {
-            return Poll::Ready(());
-        }
-        let mut waiters = self.event.waiters.borrow_mut();
-        match self.key {
-            Some(k) if waiters.contains(k) => waiters[k].clone_from(cx.waker()),
-            _ => {
-                let k = waiters.insert(cx.waker().clone());
-                drop(waiters);
-                self.key = Some(k);
-            }
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for EventWait<'_> {
-    fn drop(&mut self) {
-        // After a notify the slab was emptied: the key may be someone else's by now.
-        if let (Some(k), true) = (self.key, self.event.generation.get() == self.start) {
-            let mut waiters = self.event.waiters.borrow_mut();
-            if waiters.contains(k) {
-                waiters.remove(k);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::pin::pin;
-    use std::task::Context;
-
-    use super::*;
-
-    #[test]
-    fn event_wakes_the_waits_begun_before_it_and_forgets_dropped_ones() {
-        let event = Event::default();
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut a = pin!(event.wait());
-        let b = event.wait();
-        let mut b = Box::pin(b);
-        assert!(a.as_mut().poll(&mut cx).is_pending());
-        assert!(b.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(event.waiters.borrow().len(), 2);
-        // A wait dropped before the notify leaves nothing behind.
-        drop(b);
-        assert_eq!(event.waiters.borrow().len(), 1);
-        event.notify_all();
-        assert!(event.waiters.borrow().is_empty());
-        assert!(a.as_mut().poll(&mut cx).is_ready());
-        // A wait begun after a notify waits for the next one; a wait dropped after a notify,
-        // whose slab key a later wait now has, leaves the later one's waker alone.
-        let d = event.wait();
-        let mut d = Box::pin(d);
-        assert!(d.as_mut().poll(&mut cx).is_pending());
-        event.notify_all();
-        let mut c = pin!(event.wait());
-        assert!(c.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(event.waiters.borrow().len(), 1);
-        drop(d);
-        assert_eq!(event.waiters.borrow().len(), 1);
-        assert!(c.as_mut().poll(&mut cx).is_pending());
-        event.notify_all();
-        assert!(c.as_mut().poll(&mut cx).is_ready());
     }
 }

@@ -310,6 +310,19 @@ pub fn full(status: u16, body: impl Into<Bytes>) -> Response<Body> {
         .unwrap()
 }
 
+/// An h2c client connection (prior knowledge) to `addr`, hyper's; its connection task runs on
+/// the test's runtime.
+pub async fn h2c(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    send
+}
+
 /// A hyper client (HTTP/1.1, pooled keep-alive) for requests through the proxy.
 pub fn client()
 -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
