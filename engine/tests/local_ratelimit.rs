@@ -32,7 +32,6 @@ address = "127.0.0.1:0"
 [[listeners]]
 name = "main"
 address = "127.0.0.1:0"
-access_log = {{ path = "{log}" }}
 [[listeners.http_filters]]
 name = "local_ratelimit"
 {filter}
@@ -40,17 +39,20 @@ name = "local_ratelimit"
 [[clusters]]
 name = "backend"
 endpoints = ["{backend}"]
-"#,
-        log = log_path(backend).display()
+"#
     )
 }
 
-fn log_path(backend: SocketAddr) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "ringway-rl-{}-{}.log",
-        std::process::id(),
-        backend.port()
-    ))
+/// `cfg` with an access log at `log` on its first listener.
+fn with_log(cfg: &str, log: &TempLog) -> String {
+    cfg.replacen(
+        "name = \"main\"\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "name = \"main\"\naddress = \"127.0.0.1:0\"\naccess_log = {{ path = \"{}\" }}\n",
+            log.path()
+        ),
+        1,
+    )
 }
 
 const ONE_ROUTE: &str = r#"
@@ -85,7 +87,8 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 fn a_burst_over_two_workers_gets_exactly_the_bucket() {
     let backend = Backend::fixed(200, "ok");
     let filter = format!("token_bucket = {}", bucket(20));
-    let proxy = Proxy::start(&config(backend.addr, &filter, ONE_ROUTE));
+    let log = TempLog::new("ratelimit");
+    let proxy = Proxy::start(&with_log(&config(backend.addr, &filter, ONE_ROUTE), &log));
     let addr = proxy.addr();
     // 4 clients x 15 requests, each on its own connection, at once.
     let clients: Vec<_> = (0..4)
@@ -114,10 +117,9 @@ fn a_burst_over_two_workers_gets_exactly_the_bucket() {
     assert_eq!(stat("enforced"), 40);
     assert_eq!(proxy.stat("http.main.downstream_rq_4xx"), 40);
     drop(proxy);
-    let log = std::fs::read_to_string(log_path(backend.addr)).unwrap();
-    let _ = std::fs::remove_file(log_path(backend.addr));
-    let flagged = log.lines().filter(|l| l.contains(" 429 RL ")).count();
-    assert_eq!(flagged, 40, "{log}");
+    let lines = log.lines();
+    let flagged = lines.iter().filter(|l| l.contains(" 429 RL ")).count();
+    assert_eq!(flagged, 40, "{lines:#?}");
 }
 
 #[test]
@@ -301,7 +303,7 @@ fn echo_backend() -> SocketAddr {
 #[test]
 fn a_tcp_listener_closes_new_connections_over_the_bucket() {
     let backend = echo_backend();
-    let log = log_path(backend);
+    let log = TempLog::new("ratelimit-tcp");
     let proxy = Proxy::start(&format!(
         r#"
 workers = 2
@@ -324,7 +326,7 @@ name = "backend"
 endpoints = ["{backend}"]
 "#,
         bucket(2),
-        log = log.display(),
+        log = log.path(),
     ));
     let echoed = |addr| {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -344,12 +346,11 @@ endpoints = ["{backend}"]
         "limited ones never relayed"
     );
     drop(proxy);
-    let lines = std::fs::read_to_string(&log).unwrap();
-    let _ = std::fs::remove_file(&log);
+    let lines = log.lines();
     assert_eq!(
-        lines.lines().filter(|l| l.contains(" RL ")).count(),
+        lines.iter().filter(|l| l.contains(" RL ")).count(),
         2,
-        "{lines}"
+        "{lines:#?}"
     );
 }
 
@@ -360,7 +361,7 @@ fn bad_settings_are_refused_with_their_place() {
         (
             "token_bucket = { max_tokens = 0, fill_interval = \"1s\" }",
             ONE_ROUTE,
-            "f.toml:11:31: listeners[0].http_filters[0].token_bucket.max_tokens: must be at least 1",
+            "f.toml:10:31: listeners[0].http_filters[0].token_bucket.max_tokens: must be at least 1",
         ),
         (
             "token_bucket = { max_tokens = 1, fill_interval = \"0s\" }",
@@ -370,7 +371,7 @@ fn bad_settings_are_refused_with_their_place() {
         (
             "token_bucket = { max_tokens = 1, fill_interval = \"1s\" }\nfilter_enforced = 101",
             ONE_ROUTE,
-            "f.toml:12:19: listeners[0].http_filters[0].filter_enforced: 101 is not a percentage",
+            "f.toml:11:19: listeners[0].http_filters[0].filter_enforced: 101 is not a percentage",
         ),
         (
             "token_bucket = { max_tokens = 1, fill_interval = \"1s\" }\nenable_x_ratelimit_headers = \"ON\"",

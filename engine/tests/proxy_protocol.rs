@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use protocols::proxy_protocol::{self as pp, Addresses, Command};
-use support::{Backend, Proxy, raw_exchange, status_of};
+use support::{Backend, Proxy, TempLog, raw_exchange, status_of};
 
-fn http_in(backend: SocketAddr, log: &std::path::Path) -> String {
+fn http_in(backend: SocketAddr, log: &TempLog) -> String {
     format!(
         r#"
 [[listeners]]
@@ -34,14 +34,8 @@ access_log = {{ path = "{}", format = "json" }}
 name = "b"
 endpoints = ["{backend}"]
 "#,
-        log.display()
+        log.path()
     )
-}
-
-fn temp_log(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("ringway-pp-{}-{name}.log", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
 }
 
 const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -56,7 +50,7 @@ fn header_of(resp: &[u8], name: &str) -> Option<String> {
 #[test]
 fn v1_in_drives_forwarded_for_and_the_access_log() {
     let backend = Backend::echo();
-    let log = temp_log("v1");
+    let log = TempLog::new("pp-v1");
     let proxy = Proxy::start(&http_in(backend.addr, &log));
     let mut req = b"PROXY TCP4 192.0.2.7 192.0.2.1 40000 80\r\n".to_vec();
     req.extend_from_slice(GET);
@@ -67,7 +61,7 @@ fn v1_in_drives_forwarded_for_and_the_access_log() {
         Some("192.0.2.7")
     );
     proxy.eventually("access log written", |_| {
-        std::fs::read_to_string(&log)
+        std::fs::read_to_string(log.path())
             .is_ok_and(|t| t.contains("\"downstream_remote_address\":\"192.0.2.7:40000\""))
     });
 }
@@ -75,7 +69,7 @@ fn v1_in_drives_forwarded_for_and_the_access_log() {
 #[test]
 fn v2_in_with_ipv6_source_and_a_request_in_the_same_packet() {
     let backend = Backend::echo();
-    let log = temp_log("v2");
+    let log = TempLog::new("pp-v2");
     let proxy = Proxy::start(&http_in(backend.addr, &log));
     let mut req = BytesMut::new();
     let addrs = Addresses::Tcp6 {
@@ -104,7 +98,7 @@ fn v2_in_with_ipv6_source_and_a_request_in_the_same_packet() {
 #[test]
 fn malformed_or_missing_header_closes_without_an_answer() {
     let backend = Backend::echo();
-    let log = temp_log("bad");
+    let log = TempLog::new("pp-bad");
     let proxy = Proxy::start(&http_in(backend.addr, &log));
     let bad_v1 = b"PROXY TCP4 192.0.2.7 192.0.2.1 040000 80\r\nGET / HTTP/1.1\r\n\r\n";
     assert!(raw_exchange(proxy.addr(), bad_v1).is_empty());
