@@ -724,3 +724,100 @@ async fn an_http2_body_over_the_retry_buffer_streams_whole() {
         settled(&proxy, "http.main.downstream_cx_rx_bytes_total", 200_000);
     }
 }
+
+#[test]
+fn a_retry_budget_replaces_max_retries() {
+    let up = Script::start(|_, _| answer(503, "no"));
+    // A budget of nothing, however high max_retries is.
+    let budget = "circuit_breakers = { max_retries = 100, retry_budget = \
+                  { budget_percent = 0.0, min_retry_concurrency = 0 } }";
+    let cfg = config(&[up.addr], "retry_on = [\"5xx\"]", None)
+        .replace("name = \"c\"\n", &format!("name = \"c\"\n{budget}\n"));
+    let proxy = Proxy::start(&cfg);
+    assert_eq!(get(proxy.addr()), 503);
+    assert_eq!(up.seen(), 1);
+    assert_eq!(proxy.stat("cluster.c.upstream_rq_retry_overflow"), 1);
+    drop(proxy);
+    // A floor of one retry in flight admits it.
+    let up = Script::start(|n, _| {
+        if n == 0 {
+            answer(503, "no")
+        } else {
+            answer(200, "yes")
+        }
+    });
+    let cfg = config(&[up.addr], "retry_on = [\"5xx\"]", None).replace(
+        "name = \"c\"\n",
+        "name = \"c\"\ncircuit_breakers = { max_retries = 0, retry_budget = \
+         { budget_percent = 0.0, min_retry_concurrency = 1 } }\n",
+    );
+    let proxy = Proxy::start(&cfg);
+    assert_eq!(get(proxy.addr()), 200);
+    assert_eq!(proxy.stat("cluster.c.upstream_rq_retry"), 1);
+}
+
+/// A raw h2c upstream: the first stream is refused (RST_STREAM REFUSED_STREAM), every later
+/// one answered `:status 200` with no body. Returns its address and the streams it saw.
+fn refusing_h2_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let streams = Arc::new(AtomicUsize::new(0));
+    let seen = streams.clone();
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+            let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+            f.extend_from_slice(&[kind, flags]);
+            f.extend_from_slice(&stream.to_be_bytes());
+            f.extend_from_slice(payload);
+            f
+        };
+        let mut preface = [0u8; 24];
+        if c.read_exact(&mut preface).is_err() {
+            return;
+        }
+        let _ = c.write_all(&frame(0x4, 0, 0, &[]));
+        loop {
+            let mut head = [0u8; 9];
+            if c.read_exact(&mut head).is_err() {
+                return;
+            }
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0u8; len];
+            if c.read_exact(&mut payload).is_err() {
+                return;
+            }
+            let reply = match kind {
+                0x4 if flags & 0x1 == 0 => frame(0x4, 0x1, 0, &[]),
+                0x1 => {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    if n == 0 {
+                        frame(0x3, 0, stream, &7u32.to_be_bytes())
+                    } else {
+                        // `:status: 200` (static table index 8), END_HEADERS | END_STREAM.
+                        frame(0x1, 0x5, stream, &[0x88])
+                    }
+                }
+                _ => continue,
+            };
+            if c.write_all(&reply).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, streams)
+}
+
+#[test]
+fn a_refused_http2_stream_is_retried_under_refused_stream() {
+    let (addr, streams) = refusing_h2_upstream();
+    let cfg = h2_upstream(config(&[addr], "retry_on = [\"refused-stream\"]", None))
+        .replace("workers = 2", "workers = 1");
+    let proxy = Proxy::start(&cfg);
+    assert_eq!(get(proxy.addr()), 200);
+    assert_eq!(streams.load(Ordering::SeqCst), 2, "refused, then answered");
+    assert_eq!(proxy.stat("cluster.c.upstream_rq_retry"), 1);
+}

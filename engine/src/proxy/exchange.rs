@@ -1021,11 +1021,11 @@ impl<'a> Exchange<'a> {
                     .await;
             };
             tried |= 1 << (ep % 64);
-            self.rec.attempts += 1;
             let attempt = match Attempt::begin(cluster.clone(), ep, self.rec.start) {
                 Ok(a) => a,
                 Err(err) => return self.fail(err).await,
             };
+            self.rec.attempts += 1;
             self.rec.upstream = Some(attempt.cluster.endpoints[ep].address);
             let this = match &retry {
                 Some(r) => {
