@@ -57,10 +57,10 @@ pub(crate) struct Outcome {
 pub(crate) struct RateLimitHeaders {
     /// `x-ratelimit-limit`: the bucket's `max_tokens`.
     pub(crate) limit: u32,
-    /// `x-ratelimit-remaining`: tokens left.
-    pub(crate) remaining: u64,
+    /// `x-ratelimit-remaining`: tokens left (at most `limit`).
+    pub(crate) remaining: u32,
     /// `x-ratelimit-reset`: seconds until the bucket is full again (rounded up).
-    pub(crate) reset: u64,
+    pub(crate) reset: u32,
 }
 
 impl RateLimitHeaders {
@@ -72,10 +72,11 @@ impl RateLimitHeaders {
 
     fn of(bucket: &TokenBucket, params: &BucketParams, now: Instant) -> Self {
         let until = bucket.until_full(now);
+        let reset = until.as_secs() + u64::from(until.subsec_nanos() > 0);
         Self {
             limit: params.max_tokens,
-            remaining: bucket.available(now),
-            reset: until.as_secs() + u64::from(until.subsec_nanos() > 0),
+            remaining: u32::try_from(bucket.available(now)).unwrap_or(u32::MAX),
+            reset: u32::try_from(reset).unwrap_or(u32::MAX),
         }
     }
 

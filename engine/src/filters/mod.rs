@@ -415,31 +415,13 @@ impl<'a> Chain<'a> {
 
     /// The header changes for the request sent upstream: the route's, then the filters'.
     pub(crate) fn request_edits(&self) -> Edits<'a> {
-        Edits::new(
-            self.route.map(|r| {
-                (
-                    &r.request_headers_to_add[..],
-                    &r.request_headers_to_remove[..],
-                )
-            }),
-            self.filters,
-            false,
-        )
+        Edits::new(self.route, self.filters, false)
     }
 
     /// The header changes for the response sent downstream (local answers included), with
     /// the fields the filters worked out for this request (`st`).
     pub(crate) fn response_edits(&self, st: &FilterState) -> Edits<'a> {
-        let mut edits = Edits::new(
-            self.route.map(|r| {
-                (
-                    &r.response_headers_to_add[..],
-                    &r.response_headers_to_remove[..],
-                )
-            }),
-            self.filters,
-            true,
-        );
+        let mut edits = Edits::new(self.route, self.filters, true);
         edits.ratelimit = st.ratelimit_headers;
         edits.any |= edits.ratelimit.is_some();
         edits
@@ -503,7 +485,9 @@ impl<R: RequestInfo + ?Sized> RequestInfo for RoutingView<'_, R> {
 /// Copy-sized; borrows the configuration, so it allocates nothing per request.
 #[derive(Clone, Copy)]
 pub(crate) struct Edits<'a> {
-    route: Option<(&'a [HeaderToAdd], &'a [Bytes])>,
+    /// Its lists for this direction ([`Edits::route_lists`]). Every field is small: edits
+    /// ride by value on every head written, and a larger struct is copied with `memcpy`.
+    route: Option<&'a Route>,
     filters: &'a [HttpFilterConfig],
     response: bool,
     /// The rate limit filter's `x-ratelimit-*` fields (responses only); they replace any the
@@ -526,11 +510,7 @@ impl<'a> Edits<'a> {
         any: false,
     };
 
-    fn new(
-        route: Option<(&'a [HeaderToAdd], &'a [Bytes])>,
-        filters: &'a [HttpFilterConfig],
-        response: bool,
-    ) -> Self {
+    fn new(route: Option<&'a Route>, filters: &'a [HttpFilterConfig], response: bool) -> Self {
         let mut edits = Self {
             route,
             filters,
@@ -539,13 +519,32 @@ impl<'a> Edits<'a> {
             set_cookie: None,
             any: false,
         };
-        edits.any = route.is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
+        edits.any = edits
+            .route_lists()
+            .is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
             || filters.iter().any(|f| {
                 edits
                     .mutation(f)
                     .is_some_and(|(a, r)| !a.is_empty() || !r.is_empty())
             });
         edits
+    }
+
+    /// The route's lists for this direction.
+    fn route_lists(&self) -> Option<(&'a [HeaderToAdd], &'a [Bytes])> {
+        self.route.map(|r| {
+            if self.response {
+                (
+                    &r.response_headers_to_add[..],
+                    &r.response_headers_to_remove[..],
+                )
+            } else {
+                (
+                    &r.request_headers_to_add[..],
+                    &r.request_headers_to_remove[..],
+                )
+            }
+        })
     }
 
     /// A header mutation filter's lists for this direction.
@@ -581,7 +580,7 @@ impl<'a> Edits<'a> {
                     .iter()
                     .any(|h| !h.append && h.name.eq_ignore_ascii_case(name))
         }
-        if let Some((adds, removes)) = self.route {
+        if let Some((adds, removes)) = self.route_lists() {
             if layer(adds, removes, name) {
                 return true;
             }
@@ -605,7 +604,7 @@ impl<'a> Edits<'a> {
             return None;
         }
         let layers = self
-            .route
+            .route_lists()
             .into_iter()
             .chain(self.filters.iter().filter_map(|f| self.mutation(f)));
         for (adds, _) in layers {
@@ -624,7 +623,7 @@ impl<'a> Edits<'a> {
             return;
         }
         let mut add = |h: &HeaderToAdd| f(&h.name, &h.value);
-        if let Some((adds, _)) = self.route {
+        if let Some((adds, _)) = self.route_lists() {
             adds.iter().for_each(&mut add);
         }
         for filter in self.filters {

@@ -1295,11 +1295,11 @@ impl<'a> Exchange<'a> {
                 let Some(conn) = conn.as_mut() else {
                     return Relayed::Failed(client_gone(Phase::BeforeResponse));
                 };
-                let mut sink = H1Client::new(&mut conn.stream, *facts);
+                let mut sink = H1Client::new(&mut conn.stream, facts);
                 relay(src, &mut sink, facts, deadline, progress, rec, filters).await
             }
             Down::H2 { ctx, slot } => {
-                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
+                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, facts);
                 let r = relay(src, &mut sink, facts, deadline, progress, rec, filters).await;
                 self.grpc_status = self.grpc_status.or_else(|| sink.grpc_status());
                 r
@@ -1387,7 +1387,7 @@ impl<'a> Exchange<'a> {
                         }
                     };
                     let mut src = Prefixed::new(prefix, src);
-                    let mut sink = H1Client::new(&mut dw, *facts);
+                    let mut sink = H1Client::new(&mut dw, facts);
                     let rec = &mut self.rec;
                     let halves = (&mut src, up_sink, up_src, &mut sink);
                     both(halves, facts, deadline, &progress, rec, filters, decode).await
@@ -1410,7 +1410,7 @@ impl<'a> Exchange<'a> {
                     }),
                 };
                 let mut src = Prefixed::new(prefix, src);
-                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, *facts);
+                let mut sink = ClientResponse::new(slot, &ctx.sess, idle, facts);
                 let rec = &mut self.rec;
                 let halves = (&mut src, up_sink, up_src, &mut sink);
                 let out = both(halves, facts, deadline, &progress, rec, filters, decode).await;

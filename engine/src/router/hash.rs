@@ -14,27 +14,29 @@ use super::matcher::query_param;
 use crate::config::lb_table::hash_key;
 use crate::config::route::{HashPolicy, Route};
 
-/// A cookie to set on the response (a generated hash cookie). Copy-sized: it rides on the
-/// response's header edits.
+/// A cookie to set on the response (a generated hash cookie): the policy that names it and
+/// its value. Two words: it rides on the response's header edits, copied with every head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SetCookie<'a> {
-    pub(crate) name: &'a [u8],
-    /// 16 lowercase hex digits.
-    pub(crate) value: [u8; 16],
-    /// `Max-Age`, seconds.
-    pub(crate) max_age: u64,
-    pub(crate) path: Option<&'a [u8]>,
+    /// A [`HashPolicy::Cookie`] with a `ttl`.
+    pub(crate) policy: &'a HashPolicy,
+    /// Written as 16 lowercase hex digits.
+    pub(crate) value: u64,
 }
 
 impl SetCookie<'_> {
     /// The `set-cookie` field value: `name=value; Max-Age=N[; Path=p]; HttpOnly`.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.name);
+        let HashPolicy::Cookie { name, ttl, path } = self.policy else {
+            return;
+        };
+        out.extend_from_slice(name);
         out.push(b'=');
-        out.extend_from_slice(&self.value);
+        out.extend_from_slice(&hex(self.value));
         out.extend_from_slice(b"; Max-Age=");
-        out.extend_from_slice(itoa::Buffer::new().format(self.max_age).as_bytes());
-        if let Some(p) = self.path {
+        let max_age = ttl.map_or(1, |t| t.as_secs().max(1));
+        out.extend_from_slice(itoa::Buffer::new().format(max_age).as_bytes());
+        if let Some(p) = path {
             out.extend_from_slice(b"; Path=");
             out.extend_from_slice(p);
         }
@@ -94,20 +96,17 @@ impl Route {
                     IpAddr::V4(a) => hash_key(&a.octets()),
                     IpAddr::V6(a) => hash_key(&a.octets()),
                 }),
-                HashPolicy::Cookie { name, ttl, path } => {
+                HashPolicy::Cookie { name, ttl, .. } => {
                     match req.header(b"cookie").and_then(|f| cookie(f, name)) {
                         Some(v) => Some(hash_key(v)),
                         None => {
-                            let Some(ttl) = ttl else { continue };
-                            let value = hex(fresh());
+                            if ttl.is_none() {
+                                continue;
+                            }
+                            let value = fresh();
                             return RequestHash {
-                                hash: Some(hash_key(&value)),
-                                set_cookie: Some(SetCookie {
-                                    name,
-                                    value,
-                                    max_age: ttl.as_secs().max(1),
-                                    path: path.as_deref(),
-                                }),
+                                hash: Some(hash_key(&hex(value))),
+                                set_cookie: Some(SetCookie { policy: p, value }),
                             };
                         }
                     }
@@ -126,6 +125,8 @@ impl Route {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
@@ -135,11 +136,14 @@ mod tests {
         assert_eq!(cookie(b"xsid=1;sid=2", b"sid"), Some(&b"2"[..]));
         assert_eq!(cookie(b"a=1", b"sid"), None);
         assert_eq!(&hex(0x0123_4567_89ab_cdef), b"0123456789abcdef");
+        let policy = HashPolicy::Cookie {
+            name: Bytes::from_static(b"sid"),
+            ttl: Some(std::time::Duration::from_secs(3600)),
+            path: Some(Bytes::from_static(b"/")),
+        };
         let c = SetCookie {
-            name: b"sid",
-            value: hex(1),
-            max_age: 3600,
-            path: Some(b"/"),
+            policy: &policy,
+            value: 1,
         };
         let mut out = Vec::new();
         c.write(&mut out);

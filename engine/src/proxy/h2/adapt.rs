@@ -75,7 +75,8 @@ pub(crate) struct ClientResponse<'a> {
     pub(crate) slot: &'a StreamSlot,
     pub(crate) sess: &'a Session,
     pub(crate) idle: Duration,
-    pub(crate) facts: ReqFacts<'a>,
+    /// By reference: the facts are a few hundred bytes, and copying them is a `memcpy`.
+    pub(crate) facts: &'a ReqFacts<'a>,
     /// END_STREAM went out.
     ended: bool,
     grpc_status: Option<Code>,
@@ -86,7 +87,7 @@ impl<'a> ClientResponse<'a> {
         slot: &'a StreamSlot,
         sess: &'a Session,
         idle: Duration,
-        facts: ReqFacts<'a>,
+        facts: &'a ReqFacts<'a>,
     ) -> Self {
         Self {
             slot,
