@@ -215,3 +215,55 @@ fn more_parts_than_one_write_takes() {
     want.push_str("\r\n");
     assert_eq!(upstream_bytes(&proxy, &rx, &request), want);
 }
+
+/// A route that sets `host` replaces the client's: one Host upstream, HTTP/1 and HTTP/2
+/// clients alike, kept or appended in the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_that_sets_host_sends_one_host() {
+    for append in [false, true] {
+        let (backend, rx) = recording_backend();
+        let cfg = format!(
+            r#"
+[[listeners]]
+name = "main"
+address = "127.0.0.1:0"
+  [[listeners.virtual_hosts]]
+  name = "all"
+  domains = ["*"]
+    [[listeners.virtual_hosts.routes]]
+    prefix = "/"
+    cluster = "backend"
+    request_headers_to_add = [{{ name = "host", value = "api.example", append = {append} }}]
+
+[[clusters]]
+name = "backend"
+endpoints = ["{backend}"]
+"#
+        );
+        let proxy = Proxy::start(&cfg);
+        let addr = proxy.addr();
+        let from_h1 = tokio::task::spawn_blocking(move || {
+            raw_exchange(
+                addr,
+                b"GET /a HTTP/1.1\r\nHost: inside\r\nConnection: close\r\n\r\n",
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(status_of(&from_h1), 200);
+        let mut h2 = h2c(addr).await;
+        let req = hyper::Request::get(format!("http://{addr}/b"))
+            .body(body(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+        for _ in 0..2 {
+            let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+            let hosts: Vec<&str> = head
+                .split("\r\n")
+                .filter(|l| l.starts_with("host:"))
+                .collect();
+            assert_eq!(hosts, ["host: api.example"], "append = {append}: {head}");
+        }
+    }
+}

@@ -189,7 +189,10 @@ pub(crate) fn rewrite_request(
     } else {
         path
     };
-    out.start(req.method(), path, req.query(), req.authority());
+    // A route or filter that sets `host` replaces the authority: it goes upstream once, as
+    // `Host` or `:authority`, never beside the client's.
+    let authority = rw.edits.first_add(b"host").unwrap_or(req.authority());
+    out.start(req.method(), path, req.query(), authority);
     let xff_last = if rw.opts.use_forwarded_headers {
         req.headers()
             .enumerate()
@@ -226,7 +229,7 @@ pub(crate) fn rewrite_request(
         if name.eq_ignore_ascii_case(b"host") {
             has_host = true;
             // Absolute-form: the target's authority wins over Host (RFC 9112 3.2.2).
-            out.field(b"host", req.authority());
+            out.field(b"host", authority);
             continue;
         }
         if Some(i) == xff_last {
@@ -236,9 +239,9 @@ pub(crate) fn rewrite_request(
         out.keep(i, name, value);
     }
     if !has_host {
-        // HTTP/1.0 without Host: an HTTP/1.1 request must carry one, empty when the target
-        // has no authority (RFC 9112 3.2).
-        out.field(b"host", req.authority());
+        // HTTP/1.0 without Host (or a Host an edit replaces): an HTTP/1.1 request must carry
+        // one, empty when the target has no authority (RFC 9112 3.2).
+        out.field(b"host", authority);
     }
     if rw.opts.use_forwarded_headers {
         if xff_last.is_none() {
@@ -263,7 +266,11 @@ pub(crate) fn rewrite_request(
         out.field(b"connection", b"upgrade");
         out.field(b"upgrade", proto);
     }
-    rw.edits.for_each_add(|name, value| out.field(name, value));
+    rw.edits.for_each_add(|name, value| {
+        if !name.eq_ignore_ascii_case(b"host") {
+            out.field(name, value);
+        }
+    });
     out.end();
 }
 
