@@ -31,6 +31,8 @@ enum Act {
     Close,
     /// Wait this long, then answer 200 `late`.
     Stall(Duration),
+    /// Write these bytes (a response cut short), then close.
+    Cut(Vec<u8>),
 }
 
 fn answer(status: u16, body: &str) -> Act {
@@ -140,6 +142,10 @@ fn serve(
                 }
             }
             Act::Close => return,
+            Act::Cut(bytes) => {
+                let _ = c.write_all(&bytes);
+                return;
+            }
             Act::Stall(d) => {
                 std::thread::sleep(d);
                 let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate");
@@ -820,4 +826,26 @@ fn a_refused_http2_stream_is_retried_under_refused_stream() {
     assert_eq!(get(proxy.addr()), 200);
     assert_eq!(streams.load(Ordering::SeqCst), 2, "refused, then answered");
     assert_eq!(proxy.stat("cluster.c.upstream_rq_retry"), 1);
+}
+
+#[test]
+fn a_reset_after_the_head_went_downstream_is_never_retried() {
+    // The head and part of the body, then the connection closes.
+    let up = Script::start(|_, _| {
+        Act::Cut(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial".to_vec())
+    });
+    let log = TempLog::new("retries");
+    let policy = "retry_on = [\"reset\", \"5xx\"]\nnum_retries = 2";
+    let proxy = Proxy::start(&config(&[up.addr], policy, Some(&log)));
+    let (status, body) = request(proxy.addr(), "GET", b"");
+    assert_eq!(
+        (status, &body[..]),
+        (200, &b"partial"[..]),
+        "cut short, as it came"
+    );
+    assert_eq!(up.seen(), 1);
+    let line = &log_lines(&proxy, &log, 1)[0];
+    assert_eq!(line["response_flags"], "UC");
+    assert_eq!(line["upstream_request_attempt_count"], 1);
+    assert_eq!(proxy.stat("cluster.c.upstream_rq_retry"), 0);
 }

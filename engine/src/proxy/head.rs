@@ -191,7 +191,10 @@ pub(crate) fn rewrite_request(
     };
     // A route or filter that sets `host` replaces the authority: it goes upstream once, as
     // `Host` or `:authority`, never beside the client's.
-    let authority = rw.edits.first_add(b"host").unwrap_or_else(|| req.authority());
+    let authority = rw
+        .edits
+        .first_add(b"host")
+        .unwrap_or_else(|| req.authority());
     out.start(req.method(), path, req.query(), authority);
     let xff_last = if rw.opts.use_forwarded_headers {
         req.headers()
