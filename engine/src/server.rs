@@ -96,6 +96,7 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
         health_failed: Default::default(),
         draining: Default::default(),
         started: Instant::now(),
+        registry: Arc::clone(&state),
     });
     let admin = match &config.admin {
         Some(a) => Some(
@@ -117,6 +118,12 @@ pub fn start(config: Config, opts: StartOptions) -> Result<Handle, StartError> {
     // epoll whatever the workers use. That also keeps it from holding a thread in
     // io_uring_enter, which tools that serialise threads (valgrind) cannot see as blocking.
     let control = Control::start(IoDriver::Legacy).map_err(StartError::Control)?;
+    // Active health checks and outlier un-ejection, once for the process.
+    let health = Arc::clone(&shared);
+    control
+        .handle()
+        .spawn(move || crate::control::health::run(health))
+        .map_err(|e| StartError::Control(std::io::Error::other(e)))?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
     for (index, sockets) in per_worker.into_iter().enumerate() {

@@ -6,9 +6,14 @@
 //! ([`Shared`]: the published snapshot, the lifecycle flags and stats in [`AdminState`], the
 //! cross-core [`Registry`]).
 //!
-//! A leaf: imports `config`, `stats`, `access_log` and `shared_state` only, so workers,
+//! Also each cluster's endpoint health ([`ClusterHealth`]: flags, panic threshold, outlier
+//! detection).
+//!
+//! A leaf: imports `config`, `stats`, `access_log`, `rt` (its rng) and `shared_state` only, so workers,
 //! clusters, upstreams and connection managers can hold these without importing the server
 //! that builds them or the admin API that reads them.
+
+mod health;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +31,7 @@ use crate::stats::{
     BreakerSource, CircuitBreakerStats, ClusterScope, EndpointStats, HttpScope, ListenerStats,
     LocalRateLimitStats, PerCore, Store, TcpStats,
 };
+pub(crate) use health::{ClusterHealth, Outcome, endpoint_health};
 
 /// Stats handles and process-wide buckets of one listener, resolved by name when the
 /// snapshot is built.
@@ -155,6 +161,8 @@ pub(crate) struct ClusterShared {
     pub(crate) host_connections: Vec<Arc<Occupancy>>,
     /// Replaces `max_retries` as the limit of `retries` when set.
     pub(crate) retry_budget: Option<RetryBudget>,
+    /// Endpoint health flags (by endpoint index), panic threshold, outlier detection.
+    pub(crate) health: ClusterHealth,
 }
 
 impl ClusterShared {
@@ -235,8 +243,13 @@ impl Snapshot {
                 let n = c.endpoints.len() as i64;
                 // Set on one slot only: readers sum the slots.
                 scope.stats.core(0).membership_total.set(n);
-                // No health checking yet: every endpoint counts as healthy.
-                scope.stats.core(0).membership_healthy.set(n);
+                let health = ClusterHealth::new(c, state);
+                // Kept current by the control thread's health tick.
+                let core0 = scope.stats.core(0);
+                core0.membership_healthy.set(health.healthy_count() as i64);
+                core0
+                    .outlier_ejections_active
+                    .set(health.ejected_count() as i64);
                 let cb = &c.circuit_breakers;
                 let shared = Arc::new(ClusterShared {
                     scope,
@@ -262,6 +275,7 @@ impl Snapshot {
                         })
                         .collect(),
                     retry_budget: cb.retry_budget,
+                    health,
                 });
                 // The newest snapshot's cluster answers for the gauges.
                 let source: std::sync::Weak<dyn BreakerSource> = Arc::downgrade(&shared) as _;
@@ -307,6 +321,8 @@ pub struct AdminState {
     pub draining: AtomicBool,
     /// Process start, for uptime.
     pub started: Instant,
+    /// The process-wide state (endpoint health flags for `/clusters`).
+    pub registry: Arc<Registry>,
 }
 
 impl AdminState {
@@ -318,6 +334,7 @@ impl AdminState {
             health_failed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             started: Instant::now(),
+            registry: Registry::new(),
         })
     }
 }

@@ -11,6 +11,10 @@
 //!   [`TokenBucket::try_take`] at an explicit `now`. Local rate limits.
 //! - [`KeyedBuckets`]: token buckets by a key clients choose (a header's value, a client
 //!   address) in a table of fixed capacity. Local rate limit descriptors.
+//! - [`EndpointHealth`]: one endpoint's health flags ([`FAILED_ACTIVE_HC`],
+//!   [`FAILED_OUTLIER_CHECK`]), consecutive-failure counters and ejection record, one cache
+//!   line per endpoint. Active health checks and outlier detection write it; every load
+//!   balancer reads its flags.
 //!
 //! Any other `Send + Sync` type (outlier counters, a retry budget's parameters) can be kept
 //! with [`Registry::get_or_insert_with`].
@@ -39,7 +43,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -131,6 +135,25 @@ impl Registry {
         t
     }
 
+    /// The entry of type `T` named `(kind, name)` if there is one; never creates it (the
+    /// admin API reads with this). Cold path.
+    pub fn get<T: Send + Sync + 'static>(&self, kind: &'static str, name: &str) -> Option<Arc<T>> {
+        let key = (TypeId::of::<T>(), kind, name.to_owned());
+        let e = self.lock().get(&key).map(Arc::clone)?;
+        e.downcast::<T>().ok()
+    }
+
+    /// The [`EndpointHealth`] named `(kind, name)`, created with `initial` flags on first
+    /// use; one found again (an endpoint kept across a reload) keeps its flags and counts.
+    pub fn endpoint_health(
+        &self,
+        kind: &'static str,
+        name: &str,
+        initial: u32,
+    ) -> Arc<EndpointHealth> {
+        self.get_or_insert_with(kind, name, || EndpointHealth::new(initial))
+    }
+
     /// Drops the entries nothing outside the registry references; returns how many.
     pub fn prune(&self) -> usize {
         let mut g = self.lock();
@@ -148,6 +171,126 @@ impl Registry {
     /// No entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// [`EndpointHealth`] flag: the endpoint failed its active health checks.
+pub const FAILED_ACTIVE_HC: u32 = 1;
+/// [`EndpointHealth`] flag: outlier detection ejected the endpoint.
+pub const FAILED_OUTLIER_CHECK: u32 = 2;
+
+/// Milliseconds since the first call in this process: the clock of ejection times, so they
+/// fit an atomic and compare across threads.
+pub fn clock_ms(now: Instant) -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(now.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One endpoint's health across all cores: flags any load balancer reads with one relaxed
+/// load, the consecutive-failure counters of outlier detection (by detector index), and
+/// its ejection record. Aligned to a cache line: endpoints do not share one.
+///
+/// The hot path only reads `flags`, and a request that succeeds writes nothing here unless a
+/// failure came before it ([`reset`](Self::reset) loads first).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct EndpointHealth {
+    flags: AtomicU32,
+    consecutive: [AtomicU32; 3],
+    times_ejected: AtomicU32,
+    /// [`clock_ms`] of the last ejection.
+    ejected_at: AtomicU64,
+    /// Active health checks in a row with the same result: positive passes, negative
+    /// failures. Written by the control thread only.
+    hc_streak: AtomicI32,
+}
+
+impl EndpointHealth {
+    /// An endpoint with these flags (0: healthy).
+    pub fn new(flags: u32) -> Self {
+        Self {
+            flags: AtomicU32::new(flags),
+            ..Self::default()
+        }
+    }
+
+    /// Its flags ([`FAILED_ACTIVE_HC`], [`FAILED_OUTLIER_CHECK`]).
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// No flag set: load balancers may choose it.
+    #[inline]
+    pub fn is_healthy(&self) -> bool {
+        self.flags() == 0
+    }
+
+    /// Sets `flag`; true if this call set it (it was clear).
+    pub fn set(&self, flag: u32) -> bool {
+        self.flags.fetch_or(flag, Ordering::Relaxed) & flag == 0
+    }
+
+    /// Clears `flag`; true if this call cleared it (it was set).
+    pub fn clear(&self, flag: u32) -> bool {
+        self.flags.fetch_and(!flag, Ordering::Relaxed) & flag != 0
+    }
+
+    /// Counts one more failure for detector `i`; returns the count now.
+    #[inline]
+    pub fn fail(&self, i: usize) -> u32 {
+        self.consecutive[i].fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Ends detector `i`'s run of failures. Writes only when there was one, so the success
+    /// path leaves the line shared.
+    #[inline]
+    pub fn reset(&self, i: usize) {
+        if self.consecutive[i].load(Ordering::Relaxed) != 0 {
+            self.consecutive[i].store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records an ejection at `now_ms` ([`clock_ms`]); returns the times ejected so far.
+    pub fn record_ejection(&self, now_ms: u64) -> u32 {
+        self.ejected_at.store(now_ms, Ordering::Relaxed);
+        for c in &self.consecutive {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.times_ejected.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// [`clock_ms`] of the last ejection.
+    pub fn ejected_at(&self) -> u64 {
+        self.ejected_at.load(Ordering::Relaxed)
+    }
+
+    /// Times ejected (decays by one per outlier-detection interval without an ejection).
+    pub fn times_ejected(&self) -> u32 {
+        self.times_ejected.load(Ordering::Relaxed)
+    }
+
+    /// One interval passed healthy: the back-off multiplier decays by one.
+    pub fn decay_ejections(&self) {
+        let t = self.times_ejected.load(Ordering::Relaxed);
+        if t > 0 {
+            self.times_ejected.store(t - 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records an active check's result; returns the streak (passes in a row if positive,
+    /// failures if negative). Control thread only.
+    pub fn hc_result(&self, pass: bool) -> i32 {
+        let s = self.hc_streak.load(Ordering::Relaxed);
+        let s = match (pass, s) {
+            (true, s) if s > 0 => s.saturating_add(1),
+            (true, _) => 1,
+            (false, s) if s < 0 => s.saturating_sub(1),
+            (false, _) => -1,
+        };
+        self.hc_streak.store(s, Ordering::Relaxed);
+        s
     }
 }
 

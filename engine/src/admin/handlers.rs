@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 use super::{AdminState, Response};
 use crate::config::Config;
+use crate::shared::endpoint_health;
+use crate::shared_state::{FAILED_ACTIVE_HC, FAILED_OUTLIER_CHECK};
 use crate::stats::{EndpointStats, ExtraGauge, PerCore, StatSet};
 
 /// Which methods an endpoint takes.
@@ -239,13 +241,21 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
                                 json!({ "name": n, "value": v.to_string(), "type": k.to_ascii_uppercase() })
                             })
                             .collect();
+                        let flags = health_flags(state, &c.name, e.address);
+                        let mut health = json!({ "eds_health_status": "HEALTHY" });
+                        if flags & FAILED_ACTIVE_HC != 0 {
+                            health["failed_active_health_check"] = json!(true);
+                        }
+                        if flags & FAILED_OUTLIER_CHECK != 0 {
+                            health["failed_outlier_check"] = json!(true);
+                        }
                         json!({
                             "address": { "socket_address": {
                                 "address": e.address.ip().to_string(),
                                 "port_value": e.address.port(),
                             }},
                             "stats": stats,
-                            "health_status": { "eds_health_status": "HEALTHY" },
+                            "health_status": health,
                             "weight": e.weight,
                         })
                     })
@@ -279,7 +289,18 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
                 let _ = writeln!(s, "{n}::{a}::{stat}::{v}");
             }
             let _ = writeln!(s, "{n}::{a}::hostname::");
-            let _ = writeln!(s, "{n}::{a}::health_flags::healthy");
+            let flags = health_flags(state, n, a);
+            let mut text = String::new();
+            if flags & FAILED_ACTIVE_HC != 0 {
+                text.push_str("/failed_active_hc");
+            }
+            if flags & FAILED_OUTLIER_CHECK != 0 {
+                text.push_str("/failed_outlier_check");
+            }
+            if text.is_empty() {
+                text.push_str("healthy");
+            }
+            let _ = writeln!(s, "{n}::{a}::health_flags::{text}");
             let _ = writeln!(s, "{n}::{a}::weight::{}", e.weight);
             let _ = writeln!(s, "{n}::{a}::region::");
             let _ = writeln!(s, "{n}::{a}::zone::");
@@ -290,6 +311,11 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
         }
     }
     Response::text(200, s)
+}
+
+/// The health flags of `cluster`'s endpoint at `addr` (0 when it has no entry yet).
+fn health_flags(state: &AdminState, cluster: &str, addr: std::net::SocketAddr) -> u32 {
+    endpoint_health(&state.registry, cluster, addr).map_or(0, |h| h.flags())
 }
 
 fn config_dump(state: &AdminState) -> Response {

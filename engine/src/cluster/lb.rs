@@ -101,6 +101,57 @@ impl Balancer {
         }
     }
 
+    /// Pick again after [`pick`](Self::pick) chose an endpoint `usable` refuses (unhealthy,
+    /// ejected): the policy's next choice among the usable ones. Round robin moves on along
+    /// its schedule; ring hash and Maglev walk their table on from the key's entry; random
+    /// and least request draw among the usable ones. `None` when none is usable. Each
+    /// candidate costs one `usable` call; nothing is rebuilt.
+    #[cold]
+    pub(crate) fn pick_usable(
+        &self,
+        active: impl Fn(usize) -> u32,
+        hash: Option<u64>,
+        usable: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let n = self.weights.len();
+        if n == 0 {
+            return None;
+        }
+        // The first usable endpoint from a random place on.
+        let from_random = |start: usize| (0..n).map(|k| (start + k) % n).find(|&i| usable(i));
+        match (self.policy, &self.table, hash) {
+            (LbPolicy::RoundRobin, ..) => {
+                for _ in 0..self.schedule.len() {
+                    let c = self.cursor.get();
+                    self.cursor.set((c + 1) % self.schedule.len());
+                    let i = self.schedule[c] as usize;
+                    if usable(i) {
+                        return Some(i);
+                    }
+                }
+                None
+            }
+            (LbPolicy::RingHash | LbPolicy::Maglev, Some(t), Some(h)) => t.pick_usable(h, usable),
+            (LbPolicy::LeastRequest, ..) => {
+                let a = from_random(rng::below(n as u32) as usize)?;
+                let b = from_random(rng::below(n as u32) as usize)?;
+                let (wa, wb) = (u64::from(self.weights[a]), u64::from(self.weights[b]));
+                let (aa, ab) = (u64::from(active(a)) + 1, u64::from(active(b)) + 1);
+                Some(if wa * ab >= wb * aa { a } else { b })
+            }
+            _ => {
+                // Weighted draws first (they keep the weights), then a walk.
+                for _ in 0..4 {
+                    let i = self.weighted_random();
+                    if usable(i) {
+                        return Some(i);
+                    }
+                }
+                from_random(rng::below(n as u32) as usize)
+            }
+        }
+    }
+
     fn weighted_random(&self) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(1);
         let r = rng::below(total);
@@ -184,6 +235,51 @@ mod tests {
         }
         assert_eq!(counts[0], 0, "{counts:?}");
         assert!(counts[1] > 1000 && counts[2] > 1000, "{counts:?}");
+    }
+
+    #[test]
+    fn every_policy_skips_unusable_endpoints() {
+        let e = eps(&[1, 2, 1]);
+        for policy in [
+            LbPolicy::RoundRobin,
+            LbPolicy::LeastRequest,
+            LbPolicy::Random,
+            LbPolicy::RingHash,
+            LbPolicy::Maglev,
+        ] {
+            let table = Table::build(policy, &e).map(Arc::new);
+            let b = Balancer::new(policy, &e, table);
+            let mut counts = [0; 3];
+            for k in 0..3_000u64 {
+                let h = Some(k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let i = b.pick_usable(|_| 0, h, |i| i != 1).unwrap();
+                counts[i] += 1;
+            }
+            assert_eq!(counts[1], 0, "{policy:?} {counts:?}");
+            assert!(counts[0] > 500 && counts[2] > 500, "{policy:?} {counts:?}");
+            assert_eq!(b.pick_usable(|_| 0, Some(7), |_| false), None);
+        }
+    }
+
+    /// A key whose endpoint is unusable goes to the same stand-in every time; keys of the
+    /// usable endpoints stay where they were.
+    #[test]
+    fn hash_tables_walk_to_a_stable_stand_in() {
+        let e = eps(&[1, 1, 1, 1]);
+        for policy in [LbPolicy::RingHash, LbPolicy::Maglev] {
+            let t = Arc::new(Table::build(policy, &e).unwrap());
+            let b = Balancer::new(policy, &e, Some(Arc::clone(&t)));
+            for k in 0..500u64 {
+                let h = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let first = t.pick(h);
+                let again = b.pick_usable(|_| 0, Some(h), |i| i != 2).unwrap();
+                if first != 2 {
+                    assert_eq!(again, first);
+                } else {
+                    assert_eq!(b.pick_usable(|_| 0, Some(h), |i| i != 2), Some(again));
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! A cluster as one worker sees it: its membership (the endpoints of its config), this
 //! worker's load-balancer state ([`lb`]) and this worker's [`Pool`] of connections to it.
-//! Everything that decides *where* a request goes lives here (health and outlier detection
-//! will too; the cluster's process-wide circuit breakers are its `ClusterShared`, whose
-//! admission the upstream layer applies); *how* it gets there — connecting, TLS, PROXY protocol, pooled
+//! Everything that decides *where* a request goes lives here: load balancers that skip
+//! unhealthy and ejected endpoints (their flags and outlier detection's counters are the
+//! cluster's process-wide `ClusterShared::health`, which the upstream layer feeds with each
+//! request's outcome), the control thread runs active checks and un-ejection (`crate::control::health`);
+//! the cluster's process-wide circuit breakers are its `ClusterShared`, whose admission the
+//! upstream layer applies; *how* it gets there — connecting, TLS, PROXY protocol, pooled
 //! HTTP/1 and HTTP/2 connections, the per-request attempt — is [`crate::upstream`].
 //!
 //! Imports `upstream`, never the layers above it (router, filters, connection managers).
@@ -57,10 +60,21 @@ impl ClusterLocal {
     }
 
     /// Choose an endpoint for a new request; `hash` is the request's hash by its route's
-    /// `hash_policy` (used by `ring_hash` and `maglev` clusters).
+    /// `hash_policy` (used by `ring_hash` and `maglev` clusters). Endpoints failing active
+    /// health checks or ejected by outlier detection are skipped, unless fewer than
+    /// `healthy_panic_threshold` percent are healthy (then all are used). The balancer's
+    /// choice costs one relaxed load of its health flags; only an unhealthy choice looks
+    /// further.
     pub(crate) fn pick(&self, hash: Option<u64>) -> Option<usize> {
+        let active = |i: usize| self.pool.endpoints[i].active.get();
+        let ep = self.balancer.pick(active, hash)?;
+        let health = &self.shared.health;
+        if health.is_healthy(ep) || health.in_panic() {
+            return Some(ep);
+        }
         self.balancer
-            .pick(|i| self.pool.endpoints[i].active.get(), hash)
+            .pick_usable(active, hash, |i| health.is_healthy(i))
+            .or(Some(ep))
     }
 
     /// Choose an endpoint for a try of a request that already tried those in `tried` (bit

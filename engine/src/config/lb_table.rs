@@ -91,6 +91,29 @@ impl Table {
             Self::Maglev(m) => m.pick(hash),
         }
     }
+
+    /// The first endpoint `usable` accepts, walking the table on from the hash's entry (the
+    /// ring's next points, Maglev's next slots): a key whose endpoint is unhealthy goes to
+    /// the same stand-in every time, and other keys do not move. The table is not rebuilt.
+    /// `None` if no entry is usable.
+    pub fn pick_usable(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
+        match self {
+            Self::Ring(r) => {
+                let n = r.points.len();
+                let at = r.points.partition_point(|&(p, _)| p < hash);
+                (0..n)
+                    .map(|k| r.points[(at + k) % n].1 as usize)
+                    .find(|&i| usable(i))
+            }
+            Self::Maglev(m) => {
+                let n = m.table.len();
+                let at = (hash % n as u64) as usize;
+                (0..n)
+                    .map(|k| m.table[(at + k) % n] as usize)
+                    .find(|&i| usable(i))
+            }
+        }
+    }
 }
 
 /// Ketama-style ring (Envoy's ring hash): each endpoint owns [`RING_POINTS_PER_WEIGHT`]

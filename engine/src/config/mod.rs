@@ -11,6 +11,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod health;
 pub mod lb_table;
 pub mod ratelimit;
 pub mod raw;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::{ConfigError, FieldError};
+pub use health::{HealthCheck, HealthCheckKind, OutlierDetection};
 pub use validate::{load_file, parse_str, parse_str_in, validate, validate_in};
 
 use route::{HeaderToAdd, RouteTable};
@@ -344,6 +346,13 @@ pub struct ClusterConfig {
     pub http2_keepalive_timeout: Duration,
     /// Process-wide limits on connections, pending and active requests and retries.
     pub circuit_breakers: CircuitBreakers,
+    /// Percent of endpoints that must be healthy for unhealthy ones to be skipped; below it
+    /// every endpoint is used (Envoy's panic mode). 0 turns panic mode off.
+    pub healthy_panic_threshold: f64,
+    /// Active health checks, run on the control thread.
+    pub health_checks: Vec<HealthCheck>,
+    /// Passive health: ejection by the responses' outcomes.
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 /// A cluster's circuit breakers (Envoy's `thresholds` of the default priority): limits that

@@ -778,6 +778,125 @@ pub struct RawCluster {
     /// `[clusters.circuit_breakers]`: process-wide limits (Envoy's thresholds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breakers: Option<RawCircuitBreakers>,
+    /// Percent of healthy endpoints below which every endpoint is used (0..=100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_panic_threshold: Option<f64>,
+    /// `[[clusters.health_checks]]`: active health checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<RawHealthCheck>,
+    /// `[clusters.outlier_detection]`: passive health from the responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<RawOutlierDetection>,
+}
+
+/// Health check kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawHealthCheckType {
+    /// An HTTP/1.1 request; the status decides.
+    Http,
+    /// A TCP connect (and optional bytes exchanged).
+    Tcp,
+    /// `grpc.health.v1.Health/Check` (not supported yet: refused).
+    Grpc,
+}
+
+/// `[[clusters.health_checks]]`, Envoy's names.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// `http`, `tcp` or `grpc`.
+    #[serde(rename = "type")]
+    pub kind: RawHealthCheckType,
+    /// HTTP: request path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// HTTP: `Host` header (default: the cluster's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// HTTP: request method (default `GET`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// HTTP: `[start, end)` status ranges that pass (default `[[200, 201]]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_statuses: Option<Vec<[u16; 2]>>,
+    /// TCP: bytes to send after connecting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// TCP: bytes the answer must contain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_jitter: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_traffic_interval: Option<String>,
+    /// Failures in a row that mark an endpoint unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+    /// Passes in a row that mark it healthy again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    /// `healthy` (default) or `unhealthy`: how a new endpoint starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_health: Option<RawInitialHealth>,
+}
+
+/// How a new endpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawInitialHealth {
+    /// Used until a check fails.
+    Healthy,
+    /// Unused until checks pass.
+    Unhealthy,
+}
+
+/// `[clusters.outlier_detection]`, Envoy's names.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlierDetection {
+    /// 5xx (and, unsplit, local-origin failures) in a row that eject; 0 turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_5xx: Option<u32>,
+    /// 502/503/504 (and, unsplit, local-origin failures) in a row that eject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway_failure: Option<u32>,
+    /// With `split_external_local_origin_errors`: connect failures, resets and timeouts in
+    /// a row that eject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_local_origin_failure: Option<u32>,
+    /// Count local-origin failures apart from the upstream's 5xx.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_external_local_origin_errors: Option<bool>,
+    /// Percent of detections that eject (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcing_consecutive_5xx: Option<u32>,
+    /// Percent of detections that eject (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcing_consecutive_gateway_failure: Option<u32>,
+    /// Percent of detections that eject (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcing_consecutive_local_origin_failure: Option<u32>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<String>,
+    /// Duration string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ejection_time: Option<String>,
+    /// Percent of the endpoints that may be ejected at once (one always may).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<f64>,
 }
 
 /// `[clusters.circuit_breakers]`, Envoy's names; every field optional.

@@ -852,6 +852,20 @@ fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldE
             None => CircuitBreakers::default(),
             Some(cb) => circuit_breakers(cb, &format!("{at}.circuit_breakers"))?,
         },
+        healthy_panic_threshold: super::health::panic_threshold(c.healthy_panic_threshold, at)?,
+        health_checks: c
+            .health_checks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| super::health::health_check(h, &format!("{at}.health_checks[{i}]")))
+            .collect::<Result<_, _>>()?,
+        outlier_detection: match &c.outlier_detection {
+            None => None,
+            Some(o) => Some(super::health::outlier_detection(
+                o,
+                &format!("{at}.outlier_detection"),
+            )?),
+        },
     })
 }
 

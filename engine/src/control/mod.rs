@@ -8,12 +8,14 @@
 //! future itself may hold `Rc`s and monoio sockets. [`Control::shutdown`] (also on drop) stops
 //! taking jobs, cancels the tasks still running (drops their futures on the control thread),
 //! ends the runtime and joins the thread.
-//! [`http`] is a small HTTP/1.1 client for these tasks, on the project's own codec.
+//! [`http`] is a small HTTP/1.1 client for these tasks, on the project's own codec;
+//! `health` runs active health checks and the outlier-detection tick.
 //!
 //! Does not: serve the admin API (that is `crate::admin`, blocking std threads), touch worker
 //! connections, or give tasks a graceful stop: a task that must finish something on shutdown
 //! (a last span flush) is not supported yet. DESIGN.md "Threads" (control thread).
 
+pub(crate) mod health;
 pub mod http;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use super::{ConnectError, Origin, Pool, Upstream};
 use crate::access_log::ResponseFlags;
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::rt::buffers::read_into;
+use crate::shared::Outcome;
 use crate::shared_state::OccupancyGuard;
 
 /// One request sent to one endpoint: counted active from [`Attempt::begin`] to
@@ -62,7 +63,8 @@ impl Attempt {
     }
 
     /// The request ended with `status` (0: no response) and `flags`, after `up_rx` bytes of
-    /// response. Returns the time since the request started.
+    /// response; the outcome feeds the cluster's outlier detection. Returns the time since
+    /// the request started.
     pub(crate) fn end(mut self, status: u16, flags: ResponseFlags, up_rx: u64) -> Duration {
         self.leave();
         let cluster = &self.cluster;
@@ -87,6 +89,12 @@ impl Attempt {
         if flags.contains(ResponseFlags::UT) {
             ep_stats.rq_timeout.inc();
         }
+        // Outlier detection: a success only reads the endpoint's counters (no shared write)
+        // unless a run of failures came before it.
+        cluster
+            .shared()
+            .health
+            .report(self.endpoint, Outcome::of(status, flags), stats);
         elapsed
     }
 
