@@ -135,6 +135,14 @@ fn serve(mut c: TcpStream, name: &str, status: &AtomicU16, hc: &AtomicU16, serve
         if c.write_all(resp.as_bytes()).is_err() {
             return;
         }
+        if String::from_utf8_lossy(&head)
+            .to_ascii_lowercase()
+            .contains("connection: close")
+        {
+            // `Up::conns` holds a clone: dropping this one would not close the socket.
+            let _ = c.shutdown(Shutdown::Both);
+            return;
+        }
     }
 }
 
@@ -561,4 +569,45 @@ fn bad_health_settings_are_refused_with_their_place() {
         assert!(err.contains(path), "{err}");
         assert!(err.contains(what), "{err}");
     }
+}
+
+/// The TCP proxy skips ejected endpoints and feeds outlier detection with its connects.
+#[test]
+fn the_tcp_proxy_ejects_an_endpoint_that_refuses_connections() {
+    let a = Up::start("a", 200);
+    let dead = closed_port();
+    let cfg = format!(
+        r#"workers = 2
+[admin]
+address = "127.0.0.1:0"
+[[listeners]]
+name = "l"
+address = "127.0.0.1:0"
+protocol = "tcp"
+cluster = "c"
+
+[[clusters]]
+name = "c"
+endpoints = ["{dead}", "{}"]
+  [clusters.outlier_detection]
+  consecutive_5xx = 2
+  base_ejection_time = "30s"
+  max_ejection_percent = 50.0
+"#,
+        a.addr
+    );
+    let proxy = Proxy::start(&cfg);
+    let mut failed = Vec::new();
+    for i in 0..30 {
+        if raw_get(proxy.addr(), "/x").0 != 200 {
+            failed.push(i);
+        }
+    }
+    let failed = failed.len();
+    assert_eq!(flags(&proxy, dead), "/failed_outlier_check");
+    assert!((2..=3).contains(&failed), "{failed} failed");
+    assert_eq!(
+        proxy.stat("cluster.c.outlier_detection.ejections_enforced_total"),
+        1
+    );
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{ClusterConfig, RetryBudget};
-use crate::shared::ClusterShared;
+use crate::shared::{ClusterShared, Outcome};
 use crate::shared_state::Occupancy;
 use crate::stats::ClusterStats;
 use crate::upstream::Pool;
@@ -94,6 +94,12 @@ impl ClusterLocal {
             ep = self.pick(varied)?;
         }
         Some(ep)
+    }
+
+    /// Feeds outlier detection with what a connection (not a request: the TCP proxy)
+    /// showed of endpoint `ep`. HTTP requests report in `upstream::Attempt::end`.
+    pub(crate) fn report(&self, ep: usize, outcome: Outcome) {
+        self.shared.health.report(ep, outcome, self.stats());
     }
 
     /// What bounds the retries of requests to this cluster: its retry circuit breaker or

@@ -13,7 +13,7 @@
 //! or speak gRPC health checks (refused by the config).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let snap = shared.snapshot.load_full();
         let now = Instant::now();
         let mut busy = false;
-        let mut keep = Vec::new();
+        let mut keep = HashSet::new();
         for (cfg, c) in snap.config.clusters.iter().zip(&snap.clusters) {
             let od = c.health.outlier.as_ref();
             busy |= od.is_some() || !cfg.health_checks.is_empty();
@@ -105,7 +105,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             for (j, hc) in cfg.health_checks.iter().enumerate() {
                 for (i, e) in cfg.endpoints.iter().enumerate() {
                     let key = (cfg.name.clone(), e.address, j);
-                    keep.push(key.clone());
+                    keep.insert(key.clone());
                     let mut map = checks.borrow_mut();
                     // A new endpoint is checked at once.
                     let state = map

@@ -81,12 +81,22 @@ impl ClusterHealth {
         } else {
             0
         };
+        let endpoints: Vec<Arc<EndpointHealth>> = c
+            .endpoints
+            .iter()
+            .map(|e| state.endpoint_health(ENDPOINT_HEALTH, &key(&c.name, e.address), initial))
+            .collect();
+        // A flag nothing would clear any more: its checks or detection were configured away.
+        for h in &endpoints {
+            if c.health_checks.is_empty() {
+                h.clear(FAILED_ACTIVE_HC);
+            }
+            if c.outlier_detection.is_none() {
+                h.clear(FAILED_OUTLIER_CHECK);
+            }
+        }
         Self {
-            endpoints: c
-                .endpoints
-                .iter()
-                .map(|e| state.endpoint_health(ENDPOINT_HEALTH, &key(&c.name, e.address), initial))
-                .collect(),
+            endpoints,
             panic_threshold: c.healthy_panic_threshold,
             outlier: c.outlier_detection.clone(),
             ejection_lock: state.get_or_insert_with(EJECTION_LOCK, &c.name, || Mutex::new(())),
@@ -361,6 +371,32 @@ mod tests {
         assert_eq!(h.ejected_count(), 2);
         // Half the endpoints healthy is not below the 50 % panic threshold.
         assert!(!h.in_panic());
+    }
+
+    /// Flags whose source is configured away are cleared when the snapshot is built.
+    #[test]
+    fn flags_without_a_source_are_cleared_on_rebuild() {
+        let (h, state) = cluster("consecutive_5xx = 1");
+        let st = stats();
+        h.report(0, Outcome::Status(500), st.core(0));
+        h.endpoints[1].set(FAILED_ACTIVE_HC);
+        assert_eq!(h.healthy_count(), 2);
+        let same = parse_str(
+            "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n\
+             [clusters.outlier_detection]\n",
+            "t",
+        )
+        .unwrap();
+        let kept = ClusterHealth::new(&same.clusters[0], &state);
+        assert!(Arc::ptr_eq(&kept.endpoints[0], &h.endpoints[0]));
+        assert!(!kept.is_healthy(0), "still ejected");
+        assert!(kept.is_healthy(1), "no health checks any more");
+        let none = parse_str(
+            "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert!(ClusterHealth::new(&none.clusters[0], &state).is_healthy(0));
     }
 
     /// The back-off doubles with each ejection and stops at max_ejection_time.

@@ -40,6 +40,7 @@ use crate::local::{Local, Worker};
 use crate::net::Io;
 use crate::net::relay;
 use crate::rt::timer;
+use crate::shared::Outcome;
 use crate::stats::TcpStats;
 use crate::upstream::ConnectError;
 use filter::Chain;
@@ -204,6 +205,7 @@ async fn forward(
     let origin = pool.origin(peer, || stream.local_addr().ok());
     match pool.connect(ep, origin).await {
         Ok(up) => {
+            cluster.report(ep, Outcome::Success);
             let active = &pool.endpoints[ep].active;
             active.set(active.get() + 1);
             let cs = cluster.stats();
@@ -251,6 +253,13 @@ async fn forward(
                 | ConnectError::PendingTimeout
                 | ConnectError::Tls => ResponseFlags::UF,
             };
+            // Waiting for a breaker says nothing about the endpoint.
+            if matches!(
+                e,
+                ConnectError::Refused | ConnectError::Timeout | ConnectError::Tls
+            ) {
+                cluster.report(ep, Outcome::LocalFailure);
+            }
         }
     }
     out
