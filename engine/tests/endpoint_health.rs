@@ -1,13 +1,14 @@
 //! Endpoint health: outlier detection ejecting after consecutive failures seen by two
 //! workers and un-ejecting by time, `max_ejection_percent` with one ejection always allowed,
-//! the panic threshold, HTTP and TCP active health checks taking an endpoint out and back in
+//! the panic threshold, HTTP, TCP and gRPC active health checks taking an endpoint out and back in
 //! (thresholds honoured, state kept across a reload), `/clusters` flags, and an endpoint
 //! killed under load with retries and health together (no request fails; it serves again
 //! once back) and with outlier detection alone (only the first few requests fail).
 //!
 //! Upstreams are [`Up`]: a std listener answering each request with the status its test
 //! sets (`/healthz` apart), which can be killed (listener and connections closed) and
-//! started again on the same port. docs/config.md "Endpoint health"; issue #13.
+//! started again on the same port; the gRPC health server is hyper's h2c.
+//! docs/config.md "Endpoint health"; issue #13.
 
 mod support;
 
@@ -546,9 +547,9 @@ fn bad_health_settings_are_refused_with_their_place() {
             "split_external_local_origin_errors",
         ),
         (
-            "  [[clusters.health_checks]]\n  type = \"grpc\"\n",
-            "clusters[0].health_checks[0].type",
-            "not supported",
+            "  [[clusters.health_checks]]\n  type = \"grpc\"\n  path = \"/h\"\n",
+            "clusters[0].health_checks[0].path",
+            "only applies to type = \"http\"",
         ),
         (
             "  [[clusters.health_checks]]\n  type = \"http\"\n  path = \"/h\"\n  expected_statuses = [[300, 200]]\n",
@@ -610,4 +611,75 @@ endpoints = ["{dead}", "{}"]
         proxy.stat("cluster.c.outlier_detection.ejections_enforced_total"),
         1
     );
+}
+
+/// A gRPC health server (h2c) answering `status` (1 SERVING, 2 NOT_SERVING) for the
+/// service `svc` only (another name: NOT_FOUND, grpc-status 5).
+fn grpc_health_server(status: Arc<AtomicU16>) -> Backend {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    Backend::start_h2(move |req: Request<hyper::body::Incoming>| {
+        let status = status.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            let msg = req.into_body().collect().await?.to_bytes();
+            let mut trailers = hyper::HeaderMap::new();
+            let known = path == "/grpc.health.v1.Health/Check" && msg[5..] == b"\x0a\x03svc"[..];
+            trailers.insert(
+                "grpc-status",
+                if known { "0" } else { "5" }.parse().unwrap(),
+            );
+            let s = status.load(Ordering::SeqCst) as u8;
+            let mut frames: Vec<Result<Frame<Bytes>, hyper::Error>> = Vec::new();
+            if known {
+                frames.push(Ok(Frame::data(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, s]))));
+            }
+            frames.push(Ok(Frame::trailers(trailers)));
+            Ok(hyper::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                    frames,
+                ))))
+                .unwrap())
+        }
+    })
+}
+
+#[test]
+fn a_grpc_health_check_follows_the_serving_status() {
+    let a = Up::start("a", 200);
+    let serving = Arc::new(AtomicU16::new(1));
+    let grpc = grpc_health_server(serving.clone());
+    // `a` speaks HTTP/1 only, so its gRPC checks fail; the gRPC server's pass while it
+    // answers SERVING.
+    let hc = r#"
+  [[clusters.health_checks]]
+  type = "grpc"
+  service_name = "svc"
+  interval = "50ms"
+  timeout = "1s"
+  unhealthy_threshold = 2
+  healthy_threshold = 2
+"#;
+    let proxy = Proxy::start(&config(&[a.addr, grpc.addr], hc, ""));
+    proxy.eventually(
+        "a fails (it speaks no HTTP/2), the gRPC server passes",
+        |p| {
+            flags(p, a.addr) == "/failed_active_hc" && p.stat("cluster.c.health_check.success") >= 2
+        },
+    );
+    assert_eq!(flags(&proxy, grpc.addr), "healthy");
+    serving.store(2, Ordering::SeqCst);
+    proxy.eventually("NOT_SERVING fails", |p| {
+        flags(p, grpc.addr) == "/failed_active_hc"
+    });
+    serving.store(1, Ordering::SeqCst);
+    proxy.eventually("SERVING again", |p| flags(p, grpc.addr) == "healthy");
+    // Another service name is NOT_FOUND: failing.
+    let other = config(&[grpc.addr], &hc.replace("\"svc\"", "\"other\""), "");
+    let proxy2 = Proxy::start(&other);
+    proxy2.eventually("unknown service fails", |p| {
+        flags(p, grpc.addr) == "/failed_active_hc"
+    });
 }

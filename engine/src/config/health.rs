@@ -77,6 +77,13 @@ pub enum HealthCheckKind {
         send: Option<Vec<u8>>,
         receive: Option<Vec<u8>>,
     },
+    /// `grpc.health.v1.Health/Check` over h2c; passes when the answer is `SERVING`.
+    Grpc {
+        /// Empty: the server as a whole.
+        service_name: String,
+        /// `None`: the cluster's name.
+        authority: Option<String>,
+    },
 }
 
 /// Outlier detection: Envoy's consecutive detectors.
@@ -142,8 +149,17 @@ pub(crate) fn health_check(h: &RawHealthCheck, at: &str) -> Result<HealthCheck, 
             Ok(())
         }
     };
+    if let Some(host) = &h.host {
+        if host.is_empty() || host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(FieldError::new(
+                format!("{at}.host"),
+                "must be a non-empty host without spaces or control characters",
+            ));
+        }
+    }
     let kind = match h.kind {
         RawHealthCheckType::Http => {
+            only(h.service_name.is_some(), "service_name", "grpc")?;
             only(h.send.is_some(), "send", "tcp")?;
             only(h.receive.is_some(), "receive", "tcp")?;
             let Some(path) = h.path.clone() else {
@@ -191,6 +207,7 @@ pub(crate) fn health_check(h: &RawHealthCheck, at: &str) -> Result<HealthCheck, 
             }
         }
         RawHealthCheckType::Tcp => {
+            only(h.service_name.is_some(), "service_name", "grpc")?;
             only(h.path.is_some(), "path", "http")?;
             only(h.host.is_some(), "host", "http")?;
             only(h.method.is_some(), "method", "http")?;
@@ -207,10 +224,15 @@ pub(crate) fn health_check(h: &RawHealthCheck, at: &str) -> Result<HealthCheck, 
             }
         }
         RawHealthCheckType::Grpc => {
-            return Err(FieldError::new(
-                format!("{at}.type"),
-                "grpc health checks are not supported yet; use http or tcp",
-            ));
+            only(h.path.is_some(), "path", "http")?;
+            only(h.method.is_some(), "method", "http")?;
+            only(h.expected_statuses.is_some(), "expected_statuses", "http")?;
+            only(h.send.is_some(), "send", "tcp")?;
+            only(h.receive.is_some(), "receive", "tcp")?;
+            HealthCheckKind::Grpc {
+                service_name: h.service_name.clone().unwrap_or_default(),
+                authority: h.host.clone(),
+            }
         }
     };
     let threshold = |v: Option<u32>, field: &str| match v {

@@ -797,7 +797,7 @@ pub enum RawHealthCheckType {
     Http,
     /// A TCP connect (and optional bytes exchanged).
     Tcp,
-    /// `grpc.health.v1.Health/Check` (not supported yet: refused).
+    /// `grpc.health.v1.Health/Check` over HTTP/2 (h2c).
     Grpc,
 }
 
@@ -811,9 +811,12 @@ pub struct RawHealthCheck {
     /// HTTP: request path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// HTTP: `Host` header (default: the cluster's name).
+    /// HTTP: `Host` header; gRPC: `:authority` (default: the cluster's name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// gRPC: the service asked about (default: empty, the whole server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
     /// HTTP: request method (default `GET`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,

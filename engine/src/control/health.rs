@@ -9,8 +9,11 @@
 //! due next) is keyed by cluster name, endpoint address and check index, so a reload keeps
 //! the schedule of what stays and drops what went.
 //!
-//! Does not: decide ejections (the workers' `Attempt::end` does, `crate::shared::health`),
-//! or speak gRPC health checks (refused by the config).
+//! gRPC checks (`grpc.health.v1.Health/Check`) go over h2c with the project's own HTTP/2
+//! connection machine (`protocols::http2::conn`); the two protobuf messages are written and
+//! read by hand.
+//!
+//! Does not: decide ejections (the workers' `Attempt::end` does, `crate::shared::health`).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -19,6 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
@@ -214,6 +218,16 @@ async fn check(hc: &HealthCheck, cluster: &str, addr: SocketAddr) -> Verdict {
                 Err(_) => Verdict::NetworkFail,
             }
         }
+        HealthCheckKind::Grpc {
+            service_name,
+            authority,
+        } => {
+            let authority = authority.as_deref().unwrap_or(cluster);
+            match monoio::time::timeout(hc.timeout, grpc(addr, authority, service_name)).await {
+                Ok(v) => v,
+                Err(_) => Verdict::NetworkFail,
+            }
+        }
         HealthCheckKind::Tcp { send, receive } => {
             match monoio::time::timeout(hc.timeout, tcp(addr, send.as_deref(), receive.as_deref()))
                 .await
@@ -253,5 +267,201 @@ async fn tcp(addr: SocketAddr, send: Option<&[u8]>, receive: Option<&[u8]>) -> V
         if got.len() > MAX_TCP_RECEIVE {
             return Verdict::Fail;
         }
+    }
+}
+
+/// `grpc.health.v1.Health/Check` on a fresh h2c connection, with the project's own HTTP/2
+/// connection machine: passes on HTTP 200, `grpc-status: 0` and a `SERVING` answer.
+async fn grpc(addr: SocketAddr, authority: &str, service: &str) -> Verdict {
+    use protocols::http2::conn::{Config, Connection, Event, Role};
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return Verdict::NetworkFail;
+    };
+    let mut conn = Connection::new(Role::Client, Config::default());
+    let Ok(id) = conn.open_stream() else {
+        return Verdict::Fail;
+    };
+    let head: [(&[u8], &[u8]); 6] = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/grpc.health.v1.Health/Check"),
+        (b":authority", authority.as_bytes()),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+    ];
+    if conn.send_headers(id, head, false).is_err() {
+        return Verdict::Fail;
+    }
+    let mut msg = Bytes::from(grpc_request(service));
+    if conn.send_data(id, &mut msg, true).is_err() || !msg.is_empty() {
+        return Verdict::Fail;
+    }
+    let (mut status_ok, mut grpc_ok, mut done) = (false, false, false);
+    let mut body = Vec::new();
+    loop {
+        let mut out = BytesMut::new();
+        conn.poll_transmit(&mut out);
+        if !out.is_empty() {
+            let (r, _) = s.write_all(out.to_vec()).await;
+            if r.is_err() {
+                return Verdict::NetworkFail;
+            }
+        }
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Headers {
+                    stream,
+                    fields,
+                    end_stream,
+                } if stream == id => {
+                    if let Some(st) = fields.value_of(b":status") {
+                        status_ok |= st == b"200";
+                    }
+                    // Trailers-only: grpc-status in the head.
+                    if let Some(g) = fields.value_of(b"grpc-status") {
+                        grpc_ok = g == b"0";
+                    }
+                    done |= end_stream;
+                }
+                Event::Data {
+                    stream,
+                    data,
+                    end_stream,
+                } if stream == id => {
+                    conn.release_capacity(id, u32::try_from(data.len()).unwrap_or(u32::MAX));
+                    if body.len() < MAX_TCP_RECEIVE {
+                        body.extend_from_slice(&data);
+                    }
+                    done |= end_stream;
+                }
+                Event::Trailers { stream, fields } if stream == id => {
+                    grpc_ok = fields.value_of(b"grpc-status") == Some(b"0");
+                    done = true;
+                }
+                Event::Reset { stream, .. } if stream == id => return Verdict::Fail,
+                Event::GoAway { .. } if !done => return Verdict::Fail,
+                _ => {}
+            }
+        }
+        if done {
+            break;
+        }
+        let (r, buf) = s.read(Vec::with_capacity(16 * 1024)).await;
+        match r {
+            Ok(0) | Err(_) => return Verdict::NetworkFail,
+            Ok(_) => {
+                if conn.handle_bytes(&mut BytesMut::from(&buf[..])).is_err() {
+                    return Verdict::Fail;
+                }
+            }
+        }
+    }
+    if status_ok && grpc_ok && grpc_serving(&body) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+/// A length-prefixed `HealthCheckRequest { string service = 1; }`.
+fn grpc_request(service: &str) -> Vec<u8> {
+    let mut pb = Vec::new();
+    if !service.is_empty() {
+        pb.push(0x0a); // field 1, length-delimited
+        put_varint(&mut pb, service.len() as u64);
+        pb.extend_from_slice(service.as_bytes());
+    }
+    let mut out = vec![0u8]; // not compressed
+    out.extend_from_slice(&u32::try_from(pb.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&pb);
+    out
+}
+
+fn put_varint(dst: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        dst.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    dst.push(v as u8);
+}
+
+fn get_varint(src: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = src.split_first()?;
+        *src = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The first message of a gRPC body is a `HealthCheckResponse` whose `status` (field 1) is
+/// `SERVING` (1). Unknown fields are skipped.
+fn grpc_serving(body: &[u8]) -> bool {
+    let Some((prefix, rest)) = body.split_at_checked(5) else {
+        return false;
+    };
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if prefix[0] != 0 {
+        return false; // compressed: not asked for
+    }
+    let Some(mut msg) = rest.get(..len) else {
+        return false;
+    };
+    let mut status = 0;
+    while !msg.is_empty() {
+        let Some(key) = get_varint(&mut msg) else {
+            return false;
+        };
+        match key & 7 {
+            0 => {
+                let Some(v) = get_varint(&mut msg) else {
+                    return false;
+                };
+                if key >> 3 == 1 {
+                    status = v;
+                }
+            }
+            2 => {
+                let Some(n) = get_varint(&mut msg) else {
+                    return false;
+                };
+                let Some(rest) = msg.get(usize::try_from(n).unwrap_or(usize::MAX)..) else {
+                    return false;
+                };
+                msg = rest;
+            }
+            1 => match msg.get(8..) {
+                Some(rest) => msg = rest,
+                None => return false,
+            },
+            5 => match msg.get(4..) {
+                Some(rest) => msg = rest,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    status == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_messages_by_hand() {
+        assert_eq!(grpc_request(""), vec![0, 0, 0, 0, 0]);
+        assert_eq!(grpc_request("a.B"), b"\0\0\0\0\x05\x0a\x03a.B".to_vec());
+        assert!(grpc_serving(b"\0\0\0\0\x02\x08\x01"));
+        assert!(!grpc_serving(b"\0\0\0\0\x02\x08\x02"), "NOT_SERVING");
+        assert!(!grpc_serving(b"\0\0\0\0\0"), "UNKNOWN by default");
+        // An unknown string field before the status is skipped.
+        assert!(grpc_serving(b"\0\0\0\0\x06\x12\x02hi\x08\x01"));
+        assert!(!grpc_serving(b"\0\0\0\0\x09\x08"), "cut short");
+        assert!(!grpc_serving(b"\x01\0\0\0\x02\x08\x01"), "compressed");
     }
 }
