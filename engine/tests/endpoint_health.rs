@@ -683,3 +683,38 @@ fn a_grpc_health_check_follows_the_serving_status() {
         flags(p, grpc.addr) == "/failed_active_hc"
     });
 }
+
+/// The failure percentage detector ejects an endpoint failing most of its requests over an
+/// interval, with the consecutive detectors off.
+#[test]
+fn failure_percentage_ejects_the_failing_endpoint() {
+    let a = Up::start("a", 200);
+    let b = Up::start("b", 503);
+    let c = Up::start("c", 200);
+    let od = r#"
+  [clusters.outlier_detection]
+  consecutive_5xx = 0
+  failure_percentage_threshold = 50.0
+  failure_percentage_minimum_hosts = 3
+  failure_percentage_request_volume = 5
+  interval = "200ms"
+  base_ejection_time = "30s"
+"#;
+    let proxy = Proxy::start(&config(&[a.addr, b.addr, c.addr], od, ""));
+    proxy.eventually("b ejected", |p| {
+        for _ in 0..10 {
+            get(p);
+        }
+        flags(p, b.addr) == "/failed_outlier_check"
+    });
+    assert_eq!(flags(&proxy, a.addr), "healthy");
+    assert_eq!(flags(&proxy, c.addr), "healthy");
+    assert_eq!(
+        proxy.stat("cluster.c.outlier_detection.ejections_enforced_failure_percentage"),
+        1
+    );
+    assert_eq!(
+        proxy.stat("cluster.c.outlier_detection.ejections_detected_consecutive_5xx"),
+        0
+    );
+}

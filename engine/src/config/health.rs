@@ -94,8 +94,10 @@ pub struct OutlierDetection {
     pub consecutive_gateway_failure: Option<u32>,
     pub consecutive_local_origin_failure: Option<u32>,
     pub split_external_local_origin_errors: bool,
+    /// The failure percentage detector, run each `interval`.
+    pub failure_percentage: Option<FailurePercentage>,
     /// Percent of detections that eject, per detector (same order as above).
-    pub enforcing: [u32; 3],
+    pub enforcing: [u32; 4],
     /// How often ejection multipliers decay.
     pub interval: Duration,
     pub base_ejection_time: Duration,
@@ -103,6 +105,22 @@ pub struct OutlierDetection {
     /// Percent of the endpoints that may be ejected at once (one always may).
     pub max_ejection_percent: f64,
 }
+
+/// Envoy's failure percentage detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailurePercentage {
+    /// Percent of failed requests in an interval at or above which an endpoint is ejected.
+    pub threshold: f64,
+    /// Endpoints with `request_volume` requests in the interval needed for it to run.
+    pub minimum_hosts: usize,
+    /// Requests an endpoint needs in the interval to be judged.
+    pub request_volume: u64,
+}
+
+/// `failure_percentage_minimum_hosts` (Envoy's default).
+pub const DEFAULT_FAILURE_PERCENTAGE_MINIMUM_HOSTS: u32 = 5;
+/// `failure_percentage_request_volume` (Envoy's default).
+pub const DEFAULT_FAILURE_PERCENTAGE_REQUEST_VOLUME: u32 = 50;
 
 /// `healthy_panic_threshold`: a percentage.
 pub(crate) fn panic_threshold(v: Option<f64>, at: &str) -> Result<f64, FieldError> {
@@ -307,6 +325,20 @@ pub(crate) fn outlier_detection(
         consecutive_gateway_failure: on(o.consecutive_gateway_failure),
         consecutive_local_origin_failure: on(o.consecutive_local_origin_failure),
         split_external_local_origin_errors: split,
+        failure_percentage: match o.failure_percentage_threshold {
+            None => None,
+            Some(t) => Some(FailurePercentage {
+                threshold: percent(t, &format!("{at}.failure_percentage_threshold"))?,
+                minimum_hosts: o
+                    .failure_percentage_minimum_hosts
+                    .unwrap_or(DEFAULT_FAILURE_PERCENTAGE_MINIMUM_HOSTS)
+                    as usize,
+                request_volume: u64::from(
+                    o.failure_percentage_request_volume
+                        .unwrap_or(DEFAULT_FAILURE_PERCENTAGE_REQUEST_VOLUME),
+                ),
+            }),
+        },
         enforcing: [
             enforcing(o.enforcing_consecutive_5xx, "enforcing_consecutive_5xx")?,
             enforcing(
@@ -316,6 +348,10 @@ pub(crate) fn outlier_detection(
             enforcing(
                 o.enforcing_consecutive_local_origin_failure,
                 "enforcing_consecutive_local_origin_failure",
+            )?,
+            enforcing(
+                o.enforcing_failure_percentage,
+                "enforcing_failure_percentage",
             )?,
         ],
         interval: nonzero_duration(

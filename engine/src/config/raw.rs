@@ -891,6 +891,19 @@ pub struct RawOutlierDetection {
     /// Duration string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Failure percentage (0..=100) at or above which an endpoint is ejected, checked
+    /// each `interval`; the detector is on when this is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_percentage_threshold: Option<f64>,
+    /// Endpoints with enough requests needed for the failure percentage detector to run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_percentage_minimum_hosts: Option<u32>,
+    /// Requests in an interval an endpoint needs to be judged by failure percentage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_percentage_request_volume: Option<u32>,
+    /// Percent of failure percentage detections that eject (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcing_failure_percentage: Option<u32>,
     /// Duration string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_ejection_time: Option<String>,

@@ -51,6 +51,8 @@ struct CheckState {
 /// Per cluster: the last outlier-interval decay and the traffic count last seen.
 struct ClusterState {
     last_decay: Instant,
+    /// Per endpoint address: (requests, failed requests) ended so far, at the last interval.
+    outcomes: HashMap<SocketAddr, (u64, u64)>,
     requests_seen: u64,
     traffic_at: Instant,
 }
@@ -81,6 +83,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 .entry(cfg.name.clone())
                 .or_insert_with(|| ClusterState {
                     last_decay: now,
+                    outcomes: HashMap::new(),
                     requests_seen: 0,
                     traffic_at: now,
                 });
@@ -103,6 +106,25 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                             h.decay_ejections();
                         }
                     }
+                    // The endpoints' own request counters (per core, summed here): the
+                    // failure percentage detector adds nothing to the request path.
+                    let window: Vec<(u64, u64)> = cfg
+                        .endpoints
+                        .iter()
+                        .zip(&c.endpoints)
+                        .map(|(e, s)| {
+                            let (ok, failed) = s.iter().fold((0, 0), |(o, f), s| {
+                                (o + s.rq_success.get(), f + s.rq_error.get())
+                            });
+                            let now = (ok + failed, failed);
+                            let before = st.outcomes.insert(e.address, now).unwrap_or(now);
+                            (
+                                now.0.saturating_sub(before.0),
+                                now.1.saturating_sub(before.1),
+                            )
+                        })
+                        .collect();
+                    c.health.failure_percentage(&window, c.scope.stats.core(0));
                 }
             }
             let idle = now.duration_since(st.traffic_at);

@@ -24,6 +24,8 @@ use crate::stats::ClusterStats;
 const D_5XX: usize = 0;
 const D_GATEWAY: usize = 1;
 const D_LOCAL: usize = 2;
+/// The failure percentage detector (no counter of its own: it reads the endpoint stats).
+const D_FAILURE_PCT: usize = 3;
 
 /// Registry kinds.
 const ENDPOINT_HEALTH: &str = "cluster.endpoint_health";
@@ -185,6 +187,7 @@ impl ClusterHealth {
             D_GATEWAY => stats
                 .outlier_ejections_detected_consecutive_gateway_failure
                 .inc(),
+            D_FAILURE_PCT => stats.outlier_ejections_detected_failure_percentage.inc(),
             _ => stats
                 .outlier_ejections_detected_consecutive_local_origin_failure
                 .inc(),
@@ -215,11 +218,37 @@ impl ClusterHealth {
             D_GATEWAY => stats
                 .outlier_ejections_enforced_consecutive_gateway_failure
                 .inc(),
+            D_FAILURE_PCT => stats.outlier_ejections_enforced_failure_percentage.inc(),
             _ => stats
                 .outlier_ejections_enforced_consecutive_local_origin_failure
                 .inc(),
         }
         log::info!("outlier detection ejected endpoint {ep}");
+    }
+
+    /// Envoy's failure percentage detector, run by the control thread once per `interval`:
+    /// `window[i]` is endpoint `i`'s (requests, failed requests) in the interval. With at
+    /// least `minimum_hosts` endpoints of `request_volume` requests, each of them failing
+    /// `threshold` percent or more is ejected (within `max_ejection_percent`).
+    pub(crate) fn failure_percentage(&self, window: &[(u64, u64)], stats: &ClusterStats) {
+        let Some(od) = &self.outlier else { return };
+        let Some(fp) = &od.failure_percentage else {
+            return;
+        };
+        let judged: Vec<usize> = (0..self.endpoints.len().min(window.len()))
+            .filter(|&i| window[i].0 >= fp.request_volume.max(1))
+            .collect();
+        if judged.len() < fp.minimum_hosts {
+            return;
+        }
+        for i in judged {
+            let (rq, failed) = window[i];
+            if (failed as f64) * 100.0 >= fp.threshold * rq as f64
+                && self.endpoints[i].flags() & FAILED_OUTLIER_CHECK == 0
+            {
+                self.detected(i, D_FAILURE_PCT, od, stats);
+            }
+        }
     }
 
     /// Un-ejects the endpoints whose ejection time is over at `now`: `base_ejection_time`
@@ -397,6 +426,25 @@ mod tests {
         )
         .unwrap();
         assert!(ClusterHealth::new(&none.clusters[0], &state).is_healthy(0));
+    }
+
+    /// Judged only with enough endpoints of enough requests; at or above the threshold.
+    #[test]
+    fn failure_percentage_needs_volume_and_hosts() {
+        let (h, _state) = cluster(
+            "consecutive_5xx = 0\nmax_ejection_percent = 50.0\n\
+             failure_percentage_threshold = 50.0\nfailure_percentage_minimum_hosts = 3\n\
+             failure_percentage_request_volume = 10",
+        );
+        let st = stats();
+        let s = st.core(0);
+        // Two endpoints with enough requests: not enough to judge.
+        h.failure_percentage(&[(10, 10), (10, 0), (9, 0), (0, 0)], s);
+        assert_eq!(h.healthy_count(), 4);
+        h.failure_percentage(&[(10, 5), (10, 4), (10, 0), (0, 0)], s);
+        assert!(!h.is_healthy(0), "50 % is at the threshold");
+        assert!(h.is_healthy(1));
+        assert_eq!(s.outlier_ejections_enforced_failure_percentage.get(), 1);
     }
 
     /// The back-off doubles with each ejection and stops at max_ejection_time.

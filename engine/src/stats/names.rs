@@ -207,6 +207,8 @@ stats! {
         outlier_ejections_enforced_consecutive_gateway_failure: Counter as "outlier_detection.ejections_enforced_consecutive_gateway_failure" "ejections by consecutive_gateway_failure",
         outlier_ejections_detected_consecutive_local_origin_failure: Counter as "outlier_detection.ejections_detected_consecutive_local_origin_failure" "times an endpoint reached consecutive_local_origin_failure (ejected or not)",
         outlier_ejections_enforced_consecutive_local_origin_failure: Counter as "outlier_detection.ejections_enforced_consecutive_local_origin_failure" "ejections by consecutive_local_origin_failure",
+        outlier_ejections_detected_failure_percentage: Counter as "outlier_detection.ejections_detected_failure_percentage" "times an endpoint's failure percentage in an interval reached failure_percentage_threshold (ejected or not)",
+        outlier_ejections_enforced_failure_percentage: Counter as "outlier_detection.ejections_enforced_failure_percentage" "ejections by failure percentage",
         health_check_attempt: Counter as "health_check.attempt" "active health checks started",
         health_check_success: Counter as "health_check.success" "active health checks passed",
         health_check_failure: Counter as "health_check.failure" "active health checks failed (wrong status or bytes, or network failure)",
