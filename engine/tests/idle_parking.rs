@@ -1,5 +1,7 @@
-//! Idle keep-alive connections leave their task after about a second and wait in the worker's
-//! parking lot (an epoll set); they must behave exactly like connections that never parked.
+//! Idle keep-alive connections: right after a response a plain connection reads straight away
+//! for a short while; then it waits for readiness without a buffer, and after about a second it
+//! leaves its task and waits in the worker's parking lot (an epoll set). It must behave exactly
+//! like a connection that never parked.
 
 mod support;
 
@@ -132,4 +134,70 @@ fn drain_closes_parked_connections() {
             "parked connection closed on drain"
         );
     }
+}
+
+/// After a response a plain keep-alive connection reads straight away for a short while (a
+/// read in flight, holding a buffer), then cancels that read and waits for readiness without a
+/// buffer. A request arriving at any point of that (before, around or after the cancel, then
+/// while parked) is served, none lost; pauses around the switch (one or two timer ticks of
+/// 50 ms) are the race the cancel must win without dropping bytes.
+#[test]
+fn requests_around_the_end_of_the_busy_read_are_served() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let pauses_ms = [
+        0, 0, 10, 40, 50, 60, 90, 100, 110, 140, 160, 200, 1600, 0, 0,
+    ];
+    for (i, ms) in pauses_ms.into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(ms));
+        let path = format!("/r{i}");
+        assert!(
+            get(&mut s, &path).contains(&format!("x-echo-uri: {path}")),
+            "request {i} after {ms} ms"
+        );
+    }
+    // Pipelined requests right after a response, and a head split across two writes.
+    s.write_all(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(read_response(&mut s).contains("x-echo-uri: /p1"));
+    assert!(read_response(&mut s).contains("x-echo-uri: /p2"));
+    s.write_all(b"GET /split HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    s.write_all(b"st: x\r\n\r\n").unwrap();
+    assert!(read_response(&mut s).contains("x-echo-uri: /split"));
+    assert_eq!(proxy.stat("http.main.downstream_cx_total"), 1);
+    assert_eq!(proxy.stat("http.main.downstream_rq_total"), 18);
+}
+
+/// A connection that has just been answered (its next read in flight) closes on drain.
+#[test]
+fn drain_closes_a_connection_waiting_in_its_busy_read() {
+    let backend = Backend::fixed(200, "ok");
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    get(&mut s, "/");
+    proxy.handle().drain();
+    let mut byte = [0u8; 1];
+    assert_eq!(s.read(&mut byte).unwrap_or(0), 0, "closed on drain");
+    proxy.eventually("drain close counted", |p| {
+        p.stat("http.main.downstream_cx_drain_close") == 1
+    });
+}
+
+/// A client that closes right after its response is noticed by the busy read.
+#[test]
+fn client_close_during_the_busy_read_is_noticed() {
+    let backend = Backend::fixed(200, "ok");
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    get(&mut s, "/");
+    drop(s);
+    proxy.eventually("closed by the client", |p| {
+        p.stat("http.main.downstream_cx_destroy_remote") == 1
+    });
+    assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
 }

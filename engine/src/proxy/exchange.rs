@@ -141,8 +141,8 @@ pub(crate) enum Down<'a> {
     },
 }
 
-/// Serve one request from an HTTP/1 connection. The caller has seen the connection become
-/// readable.
+/// Serve one request from an HTTP/1 connection. The caller has read bytes into `conn.buf` or
+/// seen the connection become readable.
 pub(crate) async fn handle(
     worker: &Worker,
     local: &Rc<Local>,

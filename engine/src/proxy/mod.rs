@@ -4,7 +4,9 @@
 //! handed to [`h2`], as is a TLS connection whose ALPN chose `h2`. The connection's bytes
 //! come through [`Io`](crate::net::Io): plain TCP, or TLS terminated by the listener.
 //!
-//! An idle keep-alive connection holds no read buffer and only a small future: it waits for
+//! A busy plain HTTP/1 keep-alive connection reads its next request straight away after a
+//! response ([`read_busy`]), holding a pooled buffer only for [`BUSY_QUIET`]. An idle
+//! keep-alive connection holds no read buffer and only a small future: it waits for
 //! readiness, and the per-request state lives in a boxed future that exists only while a
 //! request is being served.
 
@@ -23,6 +25,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::BytesMut;
+use monoio::io::{CancelableAsyncReadRent, Canceller};
 
 use crate::local::Worker;
 use crate::net::Io;
@@ -81,8 +84,24 @@ pub(crate) async fn serve(
         buf: first,
         peer,
     };
+    // Cancels the read in flight while a busy connection waits for its next request.
+    let mut canceller = None;
     let closed_by_peer = 'conn: loop {
+        if conn.buf.is_empty() && codec == Codec::Http1 && matches!(conn.stream, Io::Plain(_)) {
+            // Busy: read the next request straight away (no readiness wait per request),
+            // holding a pooled buffer for at most BUSY_QUIET.
+            let c = canceller.get_or_insert_with(Canceller::new);
+            match read_busy(worker, &mut conn, c).await {
+                Busy::Bytes | Busy::Quiet => {}
+                Busy::PeerGone => break true,
+                Busy::Drain => {
+                    http.downstream_cx_drain_close.inc();
+                    break false;
+                }
+            }
+        }
         if conn.buf.is_empty() {
+            canceller = None;
             buffers::give_back(std::mem::take(&mut conn.buf));
             let idle = worker.local().listener_config(li).http.idle_timeout;
             let now = timer::coarse_now();
@@ -165,6 +184,60 @@ pub(crate) async fn serve(
     };
     account_close(worker, li, closed_by_peer, false, codec);
     Ended::Closed
+}
+
+/// How long a keep-alive connection waits for its next request with a read in flight (holding
+/// a pooled buffer) before it goes back to waiting for readiness without one. The deadline
+/// fires on the timer's tick, so the wait is one to two ticks.
+const BUSY_QUIET: std::time::Duration = timer::TICK;
+
+/// How [`read_busy`] ended.
+enum Busy {
+    /// Bytes are in the connection's buffer.
+    Bytes,
+    /// Nothing came for [`BUSY_QUIET`]: the read was cancelled, nothing lost; the connection
+    /// is idle and its buffer empty.
+    Quiet,
+    /// The client closed or reset the connection.
+    PeerGone,
+    /// The worker drains: close.
+    Drain,
+}
+
+/// Wait for the next request of a plain HTTP/1 keep-alive connection with a read already in
+/// flight, so a busy connection costs one receive per request instead of a readiness wait and
+/// a receive. The read holds a pooled buffer; after [`BUSY_QUIET`] without bytes it is
+/// cancelled (and awaited, so bytes it took are kept) and the caller falls back to the
+/// readiness wait, where an idle connection holds no buffer and may be parked.
+async fn read_busy(worker: &Worker, conn: &mut Downstream, canceller: &mut Canceller) -> Busy {
+    let Io::Plain(s) = &mut conn.stream else {
+        return Busy::Quiet;
+    };
+    buffers::give_back(std::mem::take(&mut conn.buf));
+    let buf = buffers::take();
+    let quiet_at = timer::coarse_now() + BUSY_QUIET;
+    let mut read = std::pin::pin!(s.cancelable_read(buf, canceller.handle()));
+    let done = monoio::select! {
+        r = &mut read => Some(r),
+        _ = timer::sleep_until(quiet_at) => None,
+        // Dropping the read cancels it; bytes it took are lost, but the connection closes.
+        _ = worker.drain.wait() => return Busy::Drain,
+    };
+    let (res, buf) = match done {
+        Some(r) => r,
+        None => {
+            // Cancel, then take the read's outcome: it may have completed meanwhile.
+            *canceller = std::mem::take(canceller).cancel();
+            read.await
+        }
+    };
+    conn.buf = buf;
+    match res {
+        Ok(0) => Busy::PeerGone,
+        Ok(_) => Busy::Bytes,
+        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => Busy::Quiet,
+        Err(_) => Busy::PeerGone,
+    }
 }
 
 /// How long a lingering close waits for the client to finish sending, at most.
