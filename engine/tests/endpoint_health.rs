@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -416,40 +416,6 @@ fn a_tcp_health_check_follows_a_killed_and_revived_endpoint() {
     });
 }
 
-/// A fixed-rate load (8 clients, a request every 5 ms each) for `secs` over keep-alive
-/// connections; returns (requests, failures).
-async fn load(addr: SocketAddr, secs: u64) -> (usize, usize) {
-    let failures = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (failures, done) = (failures.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            let client = client();
-            let until = Instant::now() + Duration::from_secs(secs);
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            while Instant::now() < until {
-                tick.tick().await;
-                let req = Request::get(format!("http://{addr}/x"))
-                    .body(body(Bytes::new()))
-                    .unwrap();
-                let ok = match client.request(req).await {
-                    Ok(r) => r.status() == 200 && r.into_body().collect().await.is_ok(),
-                    Err(_) => false,
-                };
-                if !ok {
-                    failures.fetch_add(1, Ordering::SeqCst);
-                }
-                done.fetch_add(1, Ordering::SeqCst);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    (done.load(Ordering::SeqCst), failures.load(Ordering::SeqCst))
-}
-
 /// Retries and health together: one of three endpoints killed under load, then revived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_endpoint_with_retries_and_health_fails_nothing_and_comes_back() {
@@ -470,7 +436,7 @@ async fn killed_endpoint_with_retries_and_health_fails_nothing_and_comes_back() 
     );
     let proxy = Arc::new(Proxy::start(&cfg));
     let addr = proxy.addr();
-    let loaded = tokio::spawn(load(addr, 3));
+    let loaded = tokio::spawn(fixed_rate_load(addr, 3));
     tokio::time::sleep(Duration::from_millis(500)).await;
     b.kill();
     let p = proxy.clone();

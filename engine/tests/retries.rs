@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -600,40 +600,13 @@ async fn killing_one_of_three_endpoints_under_load_fails_no_request() {
     );
     let proxy = Proxy::start(&cfg);
     let addr = proxy.addr();
-    let failures = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
     // 8 clients, one request each every 5 ms, for 2 s: about 3,000 requests.
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (failures, done) = (failures.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            let client = client();
-            let until = Instant::now() + Duration::from_secs(2);
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            while Instant::now() < until {
-                tick.tick().await;
-                let req = Request::get(format!("http://{addr}/x"))
-                    .body(body(Bytes::new()))
-                    .unwrap();
-                let ok = match client.request(req).await {
-                    Ok(r) => r.status() == 200 && r.into_body().collect().await.is_ok(),
-                    Err(_) => false,
-                };
-                if !ok {
-                    failures.fetch_add(1, Ordering::SeqCst);
-                }
-                done.fetch_add(1, Ordering::SeqCst);
-            }
-        }));
-    }
+    let loaded = tokio::spawn(fixed_rate_load(addr, 2));
     tokio::time::sleep(Duration::from_millis(700)).await;
     drop(b); // killed: its connections close, new ones are refused
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let n = done.load(Ordering::SeqCst);
+    let (n, failures) = loaded.await.unwrap();
     assert!(n > 500, "the load ran ({n} requests)");
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "of {n} requests");
+    assert_eq!(failures, 0, "of {n} requests");
     assert!(proxy.stat("cluster.c.upstream_rq_retry") >= 1);
     assert_eq!(proxy.stat("cluster.c.upstream_rq_retry_overflow"), 0);
 }

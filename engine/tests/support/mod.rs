@@ -428,3 +428,37 @@ impl Drop for TempLog {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A fixed-rate load (8 clients, a request every 5 ms each) for `secs` over keep-alive
+/// connections; returns (requests, failures).
+pub async fn fixed_rate_load(addr: SocketAddr, secs: u64) -> (usize, usize) {
+    let failures = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (failures, done) = (failures.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = client();
+            let until = std::time::Instant::now() + Duration::from_secs(secs);
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            while std::time::Instant::now() < until {
+                tick.tick().await;
+                let req = Request::get(format!("http://{addr}/x"))
+                    .body(body(Bytes::new()))
+                    .unwrap();
+                let ok = match client.request(req).await {
+                    Ok(r) => r.status() == 200 && r.into_body().collect().await.is_ok(),
+                    Err(_) => false,
+                };
+                if !ok {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (done.load(Ordering::SeqCst), failures.load(Ordering::SeqCst))
+}
