@@ -204,6 +204,9 @@ pub struct EndpointHealth {
     /// Active health checks in a row with the same result: positive passes, negative
     /// failures. Written by the control thread only.
     hc_streak: AtomicI32,
+    /// The success rate outlier detection last worked out, in thousandths of a percent
+    /// plus one (0: none yet, or too few requests). Written by the control thread only.
+    success_rate: AtomicU32,
 }
 
 impl EndpointHealth {
@@ -277,6 +280,21 @@ impl EndpointHealth {
         if t > 0 {
             self.times_ejected.store(t - 1, Ordering::Relaxed);
         }
+    }
+
+    /// The success rate (percent) outlier detection last worked out for the endpoint, if
+    /// it had enough requests to be judged (the admin API's `success_rate`).
+    pub fn success_rate(&self) -> Option<f64> {
+        match self.success_rate.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(f64::from(v - 1) / 1000.0),
+        }
+    }
+
+    /// Records the success rate worked out for the last interval (`None`: not judged).
+    pub fn set_success_rate(&self, rate: Option<f64>) {
+        let v = rate.map_or(0, |r| (r.clamp(0.0, 100.0) * 1000.0).round() as u32 + 1);
+        self.success_rate.store(v, Ordering::Relaxed);
     }
 
     /// Records an active check's result; returns the streak (passes in a row if positive,

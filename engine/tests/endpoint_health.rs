@@ -3,7 +3,8 @@
 //! the panic threshold, HTTP, TCP and gRPC active health checks taking an endpoint out and back in
 //! (thresholds honoured, state kept across a reload), `/clusters` flags, and an endpoint
 //! killed under load with retries and health together (no request fails; it serves again
-//! once back) and with outlier detection alone (only the first few requests fail).
+//! once back) and with outlier detection alone (only the first few requests fail); the
+//! failure percentage and success rate detectors.
 //!
 //! Upstreams are [`Up`]: a std listener answering each request with the status its test
 //! sets (`/healthz` apart), which can be killed (listener and connections closed) and
@@ -16,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -681,6 +682,66 @@ fn failure_percentage_ejects_the_failing_endpoint() {
     );
     assert_eq!(
         proxy.stat("cluster.c.outlier_detection.ejections_detected_consecutive_5xx"),
+        0
+    );
+}
+
+/// The success rate detector (on by default, as in Envoy) ejects the endpoint whose success
+/// rate is far below the others', and `/clusters` shows each judged endpoint's rate.
+#[test]
+fn success_rate_ejects_the_outlier_and_shows_the_rates() {
+    let ups: Vec<Up> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| Up::start(n, if *n == "b" { 503 } else { 200 }))
+        .collect();
+    let addrs: Vec<SocketAddr> = ups.iter().map(|u| u.addr).collect();
+    let od = r#"
+  [clusters.outlier_detection]
+  consecutive_5xx = 0
+  success_rate_minimum_hosts = 5
+  success_rate_request_volume = 4
+  interval = "300ms"
+  base_ejection_time = "30s"
+  max_ejection_percent = 20.0
+"#;
+    let proxy = Proxy::start(&config(&addrs, od, ""));
+    // Steady traffic (bounded: 8 s or 4,000 requests), so every interval judges.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, addr) = (stop.clone(), proxy.addr());
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(8);
+            for _ in 0..4_000 {
+                if stop.load(Ordering::Relaxed) || Instant::now() > until {
+                    break;
+                }
+                raw_get(addr, "/x");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let b = addrs[1];
+    proxy.eventually("b ejected by success rate", |p| {
+        flags(p, b) == "/failed_outlier_check"
+    });
+    let a_rate = format!("c::{}::success_rate::100\n", addrs[0]);
+    proxy.eventually("a's rate shown", |p| {
+        p.admin_get("/clusters").1.contains(&a_rate)
+            && p.admin_get("/clusters?format=json")
+                .1
+                .contains(r#""success_rate":{"value":100.0}"#)
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    for a in addrs.iter().filter(|a| **a != b) {
+        assert_eq!(flags(&proxy, *a), "healthy");
+    }
+    assert_eq!(
+        proxy.stat("cluster.c.outlier_detection.ejections_enforced_success_rate"),
+        1
+    );
+    assert_eq!(
+        proxy.stat("cluster.c.outlier_detection.ejections_enforced_failure_percentage"),
         0
     );
 }

@@ -241,7 +241,8 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
                                 json!({ "name": n, "value": v.to_string(), "type": k.to_ascii_uppercase() })
                             })
                             .collect();
-                        let flags = health_flags(state, &c.name, e.address);
+                        let health_entry = endpoint_health(&state.registry, &c.name, e.address);
+                        let flags = health_entry.as_ref().map_or(0, |h| h.flags());
                         let mut health = json!({ "eds_health_status": "HEALTHY" });
                         if flags & FAILED_ACTIVE_HC != 0 {
                             health["failed_active_health_check"] = json!(true);
@@ -249,7 +250,7 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
                         if flags & FAILED_OUTLIER_CHECK != 0 {
                             health["failed_outlier_check"] = json!(true);
                         }
-                        json!({
+                        let mut host = json!({
                             "address": { "socket_address": {
                                 "address": e.address.ip().to_string(),
                                 "port_value": e.address.port(),
@@ -257,7 +258,11 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
                             "stats": stats,
                             "health_status": health,
                             "weight": e.weight,
-                        })
+                        });
+                        if let Some(r) = health_entry.and_then(|h| h.success_rate()) {
+                            host["success_rate"] = json!({ "value": r });
+                        }
+                        host
                     })
                     .collect();
                 json!({
@@ -307,7 +312,8 @@ fn clusters(state: &AdminState, q: &Query) -> Response {
             let _ = writeln!(s, "{n}::{a}::sub_zone::");
             let _ = writeln!(s, "{n}::{a}::canary::false");
             let _ = writeln!(s, "{n}::{a}::priority::0");
-            let _ = writeln!(s, "{n}::{a}::success_rate::-1");
+            let rate = endpoint_health(&state.registry, n, a).and_then(|h| h.success_rate());
+            let _ = writeln!(s, "{n}::{a}::success_rate::{}", rate.unwrap_or(-1.0));
         }
     }
     Response::text(200, s)

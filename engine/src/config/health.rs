@@ -96,8 +96,10 @@ pub struct OutlierDetection {
     pub split_external_local_origin_errors: bool,
     /// The failure percentage detector, run each `interval`.
     pub failure_percentage: Option<FailurePercentage>,
+    /// The success rate detector, run each `interval`.
+    pub success_rate: SuccessRate,
     /// Percent of detections that eject, per detector (same order as above).
-    pub enforcing: [u32; 4],
+    pub enforcing: [u32; 5],
     /// How often ejection multipliers decay.
     pub interval: Duration,
     pub base_ejection_time: Duration,
@@ -116,6 +118,24 @@ pub struct FailurePercentage {
     /// Requests an endpoint needs in the interval to be judged.
     pub request_volume: u64,
 }
+
+/// Envoy's success rate detector: each interval, the endpoints with `request_volume`
+/// requests are judged together (when there are `minimum_hosts` of them), and one whose
+/// success rate is below mean − stdev × `stdev_factor` / 1000 is ejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuccessRate {
+    pub minimum_hosts: usize,
+    pub request_volume: u64,
+    /// Thousandths of a standard deviation.
+    pub stdev_factor: u32,
+}
+
+/// `success_rate_minimum_hosts` (Envoy's default).
+pub const DEFAULT_SUCCESS_RATE_MINIMUM_HOSTS: u32 = 5;
+/// `success_rate_request_volume` (Envoy's default).
+pub const DEFAULT_SUCCESS_RATE_REQUEST_VOLUME: u32 = 100;
+/// `success_rate_stdev_factor` (Envoy's default: 1.9 standard deviations).
+pub const DEFAULT_SUCCESS_RATE_STDEV_FACTOR: u32 = 1900;
 
 /// `failure_percentage_minimum_hosts` (Envoy's default).
 pub const DEFAULT_FAILURE_PERCENTAGE_MINIMUM_HOSTS: u32 = 5;
@@ -339,6 +359,18 @@ pub(crate) fn outlier_detection(
                 ),
             }),
         },
+        success_rate: SuccessRate {
+            minimum_hosts: o
+                .success_rate_minimum_hosts
+                .unwrap_or(DEFAULT_SUCCESS_RATE_MINIMUM_HOSTS) as usize,
+            request_volume: u64::from(
+                o.success_rate_request_volume
+                    .unwrap_or(DEFAULT_SUCCESS_RATE_REQUEST_VOLUME),
+            ),
+            stdev_factor: o
+                .success_rate_stdev_factor
+                .unwrap_or(DEFAULT_SUCCESS_RATE_STDEV_FACTOR),
+        },
         enforcing: [
             enforcing(o.enforcing_consecutive_5xx, "enforcing_consecutive_5xx")?,
             enforcing(
@@ -353,6 +385,7 @@ pub(crate) fn outlier_detection(
                 o.enforcing_failure_percentage,
                 "enforcing_failure_percentage",
             )?,
+            enforcing(o.enforcing_success_rate, "enforcing_success_rate")?,
         ],
         interval: nonzero_duration(
             &o.interval,

@@ -904,6 +904,19 @@ pub struct RawOutlierDetection {
     /// Percent of failure percentage detections that eject (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enforcing_failure_percentage: Option<u32>,
+    /// Endpoints with enough requests needed for the success rate detector to run
+    /// (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate_minimum_hosts: Option<u32>,
+    /// Requests in an interval an endpoint needs to be judged by success rate (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate_request_volume: Option<u32>,
+    /// An endpoint is ejected below mean − stdev × this / 1000 (default 1900).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate_stdev_factor: Option<u32>,
+    /// Percent of success rate detections that eject (default 100; 0 only reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcing_success_rate: Option<u32>,
     /// Duration string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_ejection_time: Option<String>,

@@ -107,7 +107,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         }
                     }
                     // The endpoints' own request counters (per core, summed here): the
-                    // failure percentage detector adds nothing to the request path.
+                    // interval detectors add nothing to the request path.
                     let window: Vec<(u64, u64)> = cfg
                         .endpoints
                         .iter()
@@ -124,7 +124,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                             )
                         })
                         .collect();
-                    c.health.failure_percentage(&window, c.scope.stats.core(0));
+                    c.health.judge_interval(&window, c.scope.stats.core(0));
                 }
             }
             let idle = now.duration_since(st.traffic_at);

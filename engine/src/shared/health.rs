@@ -26,6 +26,8 @@ const D_GATEWAY: usize = 1;
 const D_LOCAL: usize = 2;
 /// The failure percentage detector (no counter of its own: it reads the endpoint stats).
 const D_FAILURE_PCT: usize = 3;
+/// The success rate detector (reads the endpoint stats too).
+const D_SUCCESS_RATE: usize = 4;
 
 /// Registry kinds.
 const ENDPOINT_HEALTH: &str = "cluster.endpoint_health";
@@ -188,6 +190,7 @@ impl ClusterHealth {
                 .outlier_ejections_detected_consecutive_gateway_failure
                 .inc(),
             D_FAILURE_PCT => stats.outlier_ejections_detected_failure_percentage.inc(),
+            D_SUCCESS_RATE => stats.outlier_ejections_detected_success_rate.inc(),
             _ => stats
                 .outlier_ejections_detected_consecutive_local_origin_failure
                 .inc(),
@@ -219,6 +222,7 @@ impl ClusterHealth {
                 .outlier_ejections_enforced_consecutive_gateway_failure
                 .inc(),
             D_FAILURE_PCT => stats.outlier_ejections_enforced_failure_percentage.inc(),
+            D_SUCCESS_RATE => stats.outlier_ejections_enforced_success_rate.inc(),
             _ => stats
                 .outlier_ejections_enforced_consecutive_local_origin_failure
                 .inc(),
@@ -226,22 +230,56 @@ impl ClusterHealth {
         log::info!("outlier detection ejected endpoint {ep}");
     }
 
-    /// Envoy's failure percentage detector, run by the control thread once per `interval`:
-    /// `window[i]` is endpoint `i`'s (requests, failed requests) in the interval. With at
-    /// least `minimum_hosts` endpoints of `request_volume` requests, each of them failing
-    /// `threshold` percent or more is ejected (within `max_ejection_percent`).
-    pub(crate) fn failure_percentage(&self, window: &[(u64, u64)], stats: &ClusterStats) {
+    /// The interval detectors, run by the control thread once per `interval`: `window[i]`
+    /// is endpoint `i`'s (requests, failed requests) in the interval, from the endpoints'
+    /// own counters (so they add nothing to the request path).
+    ///
+    /// - **Success rate** (Envoy's): with at least `minimum_hosts` endpoints of
+    ///   `request_volume` requests, each whose success rate is below the mean of theirs minus
+    ///   `stdev_factor` / 1000 standard deviations is ejected. Each judged endpoint's rate is
+    ///   kept for the admin API.
+    /// - **Failure percentage**, when configured: with at least `minimum_hosts` endpoints of
+    ///   `request_volume` requests, each failing `threshold` percent or more is ejected.
+    ///
+    /// Both within `max_ejection_percent`.
+    pub(crate) fn judge_interval(&self, window: &[(u64, u64)], stats: &ClusterStats) {
         let Some(od) = &self.outlier else { return };
+        let n = self.endpoints.len().min(window.len());
+        let judged = |volume: u64| -> Vec<usize> {
+            (0..n).filter(|&i| window[i].0 >= volume.max(1)).collect()
+        };
+        let rate = |i: usize| {
+            let (rq, failed) = window[i];
+            100.0 * rq.saturating_sub(failed) as f64 / rq as f64
+        };
+        let sr = &od.success_rate;
+        let by_rate = judged(sr.request_volume);
+        for (i, h) in self.endpoints.iter().enumerate() {
+            h.set_success_rate(by_rate.contains(&i).then(|| rate(i)));
+        }
+        if !by_rate.is_empty() && by_rate.len() >= sr.minimum_hosts {
+            let count = by_rate.len() as f64;
+            let mean = by_rate.iter().map(|&i| rate(i)).sum::<f64>() / count;
+            let variance = by_rate
+                .iter()
+                .map(|&i| (rate(i) - mean).powi(2))
+                .sum::<f64>()
+                / count;
+            let threshold = mean - variance.sqrt() * f64::from(sr.stdev_factor) / 1000.0;
+            for &i in &by_rate {
+                if rate(i) < threshold && self.endpoints[i].flags() & FAILED_OUTLIER_CHECK == 0 {
+                    self.detected(i, D_SUCCESS_RATE, od, stats);
+                }
+            }
+        }
         let Some(fp) = &od.failure_percentage else {
             return;
         };
-        let judged: Vec<usize> = (0..self.endpoints.len().min(window.len()))
-            .filter(|&i| window[i].0 >= fp.request_volume.max(1))
-            .collect();
-        if judged.len() < fp.minimum_hosts {
+        let by_failures = judged(fp.request_volume);
+        if by_failures.len() < fp.minimum_hosts {
             return;
         }
-        for i in judged {
+        for i in by_failures {
             let (rq, failed) = window[i];
             if (failed as f64) * 100.0 >= fp.threshold * rq as f64
                 && self.endpoints[i].flags() & FAILED_OUTLIER_CHECK == 0
@@ -439,12 +477,55 @@ mod tests {
         let st = stats();
         let s = st.core(0);
         // Two endpoints with enough requests: not enough to judge.
-        h.failure_percentage(&[(10, 10), (10, 0), (9, 0), (0, 0)], s);
+        h.judge_interval(&[(10, 10), (10, 0), (9, 0), (0, 0)], s);
         assert_eq!(h.healthy_count(), 4);
-        h.failure_percentage(&[(10, 5), (10, 4), (10, 0), (0, 0)], s);
+        h.judge_interval(&[(10, 5), (10, 4), (10, 0), (0, 0)], s);
         assert!(!h.is_healthy(0), "50 % is at the threshold");
         assert!(h.is_healthy(1));
         assert_eq!(s.outlier_ejections_enforced_failure_percentage.get(), 1);
+    }
+
+    /// Below the mean by more than the configured deviations, with enough endpoints of
+    /// enough requests; the rates are kept for the admin API.
+    #[test]
+    fn success_rate_ejects_below_mean_minus_deviations() {
+        let (h, _state) = cluster(
+            "consecutive_5xx = 0\nmax_ejection_percent = 50.0\n\
+             success_rate_minimum_hosts = 3\nsuccess_rate_request_volume = 10\n\
+             success_rate_stdev_factor = 1000",
+        );
+        let st = stats();
+        let s = st.core(0);
+        // Two endpoints with enough requests: not enough to judge, but their rates show.
+        h.judge_interval(&[(10, 10), (10, 0), (9, 0), (0, 0)], s);
+        assert_eq!(h.healthy_count(), 4);
+        assert_eq!(h.endpoints[0].success_rate(), Some(0.0));
+        assert_eq!(h.endpoints[1].success_rate(), Some(100.0));
+        assert_eq!(h.endpoints[2].success_rate(), None, "too few requests");
+        // Rates 100, 100, 100, 40: mean 85, stdev about 26; 40 is below 85 - 26.
+        h.judge_interval(&[(10, 0), (10, 0), (10, 0), (10, 6)], s);
+        assert!(!h.is_healthy(3));
+        assert_eq!(h.healthy_count(), 3);
+        assert_eq!(s.outlier_ejections_enforced_success_rate.get(), 1);
+        // Equal rates: nobody is below the mean.
+        let (h, _state) = cluster(
+            "consecutive_5xx = 0\nsuccess_rate_minimum_hosts = 3\nsuccess_rate_request_volume = 10",
+        );
+        h.judge_interval(&[(10, 5), (10, 5), (10, 5), (10, 5)], s);
+        assert_eq!(h.healthy_count(), 4);
+        // Detected but not enforced.
+        let (h, _state) = cluster(
+            "consecutive_5xx = 0\nsuccess_rate_minimum_hosts = 3\n\
+             success_rate_request_volume = 10\nsuccess_rate_stdev_factor = 1000\n\
+             enforcing_success_rate = 0",
+        );
+        let detected = s.outlier_ejections_detected_success_rate.get();
+        h.judge_interval(&[(10, 0), (10, 0), (10, 0), (10, 6)], s);
+        assert_eq!(h.healthy_count(), 4);
+        assert_eq!(
+            s.outlier_ejections_detected_success_rate.get(),
+            detected + 1
+        );
     }
 
     /// The back-off doubles with each ejection and stops at max_ejection_time.

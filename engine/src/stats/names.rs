@@ -209,6 +209,8 @@ stats! {
         outlier_ejections_enforced_consecutive_local_origin_failure: Counter as "outlier_detection.ejections_enforced_consecutive_local_origin_failure" "ejections by consecutive_local_origin_failure",
         outlier_ejections_detected_failure_percentage: Counter as "outlier_detection.ejections_detected_failure_percentage" "times an endpoint's failure percentage in an interval reached failure_percentage_threshold (ejected or not)",
         outlier_ejections_enforced_failure_percentage: Counter as "outlier_detection.ejections_enforced_failure_percentage" "ejections by failure percentage",
+        outlier_ejections_detected_success_rate: Counter as "outlier_detection.ejections_detected_success_rate" "times an endpoint's success rate in an interval fell below the cluster's mean by success_rate_stdev_factor (ejected or not)",
+        outlier_ejections_enforced_success_rate: Counter as "outlier_detection.ejections_enforced_success_rate" "ejections by success rate",
         health_check_attempt: Counter as "health_check.attempt" "active health checks started",
         health_check_success: Counter as "health_check.success" "active health checks passed",
         health_check_failure: Counter as "health_check.failure" "active health checks failed (wrong status or bytes, or network failure)",
