@@ -26,7 +26,7 @@ const FLUSH_AT: usize = 64 * 1024;
 
 /// Envoy's response flags: why a request ended the way it did. A small bit set.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ResponseFlags(u16);
+pub struct ResponseFlags(u32);
 
 impl ResponseFlags {
     /// No flags.
@@ -63,9 +63,11 @@ impl ResponseFlags {
     pub const DI: Self = Self(1 << 14);
     /// FI: the request was aborted by the fault filter.
     pub const FI: Self = Self(1 << 15);
+    /// RLSE: refused because the rate limit service did not answer (`failure_mode_deny`).
+    pub const RLSE: Self = Self(1 << 16);
 
     /// Short codes in Envoy's (alphabetical) output order.
-    const CODES: [(Self, &'static str); 16] = [
+    const CODES: [(Self, &'static str); 17] = [
         (Self::DC, "DC"),
         (Self::DI, "DI"),
         (Self::DPE, "DPE"),
@@ -74,6 +76,7 @@ impl ResponseFlags {
         (Self::LR, "LR"),
         (Self::NR, "NR"),
         (Self::RL, "RL"),
+        (Self::RLSE, "RLSE"),
         (Self::SI, "SI"),
         (Self::UC, "UC"),
         (Self::UF, "UF"),
@@ -100,7 +103,7 @@ impl ResponseFlags {
     }
 
     /// The raw bits.
-    pub fn bits(self) -> u16 {
+    pub fn bits(self) -> u32 {
         self.0
     }
 }
@@ -562,9 +565,9 @@ mod tests {
             .fold(ResponseFlags::NONE, |a, (f, _)| a | *f);
         assert_eq!(
             all.to_string(),
-            "DC,DI,DPE,DT,FI,LR,NR,RL,SI,UC,UF,UH,UO,UPE,URX,UT"
+            "DC,DI,DPE,DT,FI,LR,NR,RL,RLSE,SI,UC,UF,UH,UO,UPE,URX,UT"
         );
-        assert_eq!(all.bits().count_ones(), 16);
+        assert_eq!(all.bits().count_ones(), 17);
     }
 
     fn entry() -> Entry<'static> {

@@ -9,6 +9,7 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+use support::get_on_new_connection as get;
 use support::*;
 
 fn config(lb: &str, backends: &[SocketAddr]) -> String {
@@ -42,18 +43,6 @@ lb = "{lb}"
 endpoints = [{endpoints}]
 "#
     )
-}
-
-/// One request on a fresh connection: (status, lowercased head, body).
-fn get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
-    let resp = raw_exchange(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n")
-            .as_bytes(),
-    );
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status_of(&resp), head.to_ascii_lowercase(), body.to_owned())
 }
 
 fn backends() -> Vec<Backend> {

@@ -17,6 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use support::*;
+// One request on a fresh connection, so the kernel spreads them over both workers.
+use support::{get_on_new_connection as get, header_in as header};
 
 /// One token an hour: no refill during a test.
 fn bucket(max: u32) -> String {
@@ -43,18 +45,6 @@ endpoints = ["{backend}"]
     )
 }
 
-/// `cfg` with an access log at `log` on its first listener.
-fn with_log(cfg: &str, log: &TempLog) -> String {
-    cfg.replacen(
-        "name = \"main\"\naddress = \"127.0.0.1:0\"\n",
-        &format!(
-            "name = \"main\"\naddress = \"127.0.0.1:0\"\naccess_log = {{ path = \"{}\" }}\n",
-            log.path()
-        ),
-        1,
-    )
-}
-
 const ONE_ROUTE: &str = r#"
   [[listeners.virtual_hosts]]
   name = "all"
@@ -64,31 +54,15 @@ const ONE_ROUTE: &str = r#"
     cluster = "backend"
 "#;
 
-/// One request on a fresh connection (so the kernel spreads them over both workers):
-/// (status, head, body).
-fn get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
-    let resp = raw_exchange(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n")
-            .as_bytes(),
-    );
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status_of(&resp), head.to_ascii_lowercase(), body.to_owned())
-}
-
-/// The value of header `name` in a lowercased head.
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-}
-
 #[test]
 fn a_burst_over_two_workers_gets_exactly_the_bucket() {
     let backend = Backend::fixed(200, "ok");
     let filter = format!("token_bucket = {}", bucket(20));
     let log = TempLog::new("ratelimit");
-    let proxy = Proxy::start(&with_log(&config(backend.addr, &filter, ONE_ROUTE), &log));
+    let proxy = Proxy::start(&with_access_log(
+        &config(backend.addr, &filter, ONE_ROUTE),
+        &log,
+    ));
     let addr = proxy.addr();
     // 4 clients x 15 requests, each on its own connection, at once.
     let clients: Vec<_> = (0..4)

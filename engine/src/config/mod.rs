@@ -107,6 +107,27 @@ pub enum HttpFilterConfig {
     CustomResponse(CustomResponse),
     /// `local_ratelimit`: a token bucket for the whole process; requests over it get 429.
     LocalRateLimit(LocalRateLimit),
+    /// `ratelimit`: each request's descriptors (its route's `rate_limits`) are sent to a rate
+    /// limit service, which says whether it is over a limit (429).
+    RateLimit(GlobalRateLimit),
+}
+
+/// Envoy's rate limit filter, as configured: which rate limit service to ask
+/// (`envoy.service.ratelimit.v3.RateLimitService` over gRPC), about which domain, and what to
+/// do when it does not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalRateLimit {
+    pub domain: String,
+    /// The service's cluster (HTTP/2).
+    pub cluster: ClusterId,
+    /// The `:authority` of the calls: the cluster's name, as Envoy sends it.
+    pub authority: String,
+    /// How long to wait for an answer.
+    pub timeout: Duration,
+    /// No answer (error or timeout): refuse the request with 500 (`true`) or let it through.
+    pub failure_mode_deny: bool,
+    /// Add `x-ratelimit-limit`, `-remaining` and `-reset` from the service's answer.
+    pub x_ratelimit_headers: bool,
 }
 
 /// Envoy's local rate limit filter, as configured. The buckets themselves are process-wide

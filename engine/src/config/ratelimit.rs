@@ -1,19 +1,31 @@
-//! Local rate limit settings: Envoy's `token_bucket`, the `local_ratelimit` HTTP filter, its
-//! per-virtual-host and per-route overrides, and the `local_ratelimit` network filter.
+//! Rate limit settings. Local: Envoy's `token_bucket`, the `local_ratelimit` HTTP filter, its
+//! per-virtual-host and per-route overrides, and the `local_ratelimit` network filter. Global:
+//! the `ratelimit` HTTP filter (which rate limit service, its domain and failure mode) and the
+//! `rate_limits` of routes and virtual hosts (the descriptors it asks about).
 //!
 //! Validation only: the buckets are process-wide state (`crate::shared_state`), looked up by
 //! name when a snapshot is built; the filters that use them live in `crate::filters` and
 //! `crate::tcp`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::FieldError;
-use super::raw::{RawLocalRateLimit, RawLocalRateLimitPerRoute, RawNetworkFilter, RawTokenBucket};
-use super::route::RateLimitOverride;
-use super::validate::{check_name, header_name, parse_duration};
-use super::{
-    BucketParams, DescriptorKey, LocalRateLimit, NetworkFilterConfig, RateLimitDescriptor,
+use super::raw::{
+    RawGlobalRateLimit, RawLocalRateLimit, RawLocalRateLimitPerRoute, RawNetworkFilter,
+    RawRateLimitPolicy, RawTokenBucket,
 };
+use super::route::{RateLimitAction, RateLimitOverride, RateLimitPolicy};
+use super::validate::{check_header_value, check_name, header_name, parse_duration};
+use super::{
+    BucketParams, ClusterConfig, ClusterId, DescriptorKey, GlobalRateLimit, LocalRateLimit,
+    NetworkFilterConfig, RateLimitDescriptor, UpstreamProtocol,
+};
+
+/// `timeout` of the `ratelimit` filter (Envoy's default).
+pub const DEFAULT_RATELIMIT_TIMEOUT: Duration = Duration::from_millis(20);
+/// `descriptor_key` of a `generic_key` action (Envoy's default).
+pub const DEFAULT_GENERIC_KEY: &str = "generic_key";
 
 /// `token_bucket.tokens_per_fill` (Envoy's default).
 pub const DEFAULT_TOKENS_PER_FILL: u32 = 1;
@@ -64,21 +76,133 @@ fn percent(v: Option<u32>, at: &str) -> Result<u32, FieldError> {
     }
 }
 
+/// `enable_x_ratelimit_headers`: `"OFF"` (default) or `"DRAFT_VERSION_03"`.
+fn x_ratelimit_headers(v: Option<&str>, at: &str) -> Result<bool, FieldError> {
+    match v {
+        None | Some("OFF") => Ok(false),
+        Some("DRAFT_VERSION_03") => Ok(true),
+        Some(other) => Err(FieldError::new(
+            format!("{at}.enable_x_ratelimit_headers"),
+            format!("expected \"OFF\" or \"DRAFT_VERSION_03\", not {other:?}"),
+        )),
+    }
+}
+
+/// `name = "ratelimit"` on `[[listeners.http_filters]]`: its cluster must exist and speak
+/// HTTP/2 (gRPC).
+pub(crate) fn global_ratelimit(
+    raw: &RawGlobalRateLimit,
+    at: &str,
+    cluster_ids: &HashMap<&str, ClusterId>,
+    clusters: &[ClusterConfig],
+) -> Result<GlobalRateLimit, FieldError> {
+    if raw.domain.is_empty() {
+        return Err(FieldError::new(format!("{at}.domain"), "must not be empty"));
+    }
+    let Some(&cluster) = cluster_ids.get(raw.cluster.as_str()) else {
+        return Err(FieldError::new(
+            format!("{at}.cluster"),
+            format!("unknown cluster {:?}", raw.cluster),
+        ));
+    };
+    if clusters[cluster].protocol != UpstreamProtocol::Http2 {
+        return Err(FieldError::new(
+            format!("{at}.cluster"),
+            format!(
+                "the rate limit service speaks gRPC: cluster {:?} needs protocol = \"http2\"",
+                raw.cluster
+            ),
+        ));
+    }
+    let timeout = match &raw.timeout {
+        Some(t) => parse_duration(t, &format!("{at}.timeout"))?,
+        None => DEFAULT_RATELIMIT_TIMEOUT,
+    };
+    if timeout.is_zero() {
+        return Err(FieldError::new(
+            format!("{at}.timeout"),
+            "must be greater than 0",
+        ));
+    }
+    Ok(GlobalRateLimit {
+        domain: raw.domain.clone(),
+        cluster,
+        authority: raw.cluster.clone(),
+        timeout,
+        failure_mode_deny: raw.failure_mode_deny.unwrap_or(false),
+        x_ratelimit_headers: x_ratelimit_headers(raw.enable_x_ratelimit_headers.as_deref(), at)?,
+    })
+}
+
+/// `rate_limits = [{ actions = [...] }]` of a route or virtual host: each action exactly one
+/// kind, header names tokens, keys and values non-empty and printable.
+pub(crate) fn rate_limit_policies(
+    raw: &[RawRateLimitPolicy],
+    at: &str,
+) -> Result<Vec<RateLimitPolicy>, FieldError> {
+    let text = |v: &str, at: String| -> Result<String, FieldError> {
+        if v.is_empty() {
+            return Err(FieldError::new(at, "must not be empty"));
+        }
+        check_header_value(v, &at)?;
+        Ok(v.to_owned())
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        let pat = format!("{at}.rate_limits[{i}]");
+        if p.actions.is_empty() {
+            return Err(FieldError::new(
+                format!("{pat}.actions"),
+                "give at least one action",
+            ));
+        }
+        let mut actions = Vec::with_capacity(p.actions.len());
+        for (j, a) in p.actions.iter().enumerate() {
+            let aat = format!("{pat}.actions[{j}]");
+            let action = match (a.remote_address, &a.request_headers, &a.generic_key) {
+                (Some(true), None, None) => RateLimitAction::RemoteAddress,
+                (None, Some(h), None) => RateLimitAction::RequestHeader {
+                    name: header_name(
+                        &h.header_name,
+                        &format!("{aat}.request_headers.header_name"),
+                    )?,
+                    key: text(
+                        &h.descriptor_key,
+                        format!("{aat}.request_headers.descriptor_key"),
+                    )?,
+                    skip_if_absent: h.skip_if_absent.unwrap_or(false),
+                },
+                (None, None, Some(g)) => RateLimitAction::GenericKey {
+                    key: text(
+                        g.descriptor_key.as_deref().unwrap_or(DEFAULT_GENERIC_KEY),
+                        format!("{aat}.generic_key.descriptor_key"),
+                    )?,
+                    value: text(
+                        &g.descriptor_value,
+                        format!("{aat}.generic_key.descriptor_value"),
+                    )?,
+                },
+                _ => {
+                    return Err(FieldError::new(
+                        aat,
+                        "give exactly one of `remote_address = true`, `request_headers = { \
+                         header_name, descriptor_key }` or `generic_key = { descriptor_value }`",
+                    ));
+                }
+            };
+            actions.push(action);
+        }
+        out.push(RateLimitPolicy { actions });
+    }
+    Ok(out)
+}
+
 /// `name = "local_ratelimit"` on `[[listeners.http_filters]]`.
 pub(crate) fn local_ratelimit(
     raw: &RawLocalRateLimit,
     at: &str,
 ) -> Result<LocalRateLimit, FieldError> {
-    let x_ratelimit_headers = match raw.enable_x_ratelimit_headers.as_deref() {
-        None | Some("OFF") => false,
-        Some("DRAFT_VERSION_03") => true,
-        Some(other) => {
-            return Err(FieldError::new(
-                format!("{at}.enable_x_ratelimit_headers"),
-                format!("expected \"OFF\" or \"DRAFT_VERSION_03\", not {other:?}"),
-            ));
-        }
-    };
+    let x_ratelimit_headers = x_ratelimit_headers(raw.enable_x_ratelimit_headers.as_deref(), at)?;
     let max_descriptors = match raw.max_descriptors {
         None => DEFAULT_MAX_DESCRIPTORS,
         Some(n @ 1..) if n as usize <= MAX_DESCRIPTORS => n as usize,

@@ -134,6 +134,75 @@ pub enum RawHttpFilter {
     CustomResponse(RawCustomResponse),
     /// Envoy's local rate limit: a token bucket for the whole process, 429 over it.
     LocalRatelimit(RawLocalRateLimit),
+    /// Envoy's (global) rate limit: ask a rate limit service for each request's descriptors.
+    Ratelimit(RawGlobalRateLimit),
+}
+
+/// `name = "ratelimit"`: Envoy's rate limit filter, speaking Envoy's rate limit service API
+/// (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`) over gRPC.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobalRateLimit {
+    /// The rate limit service's domain for this listener's requests.
+    pub domain: String,
+    /// The cluster of the rate limit service (`protocol = "http2"`).
+    pub cluster: String,
+    /// Duration string: how long to wait for the service's answer (default `"20ms"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// `true`: a request whose answer did not come (error, timeout) is refused with 500;
+    /// `false` (default): it is let through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_mode_deny: Option<bool>,
+    /// `"OFF"` (default) or `"DRAFT_VERSION_03"`: add `x-ratelimit-*` response headers from
+    /// the service's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_x_ratelimit_headers: Option<String>,
+}
+
+/// One `rate_limits` entry of a route or virtual host: its actions make one descriptor.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimitPolicy {
+    /// Each adds one entry to the descriptor, in order.
+    pub actions: Vec<RawRateLimitAction>,
+}
+
+/// One rate limit action: exactly one of its fields (Envoy's names).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimitAction {
+    /// `true`: entry `remote_address` = the client's IP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<bool>,
+    /// Entry `descriptor_key` = this request header's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<RawRequestHeadersAction>,
+    /// A fixed entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generic_key: Option<RawGenericKeyAction>,
+}
+
+/// `request_headers = { header_name, descriptor_key, skip_if_absent }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestHeadersAction {
+    pub header_name: String,
+    pub descriptor_key: String,
+    /// `true`: a request without the header leaves this entry out; `false` (default): the
+    /// whole descriptor is left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_if_absent: Option<bool>,
+}
+
+/// `generic_key = { descriptor_value, descriptor_key }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenericKeyAction {
+    pub descriptor_value: String,
+    /// Default `"generic_key"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor_key: Option<String>,
 }
 
 /// `{ max_tokens, tokens_per_fill, fill_interval }` (Envoy's `token_bucket`).
@@ -489,6 +558,10 @@ pub struct RawVirtualHost {
     /// `[listeners.virtual_hosts.retry_policy]`: for the routes that have none of their own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RawRetryPolicy>,
+    /// `rate_limits = [{ actions = [...] }]`: descriptors for the `ratelimit` filter, for the
+    /// routes that have none of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RawRateLimitPolicy>,
     /// `[listeners.virtual_hosts.filters.<name>]`: settings of HTTP filters for every route
     /// of this virtual host (a route's own settings win).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -586,6 +659,10 @@ pub struct RawRoute {
     /// What a `ring_hash` or `maglev` cluster hashes; the first that yields a value wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hash_policy: Vec<RawHashPolicy>,
+    /// `rate_limits = [{ actions = [...] }]`: descriptors the `ratelimit` filter sends for
+    /// this route's requests (replacing the virtual host's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RawRateLimitPolicy>,
     /// `[listeners.virtual_hosts.routes.filters.<name>]`: per-route HTTP filter settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filters: Option<RawRouteFilters>,

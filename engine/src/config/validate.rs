@@ -193,7 +193,7 @@ pub fn validate_in(raw: RawConfig, dir: &Path) -> Result<Config, FieldError> {
                 ),
             ));
         }
-        let listener = listener(l, &at, &cluster_ids, dir)?;
+        let listener = listener(l, &at, &cluster_ids, &clusters, dir)?;
         // Port 0 asks the kernel for a free port, so two of them never collide.
         let fixed_port = listener.address.port() != 0;
         if let Some(first) = addresses
@@ -228,6 +228,7 @@ fn listener(
     l: &RawListener,
     at: &str,
     clusters: &HashMap<&str, ClusterId>,
+    cluster_cfgs: &[ClusterConfig],
     dir: &Path,
 ) -> Result<ListenerConfig, FieldError> {
     let address = parse_addr(&l.address, &format!("{at}.address"))?;
@@ -259,7 +260,7 @@ fn listener(
         None => None,
     };
     http.https = tls.is_some();
-    let http_filters = http_filters(l, at, protocol, &routes)?;
+    let http_filters = http_filters(l, at, protocol, &routes, clusters, cluster_cfgs)?;
     Ok(ListenerConfig {
         name: l.name.clone(),
         address,
@@ -282,6 +283,8 @@ fn http_filters(
     at: &str,
     protocol: ListenerProtocol,
     routes: &RouteTable,
+    cluster_ids: &HashMap<&str, ClusterId>,
+    clusters: &[ClusterConfig],
 ) -> Result<Vec<HttpFilterConfig>, FieldError> {
     if protocol != ListenerProtocol::Http && !l.http_filters.is_empty() {
         return Err(FieldError::new(
@@ -324,7 +327,49 @@ fn http_filters(
                 }
                 HttpFilterConfig::LocalRateLimit(super::ratelimit::local_ratelimit(r, &fat)?)
             }
+            RawHttpFilter::Ratelimit(r) => {
+                if out
+                    .iter()
+                    .any(|f| matches!(f, HttpFilterConfig::RateLimit(_)))
+                {
+                    return Err(FieldError::new(
+                        format!("{fat}.name"),
+                        "a listener has at most one ratelimit filter (one request asks one \
+                         rate limit service, about all its descriptors)",
+                    ));
+                }
+                HttpFilterConfig::RateLimit(super::ratelimit::global_ratelimit(
+                    r,
+                    &fat,
+                    cluster_ids,
+                    clusters,
+                )?)
+            }
         });
+    }
+    if !out
+        .iter()
+        .any(|f| matches!(f, HttpFilterConfig::RateLimit(_)))
+    {
+        // Descriptors nobody asks about would silently limit nothing.
+        for (vi, vh) in l.virtual_hosts.iter().enumerate() {
+            let vat = format!("{at}.virtual_hosts[{vi}]");
+            let route = vh
+                .routes
+                .iter()
+                .position(|r| !r.rate_limits.is_empty())
+                .map(|ri| format!("{vat}.routes[{ri}].rate_limits"));
+            if let Some(field) = (!vh.rate_limits.is_empty())
+                .then(|| format!("{vat}.rate_limits"))
+                .or(route)
+            {
+                return Err(FieldError::new(
+                    field,
+                    "the listener has no ratelimit filter in [[listeners.http_filters]] to ask \
+                     a rate limit service about these descriptors",
+                ));
+            }
+        }
     }
     let limited = out
         .iter()

@@ -39,13 +39,16 @@ pub(crate) mod custom_response;
 pub(crate) mod fault;
 pub(crate) mod header_mutation;
 pub(crate) mod local_ratelimit;
+pub(crate) mod ratelimit;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use protocols::http::RequestHead;
 
+use crate::cluster::ClusterLocal;
 pub(crate) use crate::codec::BufferedBody;
 use crate::codec::h2::convert::Fields;
 use crate::config::HttpFilterConfig;
@@ -75,15 +78,20 @@ pub(crate) enum Flow<'a> {
 pub(crate) enum Wait {
     /// A fixed delay (the fault filter).
     Delay(Duration),
+    /// The rate limit service's answer (the `ratelimit` filter, decode headers only:
+    /// [`Chain::wait`] asks it).
+    RateLimitService,
 }
 
 impl Wait {
-    /// Wait it out.
+    /// Wait out a delay (a phase that has no request at hand; [`Chain::wait`] otherwise).
     pub(crate) async fn elapse(self) {
         match self {
             // From the precise clock: the coarse one may lag by a tick, and an injected delay
             // must not be shorter than configured (it may be up to a tick longer).
             Self::Delay(d) => crate::rt::timer::sleep_until(std::time::Instant::now() + d).await,
+            // Asked for in decode headers only, which waits through `Chain::wait`.
+            Self::RateLimitService => {}
         }
     }
 }
@@ -107,8 +115,11 @@ pub(crate) enum AnswerKind {
     FaultAbort,
     /// The upstream's response was replaced (`custom_response`).
     CustomResponse,
-    /// Over a local rate limit (flag `RL`; a gRPC request is answered `UNAVAILABLE`).
+    /// Over a local or global rate limit (flag `RL`; a gRPC request is answered
+    /// `UNAVAILABLE`).
     RateLimited,
+    /// The rate limit service did not answer and the filter fails closed (flag `RLSE`).
+    RateLimitServiceError,
 }
 
 /// A response head as the encode phases see it, whichever codec read it.
@@ -155,8 +166,12 @@ pub(crate) struct FilterState {
     pub(crate) fault_rate_paid: bool,
     /// What the local rate limit filter did (counted by its log phase).
     pub(crate) ratelimit: local_ratelimit::Outcome,
-    /// The local rate limit filter's `x-ratelimit-*` response fields.
+    /// The local or global rate limit filter's `x-ratelimit-*` response fields.
     pub(crate) ratelimit_headers: Option<RateLimitHeaders>,
+    /// What the rate limit service said (the `ratelimit` filter).
+    pub(crate) rls: ratelimit::Verdict,
+    /// The request is refused over a global limit: the answer says `x-envoy-ratelimited`.
+    pub(crate) envoy_ratelimited: bool,
 }
 
 /// Which phases some filter of a chain has. Worked out once per chain, so the exchange does
@@ -190,7 +205,9 @@ impl Phases {
                     p.encode_body |= f.response_rate_limit.is_some();
                 }
                 HttpFilterConfig::CustomResponse(_) => p.encode_headers = true,
-                HttpFilterConfig::LocalRateLimit(_) => p.log = true,
+                HttpFilterConfig::LocalRateLimit(_) | HttpFilterConfig::RateLimit(_) => {
+                    p.log = true;
+                }
             }
         }
         p
@@ -278,6 +295,7 @@ impl<'a> Chain<'a> {
                     self.client,
                     st,
                 ),
+                HttpFilterConfig::RateLimit(cfg) => ratelimit::decode_headers(cfg, self.route, st),
             };
             match step {
                 Flow::Continue => {}
@@ -299,6 +317,27 @@ impl<'a> Chain<'a> {
         (flow, self.filters.len())
     }
 
+    /// Wait as filter `at` asked in decode headers: a delay, or the rate limit service's
+    /// answer about `req` (as routing sees it), kept in `st` for the filter's second run.
+    /// The service's cluster is one of `clusters` (this worker's).
+    pub(crate) async fn wait<R: RequestInfo + ?Sized>(
+        &self,
+        at: usize,
+        wait: Wait,
+        req: &R,
+        clusters: &[Rc<ClusterLocal>],
+        st: &mut FilterState,
+    ) {
+        match (wait, self.filters.get(at), self.route) {
+            (Wait::RateLimitService, Some(HttpFilterConfig::RateLimit(cfg)), Some(route)) => {
+                // Boxed: only requests that ask carry the call's state.
+                Box::pin(ratelimit::ask(cfg, route, req, self.client, clusters, st)).await;
+            }
+            (Wait::RateLimitService, ..) => st.rls = ratelimit::Verdict::Nothing,
+            (Wait::Delay(_), ..) => wait.elapse().await,
+        }
+    }
+
     /// Run the decode-data phase for `len` more bytes of the request body.
     pub(crate) fn decode_data(&self, len: usize, st: &mut FilterState) -> Flow<'a> {
         st.buffered += len as u64;
@@ -308,7 +347,8 @@ impl<'a> Chain<'a> {
                 HttpFilterConfig::HeaderMutation(_)
                 | HttpFilterConfig::Fault(_)
                 | HttpFilterConfig::CustomResponse(_)
-                | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
+                | HttpFilterConfig::LocalRateLimit(_)
+                | HttpFilterConfig::RateLimit(_) => Flow::Continue,
             };
             if !matches!(step, Flow::Continue | Flow::StopAndBuffer { .. }) {
                 return step;
@@ -329,7 +369,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::Fault(_)
             | HttpFilterConfig::CustomResponse(_)
-            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
+            | HttpFilterConfig::LocalRateLimit(_)
+            | HttpFilterConfig::RateLimit(_) => Flow::Continue,
         })
     }
 
@@ -346,7 +387,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::HeaderMutation(_)
             | HttpFilterConfig::Fault(_)
-            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
+            | HttpFilterConfig::LocalRateLimit(_)
+            | HttpFilterConfig::RateLimit(_) => Flow::Continue,
         })
     }
 
@@ -363,7 +405,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::HeaderMutation(_)
             | HttpFilterConfig::CustomResponse(_)
-            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
+            | HttpFilterConfig::LocalRateLimit(_)
+            | HttpFilterConfig::RateLimit(_) => Flow::Continue,
         })
     }
 
@@ -379,7 +422,8 @@ impl<'a> Chain<'a> {
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::Fault(_)
             | HttpFilterConfig::CustomResponse(_)
-            | HttpFilterConfig::LocalRateLimit(_) => Flow::Continue,
+            | HttpFilterConfig::LocalRateLimit(_)
+            | HttpFilterConfig::RateLimit(_) => Flow::Continue,
         })
     }
 
@@ -390,6 +434,7 @@ impl<'a> Chain<'a> {
             match f {
                 HttpFilterConfig::Fault(_) => fault::log(done, stats, st),
                 HttpFilterConfig::LocalRateLimit(_) => local_ratelimit::log(done, stats, st),
+                HttpFilterConfig::RateLimit(cfg) => ratelimit::log(done, stats, st, cfg),
                 HttpFilterConfig::Buffer { .. }
                 | HttpFilterConfig::HeaderMutation(_)
                 | HttpFilterConfig::CustomResponse(_) => {}
@@ -423,7 +468,8 @@ impl<'a> Chain<'a> {
     pub(crate) fn response_edits(&self, st: &FilterState) -> Edits<'a> {
         let mut edits = Edits::new(self.route, self.filters, true);
         edits.ratelimit = st.ratelimit_headers;
-        edits.any |= edits.ratelimit.is_some();
+        edits.envoy_ratelimited = st.envoy_ratelimited;
+        edits.any |= edits.ratelimit.is_some() || edits.envoy_ratelimited;
         edits
     }
 
@@ -495,6 +541,8 @@ pub(crate) struct Edits<'a> {
     ratelimit: Option<RateLimitHeaders>,
     /// A generated hash-policy cookie (responses only), added beside the upstream's.
     set_cookie: Option<SetCookie<'a>>,
+    /// `x-envoy-ratelimited: true` (the answer over a global rate limit).
+    envoy_ratelimited: bool,
     /// Some layer has a change: without one (the common case) every check is one branch.
     any: bool,
 }
@@ -507,6 +555,7 @@ impl<'a> Edits<'a> {
         response: true,
         ratelimit: None,
         set_cookie: None,
+        envoy_ratelimited: false,
         any: false,
     };
 
@@ -517,6 +566,7 @@ impl<'a> Edits<'a> {
             response,
             ratelimit: None,
             set_cookie: None,
+            envoy_ratelimited: false,
             any: false,
         };
         edits.any = edits
@@ -561,7 +611,8 @@ impl<'a> Edits<'a> {
             HttpFilterConfig::Buffer { .. }
             | HttpFilterConfig::Fault(_)
             | HttpFilterConfig::CustomResponse(_)
-            | HttpFilterConfig::LocalRateLimit(_) => None,
+            | HttpFilterConfig::LocalRateLimit(_)
+            | HttpFilterConfig::RateLimit(_) => None,
         }
     }
 
@@ -633,6 +684,9 @@ impl<'a> Edits<'a> {
         }
         if let Some(h) = &self.ratelimit {
             h.for_each(&mut f);
+        }
+        if self.envoy_ratelimited {
+            f(b"x-envoy-ratelimited", b"true");
         }
         if let Some(c) = &self.set_cookie {
             // Only on the response that hands a client its new cookie.

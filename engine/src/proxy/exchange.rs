@@ -564,6 +564,15 @@ impl<'a> Exchange<'a> {
                     self.reply_answer(answer).await;
                     return None;
                 }
+                Flow::Pause(Wait::RateLimitService) => {
+                    let req = self.chain.routing_view(&self.head, at);
+                    let st = self.filter_state.get_mut();
+                    let wait =
+                        self.chain
+                            .wait(at, Wait::RateLimitService, &req, &self.local.clusters, st);
+                    wait.await;
+                    from = at;
+                }
                 Flow::Pause(wait) => {
                     self.pause(wait).await;
                     from = at;
@@ -754,7 +763,8 @@ impl<'a> Exchange<'a> {
             // Counted by the fault filter's log phase.
             AnswerKind::FaultAbort => self.rec.flags |= ResponseFlags::FI,
             AnswerKind::CustomResponse => {}
-            // Counted by the rate limit filter's log phase.
+            // Counted by the rate limit filters' log phases.
+            AnswerKind::RateLimitServiceError => self.rec.flags |= ResponseFlags::RLSE,
             AnswerKind::RateLimited => {
                 self.rec.flags |= ResponseFlags::RL;
                 // Envoy's answer to a gRPC client over a local rate limit.
@@ -769,6 +779,7 @@ impl<'a> Exchange<'a> {
     async fn pause(&mut self, wait: Wait) {
         match wait {
             Wait::Delay(_) => self.rec.flags |= ResponseFlags::DI,
+            Wait::RateLimitService => {}
         }
         wait.elapse().await;
     }

@@ -11,6 +11,7 @@
 mod attempt;
 pub(crate) mod http2;
 mod pool;
+pub(crate) mod unary;
 
 pub(crate) use attempt::{Attempt, count_failure, read_response_head};
 pub(crate) use pool::{ConnectError, Origin, Pool, Upstream};

@@ -339,6 +339,38 @@ pub async fn read_body(resp: Response<Incoming>) -> Bytes {
     resp.into_body().collect().await.expect("body").to_bytes()
 }
 
+/// `GET path` with extra `headers` (CRLF-terminated lines) on a fresh connection, so the
+/// kernel spreads a series of them over the workers: (status, lowercased head, body).
+pub fn get_on_new_connection(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let resp = raw_exchange(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n")
+            .as_bytes(),
+    );
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status_of(&resp), head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// The value of header `name` (lowercase) in a lowercased head.
+pub fn header_in<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// `cfg` with an access log at `log` on its listener named `main` (the first line after its
+/// name must be `address = "127.0.0.1:0"`).
+pub fn with_access_log(cfg: &str, log: &TempLog) -> String {
+    cfg.replacen(
+        "name = \"main\"\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "name = \"main\"\naddress = \"127.0.0.1:0\"\naccess_log = {{ path = \"{}\" }}\n",
+            log.path()
+        ),
+        1,
+    )
+}
+
 /// A loopback address whose port was just free and is now closed (connect is refused).
 pub fn closed_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

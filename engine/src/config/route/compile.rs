@@ -87,6 +87,8 @@ pub(crate) fn compile_routes(
             .as_ref()
             .map(|p| retry_policy(p, &format!("{vat}.retry_policy")).map(Arc::new))
             .transpose()?;
+        let vh_rate_limits: Arc<[_]> =
+            ratelimit::rate_limit_policies(&vh.rate_limits, &vat)?.into();
         let vh_ratelimit = ratelimit::per_route(
             vh.filters.as_ref().and_then(|f| f.local_ratelimit.as_ref()),
             &format!("{vat}.filters"),
@@ -114,6 +116,9 @@ pub(crate) fn compile_routes(
                 &mut slots,
             )?;
             compiled.filters.local_ratelimit = own.or_else(|| vh_ratelimit.clone());
+            if route.rate_limits.is_empty() {
+                compiled.rate_limits = vh_rate_limits.clone();
+            }
             routes.push(compiled);
         }
         table.virtual_hosts.push(VirtualHost {
@@ -283,6 +288,7 @@ fn compile_route(
             .map(|p| retry_policy(p, &format!("{at}.retry_policy")).map(Arc::new))
             .transpose()?,
         hash_policy: hash_policy(route, at)?,
+        rate_limits: ratelimit::rate_limit_policies(&route.rate_limits, at)?.into(),
         matcher: RouteMatch {
             path,
             headers,

@@ -72,7 +72,33 @@ pub struct Route {
     pub retry_policy: Option<Arc<RetryPolicy>>,
     /// What `ring_hash` and `maglev` clusters hash, in order: the first that yields a value.
     pub hash_policy: Vec<HashPolicy>,
+    /// The descriptors the `ratelimit` filter asks about for this route's requests: the
+    /// route's own `rate_limits`, or its virtual host's.
+    pub rate_limits: Arc<[RateLimitPolicy]>,
     pub(crate) matcher: matcher::RouteMatch,
+}
+
+/// One `rate_limits` entry: its actions make one descriptor of the rate limit service
+/// request, an entry each, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitPolicy {
+    pub actions: Vec<RateLimitAction>,
+}
+
+/// One rate limit action (Envoy's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitAction {
+    /// Entry `remote_address` = the client's IP address.
+    RemoteAddress,
+    /// Entry `key` = the value of request header `name` (lowercase). A request without it
+    /// leaves the entry out when `skip_if_absent`, else the whole descriptor.
+    RequestHeader {
+        name: Bytes,
+        key: String,
+        skip_if_absent: bool,
+    },
+    /// A fixed entry.
+    GenericKey { key: String, value: String },
 }
 
 /// When and how often a request is tried again ([`Route::retry_policy`]): Envoy's route retry
