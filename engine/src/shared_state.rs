@@ -207,6 +207,9 @@ pub struct EndpointHealth {
     /// The success rate outlier detection last worked out, in thousandths of a percent
     /// plus one (0: none yet, or too few requests). Written by the control thread only.
     success_rate: AtomicU32,
+    /// [`clock_ms`] + 1 of when the endpoint last became healthy again (its last flag
+    /// cleared); 0: not since it was created, or its slow start is over.
+    healthy_since: AtomicU64,
 }
 
 impl EndpointHealth {
@@ -235,9 +238,30 @@ impl EndpointHealth {
         self.flags.fetch_or(flag, Ordering::Relaxed) & flag == 0
     }
 
-    /// Clears `flag`; true if this call cleared it (it was set).
+    /// Clears `flag`; true if this call cleared it (it was set). Clearing the last flag
+    /// starts the endpoint's slow start ([`EndpointHealth::healthy_since`]).
     pub fn clear(&self, flag: u32) -> bool {
-        self.flags.fetch_and(!flag, Ordering::Relaxed) & flag != 0
+        let before = self.flags.fetch_and(!flag, Ordering::Relaxed);
+        if before & flag != 0 && before & !flag == 0 {
+            let now = clock_ms(Instant::now()).saturating_add(1);
+            self.healthy_since.store(now, Ordering::Relaxed);
+        }
+        before & flag != 0
+    }
+
+    /// When ([`clock_ms`]) the endpoint last became healthy again, while that is recent
+    /// (see [`EndpointHealth::end_slow_start`]).
+    #[inline]
+    pub fn healthy_since(&self) -> Option<u64> {
+        match self.healthy_since.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t - 1),
+        }
+    }
+
+    /// Its slow start is over: balancers stop looking at the time.
+    pub fn end_slow_start(&self) {
+        self.healthy_since.store(0, Ordering::Relaxed);
     }
 
     /// Counts one more failure for detector `i`; returns the count now.

@@ -528,6 +528,26 @@ fn bad_health_settings_are_refused_with_their_place() {
             "clusters[0].health_checks[0].unhealthy_threshold",
             "at least 1",
         ),
+        (
+            "lb = \"maglev\"\nslow_start = { window = \"5s\" }\n",
+            "clusters[0].slow_start",
+            "only with lb",
+        ),
+        (
+            "slow_start = { window = \"0s\" }\n",
+            "clusters[0].slow_start.window",
+            "greater than 0",
+        ),
+        (
+            "least_request = { choice_count = 2 }\n",
+            "clusters[0].least_request",
+            "only with lb = \"least_request\"",
+        ),
+        (
+            "lb = \"least_request\"\nleast_request = { choice_count = 1 }\n",
+            "clusters[0].least_request.choice_count",
+            "2..=100",
+        ),
     ] {
         let text = config(&[up], extra, "");
         let err = engine::config::parse_str(&text, "h.toml")
@@ -744,4 +764,43 @@ fn success_rate_ejects_the_outlier_and_shows_the_rates() {
         proxy.stat("cluster.c.outlier_detection.ejections_enforced_failure_percentage"),
         0
     );
+}
+
+/// Slow start: an endpoint that passes its checks again gets a small share of requests at
+/// first, and its full share once the window is over.
+#[test]
+fn a_returning_endpoint_ramps_up_over_the_slow_start_window() {
+    let a = Up::start("a", 200);
+    let b = Up::start("b", 200);
+    let extra = format!("slow_start = {{ window = \"3s\", min_weight_percent = 5.0 }}\n{HTTP_HC}");
+    let proxy = Proxy::start(&config(&[a.addr, b.addr], &extra, ""));
+    proxy.eventually("checks pass", |p| {
+        p.stat("cluster.c.health_check.healthy") == 2
+    });
+    let share_of_b = |n: usize| {
+        let before = b.served();
+        for _ in 0..n {
+            assert_eq!(get(&proxy).0, 200);
+        }
+        (b.served() - before) * 100 / n
+    };
+    let start = share_of_b(200);
+    assert!(
+        (35..=65).contains(&start),
+        "no slow start at first: {start} %"
+    );
+    b.hc_status.store(503, Ordering::SeqCst);
+    proxy.eventually("b out", |p| flags(p, b.addr) == "/failed_active_hc");
+    b.hc_status.store(200, Ordering::SeqCst);
+    proxy.eventually("b back", |p| flags(p, b.addr) == "healthy");
+    let back = Instant::now();
+    let early = share_of_b(100);
+    assert!(
+        early < 30,
+        "just back, b gets a small share: {early} % after {:?}",
+        back.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(3_200).saturating_sub(back.elapsed()));
+    let later = share_of_b(200);
+    assert!((35..=65).contains(&later), "window over: {later} %");
 }

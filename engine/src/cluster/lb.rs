@@ -2,7 +2,8 @@
 //!
 //! Each worker balances with its own state (cursor, active-request counts): no shared cache
 //! lines. Weighted round robin is precomputed into a smooth schedule (nginx's algorithm) so a
-//! pick is O(1); least request is power-of-two-choices on `weight / (active + 1)`; random is
+//! pick is O(1); least request is power-of-two-choices (or `choice_count` draws) on
+//! `weight / (active + 1) ^ active_request_bias`; random is
 //! weighted by cumulative weights. Ring hash and Maglev look the request's hash up in the
 //! cluster's [`Table`], compiled with the config and shared by every worker; a request
 //! without a hash goes to a weighted random endpoint (as in Envoy).
@@ -11,7 +12,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::config::lb_table::Table;
-use crate::config::{Endpoint, LbPolicy};
+use crate::config::{Endpoint, LbPolicy, LeastRequest};
 use crate::rt::rng;
 
 /// Longest precomputed round-robin schedule; beyond it weights are scaled down.
@@ -28,6 +29,8 @@ pub(crate) struct Balancer {
     cumulative: Vec<u32>,
     /// Ring hash and Maglev: the cluster's lookup table.
     table: Option<Arc<Table>>,
+    /// Least request's draws and bias.
+    least: LeastRequest,
 }
 
 impl Balancer {
@@ -60,7 +63,14 @@ impl Balancer {
             cursor: Cell::new(cursor),
             cumulative,
             table,
+            least: LeastRequest::default(),
         }
+    }
+
+    /// The same balancer with least request's settings.
+    pub(crate) fn with_least_request(mut self, least: LeastRequest) -> Self {
+        self.least = least;
+        self
     }
 
     /// Pick an endpoint index; `active(i)` is this worker's in-flight request count for `i`,
@@ -87,17 +97,40 @@ impl Balancer {
                 _ => self.weighted_random(),
             }),
             LbPolicy::LeastRequest => {
+                // The first two draws are distinct endpoints (power of two choices).
                 let a = rng::below(n as u32) as usize;
                 let mut b = rng::below(n as u32 - 1) as usize;
                 if b >= a {
                     b += 1;
                 }
-                // Higher weight / (active + 1) wins; compare by cross-multiplication.
-                let score = |i: usize| u64::from(self.weights[i]);
-                let (wa, wb) = (score(a), score(b));
-                let (aa, ab) = (u64::from(active(a)) + 1, u64::from(active(b)) + 1);
-                Some(if wa * ab >= wb * aa { a } else { b })
+                let mut best = if self.less_loaded(b, a, &active) {
+                    b
+                } else {
+                    a
+                };
+                for _ in 2..self.least.choice_count {
+                    let c = rng::below(n as u32) as usize;
+                    if self.less_loaded(c, best, &active) {
+                        best = c;
+                    }
+                }
+                Some(best)
             }
+        }
+    }
+
+    /// Least request: `a` has more weight per active request than `b`, by
+    /// weight / (active + 1) ^ `active_request_bias` (ties: `b`). The default bias of 1
+    /// compares by cross-multiplication, with no floating point.
+    #[inline]
+    fn less_loaded(&self, a: usize, b: usize, active: &impl Fn(usize) -> u32) -> bool {
+        let (wa, wb) = (u64::from(self.weights[a]), u64::from(self.weights[b]));
+        let (aa, ab) = (u64::from(active(a)) + 1, u64::from(active(b)) + 1);
+        let bias = self.least.active_request_bias;
+        if bias == 1.0 {
+            wa * ab > wb * aa
+        } else {
+            wa as f64 / (aa as f64).powf(bias) > wb as f64 / (ab as f64).powf(bias)
         }
     }
 
@@ -133,11 +166,14 @@ impl Balancer {
             }
             (LbPolicy::RingHash | LbPolicy::Maglev, Some(t), Some(h)) => t.pick_usable(h, usable),
             (LbPolicy::LeastRequest, ..) => {
-                let a = from_random(rng::below(n as u32) as usize)?;
-                let b = from_random(rng::below(n as u32) as usize)?;
-                let (wa, wb) = (u64::from(self.weights[a]), u64::from(self.weights[b]));
-                let (aa, ab) = (u64::from(active(a)) + 1, u64::from(active(b)) + 1);
-                Some(if wa * ab >= wb * aa { a } else { b })
+                let mut best = from_random(rng::below(n as u32) as usize)?;
+                for _ in 1..self.least.choice_count {
+                    let c = from_random(rng::below(n as u32) as usize)?;
+                    if self.less_loaded(c, best, &active) {
+                        best = c;
+                    }
+                }
+                Some(best)
             }
             _ => {
                 // Weighted draws first (they keep the weights), then a walk.
@@ -235,6 +271,37 @@ mod tests {
         }
         assert_eq!(counts[0], 0, "{counts:?}");
         assert!(counts[1] > 1000 && counts[2] > 1000, "{counts:?}");
+    }
+
+    /// A bias of 0 ignores the load (weights alone decide); more draws find the idle one
+    /// more often.
+    #[test]
+    fn least_request_bias_and_choice_count() {
+        let busy = |i: usize| if i == 0 { 0 } else { 100 };
+        let count_idle = |least: LeastRequest| {
+            let b = Balancer::new(LbPolicy::LeastRequest, &eps(&[1, 1, 1, 1]), None)
+                .with_least_request(least);
+            (0..4_000).filter(|_| b.pick(busy, None) == Some(0)).count()
+        };
+        let two = count_idle(LeastRequest::default());
+        // Two distinct draws of four include the idle one half the time.
+        assert!((1_700..2_300).contains(&two), "{two}");
+        let five = count_idle(LeastRequest {
+            choice_count: 5,
+            active_request_bias: 1.0,
+        });
+        assert!(five > 3_000, "{five}");
+        let blind = count_idle(LeastRequest {
+            choice_count: 2,
+            active_request_bias: 0.0,
+        });
+        // Ties go to the first draw: a uniform pick, a quarter to the idle one.
+        assert!((700..1_300).contains(&blind), "{blind}");
+        let soft = count_idle(LeastRequest {
+            choice_count: 2,
+            active_request_bias: 0.5,
+        });
+        assert!((1_700..2_300).contains(&soft), "still load-aware: {soft}");
     }
 
     #[test]

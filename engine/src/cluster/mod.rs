@@ -16,9 +16,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::{ClusterConfig, RetryBudget};
+use crate::config::{ClusterConfig, RetryBudget, SlowStart};
+use crate::rt::{rng, timer};
 use crate::shared::{ClusterShared, Outcome};
-use crate::shared_state::Occupancy;
+use crate::shared_state::{Occupancy, clock_ms};
 use crate::stats::ClusterStats;
 use crate::upstream::Pool;
 
@@ -39,14 +40,18 @@ pub(crate) struct ClusterLocal {
     shared: Arc<ClusterShared>,
     /// This worker's connections to the cluster; attempts and HTTP/2 connections hold it too.
     pool: Rc<Pool>,
+    /// A returning endpoint's share ramps up.
+    slow_start: Option<SlowStart>,
 }
 
 impl ClusterLocal {
     pub(crate) fn new(cfg: &ClusterConfig, shared: Arc<ClusterShared>, core: usize) -> Self {
         Self {
-            balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints, cfg.lb_table.clone()),
+            balancer: lb::Balancer::new(cfg.lb, &cfg.endpoints, cfg.lb_table.clone())
+                .with_least_request(cfg.least_request),
             pool: Rc::new(Pool::new(cfg, Arc::clone(&shared), core)),
             shared,
+            slow_start: cfg.slow_start,
         }
     }
 
@@ -65,7 +70,26 @@ impl ClusterLocal {
     /// `healthy_panic_threshold` percent are healthy (then all are used). The balancer's
     /// choice costs one relaxed load of its health flags; only an unhealthy choice looks
     /// further.
+    ///
+    /// With `slow_start`, an endpoint that became healthy again within the window is taken
+    /// with a probability of its ramped share, else the balancer is asked again (a few
+    /// times): its share of requests grows over the window. Without it, nothing is read.
     pub(crate) fn pick(&self, hash: Option<u64>) -> Option<usize> {
+        let ep = self.pick_healthy(hash)?;
+        let Some(ss) = &self.slow_start else {
+            return Some(ep);
+        };
+        let mut ep = ep;
+        for _ in 0..4 {
+            if self.ramped_in(ep, ss) {
+                break;
+            }
+            ep = self.pick_healthy(hash)?;
+        }
+        Some(ep)
+    }
+
+    fn pick_healthy(&self, hash: Option<u64>) -> Option<usize> {
         let active = |i: usize| self.pool.endpoints[i].active.get();
         let ep = self.balancer.pick(active, hash)?;
         let health = &self.shared.health;
@@ -75,6 +99,27 @@ impl ClusterLocal {
         self.balancer
             .pick_usable(active, hash, |i| health.is_healthy(i))
             .or(Some(ep))
+    }
+
+    /// Slow start: take endpoint `ep` now? Always, unless it became healthy again within
+    /// the window; then with the probability of its share,
+    /// max(min_weight_percent, (time since / window) ^ (1 / aggression)).
+    fn ramped_in(&self, ep: usize, ss: &SlowStart) -> bool {
+        let h = &self.shared.health.endpoints[ep];
+        let Some(since) = h.healthy_since() else {
+            return true;
+        };
+        let now = clock_ms(timer::coarse_now());
+        let window = ss.window.as_millis() as f64;
+        let t = now.saturating_sub(since) as f64 / window;
+        if t >= 1.0 {
+            h.end_slow_start();
+            return true;
+        }
+        let share = t
+            .powf(1.0 / ss.aggression)
+            .max(ss.min_weight_percent / 100.0);
+        (rng::below(1 << 20) as f64) < share * f64::from(1u32 << 20)
     }
 
     /// Choose an endpoint for a try of a request that already tried those in `tried` (bit

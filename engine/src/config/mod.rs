@@ -345,6 +345,10 @@ pub struct ClusterConfig {
     /// `ring_hash` and `maglev`: the lookup table, compiled with the config and shared by
     /// every worker.
     pub lb_table: Option<std::sync::Arc<lb_table::Table>>,
+    /// `least_request`'s settings.
+    pub least_request: LeastRequest,
+    /// A returning endpoint's share ramps up (`round_robin`, `least_request`, `random`).
+    pub slow_start: Option<SlowStart>,
     /// Upstream TCP connect timeout (non-zero).
     pub connect_timeout: Duration,
     /// Pooled upstream connections idle longer than this are closed.
@@ -374,6 +378,36 @@ pub struct ClusterConfig {
     pub health_checks: Vec<HealthCheck>,
     /// Passive health: ejection by the responses' outcomes.
     pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `least_request`'s settings (Envoy's `least_request_lb_config`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeastRequest {
+    /// Endpoints drawn per pick (at least 2); the one with the most weight per active
+    /// request wins.
+    pub choice_count: u32,
+    /// An endpoint's score is weight / (active + 1) ^ bias.
+    pub active_request_bias: f64,
+}
+
+impl Default for LeastRequest {
+    fn default() -> Self {
+        Self {
+            choice_count: 2,
+            active_request_bias: 1.0,
+        }
+    }
+}
+
+/// Slow start (Envoy's `slow_start_config`): for `window` after an endpoint becomes healthy
+/// again (its active checks pass again, or its ejection ends), it gets a share of its
+/// weight that grows as (time since / window) ^ (1 / aggression), at least
+/// `min_weight_percent`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowStart {
+    pub window: Duration,
+    pub aggression: f64,
+    pub min_weight_percent: f64,
 }
 
 /// A cluster's circuit breakers (Envoy's `thresholds` of the default priority): limits that

@@ -825,6 +825,13 @@ pub struct RawCluster {
     /// Load-balancing policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lb: Option<RawLbPolicy>,
+    /// `least_request = { choice_count, active_request_bias }` (`lb = "least_request"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub least_request: Option<RawLeastRequest>,
+    /// `slow_start = { window, aggression, min_weight_percent }`: a returning endpoint's
+    /// share of requests ramps up over `window`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<RawSlowStart>,
     /// Duration string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<String>,
@@ -1073,6 +1080,32 @@ pub enum RawProxyProtocolVersion {
     V1,
     /// The binary header.
     V2,
+}
+
+/// `least_request = { ... }` (Envoy's `least_request_lb_config`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeastRequest {
+    /// Endpoints drawn per pick, the least loaded wins (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice_count: Option<u32>,
+    /// Weight / (active requests + 1) ^ this (default 1.0; 0 ignores the load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_request_bias: Option<f64>,
+}
+
+/// `slow_start = { ... }` (Envoy's `slow_start_config`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlowStart {
+    /// Duration string: how long a returning endpoint's share ramps up.
+    pub window: String,
+    /// The ramp's shape: share = (time in window / window) ^ (1 / aggression) (default 1.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggression: Option<f64>,
+    /// The least share during the window, percent of the endpoint's weight (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_weight_percent: Option<f64>,
 }
 
 /// Load-balancing policies.

@@ -24,8 +24,8 @@ use super::route::{RouteTable, compile_routes, headers_to_add, headers_to_remove
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, CircuitBreakers, ClusterConfig, ClusterId,
     Config, ConfigError, CustomResponse, Endpoint, FaultConfig, HeaderMutation, HttpFilterConfig,
-    HttpOptions, LbPolicy, ListenerConfig, ListenerProtocol, NetworkFilterConfig,
-    ProxyProtocolVersion, RetryBudget, TcpOptions, UpstreamProtocol, duration,
+    HttpOptions, LbPolicy, LeastRequest, ListenerConfig, ListenerProtocol, NetworkFilterConfig,
+    ProxyProtocolVersion, RetryBudget, SlowStart, TcpOptions, UpstreamProtocol, duration,
 };
 use crate::tls::{ServerNames, check_server_name};
 
@@ -781,6 +781,77 @@ fn http_options(h: Option<&RawHttpOptions>, at: &str) -> Result<HttpOptions, Fie
     })
 }
 
+/// `least_request = { choice_count >= 2, active_request_bias >= 0 }`, with that policy only.
+fn least_request(c: &RawCluster, lb: LbPolicy, at: &str) -> Result<LeastRequest, FieldError> {
+    let Some(raw) = &c.least_request else {
+        return Ok(LeastRequest::default());
+    };
+    let at = format!("{at}.least_request");
+    if lb != LbPolicy::LeastRequest {
+        return Err(FieldError::new(at, "only with lb = \"least_request\""));
+    }
+    let d = LeastRequest::default();
+    let choice_count = raw.choice_count.unwrap_or(d.choice_count);
+    if !(2..=100).contains(&choice_count) {
+        return Err(FieldError::new(
+            format!("{at}.choice_count"),
+            format!("must be 2..=100, not {choice_count}"),
+        ));
+    }
+    let bias = raw.active_request_bias.unwrap_or(d.active_request_bias);
+    if !(0.0..=100.0).contains(&bias) {
+        return Err(FieldError::new(
+            format!("{at}.active_request_bias"),
+            format!("must be 0..=100, not {bias}"),
+        ));
+    }
+    Ok(LeastRequest {
+        choice_count,
+        active_request_bias: bias,
+    })
+}
+
+/// `slow_start = { window > 0, aggression > 0, min_weight_percent 0..=100 }`; not with the
+/// hashing policies (a key's endpoint is not a share to ramp).
+fn slow_start(c: &RawCluster, lb: LbPolicy, at: &str) -> Result<Option<SlowStart>, FieldError> {
+    let Some(raw) = &c.slow_start else {
+        return Ok(None);
+    };
+    let at = format!("{at}.slow_start");
+    if matches!(lb, LbPolicy::RingHash | LbPolicy::Maglev) {
+        return Err(FieldError::new(
+            at,
+            "only with lb = \"round_robin\", \"least_request\" or \"random\"",
+        ));
+    }
+    let window = parse_duration(&raw.window, &format!("{at}.window"))?;
+    if window.is_zero() {
+        return Err(FieldError::new(
+            format!("{at}.window"),
+            "must be greater than 0",
+        ));
+    }
+    let aggression = raw.aggression.unwrap_or(1.0);
+    if !(aggression > 0.0 && aggression <= 100.0) {
+        return Err(FieldError::new(
+            format!("{at}.aggression"),
+            format!("must be greater than 0 (at most 100), not {aggression}"),
+        ));
+    }
+    let min_weight_percent = raw.min_weight_percent.unwrap_or(10.0);
+    if !(0.0..=100.0).contains(&min_weight_percent) {
+        return Err(FieldError::new(
+            format!("{at}.min_weight_percent"),
+            format!("must be 0..=100, not {min_weight_percent}"),
+        ));
+    }
+    Ok(Some(SlowStart {
+        window,
+        aggression,
+        min_weight_percent,
+    }))
+}
+
 fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldError> {
     if c.endpoints.is_empty() {
         return Err(FieldError::new(
@@ -867,6 +938,8 @@ fn cluster(c: &RawCluster, at: &str, dir: &Path) -> Result<ClusterConfig, FieldE
     Ok(ClusterConfig {
         name: c.name.clone(),
         lb_table: super::lb_table::Table::build(lb, &endpoints).map(std::sync::Arc::new),
+        least_request: least_request(c, lb, at)?,
+        slow_start: slow_start(c, lb, at)?,
         endpoints,
         lb,
         connect_timeout,
