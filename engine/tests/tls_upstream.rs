@@ -641,3 +641,47 @@ fn config_errors_name_the_field() {
     );
     check("tls = { verify = false, bogus = 1 }", "bogus");
 }
+
+/// Health checks of a cluster that originates TLS go over TLS with the cluster's settings
+/// (SNI, CA), as its requests do: an endpoint that starts unhealthy passes its HTTP checks
+/// and serves; one whose certificate the cluster does not trust fails them as network
+/// failures and stays out.
+#[test]
+fn health_checks_speak_the_clusters_tls() {
+    let pki = Pki::new("hc");
+    let ca = pki.ca("good");
+    let leaf = pki.leaf(&ca, "server", &["api.example"]);
+    let be = backend(&leaf, None, &[b"http/1.1"]);
+    let hc = "\n  [[clusters.health_checks]]\n  type = \"http\"\n  path = \"/healthz\"\n  \
+              interval = \"50ms\"\n  timeout = \"2s\"\n  healthy_threshold = 1\n  \
+              initial_health = \"unhealthy\"\n";
+    let tls = format!("tls = {{ sni = \"api.example\", ca = {:?} }}{hc}", ca.pem);
+    let proxy = Proxy::start(&config(be.addr, &tls));
+    proxy.eventually("the TLS endpoint passes its checks", |p| {
+        p.stat("cluster.up.health_check.healthy") == 1
+    });
+    assert_eq!(proxy.stat("cluster.up.health_check.network_failure"), 0);
+    assert!(
+        be.seen
+            .sni
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|s| s.as_deref() == Some("api.example")),
+        "checks send the cluster's SNI"
+    );
+    let (status, body) = get(&proxy, "/r");
+    assert_eq!(status, 200, "{body}");
+
+    let other = pki.ca("other");
+    let tls = format!(
+        "tls = {{ sni = \"api.example\", ca = {:?} }}{hc}",
+        other.pem
+    );
+    let untrusted = Proxy::start(&config(be.addr, &tls));
+    untrusted.eventually("checks fail on the handshake", |p| {
+        p.stat("cluster.up.health_check.network_failure") >= 2
+    });
+    assert_eq!(untrusted.stat("cluster.up.health_check.healthy"), 0);
+    assert_eq!(untrusted.stat("cluster.up.health_check.success"), 0);
+}

@@ -9,7 +9,8 @@
 //! due next) is keyed by cluster name, endpoint address and check index, so a reload keeps
 //! the schedule of what stays and drops what went.
 //!
-//! gRPC checks (`grpc.health.v1.Health/Check`) go over h2c with the project's own HTTP/2
+//! Checks of a cluster that originates TLS go over TLS with its settings, as its requests do.
+//! gRPC checks (`grpc.health.v1.Health/Check`) go over HTTP/2 with the project's own HTTP/2
 //! connection machine (`protocols::http2::conn`); the two protobuf messages are written and
 //! read by hand.
 //!
@@ -28,9 +29,11 @@ use monoio::net::TcpStream;
 
 use super::http;
 use crate::config::{ClusterConfig, HealthCheck, HealthCheckKind};
+use crate::net::Io;
 use crate::rt::rng;
 use crate::shared::{ClusterShared, Shared};
 use crate::shared_state::{EndpointHealth, FAILED_ACTIVE_HC, FAILED_OUTLIER_CHECK};
+use crate::tls::ClientTls;
 
 /// Granularity of due checks and un-ejection while some cluster needs them.
 const TICK: Duration = Duration::from_millis(50);
@@ -149,8 +152,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     let (hc, name) = (hc.clone(), cfg.name.clone());
                     let (c, checks) = (Arc::clone(c), Rc::clone(&checks));
                     let addr = e.address;
+                    let tls = cfg.tls.clone();
                     monoio::spawn(async move {
-                        let verdict = check(&hc, &name, addr).await;
+                        let verdict = check(&hc, &name, addr, tls.as_ref()).await;
                         apply(&c, i, &hc, verdict);
                         if let Some(s) = checks.borrow_mut().get_mut(&key) {
                             s.due = Some(Instant::now() + interval + jitter(hc.interval_jitter));
@@ -219,52 +223,75 @@ fn apply(c: &ClusterShared, i: usize, hc: &HealthCheck, verdict: Verdict) {
     }
 }
 
-/// One check of `addr`, within the check's timeout.
-async fn check(hc: &HealthCheck, cluster: &str, addr: SocketAddr) -> Verdict {
-    match &hc.kind {
-        HealthCheckKind::Http {
-            path,
-            host,
-            method,
-            expected,
-        } => {
-            let req = http::Request {
+/// One check of `addr`, within the check's timeout, over the kind of connection the
+/// cluster's requests use: TLS (the cluster's `tls`: SNI, CA, client certificate, ALPN) when
+/// it originates TLS, so a check sees what a request would. A failed connect or handshake is
+/// a network failure.
+async fn check(
+    hc: &HealthCheck,
+    cluster: &str,
+    addr: SocketAddr,
+    tls: Option<&ClientTls>,
+) -> Verdict {
+    let probe = async {
+        let io = match open(addr, tls).await {
+            Ok(io) => io,
+            Err(v) => return v,
+        };
+        match &hc.kind {
+            HealthCheckKind::Http {
+                path,
+                host,
                 method,
-                host: Some(host.clone().unwrap_or_else(|| cluster.to_owned())),
-                ..http::Request::get(path.clone())
+                expected,
+            } => {
+                let req = http::Request {
+                    method,
+                    host: Some(host.clone().unwrap_or_else(|| cluster.to_owned())),
+                    ..http::Request::get(path.clone())
+                }
+                .header("user-agent", "ringway-health-check");
+                match http::request_on(io, addr, &req).await {
+                    Ok(r) if expected.iter().any(|&(a, b)| (a..b).contains(&r.status)) => {
+                        Verdict::Pass
+                    }
+                    Ok(_) | Err(http::Error::Head(_) | http::Error::Body(_)) => Verdict::Fail,
+                    Err(_) => Verdict::NetworkFail,
+                }
             }
-            .header("user-agent", "ringway-health-check");
-            match http::request(addr, &req, hc.timeout).await {
-                Ok(r) if expected.iter().any(|&(a, b)| (a..b).contains(&r.status)) => Verdict::Pass,
-                Ok(_) | Err(http::Error::Head(_) | http::Error::Body(_)) => Verdict::Fail,
-                Err(_) => Verdict::NetworkFail,
-            }
-        }
-        HealthCheckKind::Grpc {
-            service_name,
-            authority,
-        } => {
-            let authority = authority.as_deref().unwrap_or(cluster);
-            match monoio::time::timeout(hc.timeout, grpc(addr, authority, service_name)).await {
-                Ok(v) => v,
-                Err(_) => Verdict::NetworkFail,
-            }
-        }
-        HealthCheckKind::Tcp { send, receive } => {
-            match monoio::time::timeout(hc.timeout, tcp(addr, send.as_deref(), receive.as_deref()))
-                .await
-            {
-                Ok(v) => v,
-                Err(_) => Verdict::NetworkFail,
+            HealthCheckKind::Grpc {
+                service_name,
+                authority,
+            } => grpc(io, authority.as_deref().unwrap_or(cluster), service_name).await,
+            HealthCheckKind::Tcp { send, receive } => {
+                tcp(io, send.as_deref(), receive.as_deref()).await
             }
         }
+    };
+    match monoio::time::timeout(hc.timeout, probe).await {
+        Ok(v) => v,
+        Err(_) => Verdict::NetworkFail,
     }
 }
 
-async fn tcp(addr: SocketAddr, send: Option<&[u8]>, receive: Option<&[u8]>) -> Verdict {
-    let Ok(mut s) = TcpStream::connect(addr).await else {
-        return Verdict::NetworkFail;
+/// A connection to `addr`: plain, or TLS with the cluster's settings. The check's timeout
+/// bounds the handshake (the control thread has no worker timer).
+async fn open(addr: SocketAddr, tls: Option<&ClientTls>) -> Result<Io, Verdict> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|_| Verdict::NetworkFail)?;
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(Io::Plain(tcp));
     };
+    let never = Instant::now() + Duration::from_secs(24 * 3600);
+    crate::tls::connect(tcp, tls, addr.ip(), never)
+        .await
+        .map(Io::Tls)
+        .map_err(|_| Verdict::NetworkFail)
+}
+
+async fn tcp(mut s: Io, send: Option<&[u8]>, receive: Option<&[u8]>) -> Verdict {
     let Some(send) = send else {
         return Verdict::Pass;
     };
@@ -292,13 +319,11 @@ async fn tcp(addr: SocketAddr, send: Option<&[u8]>, receive: Option<&[u8]>) -> V
     }
 }
 
-/// `grpc.health.v1.Health/Check` on a fresh h2c connection, with the project's own HTTP/2
-/// connection machine: passes on HTTP 200, `grpc-status: 0` and a `SERVING` answer.
-async fn grpc(addr: SocketAddr, authority: &str, service: &str) -> Verdict {
+/// `grpc.health.v1.Health/Check` on a fresh HTTP/2 connection (h2c, or h2 over the
+/// cluster's TLS), with the project's own HTTP/2 connection machine: passes on HTTP 200,
+/// `grpc-status: 0` and a `SERVING` answer.
+async fn grpc(mut s: Io, authority: &str, service: &str) -> Verdict {
     use protocols::http2::conn::{Config, Connection, Event, Role};
-    let Ok(mut s) = TcpStream::connect(addr).await else {
-        return Verdict::NetworkFail;
-    };
     let mut conn = Connection::new(Role::Client, Config::default());
     let Ok(id) = conn.open_stream() else {
         return Verdict::Fail;

@@ -6,7 +6,8 @@
 //! sans-IO codec (Content-Length, chunked and close-delimited bodies; 1xx heads skipped) and
 //! collect the body up to [`MAX_RESPONSE_BODY`].
 //!
-//! Does not: pool or reuse connections, speak TLS or HTTP/2, follow redirects, stream bodies
+//! Does not: pool or reuse connections, open TLS itself ([`request_on`] runs over a stream the
+//! caller opened, TLS included) or speak HTTP/2, follow redirects, stream bodies
 //! (an etcd watch's endless response needs a streaming variant) or resolve names: the caller
 //! passes an address. Runs on any monoio runtime; meant for the control thread, never a worker.
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use protocols::http1::{
     self, BodyDecoder, BodyError, BodyEvent, Limits, ResponseError, ResponseHead, encode,
@@ -168,10 +169,28 @@ fn encode_head(addr: SocketAddr, req: &Request) -> Result<BytesMut, Error> {
 }
 
 async fn exchange(addr: SocketAddr, head: BytesMut, req: &Request) -> Result<Response, Error> {
-    let mut stream = TcpStream::connect_addr(addr)
+    let stream = TcpStream::connect_addr(addr)
         .await
         .map_err(Error::Connect)?;
     let _ = stream.set_nodelay(true);
+    exchange_on(stream, head, req).await
+}
+
+/// Sends `req` on a connection already open to `addr` (a TLS one, say) and reads the whole
+/// response. Not bounded in time: the caller bounds it.
+pub async fn request_on<S: AsyncReadRent + AsyncWriteRent>(
+    stream: S,
+    addr: SocketAddr,
+    req: &Request,
+) -> Result<Response, Error> {
+    exchange_on(stream, encode_head(addr, req)?, req).await
+}
+
+async fn exchange_on<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
+    head: BytesMut,
+    req: &Request,
+) -> Result<Response, Error> {
     stream.write_all(head).await.0.map_err(Error::Io)?;
     if !req.body.is_empty() {
         stream
@@ -222,7 +241,7 @@ async fn exchange(addr: SocketAddr, head: BytesMut, req: &Request) -> Result<Res
 }
 
 /// Appends one read to `buf`; `Ok(0)` is end of stream.
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<usize, Error> {
+async fn read_more<S: AsyncReadRent>(stream: &mut S, buf: &mut BytesMut) -> Result<usize, Error> {
     if buf.capacity() - buf.len() < READ_SIZE / 4 {
         buf.reserve(READ_SIZE);
     }
