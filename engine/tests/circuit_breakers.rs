@@ -403,6 +403,18 @@ fn beyond_the_pending_queue_requests_get_503_uo() {
     for p in ["/held", "/queued0", "/queued1"] {
         assert_eq!(entries[p]["response_flags"], "-", "{}", entries[p]);
     }
+    // Refusals by ringway's own limits say nothing of the endpoint: outlier detection's
+    // counters (the endpoint's rq_error, rq_success) leave them out.
+    let (_, clusters) = proxy.admin_get("/clusters");
+    let a = backend.addr;
+    assert!(
+        clusters.contains(&format!("backend::{a}::rq_error::0\n")),
+        "{clusters}"
+    );
+    assert!(
+        clusters.contains(&format!("backend::{a}::rq_success::3\n")),
+        "{clusters}"
+    );
 }
 
 #[test]

@@ -256,8 +256,8 @@ stats! {
         cx_connect_fail: Counter "failed connection attempts to this endpoint",
         rq_total: Counter "requests sent to this endpoint",
         rq_active: Gauge "requests in flight to this endpoint",
-        rq_success: Counter "requests to this endpoint answered with a non-5xx status",
-        rq_error: Counter "requests to this endpoint that failed or were answered with a 5xx status",
+        rq_success: Counter "requests to this endpoint answered with a non-5xx status (what outlier detection counts as success)",
+        rq_error: Counter "requests to this endpoint answered with a 5xx status or failed at the endpoint (connect failure, reset, timeout); not those ringway's own limits refused or the client abandoned",
         rq_timeout: Counter "requests to this endpoint that timed out",
     }
 }

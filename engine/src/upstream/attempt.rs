@@ -81,10 +81,14 @@ impl Attempt {
             5 => stats.upstream_rq_5xx.inc(),
             _ => {}
         }
-        if status >= 500 || status == 0 {
-            ep_stats.rq_error.inc();
-        } else {
-            ep_stats.rq_success.inc();
+        // What the request says of the endpoint: a refusal by ringway's own limits or a
+        // client that left says nothing, and counts neither way (the interval detectors of
+        // outlier detection read these counters).
+        let outcome = Outcome::of(status, flags);
+        match outcome {
+            Outcome::Success => ep_stats.rq_success.inc(),
+            Outcome::Status(_) | Outcome::LocalFailure => ep_stats.rq_error.inc(),
+            Outcome::Unknown => {}
         }
         if flags.contains(ResponseFlags::UT) {
             ep_stats.rq_timeout.inc();
@@ -94,7 +98,7 @@ impl Attempt {
         cluster
             .shared()
             .health
-            .report(self.endpoint, Outcome::of(status, flags), stats);
+            .report(self.endpoint, outcome, stats);
         elapsed
     }
 
