@@ -242,3 +242,83 @@ async fn an_early_answer_reaches_a_client_still_sending_its_body() {
         assert_eq!(read_body(resp).await, "too big, did not read it");
     }
 }
+
+/// The inode of this process's TCP socket from `local` to `remote` (`/proc/net/tcp`).
+fn socket_inode(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<String> {
+    let hex = |a: std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        std::net::SocketAddr::V6(_) => String::new(),
+    };
+    let (l, r) = (hex(local), hex(remote));
+    std::fs::read_to_string("/proc/net/tcp")
+        .ok()?
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 9 && f[1] == l && f[2] == r)
+        .map(|f| f[9].to_owned())
+}
+
+/// Whether some io_uring instance of this process has socket `inode` in its registered-file
+/// table (`/proc/self/fdinfo` of each ring lists its `UserFiles`); `None` without any ring.
+fn registered_in_a_ring(inode: &str) -> Option<bool> {
+    let mut rings = 0;
+    let want = format!("socket:[{inode}]");
+    for fd in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        if std::fs::read_link(fd.path())
+            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[io_uring]")
+        {
+            rings += 1;
+            let info = std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            if info.lines().any(|l| l.trim_end().ends_with(&want)) {
+                return Some(true);
+            }
+        }
+    }
+    (rings > 0).then_some(false)
+}
+
+/// A keep-alive connection is registered in its worker's io_uring file table from its second
+/// request on, and a connection ringway closes is really closed (the client reads its end)
+/// and leaves the table: the table's own reference would otherwise keep the socket open.
+#[test]
+fn a_keep_alive_connection_uses_a_registered_file_and_closes() {
+    if matches!(driver(), engine::IoDriver::Legacy) {
+        return; // epoll: no ring, nothing registered
+    }
+    let backend = Backend::fixed(200, "ok");
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut c = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    for _ in 0..2 {
+        c.write_all(request).unwrap();
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    }
+    let inode = socket_inode(proxy.addr(), c.local_addr().unwrap()).expect("proxy's socket");
+    let Some(registered) = registered_in_a_ring(&inode) else {
+        return; // the kernel gave no ring (Auto fell back to epoll)
+    };
+    assert!(registered, "a keep-alive connection's socket is registered");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got)
+        .expect("ringway closes the connection");
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while registered_in_a_ring(&inode) == Some(true) {
+        assert!(std::time::Instant::now() < deadline, "still registered");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -61,6 +61,18 @@ impl Io {
         }
     }
 
+    /// Registers the socket in this worker's io_uring file table, for a connection that will
+    /// carry many operations (a keep-alive connection at its second request, a pooled
+    /// upstream connection reused, an HTTP/2 connection): each later operation skips the
+    /// kernel's file lookup and reference count. No-op where it cannot be (the epoll driver,
+    /// a full table), or when already done.
+    pub(crate) fn use_fixed_file(&self) {
+        let _ = match self {
+            Self::Plain(s) => s.use_fixed_file(),
+            Self::Tls(s) => s.tcp().use_fixed_file(),
+        };
+    }
+
     /// The address the client connected to.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {

@@ -173,7 +173,12 @@ pub(crate) async fn serve(
         }
         let local = worker.local();
         match Box::pin(exchange::handle(worker, &local, li, conn)).await {
-            exchange::Next::KeepAlive(c) => conn = c,
+            exchange::Next::KeepAlive(c) => {
+                // A second request: a keep-alive connection, worth a registered file (a
+                // connection that carries one request never pays for the registration).
+                c.stream.use_fixed_file();
+                conn = c;
+            }
             exchange::Next::Close => break false,
             exchange::Next::Linger(mut c) => {
                 linger(&mut c).await;

@@ -181,6 +181,8 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize, slots: Slots) {
     };
     cluster.stats().upstream_cx_http2_total.inc();
     let (stream, mut lease) = up.into_parts();
+    // Many streams, many operations: a registered file.
+    stream.use_fixed_file();
     let (mut rd, wr) = stream.into_split();
     let reader = session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _| {});
     let writer = session::write_loop(&sess, wr);

@@ -355,6 +355,8 @@ impl Pool {
             let idle = self.endpoints[ep].idle.borrow_mut().pop()?;
             if now.duration_since(idle.since) < self.idle_timeout {
                 self.stats().upstream_cx_pool_reuse.inc();
+                // Reused: a keep-alive connection, worth a registered file.
+                idle.stream.use_fixed_file();
                 return Some(self.wrap(idle.stream, ep, true, idle.slots));
             }
             self.stats().upstream_cx_idle_timeout.inc();

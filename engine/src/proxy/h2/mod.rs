@@ -43,6 +43,8 @@ fn server_config() -> conn::Config {
 /// `conn.buf`. Returns true when the client closed the connection.
 pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> bool {
     let Downstream { stream, buf, peer } = conn;
+    // Many streams, many operations: a registered file.
+    stream.use_fixed_file();
     let sess = Session::new(Role::Server, server_config());
     let ctx = Rc::new(stream::ConnCtx {
         worker: worker.clone(),

@@ -24,7 +24,35 @@ struct Inner {
 
     // Waker to notify when the close operation completes.
     state: UnsafeCell<State>,
+
+    /// Its slot in the io_uring driver's registered-file table, or [`NOT_FIXED`] (ringway
+    /// patch, see [`SharedFd::register_fixed`]).
+    fixed: std::cell::Cell<u32>,
 }
+
+/// Not in the registered-file table.
+const NOT_FIXED: u32 = u32::MAX;
+
+/// Builds an io_uring entry on `$fd` (a [`SharedFd`]): its registered slot when it has one
+/// (`types::Fixed`, no per-operation file lookup), else its descriptor (`types::Fd`). `$f`
+/// names the target in `$body`.
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+macro_rules! uring_fd {
+    ($fd:expr, |$f:ident| $body:expr) => {
+        match $fd.fixed_slot() {
+            Some(slot) => {
+                let $f = io_uring::types::Fixed(slot);
+                $body
+            }
+            None => {
+                let $f = io_uring::types::Fd($fd.raw_fd());
+                $body
+            }
+        }
+    };
+}
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+pub(crate) use uring_fd;
 
 enum State {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
@@ -235,6 +263,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd,
                 state: UnsafeCell::new(state),
+                fixed: std::cell::Cell::new(NOT_FIXED),
             }),
         })
     }
@@ -260,6 +289,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd,
                 state: UnsafeCell::new(state),
+                fixed: std::cell::Cell::new(NOT_FIXED),
             }),
         })
     }
@@ -285,6 +315,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd,
                 state: UnsafeCell::new(state),
+                fixed: std::cell::Cell::new(NOT_FIXED),
             }),
         }
     }
@@ -300,6 +331,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd: RawFd::new(fd),
                 state: UnsafeCell::new(state),
+                fixed: std::cell::Cell::new(NOT_FIXED),
             }),
         }
     }
@@ -321,6 +353,40 @@ impl SharedFd {
         self.inner.fd.socket as _
     }
 
+    /// Its slot in the io_uring driver's registered-file table, if it has one.
+    #[inline]
+    pub(crate) fn fixed_slot(&self) -> Option<u32> {
+        match self.inner.fixed.get() {
+            NOT_FIXED => None,
+            slot => Some(slot),
+        }
+    }
+
+    /// Registers the descriptor in the io_uring driver's file table (once), so operations on
+    /// it skip the kernel's per-operation file lookup and reference counting. The slot is
+    /// emptied before the descriptor is closed or unwrapped. `false`: not an io_uring
+    /// runtime, no table, or the table is full; the descriptor is used as before.
+    #[cfg(unix)]
+    pub(crate) fn register_fixed(&self) -> bool {
+        if self.inner.fixed.get() != NOT_FIXED {
+            return true;
+        }
+        #[cfg(all(target_os = "linux", feature = "iouring"))]
+        {
+            let fd = self.inner.fd;
+            let slot = CURRENT.with(|inner| match inner {
+                super::Inner::Uring(r) => super::IoUringDriver::register_fixed(r, fd),
+                #[cfg(feature = "legacy")]
+                super::Inner::Legacy(_) => None,
+            });
+            if let Some(slot) = slot {
+                self.inner.fixed.set(slot);
+                return true;
+            }
+        }
+        false
+    }
+
     #[cfg(unix)]
     /// Try unwrap Rc, then deregister if registered and return rawfd.
     /// Note: this action will consume self and return rawfd without closing it.
@@ -328,6 +394,9 @@ impl SharedFd {
         use std::mem::{ManuallyDrop, MaybeUninit};
 
         let fd = self.inner.fd;
+        if Rc::strong_count(&self.inner) == 1 {
+            self.inner.unregister_fixed();
+        }
         match Rc::try_unwrap(self.inner) {
             Ok(inner) => {
                 // Only drop Inner's state, skip its drop impl.
@@ -520,8 +589,29 @@ impl Inner {
 }
 
 #[cfg(unix)]
+impl Inner {
+    /// Empties its registered-file slot, if it has one (before the descriptor is closed:
+    /// the table's reference would keep the socket open).
+    fn unregister_fixed(&self) {
+        let slot = self.fixed.replace(NOT_FIXED);
+        if slot == NOT_FIXED {
+            return;
+        }
+        #[cfg(all(target_os = "linux", feature = "iouring"))]
+        if CURRENT.is_set() {
+            CURRENT.with(|inner| {
+                #[allow(irrefutable_let_patterns)]
+                if let super::Inner::Uring(r) = inner {
+                    super::IoUringDriver::unregister_fixed(r, slot);
+                }
+            });
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.unregister_fixed();
         let fd = self.fd;
         let state = unsafe { &mut *self.state.get() };
         #[allow(unreachable_patterns)]

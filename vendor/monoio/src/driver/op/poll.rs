@@ -6,7 +6,9 @@ use std::{
 };
 
 #[cfg(all(target_os = "linux", feature = "iouring"))]
-use io_uring::{opcode, types};
+use io_uring::opcode;
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+use crate::driver::shared_fd::uring_fd;
 #[cfg(windows)]
 use windows_sys::Win32::Networking::WinSock::{
     WSAGetLastError, WSAPoll, POLLIN, POLLOUT, SOCKET_ERROR, WSAPOLLFD,
@@ -55,15 +57,12 @@ impl Op<PollAdd> {
 impl OpAble for PollAdd {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
     fn uring_op(&mut self) -> io_uring::squeue::Entry {
-        opcode::PollAdd::new(
-            types::Fd(self.fd.raw_fd()),
-            if self.is_read {
-                libc::POLLIN as _
-            } else {
-                libc::POLLOUT as _
-            },
-        )
-        .build()
+        let flags = if self.is_read {
+            libc::POLLIN as _
+        } else {
+            libc::POLLOUT as _
+        };
+        uring_fd!(self.fd, |fd| opcode::PollAdd::new(fd, flags).build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]

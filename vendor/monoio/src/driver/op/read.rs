@@ -1,7 +1,9 @@
 use std::io;
 
 #[cfg(all(target_os = "linux", feature = "iouring"))]
-use io_uring::{opcode, types};
+use io_uring::opcode;
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+use crate::driver::shared_fd::uring_fd;
 #[cfg(all(unix, any(feature = "legacy", feature = "poll-io")))]
 use {crate::syscall_u32, std::os::unix::prelude::AsRawFd};
 #[cfg(all(windows, any(feature = "legacy", feature = "poll-io")))]
@@ -65,13 +67,10 @@ impl<T: IoBufMut> Op<Read<T>> {
 impl<T: IoBufMut> OpAble for Read<T> {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
     fn uring_op(&mut self) -> io_uring::squeue::Entry {
-        opcode::Read::new(
-            types::Fd(self.fd.raw_fd()),
-            self.buf.write_ptr(),
-            self.buf.bytes_total() as _,
-        )
-        .offset(self.offset)
-        .build()
+        let (ptr, len) = (self.buf.write_ptr(), self.buf.bytes_total() as _);
+        uring_fd!(self.fd, |fd| opcode::Read::new(fd, ptr, len)
+            .offset(self.offset)
+            .build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]
@@ -166,7 +165,7 @@ impl<T: IoVecBufMut> OpAble for ReadVec<T> {
     fn uring_op(&mut self) -> io_uring::squeue::Entry {
         let ptr = self.buf_vec.write_iovec_ptr() as _;
         let len = self.buf_vec.write_iovec_len() as _;
-        opcode::Readv::new(types::Fd(self.fd.raw_fd()), ptr, len).build()
+        uring_fd!(self.fd, |fd| opcode::Readv::new(fd, ptr, len).build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]

@@ -6,6 +6,8 @@ use std::{
 
 #[cfg(all(target_os = "linux", feature = "iouring"))]
 use io_uring::{opcode, types};
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+use crate::driver::shared_fd::uring_fd;
 #[cfg(unix)]
 use {
     crate::net::unix::SocketAddr as UnixSocketAddr,
@@ -82,12 +84,8 @@ impl<T: IoBufMut> Op<Recv<T>> {
 impl<T: IoBufMut> OpAble for Recv<T> {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
     fn uring_op(&mut self) -> io_uring::squeue::Entry {
-        opcode::Recv::new(
-            types::Fd(self.fd.raw_fd()),
-            self.buf.write_ptr(),
-            self.buf.bytes_total() as _,
-        )
-        .build()
+        let (ptr, len) = (self.buf.write_ptr(), self.buf.bytes_total() as _);
+        uring_fd!(self.fd, |fd| opcode::Recv::new(fd, ptr, len).build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]

@@ -2,6 +2,8 @@ use std::{io, net::SocketAddr};
 
 #[cfg(all(target_os = "linux", feature = "iouring"))]
 use io_uring::{opcode, types};
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+use crate::driver::shared_fd::uring_fd;
 use socket2::SockAddr;
 #[cfg(all(windows, any(feature = "legacy", feature = "poll-io")))]
 use {
@@ -75,13 +77,10 @@ impl<T: IoBuf> OpAble for Send<T> {
         #[allow(deprecated)]
         let flags = libc::MSG_NOSIGNAL as libc::c_int;
 
-        opcode::Send::new(
-            types::Fd(self.fd.raw_fd()),
-            self.buf.read_ptr(),
-            self.buf.bytes_init() as _,
-        )
-        .flags(flags)
-        .build()
+        let (ptr, len) = (self.buf.read_ptr(), self.buf.bytes_init() as _);
+        uring_fd!(self.fd, |fd| opcode::Send::new(fd, ptr, len)
+            .flags(flags)
+            .build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]

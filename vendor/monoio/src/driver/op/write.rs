@@ -3,7 +3,9 @@ use std::io;
 use std::os::unix::prelude::AsRawFd;
 
 #[cfg(all(target_os = "linux", feature = "iouring"))]
-use io_uring::{opcode, types};
+use io_uring::opcode;
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+use crate::driver::shared_fd::uring_fd;
 #[cfg(all(windows, any(feature = "legacy", feature = "poll-io")))]
 use windows_sys::Win32::{
     Foundation::TRUE,
@@ -47,13 +49,10 @@ impl<T: IoBuf> Op<Write<T>> {
 impl<T: IoBuf> OpAble for Write<T> {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
     fn uring_op(&mut self) -> io_uring::squeue::Entry {
-        opcode::Write::new(
-            types::Fd(self.fd.raw_fd()),
-            self.buf.read_ptr(),
-            self.buf.bytes_init() as _,
-        )
-        .offset(self.offset)
-        .build()
+        let (ptr, len) = (self.buf.read_ptr(), self.buf.bytes_init() as _);
+        uring_fd!(self.fd, |fd| opcode::Write::new(fd, ptr, len)
+            .offset(self.offset)
+            .build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]
@@ -153,7 +152,7 @@ impl<T: IoVecBuf> OpAble for WriteVec<T> {
     fn uring_op(&mut self) -> io_uring::squeue::Entry {
         let ptr = self.buf_vec.read_iovec_ptr() as *const _;
         let len = self.buf_vec.read_iovec_len() as _;
-        opcode::Writev::new(types::Fd(self.fd.raw_fd()), ptr, len).build()
+        uring_fd!(self.fd, |fd| opcode::Writev::new(fd, ptr, len).build())
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]

@@ -82,6 +82,36 @@ pub(crate) struct UringInner {
 
     // Uring support ext_arg
     ext_arg: bool,
+
+    /// The ring's table of registered (fixed) files, when the kernel allowed a sparse one.
+    /// (ringway patch: operations on a socket in it skip the kernel's per-operation file
+    /// lookup and reference count.)
+    files: Option<FixedFiles>,
+}
+
+/// Slots of the ring's sparse registered-file table.
+struct FixedFiles {
+    /// Slots given back.
+    free: Vec<u32>,
+    /// Slots never used start here.
+    next: u32,
+    /// The table's size.
+    cap: u32,
+}
+
+/// Slots in each ring's registered-file table: sockets beyond it are used by descriptor.
+const FIXED_FILES: u32 = 4096;
+
+impl FixedFiles {
+    /// A sparse table registered with `uring`, or `None` where the kernel refuses one.
+    fn register(uring: &IoUring) -> Option<Self> {
+        uring.submitter().register_files_sparse(FIXED_FILES).ok()?;
+        Some(Self {
+            free: Vec::new(),
+            next: 0,
+            cap: FIXED_FILES,
+        })
+    }
 }
 
 // When dropping the driver, all in-flight operations must have completed. This
@@ -111,6 +141,7 @@ impl IoUringDriver {
             poller_installed: false,
             ops: Ops::new(),
             ext_arg: uring.params().is_feature_ext_arg(),
+            files: FixedFiles::register(&uring),
             uring,
         }));
 
@@ -145,6 +176,7 @@ impl IoUringDriver {
             poll: super::poll::Poll::with_capacity(entries as usize)?,
             ops: Ops::new(),
             ext_arg: uring.params().is_feature_ext_arg(),
+            files: FixedFiles::register(&uring),
             uring,
             shared_waker: std::sync::Arc::new(waker::EventWaker::new(waker)),
             eventfd_installed: false,
@@ -319,6 +351,45 @@ impl IoUringDriver {
         inner.tick()?;
 
         Ok(())
+    }
+
+    /// Puts `fd` in a free slot of the ring's registered-file table; the slot, or `None`
+    /// when there is no table or no free slot.
+    pub(crate) fn register_fixed(this: &Rc<UnsafeCell<UringInner>>, fd: RawFd) -> Option<u32> {
+        let inner = unsafe { &mut *this.get() };
+        let files = inner.files.as_mut()?;
+        let slot = match files.free.pop() {
+            Some(s) => s,
+            None if files.next < files.cap => {
+                files.next += 1;
+                files.next - 1
+            }
+            None => return None,
+        };
+        match inner.uring.submitter().register_files_update(slot, &[fd]) {
+            Ok(_) => Some(slot),
+            Err(_) => {
+                files.free.push(slot);
+                None
+            }
+        }
+    }
+
+    /// Empties `slot` of the registered-file table (at once, so the slot may be reused and
+    /// the file closed) and frees it.
+    pub(crate) fn unregister_fixed(this: &Rc<UnsafeCell<UringInner>>, slot: u32) {
+        let inner = unsafe { &mut *this.get() };
+        let Some(files) = inner.files.as_mut() else {
+            return;
+        };
+        if inner
+            .uring
+            .submitter()
+            .register_files_update(slot, &[-1])
+            .is_ok()
+        {
+            files.free.push(slot);
+        }
     }
 
     #[cfg(feature = "poll-io")]
