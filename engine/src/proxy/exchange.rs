@@ -57,6 +57,10 @@ use crate::sys::gather::{self, Gather, Src};
 use crate::upstream::http2::open_request;
 use crate::upstream::{self, Attempt, Upstream};
 
+/// Room for what the upstream request head from an HTTP/2 client adds to the client's fields:
+/// the request line and `Host`, `x-forwarded-for`, `x-forwarded-proto`, `x-request-id`.
+const H2_HEAD_ROOM: usize = 256;
+
 /// The outcome of one HTTP/1 exchange for the downstream connection.
 pub(crate) enum Next {
     KeepAlive(Downstream),
@@ -1103,8 +1107,16 @@ impl<'a> Exchange<'a> {
         // kept from an HTTP/1 client's head are not copied (`H1Parts`): `parts` lists them
         // and what was written to `out` around them. An HTTP/2 client's head has no lines:
         // all of it is written to `out`.
-        let mut out = buffers::take();
         let mut parts = self.head.field_line(0).map(|_| Gather::take());
+        let mut out = match self.down {
+            // A pooled read-sized buffer: an HTTP/1 client's body may follow its head into it.
+            Down::H1(_) => buffers::take(),
+            // Only the head (and a buffered body, rarely): sized to it, not a 16 KiB pooled
+            // buffer per stream. A connection's concurrent streams outnumber the pool, so
+            // those would mostly be allocated and freed for each request, on the allocator's
+            // slow path for blocks above 1 KiB; this is one small block, freed once sent.
+            Down::H2 { .. } => BytesMut::with_capacity(self.head.raw().len() + H2_HEAD_ROOM),
+        };
         let out_from = {
             let rw = RequestRewrite {
                 route,
