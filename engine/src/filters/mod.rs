@@ -696,6 +696,11 @@ impl<'a> Edits<'a> {
         }
     }
 
+    /// No layer removes, replaces or adds a field: the head passes as it is.
+    pub(crate) fn is_none(&self) -> bool {
+        !self.any && self.ratelimit.is_none()
+    }
+
     /// The same edits, with a generated hash-policy cookie to set (responses).
     pub(crate) fn with_cookie(mut self, cookie: Option<SetCookie<'a>>) -> Self {
         self.set_cookie = cookie;

@@ -259,6 +259,22 @@ impl StreamSlot {
         sent.map_err(|_| Gone)
     }
 
+    /// [`Self::send_headers`] for names that may not be lowercase yet (an HTTP/1 head's): the
+    /// codec lowercases them as it encodes them.
+    pub(crate) fn send_headers_lowercasing<'f>(
+        &self,
+        sess: &Session,
+        fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>,
+        end_stream: bool,
+    ) -> Result<(), Gone> {
+        let sent = sess
+            .conn
+            .borrow_mut()
+            .send_headers_lowercasing(self.id, fields, end_stream);
+        sess.writer.notify();
+        sent.map_err(|_| Gone)
+    }
+
     /// Trailers end the stream; an empty list ends it with an empty DATA frame instead.
     pub(crate) fn send_trailers(&self, sess: &Session, fields: &Fields) -> Result<(), Gone> {
         let mut conn = sess.conn.borrow_mut();

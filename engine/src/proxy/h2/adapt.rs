@@ -146,6 +146,25 @@ impl ResponseSink for ClientResponse<'_> {
     }
 
     async fn head(&mut self, resp: &RespHead, _answered_early: bool) -> io::Result<HeadSent> {
+        let sent = HeadSent {
+            keep_alive: true,
+            upgrade: false,
+            head_bytes: 0,
+        };
+        if let RespHead::H1(r) = resp
+            && convert::is_unedited(self.facts.edits, self.facts.opts)
+        {
+            // The common case: encoded from the upstream's head in place, with no list of
+            // lowercased copies built first.
+            let end = resp.is_bodiless();
+            let mut status = itoa::Buffer::new();
+            let fields = convert::unedited_response_fields(r, &mut status);
+            self.slot
+                .send_headers_lowercasing(self.sess, fields, end)
+                .map_err(|_| gone())?;
+            self.ended = end;
+            return Ok(sent);
+        }
         let mut out = convert::head_fields();
         let end = match resp {
             RespHead::H1(r) => {
@@ -170,11 +189,7 @@ impl ResponseSink for ClientResponse<'_> {
             .send_headers(self.sess, out.iter(), end)
             .map_err(|_| gone())?;
         self.ended = end;
-        Ok(HeadSent {
-            keep_alive: true,
-            upgrade: false,
-            head_bytes: 0,
-        })
+        Ok(sent)
     }
 
     fn grpc_status(&self) -> Option<Code> {

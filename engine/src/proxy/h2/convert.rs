@@ -52,6 +52,28 @@ pub(crate) fn response_fields(
     push_adds(out, edits);
 }
 
+/// Whether an HTTP/1 response head goes to an HTTP/2 client with nothing but its
+/// connection-specific fields left out: no header changes, no `via`. Then
+/// [`unedited_response_fields`] gives its fields without copying them.
+pub(crate) fn is_unedited(edits: Edits<'_>, opts: &HttpOptions) -> bool {
+    edits.is_none() && opts.via.is_none()
+}
+
+/// The HTTP/2 response head for the upstream's HTTP/1 response `resp` when [`is_unedited`]:
+/// what [`response_fields`] would write, read from the head in place (`status` holds the
+/// `:status` text). The names are as the upstream sent them: they go to the codec's
+/// lowercasing send (`send_headers_lowercasing`), which lowercases each as it encodes it.
+pub(crate) fn unedited_response_fields<'r>(
+    resp: &'r ResponseHead,
+    status: &'r mut itoa::Buffer,
+) -> impl Iterator<Item = (&'r [u8], &'r [u8])> {
+    let status: &[u8] = status.format(resp.status()).as_bytes();
+    std::iter::once((&b":status"[..], status)).chain(
+        resp.headers()
+            .filter(|&(name, _)| !is_hop_by_hop(name) && !resp.connection_lists(name)),
+    )
+}
+
 /// The fields of a locally generated response (the body goes in DATA frames).
 pub(crate) fn local_reply_fields(reply: &LocalReply<'_>, opts: &HttpOptions, out: &mut Fields) {
     push_status(out, reply.status);

@@ -24,6 +24,29 @@ impl Connection {
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         end_stream: bool,
     ) -> Result<(), SendError> {
+        self.send_field_section(stream, fields, end_stream, false)
+    }
+
+    /// [`Self::send_headers`] for field names that may not be lowercase yet (an HTTP/1
+    /// response head's, say): each is lowercased as it is encoded (section 8.2.1: "field
+    /// names MUST be converted to lowercase when constructing an HTTP/2 message"), so the
+    /// caller need not copy the list to lowercase it.
+    pub fn send_headers_lowercasing<'a>(
+        &mut self,
+        stream: StreamId,
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        end_stream: bool,
+    ) -> Result<(), SendError> {
+        self.send_field_section(stream, fields, end_stream, true)
+    }
+
+    fn send_field_section<'a>(
+        &mut self,
+        stream: StreamId,
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        end_stream: bool,
+        lowercase: bool,
+    ) -> Result<(), SendError> {
         self.check_open()?;
         let key = self.key(stream).ok_or(SendError::NoSuchStream)?;
         let s = self.streams.get(key).ok_or(SendError::NoSuchStream)?;
@@ -44,13 +67,15 @@ impl Connection {
         let frame_start = self.out.len();
         self.out.put_bytes(0, Head::LEN);
         let block_start = self.out.len();
-        self.encoder.encode(
-            fields.into_iter().map(|(n, v)| {
-                is_head |= n == b":method" && v == b"HEAD";
-                (n, v, false)
-            }),
-            &mut self.out,
-        );
+        let fields = fields.into_iter().map(|(n, v)| {
+            is_head |= n == b":method" && v == b"HEAD";
+            (n, v, false)
+        });
+        if lowercase {
+            self.encoder.encode_lowercasing(fields, &mut self.out);
+        } else {
+            self.encoder.encode(fields, &mut self.out);
+        }
         let block_len = self.out.len() - block_start;
         match u32::try_from(block_len) {
             Ok(len) if len <= self.peer.max_frame_size => {

@@ -251,6 +251,40 @@ fn pair_many_streams_get_without_body() {
 }
 
 #[test]
+fn sec8_2_1_send_headers_lowercasing_sends_lowercase_names() {
+    let mut p = Pair::new(Config::default(), Config::default());
+    let id = p.client.open_stream().unwrap();
+    p.client.send_headers(id, fields(GET), true).unwrap();
+    p.drive();
+    let Some(Event::Headers { stream, .. }) = p.server_events.pop_front() else {
+        panic!("no request");
+    };
+    p.server
+        .send_headers_lowercasing(
+            stream,
+            fields(&[
+                (":status", "200"),
+                ("Content-Type", "text/plain"),
+                ("x-Up", "1"),
+            ]),
+            true,
+        )
+        .unwrap();
+    p.drive();
+    let Some(Event::Headers { fields: got, .. }) = p.client_events.pop_front() else {
+        panic!("no response");
+    };
+    assert_eq!(
+        list(&got),
+        [
+            (b(":status"), b("200")),
+            (b("content-type"), b("text/plain")),
+            (b("x-up"), b("1")),
+        ]
+    );
+}
+
+#[test]
 fn pair_informational_response_then_final() {
     let mut p = Pair::new(Config::default(), Config::default());
     let id = p.client.open_stream().unwrap();

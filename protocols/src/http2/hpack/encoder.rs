@@ -55,6 +55,10 @@ const NO_INDEX: &[&[u8]] = &[
 /// Names always sent as literals never indexed (§7.1.3).
 const NEVER_INDEX: &[&[u8]] = &[b"authorization", b"proxy-authorization"];
 
+/// Names up to this long are lowercased on the stack by [`Encoder::encode_lowercasing`] (longer
+/// ones, rare, in an allocation).
+const LOWERCASE_ROOM: usize = 64;
+
 /// Cookies shorter than this are sent never indexed: short values are easy to guess (§7.1.3).
 const SHORT_COOKIE: usize = 20;
 
@@ -172,14 +176,46 @@ impl Encoder {
         headers: impl IntoIterator<Item = (&'a [u8], &'a [u8], bool)>,
         dst: &mut BytesMut,
     ) {
+        self.encode_size_update(dst);
+        for (name, value, sensitive) in headers {
+            self.encode_field(name, value, sensitive, dst);
+        }
+    }
+
+    /// [`Self::encode`] for names that may hold uppercase letters (an HTTP/1 head's): each
+    /// name is lowercased as it is encoded (RFC 9113 section 8.2.1), so the caller need not
+    /// copy the list first to lowercase it.
+    pub fn encode_lowercasing<'a>(
+        &mut self,
+        headers: impl IntoIterator<Item = (&'a [u8], &'a [u8], bool)>,
+        dst: &mut BytesMut,
+    ) {
+        self.encode_size_update(dst);
+        let mut lower = [0u8; LOWERCASE_ROOM];
+        for (name, value, sensitive) in headers {
+            if !name.iter().any(u8::is_ascii_uppercase) {
+                self.encode_field(name, value, sensitive, dst);
+                continue;
+            }
+            match lower.get_mut(..name.len()) {
+                Some(low) => {
+                    for (l, &b) in low.iter_mut().zip(name) {
+                        *l = b.to_ascii_lowercase();
+                    }
+                    self.encode_field(low, value, sensitive, dst);
+                }
+                None => self.encode_field(&name.to_ascii_lowercase(), value, sensitive, dst),
+            }
+        }
+    }
+
+    /// The size update(s) a block starts with after the table size changed (section 4.2).
+    fn encode_size_update(&mut self, dst: &mut BytesMut) {
         if let Some(update) = self.pending.take() {
             if update.min < update.last {
                 encode_int(update.min, 5, 0x20, dst);
             }
             encode_int(update.last, 5, 0x20, dst);
-        }
-        for (name, value, sensitive) in headers {
-            self.encode_field(name, value, sensitive, dst);
         }
     }
 

@@ -908,6 +908,52 @@ fn rfc7541_6_2_3_sensitive_fields_are_never_indexed() {
 }
 
 #[test]
+fn encode_lowercasing_equals_encode_of_lowercased_names() {
+    // Mixed case, lowercase, a pseudo-header, and a name longer than the stack room; twice,
+    // so the second block hits the dynamic table.
+    let long = format!("X-{}", "Long-Name".repeat(10));
+    let given: Vec<(String, String)> = [
+        (":status", "200"),
+        ("Server", "nginx/1.22.1"),
+        ("content-type", "text/plain"),
+        ("Content-Length", "37"),
+        ("ETag", "\"abc\""),
+        (long.as_str(), "v"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    let (mut mixed, mut lower) = (Encoder::new(), Encoder::new());
+    let mut decoder = Decoder::new(4096);
+    for _ in 0..2 {
+        let mut a = BytesMut::new();
+        mixed.encode_lowercasing(
+            given
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes(), false)),
+            &mut a,
+        );
+        let lowered: Vec<(String, String)> = given
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect();
+        let mut b = BytesMut::new();
+        lower.encode(
+            lowered
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes(), false)),
+            &mut b,
+        );
+        assert_eq!(hex(&a), hex(&b));
+        let got = decode(&mut decoder, &a).unwrap();
+        assert!(
+            got.iter()
+                .all(|(n, _, _)| !n.iter().any(u8::is_ascii_uppercase))
+        );
+    }
+}
+
+#[test]
 fn encoder_policy_skips_volatile_and_large_fields() {
     let mut enc = Encoder::new();
     let mut dec = Decoder::new(4096);
