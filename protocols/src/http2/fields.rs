@@ -199,7 +199,7 @@ fn make_lowercase(b: &mut [u8]) {
 }
 
 /// Each byte of `x` ASCII-lowercased (`A`-`Z` plus 0x20, every other byte as it is).
-fn lowercase8(x: u64) -> u64 {
+pub(crate) fn lowercase8(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = ONES * 0x80;
     // The low seven bits of each byte: adding below 0x80 to them never carries across bytes.

@@ -27,6 +27,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::table::{DynamicTable, ENTRY_OVERHEAD, Entry, STATIC_LEN, StaticMatch, static_find};
 use super::{DEFAULT_TABLE_SIZE, huffman};
+use crate::http2::fields::lowercase8;
 
 /// The largest dynamic table the encoder uses, whatever the peer's setting.
 const MAX_ENCODER_TABLE: usize = DEFAULT_TABLE_SIZE;
@@ -56,7 +57,7 @@ const NO_INDEX: &[&[u8]] = &[
 const NEVER_INDEX: &[&[u8]] = &[b"authorization", b"proxy-authorization"];
 
 /// Names up to this long are lowercased on the stack by [`Encoder::encode_lowercasing`] (longer
-/// ones, rare, in an allocation).
+/// ones, rare, in an allocation). A multiple of 8: the name is lowercased in whole words.
 const LOWERCASE_ROOM: usize = 64;
 
 /// Cookies shorter than this are sent never indexed: short values are easy to guess (§7.1.3).
@@ -193,19 +194,27 @@ impl Encoder {
         self.encode_size_update(dst);
         let mut lower = [0u8; LOWERCASE_ROOM];
         for (name, value, sensitive) in headers {
-            if !name.iter().any(u8::is_ascii_uppercase) {
-                self.encode_field(name, value, sensitive, dst);
-                continue;
-            }
-            match lower.get_mut(..name.len()) {
-                Some(low) => {
-                    for (l, &b) in low.iter_mut().zip(name) {
-                        *l = b.to_ascii_lowercase();
-                    }
-                    self.encode_field(low, value, sensitive, dst);
+            let n = name.len();
+            // Copied, then lowercased eight octets at a time over whole words of the buffer
+            // (octets past the name are scratch), rather than a byte at a time.
+            match lower.get_mut(..n) {
+                Some(low) => low.copy_from_slice(name),
+                None => {
+                    self.encode_field(&name.to_ascii_lowercase(), value, sensitive, dst);
+                    continue;
                 }
-                None => self.encode_field(&name.to_ascii_lowercase(), value, sensitive, dst),
             }
+            let words = n.div_ceil(8) * 8;
+            for w in lower
+                .get_mut(..words)
+                .unwrap_or_default()
+                .chunks_exact_mut(8)
+            {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(w);
+                w.copy_from_slice(&lowercase8(u64::from_le_bytes(x)).to_le_bytes());
+            }
+            self.encode_field(lower.get(..n).unwrap_or_default(), value, sensitive, dst);
         }
     }
 
@@ -223,12 +232,20 @@ impl Encoder {
         let never_index = sensitive
             || NEVER_INDEX.contains(&name)
             || (name == b"cookie" && value.len() < SHORT_COOKIE);
-        let in_static = static_find(name, value);
+        // A field the dynamic table holds is in no static entry (only literals are added to
+        // it), so which table is searched first changes no output: pseudo-header fields are
+        // mostly static entries (`:method: GET`, `:status: 200`), others mostly repeats of a
+        // dynamic entry or literals, and the static table is searched only when needed.
+        let mut in_static = None;
         let mut field_hash = None;
         if !never_index {
-            if let StaticMatch::Full(index) = in_static {
-                encode_int(index, 7, 0x80, dst);
-                return;
+            if name.first() == Some(&b':') {
+                let found = static_find(name, value);
+                if let StaticMatch::Full(index) = found {
+                    encode_int(index, 7, 0x80, dst);
+                    return;
+                }
+                in_static = Some(found);
             }
             let hash = hash_field(name, value);
             field_hash = Some(hash);
@@ -238,6 +255,13 @@ impl Encoder {
                 encode_int(STATIC_LEN + 1 + i, 7, 0x80, dst);
                 return;
             }
+        }
+        let in_static = in_static.unwrap_or_else(|| static_find(name, value));
+        if let StaticMatch::Full(index) = in_static
+            && !never_index
+        {
+            encode_int(index, 7, 0x80, dst);
+            return;
         }
         let mut name_hash = None;
         let name_index = match in_static {
