@@ -230,15 +230,16 @@ pub(crate) async fn handle(
     }
 }
 
-/// Serve the request that opened an HTTP/2 stream (its fields already decoded), account for
-/// it, then settle the stream. This is the stream's task: one future, so spawning it moves no
-/// nested future (the exchange borrows the task's own `ctx` and `slot`; the fields become the
-/// head's buffer, or stay with a refused request for its log line).
+/// Serve the request that opened an HTTP/2 stream (its fields already decoded, at `start`),
+/// account for it, then settle the stream. This is the stream's task: one future, so spawning
+/// it moves no nested future (the exchange borrows the task's own `ctx` and `slot`; the fields
+/// become the head's buffer, or stay with a refused request for its log line).
 pub(crate) async fn handle_stream(
     ctx: Rc<ConnCtx>,
     slot: Rc<StreamSlot>,
     fields: Fields,
     end_stream: bool,
+    start: Instant,
 ) {
     let (ctx, slot) = (&*ctx, &*slot);
     'serve: {
@@ -247,7 +248,6 @@ pub(crate) async fn handle_stream(
         http.downstream_rq_total.inc();
         http.downstream_rq_http2_total.inc();
         http.downstream_rq_active.inc();
-        let start = Instant::now();
         let cfg = local.listener_config(ctx.li);
         let opts = &cfg.http;
         let limits = Limits {

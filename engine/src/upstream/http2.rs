@@ -184,7 +184,7 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize, slots: Slots) {
     // Many streams, many operations: a registered file.
     stream.use_fixed_file();
     let (mut rd, wr) = stream.into_split();
-    let reader = session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _| {});
+    let reader = session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _, _| {});
     let writer = session::write_loop(&sess, wr);
     let mut reader = std::pin::pin!(reader);
     let mut writer = std::pin::pin!(writer);

@@ -329,12 +329,13 @@ pub(crate) enum ReadEnd {
 }
 
 /// Read, decode, and hand events to streams until the peer goes away or breaks the protocol.
-/// `buf` may hold bytes already read. `on_new` is called for each stream the peer opens.
+/// `buf` may hold bytes already read. `on_new` is called for each stream the peer opens, with
+/// when its head was decoded: the clock is read once for all the streams one read opened.
 pub(crate) async fn read_loop<R: AsyncReadRent>(
     sess: &Session,
     rd: &mut R,
     mut buf: BytesMut,
-    mut on_new: impl FnMut(StreamId, Fields, bool),
+    mut on_new: impl FnMut(StreamId, Fields, bool, Instant),
 ) -> ReadEnd {
     if buf.capacity() == 0 {
         buf = buffers::take();
@@ -356,7 +357,8 @@ pub(crate) async fn read_loop<R: AsyncReadRent>(
 }
 
 /// Deliver the connection's events to their streams.
-fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool)) {
+fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool, Instant)) {
+    let mut now = None;
     loop {
         let Some(event) = sess.conn.borrow_mut().poll_event() else {
             return;
@@ -375,7 +377,8 @@ fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool)) {
                     s.rx_ready.notify();
                 }
                 None if sess.conn.borrow().role() == Role::Server => {
-                    on_new(stream, fields, end_stream);
+                    let at = *now.get_or_insert_with(Instant::now);
+                    on_new(stream, fields, end_stream, at);
                 }
                 None => {}
             },

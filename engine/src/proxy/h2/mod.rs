@@ -59,7 +59,7 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> b
     let mut reported = Counters::default();
 
     let spawn_ctx = ctx.clone();
-    let reader = session::read_loop(&sess, &mut rd, buf, move |id, fields, end_stream| {
+    let reader = session::read_loop(&sess, &mut rd, buf, move |id, fields, end_stream, start| {
         let sess = &spawn_ctx.sess;
         if sess.closing.get() {
             // Past our GOAWAY: the codec ignores newer streams; refuse any other.
@@ -71,7 +71,13 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> b
         // Boxed first: the task then holds a pointer, and the stream future (kilobytes) is
         // built in its box, instead of on the stack and then moved.
         monoio::spawn(crate::rt::boxed(|| {
-            crate::proxy::exchange::handle_stream(spawn_ctx.clone(), slot, fields, end_stream)
+            crate::proxy::exchange::handle_stream(
+                spawn_ctx.clone(),
+                slot,
+                fields,
+                end_stream,
+                start,
+            )
         }));
     });
     let writer = session::write_loop(&sess, wr);
