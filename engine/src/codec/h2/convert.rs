@@ -19,13 +19,15 @@ pub(crate) fn head_fields() -> Fields {
     Fields::with_capacity(512, 16)
 }
 
-/// The `:status` of a response head (0 when missing or not a number).
+/// The `:status` of a response head (0 when missing or not three digits, which the codec
+/// refuses in a received head: RFC 9113 8.3.2).
 pub(crate) fn status_of(fields: &Fields) -> u16 {
-    fields
-        .value_of(b":status")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    match fields.value_of(b":status") {
+        Some(&[a, b, c]) if [a, b, c].iter().all(u8::is_ascii_digit) => [a, b, c]
+            .iter()
+            .fold(0, |n, &d| n * 10 + u16::from(d - b'0')),
+        _ => 0,
+    }
 }
 
 /// An HTTP/1 chunked trailer block (`name: value` lines, each ending in CRLF) as HTTP/2
@@ -61,6 +63,16 @@ mod tests {
 
     fn f(pairs: &[(&'static str, &'static str)]) -> Fields {
         pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn status_is_three_digits_or_zero() {
+        assert_eq!(status_of(&f(&[(":status", "204"), ("x", "1")])), 204);
+        assert_eq!(status_of(&f(&[("x", "1"), (":status", "503")])), 503);
+        for bad in ["", "20", "2000", "2x0", "+20"] {
+            assert_eq!(status_of(&f(&[(":status", bad)])), 0, "{bad:?}");
+        }
+        assert_eq!(status_of(&f(&[("x", "1")])), 0);
     }
 
     #[test]

@@ -151,17 +151,26 @@ impl ResponseSink for ClientResponse<'_> {
             upgrade: false,
             head_bytes: 0,
         };
-        if let RespHead::H1(r) = resp
-            && convert::is_unedited(self.facts.edits, self.facts.opts)
-        {
+        if let RespHead::H2(fields, true) = resp {
+            // Trailers-only: the status is in the head.
+            self.grpc_status = grpc::status_in(fields);
+        }
+        if convert::is_unedited(self.facts.edits, self.facts.opts) {
             // The common case: encoded from the upstream's head in place, with no list of
-            // lowercased copies built first.
+            // copies built first. An HTTP/2 upstream's fields are sent as they are (decoded
+            // and checked by the codec: lowercase names, no connection-specific field); an
+            // HTTP/1 upstream's without its connection-specific fields, the codec lowercasing
+            // the names as it encodes them.
             let end = resp.is_bodiless();
-            let mut status = itoa::Buffer::new();
-            let fields = convert::unedited_response_fields(r, &mut status);
-            self.slot
-                .send_headers_lowercasing(self.sess, fields, end)
-                .map_err(|_| gone())?;
+            let sent_head = match resp {
+                RespHead::H1(r) => {
+                    let mut status = itoa::Buffer::new();
+                    let fields = convert::unedited_response_fields(r, &mut status);
+                    self.slot.send_headers_lowercasing(self.sess, fields, end)
+                }
+                RespHead::H2(fields, _) => self.slot.send_headers(self.sess, fields.iter(), end),
+            };
+            sent_head.map_err(|_| gone())?;
             self.ended = end;
             return Ok(sent);
         }
@@ -172,10 +181,6 @@ impl ResponseSink for ClientResponse<'_> {
                 resp.is_bodiless()
             }
             RespHead::H2(fields, end) => {
-                if *end {
-                    // Trailers-only: the status is in the head.
-                    self.grpc_status = grpc::status_in(fields);
-                }
                 convert::upstream_response_fields(
                     fields,
                     self.facts.edits,

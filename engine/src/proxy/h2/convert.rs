@@ -52,9 +52,9 @@ pub(crate) fn response_fields(
     push_adds(out, edits);
 }
 
-/// Whether an HTTP/1 response head goes to an HTTP/2 client with nothing but its
-/// connection-specific fields left out: no header changes, no `via`. Then
-/// [`unedited_response_fields`] gives its fields without copying them.
+/// Whether a response head goes to an HTTP/2 client as the upstream sent it (an HTTP/1
+/// head without its connection-specific fields): no header changes, no `via`. Then
+/// [`unedited_response_fields`] gives an HTTP/1 head's fields without copying them.
 pub(crate) fn is_unedited(edits: Edits<'_>, opts: &HttpOptions) -> bool {
     edits.is_none() && opts.via.is_none()
 }
