@@ -318,15 +318,18 @@ impl Encoder {
 
     /// Writes a string literal (§5.2), Huffman coded per the policy.
     fn encode_string(&self, s: &[u8], dst: &mut BytesMut) {
+        // Measured once: it decides, then prefixes the coded string.
+        let coded_len = huffman::encoded_len(s);
         let use_huffman = match self.huffman {
-            HuffmanPolicy::Shorter => huffman::encoded_len(s) < s.len(),
+            HuffmanPolicy::Shorter => coded_len < s.len(),
             #[cfg(test)]
             HuffmanPolicy::Never => false,
             #[cfg(test)]
             HuffmanPolicy::Always => true,
         };
         if use_huffman {
-            encode_int(huffman::encoded_len(s), 7, 0x80, dst);
+            encode_int(coded_len, 7, 0x80, dst);
+            dst.reserve(coded_len);
             huffman::encode(s, dst);
         } else {
             encode_int(s.len(), 7, 0, dst);

@@ -407,9 +407,9 @@ pub fn encoded_len(src: &[u8]) -> usize {
 }
 
 /// Appends the Huffman coding of `src` to `dst`, padded with the most significant bits of EOS
-/// (all ones) to an octet boundary (§5.2).
+/// (all ones) to an octet boundary (§5.2). `dst` grows as needed; a caller that knows
+/// [`encoded_len`] reserves it first.
 pub fn encode(src: &[u8], dst: &mut BytesMut) {
-    dst.reserve(encoded_len(src));
     // The low `bits` bits of `acc` are pending output; bits above them are stale.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
