@@ -151,11 +151,12 @@ pub(crate) struct H2Request<'a> {
 
 impl HeadOut for H2Request<'_> {
     fn start(&mut self, method: &[u8], path: &[u8], query: &[u8], authority: &[u8]) {
-        self.fields.push_lowercase(b":method", &[method]);
-        self.fields.push_lowercase(b":scheme", &[self.scheme]);
-        self.fields.push_lowercase(b":authority", &[authority]);
+        // The pseudo-header names are lowercase already.
+        self.fields.push(b":method", method);
+        self.fields.push(b":scheme", self.scheme);
+        self.fields.push(b":authority", authority);
         if query.is_empty() {
-            self.fields.push_lowercase(b":path", &[path]);
+            self.fields.push(b":path", path);
         } else {
             self.fields.push_lowercase(b":path", &[path, b"?", query]);
         }
