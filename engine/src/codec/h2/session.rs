@@ -251,12 +251,7 @@ impl StreamSlot {
         fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>,
         end_stream: bool,
     ) -> Result<(), Gone> {
-        let sent = sess
-            .conn
-            .borrow_mut()
-            .send_headers(self.id, fields, end_stream);
-        sess.writer.notify();
-        sent.map_err(|_| Gone)
+        self.send_head(sess, |c, id| c.send_headers(id, fields, end_stream))
     }
 
     /// [`Self::send_headers`] for names that may not be lowercase yet (an HTTP/1 head's): the
@@ -267,10 +262,18 @@ impl StreamSlot {
         fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>,
         end_stream: bool,
     ) -> Result<(), Gone> {
-        let sent = sess
-            .conn
-            .borrow_mut()
-            .send_headers_lowercasing(self.id, fields, end_stream);
+        self.send_head(sess, |c, id| {
+            c.send_headers_lowercasing(id, fields, end_stream)
+        })
+    }
+
+    /// Queue a head on this stream with `send`, and wake the writer.
+    fn send_head<E>(
+        &self,
+        sess: &Session,
+        send: impl FnOnce(&mut Connection, StreamId) -> Result<(), E>,
+    ) -> Result<(), Gone> {
+        let sent = send(&mut sess.conn.borrow_mut(), self.id);
         sess.writer.notify();
         sent.map_err(|_| Gone)
     }
