@@ -103,13 +103,28 @@ struct FixedFiles {
 const FIXED_FILES: u32 = 4096;
 
 impl FixedFiles {
-    /// A sparse table registered with `uring`, or `None` where the kernel refuses one.
+    /// A sparse table registered with `uring`, or `None` where the kernel refuses one. The
+    /// kernel refuses a table larger than the process's open-file limit, so the table is
+    /// made no larger than that (1,024 by default on many systems).
     fn register(uring: &IoUring) -> Option<Self> {
-        uring.submitter().register_files_sparse(FIXED_FILES).ok()?;
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the limits into `lim`, a valid rlimit.
+        let cap = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur.min(FIXED_FILES as libc::rlim_t) as u32
+        } else {
+            FIXED_FILES
+        };
+        if cap == 0 {
+            return None;
+        }
+        uring.submitter().register_files_sparse(cap).ok()?;
         Some(Self {
             free: Vec::new(),
             next: 0,
-            cap: FIXED_FILES,
+            cap,
         })
     }
 }
