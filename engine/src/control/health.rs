@@ -11,8 +11,8 @@
 //!
 //! Checks of a cluster that originates TLS go over TLS with its settings, as its requests do.
 //! gRPC checks (`grpc.health.v1.Health/Check`) go over HTTP/2 with the project's own HTTP/2
-//! connection machine (`protocols::http2::conn`); the two protobuf messages are written and
-//! read by hand.
+//! connection machine (`protocols::http2::conn`); the two protobuf messages are prost's, framed
+//! by `protocols::grpc`.
 //!
 //! Does not: decide ejections (the workers' `Attempt::end` does, `crate::shared::health`).
 
@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use prost::Message as _;
+use protocols::grpc::{Decoder, encode_header};
 
 use super::http;
 use crate::config::{ClusterConfig, HealthCheck, HealthCheckKind};
@@ -410,89 +412,43 @@ async fn grpc(mut s: Io, authority: &str, service: &str) -> Verdict {
     }
 }
 
-/// A length-prefixed `HealthCheckRequest { string service = 1; }`.
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse` (`status`: 1 is `SERVING`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// A length-prefixed (gRPC-framed) `HealthCheckRequest`.
 fn grpc_request(service: &str) -> Vec<u8> {
-    let mut pb = Vec::new();
-    if !service.is_empty() {
-        pb.push(0x0a); // field 1, length-delimited
-        put_varint(&mut pb, service.len() as u64);
-        pb.extend_from_slice(service.as_bytes());
+    let msg = HealthCheckRequest {
+        service: service.to_owned(),
     }
-    let mut out = vec![0u8]; // not compressed
-    out.extend_from_slice(&u32::try_from(pb.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(&pb);
+    .encode_to_vec();
+    let mut out = Vec::with_capacity(5 + msg.len());
+    // A health check request is a few bytes: far below the framing's 4 GiB bound.
+    out.extend_from_slice(&encode_header(false, msg.len()).unwrap_or_default());
+    out.extend_from_slice(&msg);
     out
 }
 
-fn put_varint(dst: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        dst.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    dst.push(v as u8);
-}
-
-fn get_varint(src: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = src.split_first()?;
-        *src = rest;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// The first message of a gRPC body is a `HealthCheckResponse` whose `status` (field 1) is
-/// `SERVING` (1). Unknown fields are skipped.
+/// The first message of a gRPC body is an uncompressed `HealthCheckResponse` whose status is
+/// `SERVING`. Unknown fields are skipped.
 fn grpc_serving(body: &[u8]) -> bool {
-    let Some((prefix, rest)) = body.split_at_checked(5) else {
-        return false;
-    };
-    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-    if prefix[0] != 0 {
-        return false; // compressed: not asked for
-    }
-    let Some(mut msg) = rest.get(..len) else {
-        return false;
-    };
-    let mut status = 0;
-    while !msg.is_empty() {
-        let Some(key) = get_varint(&mut msg) else {
-            return false;
-        };
-        match key & 7 {
-            0 => {
-                let Some(v) = get_varint(&mut msg) else {
-                    return false;
-                };
-                if key >> 3 == 1 {
-                    status = v;
-                }
-            }
-            2 => {
-                let Some(n) = get_varint(&mut msg) else {
-                    return false;
-                };
-                let Some(rest) = msg.get(usize::try_from(n).unwrap_or(usize::MAX)..) else {
-                    return false;
-                };
-                msg = rest;
-            }
-            1 => match msg.get(8..) {
-                Some(rest) => msg = rest,
-                None => return false,
-            },
-            5 => match msg.get(4..) {
-                Some(rest) => msg = rest,
-                None => return false,
-            },
-            _ => return false,
+    let mut body = BytesMut::from(body);
+    match Decoder::new(MAX_TCP_RECEIVE).decode(&mut body) {
+        Ok(Some(m)) if !m.compressed => {
+            HealthCheckResponse::decode(m.payload).is_ok_and(|r| r.status == 1)
         }
+        _ => false,
     }
-    status == 1
 }
 
 #[cfg(test)]
