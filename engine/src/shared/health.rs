@@ -244,30 +244,31 @@ impl ClusterHealth {
     /// Both within `max_ejection_percent`.
     pub(crate) fn judge_interval(&self, window: &[(u64, u64)], stats: &ClusterStats) {
         let Some(od) = &self.outlier else { return };
-        let n = self.endpoints.len().min(window.len());
-        let judged = |volume: u64| -> Vec<usize> {
-            (0..n).filter(|&i| window[i].0 >= volume.max(1)).collect()
-        };
-        let rate = |i: usize| {
-            let (rq, failed) = window[i];
-            100.0 * rq.saturating_sub(failed) as f64 / rq as f64
+        // Endpoints with at least `volume` requests in the window, with theirs.
+        let judged = |volume: u64| {
+            window
+                .iter()
+                .take(self.endpoints.len())
+                .enumerate()
+                .filter(move |(_, (rq, _))| *rq >= volume.max(1))
         };
         let sr = &od.success_rate;
-        let by_rate = judged(sr.request_volume);
+        // (endpoint, success rate in percent), each worked out once.
+        let rates: Vec<(usize, f64)> = judged(sr.request_volume)
+            .map(|(i, &(rq, failed))| (i, 100.0 * rq.saturating_sub(failed) as f64 / rq as f64))
+            .collect();
+        // Kept for the admin API; `None` for an endpoint not judged (`rates` is in order).
+        let mut judged_rates = rates.iter().peekable();
         for (i, h) in self.endpoints.iter().enumerate() {
-            h.set_success_rate(by_rate.contains(&i).then(|| rate(i)));
+            h.set_success_rate(judged_rates.next_if(|(j, _)| *j == i).map(|&(_, r)| r));
         }
-        if !by_rate.is_empty() && by_rate.len() >= sr.minimum_hosts {
-            let count = by_rate.len() as f64;
-            let mean = by_rate.iter().map(|&i| rate(i)).sum::<f64>() / count;
-            let variance = by_rate
-                .iter()
-                .map(|&i| (rate(i) - mean).powi(2))
-                .sum::<f64>()
-                / count;
+        if !rates.is_empty() && rates.len() >= sr.minimum_hosts {
+            let count = rates.len() as f64;
+            let mean = rates.iter().map(|(_, r)| r).sum::<f64>() / count;
+            let variance = rates.iter().map(|(_, r)| (r - mean).powi(2)).sum::<f64>() / count;
             let threshold = mean - variance.sqrt() * f64::from(sr.stdev_factor) / 1000.0;
-            for &i in &by_rate {
-                if rate(i) < threshold && self.endpoints[i].flags() & FAILED_OUTLIER_CHECK == 0 {
+            for &(i, r) in &rates {
+                if r < threshold && self.endpoints[i].flags() & FAILED_OUTLIER_CHECK == 0 {
                     self.detected(i, D_SUCCESS_RATE, od, stats);
                 }
             }
@@ -275,12 +276,10 @@ impl ClusterHealth {
         let Some(fp) = &od.failure_percentage else {
             return;
         };
-        let by_failures = judged(fp.request_volume);
-        if by_failures.len() < fp.minimum_hosts {
+        if judged(fp.request_volume).count() < fp.minimum_hosts {
             return;
         }
-        for i in by_failures {
-            let (rq, failed) = window[i];
+        for (i, &(rq, failed)) in judged(fp.request_volume) {
             if (failed as f64) * 100.0 >= fp.threshold * rq as f64
                 && self.endpoints[i].flags() & FAILED_OUTLIER_CHECK == 0
             {
