@@ -71,13 +71,17 @@ impl RateLimitHeaders {
     ];
 
     fn of(bucket: &TokenBucket, params: &BucketParams, now: Instant) -> Self {
-        let until = bucket.until_full(now);
-        let reset = until.as_secs() + u64::from(until.subsec_nanos() > 0);
         Self {
             limit: params.max_tokens,
             remaining: u32::try_from(bucket.available(now)).unwrap_or(u32::MAX),
-            reset: u32::try_from(reset).unwrap_or(u32::MAX),
+            reset: Self::reset_secs(bucket.until_full(now)),
         }
+    }
+
+    /// `x-ratelimit-reset` for a limit that resets in `until`: whole seconds, rounded up.
+    pub(crate) fn reset_secs(until: std::time::Duration) -> u32 {
+        let reset = until.as_secs() + u64::from(until.subsec_nanos() > 0);
+        u32::try_from(reset).unwrap_or(u32::MAX)
     }
 
     /// Each field as (name, decimal value), the value written into `buf`.

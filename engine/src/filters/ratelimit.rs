@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -182,14 +182,16 @@ fn x_ratelimit(resp: &proto::RateLimitResponse) -> Option<RateLimitHeaders> {
         .filter_map(|s| Some((s, s.current_limit.as_ref()?)))
         .min_by_key(|(s, _)| s.limit_remaining)
         .map(|(s, limit)| {
-            let reset = s.duration_until_reset.as_ref().map_or(0, |d| {
-                let secs = u64::try_from(d.seconds).unwrap_or(0);
-                secs + u64::from(d.nanos > 0)
+            let until = s.duration_until_reset.as_ref().map_or(Duration::ZERO, |d| {
+                Duration::new(
+                    u64::try_from(d.seconds).unwrap_or(0),
+                    u32::try_from(d.nanos).unwrap_or(0),
+                )
             });
             RateLimitHeaders {
                 limit: limit.requests_per_unit,
                 remaining: s.limit_remaining.min(limit.requests_per_unit),
-                reset: u32::try_from(reset).unwrap_or(u32::MAX),
+                reset: RateLimitHeaders::reset_secs(until),
             }
         })
 }
