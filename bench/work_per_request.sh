@@ -41,7 +41,7 @@ RINGWAY_REV="${RINGWAY_REV:-}"      # revision the report names for the binary (
 PROXY_CMD="${PROXY_CMD:-}"
 REQUESTS="${REQUESTS:-20000}"       # measured requests per scenario and measurement
 WARMUP_REQUESTS="${WARMUP_REQUESTS:-5000}"
-SCENARIOS="${SCENARIOS:-h1 h2c}"    # h1: HTTP/1.1 keep-alive; h2c: HTTP/2 cleartext (prior knowledge)
+SCENARIOS="${SCENARIOS:-h1 h2c}"    # h1: HTTP/1.1 keep-alive; h1_64k: the same, 64 KiB bodies; h2c: HTTP/2 cleartext (prior knowledge)
 MEASURE="${MEASURE:-callgrind perf}"
 H1_CONNS="${H1_CONNS:-16}"          # h2load --h1 -c (one request in flight per connection)
 H2_CONNS="${H2_CONNS:-16}"          # h2load -c
@@ -162,7 +162,8 @@ render() { # TEMPLATE OUT
 
 BACKEND_PG=""
 start_backend() {
-    mkdir -p "$WORK/tmp"
+    mkdir -p "$WORK/tmp" "$WORK/www"
+    head -c 65536 /dev/zero | tr '\0' 'x' >"$WORK/www/64k"
     start backend "$LOAD_CPU" nginx -p "$WORK" -c "$WORK/conf/backend-nginx.conf"
     BACKEND_PG="$LAST_PID"
     wait_port "$BACKEND_PORT" "$BACKEND_PG" 15 || die "backend did not start: $(tail -3 "$WORK/backend.log" "$WORK/backend-error.log" 2>/dev/null)"
@@ -226,8 +227,9 @@ load_cmd() {
     local url="http://127.0.0.1:$PORT/"
     case "$1" in
         h1) LOAD=(h2load --h1 -t1 -n "$2" -c "$H1_CONNS" -m 1 "$url") ;;
+        h1_64k) LOAD=(h2load --h1 -t1 -n "$2" -c "$H1_CONNS" -m 1 "${url}64k") ;;
         h2c) LOAD=(h2load -t1 -n "$2" -c "$H2_CONNS" -m "$H2_STREAMS" "$url") ;;
-        *) die "unknown scenario $1 (h1, h2c)" ;;
+        *) die "unknown scenario $1 (h1, h1_64k, h2c)" ;;
     esac
 }
 
@@ -417,7 +419,7 @@ for line in open(sys.argv[1]):
     else:
         rows[scen][key] = val
 n = int(sys.argv[2])
-title = {"h1": "HTTP/1.1 keep-alive", "h2c": "h2c"}
+title = {"h1": "HTTP/1.1 keep-alive", "h1_64k": "HTTP/1.1 keep-alive, 64 KiB body", "h2c": "h2c"}
 
 def f(x, d=1):
     return "n/a" if x is None else f"{x:,.{d}f}"
