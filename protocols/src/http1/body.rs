@@ -79,6 +79,31 @@ impl BodyDecoder {
         self.state == State::Done
     }
 
+    /// Bytes still to come of a Content-Length body; `None` for any other framing, and once
+    /// the body is complete. With [`Self::skip`], a caller may move them without decoding them
+    /// (a splice from socket to socket): the framing needs nothing of their content.
+    pub fn length_left(&self) -> Option<u64> {
+        match self.state {
+            State::Length { remaining } => Some(remaining),
+            _ => None,
+        }
+    }
+
+    /// `n` bytes of a Content-Length body went past the decoder (see [`Self::length_left`]);
+    /// the body is complete when none is left. More than what is left counts as what is left;
+    /// other framings are unchanged.
+    pub fn skip(&mut self, n: u64) {
+        if let State::Length { remaining } = self.state {
+            debug_assert!(n <= remaining, "skipped past the body's end");
+            let left = remaining.saturating_sub(n);
+            self.state = if left == 0 {
+                State::Done
+            } else {
+                State::Length { remaining: left }
+            };
+        }
+    }
+
     /// The peer closed: `Ok` for close-delimited bodies (then `decode` returns what is left, then
     /// `End`) and for complete bodies; `Err(BodyError::Incomplete)` mid-body otherwise.
     pub fn eof(&mut self) -> Result<(), BodyError> {

@@ -1502,6 +1502,43 @@ fn content_length_body_and_eof() {
 }
 
 #[test]
+fn a_length_body_can_be_skipped_past_without_decoding() {
+    let mut dec = BodyDecoder::new(BodyFraming::Length(10));
+    let mut buf = BytesMut::from(&b"abc"[..]);
+    assert_eq!(dec.length_left(), Some(10));
+    assert_eq!(
+        dec.decode(&mut buf).unwrap(),
+        BodyEvent::Data(Bytes::from_static(b"abc"))
+    );
+    assert_eq!(dec.length_left(), Some(7));
+    dec.skip(5);
+    assert_eq!(dec.length_left(), Some(2));
+    assert!(!dec.is_done());
+    let mut rest = BytesMut::from(&b"deNEXT"[..]);
+    assert_eq!(
+        dec.decode(&mut rest).unwrap(),
+        BodyEvent::Data(Bytes::from_static(b"de"))
+    );
+    assert_eq!(&rest[..], b"NEXT");
+    assert_eq!(dec.length_left(), None);
+    let mut whole = BodyDecoder::new(BodyFraming::Length(4));
+    whole.skip(4);
+    assert!(whole.is_done());
+    assert_eq!(whole.decode(&mut rest).unwrap(), BodyEvent::End);
+    assert_eq!(whole.eof(), Ok(()));
+    // Other framings have no length to skip.
+    let mut chunked = BodyDecoder::new(BodyFraming::Chunked);
+    assert_eq!(chunked.length_left(), None);
+    chunked.skip(3);
+    assert_eq!(BodyDecoder::new(BodyFraming::Close).length_left(), None);
+    let mut chunks = BytesMut::from(&b"1\r\na\r\n"[..]);
+    assert_eq!(
+        chunked.decode(&mut chunks).unwrap(),
+        BodyEvent::Data(Bytes::from_static(b"a"))
+    );
+}
+
+#[test]
 fn close_delimited_body_ends_at_eof() {
     let mut dec = BodyDecoder::new(BodyFraming::Close);
     let mut buf = BytesMut::from(&b"abc"[..]);
