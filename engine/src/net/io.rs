@@ -108,6 +108,34 @@ impl Io {
     }
 }
 
+/// The plain TCP socket under a stream, when it is one and is not split: what moving bytes
+/// from socket to socket without reading them (a splice, [`super::pipe`]) needs. `None` for
+/// TLS, and for split halves (an HTTP/1 body upload beside its response is not spliced).
+pub(crate) trait PlainSocket {
+    fn plain_socket(&self) -> Option<&TcpStream>;
+}
+
+impl PlainSocket for Io {
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        match self {
+            Self::Plain(s) => Some(s),
+            Self::Tls(_) => None,
+        }
+    }
+}
+
+impl PlainSocket for ReadHalf {
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl PlainSocket for WriteHalf {
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
 impl Splitable for Io {
     type OwnedRead = ReadHalf;
     type OwnedWrite = WriteHalf;

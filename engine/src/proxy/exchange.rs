@@ -38,7 +38,7 @@ use super::h2::convert::{self, Fields};
 use super::h2::stream::ConnCtx;
 use super::head::{self, H1Parts, H2Request, OutFraming, RequestRewrite};
 use super::message::{
-    BodySink, BodySource, Decode, Filters, MemorySource, Prefixed, pump, pump_with,
+    BodySink, BodySource, Decode, Filters, MemorySource, Moved, Prefixed, pump, pump_with,
 };
 use super::relay::{
     Progress, Relayed, ReqFacts, ResponseSink, ResponseSource, client_gone, filter_stopped, relay,
@@ -102,6 +102,9 @@ pub(crate) struct Record {
     pub(crate) up_status: Option<u16>,
     /// Tries made upstream (retries included).
     pub(crate) attempts: u32,
+    /// Bytes of the response body spliced from the upstream's socket to the client's (also in
+    /// `bytes_sent`).
+    pub(crate) spliced: u64,
 }
 
 impl Record {
@@ -119,6 +122,7 @@ impl Record {
             up_rx: 0,
             up_status: None,
             attempts: 0,
+            spliced: 0,
         }
     }
 }
@@ -1689,6 +1693,10 @@ impl<'a> Exchange<'a> {
             .add(head_rx + self.rec.bytes_received);
         http.downstream_cx_tx_bytes_total
             .add(self.rec.head_tx + self.rec.bytes_sent);
+        if self.rec.spliced > 0 {
+            http.splice_rs_total.inc();
+            http.splice_rs_bytes.add(self.rec.spliced);
+        }
         if self.rec.status != 0 && !cancelled {
             count_status(http, self.rec.status);
         } else {
@@ -1845,7 +1853,9 @@ enum ClientBodySource<'b, R> {
     None,
 }
 
-impl<R: monoio::io::AsyncReadRent> BodySource for ClientBodySource<'_, R> {
+impl<R: monoio::io::AsyncReadRent + crate::net::io::PlainSocket> BodySource
+    for ClientBodySource<'_, R>
+{
     fn next(&mut self) -> Result<super::message::Chunk, PumpError> {
         match self {
             Self::H1(s) => s.next(),
@@ -1886,12 +1896,12 @@ async fn both<'a, DS: BodySource, US: BodySink, UR: ResponseSource, DK: Response
 ) -> (Option<Result<u64, PumpError>>, Relayed<'a>) {
     progress.body_pending.set(true);
     let upload = async {
-        let mut n = 0;
+        let mut n = Moved::default();
         let r = match decode {
             Some(f) => pump_with(down_src, up_sink, &mut n, &Decode(f)).await,
             None => pump(down_src, up_sink, &mut n).await,
         }
-        .map(|()| n);
+        .map(|()| n.bytes);
         // Only a body read to its end frees the connection for another request.
         progress.body_pending.set(r.is_err());
         r

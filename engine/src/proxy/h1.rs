@@ -18,9 +18,10 @@ use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, en
 use super::body::{Patience, PumpError, flush_out, read_into, write_bytes};
 use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
-use super::message::{BodySink, BodySource, Chunk, RespHead};
+use super::message::{BodySink, BodySource, Chunk, RawRest, RespHead};
 use super::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
 use crate::error::ProxyError;
+use crate::net::io::PlainSocket;
 use crate::rt::{buffers, timer};
 
 /// Pieces at least this large are written without copying them into the output buffer.
@@ -65,7 +66,7 @@ impl<'a, R: AsyncReadRent> H1Source<'a, R> {
     }
 }
 
-impl<R: AsyncReadRent> BodySource for H1Source<'_, R> {
+impl<R: AsyncReadRent + PlainSocket> BodySource for H1Source<'_, R> {
     fn next(&mut self) -> Result<Chunk, PumpError> {
         if self.decoder.is_done() {
             return Ok(Chunk::End);
@@ -110,6 +111,21 @@ impl<R: AsyncReadRent> BodySource for H1Source<'_, R> {
             Err(e) => Err(PumpError::Source(e.kind())),
         }
     }
+
+    fn raw_rest(&self) -> Option<RawRest<'_>> {
+        if !self.buf.is_empty() {
+            return None;
+        }
+        Some(RawRest {
+            left: self.decoder.length_left()?,
+            socket: self.io.plain_socket()?,
+            patience: self.patience,
+        })
+    }
+
+    fn skipped(&mut self, n: u64) {
+        self.decoder.skip(n);
+    }
 }
 
 /// A body written to an HTTP/1 connection in `framing`. `out` may start with a head.
@@ -125,7 +141,7 @@ impl<'a, W: AsyncWriteRent> H1Sink<'a, W> {
     }
 }
 
-impl<W: AsyncWriteRent> BodySink for H1Sink<'_, W> {
+impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Sink<'_, W> {
     async fn data(&mut self, d: Bytes) -> io::Result<()> {
         if d.len() >= WRITE_THROUGH && self.framing != OutFraming::Chunked {
             flush_out(self.io, &mut self.out).await?;
@@ -162,6 +178,13 @@ impl<W: AsyncWriteRent> BodySink for H1Sink<'_, W> {
 
     async fn flush(&mut self) -> io::Result<()> {
         flush_out(self.io, &mut self.out).await
+    }
+
+    fn raw_dest(&self) -> Option<&monoio::net::TcpStream> {
+        if self.framing == OutFraming::Chunked || !self.out.is_empty() {
+            return None;
+        }
+        self.io.plain_socket()
     }
 }
 
@@ -201,7 +224,7 @@ impl<'a, R: AsyncReadRent> H1Response<'a, R> {
     }
 }
 
-impl<R: AsyncReadRent> BodySource for H1Response<'_, R> {
+impl<R: AsyncReadRent + PlainSocket> BodySource for H1Response<'_, R> {
     fn next(&mut self) -> Result<Chunk, PumpError> {
         self.body.next()
     }
@@ -209,9 +232,17 @@ impl<R: AsyncReadRent> BodySource for H1Response<'_, R> {
     async fn fill(&mut self) -> Result<(), PumpError> {
         self.body.fill().await
     }
+
+    fn raw_rest(&self) -> Option<RawRest<'_>> {
+        self.body.raw_rest()
+    }
+
+    fn skipped(&mut self, n: u64) {
+        self.body.skipped(n);
+    }
 }
 
-impl<R: AsyncReadRent> ResponseSource for H1Response<'_, R> {
+impl<R: AsyncReadRent + PlainSocket> ResponseSource for H1Response<'_, R> {
     async fn head(&mut self, deadline: Option<Instant>) -> Result<RespHead, ProxyError> {
         let r = crate::upstream::read_response_head(
             self.body.io,
@@ -259,7 +290,7 @@ impl<'a, W: AsyncWriteRent> H1Client<'a, W> {
     }
 }
 
-impl<W: AsyncWriteRent> BodySink for H1Client<'_, W> {
+impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Client<'_, W> {
     async fn data(&mut self, d: Bytes) -> io::Result<()> {
         self.sink.data(d).await
     }
@@ -272,9 +303,12 @@ impl<W: AsyncWriteRent> BodySink for H1Client<'_, W> {
     async fn flush(&mut self) -> io::Result<()> {
         self.sink.flush().await
     }
+    fn raw_dest(&self) -> Option<&monoio::net::TcpStream> {
+        self.sink.raw_dest()
+    }
 }
 
-impl<W: AsyncWriteRent> ResponseSink for H1Client<'_, W> {
+impl<W: AsyncWriteRent + PlainSocket> ResponseSink for H1Client<'_, W> {
     async fn interim(&mut self, resp: &RespHead) -> io::Result<()> {
         // 100 Continue was answered by ringway; other interim responses from an HTTP/1
         // upstream pass through (an HTTP/2 upstream's are not passed on).

@@ -6,7 +6,9 @@
 //! [`pump_with`] is the same loop with the filters' data and trailers phases on the way
 //! ([`Decode`] for a request body, [`Encode`] for a response body); the exchange uses it only
 //! when a filter of its chain has such a phase ([`crate::filters::Phases`]), so a chain
-//! without one costs nothing per piece.
+//! without one costs nothing per piece. Without them, the rest of a long Content-Length body
+//! between two plain TCP HTTP/1 connections is spliced instead of read and written
+//! ([`splice_rest`]: the kernel moves it socket -> pipe -> socket).
 //!
 //! The request head is the protocol-neutral [`protocols::http::RequestHead`] (offsets into one
 //! buffer: the received head for HTTP/1, the packed decoded fields for HTTP/2); its header
@@ -17,11 +19,13 @@ use std::cell::RefCell;
 use std::io;
 
 use bytes::Bytes;
+use monoio::net::TcpStream;
 use protocols::http1::{BodyFraming, ResponseHead};
 
-use super::body::PumpError;
+use super::body::{Patience, PumpError};
 use super::h2::convert::{self, Fields};
 use crate::filters::{Chain, FilterState, Flow, ResponseInfo, Wait};
+use crate::net::pipe::{self, Stopped};
 
 /// A response head as the upstream codec read it.
 pub(crate) enum RespHead {
@@ -79,6 +83,24 @@ pub(crate) trait BodySource {
     async fn fill(&mut self) -> Result<(), PumpError>;
     /// `n` bytes were passed on: credit the sender (HTTP/2 flow control).
     fn release(&self, _n: usize) {}
+    /// The rest of the body, when it may be moved from socket to socket without being read
+    /// (a Content-Length body on a plain TCP connection, nothing of it buffered); `None` by
+    /// default.
+    fn raw_rest(&self) -> Option<RawRest<'_>> {
+        None
+    }
+    /// `n` bytes of the rest [`Self::raw_rest`] named were moved past the source.
+    fn skipped(&mut self, _n: u64) {}
+}
+
+/// The rest of a body that may be moved without being read ([`BodySource::raw_rest`]).
+pub(crate) struct RawRest<'a> {
+    /// The plain TCP socket it arrives on; nothing but the body comes before its end.
+    pub(crate) socket: &'a TcpStream,
+    /// Bytes of it still to come.
+    pub(crate) left: u64,
+    /// How long each wait for them may be.
+    pub(crate) patience: Patience,
 }
 
 /// A body being written: to the upstream (a request) or to the client (a response).
@@ -97,13 +119,33 @@ pub(crate) trait BodySink {
     }
     /// Write out what was gathered.
     async fn flush(&mut self) -> io::Result<()>;
+    /// The plain TCP socket the body's bytes may be written to as they come (no re-framing),
+    /// asked once what was gathered is flushed; `None` by default.
+    fn raw_dest(&self) -> Option<&TcpStream> {
+        None
+    }
 }
 
+/// Body bytes a [`pump`] passed on.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Moved {
+    /// All of them.
+    pub(crate) bytes: u64,
+    /// Those moved from socket to socket without being read ([`splice_rest`]).
+    pub(crate) spliced: u64,
+}
+
+/// The rest of a body at least this long goes from socket to socket without being read, when
+/// both sides allow it: below it, two `fcntl` calls per socket and a pipe cost more than the
+/// copies they save.
+pub(crate) const SPLICE_FROM: u64 = 16 * 1024;
+
 /// Move a body from `src` to `sink` until it ends; `moved` counts the data bytes passed on.
+/// With no filter phase to see them, the rest of a long body is spliced ([`splice_rest`]).
 pub(crate) async fn pump<S: BodySource, K: BodySink>(
     src: &mut S,
     sink: &mut K,
-    moved: &mut u64,
+    moved: &mut Moved,
 ) -> Result<(), PumpError> {
     pump_with(src, sink, moved, &NoPhases).await
 }
@@ -213,11 +255,11 @@ async fn passed(mut phase: impl FnMut(usize) -> (Step, usize)) -> Result<(), Pum
 }
 
 /// [`pump`] with the filters' data and trailers phases on the way: each piece passes them
-/// before the sink takes it.
+/// before the sink takes it (so nothing is spliced past them).
 pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
     src: &mut S,
     sink: &mut K,
-    moved: &mut u64,
+    moved: &mut Moved,
     phases: &P,
 ) -> Result<(), PumpError> {
     let to_sink = |_: io::Error| PumpError::Sink;
@@ -234,12 +276,12 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
                 if matches!(after, Chunk::End) {
                     sink.last(d).await.map_err(to_sink)?;
                     src.release(n);
-                    *moved += n as u64;
+                    moved.bytes += n as u64;
                     return Ok(());
                 }
                 sink.data(d).await.map_err(to_sink)?;
                 src.release(n);
-                *moved += n as u64;
+                moved.bytes += n as u64;
                 next = after;
             }
             Chunk::Trailers(mut t) => {
@@ -251,10 +293,43 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
             Chunk::End => return sink.end().await.map_err(to_sink),
             Chunk::Pending => {
                 sink.flush().await.map_err(to_sink)?;
+                if !P::ACTIVE && splice_rest(src, sink, moved).await? {
+                    next = src.next()?;
+                    continue;
+                }
                 src.fill().await?;
                 next = src.next()?;
             }
         }
+    }
+}
+
+/// Moves the rest of the body from the source's socket to the sink's without reading it, when
+/// both allow it and at least [`SPLICE_FROM`] bytes are left ([`crate::net::pipe::move_exact`]).
+/// `Ok(false)`: nothing was moved (not possible here, or no pipe to be had): the caller reads
+/// and writes instead.
+async fn splice_rest<S: BodySource, K: BodySink>(
+    src: &mut S,
+    sink: &K,
+    moved: &mut Moved,
+) -> Result<bool, PumpError> {
+    let (Some(rest), Some(dst)) = (src.raw_rest(), sink.raw_dest()) else {
+        return Ok(false);
+    };
+    if rest.left < SPLICE_FROM {
+        return Ok(false);
+    }
+    let patience = rest.patience;
+    let (n, res) = pipe::move_exact(rest.socket, dst, rest.left, || patience.deadline()).await;
+    src.skipped(n);
+    moved.bytes += n;
+    moved.spliced += n;
+    match res {
+        Ok(()) => Ok(true),
+        Err(Stopped::Unavailable) => Ok(false),
+        Err(Stopped::Src(kind)) => Err(PumpError::Source(kind)),
+        Err(Stopped::SrcTimedOut(started)) => Err(patience.timed_out(started)),
+        Err(Stopped::Dst) => Err(PumpError::Sink),
     }
 }
 

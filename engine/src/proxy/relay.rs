@@ -15,7 +15,7 @@ use protocols::grpc::Code;
 
 use super::body::PumpError;
 use super::exchange::Record;
-use super::message::{BodySink, BodySource, Encode, Filters, RespHead, pump, pump_with};
+use super::message::{BodySink, BodySource, Encode, Filters, Moved, RespHead, pump, pump_with};
 use super::retry::Retry;
 use crate::config::HttpOptions;
 use crate::error::{Kind, Phase, ProxyError, Side};
@@ -180,14 +180,15 @@ pub(crate) async fn relay<'a, S: ResponseSource, K: ResponseSink>(
     if sent.upgrade {
         return Relayed::Upgraded;
     }
-    let mut moved = 0;
+    let mut moved = Moved::default();
     let result = if filters.chain.phases().encode_body {
         pump_with(src, sink, &mut moved, &Encode(filters)).await
     } else {
         pump(src, sink, &mut moved).await
     };
-    rec.bytes_sent += moved;
-    rec.up_rx += moved;
+    rec.bytes_sent += moved.bytes;
+    rec.up_rx += moved.bytes;
+    rec.spliced += moved.spliced;
     match result {
         Ok(()) => Relayed::Done {
             upstream_reusable: src.is_reusable(),

@@ -108,6 +108,8 @@ stats! {
         downstream_rq_tx_reset: Counter "responses cut short by ringway (upstream reset after headers were sent)",
         downstream_rq_too_large: Counter "requests refused for size (413, 414, 431)",
         downstream_rq_bad: Counter "requests refused as malformed (400, 501, 505)",
+        splice_rs_total: Counter "responses whose body went from the upstream's socket to the client's with zero-copy splice (HTTP/1.1 both sides, plain TCP both sides, Content-Length, 16 KiB or more left after what came with the head, no filter reading the body)",
+        splice_rs_bytes: Counter "response body bytes moved with zero-copy splice (also in downstream_cx_tx_bytes_total)",
         no_route: Counter "requests with no matching route (404)",
         rq_direct_response: Counter "requests answered with a direct response",
         rq_redirect: Counter "requests answered with a redirect",

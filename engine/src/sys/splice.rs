@@ -90,8 +90,49 @@ unsafe fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 }
 
 /// Makes the socket `fd` non-blocking (a TCP splice waits on the socket's own `O_NONBLOCK`,
-/// not on `SPLICE_F_NONBLOCK`).
+/// not on `SPLICE_F_NONBLOCK`), for good: the TCP relay's sockets are closed after it.
 pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    switch_nonblocking(fd).map(|_| ())
+}
+
+/// A socket in the non-blocking mode direct splices need, for a while: [`NonBlocking::new`]
+/// switches it when it was blocking (the io_uring driver's sockets are: the runtime's
+/// operations on them wait in the kernel, where a non-blocking socket would answer `EAGAIN`),
+/// and dropping the guard switches it back. The epoll driver's sockets are non-blocking
+/// already and stay so.
+pub(crate) struct NonBlocking<'a, F: AsRawFd> {
+    fd: &'a F,
+    /// The flags to put back, when they were changed.
+    restore: Option<libc::c_int>,
+}
+
+impl<'a, F: AsRawFd> NonBlocking<'a, F> {
+    pub(crate) fn new(fd: &'a F) -> io::Result<Self> {
+        Ok(Self {
+            fd,
+            restore: switch_nonblocking(fd)?,
+        })
+    }
+}
+
+impl<F: AsRawFd> Drop for NonBlocking<'_, F> {
+    fn drop(&mut self) {
+        if let Some(flags) = self.restore {
+            // SAFETY: the guard borrows the socket, so its fd is open; F_SETFL takes an int
+            // flag set. A failure leaves the socket non-blocking: its next runtime operation
+            // fails with EAGAIN and the connection is closed, nothing is lost silently.
+            if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFL, flags) } < 0 {
+                log::debug!(
+                    "splice: restoring blocking mode: {}",
+                    io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd`; the flags before, when they lacked it.
+fn switch_nonblocking(fd: &impl AsRawFd) -> io::Result<Option<libc::c_int>> {
     // SAFETY: `fd` is borrowed, so the object owning it keeps it open; F_GETFL takes no
     // argument.
     let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
@@ -99,13 +140,13 @@ pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if flags & libc::O_NONBLOCK != 0 {
-        return Ok(());
+        return Ok(None);
     }
     // SAFETY: as above; F_SETFL takes an int flag set.
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(Some(flags))
 }
 
 /// One non-blocking `recv(2)` from the socket `from` into the spare capacity of `buf`,
@@ -157,6 +198,27 @@ mod tests {
         let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (b, _) = l.accept().unwrap();
         (a, b)
+    }
+
+    fn is_nonblocking(fd: &impl AsRawFd) -> bool {
+        // SAFETY: the socket is borrowed and open; F_GETFL takes no argument.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        assert!(flags >= 0);
+        flags & libc::O_NONBLOCK != 0
+    }
+
+    #[test]
+    fn a_blocking_socket_is_non_blocking_while_guarded_and_a_non_blocking_one_stays_so() {
+        let (a, b) = pair();
+        assert!(!is_nonblocking(&a));
+        {
+            let _guard = NonBlocking::new(&a).unwrap();
+            assert!(is_nonblocking(&a));
+        }
+        assert!(!is_nonblocking(&a), "switched back");
+        set_nonblocking(&b).unwrap();
+        drop(NonBlocking::new(&b).unwrap());
+        assert!(is_nonblocking(&b), "the epoll driver's mode is left alone");
     }
 
     #[test]

@@ -29,95 +29,20 @@
 //! end of stream is passed on as `shutdown(SHUT_WR)` once the pipe is drained, and a failed
 //! call on either socket ends the relay as a reset.
 
-use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::{Dir, End, Filters, Meter, Path, Side, Tally, drive};
+use crate::net::pipe::{PipePool, YIELD_AFTER, take_pipe, yield_now};
 use crate::rt::{buffers, timer};
-use crate::stats::Counter;
 use crate::sys::send_nonblocking;
 use crate::sys::splice::{Pipe, recv_into, set_nonblocking, shutdown_write};
-
-/// Buffer size asked for each pipe (`F_SETPIPE_SZ`); the kernel's default (64 KiB) is kept
-/// when it refuses (unprivileged users over `/proc/sys/fs/pipe-user-pages-soft`).
-pub(crate) const PIPE_SIZE: usize = 256 * 1024;
-
-/// Empty pipes a worker keeps for reuse (two fds each).
-const POOL_MAX: usize = 64;
-
-/// Bytes a direction moves before it lets other tasks of the worker run: splices that never
-/// wait would otherwise never return to the runtime.
-const YIELD_AFTER: usize = 1 << 20;
-
-/// How long a direction waits before asking again for a pipe it could not get (out of fds).
-const PIPE_RETRY: Duration = Duration::from_millis(20);
-
-thread_local! {
-    /// This worker's pipes (workers are threads; a pipe never leaves its worker).
-    static POOL: PipePool = const {
-        PipePool { free: RefCell::new(Vec::new()), created: Cell::new(0), taken: Cell::new(0) }
-    };
-}
-
-/// Empty pipes kept for reuse by one worker.
-pub(crate) struct PipePool {
-    free: RefCell<Vec<Pipe>>,
-    created: Cell<u64>,
-    taken: Cell<u64>,
-}
-
-impl PipePool {
-    /// An empty pipe: a pooled one, else a new one.
-    fn take(created: &Counter) -> io::Result<Pipe> {
-        let pipe = match POOL.with(|pool| pool.free.borrow_mut().pop()) {
-            Some(p) => p,
-            None => {
-                let p = Pipe::new(PIPE_SIZE)?;
-                created.inc();
-                POOL.with(|pool| pool.created.set(pool.created.get() + 1));
-                p
-            }
-        };
-        POOL.with(|pool| pool.taken.set(pool.taken.get() + 1));
-        Ok(pipe)
-    }
-
-    /// Returns an EMPTY pipe for reuse (closes it when the pool is full).
-    fn give(pipe: Pipe) {
-        POOL.with(|pool| {
-            let mut free = pool.free.borrow_mut();
-            if free.len() < POOL_MAX {
-                free.push(pipe);
-            }
-        });
-    }
-
-    /// Pipes this worker created so far (pooled pipes are reused, not created again).
-    #[cfg(test)]
-    pub(crate) fn created() -> u64 {
-        POOL.with(|pool| pool.created.get())
-    }
-
-    /// Pipes this worker handed out so far (pooled or new).
-    #[cfg(test)]
-    pub(crate) fn taken() -> u64 {
-        POOL.with(|pool| pool.taken.get())
-    }
-
-    /// Empty pipes this worker keeps now.
-    #[cfg(test)]
-    pub(crate) fn free() -> usize {
-        POOL.with(|pool| pool.free.borrow().len())
-    }
-}
 
 /// The pipes a relay starts with, one per direction: taking them first is how the caller
 /// learns whether splice is possible at all (pipe creation fails when fds run out).
@@ -127,8 +52,8 @@ impl Pipes {
     /// Two pipes, or why not.
     pub(crate) fn take(meter: Meter<'_>) -> io::Result<Self> {
         let created = meter.splice.pipes_created;
-        let a = PipePool::take(created)?;
-        match PipePool::take(created) {
+        let a = PipePool::take(Some(created))?;
+        match PipePool::take(Some(created)) {
             Ok(b) => Ok(Self([a, b])),
             Err(e) => {
                 PipePool::give(a);
@@ -409,34 +334,6 @@ impl Pump<'_> {
     }
 }
 
-/// A pipe, waiting and trying again while none can be created (out of fds).
-async fn take_pipe(created: &Counter) -> Pipe {
-    loop {
-        match PipePool::take(created) {
-            Ok(p) => return p,
-            Err(e) => {
-                log::debug!("relay: no pipe: {e}");
-                timer::sleep_until(Instant::now() + PIPE_RETRY).await;
-            }
-        }
-    }
-}
-
-/// Lets the worker's other tasks run once.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
@@ -448,6 +345,7 @@ mod tests {
     use super::super::{NoFilters, SpliceMeter, run as relay};
     use super::*;
     use crate::net::Io;
+    use crate::stats::Counter;
 
     /// A plain client and a plain backend (std sockets on threads), relayed by `relay::run`
     /// on a runtime of `driver`: bytes both ways, `first` first, half-closes passed on,
