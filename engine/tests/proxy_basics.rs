@@ -94,6 +94,58 @@ async fn keep_alive_reuses_upstream_connections() {
     );
 }
 
+/// A burst of concurrent requests opens an upstream connection for each; past the cluster's
+/// `max_idle_per_endpoint` they stay pooled for the next burst (which opens none), and the
+/// sweep closes the excess once it has been idle for a second.
+#[test]
+fn a_bursts_connections_serve_the_next_burst_then_the_excess_is_closed() {
+    const BURST: usize = 4;
+    // Each answer waits, so the burst's requests overlap.
+    let backend = Backend::start(|_req| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        full(200, "ok")
+    });
+    let cfg = format!(
+        "workers = 1\n[admin]\naddress = \"127.0.0.1:0\"\n{}max_idle_per_endpoint = 1\n",
+        one_route(backend.addr)
+    );
+    let proxy = Proxy::start(&cfg);
+    let addr = proxy.addr();
+    let burst = || {
+        let all: Vec<_> = (0..BURST)
+            .map(|_| std::thread::spawn(move || raw_get(addr, "/")))
+            .collect();
+        for t in all {
+            assert_eq!(t.join().unwrap(), (200, "ok".to_owned()));
+        }
+    };
+    burst();
+    assert_eq!(backend.connection_count(), BURST);
+    burst();
+    assert_eq!(
+        backend.connection_count(),
+        BURST,
+        "the second burst opened none"
+    );
+    assert_eq!(
+        proxy.stat("cluster.backend.upstream_cx_pool_reuse"),
+        BURST as i64
+    );
+    assert_eq!(
+        proxy.stat("cluster.backend.upstream_cx_active"),
+        BURST as i64
+    );
+    proxy.eventually("the excess closed", |p| {
+        p.stat("cluster.backend.upstream_cx_active") == 1
+    });
+    assert_eq!(
+        proxy.stat("cluster.backend.upstream_cx_destroy_local"),
+        BURST as i64 - 1
+    );
+    burst();
+    assert_eq!(backend.connection_count(), 2 * BURST - 1, "one was kept");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_body_both_ways_streams() {
     let backend = Backend::echo();

@@ -5,7 +5,9 @@
 //! [`crate::cluster`], which holds one [`Pool`] per cluster and worker.
 //!
 //! Pooled connections are kept per endpoint, most recently used first, and expire after the
-//! cluster's idle timeout (checked on checkout and by the worker's periodic sweep).
+//! cluster's idle timeout (checked on checkout and by the worker's periodic sweep). Beyond
+//! `max_idle_per_endpoint` a released connection is kept too, and closed by the sweep once it
+//! has been idle for [`TRIM_AFTER`]: a burst's connections serve the next burst.
 //!
 //! New connections (pooled HTTP ones from [`Pool::checkout`], unpooled TCP proxy ones
 //! from [`Pool::connect`]) share one connect path: limits, timeout, accounting, and the
@@ -55,6 +57,12 @@ use crate::tls::{ClientFailure, ClientTls, TlsError};
 /// (this worker's own releases wake it at once). One waiting request per worker polls; the
 /// others sleep until something is freed.
 pub(crate) const PENDING_RECHECK: Duration = Duration::from_millis(5);
+
+/// How long a pooled connection past the cluster's `max_idle_per_endpoint` stays idle before
+/// the sweep closes it: long enough for the next burst of requests to reuse what the last one
+/// opened, instead of closing connections as a burst ends and opening them again as the next
+/// begins.
+pub(crate) const TRIM_AFTER: Duration = Duration::from_secs(1);
 
 /// One worker's connections to one cluster.
 pub(crate) struct Pool {
@@ -621,8 +629,11 @@ impl Pool {
         let (stream, slots) = up.into_stream();
         let mut idle = self.endpoints[ep].idle.borrow_mut();
         // Requests waiting on other workers need the slot more than this pool needs the
-        // connection.
-        if idle.len() >= self.max_idle || self.others_wait() {
+        // connection. Past `max_idle` it is kept all the same: the end of a burst returns
+        // many connections at once, and the next burst would open them again; the sweep
+        // closes what stays unused ([`Pool::sweep`]). A cluster with `max_idle = 0` pools
+        // nothing.
+        if self.max_idle == 0 || self.others_wait() {
             drop(idle);
             drop((stream, slots));
             self.closed(ep, false);
@@ -637,20 +648,34 @@ impl Pool {
         self.freed.notify_all();
     }
 
-    /// Close pooled connections idle for longer than the idle timeout.
+    /// Close pooled connections idle for longer than the idle timeout, and those past
+    /// `max_idle` per endpoint that have been idle for [`TRIM_AFTER`] (least recently used
+    /// first). Called once a second by the worker's housekeeping.
     pub(crate) fn sweep(&self, now: Instant) {
         if self.others_wait() {
             self.shed_idle(None);
         }
         for (ep, endpoint) in self.endpoints.iter().enumerate() {
             let mut expired = 0;
-            endpoint.idle.borrow_mut().retain(|i| {
+            let mut idle = endpoint.idle.borrow_mut();
+            idle.retain(|i| {
                 let keep = now.duration_since(i.since) < self.idle_timeout;
                 expired += usize::from(!keep);
                 keep
             });
+            // Least recently used first: checkout takes from the end.
+            let excess = idle.len().saturating_sub(self.max_idle);
+            let unused = idle[..excess]
+                .iter()
+                .take_while(|i| now.duration_since(i.since) >= TRIM_AFTER)
+                .count();
+            idle.drain(..unused);
+            drop(idle);
             for _ in 0..expired {
                 self.stats().upstream_cx_idle_timeout.inc();
+                self.closed(ep, false);
+            }
+            for _ in 0..unused {
                 self.closed(ep, false);
             }
         }
