@@ -618,7 +618,9 @@ impl Drop for Inner {
         match state {
             #[cfg(all(target_os = "linux", feature = "iouring"))]
             State::Uring(UringState::Init) | State::Uring(UringState::Waiting(..)) => {
-                if super::op::Op::close(fd).is_err() {
+                // ringway patch: a CLOSE nobody waits for (no op to drop, so no ASYNC_CANCEL
+                // after it); closed here when it cannot be submitted.
+                if !close_detached(fd) {
                     let _ = unsafe { std::fs::File::from_raw_fd(fd) };
                 };
             }
@@ -629,6 +631,21 @@ impl Drop for Inner {
             _ => {}
         }
     }
+}
+
+/// Submits an io_uring CLOSE of `fd` whose completion is ignored; `false` when there is no
+/// io_uring driver here or the submission queue stayed full.
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+fn close_detached(fd: RawFd) -> bool {
+    CURRENT.is_set()
+        && CURRENT.with(|inner| {
+            #[allow(irrefutable_let_patterns)]
+            if let super::Inner::Uring(r) = inner {
+                super::IoUringDriver::close_detached(r, fd)
+            } else {
+                false
+            }
+        })
 }
 
 #[allow(unused_mut)]

@@ -407,6 +407,27 @@ impl IoUringDriver {
         }
     }
 
+    /// ringway patch: closes `fd` with an io_uring CLOSE whose completion nobody waits for
+    /// (user data [`CANCEL_USERDATA`], ignored by `tick`), for a socket dropped without an
+    /// awaited close. monoio made it an `Op` and dropped it at once, and dropping an
+    /// unfinished op submits an ASYNC_CANCEL: a second submission per closed connection, for
+    /// an operation that cannot be cancelled anyway. `false`: the submission queue stayed
+    /// full; the caller closes the fd itself.
+    pub(crate) fn close_detached(this: &Rc<UnsafeCell<UringInner>>, fd: RawFd) -> bool {
+        let inner = unsafe { &mut *this.get() };
+        let close = opcode::Close::new(io_uring::types::Fd(fd))
+            .build()
+            .user_data(CANCEL_USERDATA);
+        // SAFETY: the entry holds no pointer; the fd is ours to close.
+        unsafe {
+            if inner.uring.submission().push(&close).is_ok() {
+                return true;
+            }
+            let _ = inner.submit();
+            inner.uring.submission().push(&close).is_ok()
+        }
+    }
+
     #[cfg(feature = "poll-io")]
     #[inline]
     pub(crate) fn register_poll_io(
