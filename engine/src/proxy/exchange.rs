@@ -108,6 +108,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// Time since the request began, to the resolution of an event-loop turn.
+    fn elapsed(&self) -> Duration {
+        timer::turn_now().saturating_duration_since(self.start)
+    }
+
     pub(crate) fn new(start: Instant) -> Self {
         Self {
             start,
@@ -160,7 +165,7 @@ pub(crate) async fn handle(
     let cfg = local.listener_config(li);
     let ll = &local.listeners[li];
     let opts = &cfg.http;
-    let start = Instant::now();
+    let start = timer::turn_now();
     if conn.buf.capacity() == 0 {
         conn.buf = buffers::take();
     }
@@ -1707,7 +1712,7 @@ impl<'a> Exchange<'a> {
         }
         self.ll
             .rq_time
-            .record(self.rec.start.elapsed().as_micros() as u64);
+            .record(self.rec.elapsed().as_micros() as u64);
         if let (Some(log), Some(start)) = (&self.ll.access_log, self.start_time) {
             self.log(log, start);
         }
@@ -1752,7 +1757,7 @@ impl<'a> Exchange<'a> {
             flags: self.rec.flags,
             bytes_received: self.rec.bytes_received,
             bytes_sent: self.rec.bytes_sent,
-            duration: self.rec.start.elapsed(),
+            duration: self.rec.elapsed(),
             upstream_service_time: self.rec.upstream_time,
             forwarded_for: h.header(b"x-forwarded-for"),
             user_agent: h.header(b"user-agent"),

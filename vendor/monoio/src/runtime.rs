@@ -152,6 +152,8 @@ impl<D> Runtime<D> {
                 set_poll();
                 loop {
                     loop {
+                        // ringway patch: the turn's one clock read (`time::turn_now`).
+                        crate::time::start_turn();
                         // Consume all tasks(with max round to prevent io starvation)
                         let mut max_round = self.context.tasks.len() * 2;
                         while let Some(t) = self.context.tasks.pop() {

@@ -380,7 +380,7 @@ fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool, Inst
                     s.rx_ready.notify();
                 }
                 None if sess.conn.borrow().role() == Role::Server => {
-                    let at = *now.get_or_insert_with(Instant::now);
+                    let at = *now.get_or_insert_with(timer::turn_now);
                     on_new(stream, fields, end_stream, at);
                 }
                 None => {}

@@ -112,3 +112,21 @@ pub use std::time::Duration;
 
 #[doc(inline)]
 pub use timeout::{timeout, timeout_at, Timeout};
+
+// ringway patch: one clock read per turn of the runtime's loop, for callers that measure
+// durations at that resolution instead of reading the clock for each event.
+std::thread_local! {
+    static TURN: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The time the current turn of this thread's runtime loop began (read once per turn, before
+/// the turn's tasks run); `None` on a thread that never ran one (after its loop ended: the
+/// last turn's).
+pub fn turn_now() -> Option<std::time::Instant> {
+    TURN.with(std::cell::Cell::get)
+}
+
+/// Reads the clock for the turn beginning now.
+pub(crate) fn start_turn() {
+    TURN.with(|t| t.set(Some(std::time::Instant::now())));
+}
