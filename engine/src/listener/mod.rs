@@ -46,6 +46,10 @@ pub(crate) fn bind_reuseport(
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
+        // Small request/response exchanges must not wait for Nagle. Set on the listening
+        // socket, it is inherited by every connection accepted from it (Linux copies the
+        // listener's TCP state into the new socket): no setsockopt per connection.
+        socket.set_nodelay(true)?;
         if bound.is_ipv6() {
             socket.set_only_v6(true)?;
         }
@@ -117,12 +121,6 @@ pub(crate) async fn serve(
     }
 }
 
-/// Options applied to every accepted downstream connection.
-pub(crate) fn tune_accepted(stream: &TcpStream) {
-    // Small request/response exchanges must not wait for Nagle; failure is harmless.
-    let _ = stream.set_nodelay(true);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +133,15 @@ mod tests {
         for s in &socks {
             assert_eq!(s.local_addr().unwrap(), addr);
         }
+    }
+
+    #[test]
+    fn accepted_connections_inherit_nodelay_from_the_listener() {
+        let (socks, addr) = bind_reuseport("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        socks[0].set_nonblocking(false).unwrap();
+        let (accepted, _) = socks[0].accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[test]

@@ -180,7 +180,6 @@ async fn accept_loop(worker: Rc<Worker>, index: usize, listener: TcpListener) {
             continue;
         }
         drop(local);
-        crate::listener::tune_accepted(&stream);
         worker.connections.set(worker.connections.get() + 1);
         monoio::spawn(connection(worker.clone(), index, stream, peer, true));
     }
