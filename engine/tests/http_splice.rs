@@ -15,19 +15,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// A deterministic body (xorshift), so a lost, repeated or reordered piece shows.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// An upstream that reads request heads and answers each with `answer(n)` for the nth request
 /// on the connection (from 0), on its own thread per connection; keeps the connection.
 fn upstream(answer: impl Fn(usize, &mut TcpStream) + Send + Sync + 'static) -> SocketAddr {

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use support::Proxy;
+use support::{Proxy, pattern};
 
 /// FNV-1a over a stream, and its length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,19 +27,6 @@ impl Sum {
         }
         self.1 += data.len() as u64;
     }
-}
-
-/// Deterministic bytes (xorshift), so corruption or reordering changes the checksum.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn read_sum(r: &mut TcpStream) -> Sum {

@@ -372,6 +372,19 @@ pub fn with_access_log(cfg: &str, log: &TempLog) -> String {
 }
 
 /// A loopback address whose port was just free and is now closed (connect is refused).
+/// A deterministic byte stream (xorshift), so a lost, repeated or reordered piece shows.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn closed_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
