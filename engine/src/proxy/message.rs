@@ -320,7 +320,12 @@ async fn splice_rest<S: BodySource, K: BodySink>(
         return Ok(false);
     }
     let patience = rest.patience;
-    let (n, res) = pipe::move_exact(rest.socket, dst, rest.left, || patience.deadline()).await;
+    // Boxed: only long bodies get here, and the move's state would otherwise size every
+    // response relay's future (moved with each request's).
+    let (n, res) = Box::pin(pipe::move_exact(rest.socket, dst, rest.left, move || {
+        patience.deadline()
+    }))
+    .await;
     src.skipped(n);
     moved.bytes += n;
     moved.spliced += n;
