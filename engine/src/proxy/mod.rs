@@ -172,7 +172,9 @@ pub(crate) async fn serve(
             }
         }
         let local = worker.local();
-        match Box::pin(exchange::handle(worker, &local, li, conn)).await {
+        // Built in its box (`rt::boxed`), not built on the stack and copied in: the
+        // exchange's future is kilobytes, and there is one per request.
+        match crate::rt::boxed(|| exchange::handle(worker, &local, li, conn)).await {
             exchange::Next::KeepAlive(c) => {
                 // A second request: a keep-alive connection, worth a registered file (a
                 // connection that carries one request never pays for the registration).
