@@ -96,9 +96,11 @@ pub(crate) async fn serve(
     let (io, first) = match acceptor {
         None => (Io::Plain(stream), first),
         // Boxed: the handshake's future (about 2.6 KiB) would otherwise stay in the task of
-        // every connection, TLS or not, for its whole life.
+        // every connection, TLS or not, for its whole life. Built in its box (`rt::boxed`),
+        // not copied in.
         Some(acceptor) => {
-            match Box::pin(tls::handshake(worker, li, stream, first, acceptor, peer)).await {
+            let handshake = || tls::handshake(worker, li, stream, first, acceptor, peer);
+            match crate::rt::boxed(handshake).await {
                 Some(s) => (Io::Tls(s), BytesMut::new()),
                 None => {
                     let local = worker.local();
@@ -114,8 +116,8 @@ pub(crate) async fn serve(
         ListenerProtocol::Http => crate::proxy::serve(worker, li, io, peer, fresh, first).await,
         ListenerProtocol::Tcp => {
             // Boxed: the TCP proxy's future (about 6 KiB) would otherwise size every HTTP
-            // connection's task too.
-            Box::pin(crate::tcp::serve(worker, li, io, peer, first)).await;
+            // connection's task too; built in its box, not copied in.
+            crate::rt::boxed(|| crate::tcp::serve(worker, li, io, peer, first)).await;
             Ended::Closed
         }
     }

@@ -160,7 +160,7 @@ pub(crate) async fn serve(
                 Some(Codec::Http2) => {
                     http.downstream_cx_http2_total.inc();
                     http.downstream_cx_http2_active.inc();
-                    let by_peer = Box::pin(h2::serve(worker, li, conn)).await;
+                    let by_peer = crate::rt::boxed(|| h2::serve(worker, li, conn)).await;
                     account_close(worker, li, by_peer, false, Codec::Http2);
                     return Ended::Closed;
                 }
