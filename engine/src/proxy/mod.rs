@@ -87,7 +87,15 @@ pub(crate) async fn serve(
     // Cancels the read in flight while a busy connection waits for its next request.
     let mut canceller = None;
     let closed_by_peer = 'conn: loop {
-        if conn.buf.is_empty() && codec == Codec::Http1 && matches!(conn.stream, Io::Plain(_)) {
+        // A fresh connection's client has almost always sent its request by now, so it is read
+        // straight away too (one receive, not a readiness wait then a receive), but only with
+        // a buffer the pool has free: connections that open and stay silent, many at once,
+        // cost no buffers beyond the pool's.
+        let first_read = codec == Codec::Unknown && fresh && buffers::has_free();
+        if conn.buf.is_empty()
+            && (codec == Codec::Http1 || first_read)
+            && matches!(conn.stream, Io::Plain(_))
+        {
             // Busy: read the next request straight away (no readiness wait per request),
             // holding a pooled buffer for at most BUSY_QUIET.
             let c = canceller.get_or_insert_with(Canceller::new);

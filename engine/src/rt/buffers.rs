@@ -35,6 +35,11 @@ pub(crate) fn trim() {
     POOL.with(|p| p.borrow_mut().trim());
 }
 
+/// Whether this worker has a pooled buffer free now: [`take`] would allocate none.
+pub(crate) fn has_free() -> bool {
+    POOL.with(|p| !p.borrow().is_empty())
+}
+
 /// An empty buffer with at least [`BUF_SIZE`] bytes of capacity.
 pub(crate) fn take() -> BytesMut {
     POOL.with(|p| p.borrow_mut().pop())

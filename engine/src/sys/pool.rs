@@ -56,6 +56,11 @@ impl<T> FreeList<T> {
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
+
+    /// Whether a value is held now ([`Self::pop`] would return one).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
 }
 
 #[cfg(test)]
