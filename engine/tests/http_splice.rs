@@ -10,7 +10,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -18,32 +18,16 @@ use support::*;
 /// An upstream that reads request heads and answers each with `answer(n)` for the nth request
 /// on the connection (from 0), on its own thread per connection; keeps the connection.
 fn upstream(answer: impl Fn(usize, &mut TcpStream) + Send + Sync + 'static) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let answer = std::sync::Arc::new(answer);
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { return };
-            c.set_nodelay(true).unwrap();
-            let answer = answer.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut b = [0u8; 4096];
-                for n in 0.. {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match c.read(&mut b) {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => buf.extend_from_slice(&b[..k]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    buf.drain(..end);
-                    answer(n, &mut c);
-                }
-            });
+    tcp_backend(move |mut c| {
+        c.set_nodelay(true).unwrap();
+        let mut buf = Vec::new();
+        for n in 0.. {
+            if !read_request_head(&mut c, &mut buf) {
+                return;
+            }
+            answer(n, &mut c);
         }
-    });
-    addr
+    })
 }
 
 fn config(backend: SocketAddr, filters: &str, route: &str, log: &TempLog) -> String {

@@ -14,22 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::Proxy;
-
-/// A backend that runs `handle` on each accepted connection, on its own thread.
-fn backend(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let handle = Arc::new(handle);
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { break };
-            let h = Arc::clone(&handle);
-            thread::spawn(move || h(s));
-        }
-    });
-    addr
-}
+use support::{Proxy, tcp_backend};
 
 fn tcp_config(endpoint: SocketAddr) -> String {
     format!(
@@ -110,7 +95,7 @@ fn both_directions_stream_at_once_with_checksums() {
     // The backend sends its own stream while it reads the client's, then reports what it got.
     let (got_tx, got_rx) = mpsc::channel();
     let got_tx = std::sync::Mutex::new(got_tx);
-    let be = backend(move |s| {
+    let be = tcp_backend(move |s| {
         let mut r = s.try_clone().unwrap();
         let reader = thread::spawn(move || read_all(&mut r).unwrap());
         let mut w = s;
@@ -160,7 +145,7 @@ fn half_close_while_the_other_direction_streams() {
     const DOWN: usize = 32 << 20;
     // The backend streams to the client while it reads the client's few bytes and their end
     // of stream; after its own stream it tells how many bytes it got, then closes.
-    let be = backend(|s| {
+    let be = tcp_backend(|s| {
         let mut r = s.try_clone().unwrap();
         let reader = thread::spawn(move || read_all(&mut r).unwrap());
         let mut w = s;
@@ -195,7 +180,7 @@ fn half_close_while_the_other_direction_streams() {
 #[test]
 fn upstream_reset_mid_transfer_closes_the_client() {
     // The backend sends a little, then resets while the client is still sending.
-    let be = backend(|mut s| {
+    let be = tcp_backend(|mut s| {
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf);
         let _ = s.write_all(&[b'y'; 256 * 1024]);

@@ -9,7 +9,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,27 +20,11 @@ use support::*;
 
 /// An upstream that reads one request head and then runs `write` on the connection.
 fn upstream(write: impl Fn(&mut TcpStream) + Send + Sync + 'static) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let write = std::sync::Arc::new(write);
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { return };
-            let write = write.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut b = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut b) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&b[..n]),
-                    }
-                }
-                write(&mut c);
-            });
+    tcp_backend(move |mut c| {
+        if read_request_head(&mut c, &mut Vec::new()) {
+            write(&mut c);
         }
-    });
-    addr
+    })
 }
 
 /// One listener with `http` options, one route with `route` options, to `backend`; a JSON

@@ -372,6 +372,38 @@ pub fn with_access_log(cfg: &str, log: &TempLog) -> String {
 }
 
 /// A loopback address whose port was just free and is now closed (connect is refused).
+/// A raw TCP backend on loopback: `handle` runs on each accepted connection, on a thread of
+/// its own.
+pub fn tcp_backend(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let handle = Arc::new(handle);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { break };
+            let h = Arc::clone(&handle);
+            std::thread::spawn(move || h(s));
+        }
+    });
+    addr
+}
+
+/// Reads from `c` until `buf` holds a whole request head, and takes that head out of `buf`
+/// (bytes after it stay). `false`: the peer closed, or the read failed, first.
+pub fn read_request_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4);
+            return true;
+        }
+        match c.read(&mut b) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+}
+
 /// A deterministic byte stream (xorshift), so a lost, repeated or reordered piece shows.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
