@@ -138,7 +138,7 @@ pub(crate) struct Moved {
 /// The rest of a body at least this long goes from socket to socket without being read, when
 /// both sides allow it: below it, two `fcntl` calls per socket and a pipe cost more than the
 /// copies they save.
-pub(crate) const SPLICE_FROM: u64 = 16 * 1024;
+const SPLICE_FROM: u64 = 16 * 1024;
 
 /// Move a body from `src` to `sink` until it ends; `moved` counts the data bytes passed on.
 /// With no filter phase to see them, the rest of a long body is spliced ([`splice_rest`]).
