@@ -1,10 +1,13 @@
 //! The timeouts of a request in progress, each against an upstream or a client that stalls on
 //! purpose: the route `timeout` over the whole response (not only its head), the stream idle
-//! timeout (the listener's `stream_idle_timeout`, a route's `idle_timeout`) both ways, the
+//! timeout (the listener's `stream_idle_timeout`, a route's `idle_timeout`) both ways, also
+//! against a client that stops reading (HTTP/1 copied and spliced, an HTTP/2 stream without
+//! window, an HTTP/2 connection that reads nothing and offered a 2 GiB window), the
 //! listener's `request_timeout` and `max_stream_duration`, and `grpc-timeout` after the
 //! response head went out (trailers `grpc-status: 4`). Each fires with its flag and stat; a
 //! response that keeps moving within its limits is not cut early.
-//! docs/config.md "[listeners.http]", "[[listeners.virtual_hosts.routes]]".
+//! docs/config.md "[listeners.http]", "[[listeners.virtual_hosts.routes]]", "HTTP/2 and gRPC
+//! behaviour".
 
 mod support;
 
@@ -149,6 +152,164 @@ fn a_response_that_keeps_moving_is_not_cut_by_the_idle_timeout() {
     );
     assert_eq!(flags(&proxy, &log), "-");
     assert_eq!(proxy.stat("http.main.downstream_rq_idle_timeout"), 0);
+}
+
+/// An upstream that answers with a body that does not end (chunked, or a Content-Length of
+/// 1 GiB) and writes it until the proxy closes the connection (then sends `true` on `closed`)
+/// or all of it went (`false`).
+fn endless_upstream(chunked: bool, closed: std::sync::mpsc::Sender<bool>) -> SocketAddr {
+    let closed = std::sync::Mutex::new(closed);
+    upstream(move |c| {
+        let head: &[u8] = if chunked {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n"
+        };
+        let piece = vec![b'x'; 64 * 1024];
+        let mut ok = c.write_all(head).is_ok();
+        // At most 1 GiB: far more than every buffer on the way holds.
+        for _ in 0..16 * 1024 {
+            if !ok {
+                break;
+            }
+            ok = if chunked {
+                c.write_all(b"10000\r\n").is_ok()
+                    && c.write_all(&piece).is_ok()
+                    && c.write_all(b"\r\n").is_ok()
+            } else {
+                c.write_all(&piece).is_ok()
+            };
+        }
+        let _ = closed.lock().unwrap().send(!ok);
+    })
+}
+
+/// A client that sends GET and then reads nothing: the response fills its receive window and
+/// the proxy's send buffer, and each write waits. The stream idle timeout ends the response
+/// (`SI`, `downstream_rq_idle_timeout`), both connections close, and the client that reads
+/// again finds the end of the connection; with the route timeout off, nothing else would.
+fn a_client_that_stops_reading_is_cut_at_the_stream_idle_timeout(chunked: bool) {
+    let (tx, closed) = std::sync::mpsc::channel();
+    let up = endless_upstream(chunked, tx);
+    let log = TempLog::new("timeouts");
+    let http = "  stream_idle_timeout = \"400ms\"";
+    let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.write_all(GET).unwrap();
+    let t0 = Instant::now();
+    let by_proxy = closed.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(by_proxy, "the proxy closed the upstream connection");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
+    // What the proxy had written is there, then the end (EOF or a reset), not a wait.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = vec![0u8; 256 * 1024];
+    let mut got = 0usize;
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("no end after {got} bytes: {e}"),
+        }
+    }
+    assert!(got > 0 && got < 1 << 30, "{got}");
+    assert_eq!(flags(&proxy, &log), "SI");
+    assert_eq!(proxy.stat("http.main.downstream_rq_idle_timeout"), 1);
+    assert_eq!(proxy.stat("cluster.c.upstream_rq_timeout"), 0);
+    let spliced = proxy.stat("http.main.splice_rs_total");
+    assert_eq!(
+        spliced,
+        i64::from(!chunked),
+        "copied when chunked, else spliced"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_a_copied_body_is_cut_at_the_stream_idle_timeout() {
+    a_client_that_stops_reading_is_cut_at_the_stream_idle_timeout(true);
+}
+
+#[test]
+fn a_client_that_stops_reading_a_spliced_body_is_cut_at_the_stream_idle_timeout() {
+    a_client_that_stops_reading_is_cut_at_the_stream_idle_timeout(false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_opens_no_window_is_cut_at_the_stream_idle_timeout() {
+    let (tx, closed) = std::sync::mpsc::channel();
+    let up = endless_upstream(true, tx);
+    let log = TempLog::new("timeouts");
+    let http = "  stream_idle_timeout = \"400ms\"";
+    let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));
+    let mut h2 = h2c(proxy.addr()).await;
+    let req = Request::get(format!("http://{}/x", proxy.addr()))
+        .body(body(Bytes::new()))
+        .unwrap();
+    let t0 = Instant::now();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The body is not read, so the client opens no window for it.
+    let closed = tokio::task::spawn_blocking(move || closed.recv_timeout(Duration::from_secs(10)));
+    let by_proxy = closed.await.unwrap().unwrap();
+    assert!(by_proxy, "the proxy closed the upstream connection");
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    let end = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect()).await;
+    assert!(
+        end.expect("an end, not a wait").is_err(),
+        "reset, not ended"
+    );
+    assert_eq!(flags(&proxy, &log), "SI");
+    assert_eq!(proxy.stat("http.main.downstream_rq_idle_timeout"), 1);
+}
+
+/// A client that opens an HTTP/2 connection with flow-control windows of 2 GiB, asks for an
+/// endless body and never reads its socket: the proxy buffers about a megabyte for it (its
+/// output limit), not the window, and closes the connection at the stream idle timeout.
+#[test]
+fn an_http2_client_that_reads_nothing_is_closed_at_the_stream_idle_timeout() {
+    let (tx, closed) = std::sync::mpsc::channel();
+    let up = endless_upstream(true, tx);
+    let log = TempLog::new("timeouts");
+    let http = "  stream_idle_timeout = \"400ms\"";
+    let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS: INITIAL_WINDOW_SIZE 2^31-1.
+    out.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0x7f, 0xff, 0xff, 0xff]);
+    // WINDOW_UPDATE on the connection: to 2^31-1 as well.
+    out.extend_from_slice(&[0, 0, 4, 8, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&(0x7fff_ffffu32 - 65_535).to_be_bytes());
+    // HEADERS, stream 1, END_STREAM | END_HEADERS: GET http / , :authority t.
+    let block = [0x82, 0x86, 0x84, 0x41, 0x01, b't'];
+    out.extend_from_slice(&[0, 0, block.len() as u8, 1, 5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    s.write_all(&out).unwrap();
+    let t0 = Instant::now();
+    let by_proxy = closed.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(by_proxy, "the proxy closed the upstream connection");
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = vec![0u8; 256 * 1024];
+    let mut got = 0usize;
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("no end after {got} bytes: {e}"),
+        }
+    }
+    // The socket buffers on the way, and the proxy's output limit (1 MiB): far from the
+    // window the client offered.
+    assert!(got < 64 << 20, "{got}");
+    // The stream's wait for room (`SI`) or the connection's write (the stream then goes with
+    // the connection) ends first: either way the exchange did not end well.
+    let f = flags(&proxy, &log);
+    assert!(f != "-", "{f}");
 }
 
 #[test]

@@ -12,12 +12,15 @@
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
+use crate::rt::timer;
 use crate::tls::{ServerTls, TlsReadHalf, TlsStream, TlsWriteHalf};
 
 /// A connection's stream.
@@ -234,3 +237,27 @@ forward_read!(Io);
 forward_read!(ReadHalf);
 forward_write!(Io);
 forward_write!(WriteHalf);
+
+/// Write all of `data`, giving up with [`io::ErrorKind::TimedOut`] when the peer takes no byte
+/// for `idle` (it stopped reading, and its receive window and our send buffer are full). Each
+/// write that makes progress starts the wait again, so a slow reader is not cut, only one that
+/// stalls. What was written when it gives up is unknown: the caller closes the connection.
+pub(crate) async fn write_within<W: AsyncWriteRent>(
+    io: &mut W,
+    mut data: Bytes,
+    idle: Duration,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let at = timer::coarse_now() + idle;
+        let (res, rest) = monoio::select! {
+            r = io.write(data) => r,
+            _ = timer::sleep_until(at) => return Err(io::ErrorKind::TimedOut.into()),
+        };
+        data = rest;
+        match res? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => data.advance(n),
+        }
+    }
+    Ok(())
+}

@@ -142,12 +142,14 @@ pub(crate) enum Stopped {
     SrcTimedOut(Instant),
     /// Writing to the destination failed.
     Dst,
+    /// The destination took no byte for the `dst_idle` of [`move_exact`].
+    DstStalled,
 }
 
 /// Moves exactly `len` bytes from `src` to `dst` through a pooled pipe, reading no byte past
 /// them (what follows on `src` stays there for its next reader). Both sockets are non-blocking
 /// only while it runs ([`NonBlocking`]). Each wait for `src` ends at `deadline()` (asked when
-/// it begins); waits for `dst` are not bounded, as the runtime's own writes are not.
+/// it begins); each wait for `dst` to take bytes lasts `dst_idle` at most.
 /// Returns the bytes moved: all of them, or those before it stopped. The pipe goes back to
 /// the worker's pool empty; one that still holds bytes (a failed move) is closed.
 pub(crate) async fn move_exact(
@@ -155,6 +157,7 @@ pub(crate) async fn move_exact(
     dst: &TcpStream,
     len: u64,
     deadline: impl Fn() -> Instant,
+    dst_idle: Duration,
 ) -> (u64, Result<(), Stopped>) {
     let pipe = match PipePool::take(None) {
         Ok(p) => p,
@@ -174,7 +177,7 @@ pub(crate) async fn move_exact(
         read: 0,
         written: 0,
     };
-    let res = moved.run(src, dst, len, deadline).await;
+    let res = moved.run(src, dst, len, deadline, dst_idle).await;
     let (in_pipe, written) = (moved.in_pipe, moved.written);
     if in_pipe == 0 {
         PipePool::give(pipe);
@@ -197,6 +200,7 @@ impl Mover<'_> {
         dst: &TcpStream,
         len: u64,
         deadline: impl Fn() -> Instant,
+        dst_idle: Duration,
     ) -> Result<(), Stopped> {
         let mut budget = YIELD_AFTER;
         while self.written < len {
@@ -239,7 +243,11 @@ impl Mover<'_> {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        dst.writable(false).await.map_err(|_| Stopped::Dst)?;
+                        let until = timer::coarse_now() + dst_idle;
+                        monoio::select! {
+                            r = dst.writable(false) => r.map_err(|_| Stopped::Dst)?,
+                            _ = timer::sleep_until(until) => return Err(Stopped::DstStalled),
+                        }
                         budget = YIELD_AFTER;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

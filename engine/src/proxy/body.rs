@@ -13,6 +13,7 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
 use crate::filters::BufferedBody;
+pub(crate) use crate::net::io::write_within;
 use crate::proxy::head::OutFraming;
 pub(crate) use crate::rt::buffers::read_into;
 use crate::rt::timer;
@@ -28,6 +29,9 @@ pub(crate) enum PumpError {
     Framing,
     /// Writing to the destination failed.
     Sink,
+    /// The destination took no byte for the stream idle timeout: a client (or upstream) that
+    /// stopped reading ([`write_within`]).
+    Stalled,
     /// A filter's data or trailers phase answered while the body was passing: too late for a
     /// local answer, so the transfer stops.
     Filter,
@@ -78,12 +82,16 @@ pub(crate) async fn write_bytes<W: AsyncWriteRent>(io: &mut W, data: Bytes) -> i
     io.write_all(data).await.0.map(|_| ())
 }
 
-/// Write out and empty `out`, keeping its remaining capacity for reuse.
-pub(crate) async fn flush_out<W: AsyncWriteRent>(io: &mut W, out: &mut BytesMut) -> io::Result<()> {
+/// Write out and empty `out` ([`write_within`]), keeping its remaining capacity for reuse.
+pub(crate) async fn flush_out<W: AsyncWriteRent>(
+    io: &mut W,
+    out: &mut BytesMut,
+    idle: Duration,
+) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    write_bytes(io, out.split().freeze()).await
+    write_within(io, out.split().freeze(), idle).await
 }
 
 /// Frame one piece of body data into `out` for the outgoing side.

@@ -341,7 +341,8 @@ async fn reject(
     reply.close = true;
     let mut out = BytesMut::with_capacity(256);
     reply.write(&mut out, opts);
-    let _ = body::write_bytes(&mut conn.stream, out.freeze()).await;
+    let idle = stream_idle(opts.stream_idle_timeout);
+    let _ = body::write_within(&mut conn.stream, out.freeze(), idle).await;
     Next::Close
 }
 
@@ -648,7 +649,7 @@ impl<'a> Exchange<'a> {
                 let mut out = BytesMut::with_capacity(256 + reply.body.len());
                 let body_len = reply.write(&mut out, &self.cfg.http);
                 let head_len = (out.len() - body_len) as u64;
-                match body::write_bytes(&mut conn.stream, out.freeze()).await {
+                match body::write_within(&mut conn.stream, out.freeze(), self.stream_idle).await {
                     Ok(()) => {
                         self.rec.bytes_sent = body_len as u64;
                         self.rec.head_tx += head_len;
@@ -1327,7 +1328,7 @@ impl<'a> Exchange<'a> {
                 let Some(conn) = conn.as_mut() else {
                     return Relayed::Failed(client_gone(Phase::BeforeResponse));
                 };
-                let mut sink = H1Client::new(&mut conn.stream, facts);
+                let mut sink = H1Client::new(&mut conn.stream, facts, idle);
                 relay(src, &mut sink, facts, deadline, progress, rec, filters).await
             }
             Down::H2 { ctx, slot } => {
@@ -1355,7 +1356,7 @@ impl<'a> Exchange<'a> {
         let (mut ur, mut uw) = upstream.into_split();
         let mut upbuf = BytesMut::new();
         let patience = self.response_patience(deadline);
-        let mut up_sink = H1Sink::new(&mut uw, first_out, framing);
+        let mut up_sink = H1Sink::new(&mut uw, first_out, framing, self.stream_idle);
         let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, patience);
         let (uploaded, relayed) = self
             .upload_and_relay(decoder, &mut up_sink, &mut up_src, &facts, deadline)
@@ -1419,7 +1420,7 @@ impl<'a> Exchange<'a> {
                         }
                     };
                     let mut src = Prefixed::new(prefix, src);
-                    let mut sink = H1Client::new(&mut dw, facts);
+                    let mut sink = H1Client::new(&mut dw, facts, idle);
                     let rec = &mut self.rec;
                     let halves = (&mut src, up_sink, up_src, &mut sink);
                     both(halves, facts, deadline, &progress, rec, filters, decode).await
@@ -1784,13 +1785,9 @@ fn timed_out<'a>(patience: &Patience, started: Instant) -> Collect<'a> {
     })
 }
 
-/// A stream idle timeout of zero never fires: a year stands for it.
+/// A stream idle timeout of zero never fires.
 fn stream_idle(t: Duration) -> Duration {
-    if t.is_zero() {
-        Duration::from_secs(365 * 24 * 3600)
-    } else {
-        t
-    }
+    timer::zero_is_never(t)
 }
 
 /// The earlier of two optional instants.

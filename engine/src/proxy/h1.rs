@@ -9,16 +9,16 @@
 //! write; pieces of [`WRITE_THROUGH`] and more are written straight from the read buffer.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, encode};
 
-use super::body::{Patience, PumpError, flush_out, read_into, write_bytes};
+use super::body::{Patience, PumpError, flush_out, read_into, write_within};
 use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
-use super::message::{BodySink, BodySource, Chunk, RawRest, RespHead};
+use super::message::{BodySink, BodySource, Chunk, RawDest, RawRest, RespHead};
 use super::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
 use crate::error::ProxyError;
 use crate::net::io::PlainSocket;
@@ -128,24 +128,36 @@ impl<R: AsyncReadRent + PlainSocket> BodySource for H1Source<'_, R> {
     }
 }
 
-/// A body written to an HTTP/1 connection in `framing`. `out` may start with a head.
+/// A body written to an HTTP/1 connection in `framing`. `out` may start with a head. A write
+/// the peer takes no byte of for `idle` (the stream idle timeout) fails with
+/// [`std::io::ErrorKind::TimedOut`] ([`write_within`]).
 pub(crate) struct H1Sink<'a, W> {
     io: &'a mut W,
     out: BytesMut,
     framing: OutFraming,
+    idle: Duration,
 }
 
 impl<'a, W: AsyncWriteRent> H1Sink<'a, W> {
-    pub(crate) fn new(io: &'a mut W, out: BytesMut, framing: OutFraming) -> Self {
-        Self { io, out, framing }
+    pub(crate) fn new(io: &'a mut W, out: BytesMut, framing: OutFraming, idle: Duration) -> Self {
+        Self {
+            io,
+            out,
+            framing,
+            idle,
+        }
+    }
+
+    async fn flush_out(&mut self) -> io::Result<()> {
+        flush_out(self.io, &mut self.out, self.idle).await
     }
 }
 
 impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Sink<'_, W> {
     async fn data(&mut self, d: Bytes) -> io::Result<()> {
         if d.len() >= WRITE_THROUGH && self.framing != OutFraming::Chunked {
-            flush_out(self.io, &mut self.out).await?;
-            return write_bytes(self.io, d).await;
+            self.flush_out().await?;
+            return write_within(self.io, d, self.idle).await;
         }
         if self.framing == OutFraming::Chunked {
             encode::chunk_head(&mut self.out, d.len());
@@ -155,7 +167,7 @@ impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Sink<'_, W> {
             self.out.extend_from_slice(&d);
         }
         if self.out.len() >= OUT_HIGH_WATER {
-            flush_out(self.io, &mut self.out).await?;
+            self.flush_out().await?;
         }
         Ok(())
     }
@@ -166,25 +178,28 @@ impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Sink<'_, W> {
             convert::write_trailers(&fields, &mut self.out);
             self.out.extend_from_slice(b"\r\n");
         }
-        flush_out(self.io, &mut self.out).await
+        self.flush_out().await
     }
 
     async fn end(&mut self) -> io::Result<()> {
         if self.framing == OutFraming::Chunked {
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
-        flush_out(self.io, &mut self.out).await
+        self.flush_out().await
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        flush_out(self.io, &mut self.out).await
+        self.flush_out().await
     }
 
-    fn raw_dest(&self) -> Option<&monoio::net::TcpStream> {
+    fn raw_dest(&self) -> Option<RawDest<'_>> {
         if self.framing == OutFraming::Chunked || !self.out.is_empty() {
             return None;
         }
-        self.io.plain_socket()
+        Some(RawDest {
+            socket: self.io.plain_socket()?,
+            idle: self.idle,
+        })
     }
 }
 
@@ -282,9 +297,11 @@ pub(crate) struct H1Client<'a, W> {
 }
 
 impl<'a, W: AsyncWriteRent> H1Client<'a, W> {
-    pub(crate) fn new(io: &'a mut W, facts: &'a ReqFacts<'a>) -> Self {
+    /// `idle`: the stream idle timeout, which also bounds each wait for the client to take
+    /// bytes.
+    pub(crate) fn new(io: &'a mut W, facts: &'a ReqFacts<'a>, idle: Duration) -> Self {
         Self {
-            sink: H1Sink::new(io, BytesMut::new(), OutFraming::AsIs),
+            sink: H1Sink::new(io, BytesMut::new(), OutFraming::AsIs, idle),
             facts,
         }
     }
@@ -303,7 +320,7 @@ impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Client<'_, W> {
     async fn flush(&mut self) -> io::Result<()> {
         self.sink.flush().await
     }
-    fn raw_dest(&self) -> Option<&monoio::net::TcpStream> {
+    fn raw_dest(&self) -> Option<RawDest<'_>> {
         self.sink.raw_dest()
     }
 }
@@ -314,7 +331,7 @@ impl<W: AsyncWriteRent + PlainSocket> ResponseSink for H1Client<'_, W> {
         // upstream pass through (an HTTP/2 upstream's are not passed on).
         match resp {
             RespHead::H1(r) if r.status() != 100 => {
-                write_bytes(self.sink.io, r.raw().clone()).await
+                write_within(self.sink.io, r.raw().clone(), self.sink.idle).await
             }
             _ => Ok(()),
         }

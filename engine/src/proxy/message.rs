@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::time::Duration;
 
 use bytes::Bytes;
 use monoio::net::TcpStream;
@@ -103,6 +104,14 @@ pub(crate) struct RawRest<'a> {
     pub(crate) patience: Patience,
 }
 
+/// Where a body may be moved without being read ([`BodySink::raw_dest`]).
+pub(crate) struct RawDest<'a> {
+    /// The plain TCP socket it goes to, as it comes (no re-framing).
+    pub(crate) socket: &'a TcpStream,
+    /// The longest wait for the peer to take bytes (the stream idle timeout).
+    pub(crate) idle: Duration,
+}
+
 /// A body being written: to the upstream (a request) or to the client (a response).
 pub(crate) trait BodySink {
     /// Send (or gather) a piece of data.
@@ -121,7 +130,7 @@ pub(crate) trait BodySink {
     async fn flush(&mut self) -> io::Result<()>;
     /// The plain TCP socket the body's bytes may be written to as they come (no re-framing),
     /// asked once what was gathered is flushed; `None` by default.
-    fn raw_dest(&self) -> Option<&TcpStream> {
+    fn raw_dest(&self) -> Option<RawDest<'_>> {
         None
     }
 }
@@ -262,7 +271,7 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
     moved: &mut Moved,
     phases: &P,
 ) -> Result<(), PumpError> {
-    let to_sink = |_: io::Error| PumpError::Sink;
+    let to_sink = sink_error;
     let mut next = src.next()?;
     loop {
         match next {
@@ -304,6 +313,16 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
     }
 }
 
+/// What a failed [`BodySink`] write means for the transfer: the destination stalled (a write
+/// waited past the stream idle timeout, [`io::ErrorKind::TimedOut`]) or went away.
+fn sink_error(e: io::Error) -> PumpError {
+    if e.kind() == io::ErrorKind::TimedOut {
+        PumpError::Stalled
+    } else {
+        PumpError::Sink
+    }
+}
+
 /// Moves the rest of the body from the source's socket to the sink's without reading it, when
 /// both allow it and at least [`SPLICE_FROM`] bytes are left ([`crate::net::pipe::move_exact`]).
 /// `Ok(false)`: nothing was moved (not possible here, or no pipe to be had): the caller reads
@@ -322,9 +341,13 @@ async fn splice_rest<S: BodySource, K: BodySink>(
     let patience = rest.patience;
     // Boxed: only long bodies get here, and the move's state would otherwise size every
     // response relay's future (moved with each request's).
-    let (n, res) = Box::pin(pipe::move_exact(rest.socket, dst, rest.left, move || {
-        patience.deadline()
-    }))
+    let (n, res) = Box::pin(pipe::move_exact(
+        rest.socket,
+        dst.socket,
+        rest.left,
+        move || patience.deadline(),
+        dst.idle,
+    ))
     .await;
     src.skipped(n);
     moved.bytes += n;
@@ -335,6 +358,7 @@ async fn splice_rest<S: BodySource, K: BodySink>(
         Err(Stopped::Src(kind)) => Err(PumpError::Source(kind)),
         Err(Stopped::SrcTimedOut(started)) => Err(patience.timed_out(started)),
         Err(Stopped::Dst) => Err(PumpError::Sink),
+        Err(Stopped::DstStalled) => Err(PumpError::Stalled),
     }
 }
 

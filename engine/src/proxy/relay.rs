@@ -195,6 +195,10 @@ pub(crate) async fn relay<'a, S: ResponseSource, K: ResponseSink>(
             downstream_keep_alive: sent.keep_alive,
         },
         Err(PumpError::Sink) => Relayed::Failed(client_gone(Phase::AfterHead)),
+        // The client stopped reading: the stream idle timeout, on its side.
+        Err(PumpError::Stalled) => {
+            Relayed::Failed(ProxyError::downstream(Kind::Idle, Phase::AfterHead))
+        }
         Err(PumpError::Idle) => Relayed::Failed(ProxyError::upstream(Kind::Idle, Phase::AfterHead)),
         Err(PumpError::Source(io::ErrorKind::TimedOut)) => {
             Relayed::Failed(ProxyError::upstream(Kind::Timeout, Phase::AfterHead))

@@ -52,6 +52,15 @@ pub(crate) fn turn_now() -> Instant {
     monoio::time::turn_now().unwrap_or_else(Instant::now)
 }
 
+/// A timeout where zero means none: a year stands for it, so `now + t` stays an `Instant`.
+pub(crate) fn zero_is_never(t: Duration) -> Duration {
+    if t.is_zero() {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        t
+    }
+}
+
 /// Completes once `at` has passed (checked every [`TICK`] by the worker's ticker).
 pub(crate) fn sleep_until(at: Instant) -> Deadline {
     Deadline { at, key: None }

@@ -17,7 +17,7 @@ use super::pool::Slots;
 use super::{ConnectError, Pool};
 use crate::codec::h2::convert::Fields;
 use crate::codec::h2::far_future;
-use crate::codec::h2::session::{self, Gone, ReadEnd, Recv, Session, StreamSlot};
+use crate::codec::h2::session::{self, Gone, ReadEnd, Recv, SendError, Session, StreamSlot};
 use crate::rt::timer;
 
 /// Settings ringway's client side advertises.
@@ -72,7 +72,7 @@ impl UpstreamStream {
         data: Bytes,
         end_stream: bool,
         idle: Duration,
-    ) -> Result<(), Gone> {
+    ) -> Result<(), SendError> {
         self.slot
             .send_data(&self.sess, data, end_stream, idle)
             .await
@@ -185,10 +185,11 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize, slots: Slots) {
     stream.use_fixed_file();
     let (mut rd, wr) = stream.into_split();
     let reader = session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _, _| {});
-    let writer = session::write_loop(&sess, wr);
+    let idle = cluster.idle_timeout();
+    // An upstream that reads nothing for as long as an unused connection is kept is gone.
+    let writer = session::write_loop(&sess, wr, timer::zero_is_never(idle));
     let mut reader = std::pin::pin!(reader);
     let mut writer = std::pin::pin!(writer);
-    let idle = cluster.idle_timeout();
     // Keep-alive: a PING once `every` passed since the last answer; no answer within
     // `timeout` means the upstream (or the path to it) is gone.
     let keepalive = cluster.h2_keepalive;

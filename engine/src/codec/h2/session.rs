@@ -13,12 +13,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http2::conn::{self, Connection, Event, Role, StreamIdMap, StreamState};
 use protocols::http2::frame::{Reason, StreamId};
 
 use super::convert::Fields;
 use super::signal::Signal;
+use crate::net::io::write_within;
 use crate::rt::buffers::read_into;
 use crate::rt::{buffers, timer};
 
@@ -40,7 +41,17 @@ pub(crate) struct Session {
     pub(crate) streams_changed: Signal,
     /// The peer answered one of our PINGs.
     pub(crate) pong: Signal,
+    /// Octets the writer took from the connection and has not written yet.
+    unsent: Cell<usize>,
+    /// A stream waits for the output to fall below [`SEND_BUFFER_LIMIT`].
+    backed_up: Cell<bool>,
 }
+
+/// Output (queued or being written) past which streams queue no more data until the writer
+/// catches up: a peer that reads slowly, or not at all, would otherwise make the connection
+/// hold up to the whole flow-control window it advertised. Envoy's default
+/// `per_connection_buffer_limit_bytes`.
+pub(crate) const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
 
 impl Session {
     pub(crate) fn new(role: Role, config: conn::Config) -> Rc<Self> {
@@ -52,7 +63,29 @@ impl Session {
             idle_since: Cell::new(timer::coarse_now()),
             streams_changed: Signal::default(),
             pong: Signal::default(),
+            unsent: Cell::new(0),
+            backed_up: Cell::new(false),
         })
+    }
+
+    /// The output is at [`SEND_BUFFER_LIMIT`]: a stream with data to send waits (its
+    /// `tx_ready` is notified once the writer has written what it held).
+    fn is_backed_up(&self) -> bool {
+        let full = self.conn.borrow().buffered() + self.unsent.get() >= SEND_BUFFER_LIMIT;
+        if full {
+            self.backed_up.set(true);
+        }
+        full
+    }
+
+    /// The writer wrote what it held: streams that waited for room may queue again.
+    fn drained(&self) {
+        self.unsent.set(0);
+        if self.backed_up.replace(false) {
+            for s in self.streams.borrow().values() {
+                s.tx_ready.notify();
+            }
+        }
     }
 
     /// Streams in use.
@@ -121,6 +154,15 @@ impl Session {
 /// The stream is gone (reset, or the connection closed).
 #[derive(Debug)]
 pub(crate) struct Gone;
+
+/// Why [`StreamSlot::send_data`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The stream is gone ([`Gone`]).
+    Gone,
+    /// The peer opened no flow-control window for the stream idle timeout: it stopped reading.
+    Stalled,
+}
 
 /// What the peer sent next on a stream.
 pub(crate) enum Recv {
@@ -299,25 +341,29 @@ impl StreamSlot {
         mut data: Bytes,
         end_stream: bool,
         idle: Duration,
-    ) -> Result<(), Gone> {
+    ) -> Result<(), SendError> {
         loop {
             if self.is_gone() {
-                return Err(Gone);
+                return Err(SendError::Gone);
             }
-            let sent = sess
-                .conn
-                .borrow_mut()
-                .send_data(self.id, &mut data, end_stream);
-            sess.writer.notify();
-            match sent {
-                Ok(_) if data.is_empty() => return Ok(()),
-                Ok(_) => {}
-                Err(_) => return Err(Gone),
+            if sess.is_backed_up() {
+                sess.writer.notify();
+            } else {
+                let sent = sess
+                    .conn
+                    .borrow_mut()
+                    .send_data(self.id, &mut data, end_stream);
+                sess.writer.notify();
+                match sent {
+                    Ok(_) if data.is_empty() => return Ok(()),
+                    Ok(_) => {}
+                    Err(_) => return Err(SendError::Gone),
+                }
             }
             let deadline = timer::coarse_now() + idle;
             monoio::select! {
                 () = self.tx_ready.wait() => {}
-                () = timer::sleep_until(deadline) => return Err(Gone),
+                () = timer::sleep_until(deadline) => return Err(SendError::Stalled),
             }
         }
     }
@@ -436,12 +482,18 @@ fn dispatch(sess: &Session, on_new: &mut impl FnMut(StreamId, Fields, bool, Inst
 }
 
 /// Send what the connection queued, until closing with no stream left (or failed) and
-/// nothing left to write.
-pub(crate) async fn write_loop<W: AsyncWriteRent>(sess: &Session, mut wr: W) -> io::Result<()> {
+/// nothing left to write. A peer that takes no byte of a write for `stall` (it stopped
+/// reading the connection) fails it with [`io::ErrorKind::TimedOut`].
+pub(crate) async fn write_loop<W: AsyncWriteRent>(
+    sess: &Session,
+    mut wr: W,
+    stall: Duration,
+) -> io::Result<()> {
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut gather = BytesMut::new();
     loop {
-        sess.conn.borrow_mut().poll_transmit_vectored(&mut pieces);
+        let taken = sess.conn.borrow_mut().poll_transmit_vectored(&mut pieces);
+        sess.unsent.set(taken);
         if pieces.is_empty() {
             let failed = sess.conn.borrow().error().is_some();
             if sess.closing.get() && (sess.streams() == 0 || failed) {
@@ -456,12 +508,13 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(sess: &Session, mut wr: W) -> 
                 continue;
             }
             if !gather.is_empty() {
-                wr.write_all(gather.split().freeze()).await.0?;
+                write_within(&mut wr, gather.split().freeze(), stall).await?;
             }
-            wr.write_all(piece).await.0?;
+            write_within(&mut wr, piece, stall).await?;
         }
         if !gather.is_empty() {
-            wr.write_all(gather.split().freeze()).await.0?;
+            write_within(&mut wr, gather.split().freeze(), stall).await?;
         }
+        sess.drained();
     }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use protocols::grpc::Code;
 
 use super::convert::{self, Fields};
-use crate::codec::h2::session::{Recv, Session, StreamSlot};
+use crate::codec::h2::session::{Recv, SendError, Session, StreamSlot};
 use crate::error::{Kind, Phase, ProxyError};
 use crate::proxy::body::{Patience, PumpError};
 use crate::proxy::grpc;
@@ -24,6 +24,15 @@ use crate::upstream::http2::UpstreamStream;
 
 fn gone() -> io::Error {
     io::Error::from(io::ErrorKind::ConnectionReset)
+}
+
+/// A failed send of stream data as the pump sees it: a peer that opened no window for the
+/// stream idle timeout stalled ([`io::ErrorKind::TimedOut`]), else the stream is gone.
+fn send_failed(e: SendError) -> io::Error {
+    match e {
+        SendError::Stalled => io::ErrorKind::TimedOut.into(),
+        SendError::Gone => gone(),
+    }
 }
 
 /// What arrived on `slot`, as a body chunk: `Pending` when nothing is there yet.
@@ -105,7 +114,7 @@ impl BodySink for ClientResponse<'_> {
         self.slot
             .send_data(self.sess, data, false, self.idle)
             .await
-            .map_err(|_| gone())
+            .map_err(send_failed)
     }
 
     async fn trailers(&mut self, fields: Fields) -> io::Result<()> {
@@ -123,7 +132,7 @@ impl BodySink for ClientResponse<'_> {
         self.slot
             .send_data(self.sess, Bytes::new(), true, self.idle)
             .await
-            .map_err(|_| gone())
+            .map_err(send_failed)
     }
 
     async fn last(&mut self, data: Bytes) -> io::Result<()> {
@@ -131,7 +140,7 @@ impl BodySink for ClientResponse<'_> {
         self.slot
             .send_data(self.sess, data, true, self.idle)
             .await
-            .map_err(|_| gone())
+            .map_err(send_failed)
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -213,7 +222,7 @@ impl BodySink for UpstreamBody<'_> {
         self.up
             .send_data(data, false, self.idle)
             .await
-            .map_err(|_| gone())
+            .map_err(send_failed)
     }
 
     async fn trailers(&mut self, fields: Fields) -> io::Result<()> {
@@ -224,14 +233,14 @@ impl BodySink for UpstreamBody<'_> {
         self.up
             .send_data(Bytes::new(), true, self.idle)
             .await
-            .map_err(|_| gone())
+            .map_err(send_failed)
     }
 
     async fn last(&mut self, data: Bytes) -> io::Result<()> {
         self.up
             .send_data(data, true, self.idle)
             .await
-            .map_err(|_| gone())
+            .map_err(send_failed)
     }
 
     async fn flush(&mut self) -> io::Result<()> {

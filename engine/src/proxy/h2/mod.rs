@@ -80,7 +80,9 @@ pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> b
             )
         }));
     });
-    let writer = session::write_loop(&sess, wr);
+    // A client that reads nothing for the stream idle timeout stalls every stream it has.
+    let stall = timer::zero_is_never(worker.local().listener_config(li).http.stream_idle_timeout);
+    let writer = session::write_loop(&sess, wr, stall);
     let mut reader = std::pin::pin!(reader);
     let mut writer = std::pin::pin!(writer);
     let mut reader_done = false;

@@ -327,6 +327,8 @@ pub struct Connection {
     out: BytesMut,
     /// Finished pieces in wire order: sealed `out` runs and DATA payloads shared, not copied.
     queue: VecDeque<Bytes>,
+    /// Octets in `queue`.
+    queued: usize,
     events: VecDeque<Event>,
     pending_acks: u32,
     goaway_sent: Option<StreamId>,
@@ -370,6 +372,7 @@ impl Connection {
             encoder: hpack::Encoder::new(),
             out: BytesMut::with_capacity(128),
             queue: VecDeque::new(),
+            queued: 0,
             events: VecDeque::new(),
             pending_acks: 0,
             goaway_sent: None,

@@ -199,6 +199,7 @@ impl Connection {
             return dst.len();
         }
         self.seal();
+        self.queued = 0;
         let mut n = 0;
         for piece in self.queue.drain(..) {
             n += piece.len();
@@ -212,6 +213,7 @@ impl Connection {
     pub fn poll_transmit_vectored(&mut self, dst: &mut Vec<Bytes>) -> usize {
         self.pending_acks = 0;
         self.seal();
+        self.queued = 0;
         let mut n = 0;
         for piece in self.queue.drain(..) {
             n += piece.len();
@@ -225,9 +227,18 @@ impl Connection {
         !self.out.is_empty() || !self.queue.is_empty()
     }
 
+    /// Octets queued and not yet handed out by [`Self::poll_transmit`]: what the application
+    /// bounds to keep a peer that reads slowly (or not at all) from making it buffer up to the
+    /// whole flow-control window it advertised.
+    pub fn buffered(&self) -> usize {
+        self.out.len() + self.queued
+    }
+
     fn seal(&mut self) {
         if !self.out.is_empty() {
-            self.queue.push_back(self.out.split().freeze());
+            let piece = self.out.split().freeze();
+            self.queued += piece.len();
+            self.queue.push_back(piece);
         }
     }
 
@@ -253,6 +264,7 @@ impl Connection {
             let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
             Head::new(Kind::Data, fl, stream, len).encode(&mut self.out);
             self.seal();
+            self.queued += chunk.len();
             self.queue.push_back(chunk);
         }
     }

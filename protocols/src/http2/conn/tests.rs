@@ -1759,3 +1759,24 @@ fn sec6_10_sent_field_block_is_split_only_over_the_frame_size() {
     dec.decode(&block, usize::MAX, &mut decoded).unwrap();
     assert!(decoded.iter().eq(list));
 }
+
+#[test]
+fn buffered_counts_queued_octets_until_they_are_handed_out() {
+    let mut p = Pair::new(Config::default(), Config::default());
+    p.drive();
+    let id = p.client.open_stream().unwrap();
+    p.client.send_headers(id, fields(POST), false).unwrap();
+    let mut out = BytesMut::new();
+    p.client.poll_transmit(&mut out);
+    assert_eq!(p.client.buffered(), 0);
+    // A small payload is copied into the frame buffer, a large one queued as a slice.
+    p.client.send_data(id, &mut body(100), false).unwrap();
+    assert_eq!(p.client.buffered(), 9 + 100);
+    p.client.send_data(id, &mut body(20_000), false).unwrap();
+    let frames = 20_000usize.div_ceil(16_384);
+    assert_eq!(p.client.buffered(), 9 + 100 + frames * 9 + 20_000);
+    let mut pieces = Vec::new();
+    let n = p.client.poll_transmit_vectored(&mut pieces);
+    assert_eq!(n, 9 + 100 + frames * 9 + 20_000);
+    assert_eq!(p.client.buffered(), 0);
+}
