@@ -312,6 +312,58 @@ fn an_http2_client_that_reads_nothing_is_closed_at_the_stream_idle_timeout() {
     assert!(f != "-", "{f}");
 }
 
+/// An upstream that accepts the request and never reads it: the body fills its receive
+/// window and the proxy's send buffer. The route timeout still answers 504 `UT` in time, for a
+/// body streamed as it arrives and for one a `buffer` filter collected first.
+fn an_upstream_that_stops_reading_the_request_gets_the_route_timeout(filters: &str) {
+    let up = tcp_backend(|_c| std::thread::sleep(Duration::from_secs(6)));
+    let log = TempLog::new("timeouts");
+    let cfg = config(up, "", "    timeout = \"700ms\"", &log).replace(
+        "  [listeners.http]\n",
+        &format!("{filters}  [listeners.http]\n"),
+    );
+    let proxy = Proxy::start(&cfg);
+    let body = vec![b'b'; 8 << 20];
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t0 = Instant::now();
+    let head = format!(
+        "POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // The proxy may stop reading the body once it is stuck: write from a thread.
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&body);
+    });
+    let mut resp = Vec::new();
+    let mut b = [0u8; 4096];
+    while !resp.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => resp.extend_from_slice(&b[..n]),
+        }
+    }
+    let took = t0.elapsed();
+    assert_eq!(status_of(&resp), 504, "{}", String::from_utf8_lossy(&resp));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(flags(&proxy, &log), "UT");
+    drop(s);
+    let _ = writer.join();
+}
+
+#[test]
+fn an_upstream_that_stops_reading_a_streamed_request_body_gets_the_route_timeout() {
+    an_upstream_that_stops_reading_the_request_gets_the_route_timeout("");
+}
+
+#[test]
+fn an_upstream_that_stops_reading_a_buffered_request_body_gets_the_route_timeout() {
+    let filters = "[[listeners.http_filters]]\nname = \"buffer\"\nmax_request_bytes = 16777216\n";
+    an_upstream_that_stops_reading_the_request_gets_the_route_timeout(filters);
+}
+
 #[test]
 fn a_stalled_request_body_gets_408_at_the_stream_idle_timeout() {
     let up = upstream(|_| std::thread::sleep(Duration::from_secs(4)));

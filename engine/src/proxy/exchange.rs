@@ -1256,17 +1256,29 @@ impl<'a> Exchange<'a> {
             };
             cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
             let mut upbuf = BytesMut::new();
-            let sent = match parts.take() {
-                Some(mut p) if !p.is_out_only() => {
-                    p.arm(self.head.raw().clone(), request_bytes.clone());
-                    let (res, back) = gather::write_all(&mut up.stream, p).await;
-                    parts = Some(back);
-                    res
+            let write = async {
+                match parts.take() {
+                    Some(mut p) if !p.is_out_only() => {
+                        p.arm(self.head.raw().clone(), request_bytes.clone());
+                        let (res, back) = gather::write_all(&mut up.stream, p).await;
+                        parts = Some(back);
+                        res
+                    }
+                    p => {
+                        parts = p;
+                        body::write_bytes(&mut up.stream, request_bytes.clone()).await
+                    }
                 }
-                p => {
-                    parts = p;
-                    body::write_bytes(&mut up.stream, request_bytes.clone()).await
-                }
+            };
+            // An upstream that stopped reading leaves a large request's write waiting: the
+            // route timeout bounds it. A small one goes into the socket buffers at once (the
+            // reads that follow are bounded), so it arms no timer.
+            let sent = match deadline {
+                Some(d) if request_len > BOUNDED_WRITE_FROM => monoio::select! {
+                    r = write => r,
+                    _ = timer::sleep_until(d) => Err(std::io::ErrorKind::TimedOut.into()),
+                },
+                _ => write.await,
             };
             let relayed = match sent {
                 Ok(()) => {
@@ -1275,6 +1287,9 @@ impl<'a> Exchange<'a> {
                         H1Response::new(&mut up.stream, &mut upbuf, facts.head_request, patience);
                     self.relay_to_client(&mut src, &facts, deadline, &Progress::default())
                         .await
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    Relayed::Failed(ProxyError::upstream(Kind::Timeout, Phase::BeforeResponse))
                 }
                 Err(_) => Relayed::Failed(ProxyError::upstream(Kind::Reset, Phase::BeforeResponse)),
             };
@@ -1784,6 +1799,11 @@ fn timed_out<'a>(patience: &Patience, started: Instant) -> Collect<'a> {
         _ => Kind::Timeout,
     })
 }
+
+/// A request (head and body, wholly in memory) longer than this is written to the upstream
+/// within the route timeout; a shorter one fits the socket buffers of a connection that reads
+/// nothing (a 128 KiB receive buffer by default), so its write cannot hang.
+const BOUNDED_WRITE_FROM: u64 = 64 * 1024;
 
 /// A stream idle timeout of zero never fires.
 fn stream_idle(t: Duration) -> Duration {
