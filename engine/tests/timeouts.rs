@@ -184,6 +184,22 @@ fn endless_upstream(chunked: bool, closed: std::sync::mpsc::Sender<bool>) -> Soc
     })
 }
 
+/// Read what the proxy wrote until the connection ends (EOF or a reset), at most 5 s of
+/// waiting for each read: the bytes read.
+fn read_to_end_of_connection(s: &mut TcpStream) -> usize {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = vec![0u8; 256 * 1024];
+    let mut got = 0usize;
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return got,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("no end after {got} bytes: {e}"),
+        }
+    }
+}
+
 /// A client that sends GET and then reads nothing: the response fills its receive window and
 /// the proxy's send buffer, and each write waits. The stream idle timeout ends the response
 /// (`SI`, `downstream_rq_idle_timeout`), both connections close, and the client that reads
@@ -205,17 +221,7 @@ fn a_client_that_stops_reading_is_cut_at_the_stream_idle_timeout(chunked: bool) 
         t0.elapsed()
     );
     // What the proxy had written is there, then the end (EOF or a reset), not a wait.
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut b = vec![0u8; 256 * 1024];
-    let mut got = 0usize;
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("no end after {got} bytes: {e}"),
-        }
-    }
+    let got = read_to_end_of_connection(&mut s);
     assert!(got > 0 && got < 1 << 30, "{got}");
     assert_eq!(flags(&proxy, &log), "SI");
     assert_eq!(proxy.stat("http.main.downstream_rq_idle_timeout"), 1);
@@ -292,17 +298,7 @@ fn an_http2_client_that_reads_nothing_is_closed_at_the_stream_idle_timeout() {
     let by_proxy = closed.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(by_proxy, "the proxy closed the upstream connection");
     assert!(t0.elapsed() >= Duration::from_millis(400));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut b = vec![0u8; 256 * 1024];
-    let mut got = 0usize;
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("no end after {got} bytes: {e}"),
-        }
-    }
+    let got = read_to_end_of_connection(&mut s);
     // The socket buffers on the way, and the proxy's output limit (1 MiB): far from the
     // window the client offered.
     assert!(got < 64 << 20, "{got}");
