@@ -154,36 +154,6 @@ fn a_response_that_keeps_moving_is_not_cut_by_the_idle_timeout() {
     assert_eq!(proxy.stat("http.main.downstream_rq_idle_timeout"), 0);
 }
 
-/// An upstream that answers with a body that does not end (chunked, or a Content-Length of
-/// 1 GiB) and writes it until the proxy closes the connection (then sends `true` on `closed`)
-/// or all of it went (`false`).
-fn endless_upstream(chunked: bool, closed: std::sync::mpsc::Sender<bool>) -> SocketAddr {
-    let closed = std::sync::Mutex::new(closed);
-    upstream(move |c| {
-        let head: &[u8] = if chunked {
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-        } else {
-            b"HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n"
-        };
-        let piece = vec![b'x'; 64 * 1024];
-        let mut ok = c.write_all(head).is_ok();
-        // At most 1 GiB: far more than every buffer on the way holds.
-        for _ in 0..16 * 1024 {
-            if !ok {
-                break;
-            }
-            ok = if chunked {
-                c.write_all(b"10000\r\n").is_ok()
-                    && c.write_all(&piece).is_ok()
-                    && c.write_all(b"\r\n").is_ok()
-            } else {
-                c.write_all(&piece).is_ok()
-            };
-        }
-        let _ = closed.lock().unwrap().send(!ok);
-    })
-}
-
 /// Read what the proxy wrote until the connection ends (EOF or a reset), at most 5 s of
 /// waiting for each read: the bytes read.
 fn read_to_end_of_connection(s: &mut TcpStream) -> usize {
@@ -206,7 +176,7 @@ fn read_to_end_of_connection(s: &mut TcpStream) -> usize {
 /// again finds the end of the connection; with the route timeout off, nothing else would.
 fn a_client_that_stops_reading_is_cut_at_the_stream_idle_timeout(chunked: bool) {
     let (tx, closed) = std::sync::mpsc::channel();
-    let up = endless_upstream(chunked, tx);
+    let up = endless_backend(chunked, tx);
     let log = TempLog::new("timeouts");
     let http = "  stream_idle_timeout = \"400ms\"";
     let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));
@@ -247,7 +217,7 @@ fn a_client_that_stops_reading_a_spliced_body_is_cut_at_the_stream_idle_timeout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_client_that_opens_no_window_is_cut_at_the_stream_idle_timeout() {
     let (tx, closed) = std::sync::mpsc::channel();
-    let up = endless_upstream(true, tx);
+    let up = endless_backend(true, tx);
     let log = TempLog::new("timeouts");
     let http = "  stream_idle_timeout = \"400ms\"";
     let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));
@@ -278,7 +248,7 @@ async fn an_http2_client_that_opens_no_window_is_cut_at_the_stream_idle_timeout(
 #[test]
 fn an_http2_client_that_reads_nothing_is_closed_at_the_stream_idle_timeout() {
     let (tx, closed) = std::sync::mpsc::channel();
-    let up = endless_upstream(true, tx);
+    let up = endless_backend(true, tx);
     let log = TempLog::new("timeouts");
     let http = "  stream_idle_timeout = \"400ms\"";
     let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));

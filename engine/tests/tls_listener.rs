@@ -542,6 +542,38 @@ fn echo_backend() -> SocketAddr {
     addr
 }
 
+/// An HTTPS client that asks for an endless body and stops reading: the stream idle timeout
+/// cuts it over TLS as over plain TCP (the response `SI`, the upstream connection closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_client_that_stops_reading_is_cut_at_the_stream_idle_timeout() {
+    let pki = Pki::new("stall");
+    let a = pki.leaf("a", &["a.example"]);
+    let (tx, closed) = std::sync::mpsc::channel();
+    let backend = endless_backend(true, tx);
+    let http = "  [listeners.http]\n  stream_idle_timeout = \"400ms\"";
+    let proxy = Proxy::start(&https_config(backend, &tls_table(&[&a], ""), http));
+    let config = client_config(Some(pki.roots()), rustls::ALL_VERSIONS, &[]);
+    let mut tls = connect(proxy.addr(), config, "a.example").await.unwrap();
+    let t0 = Instant::now();
+    tls.write_all(b"GET /endless HTTP/1.1\r\nhost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    // Nothing is read from here on.
+    let by_proxy = tokio::task::spawn_blocking(move || closed.recv_timeout(STEP))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(by_proxy, "the proxy closed the upstream connection");
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    assert_eq!(proxy.stat("http.main.downstream_rq_idle_timeout"), 1);
+    // What was written arrives, then the end of the connection.
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(STEP, tls.read_to_end(&mut rest)).await;
+    assert!(end.is_ok(), "an end, not a wait");
+    assert!(rest.starts_with(b"HTTP/1.1 200"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_listener_terminates_tls_and_relays_plaintext() {
     let pki = Pki::new("tcp");

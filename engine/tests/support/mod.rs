@@ -404,6 +404,39 @@ pub fn read_request_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// An upstream that reads one request head and answers with a body that does not end (chunked, or a Content-Length of
+/// 1 GiB) and writes it until the proxy closes the connection (then sends `true` on `closed`)
+/// or all of it went (`false`).
+pub fn endless_backend(chunked: bool, closed: std::sync::mpsc::Sender<bool>) -> SocketAddr {
+    let closed = std::sync::Mutex::new(closed);
+    tcp_backend(move |mut c| {
+        if !read_request_head(&mut c, &mut Vec::new()) {
+            return;
+        }
+        let head: &[u8] = if chunked {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n"
+        };
+        let piece = vec![b'x'; 64 * 1024];
+        let mut ok = c.write_all(head).is_ok();
+        // At most 1 GiB: far more than every buffer on the way holds.
+        for _ in 0..16 * 1024 {
+            if !ok {
+                break;
+            }
+            ok = if chunked {
+                c.write_all(b"10000\r\n").is_ok()
+                    && c.write_all(&piece).is_ok()
+                    && c.write_all(b"\r\n").is_ok()
+            } else {
+                c.write_all(&piece).is_ok()
+            };
+        }
+        let _ = closed.lock().unwrap().send(!ok);
+    })
+}
+
 /// A deterministic byte stream (xorshift), so a lost, repeated or reordered piece shows.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
