@@ -186,8 +186,13 @@ async fn drive(conn: Rc<H2Conn>, cluster: Rc<Pool>, ep: usize, slots: Slots) {
     let (mut rd, wr) = stream.into_split();
     let reader = session::read_loop(&sess, &mut rd, BytesMut::new(), |_, _, _, _| {});
     let idle = cluster.idle_timeout();
-    // An upstream that reads nothing for as long as an unused connection is kept is gone.
-    let writer = session::write_loop(&sess, wr, timer::zero_is_never(idle));
+    // An upstream that takes nothing of a write for as long as a stream may stall (Envoy's
+    // default stream idle timeout), or as an unused connection is kept if that is longer, is
+    // gone: its streams have ended by their own timeouts, and the connection could not even
+    // send its GOAWAY. Not less: a busy upstream may hold back for seconds.
+    let stall =
+        timer::zero_is_never(idle).max(crate::config::validate::DEFAULT_STREAM_IDLE_TIMEOUT);
+    let writer = session::write_loop(&sess, wr, stall);
     let mut reader = std::pin::pin!(reader);
     let mut writer = std::pin::pin!(writer);
     // Keep-alive: a PING once `every` passed since the last answer; no answer within
