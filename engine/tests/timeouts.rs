@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Request;
 use hyper::body::Frame;
+use support::h2raw::{H2, setting};
 use support::*;
 
 /// An upstream that reads one request head and then runs `write` on the connection.
@@ -252,23 +253,23 @@ fn an_http2_client_that_reads_nothing_is_closed_at_the_stream_idle_timeout() {
     let log = TempLog::new("timeouts");
     let http = "  stream_idle_timeout = \"400ms\"";
     let proxy = Proxy::start(&config(up, http, "    timeout = \"0s\"", &log));
-    let mut s = TcpStream::connect(proxy.addr()).unwrap();
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    // SETTINGS: INITIAL_WINDOW_SIZE 2^31-1.
-    out.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0x7f, 0xff, 0xff, 0xff]);
-    // WINDOW_UPDATE on the connection: to 2^31-1 as well.
-    out.extend_from_slice(&[0, 0, 4, 8, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(&(0x7fff_ffffu32 - 65_535).to_be_bytes());
-    // HEADERS, stream 1, END_STREAM | END_HEADERS: GET http / , :authority t.
-    let block = [0x82, 0x86, 0x84, 0x41, 0x01, b't'];
-    out.extend_from_slice(&[0, 0, block.len() as u8, 1, 5, 0, 0, 0, 1]);
-    out.extend_from_slice(&block);
-    s.write_all(&out).unwrap();
+    let mut c = H2::handshake_with(proxy.addr(), &[(setting::INITIAL_WINDOW_SIZE, 0x7fff_ffff)]);
+    // The connection's window to 2^31-1 as well.
+    c.send_window_update(0, 0x7fff_ffff - 65_535);
     let t0 = Instant::now();
+    let get = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "t"),
+    ];
+    c.send_request(1, &get, true);
+    // Nothing is read from here on.
     let by_proxy = closed.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(by_proxy, "the proxy closed the upstream connection");
     assert!(t0.elapsed() >= Duration::from_millis(400));
-    let got = read_to_end_of_connection(&mut s);
+    // What the proxy had written is there, then the end of the connection.
+    let got = c.expect_closed_raw().len();
     // The socket buffers on the way, and the proxy's output limit (1 MiB): far from the
     // window the client offered.
     assert!(got < 64 << 20, "{got}");
