@@ -108,11 +108,6 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Time since the request began, to the resolution of an event-loop turn.
-    fn elapsed(&self) -> Duration {
-        timer::turn_now().saturating_duration_since(self.start)
-    }
-
     pub(crate) fn new(start: Instant) -> Self {
         Self {
             start,
@@ -341,7 +336,7 @@ async fn reject(
     reply.close = true;
     let mut out = BytesMut::with_capacity(256);
     reply.write(&mut out, opts);
-    let idle = stream_idle(opts.stream_idle_timeout);
+    let idle = timer::zero_is_never(opts.stream_idle_timeout);
     let _ = body::write_within(&mut conn.stream, out.freeze(), idle).await;
     Next::Close
 }
@@ -448,7 +443,7 @@ impl<'a> Exchange<'a> {
             filter_state: RefCell::default(),
             buffered: None,
             held: None,
-            stream_idle: stream_idle(cfg.http.stream_idle_timeout),
+            stream_idle: timer::zero_is_never(cfg.http.stream_idle_timeout),
             ends_by,
             request_ends_by: earliest(cfg.http.request_timeout.map(|t| start + t), ends_by),
             response_by: None,
@@ -1008,7 +1003,7 @@ impl<'a> Exchange<'a> {
     /// after a back-off, all within the route's timeout.
     async fn forward(&mut self, route: &'a Route, id: ClusterId) {
         if let Some(t) = route.idle_timeout {
-            self.stream_idle = stream_idle(t);
+            self.stream_idle = timer::zero_is_never(t);
         }
         if self.filter_state.get_mut().collect_body && !self.collect_or_settle(None).await {
             return;
@@ -1728,7 +1723,7 @@ impl<'a> Exchange<'a> {
         }
         self.ll
             .rq_time
-            .record(self.rec.elapsed().as_micros() as u64);
+            .record(timer::turn_elapsed(self.rec.start).as_micros() as u64);
         if let (Some(log), Some(start)) = (&self.ll.access_log, self.start_time) {
             self.log(log, start);
         }
@@ -1773,7 +1768,7 @@ impl<'a> Exchange<'a> {
             flags: self.rec.flags,
             bytes_received: self.rec.bytes_received,
             bytes_sent: self.rec.bytes_sent,
-            duration: self.rec.elapsed(),
+            duration: timer::turn_elapsed(self.rec.start),
             upstream_service_time: self.rec.upstream_time,
             forwarded_for: h.header(b"x-forwarded-for"),
             user_agent: h.header(b"user-agent"),
@@ -1804,11 +1799,6 @@ fn timed_out<'a>(patience: &Patience, started: Instant) -> Collect<'a> {
 /// within the route timeout; a shorter one fits the socket buffers of a connection that reads
 /// nothing (a 128 KiB receive buffer by default), so its write cannot hang.
 const BOUNDED_WRITE_FROM: u64 = 64 * 1024;
-
-/// A stream idle timeout of zero never fires.
-fn stream_idle(t: Duration) -> Duration {
-    timer::zero_is_never(t)
-}
 
 /// The earlier of two optional instants.
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -271,7 +271,6 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
     moved: &mut Moved,
     phases: &P,
 ) -> Result<(), PumpError> {
-    let to_sink = sink_error;
     let mut next = src.next()?;
     loop {
         match next {
@@ -283,12 +282,12 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
                 // A body whose end is already buffered ends with its last piece.
                 let after = src.next()?;
                 if matches!(after, Chunk::End) {
-                    sink.last(d).await.map_err(to_sink)?;
+                    sink.last(d).await.map_err(sink_error)?;
                     src.release(n);
                     moved.bytes += n as u64;
                     return Ok(());
                 }
-                sink.data(d).await.map_err(to_sink)?;
+                sink.data(d).await.map_err(sink_error)?;
                 src.release(n);
                 moved.bytes += n as u64;
                 next = after;
@@ -297,11 +296,11 @@ pub(crate) async fn pump_with<S: BodySource, K: BodySink, P: BodyPhases>(
                 if P::ACTIVE {
                     passed(|from| phases.trailers(from, &mut t)).await?;
                 }
-                return sink.trailers(t).await.map_err(to_sink);
+                return sink.trailers(t).await.map_err(sink_error);
             }
-            Chunk::End => return sink.end().await.map_err(to_sink),
+            Chunk::End => return sink.end().await.map_err(sink_error),
             Chunk::Pending => {
-                sink.flush().await.map_err(to_sink)?;
+                sink.flush().await.map_err(sink_error)?;
                 if !P::ACTIVE && splice_rest(src, sink, moved).await? {
                     next = src.next()?;
                     continue;

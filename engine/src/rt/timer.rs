@@ -52,6 +52,11 @@ pub(crate) fn turn_now() -> Instant {
     monoio::time::turn_now().unwrap_or_else(Instant::now)
 }
 
+/// Time since `start` (a [`turn_now`] reading), to the resolution of a loop turn.
+pub(crate) fn turn_elapsed(start: Instant) -> Duration {
+    turn_now().saturating_duration_since(start)
+}
+
 /// A timeout where zero means none: a year stands for it, so `now + t` stays an `Instant`.
 pub(crate) fn zero_is_never(t: Duration) -> Duration {
     if t.is_zero() {

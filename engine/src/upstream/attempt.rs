@@ -70,7 +70,7 @@ impl Attempt {
         let cluster = &self.cluster;
         let stats = cluster.stats();
         let ep_stats = cluster.endpoint_stats(self.endpoint);
-        let elapsed = crate::rt::timer::turn_now().saturating_duration_since(self.started);
+        let elapsed = crate::rt::timer::turn_elapsed(self.started);
         cluster.rq_time.record(elapsed.as_micros() as u64);
         stats.upstream_cx_rx_bytes_total.add(up_rx);
         match status / 100 {
