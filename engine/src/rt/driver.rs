@@ -1,5 +1,5 @@
 //! Which io driver a runtime is built on: the workers' (from `StartOptions`) and the control
-//! runtime's.
+//! runtime's; and how a worker's io_uring runtime is built.
 
 /// Which io driver the workers run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,5 +20,51 @@ impl IoDriver {
             Ok("legacy" | "epoll") => Self::Legacy,
             _ => Self::Auto,
         }
+    }
+}
+
+/// A worker's io_uring runtime (with the timer), `entries` submission entries. Completions from
+/// other CPUs (the peer's softirq on loopback) queue task work on this thread: DEFER_TASKRUN
+/// runs it at our next ring entry with GETEVENTS instead of interrupting us with an IPI and a
+/// signal-style wakeup (we enter the ring constantly anyway); COOP_TASKRUN where the kernel
+/// lacks that (before 6.1); a plain ring where it refuses both (before 5.19).
+pub(crate) fn uring_runtime(
+    entries: u32,
+) -> std::io::Result<monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>> {
+    let mut defer = io_uring::IoUring::builder();
+    defer.setup_single_issuer().setup_defer_taskrun();
+    let mut coop = io_uring::IoUring::builder();
+    coop.setup_coop_taskrun().setup_taskrun_flag();
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .uring_builder(defer)
+        .with_entries(entries)
+        .enable_timer()
+        .build()
+        .or_else(|_| {
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .uring_builder(coop)
+                .with_entries(entries)
+                .enable_timer()
+                .build()
+        })
+        .or_else(|_| {
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(entries)
+                .enable_timer()
+                .build()
+        })
+}
+
+/// Runs `test()` to its end on the epoll (legacy) driver, then, where the kernel has io_uring,
+/// on a runtime built as a worker's ([`uring_runtime`]).
+#[cfg(test)]
+pub(crate) fn on_both_drivers<F: Future>(mut test: impl FnMut() -> F) {
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .unwrap()
+        .block_on(test());
+    if monoio::utils::detect_uring() {
+        uring_runtime(256).unwrap().block_on(test());
     }
 }

@@ -91,6 +91,15 @@ pub(crate) fn tick(now: Instant) {
     }
 }
 
+/// The worker's ticker: calls [`tick`] every [`TICK`], for as long as its runtime runs
+/// (every runtime whose tasks use [`sleep_until`] spawns it).
+pub(crate) async fn ticker() {
+    loop {
+        monoio::time::sleep(TICK).await;
+        tick(Instant::now());
+    }
+}
+
 /// Armed deadlines on this thread (for tests and stats).
 #[cfg(test)]
 pub(crate) fn armed() -> usize {
@@ -232,17 +241,7 @@ mod tests {
 
     #[test]
     fn the_turn_clock_is_read_once_per_loop_turn_on_both_drivers() {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(turn_clock_holds_within_a_turn_and_moves_between_turns());
-        if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
-            .build()
-        {
-            rt.block_on(turn_clock_holds_within_a_turn_and_moves_between_turns());
-        }
+        crate::rt::driver::on_both_drivers(turn_clock_holds_within_a_turn_and_moves_between_turns);
     }
 
     #[test]

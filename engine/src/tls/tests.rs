@@ -224,12 +224,7 @@ async fn serve(
     listener.set_nonblocking(true).unwrap();
     let listener = monoio::net::TcpListener::from_std(listener).unwrap();
     // The workers' coarse timer needs its ticker (the worker runs one per runtime).
-    let ticker = monoio::spawn(async {
-        loop {
-            monoio::time::sleep(timer::TICK).await;
-            timer::tick(Instant::now());
-        }
-    });
+    let ticker = monoio::spawn(timer::ticker());
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let (mut tcp, _) = listener.accept().await.unwrap();

@@ -45,33 +45,7 @@ pub(crate) fn run(
         IoDriver::Auto => monoio::utils::detect_uring(),
     };
     if use_uring {
-        // Completions from other CPUs (the peer's softirq on loopback) queue task work on this
-        // thread. COOP_TASKRUN lets it run at our next ring entry instead of interrupting us
-        // with an IPI and a signal-style wakeup; we enter the ring constantly anyway. Kernels
-        // before 5.19 refuse the flags: fall back to a plain ring.
-        let mut defer = io_uring::IoUring::builder();
-        defer.setup_single_issuer().setup_defer_taskrun();
-        let mut coop = io_uring::IoUring::builder();
-        coop.setup_coop_taskrun().setup_taskrun_flag();
-        let built = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .uring_builder(defer)
-            .with_entries(RING_ENTRIES)
-            .enable_timer()
-            .build()
-            .or_else(|_| {
-                monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                    .uring_builder(coop)
-                    .with_entries(RING_ENTRIES)
-                    .enable_timer()
-                    .build()
-            })
-            .or_else(|_| {
-                monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                    .with_entries(RING_ENTRIES)
-                    .enable_timer()
-                    .build()
-            });
-        match built {
+        match crate::rt::driver::uring_runtime(RING_ENTRIES) {
             Ok(mut rt) => {
                 log::info!("worker {index}: io_uring driver");
                 return rt.block_on(main);
@@ -128,12 +102,7 @@ async fn worker_main(
     }
     monoio::spawn(housekeeping(worker.clone()));
     // Runs until the runtime ends with this function: every timeout depends on it.
-    monoio::spawn(async {
-        loop {
-            monoio::time::sleep(timer::TICK).await;
-            timer::tick(Instant::now());
-        }
-    });
+    monoio::spawn(timer::ticker());
 
     while !worker.shared.is_draining() {
         monoio::time::sleep(DRAIN_POLL).await;
