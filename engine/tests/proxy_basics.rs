@@ -190,6 +190,75 @@ fn pipelined_requests_are_answered_in_order() {
     assert!(one < two && two < three, "{text}");
 }
 
+/// Many clients at once, each asking ringway to close after its response: each reads its own
+/// whole response, then the end of the stream. ringway holds a closing response's last bytes
+/// for the FIN of its close (`MSG_MORE`), and descriptors are reused as fast as connections
+/// close: a response cut short, lost, or sent on the wrong connection fails here (a first
+/// design that shut the write side with an io_uring SHUTDOWN linked to the last SEND did: a
+/// SHUTDOWN that ran late shut the next connection accepted on the same descriptor).
+#[test]
+fn closing_connections_each_get_their_whole_response_then_the_end() {
+    let backend = Backend::start(|req: Request<hyper::body::Incoming>| async move {
+        full(200, req.uri().path().to_string())
+    });
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let addr = proxy.addr();
+    let clients: Vec<_> = (0..16)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..60 {
+                    let path = format!("/c{t}-{i}");
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    write!(
+                        s,
+                        "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                    )
+                    .unwrap();
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got).expect("the response, then the end");
+                    let text = String::from_utf8_lossy(&got);
+                    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text:?}");
+                    assert!(
+                        text.ends_with(&format!("\r\n\r\n{path}")),
+                        "{path}: {text:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+/// A client that asks ringway to close and keeps sending after its request: ringway leaves
+/// those bytes unread, so its close is a reset, and the response (whose last bytes waited in
+/// the kernel for the close's FIN) still reaches the client whole: the write side is shut
+/// before the close.
+#[test]
+fn a_closing_response_survives_the_reset_of_unread_input() {
+    let backend = Backend::fixed(200, "twelve bytes");
+    let proxy = Proxy::start(&one_route(backend.addr));
+    let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bytes = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'j', 64 << 20));
+    let mut w = s.try_clone().unwrap();
+    // Fails once ringway resets the connection.
+    let writer = std::thread::spawn(move || w.write_all(&bytes).is_ok());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the end, or the reset (after what arrived before it).
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\ntwelve bytes"), "{text:?}");
+    assert!(!writer.join().unwrap(), "ringway did not read it all");
+}
+
 #[test]
 fn head_204_304_have_no_body() {
     let backend = Backend::start(|req: Request<hyper::body::Incoming>| async move {

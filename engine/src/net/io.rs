@@ -244,13 +244,53 @@ forward_write!(WriteHalf);
 /// stalls. What was written when it gives up is unknown: the caller closes the connection.
 pub(crate) async fn write_within<W: AsyncWriteRent>(
     io: &mut W,
+    data: Bytes,
+    idle: Duration,
+) -> io::Result<()> {
+    write_each(data, idle, async |d| io.write(d).await).await
+}
+
+/// The bytes of a message to a connection ([`write_within`]); when `last` (the connection
+/// is closed or shut after them) and it is plain TCP, held for the FIN ([`write_last_within`]).
+pub(crate) async fn write_out<W: AsyncWriteRent + PlainSocket>(
+    io: &mut W,
+    data: Bytes,
+    idle: Duration,
+    last: bool,
+) -> io::Result<()> {
+    if last && let Some(socket) = io.plain_socket() {
+        return write_last_within(socket, data, idle).await;
+    }
+    write_within(io, data, idle).await
+}
+
+/// [`write_within`] for the last bytes of a plain connection that is closed or shut after
+/// them, sent with `MSG_MORE` ([`TcpStream::write_last`]): a partial last segment with nothing
+/// else in flight (all of a short response) waits for the FIN of that close and leaves in the
+/// same packet (a long response's tail leaves with the acknowledgements of its earlier
+/// segments). So the client cannot read a short response and close before ringway does (on loopback the side that closes second runs, in its own
+/// send path, the other's TIME_WAIT and its own socket's teardown: with a new connection per
+/// request ringway did so for about a tenth of its connections), and it sees the response
+/// once the exchange was accounted, as with nginx's `close(2)` after its log. The kernel sends
+/// a held segment after about 200 ms if no FIN comes.
+pub(crate) async fn write_last_within(
+    socket: &TcpStream,
+    data: Bytes,
+    idle: Duration,
+) -> io::Result<()> {
+    write_each(data, idle, async |d| socket.write_last(d).await).await
+}
+
+/// Hand `data` to `write` until all of it went; each wait at most `idle`.
+async fn write_each(
     mut data: Bytes,
     idle: Duration,
+    mut write: impl AsyncFnMut(Bytes) -> BufResult<usize, Bytes>,
 ) -> io::Result<()> {
     while !data.is_empty() {
         let at = timer::coarse_now() + idle;
         let (res, rest) = monoio::select! {
-            r = io.write(data) => r,
+            r = write(data) => r,
             _ = timer::sleep_until(at) => return Err(io::ErrorKind::TimedOut.into()),
         };
         data = rest;
@@ -260,4 +300,115 @@ pub(crate) async fn write_within<W: AsyncWriteRent>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::mpsc;
+
+    use monoio::net::TcpListener;
+
+    use super::*;
+    use crate::rt::driver::on_both_drivers;
+
+    fn bytes(len: usize) -> Bytes {
+        (0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>().into()
+    }
+
+    /// A client on a thread: connects to `addr`, waits for `go`, then reads to the end of the
+    /// stream (at most 10 s).
+    fn reader(addr: SocketAddr, go: mpsc::Receiver<()>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            go.recv().unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got)
+                .expect("the end of the stream, in time");
+            got
+        })
+    }
+
+    /// `client`'s outcome, awaited without blocking the runtime (which still has to submit
+    /// what the test left in its ring).
+    async fn joined<T>(client: std::thread::JoinHandle<T>) -> T {
+        while !client.is_finished() {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client.join().unwrap()
+    }
+
+    /// The last bytes wait for the close: the client reads none of a short response before
+    /// ringway closes (its read times out), then all of it and the end. A long one's full
+    /// segments go at once (and its tail with the acknowledgements of those): all of it, then
+    /// the end.
+    async fn the_last_bytes_leave_with_the_close() {
+        for len in [180, 300_000] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (go, wait) = mpsc::channel::<()>();
+            let client = std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let mut early = vec![0; 1 << 20];
+                let mut got = Vec::new();
+                // Before the close: reads until one times out.
+                while let Ok(n) = c.read(&mut early) {
+                    assert!(n > 0, "no end of stream before the close");
+                    got.extend_from_slice(&early[..n]);
+                }
+                let before_close = got.len();
+                wait.recv().unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                c.read_to_end(&mut got)
+                    .expect("the rest and the end, in time");
+                (before_close, got)
+            });
+            let (s, _) = listener.accept().await.unwrap();
+            let data = bytes(len);
+            write_last_within(&s, data.clone(), Duration::from_secs(10))
+                .await
+                .unwrap();
+            // Past the client's first read timeout, with the socket still open.
+            monoio::time::sleep(Duration::from_millis(150)).await;
+            drop(s);
+            go.send(()).unwrap();
+            let (before_close, got) = joined(client).await;
+            assert!(got == data, "the bytes as written, then the end");
+            if len < 1000 {
+                assert_eq!(before_close, 0, "a short response waits for the close");
+            } else {
+                assert!(before_close > 0, "full segments go at once");
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_bytes_leave_with_the_close_on_both_drivers() {
+        on_both_drivers(the_last_bytes_leave_with_the_close);
+    }
+
+    /// A client that reads nothing: the last write gives up after `idle` without progress,
+    /// and what it had not written is taken back (on io_uring the SEND is cancelled): once the
+    /// socket is closed, the client reads what had gone, less than all, then the end.
+    async fn a_stalled_last_write_gives_up_and_writes_no_more() {
+        let len = 64 << 20;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (go, wait) = mpsc::channel();
+        let client = reader(listener.local_addr().unwrap(), wait);
+        let (s, _) = listener.accept().await.unwrap();
+        monoio::spawn(timer::ticker());
+        let res = write_last_within(&s, bytes(len), Duration::from_millis(300)).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        drop(s);
+        go.send(()).unwrap();
+        let got = joined(client).await;
+        assert!(!got.is_empty() && got.len() < len, "{} bytes", got.len());
+    }
+
+    #[test]
+    fn a_stalled_last_write_gives_up_on_both_drivers() {
+        on_both_drivers(a_stalled_last_write_gives_up_and_writes_no_more);
+    }
 }

@@ -13,7 +13,7 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use protocols::http1::{BodyDecoder, BodyError, BodyEvent, encode};
 
 use crate::filters::BufferedBody;
-pub(crate) use crate::net::io::write_within;
+pub(crate) use crate::net::io::{write_out, write_within};
 use crate::proxy::head::OutFraming;
 pub(crate) use crate::rt::buffers::read_into;
 use crate::rt::timer;

@@ -337,7 +337,7 @@ async fn reject(
     let mut out = BytesMut::with_capacity(256);
     reply.write(&mut out, opts);
     let idle = timer::zero_is_never(opts.stream_idle_timeout);
-    let _ = body::write_within(&mut conn.stream, out.freeze(), idle).await;
+    let _ = body::write_out(&mut conn.stream, out.freeze(), idle, true).await;
     Next::Close
 }
 
@@ -644,7 +644,8 @@ impl<'a> Exchange<'a> {
                 let mut out = BytesMut::with_capacity(256 + reply.body.len());
                 let body_len = reply.write(&mut out, &self.cfg.http);
                 let head_len = (out.len() - body_len) as u64;
-                match body::write_within(&mut conn.stream, out.freeze(), self.stream_idle).await {
+                match body::write_out(&mut conn.stream, out.freeze(), self.stream_idle, !keep).await
+                {
                     Ok(()) => {
                         self.rec.bytes_sent = body_len as u64;
                         self.rec.head_tx += head_len;

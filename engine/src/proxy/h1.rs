@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, encode};
 
-use super::body::{Patience, PumpError, flush_out, read_into, write_within};
+use super::body::{Patience, PumpError, flush_out, read_into, write_out, write_within};
 use super::h2::convert::{self, Fields};
 use super::head::{self, OutFraming, ResponseRewrite};
 use super::message::{BodySink, BodySource, Chunk, RawDest, RawRest, RespHead};
@@ -136,6 +136,9 @@ pub(crate) struct H1Sink<'a, W> {
     out: BytesMut,
     framing: OutFraming,
     idle: Duration,
+    /// The connection closes after this message: its last bytes wait for the close's FIN
+    /// ([`write_out`]).
+    last: bool,
 }
 
 impl<'a, W: AsyncWriteRent> H1Sink<'a, W> {
@@ -145,6 +148,7 @@ impl<'a, W: AsyncWriteRent> H1Sink<'a, W> {
             out,
             framing,
             idle,
+            last: false,
         }
     }
 
@@ -185,7 +189,7 @@ impl<W: AsyncWriteRent + PlainSocket> BodySink for H1Sink<'_, W> {
         if self.framing == OutFraming::Chunked {
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
-        self.flush_out().await
+        write_out(self.io, self.out.split().freeze(), self.idle, self.last).await
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -409,6 +413,9 @@ impl<W: AsyncWriteRent + PlainSocket> ResponseSink for H1Client<'_, W> {
         let head_bytes = out.len() as u64;
         self.sink.out = out;
         self.sink.framing = framing;
+        // An upgraded connection goes on as a tunnel; any other that is not kept closes
+        // after this response.
+        self.sink.last = !keep && !upgrade;
         if upgrade {
             self.sink.flush().await?;
         }

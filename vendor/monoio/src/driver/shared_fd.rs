@@ -28,6 +28,12 @@ struct Inner {
     /// Its slot in the io_uring driver's registered-file table, or [`NOT_FIXED`] (ringway
     /// patch, see [`SharedFd::register_fixed`]).
     fixed: std::cell::Cell<u32>,
+
+    /// ringway patch: bytes were held for the FIN (`MSG_MORE`, `TcpStream::write_last`): the
+    /// close of the dropped descriptor shuts the write side first, so they leave with the FIN
+    /// even when unread input makes the close a reset (which would drop them unsent). An
+    /// awaited `close()` (which ringway does not use) does not.
+    shut_first: std::cell::Cell<bool>,
 }
 
 /// Not in the registered-file table.
@@ -264,6 +270,7 @@ impl SharedFd {
                 fd,
                 state: UnsafeCell::new(state),
                 fixed: std::cell::Cell::new(NOT_FIXED),
+                shut_first: std::cell::Cell::new(false),
             }),
         })
     }
@@ -290,6 +297,7 @@ impl SharedFd {
                 fd,
                 state: UnsafeCell::new(state),
                 fixed: std::cell::Cell::new(NOT_FIXED),
+                shut_first: std::cell::Cell::new(false),
             }),
         })
     }
@@ -316,6 +324,7 @@ impl SharedFd {
                 fd,
                 state: UnsafeCell::new(state),
                 fixed: std::cell::Cell::new(NOT_FIXED),
+                shut_first: std::cell::Cell::new(false),
             }),
         }
     }
@@ -332,6 +341,7 @@ impl SharedFd {
                 fd: RawFd::new(fd),
                 state: UnsafeCell::new(state),
                 fixed: std::cell::Cell::new(NOT_FIXED),
+                shut_first: std::cell::Cell::new(false),
             }),
         }
     }
@@ -360,6 +370,12 @@ impl SharedFd {
             NOT_FIXED => None,
             slot => Some(slot),
         }
+    }
+
+    /// The close of this descriptor shuts its write side first (ringway patch, see
+    /// `Inner::shut_first`).
+    pub(crate) fn shut_on_close(&self) {
+        self.inner.shut_first.set(true);
     }
 
     /// Registers the descriptor in the io_uring driver's file table (once), so operations on
@@ -620,12 +636,17 @@ impl Drop for Inner {
             State::Uring(UringState::Init) | State::Uring(UringState::Waiting(..)) => {
                 // ringway patch: a CLOSE nobody waits for (no op to drop, so no ASYNC_CANCEL
                 // after it); closed here when it cannot be submitted.
-                if !close_detached(fd) {
+                let shut = self.shut_first.get();
+                if !close_detached(fd, shut) {
+                    shut_write(fd, shut);
                     let _ = unsafe { std::fs::File::from_raw_fd(fd) };
                 };
             }
             #[cfg(feature = "legacy")]
-            State::Legacy(idx) => drop_legacy(fd, *idx),
+            State::Legacy(idx) => {
+                shut_write(fd, self.shut_first.get());
+                drop_legacy(fd, *idx)
+            }
             #[cfg(all(target_os = "linux", feature = "iouring", feature = "poll-io"))]
             State::Uring(UringState::Legacy(idx)) => drop_uring_legacy(fd, *idx),
             _ => {}
@@ -633,15 +654,25 @@ impl Drop for Inner {
     }
 }
 
-/// Submits an io_uring CLOSE of `fd` whose completion is ignored; `false` when there is no
-/// io_uring driver here or the submission queue stayed full.
+/// `shutdown(SHUT_WR)` of `fd` when `shut` (ringway patch, `Inner::shut_first`).
+#[cfg(unix)]
+fn shut_write(fd: RawFd, shut: bool) {
+    if shut {
+        // SAFETY: a plain call on a descriptor not closed yet; its result does not matter.
+        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+    }
+}
+
+/// Submits an io_uring CLOSE of `fd` whose completion is ignored, after a SHUTDOWN of its
+/// write side when `shut`; `false` when there is no io_uring driver here or the submission
+/// queue stayed full.
 #[cfg(all(target_os = "linux", feature = "iouring"))]
-fn close_detached(fd: RawFd) -> bool {
+fn close_detached(fd: RawFd, shut: bool) -> bool {
     CURRENT.is_set()
         && CURRENT.with(|inner| {
             #[allow(irrefutable_let_patterns)]
             if let super::Inner::Uring(r) = inner {
-                super::IoUringDriver::close_detached(r, fd)
+                super::IoUringDriver::close_detached(r, fd, shut)
             } else {
                 false
             }

@@ -31,11 +31,28 @@ pub(crate) struct Send<T> {
     fd: SharedFd,
 
     pub(crate) buf: T,
+
+    /// ringway patch: the last bytes before the connection is closed or shut: sent with
+    /// `MSG_MORE`, so a partial last segment waits for the FIN and leaves with it.
+    more: bool,
 }
 
 impl<T: IoBuf> Op<Send<T>> {
     pub(crate) fn send(fd: SharedFd, buf: T) -> io::Result<Self> {
-        Op::submit_with(Send { fd, buf })
+        Op::submit_with(Send {
+            fd,
+            buf,
+            more: false,
+        })
+    }
+
+    /// ringway patch: see [`Send::more`].
+    pub(crate) fn send_more(fd: SharedFd, buf: T) -> io::Result<Self> {
+        Op::submit_with(Send {
+            fd,
+            buf,
+            more: true,
+        })
     }
 
     #[allow(unused)]
@@ -43,6 +60,7 @@ impl<T: IoBuf> Op<Send<T>> {
         Send {
             fd: fd.clone(),
             buf,
+            more: false,
         }
     }
 
@@ -76,6 +94,11 @@ impl<T: IoBuf> OpAble for Send<T> {
         #[cfg(not(feature = "zero-copy"))]
         #[allow(deprecated)]
         let flags = libc::MSG_NOSIGNAL as libc::c_int;
+        let flags = if self.more {
+            flags | libc::MSG_MORE
+        } else {
+            flags
+        };
 
         let (ptr, len) = (self.buf.read_ptr(), self.buf.bytes_init() as _);
         uring_fd!(self.fd, |fd| opcode::Send::new(fd, ptr, len)
@@ -96,7 +119,11 @@ impl<T: IoBuf> OpAble for Send<T> {
         let fd = self.fd.as_raw_fd();
         #[cfg(target_os = "linux")]
         #[allow(deprecated)]
-        let flags = libc::MSG_NOSIGNAL as _;
+        let flags = if self.more {
+            libc::MSG_NOSIGNAL | libc::MSG_MORE
+        } else {
+            libc::MSG_NOSIGNAL
+        };
         #[cfg(not(target_os = "linux"))]
         let flags = 0;
 

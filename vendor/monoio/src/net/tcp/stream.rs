@@ -205,6 +205,18 @@ impl TcpStream {
         self.fd.register_fixed()
     }
 
+    /// ringway patch: writes `buf`, the last bytes before this connection is closed or its
+    /// write side shut, with `MSG_MORE`: a partial last segment with nothing else in flight
+    /// waits for the FIN and leaves in the same packet, so the peer sees the data and the end
+    /// together (and cannot close first). The kernel sends a held segment when the
+    /// acknowledgement of an earlier one comes back, or after about 200 ms.
+    /// Its close then shuts the write side first, so that held bytes leave even if unread
+    /// input turns the close into a reset.
+    pub async fn write_last<T: IoBuf>(&self, buf: T) -> BufResult<usize, T> {
+        self.fd.shut_on_close();
+        Op::send_more(self.fd.clone(), buf).unwrap().write().await
+    }
+
     /// Set the value of the `TCP_NODELAY` option on this socket.
     #[inline]
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
