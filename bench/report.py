@@ -170,7 +170,7 @@ def busy_figures(d, clk_tck):
     out = {}
     wall = int(d["wall_us"]) / 1e6 if d.get("wall_us") else None
     if wall and "cpu_ticks" in d:
-        out["busy"] = int(d["cpu_ticks"]) / clk_tck / wall / int(d.get("cores", 1)) * 100
+        out["busy"] = int(d["cpu_ticks"]) / clk_tck / wall / float(d.get("cores", 1)) * 100
     for key, name in (("pcore_ticks", "core"), ("lcore_ticks", "load")):
         if key in d:
             busy, steal, total = (int(x) for x in d[key].split())
@@ -245,6 +245,7 @@ def main():
     ap.add_argument("--proxy-cpu", default="0")
     ap.add_argument("--load-cpu", default="1")
     ap.add_argument("--shared-cores", default="")
+    ap.add_argument("--proxy-quota", default="")
     args = ap.parse_args()
 
     # data[scenario][target][repetition] = {key: value}; notes[scenario] = [(target, rep, text)]
@@ -316,6 +317,14 @@ def main():
                     f"{args.workers}-worker variant to have cores of its own): the figures are "
                     "indicative only, busy % included; the variant is meant for machines with "
                     "more cores.")
+    if args.proxy_quota:
+        pinning += (f" **Each proxy may use only {args.proxy_quota} % of each of its cores** (a "
+                    "cgroup CPU quota over a 10 ms period), so that it, not the load core, is "
+                    "the limit; its busy % is of that share (the load core runs the load "
+                    "generator and the backend at full speed). Meant for scenarios whose load "
+                    "side saturates first on a small machine, such as a new connection per "
+                    "request: a quota'd proxy handles a backlog at each turn as a saturated one "
+                    "does, so CPU per request compares as at full load.")
     reps = (f"The whole sequence ran {args.reps} times; each cell is the median of the "
             f"{args.reps} runs, then (min–max). " if args.reps > 1 else "One run. ")
     p(f"Produced by `bench/run.sh`. {pinning} {reps}The backend answers the small body from "

@@ -43,13 +43,23 @@ if [ "$WORKERS" = 1 ]; then PROXY_CPU="${PROXY_CPU:-0}"; else PROXY_CPU="${PROXY
 if [ -z "${LOAD_CPU:-}" ]; then
     if [ "$(nproc)" -gt "$WORKERS" ]; then LOAD_CPU="$WORKERS"; else LOAD_CPU="$(($(nproc) - 1))"; fi
 fi
+# PROXY_QUOTA=P: each proxy may use only P % of each of its cores (a cgroup CPU quota over a
+# 10 ms period). A scenario whose load side saturates first on a small machine (new connection
+# per request: wrk and the backend share one core) then still finds the proxy at its limit, so
+# its CPU per request is its cost at saturation; busy % is then of that share. The report gets
+# a file of its own. Needs root and the cgroup cpu controller (v1 or v2).
+PROXY_QUOTA="${PROXY_QUOTA:-}"
+[ -z "$PROXY_QUOTA" ] || [[ "$PROXY_QUOTA" =~ ^[1-9][0-9]?$ ]] ||
+    { echo "PROXY_QUOTA must be a percentage from 1 to 99" >&2; exit 2; }
 SKIP_INSTALL="${SKIP_INSTALL:-0}"   # 1: do not apt/pip install anything
 SKIP_BUILD="${SKIP_BUILD:-0}"       # 1: use an existing release binary
 MAX_RUNTIME="${MAX_RUNTIME:-}"      # seconds; the whole run is killed after this (default: twice the plan + 10 min)
 RESULT_DATE="$(date -u +%Y-%m-%d)"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 # One worker per proxy is the comparison; a multi-worker run gets a report of its own.
-if [ "$WORKERS" = 1 ]; then
+if [ -n "$PROXY_QUOTA" ]; then
+    OUT="${OUT:-$BENCH/results/$RESULT_DATE-quota$PROXY_QUOTA.md}"
+elif [ "$WORKERS" = 1 ]; then
     OUT="${OUT:-$BENCH/results/$RESULT_DATE.md}"
 else
     OUT="${OUT:-$BENCH/results/$RESULT_DATE-${WORKERS}workers.md}"
@@ -135,6 +145,34 @@ start() {
     STARTED+=("$LAST_PID")
 }
 
+# ---- the proxy's CPU quota (PROXY_QUOTA) ---------------------------------------------------
+CGROUP=""      # the cgroup directory the proxies run in, when PROXY_QUOTA is set
+IN_CGROUP=()   # a command prefix that moves the command into it, then execs it
+
+# make_cgroup: a cpu cgroup of our own allowing PROXY_QUOTA % of each of WORKERS cores every
+# 10 ms (cgroup v2 cpu.max, else v1 cpu.cfs_*); sets CGROUP and IN_CGROUP.
+make_cgroup() {
+    local period=10000 quota=$((100 * PROXY_QUOTA * WORKERS))
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+            echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+            die "PROXY_QUOTA: cannot enable the cgroup v2 cpu controller (root needed)"
+        CGROUP="/sys/fs/cgroup/ringway-bench-$$"
+        mkdir "$CGROUP" || die "PROXY_QUOTA: cannot create $CGROUP (root needed)"
+        echo "$quota $period" >"$CGROUP/cpu.max"
+    elif [ -d /sys/fs/cgroup/cpu ]; then
+        CGROUP="/sys/fs/cgroup/cpu/ringway-bench-$$"
+        mkdir "$CGROUP" || die "PROXY_QUOTA: cannot create $CGROUP (root needed)"
+        echo "$period" >"$CGROUP/cpu.cfs_period_us"
+        echo "$quota" >"$CGROUP/cpu.cfs_quota_us"
+    else
+        die "PROXY_QUOTA: no cgroup cpu controller here"
+    fi
+    # bash -c 'SCRIPT' ARG0 ARGS: $0 is the cgroup's procs file, "$@" the command.
+    IN_CGROUP=(bash -c 'echo $$ >"$0" && exec "$@"' "$CGROUP/cgroup.procs")
+    log "proxies limited to $PROXY_QUOTA % of each core ($CGROUP)"
+}
+
 # stop PGID: TERM the process group, KILL it after 5 s.
 stop() {
     local pg="$1"
@@ -151,6 +189,7 @@ cleanup() {
     local pg
     for pg in "${STARTED[@]}"; do stop "$pg"; done
     STARTED=()
+    [ -z "$CGROUP" ] || rmdir "$CGROUP" 2>/dev/null || true
     [ -z "$WATCHDOG" ] || kill -TERM -- "-$WATCHDOG" 2>/dev/null || true
     if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
         mkdir -p "$RAW"
@@ -229,8 +268,16 @@ measure_end() {
 }
 
 # target_cores TARGET: the cores TARGET's processes work on: the backend's one worker
-# (baseline), else the proxy's WORKERS.
-target_cores() { if [ "$1" = baseline ]; then echo 1; else echo "$WORKERS"; fi; }
+# (baseline), else the proxy's WORKERS, times its share of each under PROXY_QUOTA.
+target_cores() {
+    if [ "$1" = baseline ]; then
+        echo 1
+    elif [ -n "$PROXY_QUOTA" ]; then
+        awk -v w="$WORKERS" -v q="$PROXY_QUOTA" 'BEGIN { print w * q / 100 }'
+    else
+        echo "$WORKERS"
+    fi
+}
 
 # show_cmd CMD...: CMD as one line for commands.txt, arguments with spaces in single quotes.
 show_cmd() {
@@ -507,10 +554,10 @@ tls_check() {
 start_proxy() {
     local name="$1"
     case "$name" in
-        ringway) RINGWAY_LOG=warn start ringway "$PROXY_CPU" "$RINGWAY_BIN" --config "$CONF/ringway.toml" ;;
-        nginx) start nginx "$PROXY_CPU" nginx -p "$WORK/" -c "$CONF/nginx.conf" -e "$WORK/nginx-proxy-error.log" ;;
-        haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$CONF/haproxy.cfg" ;;
-        envoy) start envoy "$PROXY_CPU" "$ENVOY" -c "$CONF/envoy.yaml" --concurrency "$WORKERS" \
+        ringway) RINGWAY_LOG=warn start ringway "$PROXY_CPU" "${IN_CGROUP[@]}" "$RINGWAY_BIN" --config "$CONF/ringway.toml" ;;
+        nginx) start nginx "$PROXY_CPU" "${IN_CGROUP[@]}" nginx -p "$WORK/" -c "$CONF/nginx.conf" -e "$WORK/nginx-proxy-error.log" ;;
+        haproxy) start haproxy "$PROXY_CPU" "${IN_CGROUP[@]}" haproxy -db -f "$CONF/haproxy.cfg" ;;
+        envoy) start envoy "$PROXY_CPU" "${IN_CGROUP[@]}" "$ENVOY" -c "$CONF/envoy.yaml" --concurrency "$WORKERS" \
             --disable-hot-restart --log-level warn ;;
         *) die "unknown proxy $name" ;;
     esac
@@ -745,6 +792,7 @@ main() {
     log "plan: REPS=$REPS x (baseline + ${PROXIES// /, }) x (${SCENARIOS// /, }), DURATION=${DUR_SECS}s:" \
         "about $(((plan + 59) / 60)) min of measuring (MAX_RUNTIME=${MAX_RUNTIME}s)"
 
+    [ -z "$PROXY_QUOTA" ] || make_cgroup
     WORK="$(mktemp -d /tmp/ringway-bench.XXXXXX)"
     chmod 755 "$WORK" # the nginx workers may run as nobody
     mkdir -p "$WORK/www" "$WORK/tmp"
@@ -797,8 +845,8 @@ main() {
     mkdir -p "$(dirname "$OUT")"
     python3 "$BENCH/report.py" --work "$WORK" --clk-tck "$CLK_TCK" --raw "$RAW" \
         --workers "$WORKERS" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" --shared-cores "$SHARED_CORES" \
-        --reps "$REPS" \
-        --settings "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU" \
+        --reps "$REPS" --proxy-quota "$PROXY_QUOTA" \
+        --settings "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU${PROXY_QUOTA:+ PROXY_QUOTA=$PROXY_QUOTA}" \
         >"$OUT"
     log "wrote $OUT (raw logs: $RAW)"
     [ "$BUSY" = 0 ] || log "note: the machine was busy during this run (see the top of $OUT): do not compare its figures"
