@@ -20,7 +20,8 @@ import statistics
 import sys
 
 PEERS = ("nginx", "haproxy", "envoy")
-ORDER = ("baseline", "ringway") + PEERS
+# ringway-b: a second ringway build (run.sh RINGWAY_BIN_B), a row of its own, never a peer.
+ORDER = ("baseline", "ringway", "ringway-b") + PEERS
 TITLES = {
     "mem": "Memory: idle keep-alive connections",
     "h1_small": "HTTP/1.1 keep-alive, small body",
@@ -324,7 +325,9 @@ def main():
                     "generator and the backend at full speed). Meant for scenarios whose load "
                     "side saturates first on a small machine, such as a new connection per "
                     "request: a quota'd proxy handles a backlog at each turn as a saturated one "
-                    "does, so CPU per request compares as at full load.")
+                    "does, so CPU per request compares as at full load. Latency reflects the "
+                    "quota's throttling (the rest of each period is waited out once the share is "
+                    "spent): compare CPU.")
     reps = (f"The whole sequence ran {args.reps} times; each cell is the median of the "
             f"{args.reps} runs, then (min–max). " if args.reps > 1 else "One run. ")
     p(f"Produced by `bench/run.sh`. {pinning} {reps}The backend answers the small body from "

@@ -25,6 +25,17 @@ H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connecti
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
 SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn https h2c h2tls grpc tcp}"
 PROXIES="${PROXIES//,/ }"
+# RINGWAY_BIN_B=PATH: a second ringway build, measured as the target `ringway-b` right after
+# `ringway` in each repetition (same config, ports and scenarios): an A/B of two builds that
+# alternates them, so a change in the machine's load touches both alike. RINGWAY_REV_B names it.
+RINGWAY_BIN_B="${RINGWAY_BIN_B:-}"
+if [ -n "$RINGWAY_BIN_B" ] && [[ " $PROXIES " != *" ringway-b "* ]]; then
+    if [[ " $PROXIES " == *" ringway "* ]]; then
+        PROXIES="$(echo " $PROXIES " | sed 's/ ringway / ringway ringway-b /; s/^ *//; s/ *$//')"
+    else
+        PROXIES="ringway-b $PROXIES"
+    fi
+fi
 SCENARIOS="${SCENARIOS//,/ }"       # space- or comma-separated: SCENARIOS=h1_small,h2c
 # mem runs first whatever the order given: its "0 connections" RSS is taken from the proxy as
 # the scenarios before it left it, and the memory of a load run is not all back yet
@@ -82,6 +93,12 @@ declare -A TLS_PORT=([ringway]=29390 [nginx]=29391 [haproxy]=29392 [envoy]=29393
 BACKEND_GRPC_PORT=29082
 declare -A GRPC_PORT=([ringway]=29490 [nginx]=29491 [haproxy]=29492 [envoy]=29493)
 GRPC_PATH=/bench.Echo/Say
+# ringway-b (RINGWAY_BIN_B) runs ringway's config, on ringway's ports.
+for _m in PORT ADMIN_PORT H2C_PORT TCP_PORT TLS_PORT GRPC_PORT; do
+    declare -n _map="$_m"
+    _map[ringway-b]="${_map[ringway]}"
+done
+unset -n _map
 declare -A NA=() # scenario -> why the current proxy cannot do it (set by start_proxy)
 
 DUR_SECS="${DURATION%s}"
@@ -442,6 +459,7 @@ build_ringway() {
         (cd "$REPO" && timeout 1800 cargo build --release -p engine --bin ringway)
     fi
     [ -x "$RINGWAY_BIN" ] || die "no ringway binary at $RINGWAY_BIN (build it or set RINGWAY_BIN)"
+    [ -z "$RINGWAY_BIN_B" ] || [ -x "$RINGWAY_BIN_B" ] || die "no ringway binary at RINGWAY_BIN_B=$RINGWAY_BIN_B"
 }
 
 versions() {
@@ -449,6 +467,8 @@ versions() {
         echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
         echo "- host: $(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(nproc) CPUs"
         echo "- ringway: $("$RINGWAY_BIN" --version 2>&1 | head -1), git ${RINGWAY_REV:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+dirty')}"
+        [ -z "$RINGWAY_BIN_B" ] ||
+            echo "- ringway-b: $("$RINGWAY_BIN_B" --version 2>&1 | head -1), ${RINGWAY_REV_B:-$RINGWAY_BIN_B}"
         echo "- nginx: $(nginx -v 2>&1 | head -1) (also the backend)"
         echo "- haproxy: $(haproxy -v 2>&1 | head -1)"
         [ -z "$ENVOY" ] || echo "- envoy: $("$ENVOY" --version 2>&1 | grep -m1 version | sed 's/.*version: //')"
@@ -555,6 +575,7 @@ start_proxy() {
     local name="$1"
     case "$name" in
         ringway) RINGWAY_LOG=warn start ringway "$PROXY_CPU" "${IN_CGROUP[@]}" "$RINGWAY_BIN" --config "$CONF/ringway.toml" ;;
+        ringway-b) RINGWAY_LOG=warn start ringway-b "$PROXY_CPU" "${IN_CGROUP[@]}" "$RINGWAY_BIN_B" --config "$CONF/ringway.toml" ;;
         nginx) start nginx "$PROXY_CPU" "${IN_CGROUP[@]}" nginx -p "$WORK/" -c "$CONF/nginx.conf" -e "$WORK/nginx-proxy-error.log" ;;
         haproxy) start haproxy "$PROXY_CPU" "${IN_CGROUP[@]}" haproxy -db -f "$CONF/haproxy.cfg" ;;
         envoy) start envoy "$PROXY_CPU" "${IN_CGROUP[@]}" "$ENVOY" -c "$CONF/envoy.yaml" --concurrency "$WORKERS" \
