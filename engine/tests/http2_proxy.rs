@@ -245,14 +245,10 @@ fn closing_backend() -> (SocketAddr, std::sync::mpsc::Receiver<bool>) {
     std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => head.extend_from_slice(&b[..n]),
-            }
+        if read_head(&mut s, &mut Vec::new()).is_none() {
+            return;
         }
+        let mut b = [0u8; 1024];
         let _ = tx.send(false);
         let closed = matches!(s.read(&mut b), Ok(0));
         let _ = tx.send(closed);

@@ -22,7 +22,7 @@ fn upstream(answer: impl Fn(usize, &mut TcpStream) + Send + Sync + 'static) -> S
         c.set_nodelay(true).unwrap();
         let mut buf = Vec::new();
         for n in 0.. {
-            if !read_request_head(&mut c, &mut buf) {
+            if read_head(&mut c, &mut buf).is_none() {
                 return;
             }
             answer(n, &mut c);

@@ -331,14 +331,10 @@ async fn an_early_answer_reaches_a_client_still_sending_its_body() {
             let Ok(mut s) = s else { continue };
             std::thread::spawn(move || {
                 s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-                let mut head = Vec::new();
-                let mut b = [0u8; 16 * 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut b) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&b[..n]),
-                    }
+                if read_head(&mut s, &mut Vec::new()).is_none() {
+                    return;
                 }
+                let mut b = [0u8; 16 * 1024];
                 let body = "too big, did not read it";
                 let resp = format!(
                     "HTTP/1.1 413 Payload Too Large\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -268,16 +268,13 @@ pub(crate) async fn write_out<W: AsyncWriteRent + PlainSocket>(
 /// them, sent with `MSG_MORE` ([`TcpStream::write_last`]): a partial last segment with nothing
 /// else in flight (all of a short response) waits for the FIN of that close and leaves in the
 /// same packet (a long response's tail leaves with the acknowledgements of its earlier
-/// segments). So the client cannot read a short response and close before ringway does (on loopback the side that closes second runs, in its own
-/// send path, the other's TIME_WAIT and its own socket's teardown: with a new connection per
-/// request ringway did so for about a tenth of its connections), and it sees the response
-/// once the exchange was accounted, as with nginx's `close(2)` after its log. The kernel sends
-/// a held segment after about 200 ms if no FIN comes.
-pub(crate) async fn write_last_within(
-    socket: &TcpStream,
-    data: Bytes,
-    idle: Duration,
-) -> io::Result<()> {
+/// segments). So the client cannot read a short response and close before ringway does (on
+/// loopback the side that closes second runs, in its own send path, the other's TIME_WAIT and
+/// its own socket's teardown: with a new connection per request ringway did so for about a
+/// tenth of its connections), and it sees the response once the exchange was accounted, as
+/// with nginx's `close(2)` after its log. The kernel sends a held segment after about 200 ms
+/// if no FIN comes.
+async fn write_last_within(socket: &TcpStream, data: Bytes, idle: Duration) -> io::Result<()> {
     write_each(data, idle, async |d| socket.write_last(d).await).await
 }
 

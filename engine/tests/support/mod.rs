@@ -388,17 +388,17 @@ pub fn tcp_backend(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Socket
     addr
 }
 
-/// Reads from `c` until `buf` holds a whole request head, and takes that head out of `buf`
-/// (bytes after it stay). `false`: the peer closed, or the read failed, first.
-pub fn read_request_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+/// Reads from `c` until `buf` holds a whole message head (a request's or a response's), and
+/// takes that head out of `buf` (bytes after it stay). `None`: the peer closed, or the read
+/// failed (a read timeout), first.
+pub fn read_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     let mut b = [0u8; 4096];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.drain(..end + 4);
-            return true;
+            return Some(buf.drain(..end + 4).collect());
         }
         match c.read(&mut b) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&b[..n]),
         }
     }
@@ -410,7 +410,7 @@ pub fn read_request_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 pub fn endless_backend(chunked: bool, closed: std::sync::mpsc::Sender<bool>) -> SocketAddr {
     let closed = std::sync::Mutex::new(closed);
     tcp_backend(move |mut c| {
-        if !read_request_head(&mut c, &mut Vec::new()) {
+        if read_head(&mut c, &mut Vec::new()).is_none() {
             return;
         }
         let head: &[u8] = if chunked {
