@@ -6,6 +6,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
+use super::multi::{buffer_of, is_last, BufRing, MultiState};
 use crate::{driver::op::CompletionMeta, utils::slab::Ref};
 
 pub(crate) enum Lifecycle {
@@ -22,12 +23,36 @@ pub(crate) enum Lifecycle {
 
     /// The operation has completed.
     Completed(io::Result<u32>, u32),
+
+    /// A multishot operation (ringway patch): its completions queue until taken.
+    Multi(Box<MultiState>),
 }
 
 impl<'a> Ref<'a, Lifecycle> {
-    pub(crate) fn complete(mut self, result: io::Result<u32>, flags: u32) {
+    pub(crate) fn complete(
+        mut self,
+        result: io::Result<u32>,
+        flags: u32,
+        bufs: Option<&mut BufRing>,
+    ) {
         let ref_mut = &mut *self;
         match ref_mut {
+            Lifecycle::Multi(m) => {
+                if m.ignored.is_none() {
+                    m.queue.push_back((result, flags));
+                    if let Some(w) = m.waker.take() {
+                        w.wake();
+                    }
+                    return;
+                }
+                // Nobody takes it: the buffer goes back, the entry with the last completion.
+                if let (Some(bid), Some(bufs)) = (buffer_of(flags), bufs) {
+                    bufs.recycle(bid);
+                }
+                if is_last(flags) {
+                    self.remove();
+                }
+            }
             Lifecycle::Submitted => {
                 *ref_mut = Lifecycle::Completed(result, flags);
             }
@@ -86,8 +111,57 @@ impl<'a> Ref<'a, Lifecycle> {
             Lifecycle::Completed(..) => {
                 self.remove();
             }
-            Lifecycle::Ignored(..) => unsafe { std::hint::unreachable_unchecked() },
+            Lifecycle::Ignored(..) | Lifecycle::Multi(..) => unsafe {
+                std::hint::unreachable_unchecked()
+            },
         }
+        true
+    }
+}
+
+impl<'a> Ref<'a, Lifecycle> {
+    /// The next completion of a multishot operation, or `Pending` with `cx`'s waker kept.
+    pub(crate) fn poll_multi(mut self, cx: &mut Context<'_>) -> Poll<(io::Result<u32>, u32)> {
+        match &mut *self {
+            Lifecycle::Multi(m) => match m.queue.pop_front() {
+                Some(c) => Poll::Ready(c),
+                None => {
+                    match &m.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => m.waker = Some(cx.waker().clone()),
+                    }
+                    Poll::Pending
+                }
+            },
+            _ => unreachable!("not a multishot operation"),
+        }
+    }
+
+    /// The owner of a multishot operation is gone. Completions it did not take give their
+    /// buffers back; `ended`: its last completion came, the entry goes now; otherwise it
+    /// stays, holding `keep`, until the last one comes. `true`: the entry stays (cancel it).
+    pub(crate) fn drop_multi(
+        mut self,
+        ended: bool,
+        keep: Box<dyn std::any::Any>,
+        mut bufs: Option<&mut BufRing>,
+    ) -> bool {
+        let Lifecycle::Multi(m) = &mut *self else {
+            unreachable!("not a multishot operation");
+        };
+        let mut last = ended;
+        for (_, flags) in m.queue.drain(..) {
+            if let (Some(bid), Some(bufs)) = (buffer_of(flags), bufs.as_deref_mut()) {
+                bufs.recycle(bid);
+            }
+            last |= is_last(flags);
+        }
+        if last {
+            self.remove();
+            return false;
+        }
+        m.waker = None;
+        m.ignored = Some(keep);
         true
     }
 }

@@ -25,6 +25,7 @@ use super::{
 use crate::utils::slab::Slab;
 
 mod lifecycle;
+mod multi;
 #[cfg(feature = "sync")]
 mod waker;
 #[cfg(feature = "sync")]
@@ -87,6 +88,9 @@ pub(crate) struct UringInner {
     /// (ringway patch: operations on a socket in it skip the kernel's per-operation file
     /// lookup and reference count.)
     files: Option<FixedFiles>,
+
+    /// The ring's provided buffers, for multishot receives (ringway patch).
+    bufs: Option<multi::BufRing>,
 }
 
 /// Slots of the ring's sparse registered-file table.
@@ -157,6 +161,7 @@ impl IoUringDriver {
             ops: Ops::new(),
             ext_arg: uring.params().is_feature_ext_arg(),
             files: FixedFiles::register(&uring),
+            bufs: multi::BufRing::register(&uring),
             uring,
         }));
 
@@ -192,6 +197,7 @@ impl IoUringDriver {
             ops: Ops::new(),
             ext_arg: uring.params().is_feature_ext_arg(),
             files: FixedFiles::register(&uring),
+            bufs: multi::BufRing::register(&uring),
             uring,
             shared_waker: std::sync::Arc::new(waker::EventWaker::new(waker)),
             eventfd_installed: false,
@@ -516,7 +522,12 @@ impl UringInner {
                     self.poll.tick(Some(Duration::ZERO))?;
                 }
                 _ if index >= MIN_REVERSED_USERDATA => (),
-                _ => self.ops.complete(index as _, resultify(&cqe), cqe.flags()),
+                _ => self.ops.complete(
+                    index as _,
+                    resultify(&cqe),
+                    cqe.flags(),
+                    self.bufs.as_mut(),
+                ),
             }
         }
         Ok(())
@@ -670,6 +681,78 @@ impl UringInner {
         }
     }
 
+    /// ringway patch: arms a multishot receive on `fd` into the ring's provided buffers; its
+    /// index, or `None` without a buffer ring. Nothing is submitted until the next turn.
+    pub(crate) fn submit_recv_multi(
+        this: &Rc<UnsafeCell<UringInner>>,
+        fd: &super::shared_fd::SharedFd,
+    ) -> Option<usize> {
+        let inner = unsafe { &mut *this.get() };
+        inner.bufs.as_ref()?;
+        if inner.uring.submission().is_full() {
+            inner.submit().ok()?;
+        }
+        let index = inner
+            .ops
+            .slab
+            .insert(Lifecycle::Multi(Box::new(multi::MultiState::new())));
+        let sqe = super::shared_fd::uring_fd!(fd, |f| opcode::RecvMulti::new(f, multi::BGID)
+            .build()
+            .user_data(index as _));
+        // SAFETY: the entry holds no pointer (the kernel picks the buffer).
+        if unsafe { inner.uring.submission().push(&sqe) }.is_err() {
+            let _ = inner.ops.slab.remove(index);
+            return None;
+        }
+        Some(index)
+    }
+
+    /// ringway patch: the next completion of multishot operation `index`: its result, its
+    /// flags, and the bytes it received (given to `data`, then the buffer goes back).
+    pub(crate) fn poll_recv_multi(
+        this: &Rc<UnsafeCell<UringInner>>,
+        index: usize,
+        cx: &mut Context<'_>,
+        data: impl FnOnce(&[u8]),
+    ) -> Poll<(io::Result<u32>, u32)> {
+        let inner = unsafe { &mut *this.get() };
+        let lifecycle = unsafe { inner.ops.slab.get(index).unwrap_unchecked() };
+        let (res, flags) = match lifecycle.poll_multi(cx) {
+            Poll::Ready(c) => c,
+            Poll::Pending => return Poll::Pending,
+        };
+        if let (Some(bid), Some(bufs)) = (multi::buffer_of(flags), inner.bufs.as_mut()) {
+            let n = *res.as_ref().unwrap_or(&0);
+            data(bufs.data(bid, n));
+            bufs.recycle(bid);
+        }
+        if multi::is_last(flags) {
+            let _ = inner.ops.slab.remove(index);
+        }
+        Poll::Ready((res, flags))
+    }
+
+    /// ringway patch: the owner of multishot operation `index` is gone; `ended`: its last
+    /// completion was taken (the entry is gone already). Otherwise it is cancelled and its
+    /// entry, holding `keep`, stays until the last completion.
+    pub(crate) fn drop_recv_multi(
+        this: &Rc<UnsafeCell<UringInner>>,
+        index: usize,
+        ended: bool,
+        keep: Box<dyn std::any::Any>,
+    ) {
+        if ended {
+            return;
+        }
+        let inner = unsafe { &mut *this.get() };
+        let Some(lifecycle) = inner.ops.slab.get(index) else {
+            return;
+        };
+        if lifecycle.drop_multi(false, keep, inner.bufs.as_mut()) {
+            unsafe { Self::cancel_op(this, index) };
+        }
+    }
+
     #[cfg(feature = "sync")]
     pub(crate) fn unpark(this: &Rc<UnsafeCell<UringInner>>) -> waker::UnparkHandle {
         let inner = unsafe { &*this.get() };
@@ -726,9 +809,15 @@ impl Ops {
         self.slab.insert(Lifecycle::Submitted)
     }
 
-    fn complete(&mut self, index: usize, result: io::Result<u32>, flags: u32) {
+    fn complete(
+        &mut self,
+        index: usize,
+        result: io::Result<u32>,
+        flags: u32,
+        bufs: Option<&mut multi::BufRing>,
+    ) {
         let lifecycle = unsafe { self.slab.get(index).unwrap_unchecked() };
-        lifecycle.complete(result, flags);
+        lifecycle.complete(result, flags, bufs);
     }
 }
 

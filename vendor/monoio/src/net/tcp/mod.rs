@@ -2,11 +2,13 @@
 //! TCP related.
 
 mod listener;
+mod multi;
 mod split;
 mod stream;
 mod tfo;
 
 pub use listener::TcpListener;
+pub use multi::MultiRecv;
 pub use split::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 pub use stream::{TcpConnectOpts, TcpStream};
 

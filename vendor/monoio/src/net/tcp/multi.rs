@@ -1,0 +1,128 @@
+//! ringway patch: a multishot receive on a TCP stream ([`MultiRecv`]).
+
+use std::{
+    future::poll_fn,
+    io,
+    task::{Context, Poll},
+};
+
+use super::TcpStream;
+use crate::driver::shared_fd::SharedFd;
+
+/// A multishot receive armed on a [`TcpStream`] (io_uring only): armed once, it receives
+/// whatever arrives into the ring's provided buffers, one completion per arrival, until the
+/// peer closes, an error, the ring running out of buffers, or [`cancel`](Self::cancel).
+/// Bytes it received are handed out by [`recv`](Self::recv), in order. Dropping it cancels
+/// it; bytes it received and nobody took are lost, so a caller that still needs the
+/// connection's bytes cancels it and takes them first.
+pub struct MultiRecv {
+    #[cfg(all(target_os = "linux", feature = "iouring"))]
+    driver: std::rc::Rc<std::cell::UnsafeCell<crate::driver::UringInner>>,
+    index: usize,
+    /// Keeps the socket open while the receive may still use it.
+    fd: Option<SharedFd>,
+    /// Its last completion was taken.
+    ended: bool,
+}
+
+impl std::fmt::Debug for MultiRecv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiRecv")
+            .field("index", &self.index)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl TcpStream {
+    /// ringway patch: arms a multishot receive on this stream; `None` where the runtime is not
+    /// io_uring or the ring has no provided buffers (kernels before 5.19, or refused). The
+    /// stream's other reads must wait until it has ended: both would take the same bytes.
+    pub fn recv_multishot(&self) -> Option<MultiRecv> {
+        #[cfg(all(target_os = "linux", feature = "iouring"))]
+        {
+            crate::driver::CURRENT.with(|inner| match inner {
+                crate::driver::Inner::Uring(r) => {
+                    let index = crate::driver::UringInner::submit_recv_multi(r, &self.fd)?;
+                    Some(MultiRecv {
+                        driver: r.clone(),
+                        index,
+                        fd: Some(self.fd.clone()),
+                        ended: false,
+                    })
+                }
+                #[cfg(feature = "legacy")]
+                crate::driver::Inner::Legacy(_) => None,
+            })
+        }
+        #[cfg(not(all(target_os = "linux", feature = "iouring")))]
+        None
+    }
+}
+
+impl MultiRecv {
+    /// Whether its last completion was taken: it receives nothing more.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The next bytes it received, given to `data` (at most one provided buffer's worth);
+    /// their count, 0 when the peer closed. An error ends it (`ENOBUFS`: the ring ran out of
+    /// buffers; `ECANCELED`: cancelled); after the end, `ECANCELED`.
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: impl FnOnce(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        if self.ended {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
+        }
+        #[cfg(all(target_os = "linux", feature = "iouring"))]
+        {
+            let (res, flags) = match crate::driver::UringInner::poll_recv_multi(
+                &self.driver,
+                self.index,
+                cx,
+                data,
+            ) {
+                Poll::Ready(c) => c,
+                Poll::Pending => return Poll::Pending,
+            };
+            if !io_uring::cqueue::more(flags) {
+                self.ended = true;
+            }
+            Poll::Ready(res.map(|n| n as usize))
+        }
+        #[cfg(not(all(target_os = "linux", feature = "iouring")))]
+        {
+            let _ = (cx, data);
+            unreachable!("no multishot receive without io_uring")
+        }
+    }
+
+    /// [`poll_recv`](Self::poll_recv) as a future.
+    pub async fn recv(&mut self, mut data: impl FnMut(&[u8])) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_recv(cx, &mut data)).await
+    }
+
+    /// Asks the kernel to stop it. Completions that raced with the cancel still come; take
+    /// them with [`recv`](Self::recv) until it has ended.
+    pub fn cancel(&self) {
+        #[cfg(all(target_os = "linux", feature = "iouring"))]
+        if !self.ended {
+            unsafe { crate::driver::UringInner::cancel_op(&self.driver, self.index) };
+        }
+    }
+}
+
+impl Drop for MultiRecv {
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "linux", feature = "iouring"))]
+        crate::driver::UringInner::drop_recv_multi(
+            &self.driver,
+            self.index,
+            self.ended,
+            Box::new(self.fd.take()),
+        );
+    }
+}
