@@ -201,3 +201,278 @@ fn client_close_during_the_busy_read_is_noticed() {
     });
     assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
 }
+
+/// Reads one response, framed by Content-Length or chunked (returned de-chunked: the head,
+/// then the body's data).
+fn read_any_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
+    let head = read_head(s, buf).expect("a response head");
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let mut more = |buf: &mut Vec<u8>| {
+        let mut b = [0u8; 4096];
+        let n = s.read(&mut b).expect("read body");
+        assert!(n > 0, "closed in a body");
+        buf.extend_from_slice(&b[..n]);
+    };
+    let mut body = Vec::new();
+    if let Some(len) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        while buf.len() < len {
+            more(buf);
+        }
+        body.extend(buf.drain(..len));
+    } else {
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        loop {
+            while !buf.windows(2).any(|w| w == b"\r\n") {
+                more(buf);
+            }
+            let eol = buf.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&buf[..eol]).unwrap(), 16)
+                .expect("chunk size");
+            while buf.len() < eol + 2 + size + 2 {
+                more(buf);
+            }
+            body.extend_from_slice(&buf[eol + 2..eol + 2 + size]);
+            buf.drain(..eol + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    format!("{head}{}", String::from_utf8_lossy(&body))
+}
+
+/// Letters, so a body compares as text.
+fn letters(len: usize) -> String {
+    (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect()
+}
+
+/// Once a connection has served a request, its next ones are waited for with the read already
+/// armed (on io_uring one multishot receive, kept across requests). Whatever shape a later
+/// request takes, no byte is lost or read twice: a Content-Length body and a chunked one in
+/// pieces, a head in three pieces, a short body in the same write as its head with the next
+/// request behind it, and hundreds of pipelined requests in one write (more than one receive
+/// buffer's worth).
+#[test]
+fn a_busy_connection_serves_requests_of_every_shape() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    let request = |s: &mut TcpStream, pieces: &[&[u8]]| {
+        for (i, p) in pieces.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            s.write_all(p).unwrap();
+        }
+    };
+    for i in 0..3 {
+        request(
+            &mut s,
+            &[format!("GET /warm{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()],
+        );
+        sent += 1;
+        assert!(read_any_response(&mut s, &mut buf).contains(&format!("x-echo-uri: /warm{i}")));
+    }
+
+    let body = letters(20_000);
+    let head = format!(
+        "POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let b = body.as_bytes();
+    request(
+        &mut s,
+        &[
+            &[head.as_bytes(), &b[..100]].concat(),
+            &b[100..9000],
+            &b[9000..],
+        ],
+    );
+    sent += 1;
+    let r = read_any_response(&mut s, &mut buf);
+    assert!(
+        r.contains("x-echo-uri: /length") && r.ends_with(&body),
+        "{r:.300}"
+    );
+    // The same with the body's next piece right behind the head, while the proxy is still
+    // at the head (before it reads the body).
+    for _ in 0..5 {
+        s.write_all(&[head.as_bytes(), &b[..100]].concat()).unwrap();
+        s.write_all(&b[100..]).unwrap();
+        sent += 1;
+        let r = read_any_response(&mut s, &mut buf);
+        assert!(
+            r.contains("x-echo-uri: /length") && r.ends_with(&body),
+            "{r:.300}"
+        );
+    }
+
+    request(
+        &mut s,
+        &[
+            b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            b"lo\r\n6\r\n world\r\n",
+            b"0\r\n\r\n",
+        ],
+    );
+    sent += 1;
+    let r = read_any_response(&mut s, &mut buf);
+    assert!(
+        r.contains("x-echo-uri: /chunked") && r.ends_with("hello world"),
+        "{r}"
+    );
+
+    request(
+        &mut s,
+        &[b"GET /th", b"ree-pieces HTTP/1.1\r\nHo", b"st: x\r\n\r\n"],
+    );
+    sent += 1;
+    assert!(read_any_response(&mut s, &mut buf).contains("x-echo-uri: /three-pieces"));
+
+    request(
+        &mut s,
+        &[
+            b"POST /short HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nshort\
+            GET /behind HTTP/1.1\r\nHost: x\r\n\r\n",
+        ],
+    );
+    sent += 2;
+    let r = read_any_response(&mut s, &mut buf);
+    assert!(
+        r.contains("x-echo-uri: /short") && r.ends_with("short"),
+        "{r}"
+    );
+    assert!(read_any_response(&mut s, &mut buf).contains("x-echo-uri: /behind"));
+
+    let burst: String = (0..300)
+        .map(|i| format!("GET /burst{i} HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .collect();
+    assert!(burst.len() > 8192);
+    request(&mut s, &[burst.as_bytes()]);
+    sent += 300;
+    for i in 0..300 {
+        let r = read_any_response(&mut s, &mut buf);
+        assert!(
+            r.contains(&format!("x-echo-uri: /burst{i}\r\n")),
+            "{i}: {r}"
+        );
+    }
+    assert!(buf.is_empty());
+    assert_eq!(proxy.stat("http.main.downstream_rq_total"), sent);
+    assert_eq!(proxy.stat("http.main.downstream_cx_total"), 1);
+}
+
+/// An upgrade after requests without bodies (the busy read armed): the tunnel carries every
+/// byte both ways, those the client sent right behind the upgrade request and before the
+/// backend's answer included.
+#[test]
+fn an_upgrade_on_a_busy_connection_tunnels_every_byte() {
+    let backend = tcp_backend(|mut c| {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        while let Some(head) = read_head(&mut c, &mut buf) {
+            if !String::from_utf8_lossy(&head)
+                .to_lowercase()
+                .contains("upgrade: websocket")
+            {
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+                continue;
+            }
+            // The client sends more meanwhile.
+            std::thread::sleep(Duration::from_millis(100));
+            c.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .unwrap();
+            // Echo the tunnel's bytes until the client's end.
+            c.write_all(&buf).unwrap();
+            let mut b = [0u8; 16384];
+            loop {
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => c.write_all(&b[..n]).unwrap(),
+                }
+            }
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+    });
+    let proxy = Proxy::start(&config(backend, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..3 {
+        s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        assert!(read_any_response(&mut s, &mut buf).ends_with("ok"));
+    }
+    let data = letters(1 << 20).into_bytes();
+    let mut first =
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+            .to_vec();
+    first.extend_from_slice(&data[..1000]);
+    s.write_all(&first).unwrap();
+    // More while the proxy waits for the backend's answer.
+    std::thread::sleep(Duration::from_millis(20));
+    s.write_all(&data[1000..2000]).unwrap();
+    let head = read_head(&mut s, &mut buf).expect("the 101");
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
+    let mut w = s.try_clone().unwrap();
+    let rest = data[2000..].to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&rest).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut got = std::mem::take(&mut buf);
+    s.read_to_end(&mut got)
+        .expect("the tunnel's bytes, then its end");
+    writer.join().unwrap();
+    assert!(got == data, "{} bytes of {}", got.len(), data.len());
+}
+
+/// A request delayed by the fault filter after its head (on a busy connection, the read
+/// armed): the rest of its body, sent meanwhile, is forwarded whole, and so is the request
+/// behind it.
+#[test]
+fn a_body_sent_while_its_request_waits_is_forwarded_whole() {
+    let backend = Backend::echo();
+    let toml = config(backend.addr, "30s").replace(
+        "  [[listeners.virtual_hosts]]",
+        "  [[listeners.http_filters]]\n  name = \"fault\"\n  delay = \"100ms\"\n  [[listeners.virtual_hosts]]",
+    );
+    let proxy = Proxy::start(&toml);
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..2 {
+        s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        assert!(read_any_response(&mut s, &mut buf).contains(&format!("x-echo-uri: /{i}")));
+    }
+    let body = letters(50_000);
+    let b = body.as_bytes();
+    let head = format!(
+        "POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(&[head.as_bytes(), &b[..100]].concat()).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    s.write_all(&b[100..]).unwrap();
+    s.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let r = read_any_response(&mut s, &mut buf);
+    assert!(
+        r.contains("x-echo-uri: /late") && r.ends_with(&body),
+        "{r:.300}"
+    );
+    assert!(read_any_response(&mut s, &mut buf).contains("x-echo-uri: /next"));
+    assert_eq!(proxy.stat("http.main.downstream_rq_total"), 4);
+}

@@ -195,6 +195,13 @@ pub(crate) async fn handle(
         // A read that times out is cancelled with the buffer inside it, so note now whether
         // part of a head had arrived.
         let partial = !conn.buf.is_empty();
+        // A head in parts: the rest is read from the socket, so a multishot receive ends
+        // first; bytes it took may complete the head.
+        let had = conn.buf.len();
+        conn.end_multi().await;
+        if conn.buf.len() > had {
+            continue;
+        }
         match read_into(&mut conn.stream, &mut conn.buf, Some(header_deadline)).await {
             Ok(0) => {
                 if !conn.buf.is_empty() {
@@ -218,6 +225,9 @@ pub(crate) async fn handle(
     http.downstream_rq_total.inc();
     http.downstream_rq_http1_total.inc();
     http.downstream_rq_active.inc();
+    if conn.multi.is_some() && reads_client_again(&head, conn.buf.len()) {
+        conn.end_multi().await;
+    }
     let xfcc = conn.stream.forwarded_client_cert(cfg.tls.as_ref());
     let peer = conn.peer;
     let mut ex = Exchange::new(worker, local, li, head, Down::H1(Some(conn)), start);
@@ -232,6 +242,18 @@ pub(crate) async fn handle(
         (After::PeerGone, _) => Next::PeerGone,
         _ => Next::Close,
     }
+}
+
+/// Whether serving an HTTP/1 request with `buffered` bytes after its head may read the client's
+/// socket: a body not all here yet, or a tunnel (CONNECT, an upgrade). Nothing else does
+/// until the next request.
+fn reads_client_again(head: &RequestHead, buffered: usize) -> bool {
+    let body_here = match head.framing() {
+        BodyFraming::None => true,
+        BodyFraming::Length(n) => buffered as u64 >= n,
+        BodyFraming::Chunked | BodyFraming::Close => false,
+    };
+    !body_here || head.is_connect() || head.upgrade().is_some()
 }
 
 /// Serve the request that opened an HTTP/2 stream (its fields already decoded, at `start`),
@@ -1417,6 +1439,7 @@ impl<'a> Exchange<'a> {
                     stream,
                     mut buf,
                     peer,
+                    multi,
                 }) = slot.take()
                 else {
                     return (None, Relayed::Failed(client_gone(Phase::BeforeRequest)));
@@ -1437,7 +1460,14 @@ impl<'a> Exchange<'a> {
                     both(halves, facts, deadline, &progress, rec, filters, decode).await
                 };
                 match dr.reunite(dw) {
-                    Ok(stream) => *slot = Some(Downstream { stream, buf, peer }),
+                    Ok(stream) => {
+                        *slot = Some(Downstream {
+                            stream,
+                            buf,
+                            peer,
+                            multi,
+                        })
+                    }
                     Err(_) => self.after = After::Close,
                 }
                 out

@@ -5,7 +5,9 @@
 //! come through [`Io`](crate::net::Io): plain TCP, or TLS terminated by the listener.
 //!
 //! A busy plain HTTP/1 keep-alive connection reads its next request straight away after a
-//! response ([`read_busy`]), holding a pooled buffer only for [`BUSY_QUIET`]. An idle
+//! response ([`read_busy`]): on io_uring with a multishot receive armed once and kept across
+//! requests, which holds no buffer of its own ([`Downstream::multi`]); elsewhere with a
+//! receive holding a pooled buffer, for [`BUSY_QUIET`] at most. An idle
 //! keep-alive connection holds no read buffer and only a small future: it waits for
 //! readiness, and the per-request state lives in a boxed future that exists only while a
 //! request is being served.
@@ -26,6 +28,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use monoio::io::{CancelableAsyncReadRent, Canceller};
+use monoio::net::tcp::MultiRecv;
 
 use crate::local::Worker;
 use crate::net::Io;
@@ -37,6 +40,47 @@ pub(crate) struct Downstream {
     /// Bytes read but not yet consumed (pipelined requests); no capacity while idle.
     pub(crate) buf: BytesMut,
     pub(crate) peer: SocketAddr,
+    /// A multishot receive armed on a busy plain HTTP/1 connection (io_uring only): it waits
+    /// for the next request without a submission, a failed receive and a poll arming per
+    /// request, and takes a buffer from the ring only when bytes come. While it is armed
+    /// nothing else reads [`Self::stream`]: an exchange that will (a request head in parts, a
+    /// body not all in [`Self::buf`], an upgrade, a lingering close) ends it first with
+    /// [`Self::end_multi`]; the bytes it took then are in [`Self::buf`].
+    pub(crate) multi: Option<MultiRecv>,
+}
+
+impl Downstream {
+    pub(crate) fn new(stream: Io, buf: BytesMut, peer: SocketAddr) -> Self {
+        Self {
+            stream,
+            buf,
+            peer,
+            multi: None,
+        }
+    }
+
+    /// Ends the multishot receive, if one is armed: cancels it and appends what it received
+    /// up to its end to [`Self::buf`], so the stream can be read (or spliced, or parked)
+    /// again with nothing lost. A peer's close or reset it saw is seen again by the next
+    /// read of the socket.
+    pub(crate) async fn end_multi(&mut self) {
+        let Some(mut m) = self.multi.take() else {
+            return;
+        };
+        m.cancel();
+        let buf = &mut self.buf;
+        while !m.is_ended() {
+            let _ = m.recv(|d| take_bytes(buf, d)).await;
+        }
+    }
+}
+
+/// Appends `d`, bytes a multishot receive took, to `buf` (a pooled buffer if it had none).
+fn take_bytes(buf: &mut BytesMut, d: &[u8]) {
+    if buf.capacity() == 0 {
+        *buf = buffers::take();
+    }
+    buf.extend_from_slice(d);
 }
 
 /// Which codec a downstream connection speaks.
@@ -79,11 +123,7 @@ pub(crate) async fn serve(
     // Only connections that served HTTP/1 are parked, so one coming back speaks HTTP/1.
     let mut codec = if fresh { Codec::Unknown } else { Codec::Http1 };
 
-    let mut conn = Downstream {
-        stream,
-        buf: first,
-        peer,
-    };
+    let mut conn = Downstream::new(stream, first, peer);
     // Cancels the read in flight while a busy connection waits for its next request.
     let mut canceller = None;
     let closed_by_peer = 'conn: loop {
@@ -99,7 +139,7 @@ pub(crate) async fn serve(
             // Busy: read the next request straight away (no readiness wait per request),
             // holding a pooled buffer for at most BUSY_QUIET.
             let c = canceller.get_or_insert_with(Canceller::new);
-            match read_busy(worker, &mut conn, c).await {
+            match read_busy(worker, &mut conn, c, codec == Codec::Http1).await {
                 Busy::Bytes | Busy::Quiet => {}
                 Busy::PeerGone => break true,
                 Busy::Drain => {
@@ -133,7 +173,8 @@ pub(crate) async fn serve(
                 match woke {
                     Some(r) => break r,
                     None if park_at.is_some() => {
-                        if let Io::Plain(s) = &conn.stream {
+                        // (No multishot receive is armed here: an idle connection's ended.)
+                        if let (Io::Plain(s), None) = (&conn.stream, &conn.multi) {
                             if worker.lot.park(s, li, conn.peer, idle_at).is_ok() {
                                 return Ended::Parked;
                             }
@@ -221,16 +262,59 @@ enum Busy {
 
 /// Wait for the next request of a plain HTTP/1 keep-alive connection with a read already in
 /// flight, so a busy connection costs one receive per request instead of a readiness wait and
-/// a receive. The read holds a pooled buffer; after [`BUSY_QUIET`] without bytes it is
-/// cancelled (and awaited, so bytes it took are kept) and the caller falls back to the
-/// readiness wait, where an idle connection holds no buffer and may be parked.
-async fn read_busy(worker: &Worker, conn: &mut Downstream, canceller: &mut Canceller) -> Busy {
+/// a receive. After [`BUSY_QUIET`] without bytes the read is cancelled (and awaited, so bytes
+/// it took are kept) and the caller falls back to the readiness wait, where an idle
+/// connection holds no buffer and may be parked.
+///
+/// `multishot` (a connection that has spoken HTTP/1): on io_uring the read is a multishot
+/// receive ([`Downstream::multi`]), armed by the first call and still armed for the next
+/// request, so a busy connection costs no submission at all per request; it ends when the
+/// connection goes quiet. Otherwise (the legacy driver, a kernel without buffer rings, a
+/// ring out of buffers) the read is a receive into a pooled buffer.
+async fn read_busy(
+    worker: &Worker,
+    conn: &mut Downstream,
+    canceller: &mut Canceller,
+    multishot: bool,
+) -> Busy {
+    let Io::Plain(s) = &mut conn.stream else {
+        return Busy::Quiet;
+    };
+    let quiet_at = timer::coarse_now() + BUSY_QUIET;
+    if multishot && conn.multi.is_none() {
+        conn.multi = s.recv_multishot();
+    }
+    if let Some(m) = &mut conn.multi {
+        let buf = &mut conn.buf;
+        let got = monoio::select! {
+            r = m.recv(|d| take_bytes(buf, d)) => Some(r),
+            _ = timer::sleep_until(quiet_at) => None,
+            _ = worker.drain.wait() => return Busy::Drain,
+        };
+        if m.is_ended() {
+            conn.multi = None;
+        }
+        match got {
+            Some(Ok(0)) => return Busy::PeerGone,
+            Some(Ok(_)) => return Busy::Bytes,
+            // Out of ring buffers (nothing was taken): read this time with a buffer below.
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Some(Err(_)) => return Busy::PeerGone,
+            None => {
+                conn.end_multi().await;
+                return if conn.buf.is_empty() {
+                    Busy::Quiet
+                } else {
+                    Busy::Bytes
+                };
+            }
+        }
+    }
     let Io::Plain(s) = &mut conn.stream else {
         return Busy::Quiet;
     };
     buffers::give_back(std::mem::take(&mut conn.buf));
     let buf = buffers::take();
-    let quiet_at = timer::coarse_now() + BUSY_QUIET;
     let mut read = std::pin::pin!(s.cancelable_read(buf, canceller.handle()));
     let done = monoio::select! {
         r = &mut read => Some(r),
@@ -265,6 +349,7 @@ const LINGER_BYTES: usize = 16 << 20;
 /// reset while the client is still writing its request body.
 async fn linger(conn: &mut Downstream) {
     use monoio::io::AsyncWriteRent;
+    conn.end_multi().await;
     if conn.stream.shutdown().await.is_err() {
         return;
     }
@@ -339,5 +424,242 @@ pub(crate) fn account_close(
         http.downstream_cx_destroy_remote.inc();
     } else {
         http.downstream_cx_destroy_local.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use monoio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// Bytes `0, 1, …` modulo a prime, so a lost or repeated piece shows.
+    fn pattern(len: usize, seed: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i + seed) % 251) as u8).collect()
+    }
+
+    /// A client thread connected to `listener`'s address that writes `pieces` (pausing
+    /// `pause` after each) and shuts its write side, then reads until the end of the stream or
+    /// an error (at most 10 s) and returns whether the stream ended.
+    fn client(
+        listener: &TcpListener,
+        pieces: Vec<Vec<u8>>,
+        pause: Duration,
+    ) -> std::thread::JoinHandle<bool> {
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            for p in &pieces {
+                c.write_all(p).unwrap();
+                std::thread::sleep(pause);
+            }
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut sink = [0u8; 4096];
+            loop {
+                match c.read(&mut sink) {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+                }
+            }
+        })
+    }
+
+    /// Waits for `t` without blocking the runtime (it still submits what the test left).
+    async fn joined<T>(t: std::thread::JoinHandle<T>) -> T {
+        while !t.is_finished() {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
+        t.join().unwrap()
+    }
+
+    /// The worker's io_uring runtime, or `None` where this machine has no io_uring.
+    fn uring() -> Option<monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>> {
+        monoio::utils::detect_uring().then(|| crate::rt::driver::uring_runtime(256).unwrap())
+    }
+
+    fn downstream(s: TcpStream) -> Downstream {
+        let peer = s.peer_addr().unwrap();
+        Downstream::new(Io::Plain(s), BytesMut::new(), peer)
+    }
+
+    /// The legacy driver has no multishot receive: the busy read keeps its pooled buffer.
+    #[test]
+    fn the_legacy_driver_arms_no_multishot_receive() {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let c = client(&listener, vec![], Duration::ZERO);
+                let (s, _) = listener.accept().await.unwrap();
+                assert!(s.recv_multishot().is_none());
+                drop(s);
+                assert!(joined(c).await);
+            });
+    }
+
+    /// Writes of every size up to more than two ring buffers, some back to back and some
+    /// apart, come out of one armed receive whole and in order, then the end of the stream
+    /// (0), after which it has ended.
+    #[test]
+    fn a_multishot_receive_hands_out_every_byte_in_order_then_the_end() {
+        let Some(mut rt) = uring() else { return };
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let sizes = [1, 17, 4095, 4096, 4097, 9000, 300, 12_000, 2, 65_536];
+            let pieces: Vec<_> = sizes.iter().map(|&n| pattern(n, n)).collect();
+            let want = pieces.concat();
+            let c = client(&listener, pieces, Duration::from_millis(2));
+            let (s, _) = listener.accept().await.unwrap();
+            let mut m = s.recv_multishot().expect("armed");
+            let mut got = Vec::new();
+            loop {
+                match m.recv(|d| got.extend_from_slice(d)).await {
+                    Ok(0) => break,
+                    Ok(n) => assert!(n <= 4096, "one buffer at a time: {n}"),
+                    Err(e) => panic!("after {} bytes: {e}", got.len()),
+                }
+            }
+            assert!(m.is_ended());
+            assert!(got == want, "{} bytes of {}", got.len(), want.len());
+            let again = m.recv(|_| panic!("no bytes after the end")).await;
+            assert_eq!(again.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+            drop((m, s));
+            assert!(joined(c).await, "the client sees the end");
+        });
+    }
+
+    /// Ending the receive at any point keeps every byte it took (in the connection's buffer)
+    /// and leaves the rest to ordinary reads: together, all of them in order.
+    #[test]
+    fn ending_a_multishot_receive_loses_no_bytes() {
+        let Some(mut rt) = uring() else { return };
+        rt.block_on(async {
+            for taken_first in [0, 1, 3, 8] {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let pieces: Vec<_> = (0..40).map(|i| pattern(1000 + 97 * i, i)).collect();
+                let want = pieces.concat();
+                let c = client(&listener, pieces, Duration::from_micros(300));
+                let (s, _) = listener.accept().await.unwrap();
+                let mut conn = downstream(s);
+                let Io::Plain(s) = &conn.stream else {
+                    unreachable!()
+                };
+                conn.multi = s.recv_multishot();
+                let m = conn.multi.as_mut().expect("armed");
+                let buf = &mut conn.buf;
+                for _ in 0..taken_first {
+                    assert!(m.recv(|d| take_bytes(buf, d)).await.unwrap() > 0);
+                }
+                conn.end_multi().await;
+                assert!(conn.multi.is_none());
+                let mut got = conn.buf.to_vec();
+                let mut buf = BytesMut::new();
+                loop {
+                    buf.clear();
+                    match buffers::read_into(&mut conn.stream, &mut buf, None).await {
+                        Ok(0) => break,
+                        Ok(_) => got.extend_from_slice(&buf),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                assert!(
+                    got == want,
+                    "{taken_first} taken first: {} bytes of {}",
+                    got.len(),
+                    want.len()
+                );
+                drop(conn);
+                assert!(joined(c).await);
+            }
+        });
+    }
+
+    /// A peer that sends more than the ring holds while nothing takes it: the receive ends
+    /// with `ENOBUFS` after the bytes that fit, none lost (ordinary reads get the rest), and
+    /// the buffers it used come back as they are taken (a second connection fills the
+    /// ring's share again).
+    #[test]
+    fn a_ring_out_of_buffers_ends_the_receive_and_loses_no_bytes() {
+        let Some(mut rt) = uring() else { return };
+        rt.block_on(async {
+            for round in 0..2 {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let want = pattern(3 << 20, round);
+                let c = client(&listener, vec![want.clone()], Duration::ZERO);
+                let (s, _) = listener.accept().await.unwrap();
+                let mut conn = downstream(s);
+                let Io::Plain(s) = &conn.stream else {
+                    unreachable!()
+                };
+                conn.multi = s.recv_multishot();
+                // The peer's 3 MiB arrive while nothing is taken.
+                monoio::time::sleep(Duration::from_millis(300)).await;
+                let m = conn.multi.as_mut().expect("armed");
+                let buf = &mut conn.buf;
+                let mut completions = 0;
+                let end = loop {
+                    match m.recv(|d| take_bytes(buf, d)).await {
+                        Ok(0) => break None,
+                        Ok(_) => completions += 1,
+                        Err(e) => break e.raw_os_error(),
+                    }
+                };
+                assert_eq!(end, Some(libc::ENOBUFS), "round {round}");
+                assert!(completions >= 128, "{completions} buffers before the end");
+                conn.multi = None;
+                let mut got = conn.buf.to_vec();
+                let mut buf = BytesMut::new();
+                while got.len() < want.len() {
+                    buf.clear();
+                    match buffers::read_into(&mut conn.stream, &mut buf, None).await {
+                        Ok(0) => break,
+                        Ok(_) => got.extend_from_slice(&buf),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                assert!(got == want, "{} bytes of {}", got.len(), want.len());
+                drop(conn);
+                assert!(joined(c).await);
+            }
+        });
+    }
+
+    /// A receive dropped with completions nobody took gives their buffers back (a second one
+    /// then has the whole ring again), and its socket closes once the cancel is done.
+    #[test]
+    fn a_dropped_multishot_receive_gives_its_buffers_back_and_closes_its_socket() {
+        let Some(mut rt) = uring() else { return };
+        rt.block_on(async {
+            for _ in 0..3 {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                // About 180 of the ring's 256 buffers.
+                let want = pattern(180 * 4096, 7);
+                let c = client(&listener, vec![want.clone()], Duration::ZERO);
+                let (s, _) = listener.accept().await.unwrap();
+                let mut m = s.recv_multishot().expect("armed");
+                let mut got = Vec::new();
+                while got.len() < want.len() {
+                    match m.recv(|d| got.extend_from_slice(d)).await {
+                        Ok(n) => assert!(n > 0),
+                        Err(e) => panic!("after {} bytes: {e} (buffers kept?)", got.len()),
+                    }
+                    if got.len() == 4096 {
+                        // The rest lands in the ring while nothing takes it; this round's
+                        // receive then goes, holding it.
+                        monoio::time::sleep(Duration::from_millis(100)).await;
+                        break;
+                    }
+                }
+                drop((m, s));
+                assert!(joined(c).await, "the client sees its socket closed");
+            }
+        });
     }
 }

@@ -42,7 +42,10 @@ fn server_config() -> conn::Config {
 /// Serve an HTTP/2 connection whose first bytes (the preface, at least in part) are in
 /// `conn.buf`. Returns true when the client closed the connection.
 pub(crate) async fn serve(worker: &Rc<Worker>, li: usize, conn: Downstream) -> bool {
-    let Downstream { stream, buf, peer } = conn;
+    // Only a connection that has spoken HTTP/1 arms a multishot receive: none here.
+    let Downstream {
+        stream, buf, peer, ..
+    } = conn;
     // Many streams, many operations: a registered file.
     stream.use_fixed_file();
     let sess = Session::new(Role::Server, server_config());
