@@ -367,6 +367,15 @@ fn a_busy_connection_serves_requests_of_every_shape() {
     assert!(buf.is_empty());
     assert_eq!(proxy.stat("http.main.downstream_rq_total"), sent);
     assert_eq!(proxy.stat("http.main.downstream_cx_total"), 1);
+    // On io_uring the busy read is a multishot receive: armed at the second request, ended by
+    // each request that reads the socket again, armed again for the next one.
+    let armed = proxy.stat("http.main.downstream_rx_multishot_armed");
+    if !matches!(driver(), engine::IoDriver::Legacy) && monoio::utils::detect_uring() {
+        assert!(armed >= 5, "armed {armed} times");
+    } else {
+        assert_eq!(armed, 0);
+    }
+    assert_eq!(proxy.stat("http.main.downstream_rx_multishot_no_buffer"), 0);
 }
 
 /// An upgrade after requests without bodies (the busy read armed): the tunnel carries every

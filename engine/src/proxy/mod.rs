@@ -33,6 +33,7 @@ use monoio::net::tcp::MultiRecv;
 use crate::local::Worker;
 use crate::net::Io;
 use crate::rt::{buffers, park, timer};
+use crate::stats::HttpStats;
 
 /// A downstream connection between requests.
 pub(crate) struct Downstream {
@@ -75,9 +76,12 @@ impl Downstream {
     }
 }
 
-/// Appends `d`, bytes a multishot receive took, to `buf` (a pooled buffer if it had none).
+/// Appends `d`, bytes a multishot receive took, to `buf`. Into an empty buffer they go at the
+/// start of a pooled one, as a receive's would (the buffer given back and taken again: the same
+/// one, its space reclaimed), not after the requests already consumed from it.
 fn take_bytes(buf: &mut BytesMut, d: &[u8]) {
-    if buf.capacity() == 0 {
+    if buf.is_empty() {
+        buffers::give_back(std::mem::take(buf));
         *buf = buffers::take();
     }
     buf.extend_from_slice(d);
@@ -139,7 +143,8 @@ pub(crate) async fn serve(
             // Busy: read the next request straight away (no readiness wait per request),
             // holding a pooled buffer for at most BUSY_QUIET.
             let c = canceller.get_or_insert_with(Canceller::new);
-            match read_busy(worker, &mut conn, c, codec == Codec::Http1).await {
+            let multishot = (codec == Codec::Http1).then_some(http);
+            match read_busy(worker, &mut conn, c, multishot).await {
                 Busy::Bytes | Busy::Quiet => {}
                 Busy::PeerGone => break true,
                 Busy::Drain => {
@@ -266,23 +271,26 @@ enum Busy {
 /// it took are kept) and the caller falls back to the readiness wait, where an idle
 /// connection holds no buffer and may be parked.
 ///
-/// `multishot` (a connection that has spoken HTTP/1): on io_uring the read is a multishot
-/// receive ([`Downstream::multi`]), armed by the first call and still armed for the next
-/// request, so a busy connection costs no submission at all per request; it ends when the
-/// connection goes quiet. Otherwise (the legacy driver, a kernel without buffer rings, a
-/// ring out of buffers) the read is a receive into a pooled buffer.
+/// `multishot` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
+/// read is a multishot receive ([`Downstream::multi`]), armed by the first call and still
+/// armed for the next request, so a busy connection costs no submission at all per request;
+/// it ends when the connection goes quiet. Otherwise (the legacy driver, a kernel without
+/// buffer rings, a ring out of buffers) the read is a receive into a pooled buffer.
 async fn read_busy(
     worker: &Worker,
     conn: &mut Downstream,
     canceller: &mut Canceller,
-    multishot: bool,
+    multishot: Option<&HttpStats>,
 ) -> Busy {
     let Io::Plain(s) = &mut conn.stream else {
         return Busy::Quiet;
     };
     let quiet_at = timer::coarse_now() + BUSY_QUIET;
-    if multishot && conn.multi.is_none() {
+    if let (Some(http), None) = (multishot, &conn.multi) {
         conn.multi = s.recv_multishot();
+        if conn.multi.is_some() {
+            http.downstream_rx_multishot_armed.inc();
+        }
     }
     if let Some(m) = &mut conn.multi {
         let buf = &mut conn.buf;
@@ -298,7 +306,11 @@ async fn read_busy(
             Some(Ok(0)) => return Busy::PeerGone,
             Some(Ok(_)) => return Busy::Bytes,
             // Out of ring buffers (nothing was taken): read this time with a buffer below.
-            Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                if let Some(http) = multishot {
+                    http.downstream_rx_multishot_no_buffer.inc();
+                }
+            }
             Some(Err(_)) => return Busy::PeerGone,
             None => {
                 conn.end_multi().await;

@@ -108,6 +108,8 @@ stats! {
         downstream_rq_tx_reset: Counter "responses cut short by ringway (upstream reset after headers were sent)",
         downstream_rq_too_large: Counter "requests refused for size (413, 414, 431)",
         downstream_rq_bad: Counter "requests refused as malformed (400, 501, 505)",
+        downstream_rx_multishot_armed: Counter "multishot receives armed on busy HTTP/1.1 keep-alive connections (io_uring): each waits for its connection's next requests until the connection goes quiet, needs its socket for something else, or closes",
+        downstream_rx_multishot_no_buffer: Counter "multishot receives ended because the worker's ring of provided buffers was empty (clients sent more than was taken; that read used a buffer of its own)",
         splice_rs_total: Counter "responses whose body went from the upstream's socket to the client's with zero-copy splice (HTTP/1.1 both sides, plain TCP both sides, Content-Length, 16 KiB or more left after what came with the head, no filter reading the body)",
         splice_rs_bytes: Counter "response body bytes moved with zero-copy splice (also in downstream_cx_tx_bytes_total)",
         no_route: Counter "requests with no matching route (404)",
