@@ -6,6 +6,7 @@
 //! ones (the pool, HTTP/2 connections, tunnels) use the same type.
 
 pub(crate) mod io;
+pub(crate) mod multishot;
 pub(crate) mod pipe;
 pub(crate) mod relay;
 

@@ -31,7 +31,7 @@ use monoio::io::{CancelableAsyncReadRent, Canceller};
 use monoio::net::tcp::MultiRecv;
 
 use crate::local::Worker;
-use crate::net::Io;
+use crate::net::{Io, multishot};
 use crate::rt::{buffers, park, timer};
 use crate::stats::HttpStats;
 
@@ -60,31 +60,11 @@ impl Downstream {
         }
     }
 
-    /// Ends the multishot receive, if one is armed: cancels it and appends what it received
-    /// up to its end to [`Self::buf`], so the stream can be read (or spliced, or parked)
-    /// again with nothing lost. A peer's close or reset it saw is seen again by the next
-    /// read of the socket.
+    /// Ends the multishot receive, if one is armed, keeping what it received in
+    /// [`Self::buf`] ([`multishot::end`]).
     pub(crate) async fn end_multi(&mut self) {
-        let Some(mut m) = self.multi.take() else {
-            return;
-        };
-        m.cancel();
-        let buf = &mut self.buf;
-        while !m.is_ended() {
-            let _ = m.recv(|d| take_bytes(buf, d)).await;
-        }
+        multishot::end(&mut self.multi, &mut self.buf).await;
     }
-}
-
-/// Appends `d`, bytes a multishot receive took, to `buf`. Into an empty buffer they go at the
-/// start of a pooled one, as a receive's would (the buffer given back and taken again: the same
-/// one, its space reclaimed), not after the requests already consumed from it.
-fn take_bytes(buf: &mut BytesMut, d: &[u8]) {
-    if buf.is_empty() {
-        buffers::give_back(std::mem::take(buf));
-        *buf = buffers::take();
-    }
-    buf.extend_from_slice(d);
 }
 
 /// Which codec a downstream connection speaks.
@@ -143,8 +123,8 @@ pub(crate) async fn serve(
             // Busy: read the next request straight away (no readiness wait per request),
             // holding a pooled buffer for at most BUSY_QUIET.
             let c = canceller.get_or_insert_with(Canceller::new);
-            let multishot = (codec == Codec::Http1).then_some(http);
-            match read_busy(worker, &mut conn, c, multishot).await {
+            let armable = (codec == Codec::Http1).then_some(http);
+            match read_busy(worker, &mut conn, c, armable).await {
                 Busy::Bytes | Busy::Quiet => {}
                 Busy::PeerGone => break true,
                 Busy::Drain => {
@@ -271,7 +251,7 @@ enum Busy {
 /// it took are kept) and the caller falls back to the readiness wait, where an idle
 /// connection holds no buffer and may be parked.
 ///
-/// `multishot` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
+/// `armable` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
 /// read is a multishot receive ([`Downstream::multi`]), armed by the first call and still
 /// armed for the next request, so a busy connection costs no submission at all per request;
 /// it ends when the connection goes quiet. Otherwise (the legacy driver, a kernel without
@@ -280,13 +260,13 @@ async fn read_busy(
     worker: &Worker,
     conn: &mut Downstream,
     canceller: &mut Canceller,
-    multishot: Option<&HttpStats>,
+    armable: Option<&HttpStats>,
 ) -> Busy {
     let Io::Plain(s) = &mut conn.stream else {
         return Busy::Quiet;
     };
     let quiet_at = timer::coarse_now() + BUSY_QUIET;
-    if let (Some(http), None) = (multishot, &conn.multi) {
+    if let (Some(http), None) = (armable, &conn.multi) {
         conn.multi = s.recv_multishot();
         if conn.multi.is_some() {
             http.downstream_rx_multishot_armed.inc();
@@ -295,7 +275,7 @@ async fn read_busy(
     if let Some(m) = &mut conn.multi {
         let buf = &mut conn.buf;
         let got = monoio::select! {
-            r = m.recv(|d| take_bytes(buf, d)) => Some(r),
+            r = m.recv(|d| multishot::take_bytes(buf, d)) => Some(r),
             _ = timer::sleep_until(quiet_at) => None,
             _ = worker.drain.wait() => return Busy::Drain,
         };
@@ -307,7 +287,7 @@ async fn read_busy(
             Some(Ok(_)) => return Busy::Bytes,
             // Out of ring buffers (nothing was taken): read this time with a buffer below.
             Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                if let Some(http) = multishot {
+                if let Some(http) = armable {
                     http.downstream_rx_multishot_no_buffer.inc();
                 }
             }
@@ -567,7 +547,7 @@ mod tests {
                 let m = conn.multi.as_mut().expect("armed");
                 let buf = &mut conn.buf;
                 for _ in 0..taken_first {
-                    assert!(m.recv(|d| take_bytes(buf, d)).await.unwrap() > 0);
+                    assert!(m.recv(|d| multishot::take_bytes(buf, d)).await.unwrap() > 0);
                 }
                 conn.end_multi().await;
                 assert!(conn.multi.is_none());
@@ -617,7 +597,7 @@ mod tests {
                 let buf = &mut conn.buf;
                 let mut completions = 0;
                 let end = loop {
-                    match m.recv(|d| take_bytes(buf, d)).await {
+                    match m.recv(|d| multishot::take_bytes(buf, d)).await {
                         Ok(0) => break None,
                         Ok(_) => completions += 1,
                         Err(e) => break e.raw_os_error(),
