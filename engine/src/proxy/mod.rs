@@ -120,8 +120,8 @@ pub(crate) async fn serve(
             && (codec == Codec::Http1 || first_read)
             && matches!(conn.stream, Io::Plain(_))
         {
-            // Busy: read the next request straight away (no readiness wait per request),
-            // holding a pooled buffer for at most BUSY_QUIET.
+            // Busy: read the next request straight away (no readiness wait per request), for
+            // BUSY_QUIET at most: on io_uring with a multishot receive once it spoke HTTP/1.
             let c = canceller.get_or_insert_with(Canceller::new);
             let armable = (codec == Codec::Http1).then_some(http);
             match read_busy(worker, &mut conn, c, armable).await {
