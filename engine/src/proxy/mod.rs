@@ -461,6 +461,17 @@ mod tests {
         })
     }
 
+    /// A connection accepted from a [`client`] that writes `pieces`.
+    async fn accepted(
+        pieces: Vec<Vec<u8>>,
+        pause: Duration,
+    ) -> (TcpStream, std::thread::JoinHandle<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = client(&listener, pieces, pause);
+        let (s, _) = listener.accept().await.unwrap();
+        (s, c)
+    }
+
     /// Waits for `t` without blocking the runtime (it still submits what the test left).
     async fn joined<T>(t: std::thread::JoinHandle<T>) -> T {
         while !t.is_finished() {
@@ -472,6 +483,20 @@ mod tests {
     /// The worker's io_uring runtime, or `None` where this machine has no io_uring.
     fn uring() -> Option<monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>> {
         monoio::utils::detect_uring().then(|| crate::rt::driver::uring_runtime(256).unwrap())
+    }
+
+    /// What `conn` holds in its buffer, then what its socket gives until the end of the stream.
+    async fn read_to_end(conn: &mut Downstream) -> Vec<u8> {
+        let mut got = conn.buf.to_vec();
+        let mut buf = BytesMut::new();
+        loop {
+            buf.clear();
+            match buffers::read_into(&mut conn.stream, &mut buf, None).await {
+                Ok(0) => return got,
+                Ok(_) => got.extend_from_slice(&buf),
+                Err(e) => panic!("after {} bytes: {e}", got.len()),
+            }
+        }
     }
 
     fn downstream(s: TcpStream) -> Downstream {
@@ -487,9 +512,7 @@ mod tests {
             .build()
             .unwrap()
             .block_on(async {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let c = client(&listener, vec![], Duration::ZERO);
-                let (s, _) = listener.accept().await.unwrap();
+                let (s, c) = accepted(vec![], Duration::ZERO).await;
                 assert!(s.recv_multishot().is_none());
                 drop(s);
                 assert!(joined(c).await);
@@ -503,12 +526,10 @@ mod tests {
     fn a_multishot_receive_hands_out_every_byte_in_order_then_the_end() {
         let Some(mut rt) = uring() else { return };
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let sizes = [1, 17, 4095, 4096, 4097, 9000, 300, 12_000, 2, 65_536];
             let pieces: Vec<_> = sizes.iter().map(|&n| pattern(n, n)).collect();
             let want = pieces.concat();
-            let c = client(&listener, pieces, Duration::from_millis(2));
-            let (s, _) = listener.accept().await.unwrap();
+            let (s, c) = accepted(pieces, Duration::from_millis(2)).await;
             let mut m = s.recv_multishot().expect("armed");
             let mut got = Vec::new();
             loop {
@@ -534,11 +555,9 @@ mod tests {
         let Some(mut rt) = uring() else { return };
         rt.block_on(async {
             for taken_first in [0, 1, 3, 8] {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 let pieces: Vec<_> = (0..40).map(|i| pattern(1000 + 97 * i, i)).collect();
                 let want = pieces.concat();
-                let c = client(&listener, pieces, Duration::from_micros(300));
-                let (s, _) = listener.accept().await.unwrap();
+                let (s, c) = accepted(pieces, Duration::from_micros(300)).await;
                 let mut conn = downstream(s);
                 let Io::Plain(s) = &conn.stream else {
                     unreachable!()
@@ -551,16 +570,7 @@ mod tests {
                 }
                 conn.end_multi().await;
                 assert!(conn.multi.is_none());
-                let mut got = conn.buf.to_vec();
-                let mut buf = BytesMut::new();
-                loop {
-                    buf.clear();
-                    match buffers::read_into(&mut conn.stream, &mut buf, None).await {
-                        Ok(0) => break,
-                        Ok(_) => got.extend_from_slice(&buf),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                let got = read_to_end(&mut conn).await;
                 assert!(
                     got == want,
                     "{taken_first} taken first: {} bytes of {}",
@@ -582,10 +592,8 @@ mod tests {
         let Some(mut rt) = uring() else { return };
         rt.block_on(async {
             for round in 0..2 {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 let want = pattern(3 << 20, round);
-                let c = client(&listener, vec![want.clone()], Duration::ZERO);
-                let (s, _) = listener.accept().await.unwrap();
+                let (s, c) = accepted(vec![want.clone()], Duration::ZERO).await;
                 let mut conn = downstream(s);
                 let Io::Plain(s) = &conn.stream else {
                     unreachable!()
@@ -606,16 +614,7 @@ mod tests {
                 assert_eq!(end, Some(libc::ENOBUFS), "round {round}");
                 assert!(completions >= 128, "{completions} buffers before the end");
                 conn.multi = None;
-                let mut got = conn.buf.to_vec();
-                let mut buf = BytesMut::new();
-                while got.len() < want.len() {
-                    buf.clear();
-                    match buffers::read_into(&mut conn.stream, &mut buf, None).await {
-                        Ok(0) => break,
-                        Ok(_) => got.extend_from_slice(&buf),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                let got = read_to_end(&mut conn).await;
                 assert!(got == want, "{} bytes of {}", got.len(), want.len());
                 drop(conn);
                 assert!(joined(c).await);
@@ -630,11 +629,9 @@ mod tests {
         let Some(mut rt) = uring() else { return };
         rt.block_on(async {
             for _ in 0..3 {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 // About 180 of the ring's 256 buffers.
                 let want = pattern(180 * 4096, 7);
-                let c = client(&listener, vec![want.clone()], Duration::ZERO);
-                let (s, _) = listener.accept().await.unwrap();
+                let (s, c) = accepted(vec![want.clone()], Duration::ZERO).await;
                 let mut m = s.recv_multishot().expect("armed");
                 let mut got = Vec::new();
                 while got.len() < want.len() {
