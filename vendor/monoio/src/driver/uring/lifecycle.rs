@@ -6,7 +6,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use super::multi::{buffer_of, is_last, BufRing, MultiState};
+use super::multi::{give_back, is_last, BufRing, MultiState};
 use crate::{driver::op::CompletionMeta, utils::slab::Ref};
 
 pub(crate) enum Lifecycle {
@@ -46,9 +46,7 @@ impl<'a> Ref<'a, Lifecycle> {
                     return;
                 }
                 // Nobody takes it: the buffer goes back, the entry with the last completion.
-                if let (Some(bid), Some(bufs)) = (buffer_of(flags), bufs) {
-                    bufs.recycle(bid);
-                }
+                give_back(bufs, flags);
                 if is_last(flags) {
                     self.remove();
                 }
@@ -138,22 +136,19 @@ impl<'a> Ref<'a, Lifecycle> {
     }
 
     /// The owner of a multishot operation is gone. Completions it did not take give their
-    /// buffers back; `ended`: its last completion came, the entry goes now; otherwise it
+    /// buffers back; if its last completion is among them, the entry goes now; otherwise it
     /// stays, holding `keep`, until the last one comes. `true`: the entry stays (cancel it).
     pub(crate) fn drop_multi(
         mut self,
-        ended: bool,
         keep: Box<dyn std::any::Any>,
         mut bufs: Option<&mut BufRing>,
     ) -> bool {
         let Lifecycle::Multi(m) = &mut *self else {
             unreachable!("not a multishot operation");
         };
-        let mut last = ended;
+        let mut last = false;
         for (_, flags) in m.queue.drain(..) {
-            if let (Some(bid), Some(bufs)) = (buffer_of(flags), bufs.as_deref_mut()) {
-                bufs.recycle(bid);
-            }
+            give_back(bufs.as_deref_mut(), flags);
             last |= is_last(flags);
         }
         if last {

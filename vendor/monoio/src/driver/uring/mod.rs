@@ -707,14 +707,15 @@ impl UringInner {
         Some(index)
     }
 
-    /// ringway patch: the next completion of multishot operation `index`: its result, its
-    /// flags, and the bytes it received (given to `data`, then the buffer goes back).
+    /// ringway patch: the next completion of multishot operation `index`: its result,
+    /// whether it was the last (the entry is then gone), and the bytes it received (given to
+    /// `data`, then the buffer goes back).
     pub(crate) fn poll_recv_multi(
         this: &Rc<UnsafeCell<UringInner>>,
         index: usize,
         cx: &mut Context<'_>,
         data: impl FnOnce(&[u8]),
-    ) -> Poll<(io::Result<u32>, u32)> {
+    ) -> Poll<(io::Result<u32>, bool)> {
         let inner = unsafe { &mut *this.get() };
         let lifecycle = unsafe { inner.ops.slab.get(index).unwrap_unchecked() };
         let (res, flags) = match lifecycle.poll_multi(cx) {
@@ -726,10 +727,11 @@ impl UringInner {
             data(bufs.data(bid, n));
             bufs.recycle(bid);
         }
-        if multi::is_last(flags) {
+        let last = multi::is_last(flags);
+        if last {
             let _ = inner.ops.slab.remove(index);
         }
-        Poll::Ready((res, flags))
+        Poll::Ready((res, last))
     }
 
     /// ringway patch: the owner of multishot operation `index` is gone; `ended`: its last
@@ -748,7 +750,7 @@ impl UringInner {
         let Some(lifecycle) = inner.ops.slab.get(index) else {
             return;
         };
-        if lifecycle.drop_multi(false, keep, inner.bufs.as_mut()) {
+        if lifecycle.drop_multi(keep, inner.bufs.as_mut()) {
             unsafe { Self::cancel_op(this, index) };
         }
     }

@@ -144,3 +144,10 @@ pub(crate) fn is_last(flags: u32) -> bool {
 pub(crate) fn buffer_of(flags: u32) -> Option<u16> {
     cqueue::buffer_select(flags)
 }
+
+/// Gives back to `bufs` the buffer a completion with `flags` filled, if it filled one.
+pub(crate) fn give_back(bufs: Option<&mut BufRing>, flags: u32) {
+    if let (Some(bid), Some(bufs)) = (buffer_of(flags), bufs) {
+        bufs.recycle(bid);
+    }
+}

@@ -79,7 +79,7 @@ impl MultiRecv {
         }
         #[cfg(all(target_os = "linux", feature = "iouring"))]
         {
-            let (res, flags) = match crate::driver::UringInner::poll_recv_multi(
+            let (res, last) = match crate::driver::UringInner::poll_recv_multi(
                 &self.driver,
                 self.index,
                 cx,
@@ -88,9 +88,7 @@ impl MultiRecv {
                 Poll::Ready(c) => c,
                 Poll::Pending => return Poll::Pending,
             };
-            if !io_uring::cqueue::more(flags) {
-                self.ended = true;
-            }
+            self.ended = last;
             Poll::Ready(res.map(|n| n as usize))
         }
         #[cfg(not(all(target_os = "linux", feature = "iouring")))]
