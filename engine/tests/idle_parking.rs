@@ -32,9 +32,7 @@ fn read_response(s: &mut TcpStream) -> String {
         buf.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buf).to_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
+    let len: usize = header_in(&head, "content-length")
         .and_then(|v| v.trim().parse().ok())
         .expect("content-length");
     let mut body = vec![0u8; len];
@@ -214,17 +212,17 @@ fn read_any_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
         buf.extend_from_slice(&b[..n]);
     };
     let mut body = Vec::new();
-    if let Some(len) = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
+    if let Some(len) = header_in(&head, "content-length").and_then(|v| v.trim().parse().ok()) {
         while buf.len() < len {
             more(buf);
         }
         body.extend(buf.drain(..len));
     } else {
-        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert_eq!(
+            header_in(&head, "transfer-encoding"),
+            Some("chunked"),
+            "{head}"
+        );
         loop {
             while !buf.windows(2).any(|w| w == b"\r\n") {
                 more(buf);

@@ -307,7 +307,7 @@ mod tests {
     use monoio::net::TcpListener;
 
     use super::*;
-    use crate::rt::driver::on_both_drivers;
+    use crate::rt::driver::{joined, on_both_drivers};
 
     fn bytes(len: usize) -> Bytes {
         (0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>().into()
@@ -325,15 +325,6 @@ mod tests {
                 .expect("the end of the stream, in time");
             got
         })
-    }
-
-    /// `client`'s outcome, awaited without blocking the runtime (which still has to submit
-    /// what the test left in its ring).
-    async fn joined<T>(client: std::thread::JoinHandle<T>) -> T {
-        while !client.is_finished() {
-            monoio::time::sleep(Duration::from_millis(5)).await;
-        }
-        client.join().unwrap()
     }
 
     /// The last bytes wait for the close: the client reads none of a short response before

@@ -427,6 +427,7 @@ mod tests {
     use monoio::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::rt::driver::joined;
 
     /// Bytes `0, 1, …` modulo a prime, so a lost or repeated piece shows.
     fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -470,14 +471,6 @@ mod tests {
         let c = client(&listener, pieces, pause);
         let (s, _) = listener.accept().await.unwrap();
         (s, c)
-    }
-
-    /// Waits for `t` without blocking the runtime (it still submits what the test left).
-    async fn joined<T>(t: std::thread::JoinHandle<T>) -> T {
-        while !t.is_finished() {
-            monoio::time::sleep(Duration::from_millis(5)).await;
-        }
-        t.join().unwrap()
     }
 
     /// The worker's io_uring runtime, or `None` where this machine has no io_uring.

@@ -55,6 +55,16 @@ pub(crate) fn uring_runtime(
         })
 }
 
+/// `t`'s outcome (a client thread of a test), awaited without blocking the runtime, which
+/// still has to submit what the test left in its ring.
+#[cfg(test)]
+pub(crate) async fn joined<T>(t: std::thread::JoinHandle<T>) -> T {
+    while !t.is_finished() {
+        monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    t.join().unwrap()
+}
+
 /// Runs `test()` to its end on the epoll (legacy) driver, then, where the kernel has io_uring,
 /// on a runtime built as a worker's ([`uring_runtime`]).
 #[cfg(test)]
