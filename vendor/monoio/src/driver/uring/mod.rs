@@ -419,36 +419,18 @@ impl IoUringDriver {
     /// unfinished op submits an ASYNC_CANCEL: a second submission per closed connection, for
     /// an operation that cannot be cancelled anyway. `false`: the submission queue stayed
     /// full; the caller closes the fd itself.
-    ///
-    /// With `shut`, a SHUTDOWN of the write side goes first, hard-linked to the CLOSE (which
-    /// runs whatever the SHUTDOWN's outcome): bytes held for the FIN (`MSG_MORE`) leave with
-    /// it even when unread input makes the close a reset.
-    pub(crate) fn close_detached(
-        this: &Rc<UnsafeCell<UringInner>>,
-        fd: RawFd,
-        shut: bool,
-    ) -> bool {
+    pub(crate) fn close_detached(this: &Rc<UnsafeCell<UringInner>>, fd: RawFd) -> bool {
         let inner = unsafe { &mut *this.get() };
         let close = opcode::Close::new(io_uring::types::Fd(fd))
             .build()
             .user_data(CANCEL_USERDATA);
-        let shutdown = shut.then(|| {
-            opcode::Shutdown::new(io_uring::types::Fd(fd), libc::SHUT_WR)
-                .build()
-                .flags(io_uring::squeue::Flags::IO_HARDLINK)
-                .user_data(CANCEL_USERDATA)
-        });
-        let entries: &[_] = match &shutdown {
-            Some(shutdown) => &[shutdown.clone(), close],
-            None => &[close],
-        };
-        // SAFETY: the entries hold no pointer; the fd is ours to shut and close.
+        // SAFETY: the entry holds no pointer; the fd is ours to close.
         unsafe {
-            if inner.uring.submission().push_multiple(entries).is_ok() {
+            if inner.uring.submission().push(&close).is_ok() {
                 return true;
             }
             let _ = inner.submit();
-            inner.uring.submission().push_multiple(entries).is_ok()
+            inner.uring.submission().push(&close).is_ok()
         }
     }
 
