@@ -169,6 +169,56 @@ fn requests_around_the_end_of_the_busy_read_are_served() {
     assert_eq!(proxy.stat("http.main.downstream_rq_total"), 18);
 }
 
+/// A connection that pauses between requests, longer than the busy read's quiet time but
+/// shorter than the parking delay, keeps its one multishot receive (io_uring): no cancel, no
+/// readiness poll and no new receive per pause. Parked after a longer pause, it arms one
+/// again once it is busy. Every request is served, and the client's close during a pause is
+/// seen by the armed receive.
+#[test]
+fn a_pausing_connection_keeps_its_receive_until_it_is_parked() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let uring = !matches!(driver(), engine::IoDriver::Legacy) && monoio::utils::detect_uring();
+    let armed = || proxy.stat("http.main.downstream_rx_multishot_armed");
+    for (i, ms) in [0, 0, 250, 300, 400, 250].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(ms));
+        let path = format!("/pause{i}");
+        assert!(get(&mut s, &path).contains(&format!("x-echo-uri: {path}\r\n")));
+    }
+    assert_eq!(armed(), i64::from(uring), "one receive through every pause");
+    // A head split across a pause, its first part taken by the armed receive (the exchange
+    // then ends it to read the rest, and the next busy read arms another).
+    s.write_all(b"GET /split HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"st: x\r\n\r\n").unwrap();
+    assert!(read_response(&mut s).contains("x-echo-uri: /split\r\n"));
+    // Parked, back, busy again: one more.
+    std::thread::sleep(Duration::from_millis(1600));
+    for i in 0..3 {
+        let path = format!("/after{i}");
+        assert!(get(&mut s, &path).contains(&format!("x-echo-uri: {path}\r\n")));
+    }
+    assert_eq!(armed(), 3 * i64::from(uring));
+    // Pauses around the parking delay: the receive ends as bytes may be arriving.
+    for (i, ms) in [1000, 1050].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(ms));
+        let path = format!("/around{i}");
+        assert!(get(&mut s, &path).contains(&format!("x-echo-uri: {path}\r\n")));
+    }
+    assert_eq!(proxy.stat("http.main.downstream_rq_total"), 12);
+    assert_eq!(proxy.stat("http.main.downstream_cx_total"), 1);
+    assert_eq!(proxy.stat("http.main.downstream_rx_multishot_no_buffer"), 0);
+    // The client leaves during a pause (its receive armed): noticed, counted as its close.
+    std::thread::sleep(Duration::from_millis(250));
+    drop(s);
+    proxy.eventually("closed by the client", |p| {
+        p.stat("http.main.downstream_cx_destroy_remote") == 1
+    });
+    assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
+}
+
 /// A connection that has just been answered (its next read in flight) closes on drain.
 #[test]
 fn drain_closes_a_connection_waiting_in_its_busy_read() {

@@ -6,11 +6,11 @@
 //!
 //! A busy plain HTTP/1 keep-alive connection reads its next request straight away after a
 //! response ([`read_busy`]): on io_uring with a multishot receive armed once and kept across
-//! requests, which holds no buffer of its own ([`Downstream::multi`]); elsewhere with a
-//! receive holding a pooled buffer, for [`BUSY_QUIET`] at most. An idle
-//! keep-alive connection holds no read buffer and only a small future: it waits for
-//! readiness, and the per-request state lives in a boxed future that exists only while a
-//! request is being served.
+//! requests and through pauses until the connection is parked, which holds no buffer of its
+//! own ([`Downstream::multi`]); elsewhere with a receive holding a pooled buffer, for
+//! [`BUSY_QUIET`] at most. An idle keep-alive connection holds no read buffer and only a
+//! small future: it waits on that receive or for readiness, and the per-request state lives
+//! in a boxed future that exists only while a request is being served.
 
 mod body;
 mod exchange;
@@ -146,9 +146,9 @@ pub(crate) async fn serve(
             let mut park_at = (idle > 2 * park::PARK_AFTER && codec == Codec::Http1 && plain)
                 .then(|| now + park::PARK_AFTER);
             // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
-            let ready = loop {
+            loop {
                 let woke = monoio::select! {
-                    r = conn.stream.readable(false) => Some(r),
+                    w = wait_idle(&mut conn) => Some(w),
                     _ = timer::sleep_until(park_at.unwrap_or(idle_at)) => None,
                     _ = worker.drain.wait() => {
                         http.downstream_cx_drain_close.inc();
@@ -156,13 +156,21 @@ pub(crate) async fn serve(
                     }
                 };
                 match woke {
-                    Some(r) => break r,
+                    Some(Woke::Ready) => break,
+                    Some(Woke::PeerGone) => break 'conn true,
+                    // The ring had no buffer: wait for readiness instead.
+                    Some(Woke::NoBuffer) => http.downstream_rx_multishot_no_buffer.inc(),
                     None if park_at.is_some() => {
-                        // (No multishot receive is armed here: an idle connection's ended.)
-                        if let (Io::Plain(s), None) = (&conn.stream, &conn.multi) {
-                            if worker.lot.park(s, li, conn.peer, idle_at).is_ok() {
-                                return Ended::Parked;
-                            }
+                        // The lot watches the socket itself: the receive ends first, and
+                        // bytes it took meanwhile are served here instead.
+                        conn.end_multi().await;
+                        if !conn.buf.is_empty() {
+                            break;
+                        }
+                        if let Io::Plain(s) = &conn.stream
+                            && worker.lot.park(s, li, conn.peer, idle_at).is_ok()
+                        {
+                            return Ended::Parked;
                         }
                         park_at = None;
                     }
@@ -171,9 +179,6 @@ pub(crate) async fn serve(
                         break 'conn false;
                     }
                 }
-            };
-            if ready.is_err() {
-                break true;
             }
         }
         if codec == Codec::Unknown {
@@ -236,8 +241,8 @@ const BUSY_QUIET: std::time::Duration = timer::TICK;
 enum Busy {
     /// Bytes are in the connection's buffer.
     Bytes,
-    /// Nothing came for [`BUSY_QUIET`]: the read was cancelled, nothing lost; the connection
-    /// is idle and its buffer empty.
+    /// Nothing came for [`BUSY_QUIET`]: the connection is idle and its buffer empty. A
+    /// receive into a buffer was cancelled, nothing lost; a multishot receive stays armed.
     Quiet,
     /// The client closed or reset the connection.
     PeerGone,
@@ -254,8 +259,9 @@ enum Busy {
 /// `armable` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
 /// read is a multishot receive ([`Downstream::multi`]), armed by the first call and still
 /// armed for the next request, so a busy connection costs no submission at all per request;
-/// it ends when the connection goes quiet. Otherwise (the legacy driver, a kernel without
-/// buffer rings, a ring out of buffers) the read is a receive into a pooled buffer.
+/// it stays armed through a pause ([`wait_idle`]) and ends when the connection is parked.
+/// Otherwise (the legacy driver, a kernel without buffer rings, a ring out of buffers) the read
+/// is a receive into a pooled buffer.
 async fn read_busy(
     worker: &Worker,
     conn: &mut Downstream,
@@ -292,14 +298,8 @@ async fn read_busy(
                 }
             }
             Some(Err(_)) => return Busy::PeerGone,
-            None => {
-                conn.end_multi().await;
-                return if conn.buf.is_empty() {
-                    Busy::Quiet
-                } else {
-                    Busy::Bytes
-                };
-            }
+            // Still armed: the idle wait goes on with it ([`wait_idle`]).
+            None => return Busy::Quiet,
         }
     }
     let Io::Plain(s) = &mut conn.stream else {
@@ -328,6 +328,40 @@ async fn read_busy(
         Ok(_) => Busy::Bytes,
         Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => Busy::Quiet,
         Err(_) => Busy::PeerGone,
+    }
+}
+
+/// What ended an idle connection's wait ([`wait_idle`]).
+enum Woke {
+    /// The socket is readable, or bytes are in the connection's buffer.
+    Ready,
+    /// The client closed or reset the connection.
+    PeerGone,
+    /// The multishot receive found the ring out of buffers and ended, nothing taken.
+    NoBuffer,
+}
+
+/// Wait for an idle connection's next bytes: with its multishot receive while one is armed
+/// (kept from the busy read, so a pause between requests costs no cancel, no readiness poll
+/// and no new receive; the bytes land in [`Downstream::buf`], which takes a pooled buffer only
+/// then), else for readiness, holding no buffer.
+async fn wait_idle(conn: &mut Downstream) -> Woke {
+    let Some(m) = &mut conn.multi else {
+        return match conn.stream.readable(false).await {
+            Ok(()) => Woke::Ready,
+            Err(_) => Woke::PeerGone,
+        };
+    };
+    let buf = &mut conn.buf;
+    let got = m.recv(|d| multishot::take_bytes(buf, d)).await;
+    if m.is_ended() {
+        conn.multi = None;
+    }
+    match got {
+        Ok(0) => Woke::PeerGone,
+        Ok(_) => Woke::Ready,
+        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Woke::NoBuffer,
+        Err(_) => Woke::PeerGone,
     }
 }
 
