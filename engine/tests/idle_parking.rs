@@ -219,6 +219,24 @@ fn a_pausing_connection_keeps_its_receive_until_it_is_parked() {
     assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
 }
 
+/// A connection paused with its multishot receive armed (after two requests) closes on drain.
+#[test]
+fn drain_closes_a_paused_connection_with_its_receive_armed() {
+    let backend = Backend::fixed(200, "ok");
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    get(&mut s, "/");
+    get(&mut s, "/");
+    std::thread::sleep(Duration::from_millis(300));
+    proxy.handle().drain();
+    let mut byte = [0u8; 1];
+    assert_eq!(s.read(&mut byte).unwrap_or(0), 0, "closed on drain");
+    proxy.eventually("drain close counted", |p| {
+        p.stat("http.main.downstream_cx_drain_close") == 1
+    });
+}
+
 /// A connection that has just been answered (its next read in flight) closes on drain.
 #[test]
 fn drain_closes_a_connection_waiting_in_its_busy_read() {
