@@ -25,9 +25,10 @@ H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connecti
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
 SCENARIOS="${SCENARIOS:-mem h1_small h1_64k h1_newconn https h2c h2tls grpc tcp}"
 PROXIES="${PROXIES//,/ }"
-# RINGWAY_BIN_B=PATH: a second ringway build, measured as the target `ringway-b` right after
-# `ringway` in each repetition (same config, ports and scenarios): an A/B of two builds that
-# alternates them, so a change in the machine's load touches both alike. RINGWAY_REV_B names it.
+# RINGWAY_BIN_B=PATH: a second ringway build, measured as the target `ringway-b` next to
+# `ringway` in each repetition, after it in odd repetitions and before it in even ones (same
+# config, ports and scenarios): an A/B of two builds that alternates them, so a change in the
+# machine's load touches both alike. RINGWAY_REV_B names it.
 RINGWAY_BIN_B="${RINGWAY_BIN_B:-}"
 if [ -n "$RINGWAY_BIN_B" ] && [[ " $PROXIES " != *" ringway-b "* ]]; then
     if [[ " $PROXIES " == *" ringway "* ]]; then
@@ -854,7 +855,14 @@ main() {
                 tcp) scenario_tcp baseline "$IPERF_PORT" "" ;;
             esac
         done
-        for p in $PROXIES; do
+        # An A/B swaps its two builds every other repetition: which goes first matters (the
+        # idle-memory row of whichever runs first read 30-50 bytes more per connection, for
+        # either build).
+        local order="$PROXIES"
+        if ((REP % 2 == 0)) && [[ " $order " == *" ringway ringway-b "* ]]; then
+            order="$(echo " $order " | sed 's/ ringway ringway-b / ringway-b ringway /; s/^ *//; s/ *$//')"
+        fi
+        for p in $order; do
             log "== repetition $REP of $REPS: $p"
             start_proxy "$p"
             run_scenarios "$p" "${PORT[$p]}" "$PROXY_PG"
