@@ -1440,6 +1440,7 @@ impl<'a> Exchange<'a> {
                     mut buf,
                     peer,
                     multi,
+                    multi_served,
                 }) = slot.take()
                 else {
                     return (None, Relayed::Failed(client_gone(Phase::BeforeRequest)));
@@ -1466,6 +1467,7 @@ impl<'a> Exchange<'a> {
                             buf,
                             peer,
                             multi,
+                            multi_served,
                         })
                     }
                     Err(_) => self.after = After::Close,

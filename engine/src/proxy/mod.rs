@@ -48,6 +48,11 @@ pub(crate) struct Downstream {
     /// body not all in [`Self::buf`], an upgrade, a lingering close) ends it first with
     /// [`Self::end_multi`]; the bytes it took then are in [`Self::buf`].
     pub(crate) multi: Option<MultiRecv>,
+    /// [`Self::multi`] has brought a request: the connection is busy, and its receive is kept
+    /// through pauses until parking. One that has brought none (a connection that carries a
+    /// single request, say) ends when the connection goes quiet, as a receive into a buffer
+    /// does: thousands of such connections idling at once hold no armed receive.
+    pub(crate) multi_served: bool,
 }
 
 impl Downstream {
@@ -57,6 +62,7 @@ impl Downstream {
             buf,
             peer,
             multi: None,
+            multi_served: false,
         }
     }
 
@@ -64,6 +70,19 @@ impl Downstream {
     /// [`Self::buf`] ([`multishot::end`]).
     pub(crate) async fn end_multi(&mut self) {
         multishot::end(&mut self.multi, &mut self.buf).await;
+    }
+
+    /// The next bytes of the armed multishot receive, appended to [`Self::buf`]; the receive
+    /// is taken out once it has ended (the peer's close, an error, a ring out of buffers).
+    /// `None`: none is armed. Dropped before it is ready, it loses nothing.
+    async fn recv_multi(&mut self) -> Option<std::io::Result<usize>> {
+        let m = self.multi.as_mut()?;
+        let buf = &mut self.buf;
+        let got = m.recv(|d| multishot::take_bytes(buf, d)).await;
+        if m.is_ended() {
+            self.multi = None;
+        }
+        Some(got)
     }
 }
 
@@ -259,7 +278,8 @@ enum Busy {
 /// `armable` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
 /// read is a multishot receive ([`Downstream::multi`]), armed by the first call and still
 /// armed for the next request, so a busy connection costs no submission at all per request;
-/// it stays armed through a pause ([`wait_idle`]) and ends when the connection is parked.
+/// once it has brought a request it stays armed through a pause ([`wait_idle`]) and ends when
+/// the connection is parked (one that has brought none ends when the connection goes quiet).
 /// Otherwise (the legacy driver, a kernel without buffer rings, a ring out of buffers) the read
 /// is a receive into a pooled buffer.
 async fn read_busy(
@@ -274,23 +294,23 @@ async fn read_busy(
     let quiet_at = timer::coarse_now() + BUSY_QUIET;
     if let (Some(http), None) = (armable, &conn.multi) {
         conn.multi = s.recv_multishot();
+        conn.multi_served = false;
         if conn.multi.is_some() {
             http.downstream_rx_multishot_armed.inc();
         }
     }
-    if let Some(m) = &mut conn.multi {
-        let buf = &mut conn.buf;
+    if conn.multi.is_some() {
         let got = monoio::select! {
-            r = m.recv(|d| multishot::take_bytes(buf, d)) => Some(r),
+            r = conn.recv_multi() => r,
             _ = timer::sleep_until(quiet_at) => None,
             _ = worker.drain.wait() => return Busy::Drain,
         };
-        if m.is_ended() {
-            conn.multi = None;
-        }
         match got {
             Some(Ok(0)) => return Busy::PeerGone,
-            Some(Ok(_)) => return Busy::Bytes,
+            Some(Ok(_)) => {
+                conn.multi_served = true;
+                return Busy::Bytes;
+            }
             // Out of ring buffers (nothing was taken): read this time with a buffer below.
             Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 if let Some(http) = armable {
@@ -299,7 +319,15 @@ async fn read_busy(
             }
             Some(Err(_)) => return Busy::PeerGone,
             // Still armed: the idle wait goes on with it ([`wait_idle`]).
-            None => return Busy::Quiet,
+            None if conn.multi_served => return Busy::Quiet,
+            None => {
+                conn.end_multi().await;
+                return if conn.buf.is_empty() {
+                    Busy::Quiet
+                } else {
+                    Busy::Bytes
+                };
+            }
         }
     }
     let Io::Plain(s) = &mut conn.stream else {
@@ -346,22 +374,15 @@ enum Woke {
 /// and no new receive; the bytes land in [`Downstream::buf`], which takes a pooled buffer only
 /// then), else for readiness, holding no buffer.
 async fn wait_idle(conn: &mut Downstream) -> Woke {
-    let Some(m) = &mut conn.multi else {
-        return match conn.stream.readable(false).await {
+    match conn.recv_multi().await {
+        None => match conn.stream.readable(false).await {
             Ok(()) => Woke::Ready,
             Err(_) => Woke::PeerGone,
-        };
-    };
-    let buf = &mut conn.buf;
-    let got = m.recv(|d| multishot::take_bytes(buf, d)).await;
-    if m.is_ended() {
-        conn.multi = None;
-    }
-    match got {
-        Ok(0) => Woke::PeerGone,
-        Ok(_) => Woke::Ready,
-        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Woke::NoBuffer,
-        Err(_) => Woke::PeerGone,
+        },
+        Some(Ok(0)) => Woke::PeerGone,
+        Some(Ok(_)) => Woke::Ready,
+        Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => Woke::NoBuffer,
+        Some(Err(_)) => Woke::PeerGone,
     }
 }
 
