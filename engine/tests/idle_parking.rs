@@ -219,6 +219,28 @@ fn a_pausing_connection_keeps_its_receive_until_it_is_parked() {
     assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
 }
 
+/// A client that pauses before every request: the receive armed after its first request
+/// ends when it goes quiet (a connection that carries one request holds none while it idles);
+/// the one armed after its second is kept and brings every later request.
+#[test]
+fn a_client_pausing_before_every_request_keeps_one_receive_from_its_second() {
+    let backend = Backend::echo();
+    let proxy = Proxy::start(&config(backend.addr, "30s"));
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        let path = format!("/think{i}");
+        assert!(get(&mut s, &path).contains(&format!("x-echo-uri: {path}\r\n")));
+    }
+    let uring = !matches!(driver(), engine::IoDriver::Legacy) && monoio::utils::detect_uring();
+    assert_eq!(
+        proxy.stat("http.main.downstream_rx_multishot_armed"),
+        2 * i64::from(uring)
+    );
+    assert_eq!(proxy.stat("http.main.downstream_rq_total"), 5);
+}
+
 /// A connection paused with its multishot receive armed (after two requests) closes on drain.
 #[test]
 fn drain_closes_a_paused_connection_with_its_receive_armed() {

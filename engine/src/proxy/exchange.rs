@@ -1440,7 +1440,7 @@ impl<'a> Exchange<'a> {
                     mut buf,
                     peer,
                     multi,
-                    multi_served,
+                    keep_multi,
                 }) = slot.take()
                 else {
                     return (None, Relayed::Failed(client_gone(Phase::BeforeRequest)));
@@ -1467,7 +1467,7 @@ impl<'a> Exchange<'a> {
                             buf,
                             peer,
                             multi,
-                            multi_served,
+                            keep_multi,
                         })
                     }
                     Err(_) => self.after = After::Close,

@@ -48,11 +48,11 @@ pub(crate) struct Downstream {
     /// body not all in [`Self::buf`], an upgrade, a lingering close) ends it first with
     /// [`Self::end_multi`]; the bytes it took then are in [`Self::buf`].
     pub(crate) multi: Option<MultiRecv>,
-    /// [`Self::multi`] has brought a request: the connection is busy, and its receive is kept
-    /// through pauses until parking. One that has brought none (a connection that carries a
-    /// single request, say) ends when the connection goes quiet, as a receive into a buffer
-    /// does: thousands of such connections idling at once hold no armed receive.
-    pub(crate) multi_served: bool,
+    /// The connection has carried more than one request: its multishot receive is kept
+    /// through pauses until parking. Before that (a connection that carries a single request,
+    /// say) it ends when the connection goes quiet, as a receive into a buffer does, so
+    /// thousands of such connections idling at once hold no armed receive.
+    pub(crate) keep_multi: bool,
 }
 
 impl Downstream {
@@ -62,7 +62,7 @@ impl Downstream {
             buf,
             peer,
             multi: None,
-            multi_served: false,
+            keep_multi: false,
         }
     }
 
@@ -129,6 +129,8 @@ pub(crate) async fn serve(
     let mut conn = Downstream::new(stream, first, peer);
     // Cancels the read in flight while a busy connection waits for its next request.
     let mut canceller = None;
+    // The connection has carried a request (one back from parking has).
+    let mut carried_one = !fresh;
     let closed_by_peer = 'conn: loop {
         // A fresh connection's client has almost always sent its request by now, so it is read
         // straight away too (one receive, not a readiness wait then a receive), but only with
@@ -233,10 +235,14 @@ pub(crate) async fn serve(
         // Built in its box (`rt::boxed`), not built on the stack and copied in: the
         // exchange's future is kilobytes, and there is one per request.
         match crate::rt::boxed(|| exchange::handle(worker, &local, li, conn)).await {
-            exchange::Next::KeepAlive(c) => {
+            exchange::Next::KeepAlive(mut c) => {
                 // A second request: a keep-alive connection, worth a registered file (a
                 // connection that carries one request never pays for the registration).
                 c.stream.use_fixed_file();
+                // From its second request on (or back from parking), its multishot receive
+                // is kept through pauses.
+                c.keep_multi = carried_one;
+                carried_one = true;
                 conn = c;
             }
             exchange::Next::Close => break false,
@@ -278,8 +284,8 @@ enum Busy {
 /// `armable` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
 /// read is a multishot receive ([`Downstream::multi`]), armed by the first call and still
 /// armed for the next request, so a busy connection costs no submission at all per request;
-/// once it has brought a request it stays armed through a pause ([`wait_idle`]) and ends when
-/// the connection is parked (one that has brought none ends when the connection goes quiet).
+/// once the connection has carried two requests it stays armed through a pause
+/// ([`wait_idle`]) and ends when the connection is parked (before, when it goes quiet).
 /// Otherwise (the legacy driver, a kernel without buffer rings, a ring out of buffers) the read
 /// is a receive into a pooled buffer.
 async fn read_busy(
@@ -294,7 +300,6 @@ async fn read_busy(
     let quiet_at = timer::coarse_now() + BUSY_QUIET;
     if let (Some(http), None) = (armable, &conn.multi) {
         conn.multi = s.recv_multishot();
-        conn.multi_served = false;
         if conn.multi.is_some() {
             http.downstream_rx_multishot_armed.inc();
         }
@@ -307,10 +312,7 @@ async fn read_busy(
         };
         match got {
             Some(Ok(0)) => return Busy::PeerGone,
-            Some(Ok(_)) => {
-                conn.multi_served = true;
-                return Busy::Bytes;
-            }
+            Some(Ok(_)) => return Busy::Bytes,
             // Out of ring buffers (nothing was taken): read this time with a buffer below.
             Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 if let Some(http) = armable {
@@ -319,7 +321,7 @@ async fn read_busy(
             }
             Some(Err(_)) => return Busy::PeerGone,
             // Still armed: the idle wait goes on with it ([`wait_idle`]).
-            None if conn.multi_served => return Busy::Quiet,
+            None if conn.keep_multi => return Busy::Quiet,
             None => {
                 conn.end_multi().await;
                 return if conn.buf.is_empty() {
