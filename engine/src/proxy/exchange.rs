@@ -1440,7 +1440,6 @@ impl<'a> Exchange<'a> {
                     mut buf,
                     peer,
                     multi,
-                    keep_multi,
                 }) = slot.take()
                 else {
                     return (None, Relayed::Failed(client_gone(Phase::BeforeRequest)));
@@ -1467,7 +1466,6 @@ impl<'a> Exchange<'a> {
                             buf,
                             peer,
                             multi,
-                            keep_multi,
                         })
                     }
                     Err(_) => self.after = After::Close,

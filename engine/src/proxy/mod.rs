@@ -48,11 +48,6 @@ pub(crate) struct Downstream {
     /// body not all in [`Self::buf`], an upgrade, a lingering close) ends it first with
     /// [`Self::end_multi`]; the bytes it took then are in [`Self::buf`].
     pub(crate) multi: Option<MultiRecv>,
-    /// The connection has carried more than one request: its multishot receive is kept
-    /// through pauses until parking. Before that (a connection that carries a single request,
-    /// say) it ends when the connection goes quiet, as a receive into a buffer does, so
-    /// thousands of such connections idling at once hold no armed receive.
-    pub(crate) keep_multi: bool,
 }
 
 impl Downstream {
@@ -62,7 +57,6 @@ impl Downstream {
             buf,
             peer,
             multi: None,
-            keep_multi: false,
         }
     }
 
@@ -129,8 +123,8 @@ pub(crate) async fn serve(
     let mut conn = Downstream::new(stream, first, peer);
     // Cancels the read in flight while a busy connection waits for its next request.
     let mut canceller = None;
-    // The connection has carried a request (one back from parking has).
-    let mut carried_one = !fresh;
+    // Requests the connection has carried (one back from parking has carried some).
+    let mut carried: u32 = if fresh { 0 } else { 1 };
     let closed_by_peer = 'conn: loop {
         // A fresh connection's client has almost always sent its request by now, so it is read
         // straight away too (one receive, not a readiness wait then a receive), but only with
@@ -145,7 +139,9 @@ pub(crate) async fn serve(
             // BUSY_QUIET at most: on io_uring with a multishot receive once it spoke HTTP/1.
             let c = canceller.get_or_insert_with(Canceller::new);
             let armable = (codec == Codec::Http1).then_some(http);
-            match read_busy(worker, &mut conn, c, armable).await {
+            // From its second request on, its multishot receive is kept through pauses.
+            let keep = carried > 1;
+            match read_busy(worker, &mut conn, c, armable, keep).await {
                 Busy::Bytes | Busy::Quiet => {}
                 Busy::PeerGone => break true,
                 Busy::Drain => {
@@ -166,7 +162,8 @@ pub(crate) async fn serve(
             let plain = matches!(conn.stream, Io::Plain(_));
             let mut park_at = (idle > 2 * park::PARK_AFTER && codec == Codec::Http1 && plain)
                 .then(|| now + park::PARK_AFTER);
-            // Idle: a readiness wait, a timer slot and a drain slot; no buffer, no runtime timer.
+            // Idle: the armed receive or a readiness wait, a timer slot and a drain slot; no
+            // buffer, no runtime timer.
             loop {
                 let woke = monoio::select! {
                     w = wait_idle(&mut conn) => Some(w),
@@ -235,14 +232,11 @@ pub(crate) async fn serve(
         // Built in its box (`rt::boxed`), not built on the stack and copied in: the
         // exchange's future is kilobytes, and there is one per request.
         match crate::rt::boxed(|| exchange::handle(worker, &local, li, conn)).await {
-            exchange::Next::KeepAlive(mut c) => {
+            exchange::Next::KeepAlive(c) => {
                 // A second request: a keep-alive connection, worth a registered file (a
                 // connection that carries one request never pays for the registration).
                 c.stream.use_fixed_file();
-                // From its second request on (or back from parking), its multishot receive
-                // is kept through pauses.
-                c.keep_multi = carried_one;
-                carried_one = true;
+                carried = carried.saturating_add(1);
                 conn = c;
             }
             exchange::Next::Close => break false,
@@ -284,8 +278,10 @@ enum Busy {
 /// `armable` (a connection that has spoken HTTP/1; its listener's stats): on io_uring the
 /// read is a multishot receive ([`Downstream::multi`]), armed by the first call and still
 /// armed for the next request, so a busy connection costs no submission at all per request;
-/// once the connection has carried two requests it stays armed through a pause
-/// ([`wait_idle`]) and ends when the connection is parked (before, when it goes quiet).
+/// with `keep` (the connection has carried two requests) it stays armed through a pause
+/// ([`wait_idle`]) and ends when the connection is parked; without, it ends when the
+/// connection goes quiet, as a receive into a buffer does, so thousands of connections that
+/// carry a single request and then idle hold no armed receive.
 /// Otherwise (the legacy driver, a kernel without buffer rings, a ring out of buffers) the read
 /// is a receive into a pooled buffer.
 async fn read_busy(
@@ -293,6 +289,7 @@ async fn read_busy(
     conn: &mut Downstream,
     canceller: &mut Canceller,
     armable: Option<&HttpStats>,
+    keep: bool,
 ) -> Busy {
     let Io::Plain(s) = &mut conn.stream else {
         return Busy::Quiet;
@@ -321,7 +318,7 @@ async fn read_busy(
             }
             Some(Err(_)) => return Busy::PeerGone,
             // Still armed: the idle wait goes on with it ([`wait_idle`]).
-            None if conn.keep_multi => return Busy::Quiet,
+            None if keep => return Busy::Quiet,
             None => {
                 conn.end_multi().await;
                 return if conn.buf.is_empty() {
