@@ -40,6 +40,17 @@ fn read_response(s: &mut TcpStream) -> String {
     format!("{head}{}", String::from_utf8_lossy(&body))
 }
 
+/// The client pauses for `pause`, then closes `s`: ringway notices, counts a close by the
+/// client, and has no connection left.
+fn leaves_after(proxy: &Proxy, s: TcpStream, pause: Duration) {
+    std::thread::sleep(pause);
+    drop(s);
+    proxy.eventually("closed by the client", |p| {
+        p.stat("http.main.downstream_cx_destroy_remote") == 1
+    });
+    assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
+}
+
 fn get(s: &mut TcpStream, path: &str) -> String {
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
@@ -102,12 +113,7 @@ fn client_close_while_parked_is_noticed() {
     let mut s = TcpStream::connect(proxy.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     get(&mut s, "/");
-    std::thread::sleep(Duration::from_millis(1600));
-    drop(s);
-    proxy.eventually("closed by the client", |p| {
-        p.stat("http.main.downstream_cx_destroy_remote") == 1
-    });
-    assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
+    leaves_after(&proxy, s, Duration::from_millis(1600));
 }
 
 #[test]
@@ -211,12 +217,7 @@ fn a_pausing_connection_keeps_its_receive_until_it_is_parked() {
     assert_eq!(proxy.stat("http.main.downstream_cx_total"), 1);
     assert_eq!(proxy.stat("http.main.downstream_rx_multishot_no_buffer"), 0);
     // The client leaves during a pause (its receive armed): noticed, counted as its close.
-    std::thread::sleep(Duration::from_millis(250));
-    drop(s);
-    proxy.eventually("closed by the client", |p| {
-        p.stat("http.main.downstream_cx_destroy_remote") == 1
-    });
-    assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
+    leaves_after(&proxy, s, Duration::from_millis(250));
 }
 
 /// A client that pauses before every request: the receive armed after its first request
@@ -280,11 +281,7 @@ fn client_close_during_the_busy_read_is_noticed() {
     let mut s = TcpStream::connect(proxy.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     get(&mut s, "/");
-    drop(s);
-    proxy.eventually("closed by the client", |p| {
-        p.stat("http.main.downstream_cx_destroy_remote") == 1
-    });
-    assert_eq!(proxy.stat("http.main.downstream_cx_active"), 0);
+    leaves_after(&proxy, s, Duration::ZERO);
 }
 
 /// Reads one response, framed by Content-Length or chunked (returned de-chunked: the head,
