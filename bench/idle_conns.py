@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Open N keep-alive connections to 127.0.0.1:PORT, send one GET on each, read the whole
 response, then hold every connection idle until stdin closes (or --hold seconds pass).
+With --mark K it stops once K are open ("mark <k>" on stdout) until a line comes on stdin, so
+the caller can read the proxy's memory at K and at N: the difference over N - K connections
+leaves out what the proxy allocates once, whatever the number of connections.
 
 Used by bench/run.sh to measure a proxy's resident memory per idle keep-alive connection.
 Prints "ready <n>" on stdout once all N responses were read; exits non-zero if any connection
@@ -54,6 +57,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=250, help="connections opened before reading")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to open them all")
     ap.add_argument("--hold", type=float, default=120.0, help="longest idle hold, seconds")
+    ap.add_argument("--mark", type=int, default=0,
+                    help="after this many (rounded up to a batch), wait for a line on stdin")
     args = ap.parse_args()
 
     deadline = time.monotonic() + args.timeout
@@ -73,6 +78,15 @@ def main() -> int:
                     print(f"error: status {status}", file=sys.stderr)
                     return 1
             conns.extend(batch)
+            if args.mark and len(conns) - len(batch) < args.mark <= len(conns) < args.n:
+                print(f"mark {len(conns)}", flush=True)
+                # Bounded like the hold; an empty read means the caller went away.
+                ready, _, _ = select.select([sys.stdin], [], [], args.hold)
+                if not ready or not sys.stdin.readline():
+                    print("error: no go-ahead after the mark", file=sys.stderr)
+                    return 1
+                # The responses still to come get the time the mark's wait took back.
+                deadline = time.monotonic() + args.timeout
     except (OSError, ValueError, IndexError) as e:
         print(f"error after {len(conns)} connections: {e!r}", file=sys.stderr)
         return 1

@@ -163,6 +163,42 @@ def best_peer(meds, key, higher_is_better):
     return max(cands) if higher_is_better else min(cands)
 
 
+def paired(byrep, key, a, b, lower_is_better=True):
+    """A's figure KEY over B's within each repetition both ran: 'median (min–max; A better in
+    k of n)', or None. The targets of one repetition run back to back, so a pair shares the
+    machine's state of the moment; the ratio of medians mixes repetitions and carries the
+    machine's drift between them."""
+    reps = sorted(set(byrep.get(a, {})) & set(byrep.get(b, {})))
+    pairs = []
+    for rep in reps:
+        x, y = byrep[a][rep].get(key), byrep[b][rep].get(key)
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y:
+            pairs.append(x / y)
+    if not pairs:
+        return None
+    better = sum(1 for q in pairs if (q < 1 if lower_is_better else q > 1))
+    text = f"{statistics.median(pairs):.2f}"
+    if len(pairs) > 1:
+        side = "lower" if lower_is_better else "higher"
+        text += f" ({min(pairs):.2f}–{max(pairs):.2f}; {a} {side} in {better} of {len(pairs)})"
+    return text
+
+
+def paired_line(byrep, key, what, lower_is_better=True):
+    """ringway against every other target that ran, paired by repetition, as one line."""
+    parts = []
+    for t in ORDER:
+        if t in ("baseline", "ringway") or t not in byrep:
+            continue
+        q = paired(byrep, key, "ringway", t, lower_is_better)
+        if q:
+            parts.append(f"ringway / {t} {q}")
+    if not parts or "ringway" not in byrep:
+        return None
+    return f"Paired by repetition ({what}, each repetition's ratio, then their median): " + \
+        "; ".join(parts) + "."
+
+
 def busy_figures(d, clk_tck):
     """Busy % over one measured run: `busy`, the target's own CPU time (utime + stime of its
     processes) over the wall time, per core it had; `core` and `load`, the proxy's and the load
@@ -228,11 +264,18 @@ def run_tcp(work, d, clk_tck):
 
 
 def run_mem(d):
+    """`per`: bytes per idle connection from 0 to N connections; `marginal`: from the mark (K
+    connections) to N, which leaves out what the proxy allocates once at its first
+    connections (pools, rings, allocator arenas)."""
     r0 = int(d["rss0_kib"]) if "rss0_kib" in d else None
+    rk = int(d["rssK_kib"]) if "rssK_kib" in d else None
     rn = int(d["rssN_kib"]) if "rssN_kib" in d else None
+    k = int(d["mark_conns"]) if "mark_conns" in d else None
     n = int(d["idle_conns"]) if "idle_conns" in d else None
     per = (rn - r0) * 1024 / n if None not in (r0, rn, n) and n else None
-    return {"rss0": r0, "rssN": rn, "n": n, "per": per}, []
+    marginal = (rn - rk) * 1024 / (n - k) if None not in (rk, rn, k, n) and n > k else None
+    return {"rss0": r0, "rssK": rk, "rssN": rn, "k": k, "n": n, "per": per,
+            "marginal": marginal}, []
 
 
 def main():
@@ -376,6 +419,8 @@ def main():
 
         # rows[target] = [figures of each run]
         rows = {}
+        # byrep[target][repetition] = figures of that run, for ratios paired by repetition
+        byrep = collections.defaultdict(dict)
         for t, runs in targets.items():
             if t in na:
                 continue
@@ -391,6 +436,7 @@ def main():
                 else:
                     r, ns = run_wrk(args.work, d, args.clk_tck)
                 rows[t].append(r)
+                byrep[t][rep] = r
                 scen_notes.extend((t, rep, n) for n in ns)
         meds = {t: {k: median(runs, k) for k in (runs[0] if runs else {})} for t, runs in rows.items()}
 
@@ -429,18 +475,44 @@ def main():
                                    "the hypervisor"))
 
         if scen == "mem":
-            p("| proxy | RSS idle, 0 conns (KiB) | RSS with N idle conns (KiB) | N | bytes per idle conn |")
-            p("|---|---:|---:|---:|---:|")
+            marked = any(r.get("marginal") is not None for rs in rows.values() for r in rs)
+            if marked:
+                p("| proxy | RSS idle, 0 conns (KiB) | RSS with K idle conns (KiB) | K "
+                  "| RSS with N idle conns (KiB) | N | bytes per idle conn, 0 to N "
+                  "| bytes per idle conn, K to N |")
+                p("|---|---:|---:|---:|---:|---:|---:|---:|")
+            else:
+                p("| proxy | RSS idle, 0 conns (KiB) | RSS with N idle conns (KiB) | N | bytes per idle conn |")
+                p("|---|---:|---:|---:|---:|")
             for t in ORDER:
                 if t in rows:
                     r = rows[t]
-                    p(f"| {t} | {cell(r, 'rss0')} | {cell(r, 'rssN')} | {cell(r, 'n')} | {cell(r, 'per')} |")
-                na_row(t, 4)
+                    if marked:
+                        p(f"| {t} | {cell(r, 'rss0')} | {cell(r, 'rssK')} | {cell(r, 'k')} "
+                          f"| {cell(r, 'rssN')} | {cell(r, 'n')} | {cell(r, 'per')} "
+                          f"| {cell(r, 'marginal')} |")
+                    else:
+                        p(f"| {t} | {cell(r, 'rss0')} | {cell(r, 'rssN')} | {cell(r, 'n')} | {cell(r, 'per')} |")
+                na_row(t, 7 if marked else 4)
             if "ringway" in meds:
                 m = meds["ringway"]
-                p(f"| ringway / best peer | {ratio(m.get('rss0'), best_peer(meds, 'rss0', False))} "
-                  f"| {ratio(m.get('rssN'), best_peer(meds, 'rssN', False))} | "
-                  f"| {ratio(m.get('per'), best_peer(meds, 'per', False))} |")
+                first = (f"| ringway / best peer | {ratio(m.get('rss0'), best_peer(meds, 'rss0', False))} "
+                         + (f"| {ratio(m.get('rssK'), best_peer(meds, 'rssK', False))} | " if marked else "")
+                         + f"| {ratio(m.get('rssN'), best_peer(meds, 'rssN', False))} | "
+                         f"| {ratio(m.get('per'), best_peer(meds, 'per', False))} |")
+                if marked:
+                    first += f" {ratio(m.get('marginal'), best_peer(meds, 'marginal', False))} |"
+                p(first)
+            if marked:
+                p("\nK to N: the RSS added by the connections after the first K, over their "
+                  "number; what a proxy allocates once at its first connections (buffer pools, "
+                  "io_uring buffer rings, allocator arenas), whatever their number, falls before "
+                  "K. 0 to N counts it too.")
+            for key, what in (("per", "bytes per idle connection, 0 to N"),
+                              ("marginal", "bytes per idle connection, K to N")):
+                line = paired_line(byrep, key, what)
+                if line and args.reps > 1:
+                    p("\n" + line)
         elif scen == "tcp":
             direct = meds.get("baseline", {}).get("gbps")
             p("| target | Gbit/s | ratio to direct | CPU ms/GB | busy % | core % | load core % "
@@ -457,6 +529,9 @@ def main():
                 m = meds["ringway"]
                 cells = [ratio(m.get(k), best_peer(meds, k, k == "gbps")) for k in ("gbps", "cpu", "rss")]
                 p(f"| ringway / best peer | {cells[0]} | | {cells[1]} | | | | | {cells[2]} |")
+            line = paired_line(byrep, "cpu", "CPU ms/GB")
+            if line and args.reps > 1:
+                p("\n" + line)
             p("\nbaseline = iperf3 client straight to the iperf3 server (both on the load core). "
               "CPU ms/GB: the proxy's utime + stime over the run per 10^9 bytes received.")
         elif scen in H2LOAD_SCENARIOS:
@@ -485,6 +560,10 @@ def main():
                 cells = [ratio(m.get(k), best_peer(meds, k, k == "rps")) for k in ("rps", "mean", "cpu")]
                 p("| ringway / best peer | " + " | ".join(cells) + " | | | | "
                   + ratio(m.get("rss"), best_peer(meds, "rss", False)) + " |" + (" | |" if grpc else ""))
+            line = paired_line({t: r for t, r in byrep.items() if t not in unsupported},
+                               "cpu", "CPU µs/request")
+            if line and args.reps > 1:
+                p("\n" + line)
             p("\nh2load prints no percentiles: mean is its mean time per request. requests/s "
               "counts 2xx responses only.")
             if scen == "h2tls":
@@ -513,6 +592,10 @@ def main():
                 cells = [ratio(m.get(k), best_peer(meds, k, k == "rps")) for k in ("rps", "p50", "p99", "cpu")]
                 p("| ringway / best peer | " + " | ".join(cells) + " | | | | "
                   + ratio(m.get("rss"), best_peer(meds, "rss", False)) + " |")
+            for key, what in (("cpu", "CPU µs/request"), ("p99", "p99")):
+                line = paired_line(byrep, key, what)
+                if line and args.reps > 1:
+                    p("\n" + line)
             if "baseline" in rows:
                 p("\nbaseline = wrk straight to the backend; its CPU and busy % are the backend's own.")
             if scen == "https":

@@ -20,6 +20,7 @@ WARMUP="${WARMUP:-2s}"              # wrk run before each measured run (pools, c
 CONNS="${CONNS:-64}"                # wrk -c
 THREADS="${THREADS:-1}"             # wrk -t
 IDLE_CONNS="${IDLE_CONNS:-5000}"    # idle keep-alive connections for the memory scenario
+IDLE_MARK="${IDLE_MARK:-$((IDLE_CONNS / 5))}" # RSS also read at this many (0: not)
 H2_CONNS="${H2_CONNS:-16}"          # h2load -c (h2c scenario)
 H2_STREAMS="${H2_STREAMS:-32}"      # h2load -m: concurrent streams per connection
 PROXIES="${PROXIES:-ringway nginx haproxy envoy}"
@@ -107,6 +108,7 @@ WARM_SECS="${WARMUP%s}"
 [[ "$DUR_SECS" =~ ^[0-9]+$ && "$WARM_SECS" =~ ^[0-9]+$ ]] ||
     { echo "DURATION and WARMUP must be whole seconds like 10s" >&2; exit 2; }
 [[ "$REPS" =~ ^[1-9][0-9]*$ && "$REPS" -le 20 ]] || { echo "REPS must be a number from 1 to 20" >&2; exit 2; }
+[[ "$IDLE_MARK" =~ ^[0-9]+$ ]] || { echo "IDLE_MARK must be a number (0: no mark)" >&2; exit 2; }
 CLK_TCK="$(getconf CLK_TCK)"
 REP=0 # the repetition running (1..REPS), in every record and raw file name
 
@@ -403,7 +405,7 @@ plan_secs() {
         per=$((per + 5))
         for s in $SCENARIOS; do
             case "$s" in
-                mem) per=$((per + 5 + IDLE_CONNS / 1000)) ;;
+                mem) per=$((per + 8 + IDLE_CONNS / 1000)) ;;
                 tcp) per=$((per + DUR_SECS + 1)) ;;
                 *) per=$((per + one)) ;;
             esac
@@ -676,16 +678,30 @@ scenario_h1_newconn() { wrk_measure "$1" h1_newconn "http://127.0.0.1:$2/" "$3" 
 # terminated by the proxy, which forwards plaintext HTTP/1.1 to the same backend.
 scenario_https() { wrk_measure "$1" https "https://127.0.0.1:${TLS_PORT[$1]}/" "$3"; }
 
-# scenario_mem TARGET PORT PGID: RSS with 0 connections, then with IDLE_CONNS idle keep-alive
-# connections (each sent one request and read its response), held by idle_conns.py.
+# scenario_mem TARGET PORT PGID: RSS with 0 connections, with IDLE_MARK and with IDLE_CONNS
+# idle keep-alive connections (each sent one request and read its response), held by
+# idle_conns.py. Per connection, report.py reads the difference between the last two over
+# their connections: what a proxy allocates once (pools, rings, arenas), at its first
+# connections whatever their number, falls before the mark.
 scenario_mem() {
     local target="$1" port="$2" pg="$3" line="" ok=1
     record "$target" mem rss0_kib "$(rss_kib "$pg")"
     local cmd=(taskset -c "$LOAD_CPU" python3 "$BENCH/idle_conns.py" --port "$port" --n "$IDLE_CONNS" --hold 60)
+    if [ "$IDLE_MARK" -gt 0 ] && [ "$IDLE_MARK" -lt "$IDLE_CONNS" ]; then
+        cmd+=(--mark "$IDLE_MARK")
+    fi
     note_cmd "${cmd[*]}"
     coproc IDLE { exec timeout 180 "${cmd[@]}" 2>>"$WORK/idle-$target-r$REP.log"; }
     local idle_pid="$IDLE_PID"
     read -r -t 120 line <&"${IDLE[0]}" || true
+    if [[ "$line" == mark* ]]; then
+        sleep 3 # the same settling as at N, below
+        record "$target" mem rssK_kib "$(rss_kib "$pg")"
+        record "$target" mem mark_conns "${line#mark }"
+        echo go >&"${IDLE[1]}"
+        line=""
+        read -r -t 120 line <&"${IDLE[0]}" || true
+    fi
     if [[ "$line" == ready* ]]; then
         # Let the proxy settle: buffers back in pools, freed memory returned to the OS (ringway's
         # workers do that once a second). The same wait for every proxy.
@@ -875,7 +891,7 @@ main() {
     python3 "$BENCH/report.py" --work "$WORK" --clk-tck "$CLK_TCK" --raw "$RAW" \
         --workers "$WORKERS" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" --shared-cores "$SHARED_CORES" \
         --reps "$REPS" --proxy-quota "$PROXY_QUOTA" \
-        --settings "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU${PROXY_QUOTA:+ PROXY_QUOTA=$PROXY_QUOTA}" \
+        --settings "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS IDLE_CONNS=$IDLE_CONNS IDLE_MARK=$IDLE_MARK H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS WORKERS=$WORKERS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU${PROXY_QUOTA:+ PROXY_QUOTA=$PROXY_QUOTA}" \
         >"$OUT"
     log "wrote $OUT (raw logs: $RAW)"
     [ "$BUSY" = 0 ] || log "note: the machine was busy during this run (see the top of $OUT): do not compare its figures"
