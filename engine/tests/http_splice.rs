@@ -254,3 +254,69 @@ fn a_filter_that_reads_the_body_and_a_chunked_body_keep_the_copy() {
         }
     }
 }
+
+/// A pooled connection whose responses come whole with their heads waits for the next one
+/// with a multishot receive (io_uring), kept while it is pooled; a response whose body comes
+/// after its head ends it (what it took goes first), so a long body is still spliced and a
+/// late one still read whole; the connection then reads with plain receives until a response
+/// comes whole again. Every body arrives intact, on one upstream connection.
+#[test]
+fn a_pooled_connection_takes_whole_responses_in_a_multishot_receive_and_still_splices() {
+    let big = pattern(BIG, 3);
+    let small = pattern(700, 5);
+    let (b2, s2) = (big.clone(), small.clone());
+    // What each request on the connection gets.
+    const SHAPES: [&str; 9] = [
+        "small", "small", "small", "big", "small", "small", "late", "small", "small",
+    ];
+    let up = upstream(move |n, c| {
+        let body = if SHAPES[n] == "big" { &b2 } else { &s2 };
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+        match SHAPES[n] {
+            "small" => c.write_all(&[head.as_bytes(), body].concat()).unwrap(),
+            "late" => {
+                c.write_all(head.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                c.write_all(body).unwrap();
+            }
+            _ => {
+                c.write_all(head.as_bytes()).unwrap();
+                for piece in body.chunks(200_000) {
+                    c.write_all(piece).unwrap();
+                }
+            }
+        }
+    });
+    let log = TempLog::new("multishot");
+    let proxy = Proxy::start(&config(up, "", "", &log));
+    let c = TcpStream::connect(proxy.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let mut r = BufReader::new(c);
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        w.write_all(format!("GET /{i} HTTP/1.1\r\nhost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, head, body) = read_response(&mut r);
+        assert_eq!(status, 200, "request {i}: {head}");
+        let want = if shape == "big" { &big } else { &small };
+        assert!(
+            body == *want,
+            "request {i} ({shape}): the body arrived changed"
+        );
+    }
+    drop((w, r));
+    assert_eq!(
+        proxy.stat("cluster.c.upstream_cx_total"),
+        1,
+        "upstream kept"
+    );
+    assert_eq!(proxy.stat("http.main.splice_rs_total"), 1);
+    // Armed for requests 1, 5 and 8, each after a response read from the socket came whole;
+    // the big and the late responses ended it.
+    let armed = proxy.stat("cluster.c.upstream_rx_multishot_armed");
+    if !matches!(driver(), engine::IoDriver::Legacy) && monoio::utils::detect_uring() {
+        assert_eq!(armed, 3, "armed for requests 1, 5 and 8");
+    } else {
+        assert_eq!(armed, 0);
+    }
+}

@@ -2,16 +2,30 @@
 //! it takes each arrival into a buffer of the ring's provided buffers, so a connection that
 //! waits for the next message of a busy exchange costs no submission, no failed receive and
 //! no poll arming per message. The HTTP connection manager arms one on a busy HTTP/1 client
-//! connection ([`crate::proxy`]'s `read_busy`).
+//! connection, the router on a pooled HTTP/1 upstream connection whose responses come whole
+//! with their heads.
 //!
 //! While one is armed nothing else may read the socket (both would take bytes): a reader that
-//! needs the socket itself (a request head in parts, a body, a tunnel, a lingering close,
-//! parking) first ends it with [`end`], which keeps what it received.
+//! needs the socket itself (a body to splice, a tunnel, a split for a concurrent upload, a
+//! lingering close, parking) first ends it with [`end`], which keeps what it received.
+
+use std::io;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use monoio::net::tcp::MultiRecv;
 
-use crate::rt::buffers;
+use super::Io;
+use crate::rt::{buffers, timer};
+
+/// Arms a multishot receive on a plain connection; `None` on TLS, the legacy driver, or a ring
+/// without provided buffers.
+pub(crate) fn arm(io: &Io) -> Option<MultiRecv> {
+    match io {
+        Io::Plain(s) => s.recv_multishot(),
+        Io::Tls(_) => None,
+    }
+}
 
 /// Appends `d`, bytes a multishot receive took, to `buf`. Into an empty buffer they go at the
 /// start of a pooled one, as a receive's would (the buffer given back and taken again: the same
@@ -22,6 +36,32 @@ pub(crate) fn take_bytes(buf: &mut BytesMut, d: &[u8]) {
         *buf = buffers::take();
     }
     buf.extend_from_slice(d);
+}
+
+/// The next bytes of the receive armed in `slot`, appended to `buf`, waiting until `deadline`
+/// at most (`TimedOut`; nothing is lost, the receive stays armed); `Ok(0)` at the end of the
+/// stream. `None`: no receive is armed, or the ring ran out of buffers (nothing was taken):
+/// read the socket instead. A receive that ended is taken out of `slot`.
+pub(crate) async fn recv(
+    slot: &mut Option<MultiRecv>,
+    buf: &mut BytesMut,
+    deadline: Option<Instant>,
+) -> Option<io::Result<usize>> {
+    let m = slot.as_mut()?;
+    let got = match deadline {
+        Some(at) => monoio::select! {
+            r = m.recv(|d| take_bytes(buf, d)) => r,
+            _ = timer::sleep_until(at) => Err(io::ErrorKind::TimedOut.into()),
+        },
+        None => m.recv(|d| take_bytes(buf, d)).await,
+    };
+    if m.is_ended() {
+        *slot = None;
+    }
+    match got {
+        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => None,
+        r => Some(r),
+    }
 }
 
 /// Ends the receive armed in `slot`, if any: cancels it and appends what it received up to its

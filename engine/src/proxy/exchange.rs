@@ -51,6 +51,7 @@ use crate::config::{ClusterId, HttpOptions, LbPolicy, ListenerConfig, UpstreamPr
 use crate::error::{Kind, Phase, ProxyError, Side};
 use crate::filters::{AnswerKind, BufferedBody, Chain, Done, FilterState, Flow, LocalAnswer, Wait};
 use crate::local::{ListenerLocal, Local, Worker};
+use crate::net::multishot;
 use crate::router::{Action, RequestHash, Route, Routed};
 use crate::rt::{buffers, rng, timer};
 use crate::sys::gather::{self, Gather, Src};
@@ -1274,6 +1275,14 @@ impl<'a> Exchange<'a> {
             };
             cluster.stats().upstream_cx_tx_bytes_total.add(request_len);
             let mut upbuf = BytesMut::new();
+            // A connection whose last response came whole with its head waits for this one
+            // with a multishot receive, armed before the request leaves and kept after.
+            if up.multi_ok && up.multi.is_none() {
+                up.multi = multishot::arm(&up.stream);
+                if up.multi.is_some() {
+                    cluster.stats().upstream_rx_multishot_armed.inc();
+                }
+            }
             let write = async {
                 match parts.take() {
                     Some(mut p) if !p.is_out_only() => {
@@ -1301,10 +1310,26 @@ impl<'a> Exchange<'a> {
             let relayed = match sent {
                 Ok(()) => {
                     let patience = self.response_patience(this.response_by);
-                    let mut src =
-                        H1Response::new(&mut up.stream, &mut upbuf, facts.head_request, patience);
-                    self.relay_to_client(&mut src, &facts, deadline, &Progress::default())
-                        .await
+                    let armed = up.multi.is_some();
+                    let mut src = H1Response::new(
+                        &mut up.stream,
+                        &mut upbuf,
+                        facts.head_request,
+                        patience,
+                        Some(&mut up.multi),
+                    );
+                    let relayed = self
+                        .relay_to_client(&mut src, &facts, deadline, &Progress::default())
+                        .await;
+                    // Armed: it stays armed only for a response that came whole. Not: arm one
+                    // next time when this response's body was all there with its head.
+                    let whole = if armed {
+                        src.came_whole()
+                    } else {
+                        src.is_complete()
+                    };
+                    up.multi_ok = whole;
+                    relayed
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     Relayed::Failed(ProxyError::upstream(Kind::Timeout, Phase::BeforeResponse))
@@ -1385,12 +1410,14 @@ impl<'a> Exchange<'a> {
         deadline: Option<Instant>,
     ) {
         let cluster = up.cluster().clone();
+        let mut up = up;
+        let mut upbuf = BytesMut::new();
+        up.end_multi(&mut upbuf).await;
         let (upstream, lease) = up.into_parts();
         let (mut ur, mut uw) = upstream.into_split();
-        let mut upbuf = BytesMut::new();
         let patience = self.response_patience(deadline);
         let mut up_sink = H1Sink::new(&mut uw, first_out, framing, self.stream_idle);
-        let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, patience);
+        let mut up_src = H1Response::new(&mut ur, &mut upbuf, facts.head_request, patience, None);
         let (uploaded, relayed) = self
             .upload_and_relay(decoder, &mut up_sink, &mut up_src, &facts, deadline)
             .await;
@@ -1529,6 +1556,10 @@ impl<'a> Exchange<'a> {
                 stats.downstream_cx_upgrades_total.inc();
                 stats.downstream_cx_upgrades_active.inc();
                 let idle = self.opts().idle_timeout;
+                // The tunnel reads the upstream's socket: bytes a multishot receive took after
+                // the 101 go first.
+                let (mut up, mut upbuf) = (up, upbuf);
+                up.end_multi(&mut upbuf).await;
                 let (upstream, lease) = up.into_parts();
                 // Boxed: upgrades are rare, and the tunnel's future would otherwise size
                 // every request's.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::tcp::MultiRecv;
 use protocols::http1::{self, BodyDecoder, BodyEvent, BodyFraming, MethodKind, encode};
 
 use super::body::{Patience, PumpError, flush_out, read_into, write_out, write_within};
@@ -22,6 +23,7 @@ use super::message::{BodySink, BodySource, Chunk, RawDest, RawRest, RespHead};
 use super::relay::{HeadSent, ReqFacts, ResponseSink, ResponseSource};
 use crate::error::ProxyError;
 use crate::net::io::PlainSocket;
+use crate::net::multishot;
 use crate::rt::{buffers, timer};
 
 /// Pieces at least this large are written without copying them into the output buffer.
@@ -38,6 +40,10 @@ pub(crate) struct H1Source<'a, R> {
     buf: &'a mut BytesMut,
     decoder: BodyDecoder,
     patience: Patience,
+    /// The connection's multishot receive, when it may have one armed (a pooled upstream
+    /// connection): the response head is read from it; a body read or spliced from the socket
+    /// ends it first.
+    multi: Option<&'a mut Option<MultiRecv>>,
 }
 
 impl<'a, R: AsyncReadRent> H1Source<'a, R> {
@@ -62,6 +68,7 @@ impl<'a, R: AsyncReadRent> H1Source<'a, R> {
             buf,
             decoder,
             patience: patience.into(),
+            multi: None,
         }
     }
 }
@@ -92,6 +99,16 @@ impl<R: AsyncReadRent + PlainSocket> BodySource for H1Source<'_, R> {
     }
 
     async fn fill(&mut self) -> Result<(), PumpError> {
+        // A body read from the socket, in large pieces: a multishot receive ends first, and
+        // what it took is decoded before anything else is read.
+        if let Some(slot) = self.multi.as_deref_mut()
+            && slot.is_some()
+        {
+            multishot::end(slot, self.buf).await;
+            if !self.buf.is_empty() {
+                return Ok(());
+            }
+        }
         // A body being streamed: read in large pieces (fewer reads and writes per body).
         if self.buf.capacity() == 0 {
             *self.buf = buffers::take();
@@ -113,7 +130,8 @@ impl<R: AsyncReadRent + PlainSocket> BodySource for H1Source<'_, R> {
     }
 
     fn raw_rest(&self) -> Option<RawRest<'_>> {
-        if !self.buf.is_empty() {
+        // (A multishot receive still armed is ended by the next fill.)
+        if !self.buf.is_empty() || self.multi.as_ref().is_some_and(|m| m.is_some()) {
             return None;
         }
         Some(RawRest {
@@ -216,20 +234,27 @@ pub(crate) struct H1Response<'a, R> {
     keep_alive: bool,
     /// The body was wholly in the buffer when the head was parsed.
     complete: bool,
+    /// The final head and the whole body came in the multishot receive's first bytes.
+    whole: bool,
 }
 
 impl<'a, R: AsyncReadRent> H1Response<'a, R> {
+    /// `multi`: the connection's multishot receive (a pooled connection's), read first while
+    /// it is armed, and ended when the response's body does not come whole with its head.
     pub(crate) fn new(
         io: &'a mut R,
         buf: &'a mut BytesMut,
         head_request: bool,
         patience: impl Into<Patience>,
+        multi: Option<&'a mut Option<MultiRecv>>,
     ) -> Self {
         if buf.capacity() == 0 {
             *buf = buffers::take();
         }
+        let mut body = H1Source::new(io, buf, BodyFraming::None, patience);
+        body.multi = multi;
         Self {
-            body: H1Source::new(io, buf, BodyFraming::None, patience),
+            body,
             parser: http1::ResponseParser::new(),
             method: if head_request {
                 MethodKind::Head
@@ -239,7 +264,14 @@ impl<'a, R: AsyncReadRent> H1Response<'a, R> {
             framing: BodyFraming::None,
             keep_alive: false,
             complete: false,
+            whole: false,
         }
+    }
+
+    /// Whether the response came whole (head and body) in one arrival of a multishot
+    /// receive, which then stays armed for the next one.
+    pub(crate) fn came_whole(&self) -> bool {
+        self.whole
     }
 }
 
@@ -269,16 +301,28 @@ impl<R: AsyncReadRent + PlainSocket> ResponseSource for H1Response<'_, R> {
             &mut self.parser,
             self.method,
             deadline,
+            self.body.multi.as_deref_mut(),
         )
         .await?;
         if !r.is_informational() {
             self.framing = r.framing();
             self.keep_alive = r.is_keep_alive() && self.framing != BodyFraming::Close;
-            self.complete = match self.framing {
+            let complete = |buf: &BytesMut| match self.framing {
                 BodyFraming::None => true,
-                BodyFraming::Length(n) => self.body.buf.len() as u64 >= n,
+                BodyFraming::Length(n) => buf.len() as u64 >= n,
                 BodyFraming::Chunked | BodyFraming::Close => false,
             };
+            self.complete = complete(self.body.buf);
+            if let Some(slot) = self.body.multi.as_deref_mut()
+                && slot.is_some()
+            {
+                // A body still to come is read from the socket (in large pieces, or spliced).
+                self.whole = self.complete && self.keep_alive;
+                if !self.complete {
+                    multishot::end(slot, self.body.buf).await;
+                    self.complete = complete(self.body.buf);
+                }
+            }
             self.body.decoder = BodyDecoder::new(self.framing);
         }
         Ok(RespHead::H1(r))

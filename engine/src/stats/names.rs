@@ -181,6 +181,7 @@ stats! {
         upstream_cx_rx_bytes_total: Counter "bytes received from upstreams",
         upstream_cx_tx_bytes_total: Counter "bytes sent to upstreams",
         upstream_cx_pool_reuse: Counter "requests sent on a pooled (reused) connection",
+        upstream_rx_multishot_armed: Counter "multishot receives armed on pooled HTTP/1.1 connections (io_uring) whose last response came whole with its head: each takes the connection's next responses until one does not",
         upstream_rq_total: Counter "requests sent upstream",
         upstream_rq_active: Gauge "upstream requests in flight",
         upstream_rq_completed: Counter "upstream requests that received a complete response",

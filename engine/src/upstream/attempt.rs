@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::io::AsyncReadRent;
+use monoio::net::tcp::MultiRecv;
 use protocols::http1::{self, Limits, MethodKind, ResponseHead};
 
 use super::{ConnectError, Origin, Pool, Upstream};
 use crate::access_log::ResponseFlags;
 use crate::error::{Kind, Phase, ProxyError, Side};
+use crate::net::multishot;
 use crate::rt::buffers::read_into;
 use crate::shared::Outcome;
 use crate::shared_state::OccupancyGuard;
@@ -166,13 +168,15 @@ pub(crate) fn count_failure(up: &mut Upstream, err: &ProxyError) {
 }
 
 /// Read the next response head from `up` (an interim 1xx one included), waiting until
-/// `deadline` at most. Bytes after the head stay in `upbuf`.
+/// `deadline` at most. Bytes after the head stay in `upbuf`. `multi`: the connection's
+/// multishot receive, read instead of the socket while it is armed.
 pub(crate) async fn read_response_head<R: AsyncReadRent>(
     up: &mut R,
     upbuf: &mut BytesMut,
     parser: &mut http1::ResponseParser,
     method: MethodKind,
     deadline: Option<Instant>,
+    mut multi: Option<&mut Option<MultiRecv>>,
 ) -> Result<ResponseHead, ProxyError> {
     let fail = |kind| ProxyError::upstream(kind, Phase::BeforeResponse);
     let limits = Limits::default();
@@ -182,7 +186,15 @@ pub(crate) async fn read_response_head<R: AsyncReadRent>(
             Ok(None) => {}
             Err(_) => return Err(fail(Kind::Protocol)),
         }
-        match read_into(up, upbuf, deadline).await {
+        let got = match multi.as_deref_mut() {
+            Some(slot) => multishot::recv(slot, upbuf, deadline).await,
+            None => None,
+        };
+        let got = match got {
+            Some(r) => r,
+            None => read_into(up, upbuf, deadline).await,
+        };
+        match got {
             Ok(0) => return Err(fail(Kind::Reset)),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {

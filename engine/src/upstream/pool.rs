@@ -40,12 +40,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+use monoio::net::tcp::MultiRecv;
 use protocols::proxy_protocol::{self as pp, Addresses};
 
 use super::http2::H2Conn;
 use crate::codec::h2::far_future;
 use crate::config::{ClusterConfig, ProxyProtocolVersion, UpstreamProtocol};
-use crate::net::Io;
+use crate::net::{Io, multishot};
 use crate::rt::event::Event;
 use crate::rt::timer;
 use crate::shared::ClusterShared;
@@ -104,6 +105,9 @@ struct Idle {
     stream: Io,
     since: Instant,
     slots: Slots,
+    /// Its multishot receive, still armed while it waits ([`Upstream::multi`]).
+    multi: Option<MultiRecv>,
+    multi_ok: bool,
 }
 
 /// The circuit-breaker slots one open connection holds (cluster-wide and per endpoint);
@@ -130,6 +134,14 @@ pub(crate) struct Upstream {
     pub(crate) reused: bool,
     guard: OpenGuard,
     slots: Slots,
+    /// A multishot receive armed on a plain HTTP/1 connection whose responses come whole with
+    /// their heads ([`crate::net::multishot`]): kept while the connection is pooled, it takes
+    /// the next response without a submission or a poll arming. Ended before anything else
+    /// reads the socket ([`Self::end_multi`]).
+    pub(crate) multi: Option<MultiRecv>,
+    /// The last response came whole in the receive that brought its head: arm one for the
+    /// next (a connection whose bodies are long keeps them in the socket, for splice).
+    pub(crate) multi_ok: bool,
 }
 
 /// The downstream connection an upstream connection is opened for: what a PROXY protocol
@@ -365,7 +377,9 @@ impl Pool {
                 self.stats().upstream_cx_pool_reuse.inc();
                 // Reused: a keep-alive connection, worth a registered file.
                 idle.stream.use_fixed_file();
-                return Some(self.wrap(idle.stream, ep, true, idle.slots));
+                let mut up = self.wrap(idle.stream, ep, true, idle.slots);
+                (up.multi, up.multi_ok) = (idle.multi, idle.multi_ok);
+                return Some(up);
             }
             self.stats().upstream_cx_idle_timeout.inc();
             drop(idle);
@@ -616,16 +630,19 @@ impl Pool {
             reused,
             guard,
             slots,
+            multi: None,
+            multi_ok: false,
         }
     }
 
     /// Return a connection whose last exchange ended cleanly, for reuse. A connection that
     /// started with a PROXY header speaks for one client only, so it is closed instead.
-    pub(crate) fn release(&self, up: Upstream) {
+    pub(crate) fn release(&self, mut up: Upstream) {
         if self.proxy_protocol.is_some() {
             return;
         }
         let ep = up.endpoint;
+        let (multi, multi_ok) = (up.multi.take(), up.multi_ok);
         let (stream, slots) = up.into_stream();
         let mut idle = self.endpoints[ep].idle.borrow_mut();
         // Requests waiting on other workers need the slot more than this pool needs the
@@ -643,6 +660,8 @@ impl Pool {
             stream,
             since: timer::coarse_now(),
             slots,
+            multi,
+            multi_ok,
         });
         drop(idle);
         self.freed.notify_all();
@@ -728,7 +747,15 @@ impl Upstream {
         self.guard.remote = true;
     }
 
-    /// Split into the stream and the lease that keeps the connection accounted for.
+    /// Ends the multishot receive, if one is armed, appending what it received to `buf`
+    /// ([`multishot::end`]); the next use of the connection reads the socket.
+    pub(crate) async fn end_multi(&mut self, buf: &mut BytesMut) {
+        self.multi_ok = false;
+        multishot::end(&mut self.multi, buf).await;
+    }
+
+    /// Split into the stream and the lease that keeps the connection accounted for. No
+    /// multishot receive may be armed ([`Self::end_multi`]): the halves read the socket.
     pub(crate) fn into_parts(self) -> (Io, Lease) {
         let Self {
             stream,
@@ -736,7 +763,13 @@ impl Upstream {
             reused,
             guard,
             slots,
+            multi,
+            ..
         } = self;
+        debug_assert!(
+            multi.is_none(),
+            "a multishot receive armed on a split connection"
+        );
         (
             stream,
             Lease {
@@ -761,6 +794,8 @@ impl Upstream {
             reused,
             guard,
             slots,
+            multi: None,
+            multi_ok: false,
         }
     }
 
