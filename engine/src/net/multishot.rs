@@ -38,26 +38,37 @@ pub(crate) fn take_bytes(buf: &mut BytesMut, d: &[u8]) {
     buf.extend_from_slice(d);
 }
 
-/// The next bytes of the receive armed in `slot`, appended to `buf`, waiting until `deadline`
-/// at most (`TimedOut`; nothing is lost, the receive stays armed); `Ok(0)` at the end of the
-/// stream. `None`: no receive is armed, or the ring ran out of buffers (nothing was taken):
-/// read the socket instead. A receive that ended is taken out of `slot`.
+/// The next bytes of the receive armed in `slot`, appended to `buf`; `Ok(0)` at the end of
+/// the stream, `ENOBUFS` when the ring ran out of buffers (nothing taken). `None`: no receive
+/// is armed. A receive that ended (the peer's close, an error) is taken out of `slot`.
+/// Dropped before it is ready, it loses nothing: the receive stays armed.
+pub(crate) async fn next(
+    slot: &mut Option<MultiRecv>,
+    buf: &mut BytesMut,
+) -> Option<io::Result<usize>> {
+    let m = slot.as_mut()?;
+    let got = m.recv(|d| take_bytes(buf, d)).await;
+    if m.is_ended() {
+        *slot = None;
+    }
+    Some(got)
+}
+
+/// [`next`], waiting until `deadline` at most (`TimedOut`; nothing is lost, the receive stays
+/// armed). `None` also when the ring ran out of buffers: read the socket instead.
 pub(crate) async fn recv(
     slot: &mut Option<MultiRecv>,
     buf: &mut BytesMut,
     deadline: Option<Instant>,
 ) -> Option<io::Result<usize>> {
-    let m = slot.as_mut()?;
+    slot.as_ref()?;
     let got = match deadline {
         Some(at) => monoio::select! {
-            r = m.recv(|d| take_bytes(buf, d)) => r,
+            r = next(slot, buf) => r?,
             _ = timer::sleep_until(at) => Err(io::ErrorKind::TimedOut.into()),
         },
-        None => m.recv(|d| take_bytes(buf, d)).await,
+        None => next(slot, buf).await?,
     };
-    if m.is_ended() {
-        *slot = None;
-    }
     match got {
         Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => None,
         r => Some(r),

@@ -66,17 +66,10 @@ impl Downstream {
         multishot::end(&mut self.multi, &mut self.buf).await;
     }
 
-    /// The next bytes of the armed multishot receive, appended to [`Self::buf`]; the receive
-    /// is taken out once it has ended (the peer's close, an error, a ring out of buffers).
-    /// `None`: none is armed. Dropped before it is ready, it loses nothing.
+    /// The next bytes of the armed multishot receive, appended to [`Self::buf`]
+    /// ([`multishot::next`]). `None`: none is armed.
     async fn recv_multi(&mut self) -> Option<std::io::Result<usize>> {
-        let m = self.multi.as_mut()?;
-        let buf = &mut self.buf;
-        let got = m.recv(|d| multishot::take_bytes(buf, d)).await;
-        if m.is_ended() {
-            self.multi = None;
-        }
-        Some(got)
+        multishot::next(&mut self.multi, &mut self.buf).await
     }
 }
 
