@@ -1402,7 +1402,7 @@ impl<'a> Exchange<'a> {
     /// response at the same time.
     async fn stream_h1(
         &mut self,
-        up: Upstream,
+        mut up: Upstream,
         first_out: BytesMut,
         framing: OutFraming,
         decoder: BodyDecoder,
@@ -1410,7 +1410,6 @@ impl<'a> Exchange<'a> {
         deadline: Option<Instant>,
     ) {
         let cluster = up.cluster().clone();
-        let mut up = up;
         let mut upbuf = BytesMut::new();
         up.end_multi(&mut upbuf).await;
         let (upstream, lease) = up.into_parts();
@@ -1526,8 +1525,8 @@ impl<'a> Exchange<'a> {
     /// Settle both connections after an exchange with an HTTP/1 upstream ended.
     async fn finish_h1(
         &mut self,
-        up: Upstream,
-        upbuf: BytesMut,
+        mut up: Upstream,
+        mut upbuf: BytesMut,
         relayed: Relayed<'_>,
         body_done: bool,
     ) {
@@ -1558,7 +1557,6 @@ impl<'a> Exchange<'a> {
                 let idle = self.opts().idle_timeout;
                 // The tunnel reads the upstream's socket: bytes a multishot receive took after
                 // the 101 go first.
-                let (mut up, mut upbuf) = (up, upbuf);
                 up.end_multi(&mut upbuf).await;
                 let (upstream, lease) = up.into_parts();
                 // Boxed: upgrades are rare, and the tunnel's future would otherwise size
@@ -1585,7 +1583,6 @@ impl<'a> Exchange<'a> {
                     .await;
             }
             Relayed::Failed(err) => {
-                let mut up = up;
                 upstream::count_failure(&mut up, &err);
                 drop(up);
                 self.fail(err).await;
