@@ -163,11 +163,11 @@ def best_peer(meds, key, higher_is_better):
     return max(cands) if higher_is_better else min(cands)
 
 
-def paired(byrep, key, a, b, lower_is_better=True):
-    """A's figure KEY over B's within each repetition both ran: 'median (min–max; A better in
-    k of n)', or None. The targets of one repetition run back to back, so a pair shares the
-    machine's state of the moment; the ratio of medians mixes repetitions and carries the
-    machine's drift between them."""
+def paired(byrep, key, a, b):
+    """A's figure KEY (lower is better) over B's within each repetition both ran: 'median
+    (min–max; A lower in k of n)', or None. The targets of one repetition run back to back, so
+    a pair shares the machine's state of the moment; the ratio of medians mixes repetitions
+    and carries the machine's drift between them."""
     reps = sorted(set(byrep.get(a, {})) & set(byrep.get(b, {})))
     pairs = []
     for rep in reps:
@@ -176,24 +176,25 @@ def paired(byrep, key, a, b, lower_is_better=True):
             pairs.append(x / y)
     if not pairs:
         return None
-    better = sum(1 for q in pairs if (q < 1 if lower_is_better else q > 1))
     text = f"{statistics.median(pairs):.2f}"
     if len(pairs) > 1:
-        side = "lower" if lower_is_better else "higher"
-        text += f" ({min(pairs):.2f}–{max(pairs):.2f}; {a} {side} in {better} of {len(pairs)})"
+        lower = sum(1 for q in pairs if q < 1)
+        text += f" ({min(pairs):.2f}–{max(pairs):.2f}; {a} lower in {lower} of {len(pairs)})"
     return text
 
 
-def paired_line(byrep, key, what, lower_is_better=True):
+def paired_line(byrep, key, what):
     """ringway against every other target that ran, paired by repetition, as one line."""
+    if "ringway" not in byrep:
+        return None
     parts = []
     for t in ORDER:
         if t in ("baseline", "ringway") or t not in byrep:
             continue
-        q = paired(byrep, key, "ringway", t, lower_is_better)
+        q = paired(byrep, key, "ringway", t)
         if q:
             parts.append(f"ringway / {t} {q}")
-    if not parts or "ringway" not in byrep:
+    if not parts:
         return None
     return f"Paired by repetition ({what}, each repetition's ratio, then their median): " + \
         "; ".join(parts) + "."
@@ -332,6 +333,12 @@ def main():
         return "; ".join(out)
 
     p = print
+
+    def show_paired(byrep, key, what):
+        """The paired-by-repetition line under a table, when there was more than one."""
+        line = paired_line(byrep, key, what) if args.reps > 1 else None
+        if line:
+            p("\n" + line)
     if args.workers == 1:
         p("# ringway side-by-side benchmark\n")
     elif args.shared_cores:
@@ -510,9 +517,7 @@ def main():
                   "K. 0 to N counts it too.")
             for key, what in (("per", "bytes per idle connection, 0 to N"),
                               ("marginal", "bytes per idle connection, K to N")):
-                line = paired_line(byrep, key, what)
-                if line and args.reps > 1:
-                    p("\n" + line)
+                show_paired(byrep, key, what)
         elif scen == "tcp":
             direct = meds.get("baseline", {}).get("gbps")
             p("| target | Gbit/s | ratio to direct | CPU ms/GB | busy % | core % | load core % "
@@ -529,9 +534,7 @@ def main():
                 m = meds["ringway"]
                 cells = [ratio(m.get(k), best_peer(meds, k, k == "gbps")) for k in ("gbps", "cpu", "rss")]
                 p(f"| ringway / best peer | {cells[0]} | | {cells[1]} | | | | | {cells[2]} |")
-            line = paired_line(byrep, "cpu", "CPU ms/GB")
-            if line and args.reps > 1:
-                p("\n" + line)
+            show_paired(byrep, "cpu", "CPU ms/GB")
             p("\nbaseline = iperf3 client straight to the iperf3 server (both on the load core). "
               "CPU ms/GB: the proxy's utime + stime over the run per 10^9 bytes received.")
         elif scen in H2LOAD_SCENARIOS:
@@ -560,10 +563,8 @@ def main():
                 cells = [ratio(m.get(k), best_peer(meds, k, k == "rps")) for k in ("rps", "mean", "cpu")]
                 p("| ringway / best peer | " + " | ".join(cells) + " | | | | "
                   + ratio(m.get("rss"), best_peer(meds, "rss", False)) + " |" + (" | |" if grpc else ""))
-            line = paired_line({t: r for t, r in byrep.items() if t not in unsupported},
-                               "cpu", "CPU µs/request")
-            if line and args.reps > 1:
-                p("\n" + line)
+            show_paired({t: r for t, r in byrep.items() if t not in unsupported},
+                        "cpu", "CPU µs/request")
             p("\nh2load prints no percentiles: mean is its mean time per request. requests/s "
               "counts 2xx responses only.")
             if scen == "h2tls":
@@ -593,9 +594,7 @@ def main():
                 p("| ringway / best peer | " + " | ".join(cells) + " | | | | "
                   + ratio(m.get("rss"), best_peer(meds, "rss", False)) + " |")
             for key, what in (("cpu", "CPU µs/request"), ("p99", "p99")):
-                line = paired_line(byrep, key, what)
-                if line and args.reps > 1:
-                    p("\n" + line)
+                show_paired(byrep, key, what)
             if "baseline" in rows:
                 p("\nbaseline = wrk straight to the backend; its CPU and busy % are the backend's own.")
             if scen == "https":
