@@ -525,6 +525,12 @@ mod tests {
         monoio::utils::detect_uring().then(|| crate::rt::driver::uring_runtime(256).unwrap())
     }
 
+    /// [`uring`] where it defers its task work, which giving the ring's pages back needs.
+    fn deferred_uring() -> Option<monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>>
+    {
+        uring().filter(|_| crate::rt::driver::task_work_deferred())
+    }
+
     /// What `conn` holds in its buffer, then what its socket gives until the end of the stream.
     async fn read_to_end(conn: &mut Downstream) -> Vec<u8> {
         let mut got = conn.buf.to_vec();
@@ -537,6 +543,18 @@ mod tests {
                 Err(e) => panic!("after {} bytes: {e}", got.len()),
             }
         }
+    }
+
+    /// `len` bytes from `m`, which must not end before.
+    async fn receive(m: &mut MultiRecv, len: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < len {
+            match m.recv(|d| got.extend_from_slice(d)).await {
+                Ok(n) if n > 0 => {}
+                end => panic!("after {} bytes: {end:?}", got.len()),
+            }
+        }
+        got
     }
 
     fn downstream(s: TcpStream) -> Downstream {
@@ -625,13 +643,17 @@ mod tests {
 
     /// A peer that sends more than the ring holds while nothing takes it: the receive ends
     /// with `ENOBUFS` after the bytes that fit, none lost (ordinary reads get the rest), and
-    /// the buffers it used come back as they are taken (a second connection fills the
-    /// ring's share again).
+    /// the buffers it used come back as they are taken. The ring provides 16 buffers at
+    /// first and twice as many each time more than half are out, so each round fills at
+    /// least as many as the one before, and by the fifth the ring has grown to its 256.
     #[test]
-    fn a_ring_out_of_buffers_ends_the_receive_and_loses_no_bytes() {
+    fn a_ring_out_of_buffers_ends_the_receive_loses_no_bytes_and_grows() {
         let Some(mut rt) = uring() else { return };
         rt.block_on(async {
-            for round in 0..2 {
+            let provided = monoio::net::tcp::provided_buffers;
+            assert_eq!(provided(), Some(16), "a fresh ring's first buffers");
+            let mut before = 0;
+            for round in 0..5 {
                 let want = pattern(3 << 20, round);
                 let (s, c) = accepted(vec![want.clone()], Duration::ZERO).await;
                 let mut conn = downstream(s);
@@ -652,13 +674,117 @@ mod tests {
                     }
                 };
                 assert_eq!(end, Some(libc::ENOBUFS), "round {round}");
-                assert!(completions >= 128, "{completions} buffers before the end");
+                assert!(
+                    completions >= before,
+                    "round {round}: {completions} buffers before the end, {before} the round before"
+                );
+                before = completions;
+                if round == 4 {
+                    assert!(completions >= 128, "the ring grew to {completions} buffers");
+                }
+                assert!(
+                    provided() > Some(16),
+                    "round {round}: the ring did not grow"
+                );
                 conn.multi = None;
                 let got = read_to_end(&mut conn).await;
                 assert!(got == want, "{} bytes of {}", got.len(), want.len());
                 drop(conn);
                 assert!(joined(c).await);
             }
+        });
+    }
+
+    /// Arrivals taken as they come never pile up: the ring keeps its first 16 buffers, so a
+    /// worker that is never flooded touches 64 KiB of its ring's memory, not 1 MiB. The peer
+    /// sends each piece after the one before was answered, so at most one is out at a time.
+    #[test]
+    fn a_ring_whose_arrivals_are_taken_as_they_come_stays_small() {
+        use monoio::io::AsyncWriteRentExt;
+        let Some(mut rt) = uring() else { return };
+        rt.block_on(async {
+            let pieces: Vec<Vec<u8>> = (0..200).map(|i| pattern(100, i)).collect();
+            let want = pieces.concat();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let c = std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                pieces.iter().all(|p| {
+                    let mut ack = [0u8; 1];
+                    c.write_all(p).is_ok() && c.read_exact(&mut ack).is_ok()
+                })
+            });
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut m = s.recv_multishot().expect("armed");
+            let mut got = Vec::new();
+            while got.len() < want.len() {
+                match m.recv(|d| got.extend_from_slice(d)).await {
+                    Ok(n) if n > 0 => {}
+                    end => panic!("after {} bytes: {end:?}", got.len()),
+                }
+                if got.len() % 100 == 0 {
+                    let (res, _) = s.write_all(vec![1u8]).await;
+                    res.unwrap();
+                }
+            }
+            assert!(got == want, "{} bytes of {}", got.len(), want.len());
+            assert_eq!(monoio::net::tcp::provided_buffers(), Some(16));
+            drop((m, s));
+            assert!(joined(c).await);
+        });
+    }
+
+    /// The pages of the ring's buffers go back to the system after a quiet second (one call
+    /// to end the second bytes came in, one to find it quiet), and bytes that come later land
+    /// in fresh pages intact.
+    #[test]
+    fn a_quiet_ring_gives_its_pages_back_and_fills_them_again_intact() {
+        let Some(mut rt) = deferred_uring() else {
+            return;
+        };
+        rt.block_on(async {
+            let release = monoio::net::tcp::release_idle_buffers;
+            for round in 0..3 {
+                let want = pattern(40_000, round);
+                let (s, c) = accepted(vec![want.clone()], Duration::ZERO).await;
+                let mut m = s.recv_multishot().expect("armed");
+                let got = receive(&mut m, want.len()).await;
+                assert!(got == want, "round {round}: the bytes changed");
+                assert!(
+                    !release(),
+                    "round {round}: released in the second bytes came"
+                );
+                assert!(
+                    release(),
+                    "round {round}: not released after a quiet second"
+                );
+                assert!(!release(), "round {round}: released twice");
+                drop((m, s));
+                assert!(joined(c).await);
+            }
+        });
+    }
+
+    /// Buffers holding bytes nobody has taken yet keep their pages, however quiet the ring.
+    #[test]
+    fn a_ring_holding_bytes_not_taken_keeps_its_pages() {
+        let Some(mut rt) = deferred_uring() else {
+            return;
+        };
+        rt.block_on(async {
+            let release = monoio::net::tcp::release_idle_buffers;
+            let want = pattern(3 * 4096, 9);
+            let (s, c) = accepted(vec![want.clone()], Duration::ZERO).await;
+            let mut m = s.recv_multishot().expect("armed");
+            // The bytes land in the ring while nothing takes them.
+            monoio::time::sleep(Duration::from_millis(100)).await;
+            release();
+            assert!(!release(), "released while bytes were waiting in the ring");
+            let got = receive(&mut m, want.len()).await;
+            assert!(got == want, "the bytes changed");
+            drop((m, s));
+            assert!(joined(c).await);
         });
     }
 

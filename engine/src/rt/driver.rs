@@ -23,6 +23,18 @@ impl IoDriver {
     }
 }
 
+thread_local! {
+    static DEFERRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread's last [`uring_runtime`] defers its task work (DEFER_TASKRUN): the
+/// kernel then touches the ring's provided buffers only while the thread is in
+/// `io_uring_enter`, never between two instructions of ours, which giving their pages back
+/// (`monoio::net::tcp::release_idle_buffers`) needs.
+pub(crate) fn task_work_deferred() -> bool {
+    DEFERRED.get()
+}
+
 /// A worker's io_uring runtime (with the timer), `entries` submission entries. Completions from
 /// other CPUs (the peer's softirq on loopback) queue task work on this thread: DEFER_TASKRUN
 /// runs it at our next ring entry with GETEVENTS instead of interrupting us with an IPI and a
@@ -35,11 +47,13 @@ pub(crate) fn uring_runtime(
     defer.setup_single_issuer().setup_defer_taskrun();
     let mut coop = io_uring::IoUring::builder();
     coop.setup_coop_taskrun().setup_taskrun_flag();
-    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+    let deferred = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .uring_builder(defer)
         .with_entries(entries)
         .enable_timer()
-        .build()
+        .build();
+    DEFERRED.set(deferred.is_ok());
+    deferred
         .or_else(|_| {
             monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                 .uring_builder(coop)

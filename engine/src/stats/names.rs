@@ -7,6 +7,7 @@ stats! {
     pub struct ServerStats {
         total_connections: Gauge "downstream connections open on all listeners",
         config_updates_total: Counter "configuration snapshots picked up by workers",
+        io_uring_provided_buffers: Gauge "4 KiB buffers the workers' io_uring rings provide for multishot receives: 16 per worker at first, doubled whenever more than half are in use, up to 256 (read once a second)",
     }
 }
 

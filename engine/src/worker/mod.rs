@@ -260,7 +260,10 @@ fn reload_certificates(local: &Local, now: Instant) {
 }
 
 async fn housekeeping(worker: Rc<Worker>) {
+    let server = worker.shared.admin.stats.server().core(worker.core);
     loop {
+        let provided = monoio::net::tcp::provided_buffers().unwrap_or(0);
+        server.io_uring_provided_buffers.set(provided as i64);
         monoio::select! {
             _ = monoio::time::sleep(HOUSEKEEPING_INTERVAL) => {}
             _ = worker.drain.wait() => break,
@@ -278,9 +281,13 @@ async fn housekeeping(worker: Rc<Worker>) {
             close_parked(&worker, p, true);
         }
         // Pooled buffers a quiet second did not use go back to the allocator, which the
-        // collection then returns to the system.
+        // collection then returns to the system; so do the pages of the io_uring ring's
+        // provided buffers when nothing arrived in them for a second.
         crate::rt::buffers::trim();
         crate::sys::gather::trim();
+        if crate::rt::driver::task_work_deferred() {
+            monoio::net::tcp::release_idle_buffers();
+        }
         crate::sys::allocator_collect();
     }
 }

@@ -504,12 +504,17 @@ impl UringInner {
                     self.poll.tick(Some(Duration::ZERO))?;
                 }
                 _ if index >= MIN_REVERSED_USERDATA => (),
-                _ => self.ops.complete(
-                    index as _,
-                    resultify(&cqe),
-                    cqe.flags(),
-                    self.bufs.as_mut(),
-                ),
+                _ => {
+                    if let Some(bufs) = self.bufs.as_mut() {
+                        bufs.filled(cqe.flags());
+                    }
+                    self.ops.complete(
+                        index as _,
+                        resultify(&cqe),
+                        cqe.flags(),
+                        self.bufs.as_mut(),
+                    )
+                }
             }
         }
         Ok(())
@@ -661,6 +666,24 @@ impl UringInner {
             let _ = inner.submit();
             let _ = inner.uring.submission().push(&cancel);
         }
+    }
+
+    /// ringway patch: gives the provided buffers' pages back if the ring has been quiet
+    /// since the last call (`BufRing::release_if_quiet`); whether it did.
+    pub(crate) fn release_idle_buffers(this: &Rc<UnsafeCell<UringInner>>) -> bool {
+        let inner = unsafe { &mut *this.get() };
+        let settled =
+            !inner.uring.submission().cq_overflow() && inner.uring.completion().is_empty();
+        match inner.bufs.as_mut() {
+            Some(b) => b.release_if_quiet(settled),
+            None => false,
+        }
+    }
+
+    /// ringway patch: the ring's provided buffers in circulation, if it has a ring.
+    pub(crate) fn provided_buffers(this: &Rc<UnsafeCell<UringInner>>) -> Option<usize> {
+        let inner = unsafe { &*this.get() };
+        inner.bufs.as_ref().map(|b| b.provided())
     }
 
     /// ringway patch: arms a multishot receive on `fd` into the ring's provided buffers; its

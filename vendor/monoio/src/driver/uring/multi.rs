@@ -19,6 +19,11 @@ use io_uring::{cqueue, types::BufRingEntry, IoUring};
 pub(crate) const BGID: u16 = 0;
 /// Buffers in the ring (a power of two).
 const ENTRIES: u16 = 256;
+/// Buffers provided at first. Whenever more than half of those provided are out (filled by
+/// the kernel and not yet given back), as many again are provided, up to `ENTRIES`. The
+/// kernel takes buffers in ring order, so every buffer provided is soon touched: a worker
+/// whose arrivals never pile up keeps 64 KiB of them resident, not the whole 1 MiB.
+const FIRST: u16 = 16;
 /// Bytes in each buffer.
 pub(crate) const BUF_SIZE: u32 = 4096;
 
@@ -28,6 +33,14 @@ pub(crate) struct BufRing {
     bufs: *mut u8,
     /// The next entry the application fills (the kernel consumes from its head).
     tail: u16,
+    /// Buffers `0..provided` are in circulation.
+    provided: u16,
+    /// Of those, the ones the kernel filled that have not been given back.
+    out: u16,
+    /// Buffers filled since the last [`release_if_quiet`](Self::release_if_quiet).
+    fills: u32,
+    /// The buffers' pages were given back and nothing was filled since.
+    released: bool,
 }
 
 impl BufRing {
@@ -36,27 +49,44 @@ impl BufRing {
             .expect("layout")
     }
 
-    fn bufs_layout() -> Layout {
-        Layout::from_size_align(ENTRIES as usize * BUF_SIZE as usize, 4096).expect("layout")
+    fn bufs_len() -> usize {
+        ENTRIES as usize * BUF_SIZE as usize
     }
 
-    /// A ring with every buffer provided, registered with `uring`; `None` where the kernel
+    /// A ring with its first buffers provided, registered with `uring`; `None` where the kernel
     /// has no buffer rings (before 5.19) or refuses it.
     pub(crate) fn register(uring: &IoUring) -> Option<Self> {
-        // SAFETY: both layouts have a non-zero size.
+        // SAFETY: the layout has a non-zero size.
         let ring = unsafe { alloc_zeroed(Self::ring_layout()) } as *mut BufRingEntry;
         if ring.is_null() {
             return None;
         }
-        let bufs = unsafe { alloc_zeroed(Self::bufs_layout()) };
-        if bufs.is_null() {
+        // Mapped, not allocated: its pages are given back with `madvise` while it is quiet,
+        // which must not touch memory an allocator manages.
+        // SAFETY: an anonymous private mapping; the result is checked.
+        let bufs = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::bufs_len(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if bufs == libc::MAP_FAILED {
             unsafe { dealloc(ring as *mut u8, Self::ring_layout()) };
             return None;
         }
+        let bufs = bufs as *mut u8;
         let mut me = BufRing {
             ring,
             bufs,
             tail: 0,
+            provided: 0,
+            out: 0,
+            fills: 0,
+            released: false,
         };
         // SAFETY: the ring's memory lives until `Drop`, which runs after the uring is gone
         // (the driver drops its ring first).
@@ -64,11 +94,36 @@ impl BufRing {
         if registered.is_err() {
             return None; // Drop frees the memory
         }
-        for bid in 0..ENTRIES {
-            me.push(bid);
-        }
-        me.publish();
+        me.provide(FIRST);
         Some(me)
+    }
+
+    /// Puts buffers `provided..to` in circulation.
+    fn provide(&mut self, to: u16) {
+        for bid in self.provided..to {
+            self.push(bid);
+        }
+        self.provided = to;
+        self.publish();
+    }
+
+    /// Buffers in circulation: `FIRST`, or the most that were ever needed.
+    pub(crate) fn provided(&self) -> usize {
+        self.provided as usize
+    }
+
+    /// Notes a completion: with a buffer, the kernel filled it; more are provided when more
+    /// than half are out.
+    pub(crate) fn filled(&mut self, flags: u32) {
+        if buffer_of(flags).is_none() {
+            return;
+        }
+        self.out += 1;
+        self.fills += 1;
+        self.released = false;
+        if self.out > self.provided / 2 && self.provided < ENTRIES {
+            self.provide((self.provided * 2).min(ENTRIES));
+        }
     }
 
     fn push(&mut self, bid: u16) {
@@ -90,8 +145,35 @@ impl BufRing {
         }
     }
 
+    /// Gives the buffers' pages back to the system when none was filled since the last call
+    /// and none is out, so that a worker gone quiet holds none of them (the kernel faults in
+    /// fresh zeroed pages as it fills buffers again). `settled`: no completion is waiting to
+    /// be reaped, in the ring or overflowed, so every filled buffer is counted in `out`. The
+    /// ring must defer its task work (`IORING_SETUP_DEFER_TASKRUN`), so that the kernel fills
+    /// buffers only inside `io_uring_enter` and none is being filled now.
+    /// Whether the pages were given back.
+    pub(crate) fn release_if_quiet(&mut self, settled: bool) -> bool {
+        let quiet = self.fills == 0;
+        self.fills = 0;
+        if !quiet || !settled || self.out != 0 || self.released {
+            return false;
+        }
+        // SAFETY: the range is this ring's own mapping; no buffer in it holds bytes anyone
+        // will read (none is out), and the kernel is not writing to it (above).
+        let r = unsafe {
+            libc::madvise(
+                self.bufs as *mut libc::c_void,
+                self.provided as usize * BUF_SIZE as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        self.released = r == 0;
+        self.released
+    }
+
     /// Gives buffer `bid` back to the kernel.
     pub(crate) fn recycle(&mut self, bid: u16) {
+        self.out -= 1;
         self.push(bid);
         self.publish();
     }
@@ -108,10 +190,10 @@ impl BufRing {
 
 impl Drop for BufRing {
     fn drop(&mut self) {
-        // SAFETY: allocated in `register` with these layouts.
+        // SAFETY: allocated and mapped in `register`, with these sizes.
         unsafe {
             dealloc(self.ring as *mut u8, Self::ring_layout());
-            dealloc(self.bufs, Self::bufs_layout());
+            libc::munmap(self.bufs as *mut libc::c_void, Self::bufs_len());
         }
     }
 }

@@ -8,7 +8,7 @@ mod stream;
 mod tfo;
 
 pub use listener::TcpListener;
-pub use multi::MultiRecv;
+pub use multi::{provided_buffers, release_idle_buffers, MultiRecv};
 pub use split::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 pub use stream::{TcpConnectOpts, TcpStream};
 

@@ -34,6 +34,43 @@ impl std::fmt::Debug for MultiRecv {
     }
 }
 
+/// ringway patch: how many provided buffers the current thread's ring has in circulation for
+/// multishot receives (a few at first, more as arrivals pile up); `None` where the runtime is
+/// not io_uring or has no buffer ring.
+pub fn provided_buffers() -> Option<usize> {
+    #[cfg(all(target_os = "linux", feature = "iouring"))]
+    {
+        crate::driver::CURRENT.with(|inner| match inner {
+            crate::driver::Inner::Uring(r) => crate::driver::UringInner::provided_buffers(r),
+            #[cfg(feature = "legacy")]
+            crate::driver::Inner::Legacy(_) => None,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", feature = "iouring")))]
+    None
+}
+
+/// ringway patch: gives the pages of the current thread's provided buffers back to the system
+/// if none was filled since the last call and none holds bytes not yet taken (call it about
+/// once a second: a worker gone quiet then holds none of them); whether it did. `false` where
+/// the runtime is not io_uring or has no buffer ring.
+///
+/// Only for a ring set up with `IORING_SETUP_DEFER_TASKRUN`: the kernel then fills buffers
+/// only inside `io_uring_enter`. Otherwise its task work may run on any return to user space
+/// (an interrupt), and could fill a buffer between this function's checks and the release.
+pub fn release_idle_buffers() -> bool {
+    #[cfg(all(target_os = "linux", feature = "iouring"))]
+    {
+        crate::driver::CURRENT.with(|inner| match inner {
+            crate::driver::Inner::Uring(r) => crate::driver::UringInner::release_idle_buffers(r),
+            #[cfg(feature = "legacy")]
+            crate::driver::Inner::Legacy(_) => false,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", feature = "iouring")))]
+    false
+}
+
 impl TcpStream {
     /// ringway patch: arms a multishot receive on this stream; `None` where the runtime is not
     /// io_uring or the ring has no provided buffers (kernels before 5.19, or refused). The
