@@ -719,14 +719,9 @@ mod tests {
             let mut m = s.recv_multishot().expect("armed");
             let mut got = Vec::new();
             while got.len() < want.len() {
-                match m.recv(|d| got.extend_from_slice(d)).await {
-                    Ok(n) if n > 0 => {}
-                    end => panic!("after {} bytes: {end:?}", got.len()),
-                }
-                if got.len() % 100 == 0 {
-                    let (res, _) = s.write_all(vec![1u8]).await;
-                    res.unwrap();
-                }
+                got.extend(receive(&mut m, 100).await);
+                let (res, _) = s.write_all(vec![1u8]).await;
+                res.unwrap();
             }
             assert!(got == want, "{} bytes of {}", got.len(), want.len());
             assert_eq!(monoio::net::tcp::provided_buffers(), Some(16));

@@ -504,17 +504,12 @@ impl UringInner {
                     self.poll.tick(Some(Duration::ZERO))?;
                 }
                 _ if index >= MIN_REVERSED_USERDATA => (),
-                _ => {
-                    if let Some(bufs) = self.bufs.as_mut() {
-                        bufs.filled(cqe.flags());
-                    }
-                    self.ops.complete(
-                        index as _,
-                        resultify(&cqe),
-                        cqe.flags(),
-                        self.bufs.as_mut(),
-                    )
-                }
+                _ => self.ops.complete(
+                    index as _,
+                    resultify(&cqe),
+                    cqe.flags(),
+                    self.bufs.as_mut(),
+                ),
             }
         }
         Ok(())
@@ -821,8 +816,11 @@ impl Ops {
         index: usize,
         result: io::Result<u32>,
         flags: u32,
-        bufs: Option<&mut multi::BufRing>,
+        mut bufs: Option<&mut multi::BufRing>,
     ) {
+        if let Some(b) = bufs.as_deref_mut() {
+            b.filled(flags);
+        }
         let lifecycle = unsafe { self.slab.get(index).unwrap_unchecked() };
         lifecycle.complete(result, flags, bufs);
     }

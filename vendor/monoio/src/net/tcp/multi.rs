@@ -34,18 +34,24 @@ impl std::fmt::Debug for MultiRecv {
     }
 }
 
+/// `f` given the current thread's io_uring driver; `None` where the runtime is not io_uring.
+#[cfg(all(target_os = "linux", feature = "iouring"))]
+fn with_uring<T>(
+    f: impl FnOnce(&std::rc::Rc<std::cell::UnsafeCell<crate::driver::UringInner>>) -> Option<T>,
+) -> Option<T> {
+    crate::driver::CURRENT.with(|inner| match inner {
+        crate::driver::Inner::Uring(r) => f(r),
+        #[cfg(feature = "legacy")]
+        crate::driver::Inner::Legacy(_) => None,
+    })
+}
+
 /// ringway patch: how many provided buffers the current thread's ring has in circulation for
 /// multishot receives (a few at first, more as arrivals pile up); `None` where the runtime is
 /// not io_uring or has no buffer ring.
 pub fn provided_buffers() -> Option<usize> {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
-    {
-        crate::driver::CURRENT.with(|inner| match inner {
-            crate::driver::Inner::Uring(r) => crate::driver::UringInner::provided_buffers(r),
-            #[cfg(feature = "legacy")]
-            crate::driver::Inner::Legacy(_) => None,
-        })
-    }
+    return with_uring(crate::driver::UringInner::provided_buffers);
     #[cfg(not(all(target_os = "linux", feature = "iouring")))]
     None
 }
@@ -60,13 +66,8 @@ pub fn provided_buffers() -> Option<usize> {
 /// (an interrupt), and could fill a buffer between this function's checks and the release.
 pub fn release_idle_buffers() -> bool {
     #[cfg(all(target_os = "linux", feature = "iouring"))]
-    {
-        crate::driver::CURRENT.with(|inner| match inner {
-            crate::driver::Inner::Uring(r) => crate::driver::UringInner::release_idle_buffers(r),
-            #[cfg(feature = "legacy")]
-            crate::driver::Inner::Legacy(_) => false,
-        })
-    }
+    return with_uring(|r| Some(crate::driver::UringInner::release_idle_buffers(r)))
+        .unwrap_or(false);
     #[cfg(not(all(target_os = "linux", feature = "iouring")))]
     false
 }
@@ -77,21 +78,15 @@ impl TcpStream {
     /// stream's other reads must wait until it has ended: both would take the same bytes.
     pub fn recv_multishot(&self) -> Option<MultiRecv> {
         #[cfg(all(target_os = "linux", feature = "iouring"))]
-        {
-            crate::driver::CURRENT.with(|inner| match inner {
-                crate::driver::Inner::Uring(r) => {
-                    let index = crate::driver::UringInner::submit_recv_multi(r, &self.fd)?;
-                    Some(MultiRecv {
-                        driver: r.clone(),
-                        index,
-                        fd: Some(self.fd.clone()),
-                        ended: false,
-                    })
-                }
-                #[cfg(feature = "legacy")]
-                crate::driver::Inner::Legacy(_) => None,
+        return with_uring(|r| {
+            let index = crate::driver::UringInner::submit_recv_multi(r, &self.fd)?;
+            Some(MultiRecv {
+                driver: r.clone(),
+                index,
+                fd: Some(self.fd.clone()),
+                ended: false,
             })
-        }
+        });
         #[cfg(not(all(target_os = "linux", feature = "iouring")))]
         None
     }
